@@ -1,0 +1,202 @@
+// IP address parsing and CIDR arithmetic shared by the event normalizer, the policy
+// (allow-lists, IPv6 /64 aggregation) and the nft writer. Addresses travel through the
+// pipeline as canonical text (RFC 5952 for IPv6) so that equal addresses are equal strings
+// and can key Maps without further work.
+
+export type IpFamily = 4 | 6;
+
+export interface IpAddress {
+  readonly family: IpFamily;
+  /** Canonical text: dotted quad, or RFC 5952 lower-case compressed IPv6. */
+  readonly text: string;
+}
+
+export interface Cidr {
+  readonly family: IpFamily;
+  readonly prefixLength: number;
+  /** Network address as canonical text (host bits cleared). */
+  readonly network: string;
+  /** `network/prefixLength`, or just the address for a full-length prefix. */
+  readonly text: string;
+  /** Network as a bigint, for containment tests. */
+  readonly value: bigint;
+}
+
+const IPV4_PART = /^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)$/;
+
+function parseV4Parts(s: string): number[] | null {
+  const parts = s.split('.');
+  if (parts.length !== 4) return null;
+  const out: number[] = [];
+  for (const p of parts) {
+    if (!IPV4_PART.test(p)) return null;
+    out.push(Number(p));
+  }
+  return out;
+}
+
+/** Parses IPv6 text into 8 16-bit groups, or null. Accepts an embedded IPv4 tail. */
+function parseV6Groups(input: string): number[] | null {
+  let s = input;
+  // Scoped addresses (`fe80::1%eth0`) never come from the network.
+  if (s.indexOf('%') !== -1 || s.length < 2 || s.length > 45) return null;
+  const lastColon = s.lastIndexOf(':');
+  if (s.indexOf('.', lastColon) !== -1) {
+    // Embedded IPv4 tail (`::ffff:192.0.2.1`): rewrite it as two hex groups.
+    const v4 = parseV4Parts(s.slice(lastColon + 1));
+    if (!v4) return null;
+    s = `${s.slice(0, lastColon + 1)}${((v4[0]! << 8) | v4[1]!).toString(16)}:${((v4[2]! << 8) | v4[3]!).toString(16)}`;
+  }
+  const dbl = s.indexOf('::');
+  if (dbl !== -1 && s.indexOf('::', dbl + 1) !== -1) return null;
+  const parseList = (part: string): number[] | null => {
+    if (part === '') return [];
+    const groups = part.split(':');
+    const out: number[] = [];
+    for (const g of groups) {
+      if (g.length < 1 || g.length > 4 || !/^[0-9a-fA-F]+$/.test(g)) return null;
+      out.push(parseInt(g, 16));
+    }
+    return out;
+  };
+  const want = 8;
+  let groups: number[];
+  if (dbl === -1) {
+    const all = parseList(s);
+    if (!all || all.length !== want) return null;
+    groups = all;
+  } else {
+    const head = parseList(s.slice(0, dbl));
+    const rest = parseList(s.slice(dbl + 2));
+    if (!head || !rest || head.length + rest.length > want - 1) return null;
+    groups = [...head, ...new Array<number>(want - head.length - rest.length).fill(0), ...rest];
+  }
+  return groups;
+}
+
+/** RFC 5952 text for 8 groups: lower case, longest run (>1) of zero groups compressed. */
+function formatV6(groups: readonly number[]): string {
+  let bestStart = -1;
+  let bestLen = 1;
+  for (let i = 0; i < 8; ) {
+    if (groups[i] !== 0) { i++; continue; }
+    let j = i;
+    while (j < 8 && groups[j] === 0) j++;
+    if (j - i > bestLen) { bestStart = i; bestLen = j - i; }
+    i = j;
+  }
+  const hex = groups.map((g) => g.toString(16));
+  if (bestStart === -1) return hex.join(':');
+  return `${hex.slice(0, bestStart).join(':')}::${hex.slice(bestStart + bestLen).join(':')}`;
+}
+
+function v6Groups(value: bigint): number[] {
+  const out = new Array<number>(8);
+  for (let i = 7; i >= 0; i--) { out[i] = Number(value & 0xffffn); value >>= 16n; }
+  return out;
+}
+
+function groupsValue(groups: readonly number[]): bigint {
+  let v = 0n;
+  for (const g of groups) v = (v << 16n) | BigInt(g);
+  return v;
+}
+
+/**
+ * Parses an address as it appears in `network-ip` or config. IPv4-mapped IPv6
+ * (`::ffff:a.b.c.d`) becomes the IPv4 address, because that is what the kernel sees for a
+ * dual-stack socket and what must go into the IPv4 set. Returns null for anything else.
+ */
+export function parseIp(raw: string): IpAddress | null {
+  if (typeof raw !== 'string' || raw.length === 0 || raw.length > 64) return null;
+  let s = raw;
+  if (s.charCodeAt(0) === 91 /* [ */ && s.endsWith(']')) s = s.slice(1, -1);
+  if (s.indexOf(':') === -1) {
+    const p = parseV4Parts(s);
+    return p ? { family: 4, text: p.join('.') } : null;
+  }
+  const g = parseV6Groups(s);
+  if (!g) return null;
+  if (g[0] === 0 && g[1] === 0 && g[2] === 0 && g[3] === 0 && g[4] === 0 && g[5] === 0xffff) {
+    return { family: 4, text: `${g[6]! >> 8}.${g[6]! & 255}.${g[7]! >> 8}.${g[7]! & 255}` };
+  }
+  return { family: 6, text: formatV6(g) };
+}
+
+/** The integer value of a canonical address. */
+export function ipValue(addr: IpAddress): bigint {
+  if (addr.family === 4) {
+    const p = addr.text.split('.').map(Number);
+    return BigInt(((p[0]! << 24) >>> 0) + (p[1]! << 16) + (p[2]! << 8) + p[3]!);
+  }
+  const g = parseV6Groups(addr.text);
+  if (!g) throw new Error(`not canonical IPv6: ${addr.text}`);
+  return groupsValue(g);
+}
+
+function maskOf(family: IpFamily, len: number): bigint {
+  const bits = family === 4 ? 32 : 128;
+  return len === 0 ? 0n : ((1n << BigInt(len)) - 1n) << BigInt(bits - len);
+}
+
+function valueText(family: IpFamily, v: bigint): string {
+  if (family === 4) return [24, 16, 8, 0].map((s) => Number((v >> BigInt(s)) & 255n)).join('.');
+  return formatV6(v6Groups(v));
+}
+
+/** Parses `addr` or `addr/len`; host bits are cleared. Null when invalid. */
+export function parseCidr(raw: string): Cidr | null {
+  if (typeof raw !== 'string') return null;
+  const slash = raw.indexOf('/');
+  const addr = parseIp(slash === -1 ? raw : raw.slice(0, slash));
+  if (!addr) return null;
+  const bits = addr.family === 4 ? 32 : 128;
+  let len = bits;
+  if (slash !== -1) {
+    const l = raw.slice(slash + 1);
+    if (!/^\d{1,3}$/.test(l)) return null;
+    len = Number(l);
+    if (len > bits) return null;
+    // A mapped address with a prefix is ambiguous; refuse rather than guess.
+    if (addr.family === 4 && raw.indexOf(':') !== -1) return null;
+  }
+  return makeCidr(addr.family, ipValue(addr) & maskOf(addr.family, len), len);
+}
+
+export function makeCidr(family: IpFamily, value: bigint, prefixLength: number): Cidr {
+  const bits = family === 4 ? 32 : 128;
+  const network = valueText(family, value & maskOf(family, prefixLength));
+  return {
+    family,
+    prefixLength,
+    network,
+    text: prefixLength === bits ? network : `${network}/${prefixLength}`,
+    value: value & maskOf(family, prefixLength),
+  };
+}
+
+export function cidrContainsIp(cidr: Cidr, addr: IpAddress): boolean {
+  return cidr.family === addr.family && (ipValue(addr) & maskOf(cidr.family, cidr.prefixLength)) === cidr.value;
+}
+
+export function cidrContainsCidr(outer: Cidr, inner: Cidr): boolean {
+  return outer.family === inner.family && outer.prefixLength <= inner.prefixLength &&
+    (inner.value & maskOf(outer.family, outer.prefixLength)) === outer.value;
+}
+
+export function cidrsOverlap(a: Cidr, b: Cidr): boolean {
+  return cidrContainsCidr(a, b) || cidrContainsCidr(b, a);
+}
+
+/**
+ * The /N prefix text of an IPv6 address without bigint work, for the per-event hot path
+ * (N a multiple of 16). `2001:db8:bad:1::7` with 64 → `2001:db8:bad:1::/64`.
+ */
+export function ipv6PrefixText(addr: IpAddress, prefixLength: number): string {
+  const g = parseV6Groups(addr.text);
+  if (!g) throw new Error(`not IPv6: ${addr.text}`);
+  const keep = Math.floor(prefixLength / 16);
+  const rem = prefixLength % 16;
+  const out = g.map((x, i) => (i < keep ? x : i === keep && rem ? x & (0xffff << (16 - rem)) & 0xffff : 0));
+  return `${formatV6(out)}/${prefixLength}`;
+}
