@@ -1,0 +1,289 @@
+// Every knob of the ban policy, its convict schema (config section `policy`), validation of
+// per-profile overrides (`profiles.<name>`), and the merge of the two. The defaults are the
+// policy: they are chosen from how phones, offices and attackers behave (see docs/policy.md),
+// not from any particular trace.
+import { parseCidr } from '../net/ip.js';
+
+export interface PolicySettings {
+  /** CIDRs never banned (FreeSWITCH's own addresses are added from each event). */
+  readonly allow: readonly string[];
+  /** Case-insensitive substrings of user agents that only attack tools send. */
+  readonly scannerUserAgents: readonly string[];
+
+  /** A challenge not answered (by a register_attempt with its call-id) within this is unanswered. */
+  readonly answerTimeoutSeconds: number;
+  /** The short window for bursts: brute force, unanswered challenges, near-misses. */
+  readonly shortWindowSeconds: number;
+  /** The long horizon for slow guessing and for distinct failing users. */
+  readonly longWindowSeconds: number;
+
+  /** Answered failures from an unproven source within the short window that ban (brute force). */
+  readonly bruteForceFailures: number;
+  /** Answered failures from an unproven source within the long horizon that ban (slow guessing). */
+  readonly slowGuessingFailures: number;
+  /** Distinct users failing (and never succeeding) at a source within the long horizon that ban… */
+  readonly credentialScanUsers: number;
+  /** …plus this many per user that succeeded at the source (tolerance grows with the site). */
+  readonly credentialScanUsersPerSiteUser: number;
+  /** Unanswered challenges from an unproven source within the short window that ban. */
+  readonly unansweredChallenges: number;
+  /** Unanswered challenges from an unproven source within the long horizon that ban. */
+  readonly slowUnansweredChallenges: number;
+  /** Challenges outstanding at once (not yet answered) from an unproven source that ban. */
+  readonly challengeBurst: number;
+  /** Failures of one user within the short window that ban even a proven source (0 = never). */
+  readonly provenBruteForceFailures: number;
+
+  /** Failures of one user at a proven source, with no success since, that raise an alert. */
+  readonly misprovisionedFailures: number;
+  /** A source reaching this fraction of a ban threshold raises a near-miss alert. */
+  readonly nearMissFraction: number;
+  /** Minimum interval between two alerts of one kind about one source (and user). */
+  readonly alertIntervalSeconds: number;
+  /** A proven source stays proven this long after its last success. */
+  readonly legitimacySeconds: number;
+
+  /** First ban length. */
+  readonly banSeconds: number;
+  /** Each repeat offence multiplies the ban length by this (fail2ban bantime.increment). */
+  readonly banIncrementFactor: number;
+  /** Upper bound of a ban length. */
+  readonly banMaxSeconds: number;
+  /** Up to this fraction is added to a ban length, deterministically per target and offence. */
+  readonly banJitterFraction: number;
+  /** Offences are remembered this long after the ban ends. */
+  readonly offenceMemorySeconds: number;
+  /** After a manual unban, the target cannot be banned again for this long. */
+  readonly unbanGraceSeconds: number;
+
+  /** IPv6 evidence is also aggregated per prefix of this length (64 = a customer's subnet). */
+  readonly ipv6PrefixLength: number;
+  /** A prefix is banned only when its evidence comes from at least this many addresses. */
+  readonly prefixMinAddresses: number;
+
+  /** Sources without proven legitimacy tracked at once (least recently seen evicted first). */
+  readonly maxTrackedSources: number;
+  /** Proven-legitimate sources tracked at once (kept apart so a spray cannot evict them). */
+  readonly maxLegitimateSources: number;
+  /** IPv6 prefixes tracked at once. */
+  readonly maxTrackedPrefixes: number;
+  /** Users remembered per source. */
+  readonly maxUsersPerSource: number;
+  /** Challenges awaiting an answer remembered per source. */
+  readonly maxPendingChallengesPerSource: number;
+  /** Repeat-offence records kept. */
+  readonly maxOffenceRecords: number;
+}
+
+/**
+ * User agents of SIP attack tools. Matched as case-insensitive substrings. Legitimate phones
+ * never send these; attackers also spoof phone user agents, so this is a hint that bans only
+ * sources with no proven legitimacy.
+ */
+export const DEFAULT_SCANNER_USER_AGENTS: readonly string[] = [
+  'friendly-scanner', 'sipvicious', 'sipcli', 'vaxsipuseragent', 'vaxipuseragent', 'pplsip',
+  'sundayddr', 'iwar', 'sivus', 'gulp', 'sipsak', 'smap', 'sip-scan', 'sipscan', 'siparmyknife',
+  'voipbuster', 'nmap', 'masscan', 'cseq-scan', 'sipptk', 'inviteflood', 'svwar', 'svcrack',
+  'mr.sip', 'sip-hunter',
+];
+
+export const DEFAULT_POLICY_SETTINGS: PolicySettings = {
+  allow: ['127.0.0.0/8', '::1/128'],
+  scannerUserAgents: DEFAULT_SCANNER_USER_AGENTS,
+  answerTimeoutSeconds: 1.5,
+  shortWindowSeconds: 60,
+  longWindowSeconds: 6 * 3600,
+  bruteForceFailures: 6,
+  slowGuessingFailures: 20,
+  credentialScanUsers: 5,
+  credentialScanUsersPerSiteUser: 0.1,
+  unansweredChallenges: 10,
+  slowUnansweredChallenges: 30,
+  challengeBurst: 100,
+  provenBruteForceFailures: 60,
+  misprovisionedFailures: 3,
+  nearMissFraction: 0.7,
+  alertIntervalSeconds: 3600,
+  legitimacySeconds: 24 * 3600,
+  banSeconds: 3600,
+  banIncrementFactor: 2,
+  banMaxSeconds: 7 * 24 * 3600,
+  banJitterFraction: 0.1,
+  offenceMemorySeconds: 30 * 24 * 3600,
+  unbanGraceSeconds: 900,
+  ipv6PrefixLength: 64,
+  prefixMinAddresses: 3,
+  maxTrackedSources: 100_000,
+  maxLegitimateSources: 50_000,
+  maxTrackedPrefixes: 20_000,
+  maxUsersPerSource: 4096,
+  maxPendingChallengesPerSource: 1024,
+  maxOffenceRecords: 100_000,
+};
+
+export type PolicyKey = keyof PolicySettings;
+
+/** How one knob is checked; the same rule serves the convict schema and profile overrides. */
+interface KnobSpec {
+  readonly doc: string;
+  readonly kind: 'seconds' | 'count' | 'fraction' | 'factor' | 'prefix' | 'cidrs' | 'patterns';
+  /** Inclusive bounds for numbers. */
+  readonly min?: number;
+  readonly max?: number;
+  /** Counts must be integers. */
+  readonly integer?: boolean;
+}
+
+const KNOBS: { readonly [K in PolicyKey]: KnobSpec } = {
+  allow: { doc: 'CIDRs never banned (FreeSWITCH\'s own addresses are always added)', kind: 'cidrs' },
+  scannerUserAgents: { doc: 'Case-insensitive user-agent substrings of attack tools: ban an unproven source at once', kind: 'patterns' },
+  answerTimeoutSeconds: { doc: 'A challenge not answered within this many seconds counts as unanswered', kind: 'seconds', min: 0.05, max: 60 },
+  shortWindowSeconds: { doc: 'Short window (s) for bursts: brute force, unanswered challenges', kind: 'seconds', min: 1, max: 86400 },
+  longWindowSeconds: { doc: 'Long horizon (s) for slow guessing and distinct failing users', kind: 'seconds', min: 60, max: 7 * 86400 },
+  bruteForceFailures: { doc: 'Answered failures within the short window that ban an unproven source', kind: 'count', min: 1, max: 1e6, integer: true },
+  slowGuessingFailures: { doc: 'Answered failures within the long horizon that ban an unproven source', kind: 'count', min: 1, max: 1e6, integer: true },
+  credentialScanUsers: { doc: 'Distinct users failing and never succeeding at a source (long horizon) that ban it', kind: 'count', min: 1, max: 1e6, integer: true },
+  credentialScanUsersPerSiteUser: { doc: 'Extra failing users tolerated per user that succeeded at the source', kind: 'fraction', min: 0, max: 10 },
+  unansweredChallenges: { doc: 'Unanswered challenges within the short window that ban an unproven source', kind: 'count', min: 1, max: 1e6, integer: true },
+  slowUnansweredChallenges: { doc: 'Unanswered challenges within the long horizon that ban an unproven source', kind: 'count', min: 1, max: 1e6, integer: true },
+  challengeBurst: { doc: 'Challenges outstanding at once that ban an unproven source before any times out', kind: 'count', min: 2, max: 1e6, integer: true },
+  provenBruteForceFailures: { doc: 'Failures of one user within the short window that ban even a proven source (0 = never)', kind: 'count', min: 0, max: 1e6, integer: true },
+  misprovisionedFailures: { doc: 'Failures of one user at a proven source, no success since, that raise a misprovisioned_device alert', kind: 'count', min: 1, max: 1e6, integer: true },
+  nearMissFraction: { doc: 'Fraction of a ban threshold that raises a near_miss alert', kind: 'fraction', min: 0.1, max: 1 },
+  alertIntervalSeconds: { doc: 'Minimum seconds between alerts of one kind about one source and user', kind: 'seconds', min: 0, max: 30 * 86400 },
+  legitimacySeconds: { doc: 'A source stays proven legitimate this long after its last success', kind: 'seconds', min: 60, max: 365 * 86400 },
+  banSeconds: { doc: 'First ban length (s)', kind: 'seconds', min: 1, max: 365 * 86400 },
+  banIncrementFactor: { doc: 'Ban length multiplier per repeat offence (1 = no increment)', kind: 'factor', min: 1, max: 100 },
+  banMaxSeconds: { doc: 'Longest ban (s)', kind: 'seconds', min: 1, max: 10 * 365 * 86400 },
+  banJitterFraction: { doc: 'Up to this fraction added to a ban length, deterministic per target and offence', kind: 'fraction', min: 0, max: 1 },
+  offenceMemorySeconds: { doc: 'How long (s) past offences count toward longer bans', kind: 'seconds', min: 0, max: 10 * 365 * 86400 },
+  unbanGraceSeconds: { doc: 'After a manual unban, seconds before the target can be banned again', kind: 'seconds', min: 0, max: 30 * 86400 },
+  ipv6PrefixLength: { doc: 'IPv6 evidence is aggregated and banned per prefix of this length (64..127)', kind: 'prefix', min: 64, max: 127, integer: true },
+  prefixMinAddresses: { doc: 'Distinct addresses a prefix\'s evidence must come from before the prefix is banned', kind: 'count', min: 2, max: 1e6, integer: true },
+  maxTrackedSources: { doc: 'Unproven sources tracked at once (least recently seen evicted)', kind: 'count', min: 100, max: 1e8, integer: true },
+  maxLegitimateSources: { doc: 'Proven-legitimate sources tracked at once', kind: 'count', min: 10, max: 1e8, integer: true },
+  maxTrackedPrefixes: { doc: 'IPv6 prefixes tracked at once', kind: 'count', min: 10, max: 1e8, integer: true },
+  maxUsersPerSource: { doc: 'Users remembered per source', kind: 'count', min: 10, max: 1e6, integer: true },
+  maxPendingChallengesPerSource: { doc: 'Unanswered challenges remembered per source', kind: 'count', min: 10, max: 1e6, integer: true },
+  maxOffenceRecords: { doc: 'Repeat-offence records kept', kind: 'count', min: 10, max: 1e8, integer: true },
+};
+
+export const POLICY_KEYS: readonly PolicyKey[] = Object.keys(KNOBS) as PolicyKey[];
+
+export function policyKnobDoc(key: PolicyKey): string {
+  return KNOBS[key].doc;
+}
+
+/** Why a value is wrong for a knob, or null if it is right. */
+function knobProblem(key: PolicyKey, value: unknown): string | null {
+  const spec = KNOBS[key];
+  if (spec.kind === 'cidrs') {
+    if (!Array.isArray(value)) return 'must be a list of addresses or CIDRs';
+    for (let i = 0; i < value.length; i++) {
+      const v: unknown = value[i];
+      if (typeof v !== 'string' || !parseCidr(v)) return `[${i}]: not an address or CIDR: ${JSON.stringify(v)}`;
+    }
+    return null;
+  }
+  if (spec.kind === 'patterns') {
+    if (!Array.isArray(value)) return 'must be a list of strings';
+    for (let i = 0; i < value.length; i++) {
+      const v: unknown = value[i];
+      if (typeof v !== 'string' || v.trim() === '') return `[${i}]: must be a non-empty string, got ${JSON.stringify(v)}`;
+    }
+    return null;
+  }
+  if (typeof value !== 'number' || !Number.isFinite(value)) return `must be a number, got ${JSON.stringify(value)}`;
+  if (spec.integer && !Number.isInteger(value)) return `must be a whole number, got ${value}`;
+  if (spec.min !== undefined && value < spec.min) return `must be at least ${spec.min}, got ${value}`;
+  if (spec.max !== undefined && value > spec.max) return `must be at most ${spec.max}, got ${value}`;
+  return null;
+}
+
+/** A convict format function for one knob: throws with the problem. */
+function convictFormat(key: PolicyKey): (value: unknown) => void {
+  return (value: unknown): void => {
+    const problem = knobProblem(key, value);
+    if (problem) throw new Error(problem);
+  };
+}
+
+export interface PolicySchemaItem {
+  readonly doc: string;
+  readonly format: ((value: unknown) => void) | ArrayConstructor;
+  readonly default: number | string[];
+  readonly env: string;
+}
+
+function envName(key: string): string {
+  return `FSGUARD_POLICY_${key.replace(/([a-z0-9])([A-Z])/g, '$1_$2').toUpperCase()}`;
+}
+
+function buildSchema(): { readonly [K in PolicyKey]: PolicySchemaItem } {
+  const out: Record<string, PolicySchemaItem> = {};
+  for (const key of POLICY_KEYS) {
+    const def = DEFAULT_POLICY_SETTINGS[key];
+    const spec = KNOBS[key];
+    // Lists use convict's Array format so FSGUARD_POLICY_ALLOW="10.0.0.0/8,192.0.2.0/24" splits
+    // on commas like every other list; their contents are checked by policySettingsProblems.
+    out[key] = {
+      doc: spec.doc,
+      format: spec.kind === 'cidrs' || spec.kind === 'patterns' ? Array : convictFormat(key),
+      default: Array.isArray(def) ? [...(def as readonly string[])] : (def as number),
+      env: envName(key),
+    };
+  }
+  return out as { readonly [K in PolicyKey]: PolicySchemaItem };
+}
+
+/** The convict schema of the `policy` config section. */
+export const policySchema = buildSchema();
+
+/**
+ * Every problem of a complete settings object, each naming `path.key` (convict checks types;
+ * this also checks list contents and the relations between knobs).
+ */
+export function policySettingsProblems(settings: PolicySettings, path = 'policy'): string[] {
+  const problems: string[] = [];
+  for (const key of POLICY_KEYS) {
+    const p = knobProblem(key, settings[key]);
+    if (p) problems.push(`${path}.${key}${p.startsWith('[') ? '' : ': '}${p}`);
+  }
+  if (problems.length) return problems;
+  if (settings.longWindowSeconds < settings.shortWindowSeconds) problems.push(`${path}.longWindowSeconds: must be at least shortWindowSeconds (${settings.shortWindowSeconds})`);
+  if (settings.banMaxSeconds < settings.banSeconds) problems.push(`${path}.banMaxSeconds: must be at least banSeconds (${settings.banSeconds})`);
+  if (settings.answerTimeoutSeconds >= settings.shortWindowSeconds) problems.push(`${path}.answerTimeoutSeconds: must be shorter than shortWindowSeconds (${settings.shortWindowSeconds})`);
+  return problems;
+}
+
+function isPlainObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+/**
+ * Validates one per-profile override object (`profiles.<name>` in the config). Throws an Error
+ * naming the exact key path and the problem for an unknown key or a bad value.
+ */
+export function parsePolicyOverride(value: unknown, path: string): Partial<PolicySettings> {
+  if (!isPlainObject(value)) throw new Error(`${path}: must be an object of policy keys, got ${Array.isArray(value) ? 'a list' : JSON.stringify(value)}`);
+  const out: Record<string, unknown> = {};
+  for (const [key, v] of Object.entries(value)) {
+    if (!Object.prototype.hasOwnProperty.call(KNOBS, key)) {
+      throw new Error(`${path}.${key}: unknown policy key (known: ${POLICY_KEYS.join(', ')})`);
+    }
+    const problem = knobProblem(key as PolicyKey, v);
+    if (problem) throw new Error(`${path}.${key}${problem.startsWith('[') ? '' : ': '}${problem}`);
+    out[key] = Array.isArray(v) ? [...(v as string[])] : v;
+  }
+  return out as Partial<PolicySettings>;
+}
+
+/** The settings that apply to one sofia profile: the base with its override, if any. */
+export function settingsForProfile(
+  base: PolicySettings,
+  overrides: Readonly<Record<string, Partial<PolicySettings>>>,
+  profile: string,
+): PolicySettings {
+  const o = Object.prototype.hasOwnProperty.call(overrides, profile) ? overrides[profile] : undefined;
+  return o ? { ...base, ...o } : base;
+}
