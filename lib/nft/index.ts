@@ -1,0 +1,20 @@
+// Public API of lib/nft: fsguard's typed nftables JSON client and ban-set writer.
+export { NftSetWriter } from './writer.js';
+export type { ElementOutcome, NftElementWrite, NftSetWriterOptions, NftWriteAction, NftWriterObserver } from './writer.js';
+export { SpawnNftRunner } from './runner.js';
+export type { NftRunner, NftRunResult, SpawnNftRunnerOptions } from './runner.js';
+export { NftError, classifyRun } from './errors.js';
+export type { NftErrorKind } from './errors.js';
+export { NftLayoutError, resolveNftLayout, setRoleFor, setupCommands } from './layout.js';
+export type { BanSetRole, NftLayout, NftLayoutOptions } from './layout.js';
+export { ensureNftTable } from './setup.js';
+export { listKernelBans, parseListOutput } from './readback.js';
+export type { KernelBan, KernelBanList } from './readback.js';
+export { formatBanComment, parseBanComment, sanitizeCommentText, MAX_COMMENT_BYTES } from './comment.js';
+export type { BanComment } from './comment.js';
+export { DEFAULT_RETRY_POLICY, executeNft } from './execute.js';
+export type { ExecuteOptions, NftExecution, RetryPolicy } from './execute.js';
+export { systemClock, systemScheduler } from './scheduler.js';
+export type { CancelScheduled, Clock, Scheduler } from './scheduler.js';
+export * as nftJson from './builders.js';
+export type * from './schema.js';

@@ -1,0 +1,351 @@
+// NftSetWriter: ban/unban requests in, few nft transactions out.
+//
+// Requests made within `batchMs` of each other (or until `maxBatch` accumulate) share one
+// `nft -j -f -` process, and only one nft process runs at a time: while it runs, the next
+// batch accumulates. A transaction is all-or-nothing, so when nft refuses one, the batch is
+// bisected until the refused elements are isolated and reported one by one while the rest
+// land. Whole-run failures (nft missing, no permission, transient errors after bounded
+// retries) are reported to the observer and to every affected request, never swallowed.
+import type { Cidr } from '../net/ip.js';
+import { addElements, deleteElements, element, elements, prefix } from './builders.js';
+import { formatBanComment, type BanComment } from './comment.js';
+import { NftError } from './errors.js';
+import { DEFAULT_RETRY_POLICY, executeNft, type ExecuteOptions, type RetryPolicy } from './execute.js';
+import { setRoleFor, setupCommands, type BanSetRole, type NftLayout } from './layout.js';
+import { listKernelBans, type KernelBanList } from './readback.js';
+import type { NftRunner } from './runner.js';
+import type { NftCommand, NftElementExpression, NftElementKey } from './schema.js';
+import { systemClock, systemScheduler, type CancelScheduled, type Clock, type Scheduler } from './scheduler.js';
+import { ensureNftTable } from './setup.js';
+
+/** What became of one ban or unban request. Promises of the writer never reject. */
+export type ElementOutcome =
+  /** The ban is in the kernel with the requested timeout and comment. */
+  | { readonly status: 'written' }
+  /** The unban deleted the element. */
+  | { readonly status: 'removed' }
+  /** The unban found nothing to delete. */
+  | { readonly status: 'not-banned' }
+  /** A later ban/unban of the same target in the same batch replaced this request. */
+  | { readonly status: 'superseded' }
+  /** nft refused this element on its own (isolated by bisection), or it was invalid. */
+  | { readonly status: 'refused'; readonly message: string }
+  /** The whole run failed: nft missing, no permission, or transient errors past the retries. */
+  | { readonly status: 'failed'; readonly error: NftError };
+
+export type NftWriteAction = 'ban' | 'unban';
+
+/** One element of a committed transaction, as reported to the observer. */
+export interface NftElementWrite {
+  readonly target: Cidr;
+  readonly action: NftWriteAction;
+  /** Ban length in seconds (unbans: 0). */
+  readonly seconds: number;
+  /** The stored comment (unbans: empty). */
+  readonly comment: string;
+}
+
+/** Outcomes for the daemon's metrics and logs. Every method is optional. */
+export interface NftWriterObserver {
+  /** One nft transaction committed with these elements (a batch, or a part of a split one). */
+  batchWritten?(elements: readonly NftElementWrite[]): void;
+  /** nft refused this element (message: nft's error line) or the request was invalid. */
+  elementRefused?(target: Cidr, message: string): void;
+  /** A whole nft run failed; `willRetry` false means the affected requests failed. */
+  runFailed?(error: NftError, willRetry: boolean): void;
+  /** Our table or a set was gone (e.g. `nft flush ruleset`) and was created again. */
+  tableRecreated?(): void;
+}
+
+export interface NftSetWriterOptions {
+  /** Requests within this many ms share one transaction. Default 5. */
+  readonly batchMs?: number;
+  /** A batch is sent at once when it reaches this many elements. Default 5000. */
+  readonly maxBatch?: number;
+  /** Longer bans are shortened to this. Default 10 years. */
+  readonly maxBanSeconds?: number;
+  /** Retries of transient whole-run failures. Default 4 retries, 50 ms doubling to 2 s. */
+  readonly retry?: RetryPolicy;
+  /** Re-create the table and sets when they vanished, then retry the batch. Default true. */
+  readonly recreateMissingTable?: boolean;
+  readonly observer?: NftWriterObserver;
+  readonly scheduler?: Scheduler;
+  readonly clock?: Clock;
+}
+
+const TEN_YEARS_SECONDS = 10 * 365 * 24 * 3600;
+
+interface PendingRequest extends NftElementWrite {
+  action: NftWriteAction;
+  seconds: number;
+  comment: string;
+  readonly role: BanSetRole;
+  promise: Promise<ElementOutcome>;
+  resolve: (outcome: ElementOutcome) => void;
+}
+
+function settled(outcome: ElementOutcome): Promise<ElementOutcome> {
+  return Promise.resolve(outcome);
+}
+
+function elementKey(target: Cidr, role: BanSetRole): NftElementKey {
+  return role === 'set6net' ? prefix(target.network, target.prefixLength) : target.network;
+}
+
+export class NftSetWriter {
+  private readonly batchMs: number;
+  /** Lowered when the kernel says a batch is too large for the netlink socket buffer. */
+  private maxBatch: number;
+  private readonly maxBanSeconds: number;
+  private readonly recreateMissingTable: boolean;
+  private readonly observer: NftWriterObserver;
+  private readonly scheduler: Scheduler;
+  private readonly clock: Clock;
+  private readonly execute: ExecuteOptions;
+
+  /** Requests not yet sent, by target text; insertion order is send order. */
+  private readonly pending = new Map<string, PendingRequest>();
+  private inFlight: readonly PendingRequest[] = [];
+  private running = false;
+  /** The batch window has elapsed (or a flush asked): send without waiting. */
+  private due = false;
+  private cancelTimer: CancelScheduled | null = null;
+  private closed = false;
+
+  constructor(
+    private readonly runner: NftRunner,
+    private readonly layout: NftLayout,
+    options: NftSetWriterOptions = {},
+  ) {
+    this.batchMs = Math.max(0, options.batchMs ?? 5);
+    this.maxBatch = Math.max(1, Math.floor(options.maxBatch ?? 5000));
+    this.maxBanSeconds = options.maxBanSeconds ?? TEN_YEARS_SECONDS;
+    this.recreateMissingTable = options.recreateMissingTable ?? true;
+    this.observer = options.observer ?? {};
+    this.scheduler = options.scheduler ?? systemScheduler;
+    this.clock = options.clock ?? systemClock;
+    const observer = this.observer;
+    this.execute = {
+      retry: options.retry ?? DEFAULT_RETRY_POLICY,
+      scheduler: this.scheduler,
+      onRunFailed: (error, willRetry) => observer.runFailed?.(error, willRetry),
+    };
+  }
+
+  /** Creates or repairs the table, sets and chain. Throws NftError (see `.fatal`). */
+  setup(): Promise<void> {
+    return ensureNftTable(this.runner, this.layout, this.execute);
+  }
+
+  /** Every ban in the kernel, read back now. Throws NftError; a missing table is empty. */
+  list(): Promise<KernelBanList> {
+    return listKernelBans(this.runner, this.layout, this.clock, this.execute);
+  }
+
+  /**
+   * Queues a ban. Resolves once it is in the kernel (or refused/failed); callers on the
+   * hot path can ignore the promise and rely on the observer. A second ban of the same
+   * target in the same batch is merged: the longer timeout (and its comment) wins.
+   * Re-banning a target that is already in the kernel replaces its timeout and comment.
+   */
+  ban(target: Cidr, seconds: number, comment: BanComment): Promise<ElementOutcome> {
+    const role = this.checkTarget(target);
+    if (typeof role !== 'string') return role;
+    if (!Number.isFinite(seconds) || seconds <= 0) return this.refuse(target, `ban length must be a positive number of seconds, got ${seconds}`);
+    const timeout = Math.min(this.maxBanSeconds, Math.ceil(seconds));
+    const text = formatBanComment(comment);
+    const existing = this.pending.get(target.text);
+    if (existing && existing.action === 'ban') {
+      if (timeout >= existing.seconds) {
+        existing.seconds = timeout;
+        existing.comment = text;
+      }
+      return existing.promise;
+    }
+    return this.enqueue(target, role, 'ban', timeout, text, existing);
+  }
+
+  /** Queues deletion of a ban. Resolves `removed`, or `not-banned` when it was not in the set. */
+  unban(target: Cidr): Promise<ElementOutcome> {
+    const role = this.checkTarget(target);
+    if (typeof role !== 'string') return role;
+    const existing = this.pending.get(target.text);
+    if (existing && existing.action === 'unban') return existing.promise;
+    return this.enqueue(target, role, 'unban', 0, '', existing);
+  }
+
+  /** Resolves when everything queued so far has reached the kernel (or was reported failed). */
+  async flush(): Promise<void> {
+    const waits = [...this.inFlight, ...this.pending.values()].map((r) => r.promise);
+    if (this.pending.size > 0) {
+      this.due = true;
+      this.pump();
+    }
+    await Promise.all(waits);
+  }
+
+  /** Flushes, then refuses further requests. The sets are left as they are: bans outlive us. */
+  async close(): Promise<void> {
+    this.closed = true;
+    await this.flush();
+    this.cancelTimer?.();
+    this.cancelTimer = null;
+  }
+
+  /** Requests waiting to be sent or in the running transaction (for metrics/tests). */
+  get queued(): number {
+    return this.pending.size + this.inFlight.length;
+  }
+
+  // ---- internals ---------------------------------------------------------------------
+
+  private checkTarget(target: Cidr): BanSetRole | Promise<ElementOutcome> {
+    if (this.closed) return this.refuse(target, 'the nft writer is closed');
+    const role = setRoleFor(target);
+    if (role === null) return this.refuse(target, `IPv4 prefixes cannot be banned (only IPv4 hosts, IPv6 hosts and IPv6 prefixes): ${target.text}`);
+    return role;
+  }
+
+  private refuse(target: Cidr, message: string): Promise<ElementOutcome> {
+    this.observer.elementRefused?.(target, message);
+    return settled({ status: 'refused', message });
+  }
+
+  private enqueue(
+    target: Cidr,
+    role: BanSetRole,
+    action: NftWriteAction,
+    seconds: number,
+    comment: string,
+    replacing: PendingRequest | undefined,
+  ): Promise<ElementOutcome> {
+    let resolve!: (outcome: ElementOutcome) => void;
+    const promise = new Promise<ElementOutcome>((r) => { resolve = r; });
+    if (replacing) {
+      // ban then unban (or the reverse) in one batch: only the last request is sent.
+      replacing.resolve({ status: 'superseded' });
+      replacing.action = action;
+      replacing.seconds = seconds;
+      replacing.comment = comment;
+      replacing.promise = promise;
+      replacing.resolve = resolve;
+      return promise;
+    }
+    this.pending.set(target.text, { target, role, action, seconds, comment, promise, resolve });
+    if (this.pending.size >= this.maxBatch) {
+      this.pump();
+    } else if (this.cancelTimer === null && !this.due) {
+      this.cancelTimer = this.scheduler.schedule(() => {
+        this.cancelTimer = null;
+        this.due = true;
+        this.pump();
+      }, this.batchMs);
+    }
+    return promise;
+  }
+
+  /** Starts the next transaction if none is running and a batch is ready. */
+  private pump(): void {
+    if (this.running || this.pending.size === 0) return;
+    if (!this.due && this.pending.size < this.maxBatch) return;
+    const batch: PendingRequest[] = [];
+    for (const request of this.pending.values()) {
+      batch.push(request);
+      if (batch.length >= this.maxBatch) break;
+    }
+    for (const request of batch) this.pending.delete(request.target.text);
+    if (this.pending.size === 0) {
+      this.due = false;
+      this.cancelTimer?.();
+      this.cancelTimer = null;
+    }
+    this.running = true;
+    this.inFlight = batch;
+    void this.writeBatch(batch, false).finally(() => {
+      this.running = false;
+      this.inFlight = [];
+      this.pump();
+    });
+  }
+
+  /** The transaction for a batch: per set, add + delete + add of the bans, delete of the unbans. */
+  private commandsFor(batch: readonly PendingRequest[]): NftCommand[] {
+    const { family, table } = this.layout;
+    const commands: NftCommand[] = [];
+    for (const role of ['set4', 'set6', 'set6net'] as const) {
+      const banElements: NftElementExpression[] = [];
+      const banKeys: NftElementKey[] = [];
+      const unbanKeys: NftElementKey[] = [];
+      for (const request of batch) {
+        if (request.role !== role) continue;
+        const key = elementKey(request.target, role);
+        if (request.action === 'ban') {
+          banKeys.push(key);
+          banElements.push(element(key, { timeout: request.seconds, comment: request.comment }));
+        } else {
+          unbanKeys.push(key);
+        }
+      }
+      const set = this.layout[role];
+      if (banKeys.length > 0) {
+        // Before kernel 6.12 `add` of an existing element keeps its old timeout (and the
+        // comment is never updated): add (so delete cannot fail), delete, add again makes
+        // the element exactly what we asked for on every kernel, atomically.
+        const add = addElements(elements(family, table, set, banElements));
+        commands.push(add, deleteElements(elements(family, table, set, banKeys)), add);
+      }
+      if (unbanKeys.length > 0) commands.push(deleteElements(elements(family, table, set, unbanKeys)));
+    }
+    return commands;
+  }
+
+  private async writeBatch(batch: readonly PendingRequest[], tableRecreated: boolean): Promise<void> {
+    const result = await executeNft(this.runner, this.commandsFor(batch), this.execute);
+    if (result.ok) {
+      for (const request of batch) request.resolve({ status: request.action === 'ban' ? 'written' : 'removed' });
+      this.observer.batchWritten?.(batch);
+      return;
+    }
+    const error = result.error;
+    if (error.kind === 'transient' || error.fatal) {
+      // executeNft already reported it (with willRetry false for this last attempt).
+      for (const request of batch) request.resolve({ status: 'failed', error });
+      return;
+    }
+    if (error.kind === 'missing-table') {
+      // Not about any one element: our table or a set is gone (`nft flush ruleset` by a
+      // firewall reload, an admin). Put it back once and retry; never bisect this.
+      if (this.recreateMissingTable && !tableRecreated && batch.some((r) => r.action === 'ban')) {
+        const repaired = await executeNft(this.runner, setupCommands(this.layout), this.execute);
+        if (repaired.ok) {
+          this.observer.tableRecreated?.();
+          return this.writeBatch(batch, true);
+        }
+        if (repaired.error.kind === 'transient' || repaired.error.fatal) {
+          for (const request of batch) request.resolve({ status: 'failed', error: repaired.error });
+          return;
+        }
+      }
+      for (const request of batch) this.settleAlone(request, error);
+      return;
+    }
+    if (error.kind === 'too-large') this.maxBatch = Math.max(1, Math.min(this.maxBatch, Math.floor(batch.length / 2)));
+    if (batch.length === 1) {
+      this.settleAlone(batch[0]!, error);
+      return;
+    }
+    // One element spoils the transaction: halve until the refused ones stand alone.
+    const middle = Math.ceil(batch.length / 2);
+    await this.writeBatch(batch.slice(0, middle), tableRecreated);
+    await this.writeBatch(batch.slice(middle), tableRecreated);
+  }
+
+  private settleAlone(request: PendingRequest, error: NftError): void {
+    if (request.action === 'unban' && (error.kind === 'missing-element' || error.kind === 'missing-table')) {
+      request.resolve({ status: 'not-banned' });
+      return;
+    }
+    this.observer.elementRefused?.(request.target, error.detail);
+    request.resolve({ status: 'refused', message: error.detail });
+  }
+}
