@@ -1,0 +1,220 @@
+// fsguard's configuration: one JSON file (--config FILE or FSGUARD_CONFIG), every key
+// overridable from the environment (FSGUARD_<SECTION>_<KEY>), validated strictly. A wrong
+// config is refused with one message per problem, each naming the key.
+import { readFileSync, statSync } from 'node:fs';
+import convict from 'convict';
+import {
+  parsePolicyOverride, policySchema, policySettingsProblems, type PolicySettings,
+} from '../policy/settings.js';
+import type { LogLevel } from '../obs/logger.js';
+
+export interface EslConfig {
+  readonly host: string;
+  readonly port: number;
+  readonly password: string;
+  /** Sofia profiles to act on; empty = all. */
+  readonly profiles: readonly string[];
+  readonly reconnectMaxSeconds: number;
+  readonly authRetrySeconds: number;
+  readonly heartbeatTimeoutSeconds: number;
+}
+
+export interface NftConfig {
+  readonly binary: string;
+  readonly table: string;
+  readonly set4: string;
+  readonly set6: string;
+  readonly set6net: string;
+  readonly chain: string;
+  readonly chainPriority: number;
+  /** Destination ports the drop rule covers (udp and tcp); empty = every port. */
+  readonly ports: readonly number[];
+  readonly batchMs: number;
+}
+
+export interface FsguardConfig {
+  readonly esl: EslConfig;
+  readonly nft: NftConfig;
+  readonly policy: PolicySettings;
+  readonly profiles: Readonly<Record<string, Partial<PolicySettings>>>;
+  readonly metrics: { readonly enabled: boolean; readonly host: string; readonly port: number };
+  readonly log: { readonly level: LogLevel };
+}
+
+export class ConfigError extends Error {
+  constructor(readonly problems: readonly string[], readonly source: string) {
+    super(`invalid configuration (${source}):\n  ${problems.join('\n  ')}`);
+    this.name = 'ConfigError';
+  }
+}
+
+const NFT_NAME = /^[A-Za-z][A-Za-z0-9_]{0,31}$/;
+
+const baseSchema = {
+  esl: {
+    host: { doc: 'FreeSWITCH event socket host', format: String, default: '127.0.0.1' },
+    port: { doc: 'FreeSWITCH event socket port', format: 'port', default: 8021 },
+    password: { doc: 'Event socket password (never logged)', format: String, default: 'ClueCon', sensitive: true },
+    profiles: { doc: 'Sofia profiles to act on; empty = all', format: Array, default: [] as string[] },
+    reconnectMaxSeconds: { doc: 'Cap of the reconnect backoff while FreeSWITCH is down', format: Number, default: 2 },
+    authRetrySeconds: { doc: 'Retry interval after a wrong password or an ESL ACL rejection', format: Number, default: 30 },
+    heartbeatTimeoutSeconds: { doc: 'A connection without HEARTBEAT for this long is dead', format: Number, default: 60 },
+  },
+  nft: {
+    binary: { doc: 'Path of the nft program', format: String, default: 'nft' },
+    table: { doc: 'Name of fsguard\'s own inet table', format: String, default: 'fsguard' },
+    set4: { doc: 'Set of banned IPv4 hosts', format: String, default: 'banned4' },
+    set6: { doc: 'Set of banned IPv6 hosts', format: String, default: 'banned6' },
+    set6net: { doc: 'Set of banned IPv6 prefixes', format: String, default: 'banned6net' },
+    chain: { doc: 'Input chain that drops banned sources', format: String, default: 'input' },
+    chainPriority: { doc: 'Priority of the input hook (lower runs earlier)', format: 'int', default: -10 },
+    ports: { doc: 'Ports the drop rule covers (udp+tcp); empty = all ports', format: Array, default: [] as number[] },
+    batchMs: { doc: 'Decisions within this many ms share one nft transaction', format: Number, default: 2 },
+  },
+  profiles: { doc: 'Per-profile policy overrides: { "<profile>": { <policy key>: value } }', format: Object, default: {} },
+  metrics: {
+    enabled: { doc: 'Serve Prometheus metrics', format: Boolean, default: true },
+    host: { doc: 'Metrics listen address (loopback by default: no data leaves the host)', format: String, default: '127.0.0.1' },
+    port: { doc: 'Metrics listen port', format: 'port', default: 9466 },
+  },
+  log: {
+    level: { doc: 'Log level', format: ['debug', 'info', 'warn', 'error'], default: 'info' },
+  },
+};
+
+type SchemaNode = { [key: string]: unknown };
+
+function isLeaf(node: unknown): node is SchemaNode {
+  return typeof node === 'object' && node !== null && 'default' in node;
+}
+
+/** Gives every leaf an env name FSGUARD_<PATH> (camelCase → SNAKE) unless it has one. */
+function withEnvNames(node: SchemaNode, path: string[] = []): SchemaNode {
+  const out: SchemaNode = {};
+  for (const [key, child] of Object.entries(node)) {
+    const p = [...path, key];
+    if (isLeaf(child)) {
+      const env = `FSGUARD_${p.map((s) => s.replace(/([a-z0-9])([A-Z])/g, '$1_$2').toUpperCase()).join('_')}`;
+      out[key] = 'env' in child ? child : { ...child, env };
+    } else if (typeof child === 'object' && child !== null) {
+      out[key] = withEnvNames(child as SchemaNode, p);
+    } else {
+      out[key] = child;
+    }
+  }
+  return out;
+}
+
+export function configSchema(): SchemaNode {
+  return withEnvNames({ ...baseSchema, policy: policySchema as unknown as SchemaNode });
+}
+
+/** Semantic checks convict's type formats cannot express; each problem names its key. */
+function semanticProblems(c: FsguardConfig): string[] {
+  const problems: string[] = [];
+  if (!c.esl.host.trim()) problems.push('esl.host: must not be empty');
+  for (const [key, v] of [['esl.reconnectMaxSeconds', c.esl.reconnectMaxSeconds], ['esl.authRetrySeconds', c.esl.authRetrySeconds], ['esl.heartbeatTimeoutSeconds', c.esl.heartbeatTimeoutSeconds], ['nft.batchMs', c.nft.batchMs]] as const) {
+    if (!Number.isFinite(v) || v < 0) problems.push(`${key}: must be a number >= 0, got ${JSON.stringify(v)}`);
+  }
+  if (c.esl.heartbeatTimeoutSeconds < 5) problems.push('esl.heartbeatTimeoutSeconds: must be at least 5 (FreeSWITCH sends HEARTBEAT every 20 s)');
+  c.esl.profiles.forEach((p, i) => { if (typeof p !== 'string' || !/^[A-Za-z0-9_.-]{1,64}$/.test(p)) problems.push(`esl.profiles[${i}]: not a sofia profile name: ${JSON.stringify(p)}`); });
+  for (const key of ['table', 'set4', 'set6', 'set6net', 'chain'] as const) {
+    if (!NFT_NAME.test(c.nft[key])) problems.push(`nft.${key}: must be a letter then up to 31 letters, digits or _, got ${JSON.stringify(c.nft[key])}`);
+  }
+  c.nft.ports.forEach((p, i) => {
+    if (!Number.isInteger(p) || p < 1 || p > 65535) problems.push(`nft.ports[${i}]: not a port number: ${JSON.stringify(p)}`);
+  });
+  problems.push(...policySettingsProblems(c.policy));
+  for (const [name, override] of Object.entries(c.profiles)) {
+    problems.push(...policySettingsProblems({ ...c.policy, ...override }, `profiles.${name}`));
+  }
+  return problems;
+}
+
+export interface LoadedConfig {
+  readonly config: FsguardConfig;
+  /** Where it came from: the file path, or "built-in defaults". */
+  readonly source: string;
+  /** Non-fatal findings (e.g. a config file others can read). */
+  readonly warnings: readonly string[];
+}
+
+/**
+ * Loads the config: defaults ← file (if any) ← environment. `file` null means
+ * FSGUARD_CONFIG, else the built-in defaults (which equal conf/fsguard.json).
+ */
+export function loadConfig(file: string | null, env: NodeJS.ProcessEnv = process.env): LoadedConfig {
+  const path = file ?? env.FSGUARD_CONFIG ?? null;
+  const fromEnv = Object.keys(env).some((k) => k.startsWith('FSGUARD_') && k !== 'FSGUARD_CONFIG');
+  const source = `${path ?? 'built-in defaults'}${fromEnv ? ' + FSGUARD_* environment' : ''}`;
+  const warnings: string[] = [];
+  let conf: convict.Config<unknown>;
+  try {
+    conf = convict(configSchema() as convict.Schema<unknown>, { env: { ...env } as Record<string, string>, args: [] });
+  } catch (err) {
+    throw new ConfigError([err instanceof Error ? err.message : String(err)], source);
+  }
+  if (path) {
+    let text: string;
+    try {
+      text = readFileSync(path, 'utf8');
+      const mode = statSync(path).mode;
+      if (mode & 0o004) warnings.push(`config file ${path} is readable by every user and may hold the ESL password: chmod 640 it`);
+    } catch (err) {
+      throw new ConfigError([`cannot read config file: ${err instanceof Error ? err.message : String(err)}`], source);
+    }
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(text);
+    } catch (err) {
+      throw new ConfigError([`not valid JSON: ${err instanceof Error ? err.message : String(err)}`], source);
+    }
+    if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw new ConfigError(['the file must hold one JSON object'], source);
+    try {
+      conf.load(parsed);
+    } catch (err) {
+      throw new ConfigError(splitConvictError(err), source);
+    }
+  }
+  const problems: string[] = [];
+  try {
+    conf.validate({ allowed: 'strict' });
+  } catch (err) {
+    // Keep going: the profile overrides are checked too, so one run names every problem.
+    problems.push(...splitConvictError(err));
+  }
+  const raw = conf.getProperties() as FsguardConfig;
+  const profiles: Record<string, Partial<PolicySettings>> = {};
+  const rawProfiles = raw.profiles as unknown;
+  if (typeof rawProfiles !== 'object' || rawProfiles === null || Array.isArray(rawProfiles)) {
+    problems.push('profiles: must be an object of { "<profile>": { <policy key>: value } }');
+  } else {
+    for (const [name, override] of Object.entries(rawProfiles)) {
+      try {
+        profiles[name] = parsePolicyOverride(override, `profiles.${name}`);
+      } catch (err) {
+        problems.push(err instanceof Error ? err.message : String(err));
+      }
+    }
+  }
+  const config: FsguardConfig = {
+    ...raw,
+    // From the environment the list arrives as strings ("5060,5080").
+    nft: { ...raw.nft, ports: (raw.nft.ports as unknown[]).map((p) => (typeof p === 'string' && /^\d{1,5}$/.test(p.trim()) ? Number(p) : p) as number) },
+    profiles,
+  };
+  if (!problems.length) problems.push(...semanticProblems(config));
+  if (problems.length) throw new ConfigError(problems, source);
+  return { config, source, warnings };
+}
+
+/** convict reports all problems in one message, one per line: keep them apart. */
+function splitConvictError(err: unknown): string[] {
+  const msg = err instanceof Error ? err.message : String(err);
+  return msg.split('\n').map((l) => l.trim()).filter(Boolean);
+}
+
+/** The config as JSON with the password masked, for `fsguard policy --json` and check. */
+export function redactedConfig(c: FsguardConfig): FsguardConfig {
+  return { ...c, esl: { ...c.esl, password: '[redacted]' } };
+}
