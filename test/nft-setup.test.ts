@@ -1,0 +1,182 @@
+// Table setup, read-back of a fresh machine, and the typed errors for a missing nft or a
+// missing permission — against the real nft in the private test namespace.
+import t from 'tap';
+import { createSocket, type Socket } from 'node:dgram';
+import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { spawnSync } from 'node:child_process';
+import { parseCidr, type Cidr } from '../lib/net/ip.js';
+import { NftError, NftSetWriter, resolveNftLayout, SpawnNftRunner, type NftWriterObserver } from '../lib/nft/index.js';
+import { netnsTestOptions } from './support/netns.js';
+import { chainRules, deleteTableIfExists, kernelElement, nftCli, uniqueTableName } from './support/nft-kernel.js';
+
+const nsOptions = netnsTestOptions();
+
+function cidr(text: string): Cidr {
+  const c = parseCidr(text);
+  if (!c) throw new Error(`bad cidr in test: ${text}`);
+  return c;
+}
+
+/** Another admin's table (and one with our name in another family), to prove we never touch them. */
+function createForeignTables(ours: string, other: string): () => string {
+  nftCli(['-f', '-'], [
+    `table inet ${other} {`,
+    '  set keep { type ipv4_addr; flags timeout; elements = { 198.51.100.7 timeout 1h comment "theirs" } }',
+    '  chain input { type filter hook input priority 0; policy accept; ip saddr @keep counter accept; }',
+    '}',
+    `table ip ${ours} {`,
+    '  set keep4 { type ipv4_addr; elements = { 198.51.100.8 } }',
+    '}',
+  ].join('\n'));
+  const snapshot = (): string =>
+    // Elements' "expires" counts down; everything else must stay byte for byte the same.
+    (nftCli(['-j', 'list', 'table', 'inet', other]) + nftCli(['-j', 'list', 'table', 'ip', ours]))
+      .replace(/"expires": \d+/g, '"expires": N');
+  return snapshot;
+}
+
+t.test('setup is idempotent, keeps bans, and touches no other table', nsOptions, async (t) => {
+  const table = uniqueTableName('setup');
+  const other = uniqueTableName('foreign');
+  t.teardown(() => {
+    deleteTableIfExists('inet', table);
+    deleteTableIfExists('inet', other);
+    deleteTableIfExists('ip', table);
+  });
+  const snapshot = createForeignTables(table, other);
+  const before = snapshot();
+  const layout = resolveNftLayout({ table, ports: [5061, 5060, 5060] });
+  const writer = new NftSetWriter(new SpawnNftRunner(), layout);
+
+  await writer.setup();
+  const rulesOnce = chainRules(table, 'input');
+  t.equal(rulesOnce.filter((l) => l.endsWith('drop')).length, 3, 'three drop rules (v4 hosts, v6 hosts, v6 prefixes)');
+  t.match(rulesOnce.join('\n'), /ip saddr @banned4 meta l4proto \{ tcp, udp \} th dport \{ 5060, 5061 \} counter drop/);
+  t.match(rulesOnce.join('\n'), /ip6 saddr @banned6 meta l4proto/);
+  t.match(rulesOnce.join('\n'), /ip6 saddr @banned6net meta l4proto/);
+
+  // A ban made in between must survive the next start.
+  nftCli(['add', 'element', 'inet', table, 'banned4', '{ 203.0.113.9 timeout 1h comment "fsguard rule=x n=1" }']);
+  nftCli(['add', 'element', 'inet', table, 'banned6net', '{ 2001:db8:9::/64 timeout 1h }']);
+  await writer.setup();
+  await writer.setup();
+  t.same(chainRules(table, 'input'), rulesOnce, 'rules not duplicated by repeated setup');
+  t.equal(kernelElement(table, 'banned4', '203.0.113.9')?.timeout, 3600, 'existing IPv4 ban kept with its timeout');
+  t.equal(kernelElement(table, 'banned4', '203.0.113.9')?.comment, 'fsguard rule=x n=1');
+  t.ok(kernelElement(table, 'banned6net', '2001:db8:9::/64'), 'existing prefix ban kept');
+
+  const sets = JSON.parse(nftCli(['-j', 'list', 'sets', 'inet'])) as { nftables: Array<{ set?: { table: string; name: string; type: string; flags?: string[] } }> };
+  const ours = sets.nftables.flatMap((i) => (i.set && i.set.table === table ? [i.set] : []));
+  t.same(ours.map((s) => [s.name, s.type, s.flags]).sort(), [
+    ['banned4', 'ipv4_addr', ['timeout']],
+    ['banned6', 'ipv6_addr', ['timeout']],
+    ['banned6net', 'ipv6_addr', ['interval', 'timeout']],
+  ]);
+  t.equal(snapshot(), before, 'foreign tables unchanged');
+});
+
+t.test('a restart with another priority and all ports rebuilds our chain', nsOptions, async (t) => {
+  const table = uniqueTableName('prio');
+  t.teardown(() => deleteTableIfExists('inet', table));
+  await new NftSetWriter(new SpawnNftRunner(), resolveNftLayout({ table, chainPriority: -10, ports: [5060] })).setup();
+  nftCli(['add', 'element', 'inet', table, 'banned4', '{ 203.0.113.10 timeout 1h }']);
+  await new NftSetWriter(new SpawnNftRunner(), resolveNftLayout({ table, chainPriority: -20, ports: [] })).setup();
+  const chain = JSON.parse(nftCli(['-j', 'list', 'chain', 'inet', table, 'input'])) as { nftables: Array<{ chain?: { prio: number; hook: string; policy: string } }> };
+  const info = chain.nftables.find((i) => i.chain)?.chain;
+  t.same(info && { prio: info.prio, hook: info.hook, policy: info.policy }, { prio: -20, hook: 'input', policy: 'accept' });
+  t.same(chainRules(table, 'input').filter((l) => l.endsWith('drop')), [
+    'ip saddr @banned4 counter drop',
+    'ip6 saddr @banned6 counter drop',
+    'ip6 saddr @banned6net counter drop',
+  ]);
+  t.ok(kernelElement(table, 'banned4', '203.0.113.10'), 'ban survived the chain rebuild');
+});
+
+function udpReceives(from: string, to: string, port: number): Promise<boolean> {
+  const family = to.includes(':') ? 'udp6' : 'udp4';
+  return new Promise((resolve, reject) => {
+    const server: Socket = createSocket(family);
+    const client: Socket = createSocket(family);
+    let done = false;
+    const finish = (received: boolean): void => {
+      if (done) return;
+      done = true;
+      clearTimeout(timer);
+      server.close();
+      client.close();
+      resolve(received);
+    };
+    const timer = setTimeout(() => finish(false), 300);
+    server.on('message', () => finish(true));
+    server.on('error', reject);
+    server.bind(port, to, () => {
+      client.bind(0, from, () => client.send('REGISTER', port, to));
+    });
+  });
+}
+
+t.test('the chain really drops banned sources (only on the configured ports)', nsOptions, async (t) => {
+  const table = uniqueTableName('drop');
+  t.teardown(() => deleteTableIfExists('inet', table));
+  const writer = new NftSetWriter(new SpawnNftRunner(), resolveNftLayout({ table, ports: [5060] }));
+  await writer.setup();
+  const port = 5060;
+  t.equal(await udpReceives('127.0.0.2', '127.0.0.1', port), true, 'reachable before the ban');
+  t.same(await writer.ban(cidr('127.0.0.2'), 60, { rule: 'test', offences: 1 }), { status: 'written' });
+  t.equal(await udpReceives('127.0.0.2', '127.0.0.1', port), false, 'banned source dropped on a SIP port');
+  t.equal(await udpReceives('127.0.0.3', '127.0.0.1', port), true, 'other source still reachable');
+  t.equal(await udpReceives('127.0.0.2', '127.0.0.1', 5999), true, 'banned source still reaches a non-SIP port');
+  t.same(await writer.ban(cidr('::1'), 60, { rule: 'test', offences: 1 }), { status: 'written' });
+  t.equal(await udpReceives('::1', '::1', port), false, 'banned IPv6 host dropped');
+  t.same(await writer.unban(cidr('127.0.0.2')), { status: 'removed' });
+  t.equal(await udpReceives('127.0.0.2', '127.0.0.1', port), true, 'reachable again after unban');
+  await writer.close();
+});
+
+t.test('read-back on a fresh machine is empty, not an error', nsOptions, async (t) => {
+  const table = uniqueTableName('fresh');
+  const writer = new NftSetWriter(new SpawnNftRunner(), resolveNftLayout({ table }));
+  const list = await writer.list();
+  t.same(list, { bans: [], unrecognized: [], tableExists: false });
+  t.equal(spawnSync('nft', ['list', 'table', 'inet', table], { stdio: 'ignore' }).status, 1, 'list did not create the table');
+});
+
+t.test('nft missing: a typed, fatal error that says what to do', async (t) => {
+  const runFailures: Array<[NftError, boolean]> = [];
+  const observer: NftWriterObserver = { runFailed: (e, willRetry) => runFailures.push([e, willRetry]) };
+  const writer = new NftSetWriter(new SpawnNftRunner({ binary: '/nonexistent/sbin/nft' }), resolveNftLayout({ table: 'unused' }), { observer });
+  const setupError = await writer.setup().then(() => null, (e: unknown) => e);
+  t.ok(setupError instanceof NftError, 'NftError');
+  t.equal((setupError as NftError).kind, 'not-installed');
+  t.equal((setupError as NftError).fatal, true);
+  t.match((setupError as NftError).message, /nft not found \(\/nonexistent\/sbin\/nft\): install nftables/);
+  const listError = await writer.list().then(() => null, (e: unknown) => e);
+  t.equal(listError instanceof NftError && listError.kind, 'not-installed', 'read-back throws it too');
+  const outcome = await writer.ban(cidr('192.0.2.1'), 60, { rule: 'r', offences: 1 });
+  t.equal(outcome.status, 'failed');
+  t.equal(outcome.status === 'failed' && outcome.error.kind, 'not-installed');
+  t.ok(runFailures.length >= 3 && runFailures.every(([e, retry]) => e.kind === 'not-installed' && !retry), 'reported, never retried');
+});
+
+const hasSetpriv = spawnSync('setpriv', ['--version'], { stdio: 'ignore' }).status === 0;
+t.test('no permission: a typed, fatal error naming CAP_NET_ADMIN', { skip: nsOptions.skip || (!hasSetpriv && 'setpriv (util-linux) is not installed') }, async (t) => {
+  // nft run as nobody: the kernel refuses netlink access, as for a daemon without the
+  // capability. The pipe is re-made by `cat` so nobody can read its stdin.
+  const dir = mkdtempSync(join(tmpdir(), 'fsguard-nft-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const nftPath = spawnSync('sh', ['-c', 'command -v nft'], { encoding: 'utf8' }).stdout.trim() || 'nft';
+  const wrapper = join(dir, 'nft-as-nobody');
+  writeFileSync(wrapper, `#!/bin/sh\nexec setpriv --reuid=65534 --regid=65534 --clear-groups -- sh -c 'cat | "$0" "$@"' ${nftPath} "$@"\n`);
+  chmodSync(wrapper, 0o755);
+  const table = uniqueTableName('perm');
+  const writer = new NftSetWriter(new SpawnNftRunner({ binary: wrapper }), resolveNftLayout({ table }));
+  const error = await writer.setup().then(() => null, (e: unknown) => e);
+  t.ok(error instanceof NftError);
+  t.equal((error as NftError).kind, 'permission');
+  t.equal((error as NftError).fatal, true);
+  t.match((error as NftError).message, /Operation not permitted.*CAP_NET_ADMIN/);
+  const listError = await writer.list().then(() => null, (e: unknown) => e);
+  t.equal(listError instanceof NftError && listError.kind, 'permission', 'read-back surfaces it too, not an empty list');
+});
