@@ -1,0 +1,299 @@
+// NftSetWriter against the real nft in the private test namespace: every assertion about
+// bans reads the kernel with the nft CLI (test/support/nft-kernel), not the writer.
+import t from 'tap';
+import { parseCidr, type Cidr } from '../lib/net/ip.js';
+import {
+  formatBanComment,
+  NftSetWriter,
+  resolveNftLayout,
+  SpawnNftRunner,
+  type NftElementWrite,
+  type NftSetWriterOptions,
+  type NftWriterObserver,
+} from '../lib/nft/index.js';
+import { netnsTestOptions } from './support/netns.js';
+import { deleteTableIfExists, kernelElement, kernelElements, nftCli, RecordingRunner, uniqueTableName } from './support/nft-kernel.js';
+
+const nsOptions = netnsTestOptions();
+
+function cidr(text: string): Cidr {
+  const c = parseCidr(text);
+  if (!c) throw new Error(`bad cidr in test: ${text}`);
+  return c;
+}
+
+interface ObserverLog extends NftWriterObserver {
+  batches: NftElementWrite[][];
+  refused: Array<[string, string]>;
+  runFailures: string[];
+  recreated: number;
+}
+
+function observerLog(): ObserverLog {
+  const log: ObserverLog = {
+    batches: [],
+    refused: [],
+    runFailures: [],
+    recreated: 0,
+    batchWritten: (elements) => log.batches.push([...elements]),
+    elementRefused: (target, message) => log.refused.push([target.text, message]),
+    runFailed: (error) => log.runFailures.push(error.message),
+    tableRecreated: () => { log.recreated++; },
+  };
+  return log;
+}
+
+/** A fresh table with our layout, a recording runner and an observer; removed after the test. */
+async function fixture(t: { teardown(fn: () => void): void }, label: string, options: NftSetWriterOptions = {}) {
+  const table = uniqueTableName(label);
+  t.teardown(() => deleteTableIfExists('inet', table));
+  const runner = new RecordingRunner(new SpawnNftRunner());
+  const log = observerLog();
+  const writer = new NftSetWriter(runner, resolveNftLayout({ table }), { observer: log, ...options });
+  await writer.setup();
+  runner.runs.length = 0;
+  return { table, runner, log, writer };
+}
+
+t.test('IPv4, IPv6 and IPv6-prefix bans land in their sets with timeout and comment', nsOptions, async (t) => {
+  const { table, writer, log } = await fixture(t, 'land');
+  const outcomes = await Promise.all([
+    writer.ban(cidr('203.0.113.66'), 3600, { rule: 'brute-force', offences: 1 }),
+    writer.ban(cidr('2001:db8::66'), 600, { rule: 'scanner-ua', offences: 2 }),
+    writer.ban(cidr('2001:db8:bad:1::/64'), 86400.2, { rule: 'prefix-aggregate', offences: 3 }),
+  ]);
+  t.same(outcomes, [{ status: 'written' }, { status: 'written' }, { status: 'written' }]);
+  const v4 = kernelElement(table, 'banned4', '203.0.113.66');
+  t.equal(v4?.timeout, 3600);
+  t.ok(v4?.expires !== undefined && v4.expires <= 3600 && v4.expires >= 3590, 'expires counts down from the timeout');
+  t.equal(v4?.comment, 'fsguard rule=brute-force n=1');
+  t.same(kernelElement(table, 'banned6', '2001:db8::66'), { key: '2001:db8::66', timeout: 600, expires: kernelElement(table, 'banned6', '2001:db8::66')?.expires, comment: 'fsguard rule=scanner-ua n=2' });
+  const net = kernelElement(table, 'banned6net', '2001:db8:bad:1::/64');
+  t.equal(net?.timeout, 86401, 'fractional seconds round up');
+  t.equal(net?.comment, 'fsguard rule=prefix-aggregate n=3');
+  t.equal(kernelElements(table, 'banned4').length + kernelElements(table, 'banned6').length + kernelElements(table, 'banned6net').length, 3, 'nothing else written');
+  t.same(log.refused, []);
+  await writer.close();
+});
+
+t.test('re-banning replaces timeout and comment (extends a running ban)', nsOptions, async (t) => {
+  const { table, writer } = await fixture(t, 'reban');
+  await writer.ban(cidr('198.51.100.20'), 100, { rule: 'r1', offences: 1 });
+  await writer.ban(cidr('2001:db8:77::/48'), 100, { rule: 'r1', offences: 1 });
+  t.equal(kernelElement(table, 'banned4', '198.51.100.20')?.timeout, 100);
+  t.same(await writer.ban(cidr('198.51.100.20'), 7200, { rule: 'r2', offences: 2 }), { status: 'written' });
+  t.same(await writer.ban(cidr('2001:db8:77::/48'), 7200, { rule: 'r2', offences: 2 }), { status: 'written' });
+  const host = kernelElement(table, 'banned4', '198.51.100.20');
+  t.equal(host?.timeout, 7200, 'host: the longer timeout took effect');
+  t.ok((host?.expires ?? 0) > 7000, 'host: expiry moved forward');
+  t.equal(host?.comment, 'fsguard rule=r2 n=2', 'host: comment updated too');
+  const net = kernelElement(table, 'banned6net', '2001:db8:77::/48');
+  t.equal(net?.timeout, 7200, 'prefix: the longer timeout took effect');
+  t.equal(net?.comment, 'fsguard rule=r2 n=2');
+  t.equal(kernelElements(table, 'banned6net').length, 1, 'still one prefix element');
+  await writer.close();
+});
+
+t.test('bans within the batch window share one nft process; duplicates coalesce', nsOptions, async (t) => {
+  const { table, writer, runner, log } = await fixture(t, 'batch', { batchMs: 20 });
+  const pending = [];
+  for (let i = 0; i < 300; i++) pending.push(writer.ban(cidr(`10.1.${i >> 8}.${i & 255}`), 600, { rule: 'bulk', offences: 1 }));
+  // The same target three times: the longest timeout (and its comment) wins.
+  pending.push(writer.ban(cidr('10.9.9.9'), 100, { rule: 'short', offences: 1 }));
+  pending.push(writer.ban(cidr('10.9.9.9'), 900, { rule: 'long', offences: 2 }));
+  pending.push(writer.ban(cidr('10.9.9.9'), 300, { rule: 'mid', offences: 3 }));
+  pending.push(writer.ban(cidr('2001:db8::1'), 600, { rule: 'bulk', offences: 1 }));
+  await writer.flush();
+  t.ok((await Promise.all(pending)).every((o) => o.status === 'written'));
+  t.equal(runner.runs.length, 1, 'one nft process for the whole batch');
+  t.equal(log.batches.length, 1);
+  t.equal(log.batches[0]?.length, 302, 'duplicates sent once');
+  t.equal(kernelElements(table, 'banned4').length, 301);
+  t.equal(kernelElement(table, 'banned4', '10.9.9.9')?.timeout, 900);
+  t.equal(kernelElement(table, 'banned4', '10.9.9.9')?.comment, 'fsguard rule=long n=2');
+  await writer.close();
+});
+
+t.test('the size cap sends full batches at once, one nft process at a time', nsOptions, async (t) => {
+  const { table, writer, runner } = await fixture(t, 'cap', { batchMs: 10_000, maxBatch: 100 });
+  const pending = [];
+  for (let i = 0; i < 250; i++) pending.push(writer.ban(cidr(`10.2.${i >> 8}.${i & 255}`), 600, { rule: 'bulk', offences: 1 }));
+  // The two full batches go without waiting for the (10 s) window...
+  await Promise.all(pending.slice(0, 200));
+  t.equal(kernelElements(table, 'banned4').length, 200, 'full batches written before the window elapsed');
+  // ...and flush() sends the rest now.
+  await writer.flush();
+  t.equal(kernelElements(table, 'banned4').length, 250);
+  t.equal(runner.runs.length, 3);
+  t.equal(runner.maxConcurrent, 1, 'never two nft processes at once');
+  await writer.close();
+});
+
+t.test('a refused element is isolated by bisection; the rest of the batch lands', nsOptions, async (t) => {
+  const { table, writer, runner, log } = await fixture(t, 'bisect');
+  // An existing /48 makes a /64 inside it overlap: the interval set refuses it.
+  nftCli(['add', 'element', 'inet', table, 'banned6net', '{ 2001:db8:aa::/48 timeout 1h }']);
+  const good = ['192.0.2.1', '192.0.2.2', '192.0.2.3', '192.0.2.4', '192.0.2.5', '2001:db8::5', '2001:db8:bb::/64', '2001:db8:cc::/64'];
+  const pending = good.map((g) => writer.ban(cidr(g), 600, { rule: 'ok', offences: 1 }));
+  const bad = writer.ban(cidr('2001:db8:aa:1::/64'), 600, { rule: 'overlap', offences: 1 });
+  await writer.flush();
+  t.ok((await Promise.all(pending)).every((o) => o.status === 'written'), 'good elements written');
+  const badOutcome = await bad;
+  t.equal(badOutcome.status, 'refused');
+  t.match(badOutcome.status === 'refused' ? badOutcome.message : '', /overlap/);
+  t.same(log.refused.map(([target]) => target), ['2001:db8:aa:1::/64'], 'observer told about exactly the bad one');
+  t.match(log.refused[0]?.[1] ?? '', /^Error: interval overlaps/, "nft's own error line");
+  for (const g of good) {
+    const set = g.includes('/') ? 'banned6net' : g.includes(':') ? 'banned6' : 'banned4';
+    t.ok(kernelElement(table, set, g), `${g} in the kernel`);
+  }
+  t.notOk(kernelElement(table, 'banned6net', '2001:db8:aa:1::/64'), 'the bad one is not');
+  t.ok(kernelElement(table, 'banned6net', '2001:db8:aa::/48'), 'the existing /48 untouched');
+  t.ok(runner.runs.length > 1 && runner.runs.length <= 2 * Math.ceil(Math.log2(good.length + 1)) + 1, `bisection used ${runner.runs.length} runs`);
+  t.equal(log.batches.flat().length, good.length, 'observer saw every good element committed once');
+  await writer.close();
+});
+
+t.test('unban removes; unban of a missing element is "not banned", not a failure', nsOptions, async (t) => {
+  const { table, writer, log } = await fixture(t, 'unban');
+  await Promise.all([
+    writer.ban(cidr('192.0.2.10'), 600, { rule: 'r', offences: 1 }),
+    writer.ban(cidr('2001:db8:10::/64'), 600, { rule: 'r', offences: 1 }),
+    writer.ban(cidr('2001:db8::10'), 600, { rule: 'r', offences: 1 }),
+  ]);
+  const outcomes = await Promise.all([
+    writer.unban(cidr('192.0.2.10')),
+    writer.unban(cidr('192.0.2.11')),
+    writer.unban(cidr('2001:db8:10::/64')),
+    writer.unban(cidr('2001:db8:11::/64')),
+    writer.unban(cidr('2001:db8::10')),
+  ]);
+  t.same(outcomes.map((o) => o.status), ['removed', 'not-banned', 'removed', 'not-banned', 'removed']);
+  t.same([...kernelElements(table, 'banned4'), ...kernelElements(table, 'banned6'), ...kernelElements(table, 'banned6net')], [], 'all sets empty');
+  t.same(log.refused, [], 'a missing element is not reported as refused');
+  t.same(log.runFailures, []);
+  t.same(await writer.unban(cidr('192.0.2.99')), { status: 'not-banned' }, 'alone in its batch too');
+  await writer.close();
+});
+
+t.test('ban then unban of the same target in one batch leaves it unbanned', nsOptions, async (t) => {
+  const { table, writer, runner } = await fixture(t, 'supersede');
+  const banned = writer.ban(cidr('192.0.2.30'), 600, { rule: 'r', offences: 1 });
+  const unbanned = writer.unban(cidr('192.0.2.30'));
+  t.same(await banned, { status: 'superseded' });
+  t.same(await unbanned, { status: 'not-banned' });
+  t.notOk(kernelElement(table, 'banned4', '192.0.2.30'));
+  const rebanned = writer.unban(cidr('192.0.2.31'));
+  const last = writer.ban(cidr('192.0.2.31'), 600, { rule: 'r', offences: 1 });
+  t.same(await rebanned, { status: 'superseded' });
+  t.same(await last, { status: 'written' });
+  t.ok(kernelElement(table, 'banned4', '192.0.2.31'));
+  t.ok(runner.runs.length >= 2);
+  await writer.close();
+});
+
+t.test('read-back parses our elements, comments and foreign ones', nsOptions, async (t) => {
+  const { table, writer } = await fixture(t, 'readback', { clock: { nowMs: () => 1_000_000 } });
+  await Promise.all([
+    writer.ban(cidr('203.0.113.1'), 3600, { rule: 'brute-force', offences: 4 }),
+    writer.ban(cidr('2001:db8::1'), 60, { rule: 'manual', offences: 1, note: 'office asked' }),
+    writer.ban(cidr('2001:db8:1:2::/64'), 120, { rule: 'prefix', offences: 1 }),
+  ]);
+  // Added by an admin by hand: no timeout, no comment; a range that is a prefix; one that is not.
+  nftCli(['add', 'element', 'inet', table, 'banned4', '{ 198.51.100.1 }']);
+  nftCli(['add', 'element', 'inet', table, 'banned6net', '{ 2001:db8:f::-2001:db8:f::ff timeout 1h comment "by hand" }']);
+  nftCli(['add', 'element', 'inet', table, 'banned6net', '{ 2001:db8:e::3-2001:db8:e::9 timeout 1h }']);
+  const list = await writer.list();
+  t.equal(list.tableExists, true);
+  const byTarget = new Map(list.bans.map((b) => [b.target.text, b]));
+  const v4 = byTarget.get('203.0.113.1');
+  t.same(v4 && { set: v4.set, timeout: v4.timeoutSeconds, rule: v4.rule, offences: v4.offences, comment: v4.comment },
+    { set: 'set4', timeout: 3600, rule: 'brute-force', offences: 4, comment: 'fsguard rule=brute-force n=4' });
+  t.ok(v4 && v4.expiresSeconds !== null && v4.expiresSeconds > 3590 && v4.expiresAtMs === 1_000_000 + v4.expiresSeconds * 1000);
+  const v6 = byTarget.get('2001:db8::1');
+  t.same(v6 && [v6.set, v6.rule, v6.comment], ['set6', 'manual', 'fsguard rule=manual n=1 note=office asked']);
+  const net = byTarget.get('2001:db8:1:2::/64');
+  t.same(net && [net.set, net.target.prefixLength, net.timeoutSeconds, net.rule], ['set6net', 64, 120, 'prefix']);
+  const foreign = byTarget.get('198.51.100.1');
+  t.same(foreign && [foreign.timeoutSeconds, foreign.expiresSeconds, foreign.comment, foreign.rule], [null, null, null, undefined]);
+  const range = byTarget.get('2001:db8:f::/120');
+  t.same(range && [range.set, range.comment, range.rule], ['set6net', 'by hand', undefined], 'a range that is a prefix reads as that prefix');
+  t.equal(list.bans.length, 5);
+  t.same(list.unrecognized.length, 1, 'a range that is no prefix is reported, not dropped silently');
+  t.match(list.unrecognized[0] ?? '', /2001:db8:e::3/);
+  await writer.close();
+});
+
+t.test('hostile comment text is sanitized before it reaches the kernel', nsOptions, async (t) => {
+  const { table, writer } = await fixture(t, 'hostile');
+  const hostile = 'friendly-scanner"\n\r\x1b[31mred\x1b[0m \\ \' é ' + 'A'.repeat(64 * 1024);
+  t.same(await writer.ban(cidr('192.0.2.50'), 60, { rule: 'ua "evil"\nrule', offences: 1, note: hostile }), { status: 'written' });
+  const comment = kernelElement(table, 'banned4', '192.0.2.50')?.comment ?? '';
+  t.equal(comment, formatBanComment({ rule: 'ua "evil"\nrule', offences: 1, note: hostile }));
+  t.match(comment, /^fsguard rule=ua__evil__rule n=1 note=friendly-scanner\?\?\?\?\[31mred\?\[0m \? \? \? A+$/);
+  t.ok(Buffer.byteLength(comment) <= 128, `≤ 128 bytes (${Buffer.byteLength(comment)})`);
+  t.ok(/^[\x20-\x7e]*$/.test(comment) && !/["'\\]/.test(comment), 'printable ASCII, no quotes or backslashes');
+  // The human listing stays one line per element.
+  const text = nftCli(['list', 'set', 'inet', table, 'banned4']);
+  t.equal(text.split('\n').filter((l) => l.includes('192.0.2.50')).length, 1);
+  t.match(text, /elements = \{ 192\.0\.2\.50 timeout 1m expires \S+ comment "fsguard rule=ua__evil__rule n=1 note=[^"\n]*" \}/);
+  await writer.close();
+});
+
+t.test('invalid requests are refused up front, without an nft run', nsOptions, async (t) => {
+  const { writer, runner, log } = await fixture(t, 'invalid');
+  t.match(await writer.ban(cidr('203.0.113.0/24'), 60, { rule: 'r', offences: 1 }), { status: 'refused', message: /IPv4 prefixes cannot be banned/ });
+  t.match(await writer.ban(cidr('203.0.113.1'), 0, { rule: 'r', offences: 1 }), { status: 'refused', message: /positive/ });
+  t.match(await writer.ban(cidr('203.0.113.1'), Number.NaN, { rule: 'r', offences: 1 }), { status: 'refused' });
+  t.equal(runner.runs.length, 0);
+  t.equal(log.refused.length, 3, 'each reported to the observer');
+  await writer.close();
+  t.match(await writer.ban(cidr('203.0.113.1'), 60, { rule: 'r', offences: 1 }), { status: 'refused', message: /closed/ });
+});
+
+t.test('close() flushes what is queued', nsOptions, async (t) => {
+  const { table, writer } = await fixture(t, 'close', { batchMs: 60_000 });
+  void writer.ban(cidr('192.0.2.60'), 600, { rule: 'r', offences: 1 });
+  void writer.ban(cidr('2001:db8::60'), 600, { rule: 'r', offences: 1 });
+  await writer.close();
+  t.ok(kernelElement(table, 'banned4', '192.0.2.60'), 'written before close resolved');
+  t.ok(kernelElement(table, 'banned6', '2001:db8::60'));
+  t.equal(writer.queued, 0);
+});
+
+t.test('a vanished table (nft flush ruleset) is re-created and the batch retried', nsOptions, async (t) => {
+  const { table, writer, log } = await fixture(t, 'vanish');
+  await writer.ban(cidr('192.0.2.70'), 600, { rule: 'r', offences: 1 });
+  nftCli(['delete', 'table', 'inet', table]);
+  t.same(await writer.ban(cidr('192.0.2.71'), 600, { rule: 'r', offences: 1 }), { status: 'written' });
+  t.equal(log.recreated, 1);
+  t.ok(kernelElement(table, 'banned4', '192.0.2.71'), 'new ban landed in the re-created set');
+  t.ok(nftCli(['list', 'chain', 'inet', table, 'input']).includes('@banned4'), 'drop rules are back');
+  t.same(await writer.unban(cidr('192.0.2.70')), { status: 'not-banned' }, 'the old ban went with the table');
+  await writer.close();
+});
+
+t.test('another table, and our name in another family, are never touched', nsOptions, async (t) => {
+  const { table, writer } = await fixture(t, 'isolate');
+  const other = uniqueTableName('isolate_other');
+  t.teardown(() => { deleteTableIfExists('inet', other); deleteTableIfExists('ip6', table); });
+  nftCli(['-f', '-'], [
+    `table inet ${other} {`,
+    '  set banned4 { type ipv4_addr; flags timeout; elements = { 192.0.2.80 timeout 1h } }',
+    '}',
+    `table ip6 ${table} {`,
+    '  set banned6 { type ipv6_addr; elements = { 2001:db8::80 } }',
+    '}',
+  ].join('\n'));
+  const snapshot = (): string => (nftCli(['-j', 'list', 'table', 'inet', other]) + nftCli(['-j', 'list', 'table', 'ip6', table])).replace(/"expires": \d+/g, '');
+  const before = snapshot();
+  await writer.setup();
+  await writer.ban(cidr('192.0.2.80'), 600, { rule: 'r', offences: 1 });
+  await writer.ban(cidr('2001:db8::80'), 600, { rule: 'r', offences: 1 });
+  await writer.unban(cidr('192.0.2.80'));
+  await writer.unban(cidr('2001:db8::80'));
+  await writer.unban(cidr('2001:db8::81'));
+  await writer.list();
+  await writer.close();
+  t.equal(snapshot(), before, 'foreign tables byte-for-byte unchanged');
+});
