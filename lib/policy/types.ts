@@ -71,6 +71,11 @@ export interface ExistingBan {
 export interface Policy {
   /** Feed one event; returns what it decided (usually nothing). */
   observe(event: AuthEvent): PolicyOutput;
+  /**
+   * Let time pass without an event (the daemon calls it on a timer): challenges left unanswered
+   * past the answer timeout become evidence even when their source falls silent.
+   */
+  advance(nowUs: number): PolicyOutput;
   /** Registrations FreeSWITCH holds right now: their sources are proven legitimate. */
   seedRegistrations(registrations: readonly LiveRegistration[], nowUs: number): void;
   /** Bans found in the kernel at start, so they are not decided again while active. */

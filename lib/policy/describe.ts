@@ -1,0 +1,79 @@
+// The effective policy in plain words with its numbers, for `fsguard policy`: an operator
+// should be able to read what gets banned, when, and for how long, without opening the code.
+import { POLICY_KEYS, policyKnobDoc, settingsForProfile, type PolicyKey, type PolicySettings } from './settings.js';
+
+function dur(seconds: number): string {
+  const s = Math.round(seconds * 1000) / 1000;
+  if (s >= 86400 && s % 86400 === 0) return `${s / 86400} day${s === 86400 ? '' : 's'}`;
+  if (s >= 3600 && s % 3600 === 0) return `${s / 3600} hour${s === 3600 ? '' : 's'}`;
+  if (s >= 60 && s % 60 === 0) return `${s / 60} minute${s === 60 ? '' : 's'}`;
+  return `${s} second${s === 1 ? '' : 's'}`;
+}
+
+/** The ban lengths of the first few offences (without jitter). */
+export function banLadder(s: PolicySettings, steps = 5): number[] {
+  const out: number[] = [];
+  for (let i = 0; i < steps; i++) out.push(Math.min(s.banMaxSeconds, s.banSeconds * Math.pow(s.banIncrementFactor, i)));
+  return out;
+}
+
+export function describePolicy(s: PolicySettings): string[] {
+  const lines: string[] = [];
+  const say = (t: string): void => { lines.push(t); };
+  say('Who is trusted');
+  say(`  Never banned: ${s.allow.join(', ') || '(nothing)'} and FreeSWITCH's own addresses (from each event).`);
+  say(`  A source is proven legitimate by a successful authentication (REGISTER or INVITE) or a live registration; it stays proven ${dur(s.legitimacySeconds)} after its last success.`);
+  say(`  A challenge answered within ${dur(s.answerTimeoutSeconds)} proves the source is real; unanswered challenges prove nothing about it (UDP can be forged).`);
+  say('');
+  say('Sources with no proven legitimacy are banned for');
+  say(`  scanner_user_agent       one request whose user agent contains an attack-tool name (${s.scannerUserAgents.length} patterns, e.g. ${s.scannerUserAgents.slice(0, 4).join(', ')})`);
+  say(`  brute_force              ${s.bruteForceFailures} answered authentication failures within about ${dur(s.shortWindowSeconds)}`);
+  say(`  credential_scan          ${s.credentialScanUsers} distinct users failing, none succeeding, within ${dur(s.longWindowSeconds)}`);
+  say(`  slow_guessing            ${s.slowGuessingFailures} answered failures within about ${dur(s.longWindowSeconds)} (guessing below any short window)`);
+  say(`  unanswered_challenges    ${s.unansweredChallenges} challenges unanswered within about ${dur(s.shortWindowSeconds)}, or ${s.challengeBurst} outstanding at once`);
+  say(`  slow_unanswered_challenges ${s.slowUnansweredChallenges} unanswered challenges within about ${dur(s.longWindowSeconds)}`);
+  say('  (counts drain continuously like a leaky bucket: a steady trickle below the rate never adds up)');
+  say('');
+  say('Proven sources (sites) are banned only for');
+  say(`  credential_scan          failures spread over more distinct users than the site explains: ${s.credentialScanUsers} + ${s.credentialScanUsersPerSiteUser} per user that works there (a stolen account used as a foothold)`);
+  say(s.provenBruteForceFailures > 0
+    ? `  proven_source_brute_force one user failing ${s.provenBruteForceFailures} times within about ${dur(s.shortWindowSeconds)} (no phone retries that fast)`
+    : '  proven_source_brute_force disabled');
+  say(`  A user failing ${s.misprovisionedFailures}+ times there without success is a misprovisioned_device alert, not a ban; unanswered challenges there are a spoofed_challenges alert.`);
+  say('');
+  say(`IPv6: evidence from unproven hosts is also added up per /${s.ipv6PrefixLength}; the prefix is banned (rules ipv6_prefix_*) by the same thresholds once the evidence comes from ${s.prefixMinAddresses}+ addresses, never when a proven host lives in it.`);
+  say('');
+  const ladder = banLadder(s).map(dur);
+  say(`Ban length: ${dur(s.banSeconds)}, times ${s.banIncrementFactor} per repeat offence (${ladder.join(', ')}, …) up to ${dur(s.banMaxSeconds)}, plus up to ${Math.round(s.banJitterFraction * 100)}% deterministic jitter; offences are remembered ${dur(s.offenceMemorySeconds)}.`);
+  say(`After a manual unban the target cannot be banned again for ${dur(s.unbanGraceSeconds)}.`);
+  say(`Alerts: near_miss at ${Math.round(s.nearMissFraction * 100)}% of a threshold; at most one per kind, source and user every ${dur(s.alertIntervalSeconds)}.`);
+  say(`Memory: at most ${s.maxTrackedSources} unproven sources, ${s.maxLegitimateSources} proven sources, ${s.maxTrackedPrefixes} prefixes, ${s.maxUsersPerSource} users and ${s.maxPendingChallengesPerSource} pending challenges per source; idle sources expire after ${dur(s.longWindowSeconds)}.`);
+  return lines;
+}
+
+export function describeOverrides(
+  base: PolicySettings,
+  overrides: Readonly<Record<string, Partial<PolicySettings>>>,
+  watchedProfiles: readonly string[] | null,
+): string[] {
+  const lines: string[] = [];
+  const names = Object.keys(overrides);
+  lines.push(watchedProfiles ? `Watched profiles: ${watchedProfiles.join(', ')} (events from others are ignored).` : 'Watched profiles: all.');
+  if (names.length === 0) { lines.push('No per-profile overrides: every profile uses the policy above.'); return lines; }
+  for (const name of names) {
+    const ignored = watchedProfiles !== null && !watchedProfiles.includes(name);
+    lines.push(`Profile ${name}${ignored ? ' (not watched: this override is ignored)' : ''}:`);
+    const eff = settingsForProfile(base, overrides, name);
+    for (const key of Object.keys(overrides[name]!) as PolicyKey[]) {
+      lines.push(`  ${key} = ${JSON.stringify(eff[key])} (default ${JSON.stringify(base[key])}): ${policyKnobDoc(key)}`);
+    }
+  }
+  return lines;
+}
+
+/** Every knob with its value and meaning, for `fsguard policy --json`. */
+export function policyAsJson(s: PolicySettings): Record<string, { value: unknown; doc: string }> {
+  const out: Record<string, { value: unknown; doc: string }> = {};
+  for (const key of POLICY_KEYS) out[key] = { value: s[key], doc: policyKnobDoc(key) };
+  return out;
+}

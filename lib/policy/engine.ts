@@ -1,0 +1,1069 @@
+// The rate policy: sofia auth events in, BanDecisions and PolicyAlerts out. Pure and
+// deterministic: its only clock is the events' own timestamps, so `fsguard policy simulate`
+// replays a trace to exactly the decisions the daemon would have taken.
+//
+// The model (docs/policy.md explains each rule and the real-world situation it answers):
+//   - A source is PROVEN legitimate by a successful authentication from it (or a live
+//     registration FreeSWITCH reports). A proven source is a site: its unanswered challenges
+//     prove nothing (UDP can be forged), its users' failures are misprovisioned phones (alert),
+//     and only failures spread over more users than the site can explain ban it.
+//   - A source is REAL once it answered one challenge (a register_attempt of any result): the
+//     401 reached it, so its failures are attributable evidence.
+//   - An UNPROVEN source is judged on answered failures (brute force, slow guessing, credential
+//     scan), on challenges it never answers (scanners and toll-fraud INVITE floods), and on an
+//     attack-tool user agent.
+//   - IPv6 evidence from unproven hosts is also aggregated per prefix (/64 by default), so an
+//     attacker rotating addresses is banned as a prefix unless a proven host lives in it.
+import type { AuthEvent, LiveRegistration } from '../events/auth-event.js';
+import { cidrContainsIp, cidrsOverlap, ipv6PrefixText, parseCidr, parseIp, type Cidr, type IpAddress } from '../net/ip.js';
+import { fnv1a32, LeakyBucket } from './counters.js';
+import { settingsForProfile, policySettingsProblems, type PolicySettings } from './settings.js';
+import type {
+  AlertKind, BanDecision, BanEvidence, ExistingBan, Policy, PolicyAlert, PolicyOutput,
+} from './types.js';
+
+const US = 1_000_000;
+/** A register_failure this close after a FORBIDDEN attempt from the same source is its echo. */
+const FAILURE_PAIR_US = 2 * US;
+/** Samples kept for the ban's log line. */
+const SAMPLE_USERS = 8;
+const SAMPLE_AGENTS = 4;
+/** Distinct addresses remembered per prefix (beyond that only the count matters). */
+const PREFIX_ADDRESS_CAP = 256;
+/** Distinct failing users remembered per prefix. */
+const PREFIX_USER_CAP = 256;
+/** Move a source to the young end of its LRU map at most this often (saves Map churn). */
+const LRU_TOUCH_US = US;
+/** Size of the user-agent → is-scanner memo (cleared when full, so a UA flood cannot grow it). */
+const UA_MEMO_CAP = 4096;
+
+const EMPTY_OUTPUT: PolicyOutput = Object.freeze({ bans: Object.freeze([]) as readonly BanDecision[], alerts: Object.freeze([]) as readonly PolicyAlert[] });
+
+/** Thresholds of one profile, pre-computed in µs and drain rates. */
+interface RuleSettings {
+  readonly profile: string;
+  readonly raw: PolicySettings;
+  readonly allow: readonly Cidr[];
+  readonly scannerPatterns: readonly string[];
+  readonly shortWindowUs: number;
+  readonly longWindowUs: number;
+  readonly bruteRate: number;
+  readonly slowRate: number;
+  readonly unansRate: number;
+  readonly slowUnansRate: number;
+  readonly provenBruteRate: number;
+  readonly alertIntervalUs: number;
+  readonly legitimacyUs: number;
+  readonly offenceMemoryUs: number;
+  readonly graceUs: number;
+}
+
+function compileSettings(profile: string, s: PolicySettings): RuleSettings {
+  const problems = policySettingsProblems(s, profile === '' ? 'policy' : `profiles.${profile}`);
+  if (problems.length) throw new Error(`invalid policy settings: ${problems.join('; ')}`);
+  const allow: Cidr[] = [];
+  for (const a of s.allow) {
+    const c = parseCidr(a);
+    if (c) allow.push(c);
+  }
+  const shortWindowUs = s.shortWindowSeconds * US;
+  const longWindowUs = s.longWindowSeconds * US;
+  return {
+    profile,
+    raw: s,
+    allow,
+    scannerPatterns: s.scannerUserAgents.map((p) => p.toLowerCase()),
+    shortWindowUs,
+    longWindowUs,
+    bruteRate: s.bruteForceFailures / shortWindowUs,
+    slowRate: s.slowGuessingFailures / longWindowUs,
+    unansRate: s.unansweredChallenges / shortWindowUs,
+    slowUnansRate: s.slowUnansweredChallenges / longWindowUs,
+    provenBruteRate: Math.max(1, s.provenBruteForceFailures) / shortWindowUs,
+    alertIntervalUs: s.alertIntervalSeconds * US,
+    legitimacyUs: s.legitimacySeconds * US,
+    offenceMemoryUs: s.offenceMemorySeconds * US,
+    graceUs: s.unbanGraceSeconds * US,
+  };
+}
+
+/** What one user did at one source. */
+interface UserRecord {
+  /** Answered failures since its last success (the stale-password streak). */
+  streak: number;
+  lastFailureUs: number;
+  /** Last success at this source, 0 if never. */
+  succeededUs: number;
+  /** Counted in SourceState.failingUsers (failed, never succeeded, within the long horizon). */
+  countedFailing: boolean;
+  /** Counted in SourceState.succeededUsers. */
+  countedSucceeded: boolean;
+  lastAlertUs: number;
+  userAgent: string;
+  /** Rate of this user's failures, for brute force through a proven site. */
+  readonly rate: LeakyBucket;
+}
+
+/** Evidence shared by hosts and prefixes. */
+abstract class EvidenceState {
+  live = true;
+  lruUs = 0;
+  firstSeenUs = 0;
+  lastSeenUs = 0;
+  events = 0;
+  challenges = 0;
+  answeredFailures = 0;
+  successes = 0;
+  bannedUntilUs = 0;
+  bannedRule = '';
+  /** Answered failures: short window (brute force) and long horizon (slow guessing). */
+  readonly failShort = new LeakyBucket();
+  readonly failLong = new LeakyBucket();
+  /** Challenges that went unanswered: short window and long horizon. */
+  readonly unansShort = new LeakyBucket();
+  readonly unansLong = new LeakyBucket();
+  /** First attack-tool user agent seen (empty if none). */
+  scannerUa = '';
+  userSample: string[] = [];
+  agentSample: string[] = [];
+  lastNearMissUs = -Infinity;
+  /** Bumped on every change (explain prints the state after each change). */
+  version = 0;
+
+  constructor(readonly key: string) {}
+
+  sampleUser(user: string): void {
+    if (user && this.userSample.length < SAMPLE_USERS && !this.userSample.includes(user)) this.userSample.push(user);
+  }
+
+  sampleAgent(ua: string): void {
+    if (ua && this.agentSample.length < SAMPLE_AGENTS && !this.agentSample.includes(ua)) this.agentSample.push(ua);
+  }
+
+  resetEvidence(): void {
+    this.failShort.reset();
+    this.failLong.reset();
+    this.unansShort.reset();
+    this.unansLong.reset();
+    this.scannerUa = '';
+  }
+}
+
+class SourceState extends EvidenceState {
+  /** Matches base allow-list or a FreeSWITCH address: never tracked further. */
+  allowed = false;
+  provenUntilUs = 0;
+  /** Answered at least one challenge: its packets are not forged. */
+  answered = false;
+  /** IPv6 only: the prefix this host aggregates into. */
+  prefix: PrefixState | null = null;
+  readonly prefixKey: string | null;
+  /** Challenges awaiting an answer: call-id → challenge time. */
+  pending: Map<string, number> | null = null;
+  users: Map<string, UserRecord> | null = null;
+  failingUsers = 0;
+  succeededUsers = 0;
+  lastSweepUs = 0;
+  /** FORBIDDEN attempts whose register_failure echo has not arrived yet. */
+  unpairedForbidden = 0;
+  lastForbiddenUs = 0;
+  lastUa = '';
+  lastUaIsScanner = false;
+  lastSpoofAlertUs = -Infinity;
+
+  constructor(readonly address: IpAddress, prefixKey: string | null) {
+    super(address.text);
+    this.prefixKey = prefixKey;
+  }
+
+  isProven(nowUs: number): boolean {
+    return this.provenUntilUs > nowUs;
+  }
+
+  override resetEvidence(): void {
+    super.resetEvidence();
+    if (this.pending) this.pending.clear();
+    if (this.users) {
+      for (const [u, r] of this.users) {
+        if (r.succeededUs === 0) this.users.delete(u);
+        else { r.streak = 0; r.rate.reset(); }
+      }
+    }
+    this.failingUsers = 0;
+    this.unpairedForbidden = 0;
+  }
+}
+
+class PrefixState extends EvidenceState {
+  /** Latest legitimacy of any host inside: a proven prefix is never banned as a whole. */
+  provenUntilUs = 0;
+  readonly addresses = new Set<string>();
+  addressCount = 0;
+  readonly scannerAddresses = new Set<string>();
+  readonly failingUsers = new Set<string>();
+
+  constructor(key: string, readonly cidr: Cidr) {
+    super(key);
+  }
+
+  noteAddress(addr: string): void {
+    if (this.addresses.has(addr)) return;
+    this.addressCount++;
+    if (this.addresses.size < PREFIX_ADDRESS_CAP) this.addresses.add(addr);
+  }
+
+  override resetEvidence(): void {
+    super.resetEvidence();
+    this.addresses.clear();
+    this.addressCount = 0;
+    this.scannerAddresses.clear();
+    this.failingUsers.clear();
+  }
+}
+
+interface OffenceRecord {
+  count: number;
+  lastEndUs: number;
+}
+
+interface ActiveBan {
+  readonly cidr: Cidr;
+  readonly untilUs: number;
+  readonly rule: string;
+}
+
+interface Verdict {
+  readonly rule: string;
+  readonly reason: string;
+}
+
+/** How close one source is to one rule, for explain and near-miss alerts. */
+export interface RuleStatus {
+  readonly rule: string;
+  /** Whether the rule can ban this source now (e.g. unproven-only rules at a proven site). */
+  readonly applies: boolean;
+  readonly value: number;
+  readonly threshold: number;
+  readonly description: string;
+}
+
+export interface EvidenceSnapshot {
+  readonly target: string;
+  readonly kind: 'host' | 'prefix';
+  readonly proven: boolean;
+  readonly provenUntilUs: number;
+  readonly answered: boolean;
+  readonly allowed: boolean;
+  readonly bannedUntilUs: number;
+  readonly bannedRule: string;
+  readonly graceUntilUs: number;
+  readonly events: number;
+  readonly challenges: number;
+  readonly answeredFailures: number;
+  readonly successes: number;
+  readonly pendingChallenges: number;
+  readonly failingUsers: number;
+  readonly succeededUsers: number;
+  readonly addresses: number;
+  readonly scannerUserAgent: string;
+  readonly rules: readonly RuleStatus[];
+}
+
+export interface PolicyOptions {
+  /** Called for every ban and alert as it is decided (the daemon logs through it). */
+  readonly onDecision?: (decision: BanDecision) => void;
+}
+
+/** Output collector: allocated only when something is decided. */
+interface Sink {
+  bans: BanDecision[] | null;
+  alerts: PolicyAlert[] | null;
+}
+
+/** A FIFO of challenges awaiting an answer, in arrival order, across all sources. */
+class ChallengeQueue {
+  private states: (SourceState | null)[] = [];
+  private callIds: string[] = [];
+  private times: number[] = [];
+  private head = 0;
+
+  get length(): number {
+    return this.states.length - this.head;
+  }
+
+  push(state: SourceState, callId: string, timeUs: number): void {
+    this.states.push(state);
+    this.callIds.push(callId);
+    this.times.push(timeUs);
+  }
+
+  oldestTime(): number {
+    return this.times[this.head]!;
+  }
+
+  /** Pops the oldest; returns its state, callId and time through the callback arguments. */
+  pop(visit: (state: SourceState, callId: string, timeUs: number) => void): void {
+    const i = this.head;
+    const state = this.states[i]!;
+    const callId = this.callIds[i]!;
+    const time = this.times[i]!;
+    this.states[i] = null;
+    this.head++;
+    if (this.head > 4096 && this.head * 2 > this.states.length) {
+      this.states = this.states.slice(this.head);
+      this.callIds = this.callIds.slice(this.head);
+      this.times = this.times.slice(this.head);
+      this.head = 0;
+    }
+    visit(state, callId, time);
+  }
+}
+
+function humanSeconds(s: number): string {
+  if (s >= 86400 && s % 86400 === 0) return `${s / 86400} d`;
+  if (s >= 3600 && s % 3600 === 0) return `${s / 3600} h`;
+  if (s >= 60 && s % 60 === 0) return `${s / 60} min`;
+  return `${Math.round(s * 100) / 100} s`;
+}
+
+function fmt(n: number): string {
+  return Number.isInteger(n) ? String(n) : n.toFixed(1);
+}
+
+export class RatePolicy implements Policy {
+  private readonly base: RuleSettings;
+  private readonly byProfile = new Map<string, RuleSettings>();
+  private readonly answerTimeoutUs: number;
+  private readonly prefixLength: number;
+  /** Unproven sources, least recently seen first. */
+  private readonly unproven = new Map<string, SourceState>();
+  /** Proven sources, kept apart so a spray of new addresses cannot evict a site's proof. */
+  private readonly proven = new Map<string, SourceState>();
+  private readonly prefixes = new Map<string, PrefixState>();
+  private readonly queue = new ChallengeQueue();
+  private readonly activeBans = new Map<string, ActiveBan>();
+  private readonly graces = new Map<string, { readonly cidr: Cidr; readonly untilUs: number }>();
+  private readonly offences = new Map<string, OffenceRecord>();
+  private readonly switchAddresses = new Set<string>();
+  private readonly uaMemo = new Map<string, boolean>();
+  private nowUs = 0;
+  private sink: Sink = { bans: null, alerts: null };
+  private readonly onExpire = (state: SourceState, callId: string, timeUs: number): void => this.expireChallenge(state, callId, timeUs);
+
+  constructor(
+    settings: PolicySettings,
+    overrides: Readonly<Record<string, Partial<PolicySettings>>> = {},
+    private readonly options: PolicyOptions = {},
+  ) {
+    this.base = compileSettings('', settings);
+    for (const name of Object.keys(overrides)) this.byProfile.set(name, compileSettings(name, settingsForProfile(settings, overrides, name)));
+    // Queue-wide and memory knobs come from the base: a packet's answer cannot depend on its profile.
+    this.answerTimeoutUs = settings.answerTimeoutSeconds * US;
+    this.prefixLength = settings.ipv6PrefixLength;
+  }
+
+  // ---------------------------------------------------------------- Policy interface
+
+  observe(event: AuthEvent): PolicyOutput {
+    const now = event.timeUs > this.nowUs ? event.timeUs : this.nowUs;
+    this.nowUs = now;
+    this.expireChallenges(now);
+    const source = event.source.text;
+    const sw = event.switchAddresses;
+    for (let i = 0; i < sw.length; i++) {
+      const a = sw[i]!;
+      if (!this.switchAddresses.has(a)) this.switchAddresses.add(a);
+      if (a === source) return this.flush();
+    }
+    const rs = this.settingsFor(event.profile);
+    const s = this.sourceState(event.source, now);
+    if (s.allowed) return this.flush();
+    if (s.bannedUntilUs > now) return this.flush();
+    const p = s.prefix !== null && s.prefix.live ? s.prefix : (s.prefixKey !== null ? this.prefixState(s, now) : null);
+    if (p !== null && p.bannedUntilUs > now) return this.flush();
+    this.record(s, p, event, rs, now);
+    return this.flush();
+  }
+
+  advance(nowUs: number): PolicyOutput {
+    if (nowUs > this.nowUs) this.nowUs = nowUs;
+    this.expireChallenges(this.nowUs);
+    return this.flush();
+  }
+
+  seedRegistrations(registrations: readonly LiveRegistration[], nowUs: number): void {
+    if (nowUs > this.nowUs) this.nowUs = nowUs;
+    for (const r of registrations) {
+      const s = this.sourceState(r.source, this.nowUs);
+      if (s.allowed) continue;
+      const expiresUs = r.expiresAtSec !== null ? r.expiresAtSec * US : this.nowUs;
+      this.prove(s, Math.max(expiresUs, this.nowUs), this.base);
+      if (r.user) this.userSucceeded(s, r.user, r.userAgent, this.nowUs, this.base);
+      s.sampleUser(r.user);
+      s.sampleAgent(r.userAgent);
+    }
+  }
+
+  restoreBans(bans: readonly ExistingBan[]): void {
+    for (const b of bans) {
+      const key = b.target.cidr.text;
+      this.activeBans.set(key, { cidr: b.target.cidr, untilUs: b.expiresAtUs, rule: b.rule });
+      const o = this.offences.get(key);
+      // A ban in the kernel is at least one offence: the next one is longer.
+      if (!o) this.offences.set(key, { count: 1, lastEndUs: b.expiresAtUs });
+      else o.lastEndUs = Math.max(o.lastEndUs, b.expiresAtUs);
+      const st = b.target.host ? (this.unproven.get(key) ?? this.proven.get(key)) : this.prefixes.get(key);
+      if (st) { st.bannedUntilUs = b.expiresAtUs; st.bannedRule = b.rule; }
+    }
+    this.trimOffences();
+  }
+
+  manualUnban(target: Cidr, nowUs: number): void {
+    if (nowUs > this.nowUs) this.nowUs = nowUs;
+    const key = target.text;
+    this.activeBans.delete(key);
+    this.graces.set(key, { cidr: target, untilUs: this.nowUs + this.base.graceUs });
+    const clear = (st: EvidenceState | undefined): void => {
+      if (!st) return;
+      st.bannedUntilUs = 0;
+      st.bannedRule = '';
+      st.resetEvidence();
+      st.version++;
+    };
+    clear(this.unproven.get(key));
+    clear(this.proven.get(key));
+    clear(this.prefixes.get(key));
+    for (const [k, b] of this.activeBans) {
+      if (cidrsOverlap(b.cidr, target)) {
+        this.activeBans.delete(k);
+        clear(this.unproven.get(k) ?? this.proven.get(k) ?? this.prefixes.get(k));
+      }
+    }
+  }
+
+  trackedSources(): number {
+    return this.unproven.size + this.proven.size + this.prefixes.size;
+  }
+
+  // ---------------------------------------------------------------- inspection (explain)
+
+  /** Change counter of a host or prefix's state (0 when untracked); explain diffs on it. */
+  stateVersion(target: string): number {
+    const st = this.unproven.get(target) ?? this.proven.get(target) ?? this.prefixes.get(target);
+    return st ? st.version : 0;
+  }
+
+  /** The prefix key (e.g. `2001:db8:1::/64`) an IPv6 address aggregates into. */
+  prefixOf(addr: IpAddress): string | null {
+    return addr.family === 6 ? ipv6PrefixText(addr, this.prefixLength) : null;
+  }
+
+  /** Evidence and distance to every rule for a host or prefix, judged with a profile's settings. */
+  inspect(target: string, profile = ''): EvidenceSnapshot | null {
+    const rs = this.settingsFor(profile);
+    const now = this.nowUs;
+    const host = this.unproven.get(target) ?? this.proven.get(target);
+    const grace = this.graces.get(target);
+    if (host) {
+      const proven = host.isProven(now);
+      return {
+        target,
+        kind: 'host',
+        proven,
+        provenUntilUs: host.provenUntilUs,
+        answered: host.answered,
+        allowed: host.allowed,
+        bannedUntilUs: host.bannedUntilUs,
+        bannedRule: host.bannedRule,
+        graceUntilUs: grace ? grace.untilUs : 0,
+        events: host.events,
+        challenges: host.challenges,
+        answeredFailures: host.answeredFailures,
+        successes: host.successes,
+        pendingChallenges: host.pending ? host.pending.size : 0,
+        failingUsers: host.failingUsers,
+        succeededUsers: host.succeededUsers,
+        addresses: 1,
+        scannerUserAgent: host.scannerUa,
+        rules: this.hostRuleStatus(host, rs, now),
+      };
+    }
+    const p = this.prefixes.get(target);
+    if (!p) return null;
+    return {
+      target,
+      kind: 'prefix',
+      proven: p.provenUntilUs > now,
+      provenUntilUs: p.provenUntilUs,
+      answered: false,
+      allowed: false,
+      bannedUntilUs: p.bannedUntilUs,
+      bannedRule: p.bannedRule,
+      graceUntilUs: grace ? grace.untilUs : 0,
+      events: p.events,
+      challenges: p.challenges,
+      answeredFailures: p.answeredFailures,
+      successes: p.successes,
+      pendingChallenges: 0,
+      failingUsers: p.failingUsers.size,
+      succeededUsers: 0,
+      addresses: p.addressCount,
+      scannerUserAgent: p.scannerUa,
+      rules: this.prefixRuleStatus(p, rs, now),
+    };
+  }
+
+  // ---------------------------------------------------------------- state management
+
+  private settingsFor(profile: string): RuleSettings {
+    return this.byProfile.get(profile) ?? this.base;
+  }
+
+  private flush(): PolicyOutput {
+    const sink = this.sink;
+    if (sink.bans === null && sink.alerts === null) return EMPTY_OUTPUT;
+    this.sink = { bans: null, alerts: null };
+    return { bans: sink.bans ?? [], alerts: sink.alerts ?? [] };
+  }
+
+  private sourceState(addr: IpAddress, now: number): SourceState {
+    const key = addr.text;
+    let s = this.unproven.get(key);
+    if (s !== undefined) {
+      if (now - s.lruUs > LRU_TOUCH_US) { this.unproven.delete(key); this.unproven.set(key, s); s.lruUs = now; }
+      return s;
+    }
+    s = this.proven.get(key);
+    if (s !== undefined) {
+      if (now - s.lruUs > LRU_TOUCH_US) { this.proven.delete(key); this.proven.set(key, s); s.lruUs = now; }
+      return s;
+    }
+    s = new SourceState(addr, addr.family === 6 ? ipv6PrefixText(addr, this.prefixLength) : null);
+    s.lruUs = now;
+    s.firstSeenUs = now;
+    s.allowed = this.switchAddresses.has(key) || this.base.allow.some((c) => cidrContainsIp(c, addr));
+    const ban = this.activeBans.get(key);
+    if (ban && ban.untilUs > now) { s.bannedUntilUs = ban.untilUs; s.bannedRule = ban.rule; }
+    this.unproven.set(key, s);
+    this.evict(this.unproven, this.base.raw.maxTrackedSources, now);
+    return s;
+  }
+
+  private prefixState(s: SourceState, now: number): PrefixState {
+    const key = s.prefixKey!;
+    let p = this.prefixes.get(key);
+    if (p === undefined) {
+      const cidr = parseCidr(key)!;
+      p = new PrefixState(key, cidr);
+      p.firstSeenUs = now;
+      p.lruUs = now;
+      const ban = this.activeBans.get(key);
+      if (ban && ban.untilUs > now) { p.bannedUntilUs = ban.untilUs; p.bannedRule = ban.rule; }
+      this.prefixes.set(key, p);
+      this.evict(this.prefixes, this.base.raw.maxTrackedPrefixes, now);
+    } else if (now - p.lruUs > LRU_TOUCH_US) {
+      this.prefixes.delete(key);
+      this.prefixes.set(key, p);
+    }
+    p.lruUs = now;
+    if (s.provenUntilUs > p.provenUntilUs) p.provenUntilUs = s.provenUntilUs;
+    s.prefix = p;
+    return p;
+  }
+
+  /** Drops the least recently seen entries beyond `cap`, and idle ones at the old end. */
+  private evict<T extends EvidenceState>(map: Map<string, T>, cap: number, now: number): void {
+    const idleUs = this.base.longWindowUs;
+    let checked = 0;
+    for (const [k, v] of map) {
+      const over = map.size > cap;
+      const idle = now - v.lruUs > idleUs && v.bannedUntilUs <= now && !(v instanceof SourceState && v.isProven(now));
+      if (!over && !(idle && checked < 2)) break;
+      map.delete(k);
+      v.live = false;
+      checked++;
+    }
+  }
+
+  private prove(s: SourceState, atUs: number, rs: RuleSettings): void {
+    const until = atUs + rs.legitimacyUs;
+    if (until > s.provenUntilUs) s.provenUntilUs = until;
+    s.answered = true;
+    if (this.unproven.get(s.key) === s) {
+      this.unproven.delete(s.key);
+      this.proven.set(s.key, s);
+      this.evict(this.proven, this.base.raw.maxLegitimateSources, this.nowUs);
+    }
+    if (s.prefixKey !== null) {
+      const p = s.prefix !== null && s.prefix.live ? s.prefix : this.prefixState(s, this.nowUs);
+      if (s.provenUntilUs > p.provenUntilUs) p.provenUntilUs = s.provenUntilUs;
+    }
+  }
+
+  private userRecord(s: SourceState, user: string, rs: RuleSettings, now: number): UserRecord | null {
+    if (s.users === null) s.users = new Map();
+    let r = s.users.get(user);
+    if (r !== undefined) return r;
+    if (s.users.size >= rs.raw.maxUsersPerSource) {
+      this.sweepUsers(s, rs, now, true);
+      if (s.users.size >= rs.raw.maxUsersPerSource) return null;
+    }
+    r = { streak: 0, lastFailureUs: 0, succeededUs: 0, countedFailing: false, countedSucceeded: false, lastAlertUs: -Infinity, userAgent: '', rate: new LeakyBucket() };
+    s.users.set(user, r);
+    return r;
+  }
+
+  /** Expires failing users past the long horizon and successes past legitimacy. */
+  private sweepUsers(s: SourceState, rs: RuleSettings, now: number, force: boolean): void {
+    if (s.users === null) return;
+    if (!force && now - s.lastSweepUs < rs.longWindowUs / 12) return;
+    s.lastSweepUs = now;
+    for (const [u, r] of s.users) {
+      if (r.countedFailing && now - r.lastFailureUs > rs.longWindowUs) { r.countedFailing = false; s.failingUsers--; }
+      if (r.countedSucceeded && now - r.succeededUs > rs.legitimacyUs) { r.countedSucceeded = false; s.succeededUsers--; }
+      if (!r.countedFailing && !r.countedSucceeded && now - r.lastFailureUs > rs.longWindowUs) s.users.delete(u);
+    }
+  }
+
+  private userSucceeded(s: SourceState, user: string, ua: string, now: number, rs: RuleSettings): void {
+    const r = this.userRecord(s, user, rs, now);
+    if (r === null) return;
+    if (r.countedFailing) { r.countedFailing = false; s.failingUsers--; }
+    if (!r.countedSucceeded) { r.countedSucceeded = true; s.succeededUsers++; }
+    r.succeededUs = now;
+    r.streak = 0;
+    r.rate.reset();
+    if (ua) r.userAgent = ua;
+  }
+
+  private isScannerUa(ua: string, rs: RuleSettings): boolean {
+    if (ua === '') return false;
+    const memoKey = rs === this.base ? ua : `${rs.profile}\u0000${ua}`;
+    const hit = this.uaMemo.get(memoKey);
+    if (hit !== undefined) return hit;
+    const lower = ua.toLowerCase();
+    let is = false;
+    for (const p of rs.scannerPatterns) if (lower.includes(p)) { is = true; break; }
+    if (this.uaMemo.size >= UA_MEMO_CAP) this.uaMemo.clear();
+    this.uaMemo.set(memoKey, is);
+    return is;
+  }
+
+  // ---------------------------------------------------------------- evidence
+
+  private record(s: SourceState, p: PrefixState | null, e: AuthEvent, rs: RuleSettings, now: number): void {
+    s.events++;
+    s.version++;
+    s.lastSeenUs = now;
+    const proven = s.isProven(now);
+    // Evidence from a proven host never counts against its prefix (it is part of a live site).
+    const feedPrefix = p !== null && !proven;
+    if (feedPrefix) { p.events++; p.version++; p.lastSeenUs = now; }
+    const ua = e.userAgent;
+    if (ua !== s.lastUa) {
+      s.lastUa = ua;
+      s.lastUaIsScanner = this.isScannerUa(ua, rs);
+      s.sampleAgent(ua);
+    }
+    // At a proven site an attack-tool user agent is most likely forged onto its address.
+    if (s.lastUaIsScanner && s.scannerUa === '' && !proven) s.scannerUa = ua;
+    if (feedPrefix && s.lastUaIsScanner) {
+      if (p.scannerUa === '') p.scannerUa = ua;
+      p.scannerAddresses.add(s.key);
+      p.noteAddress(s.key);
+      p.sampleAgent(ua);
+    }
+
+    switch (e.kind) {
+      case 'challenge': {
+        s.challenges++;
+        s.sampleUser(e.fromUser);
+        if (feedPrefix) { p.challenges++; p.sampleUser(e.fromUser); }
+        const callId = e.callId !== '' ? e.callId : `\u0000${e.fromUser}\u0000${e.toUser}`;
+        if (s.pending === null) s.pending = new Map();
+        // A retransmission (the 401 was lost) or a re-challenge keeps one pending entry.
+        if (!s.pending.has(callId)) {
+          if (s.pending.size >= rs.raw.maxPendingChallengesPerSource) {
+            this.creditUnanswered(s, now, rs);
+          } else {
+            s.pending.set(callId, e.timeUs);
+            this.queue.push(s, callId, e.timeUs);
+          }
+        }
+        break;
+      }
+      case 'attempt': {
+        s.answered = true;
+        if (s.pending !== null && s.pending.size > 0) s.pending.delete(e.callId);
+        const user = e.authUser !== '' && e.authUser !== 'unknown' ? e.authUser : e.fromUser;
+        s.sampleUser(user);
+        if (e.result === 'success') {
+          s.successes++;
+          if (feedPrefix) p.successes++;
+          this.prove(s, now, rs);
+          this.userSucceeded(s, user, ua, now, rs);
+        } else if (e.result === 'forbidden') {
+          s.unpairedForbidden = s.unpairedForbidden < 64 ? s.unpairedForbidden + 1 : 64;
+          s.lastForbiddenUs = now;
+          this.answeredFailure(s, feedPrefix ? p : null, user, ua, rs, now);
+        }
+        // STALE: a nonce expired (server restart, long-lived dialog); the client re-authenticates.
+        break;
+      }
+      case 'failure': {
+        if (s.unpairedForbidden > 0 && now - s.lastForbiddenUs <= FAILURE_PAIR_US) {
+          // The 403 of the FORBIDDEN attempt just counted: the same request, counted once.
+          s.unpairedForbidden--;
+        } else {
+          s.unpairedForbidden = 0;
+          s.answered = true;
+          this.answeredFailure(s, feedPrefix ? p : null, e.method === 'REGISTER' ? e.toUser : '', ua, rs, now);
+        }
+        break;
+      }
+      case 'registered': {
+        if (s.pending !== null && s.pending.size > 0) s.pending.delete(e.callId);
+        s.successes++;
+        this.prove(s, now, rs);
+        if (e.authUser) this.userSucceeded(s, e.authUser, ua, now, rs);
+        break;
+      }
+    }
+    this.sweepUsers(s, rs, now, false);
+    this.judge(s, rs, now, e);
+  }
+
+  private answeredFailure(s: SourceState, p: PrefixState | null, user: string, ua: string, rs: RuleSettings, now: number): void {
+    s.answered = true;
+    s.answeredFailures++;
+    s.failShort.add(now, rs.bruteRate);
+    s.failLong.add(now, rs.slowRate);
+    if (user !== '') {
+      const r = this.userRecord(s, user, rs, now);
+      if (r === null) {
+        // Too many users to remember: an unknown user failing counts as a new failing user.
+        s.failingUsers++;
+      } else {
+        r.streak++;
+        r.lastFailureUs = now;
+        if (ua) r.userAgent = ua;
+        r.rate.add(now, rs.provenBruteRate);
+        if (r.succeededUs === 0 && !r.countedFailing) { r.countedFailing = true; s.failingUsers++; }
+      }
+    }
+    if (p !== null) {
+      p.answeredFailures++;
+      p.failShort.add(now, rs.bruteRate);
+      p.failLong.add(now, rs.slowRate);
+      p.noteAddress(s.key);
+      if (user !== '' && p.failingUsers.size < PREFIX_USER_CAP) p.failingUsers.add(user);
+      p.sampleUser(user);
+    }
+  }
+
+  private creditUnanswered(s: SourceState, now: number, rs: RuleSettings): void {
+    s.unansShort.add(now, rs.unansRate);
+    s.unansLong.add(now, rs.slowUnansRate);
+    s.version++;
+    const p = s.prefix;
+    if (p !== null && p.live && !s.isProven(now)) {
+      p.unansShort.add(now, rs.unansRate);
+      p.unansLong.add(now, rs.slowUnansRate);
+      p.noteAddress(s.key);
+      p.version++;
+    }
+  }
+
+  private expireChallenges(now: number): void {
+    const limit = now - this.answerTimeoutUs;
+    while (this.queue.length > 0 && this.queue.oldestTime() < limit) this.queue.pop(this.onExpire);
+  }
+
+  private expireChallenge(s: SourceState, callId: string, timeUs: number): void {
+    if (!s.live || s.pending === null || s.pending.get(callId) !== timeUs) return;
+    s.pending.delete(callId);
+    const now = this.nowUs;
+    if (s.bannedUntilUs > now || s.allowed) return;
+    if (s.prefix !== null && s.prefix.bannedUntilUs > now) return;
+    // Judged with the base settings: the challenge's profile is not kept per pending entry.
+    const rs = this.base;
+    this.creditUnanswered(s, now, rs);
+    this.judge(s, rs, now, null);
+  }
+
+  // ---------------------------------------------------------------- rules
+
+  private judge(s: SourceState, rs: RuleSettings, now: number, e: AuthEvent | null): void {
+    if (s.bannedUntilUs <= now) {
+      const v = this.hostVerdict(s, rs, now);
+      if (v !== null) this.ban(s, v, rs, now, e);
+      else this.hostAlerts(s, rs, now, e);
+    }
+    const p = s.prefix;
+    if (p !== null && p.live && p.bannedUntilUs <= now && !s.isProven(now)) {
+      const v = this.prefixVerdict(p, rs, now);
+      if (v !== null) this.ban(p, v, rs, now, e);
+    }
+  }
+
+  private credentialScanTolerance(s: SourceState, rs: RuleSettings): number {
+    return rs.raw.credentialScanUsers + Math.floor(rs.raw.credentialScanUsersPerSiteUser * s.succeededUsers);
+  }
+
+  private hostVerdict(s: SourceState, rs: RuleSettings, now: number): Verdict | null {
+    const r = rs.raw;
+    const tolerance = this.credentialScanTolerance(s, rs);
+    if (s.isProven(now)) {
+      // A site: its challenges may be forged and its failing users may be stale phones. Only
+      // failures (answered, so not forged) spread over more users than it can explain ban it.
+      if (s.failingUsers >= tolerance) {
+        return {
+          rule: 'credential_scan',
+          reason: `${s.failingUsers} distinct users failed authentication from ${s.key} and never succeeded there, more than a site with ${s.succeededUsers} working users explains (tolerance ${tolerance - 1}): a scan through a foothold account`,
+        };
+      }
+      if (r.provenBruteForceFailures > 0 && s.users !== null) {
+        for (const [u, rec] of s.users) {
+          if (rec.streak >= r.provenBruteForceFailures && rec.rate.value(now, rs.provenBruteRate) >= r.provenBruteForceFailures) {
+            return {
+              rule: 'proven_source_brute_force',
+              reason: `user ${u} failed authentication about ${r.provenBruteForceFailures} times within ${humanSeconds(r.shortWindowSeconds)} from ${s.key}, far faster than any phone retries: password cracking through a site address`,
+            };
+          }
+        }
+      }
+      return null;
+    }
+    const unproven = s.answered ? 'a source that answered challenges but never authenticated successfully' : 'a source that never proved itself legitimate';
+    if (s.scannerUa !== '') {
+      return { rule: 'scanner_user_agent', reason: `user agent ${JSON.stringify(s.scannerUa.slice(0, 64))} is a SIP attack tool, sent from ${unproven}` };
+    }
+    const short = s.failShort.value(now, rs.bruteRate);
+    if (short >= r.bruteForceFailures) {
+      return { rule: 'brute_force', reason: `${r.bruteForceFailures} answered authentication failures within ${humanSeconds(r.shortWindowSeconds)} (users ${s.userSample.slice(0, 4).join(', ') || 'unknown'}) from ${unproven}` };
+    }
+    if (s.failingUsers >= tolerance) {
+      return { rule: 'credential_scan', reason: `${s.failingUsers} distinct users failed authentication and none succeeded, from ${unproven} (tolerance ${tolerance - 1})` };
+    }
+    const long = s.failLong.value(now, rs.slowRate);
+    if (long >= r.slowGuessingFailures) {
+      return { rule: 'slow_guessing', reason: `${r.slowGuessingFailures} answered authentication failures within ${humanSeconds(r.longWindowSeconds)}, below any short window, from ${unproven}` };
+    }
+    const pending = s.pending !== null ? s.pending.size : 0;
+    if (pending >= r.challengeBurst) {
+      return { rule: 'unanswered_challenges', reason: `${pending} challenges outstanding at once and none answered yet, from ${unproven}: a scanner or INVITE flood` };
+    }
+    if (s.unansShort.value(now, rs.unansRate) >= r.unansweredChallenges) {
+      return { rule: 'unanswered_challenges', reason: `${r.unansweredChallenges} challenges left unanswered within ${humanSeconds(r.shortWindowSeconds)} from ${unproven}: an extension scanner or toll-fraud INVITE flood` };
+    }
+    if (s.unansLong.value(now, rs.slowUnansRate) >= r.slowUnansweredChallenges) {
+      return { rule: 'slow_unanswered_challenges', reason: `${r.slowUnansweredChallenges} challenges left unanswered within ${humanSeconds(r.longWindowSeconds)} from ${unproven}: a slow scanner` };
+    }
+    return null;
+  }
+
+  private prefixVerdict(p: PrefixState, rs: RuleSettings, now: number): Verdict | null {
+    const r = rs.raw;
+    // Never lump a live site with its neighbours, and only ban a prefix when the evidence is
+    // spread over several addresses (one noisy host is banned as a host).
+    if (p.provenUntilUs > now || p.addressCount < r.prefixMinAddresses) return null;
+    const spread = `spread over ${p.addressCount} addresses of ${p.key}`;
+    if (p.scannerAddresses.size >= r.prefixMinAddresses) {
+      return { rule: 'ipv6_prefix_scanner_user_agent', reason: `attack-tool user agent ${JSON.stringify(p.scannerUa.slice(0, 64))} from ${p.scannerAddresses.size} addresses of ${p.key}, none proven legitimate: address rotation` };
+    }
+    if (p.failShort.value(now, rs.bruteRate) >= r.bruteForceFailures) {
+      return { rule: 'ipv6_prefix_brute_force', reason: `${r.bruteForceFailures} answered authentication failures within ${humanSeconds(r.shortWindowSeconds)} ${spread}, none proven legitimate: address rotation` };
+    }
+    if (p.failingUsers.size >= r.credentialScanUsers) {
+      return { rule: 'ipv6_prefix_credential_scan', reason: `${p.failingUsers.size} distinct users failed authentication ${spread}, none proven legitimate: address rotation` };
+    }
+    if (p.failLong.value(now, rs.slowRate) >= r.slowGuessingFailures) {
+      return { rule: 'ipv6_prefix_slow_guessing', reason: `${r.slowGuessingFailures} answered authentication failures within ${humanSeconds(r.longWindowSeconds)} ${spread}: slow guessing with address rotation` };
+    }
+    if (p.unansShort.value(now, rs.unansRate) >= r.unansweredChallenges) {
+      return { rule: 'ipv6_prefix_unanswered_challenges', reason: `${r.unansweredChallenges} challenges left unanswered within ${humanSeconds(r.shortWindowSeconds)} ${spread}: scanning with address rotation` };
+    }
+    if (p.unansLong.value(now, rs.slowUnansRate) >= r.slowUnansweredChallenges) {
+      return { rule: 'ipv6_prefix_slow_unanswered_challenges', reason: `${r.slowUnansweredChallenges} challenges left unanswered within ${humanSeconds(r.longWindowSeconds)} ${spread}` };
+    }
+    return null;
+  }
+
+  /** Every rule with its current value and threshold (explain; near-miss uses the same numbers). */
+  private hostRuleStatus(s: SourceState, rs: RuleSettings, now: number): RuleStatus[] {
+    const r = rs.raw;
+    const proven = s.isProven(now);
+    const tolerance = this.credentialScanTolerance(s, rs);
+    let worstUser = 0;
+    if (s.users !== null) for (const rec of s.users.values()) { const v = rec.rate.value(now, rs.provenBruteRate); if (v > worstUser) worstUser = v; }
+    return [
+      { rule: 'scanner_user_agent', applies: !proven, value: s.scannerUa !== '' ? 1 : 0, threshold: 1, description: s.scannerUa !== '' ? `attack-tool user agent ${JSON.stringify(s.scannerUa.slice(0, 64))} seen` : 'no attack-tool user agent seen' },
+      { rule: 'brute_force', applies: !proven, value: s.failShort.value(now, rs.bruteRate), threshold: r.bruteForceFailures, description: `answered failures, leaky bucket draining ${r.bruteForceFailures} per ${humanSeconds(r.shortWindowSeconds)}` },
+      { rule: 'credential_scan', applies: true, value: s.failingUsers, threshold: tolerance, description: `distinct users failing and never succeeding here (${r.credentialScanUsers} + ${r.credentialScanUsersPerSiteUser} × ${s.succeededUsers} working users)` },
+      { rule: 'slow_guessing', applies: !proven, value: s.failLong.value(now, rs.slowRate), threshold: r.slowGuessingFailures, description: `answered failures, leaky bucket draining ${r.slowGuessingFailures} per ${humanSeconds(r.longWindowSeconds)}` },
+      { rule: 'unanswered_challenges', applies: !proven, value: s.unansShort.value(now, rs.unansRate), threshold: r.unansweredChallenges, description: `challenges unanswered after ${humanSeconds(r.answerTimeoutSeconds)}, draining ${r.unansweredChallenges} per ${humanSeconds(r.shortWindowSeconds)}` },
+      { rule: 'unanswered_challenges(burst)', applies: !proven, value: s.pending !== null ? s.pending.size : 0, threshold: r.challengeBurst, description: 'challenges outstanding at once' },
+      { rule: 'slow_unanswered_challenges', applies: !proven, value: s.unansLong.value(now, rs.slowUnansRate), threshold: r.slowUnansweredChallenges, description: `unanswered challenges, draining ${r.slowUnansweredChallenges} per ${humanSeconds(r.longWindowSeconds)}` },
+      { rule: 'proven_source_brute_force', applies: proven && r.provenBruteForceFailures > 0, value: worstUser, threshold: r.provenBruteForceFailures, description: `failures of one user at a proven site, draining ${r.provenBruteForceFailures} per ${humanSeconds(r.shortWindowSeconds)}` },
+    ];
+  }
+
+  private prefixRuleStatus(p: PrefixState, rs: RuleSettings, now: number): RuleStatus[] {
+    const r = rs.raw;
+    const applies = p.provenUntilUs <= now && p.addressCount >= r.prefixMinAddresses;
+    return [
+      { rule: 'ipv6_prefix_addresses', applies: p.provenUntilUs <= now, value: p.addressCount, threshold: r.prefixMinAddresses, description: 'addresses the evidence is spread over (a prefix ban needs this many)' },
+      { rule: 'ipv6_prefix_scanner_user_agent', applies, value: p.scannerAddresses.size, threshold: r.prefixMinAddresses, description: 'addresses with an attack-tool user agent' },
+      { rule: 'ipv6_prefix_brute_force', applies, value: p.failShort.value(now, rs.bruteRate), threshold: r.bruteForceFailures, description: `answered failures draining ${r.bruteForceFailures} per ${humanSeconds(r.shortWindowSeconds)}` },
+      { rule: 'ipv6_prefix_credential_scan', applies, value: p.failingUsers.size, threshold: r.credentialScanUsers, description: 'distinct failing users' },
+      { rule: 'ipv6_prefix_slow_guessing', applies, value: p.failLong.value(now, rs.slowRate), threshold: r.slowGuessingFailures, description: `answered failures draining ${r.slowGuessingFailures} per ${humanSeconds(r.longWindowSeconds)}` },
+      { rule: 'ipv6_prefix_unanswered_challenges', applies, value: p.unansShort.value(now, rs.unansRate), threshold: r.unansweredChallenges, description: `unanswered challenges draining ${r.unansweredChallenges} per ${humanSeconds(r.shortWindowSeconds)}` },
+      { rule: 'ipv6_prefix_slow_unanswered_challenges', applies, value: p.unansLong.value(now, rs.slowUnansRate), threshold: r.slowUnansweredChallenges, description: `unanswered challenges draining ${r.slowUnansweredChallenges} per ${humanSeconds(r.longWindowSeconds)}` },
+    ];
+  }
+
+  // ---------------------------------------------------------------- alerts
+
+  private alert(kind: AlertKind, source: string, profile: string, message: string, now: number, user?: string, userAgent?: string): void {
+    const a: PolicyAlert = { kind, source, profile, message, atUs: now, ...(user !== undefined ? { user } : {}), ...(userAgent !== undefined ? { userAgent } : {}) };
+    (this.sink.alerts ??= []).push(a);
+  }
+
+  private hostAlerts(s: SourceState, rs: RuleSettings, now: number, e: AuthEvent | null): void {
+    const r = rs.raw;
+    const profile = e !== null ? e.profile : '';
+    if (s.isProven(now)) {
+      // A phone with a stale password at a working site: tell the admin, do not ban the site.
+      if (e !== null && (e.kind === 'attempt' && e.result === 'forbidden') && s.users !== null) {
+        const user = e.authUser !== '' && e.authUser !== 'unknown' ? e.authUser : e.fromUser;
+        const rec = s.users.get(user);
+        if (rec !== undefined && rec.streak >= r.misprovisionedFailures && now - rec.lastAlertUs >= rs.alertIntervalUs) {
+          rec.lastAlertUs = now;
+          const since = rec.succeededUs > 0 ? 'since its last success' : 'and it never succeeded here';
+          this.alert('misprovisioned_device', s.key, profile,
+            `user ${user} at ${s.key} (${rec.userAgent || 'no user agent'}) failed authentication ${rec.streak} times ${since}: a device with a stale or wrong password; the site is not banned`,
+            now, user, rec.userAgent);
+        }
+      }
+      // Unanswered challenges at a proven site: someone forges its address (or phones lose 401s).
+      if (e === null && now - s.lastSpoofAlertUs >= rs.alertIntervalUs && s.unansShort.value(now, rs.unansRate) >= r.unansweredChallenges) {
+        s.lastSpoofAlertUs = now;
+        this.alert('spoofed_challenges', s.key, profile,
+          `${r.unansweredChallenges}+ challenges to ${s.key} went unanswered within ${humanSeconds(r.shortWindowSeconds)} although it is a proven site: forged requests (last user agent ${JSON.stringify(s.lastUa.slice(0, 64))}); not banned`,
+          now, undefined, s.lastUa || undefined);
+      }
+      const tol = this.credentialScanTolerance(s, rs);
+      if (s.failingUsers >= 2 && s.failingUsers >= r.nearMissFraction * tol) this.nearMiss(s, rs, now, profile, `${s.failingUsers} distinct users failing without success at proven site ${s.key}, credential-scan tolerance ${tol - 1}`);
+      return;
+    }
+    // Unproven: tell when a source comes close to a threshold without crossing it.
+    const f = r.nearMissFraction;
+    let what = '';
+    if (s.failShort.value(now, rs.bruteRate) >= f * r.bruteForceFailures) what = `brute_force at ${fmt(s.failShort.value(now, rs.bruteRate))} of ${r.bruteForceFailures}`;
+    else if (s.failLong.value(now, rs.slowRate) >= f * r.slowGuessingFailures) what = `slow_guessing at ${fmt(s.failLong.value(now, rs.slowRate))} of ${r.slowGuessingFailures}`;
+    else if (s.failingUsers >= 2 && s.failingUsers >= f * this.credentialScanTolerance(s, rs)) what = `credential_scan at ${s.failingUsers} of ${this.credentialScanTolerance(s, rs)} users`;
+    else if (s.unansShort.value(now, rs.unansRate) >= f * r.unansweredChallenges) what = `unanswered_challenges at ${fmt(s.unansShort.value(now, rs.unansRate))} of ${r.unansweredChallenges}`;
+    else if (s.unansLong.value(now, rs.slowUnansRate) >= f * r.slowUnansweredChallenges) what = `slow_unanswered_challenges at ${fmt(s.unansLong.value(now, rs.slowUnansRate))} of ${r.slowUnansweredChallenges}`;
+    if (what !== '') this.nearMiss(s, rs, now, profile, `${s.key} came close to a ban: ${what}`);
+  }
+
+  private nearMiss(s: EvidenceState, rs: RuleSettings, now: number, profile: string, message: string): void {
+    if (now - s.lastNearMissUs < rs.alertIntervalUs) return;
+    s.lastNearMissUs = now;
+    this.alert('near_miss', s.key, profile, message, now, undefined, s.agentSample[0]);
+  }
+
+  // ---------------------------------------------------------------- bans
+
+  private isProtected(cidr: Cidr, rs: RuleSettings, now: number): boolean {
+    for (const a of this.switchAddresses) {
+      const ip = parseIp(a);
+      if (ip && cidrContainsIp(cidr, ip)) return true;
+    }
+    for (const c of this.base.allow) if (cidrsOverlap(c, cidr)) return true;
+    if (rs !== this.base) for (const c of rs.allow) if (cidrsOverlap(c, cidr)) return true;
+    for (const [k, g] of this.graces) {
+      if (g.untilUs <= now) { this.graces.delete(k); continue; }
+      if (cidrsOverlap(g.cidr, cidr)) return true;
+    }
+    return false;
+  }
+
+  private banSeconds(key: string, previous: number, rs: RuleSettings): number {
+    const r = rs.raw;
+    const grown = r.banSeconds * Math.pow(r.banIncrementFactor, Math.min(previous, 64));
+    const u = fnv1a32(`${key}#${previous}`) / 0x1_0000_0000;
+    return Math.max(1, Math.round(Math.min(r.banMaxSeconds, grown * (1 + r.banJitterFraction * u))));
+  }
+
+  private ban(st: EvidenceState, v: Verdict, rs: RuleSettings, now: number, e: AuthEvent | null): void {
+    const cidr = st instanceof PrefixState ? st.cidr : parseCidr(st.key)!;
+    if (this.isProtected(cidr, rs, now)) return;
+    const active = this.activeBans.get(cidr.text);
+    if (active && active.untilUs > now) { st.bannedUntilUs = active.untilUs; return; }
+    let o = this.offences.get(cidr.text);
+    if (o && now - o.lastEndUs > rs.offenceMemoryUs) { this.offences.delete(cidr.text); o = undefined; }
+    const previous = o ? o.count : 0;
+    const seconds = this.banSeconds(cidr.text, previous, rs);
+    const untilUs = now + seconds * US;
+    this.activeBans.set(cidr.text, { cidr, untilUs, rule: v.rule });
+    if (o) { this.offences.delete(cidr.text); o.count++; o.lastEndUs = untilUs; } else o = { count: 1, lastEndUs: untilUs };
+    this.offences.set(cidr.text, o);
+    this.trimOffences();
+    this.trimActiveBans(now);
+    const evidence = this.evidence(st);
+    st.bannedUntilUs = untilUs;
+    st.bannedRule = v.rule;
+    st.resetEvidence();
+    st.version++;
+    const decision: BanDecision = {
+      target: { cidr, host: !(st instanceof PrefixState) },
+      seconds,
+      rule: v.rule,
+      reason: v.reason,
+      evidence,
+      atUs: e !== null ? e.timeUs : now,
+      previousOffences: previous,
+    };
+    (this.sink.bans ??= []).push(decision);
+    if (this.options.onDecision) this.options.onDecision(decision);
+  }
+
+  private evidence(st: EvidenceState): BanEvidence {
+    const host = st instanceof SourceState ? st : null;
+    return {
+      events: st.events,
+      challenges: st.challenges,
+      answeredFailures: st.answeredFailures,
+      successes: st.successes,
+      users: [...st.userSample],
+      distinctUsers: host !== null ? Math.max(host.users !== null ? host.users.size : 0, st.userSample.length) : Math.max((st as PrefixState).failingUsers.size, st.userSample.length),
+      userAgents: [...st.agentSample],
+      firstSeenUs: st.firstSeenUs,
+      lastSeenUs: st.lastSeenUs,
+      ...(st instanceof PrefixState ? { addresses: st.addressCount } : {}),
+    };
+  }
+
+  private trimOffences(): void {
+    const cap = this.base.raw.maxOffenceRecords;
+    for (const k of this.offences.keys()) {
+      if (this.offences.size <= cap) break;
+      this.offences.delete(k);
+    }
+  }
+
+  private trimActiveBans(now: number): void {
+    if (this.activeBans.size < 1024) return;
+    for (const [k, b] of this.activeBans) if (b.untilUs <= now) this.activeBans.delete(k);
+  }
+}
+
+/** The policy the daemon and `fsguard policy simulate` use. */
+export function createPolicy(
+  settings: PolicySettings,
+  profileOverrides: Readonly<Record<string, Partial<PolicySettings>>> = {},
+  options: PolicyOptions = {},
+): RatePolicy {
+  return new RatePolicy(settings, profileOverrides, options);
+}
