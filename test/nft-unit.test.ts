@@ -1,0 +1,215 @@
+// Pure parts of lib/nft (comments, output parsing, error classification, layout checks)
+// and the failure paths a real nft cannot be made to produce on demand (transient netlink
+// errors, EMSGSIZE), driven through a scripted runner. No nft or namespace needed.
+import t from 'tap';
+import { parseCidr, type Cidr } from '../lib/net/ip.js';
+import {
+  classifyRun,
+  formatBanComment,
+  MAX_COMMENT_BYTES,
+  NftLayoutError,
+  NftSetWriter,
+  parseBanComment,
+  parseListOutput,
+  resolveNftLayout,
+  sanitizeCommentText,
+  setRoleFor,
+  setupCommands,
+  type NftError,
+  type NftRunResult,
+} from '../lib/nft/index.js';
+import type { NftCommand } from '../lib/nft/schema.js';
+import { ImmediateScheduler, ScriptedRunner } from './support/nft-kernel.js';
+
+function cidr(text: string): Cidr {
+  const c = parseCidr(text);
+  if (!c) throw new Error(`bad cidr in test: ${text}`);
+  return c;
+}
+
+const ok: NftRunResult = { kind: 'exited', exitCode: 0, stdout: '', stderr: '' };
+function failed(stderr: string, exitCode = 1): NftRunResult {
+  return { kind: 'exited', exitCode, stdout: '', stderr };
+}
+
+/** Elements a transaction adds (counting each element once, not add+delete+add). */
+function addedElements(commands: readonly NftCommand[]): number {
+  const first = new Map<string, number>();
+  for (const c of commands) {
+    if ('add' in c && 'element' in c.add) first.set(c.add.element.name, c.add.element.elem.length);
+  }
+  return [...first.values()].reduce((a, b) => a + b, 0);
+}
+
+t.test('comment format round-trips and stays within 128 printable bytes', async (t) => {
+  t.equal(formatBanComment({ rule: 'brute-force', offences: 3 }), 'fsguard rule=brute-force n=3');
+  t.same(parseBanComment('fsguard rule=brute-force n=3'), { rule: 'brute-force', offences: 3 });
+  const withNote = formatBanComment({ rule: 'manual', offences: 1, note: 'asked by "ops"\n' });
+  t.equal(withNote, 'fsguard rule=manual n=1 note=asked by ?ops??');
+  t.same(parseBanComment(withNote), { rule: 'manual', offences: 1, note: 'asked by ?ops??' });
+  t.equal(formatBanComment({ rule: '', offences: 0 }), 'fsguard rule=unknown n=1', 'empty rule and n<1 normalized');
+  t.equal(formatBanComment({ rule: 'x'.repeat(500), offences: 1e12 }).length, 'fsguard rule= n=999999999'.length + 48);
+  const big = formatBanComment({ rule: 'r'.repeat(48), offences: 999_999_999, note: '\u00e9'.repeat(70_000) });
+  t.ok(Buffer.byteLength(big) <= MAX_COMMENT_BYTES, `${Buffer.byteLength(big)} bytes`);
+  t.ok(/^[\x20-\x7e]+$/.test(big));
+  for (const foreign of ['', 'theirs', 'fsguard', 'fsguard rule=a', 'fsguard rule=a n=x', 'fsguard rule=a b n=1', 'fsguard rule=a n=1 extra']) {
+    t.equal(parseBanComment(foreign), null, `not ours: ${JSON.stringify(foreign)}`);
+  }
+  t.equal(sanitizeCommentText('a\u0000b\u001b[0m\u007f"\'\\c\u2028'), 'a?b?[0m????c?');
+  t.equal(sanitizeCommentText('x'.repeat(65536)).length, MAX_COMMENT_BYTES);
+});
+
+t.test('parses nft 1.0.6 list output: strings, elem objects, prefixes, ranges', async (t) => {
+  const layout = resolveNftLayout({ table: 'fsguard' });
+  // Verbatim shape of `nft -j list table inet fsguard` (nft 1.0.6), plus a foreign table.
+  const output = JSON.stringify({
+    nftables: [
+      { metainfo: { version: '1.0.6', release_name: 'Lester Gooch #5', json_schema_version: 1 } },
+      { table: { family: 'inet', name: 'fsguard', handle: 1 } },
+      { set: { family: 'inet', name: 'banned4', table: 'fsguard', type: 'ipv4_addr', handle: 1, flags: ['timeout'],
+        elem: [{ elem: { val: '192.0.2.1', timeout: 3600, expires: 3599, comment: 'fsguard rule=x n=1' } }, '192.0.2.2'] } },
+      { set: { family: 'inet', name: 'banned6', table: 'fsguard', type: 'ipv6_addr', handle: 2, flags: ['timeout'] } },
+      { set: { family: 'inet', name: 'banned6net', table: 'fsguard', type: 'ipv6_addr', handle: 3, flags: ['interval', 'timeout'],
+        elem: [
+          { elem: { val: { prefix: { addr: '2001:db8::', len: 64 } }, timeout: 3600, expires: 10, comment: 'p' } },
+          { elem: { val: { range: ['2001:db8:1::', '2001:db8:1::ff'] }, timeout: 60, expires: 59 } },
+          { elem: { val: { range: ['2001:db8:1::1', '2001:db8:1::5'] }, timeout: 60, expires: 59 } },
+          { elem: { val: { weird: true } } },
+        ] } },
+      { set: { family: 'inet', name: 'other', table: 'fsguard', type: 'ipv4_addr', elem: ['10.0.0.1'] } },
+      { set: { family: 'ip', name: 'banned4', table: 'fsguard', type: 'ipv4_addr', elem: ['10.0.0.2'] } },
+      { chain: { family: 'inet', table: 'fsguard', name: 'input', handle: 4, type: 'filter', hook: 'input', prio: -10, policy: 'accept' } },
+    ],
+  });
+  const list = parseListOutput(output, layout, 5_000);
+  t.same(list.bans.map((b) => [b.set, b.target.text, b.timeoutSeconds, b.expiresSeconds, b.expiresAtMs, b.comment, b.rule, b.offences]), [
+    ['set4', '192.0.2.1', 3600, 3599, 5_000 + 3_599_000, 'fsguard rule=x n=1', 'x', 1],
+    ['set4', '192.0.2.2', null, null, null, null, undefined, undefined],
+    ['set6net', '2001:db8::/64', 3600, 10, 15_000, 'p', undefined, undefined],
+    ['set6net', '2001:db8:1::/120', 60, 59, 64_000, null, undefined, undefined],
+  ]);
+  t.equal(list.unrecognized.length, 2, 'non-prefix range and unknown shape reported');
+  t.throws(() => parseListOutput('not json', layout, 0), { name: 'NftError' });
+  t.throws(() => parseListOutput('{"x":1}', layout, 0), { name: 'NftError' });
+});
+
+t.test('classifies nft failures by what nft 1.0.6 prints', async (t) => {
+  const kind = (r: NftRunResult): string | undefined => classifyRun(r, 'nft')?.kind;
+  t.equal(kind(ok), undefined);
+  t.equal(kind({ kind: 'spawn-failed', code: 'ENOENT', message: 'spawn nft ENOENT' }), 'not-installed');
+  t.equal(kind({ kind: 'spawn-failed', code: 'EACCES', message: 'spawn nft EACCES' }), 'permission');
+  t.equal(kind({ kind: 'spawn-failed', code: 'EAGAIN', message: 'spawn nft EAGAIN' }), 'transient');
+  t.equal(kind({ kind: 'killed', signal: 'SIGKILL', timedOut: true, stderr: '' }), 'transient');
+  t.equal(kind(failed('netlink: Error: cache initialization failed: Operation not permitted\n')), 'permission');
+  t.equal(kind(failed('Operation not permitted (you must be root)\n')), 'permission');
+  t.equal(kind(failed('netlink: Error: Could not process rule: Message too long\n')), 'too-large');
+  t.equal(kind(failed('internal:0:0-0: Error: Could not process rule: Resource temporarily unavailable\n')), 'transient');
+  t.equal(kind(failed('netlink: Error: Could not receive: No buffer space available\n')), 'transient');
+  t.equal(kind(failed('internal:0:0-0: Error: Could not process rule: Device or resource busy\n')), 'transient');
+  t.equal(kind(failed('internal:0:0-0: Error: No such file or directory\n\n')), 'missing-table');
+  t.equal(kind(failed("internal:0:0-0: Error: No such file or directory; did you mean set 'banned6' in table inet 'fsguard'?\n")), 'missing-table');
+  t.equal(kind(failed('internal:0:0-0: Error: Could not process rule: No such file or directory\n')), 'missing-element');
+  t.equal(kind(failed('internal:0:0-0: Error: element does not exist\n')), 'missing-element');
+  t.equal(kind(failed('internal:0:0-0: Error: interval overlaps with an existing one\n')), 'rejected');
+  t.equal(kind(failed('netlink.c:186: Memory allocation failure\n', 2)), 'rejected');
+  const e = classifyRun(failed('internal:0:0-0: Error: interval overlaps with an existing one\n\ninternal:0:0-0: Error: interval overlaps with an existing one\n'), 'nft');
+  t.equal(e?.detail, 'Error: interval overlaps with an existing one', 'detail is the first error line, location noise removed');
+  t.equal(e?.fatal, false);
+});
+
+t.test('layout validation and set choice', async (t) => {
+  const layout = resolveNftLayout();
+  t.same(layout, { family: 'inet', table: 'fsguard', set4: 'banned4', set6: 'banned6', set6net: 'banned6net', chain: 'input', chainPriority: -10, ports: [] });
+  t.same(resolveNftLayout({ ports: [5080, 5060, 5060] }).ports, [5060, 5080]);
+  for (const bad of [{ table: 'x y' }, { table: 'fsguard; flush ruleset' }, { chain: '' }, { set4: 'a'.repeat(33) }, { ports: [0] }, { ports: [65536] }, { ports: [5060.5] }, { chainPriority: 1.5 }, { set6: 'banned4' }]) {
+    t.throws(() => resolveNftLayout(bad), NftLayoutError, `rejects ${JSON.stringify(bad)}`);
+  }
+  t.equal(setRoleFor(cidr('192.0.2.1')), 'set4');
+  t.equal(setRoleFor(cidr('192.0.2.0/24')), null);
+  t.equal(setRoleFor(cidr('2001:db8::1')), 'set6');
+  t.equal(setRoleFor(cidr('2001:db8::/64')), 'set6net');
+  // Every command of the setup transaction names our table and nothing else, and never
+  // flushes or deletes a set.
+  const json = JSON.stringify(setupCommands(resolveNftLayout({ table: 'mine' })));
+  t.notMatch(json, /"table":"(?!mine")/);
+  t.notMatch(json, /"(flush|delete)":\{"set"/);
+});
+
+t.test('transient failures are retried with backoff, reported, then given up', async (t) => {
+  const failures: Array<[string, boolean]> = [];
+  const scheduler = new ImmediateScheduler();
+  const runner = new ScriptedRunner((_, call) => (call < 2 ? failed('netlink: Error: Could not process rule: Resource temporarily unavailable\n') : ok));
+  const writer = new NftSetWriter(runner, resolveNftLayout(), {
+    scheduler,
+    batchMs: 0,
+    retry: { maxRetries: 3, baseDelayMs: 10, maxDelayMs: 15 },
+    observer: { runFailed: (e, willRetry) => failures.push([e.kind, willRetry]) },
+  });
+  t.same(await writer.ban(cidr('192.0.2.1'), 60, { rule: 'r', offences: 1 }), { status: 'written' });
+  t.equal(runner.runs.length, 3, 'two failures, then success');
+  t.same(failures, [['transient', true], ['transient', true]]);
+  t.same(scheduler.delays, [0, 10, 15], 'batch window, then backoff 10 ms doubling, capped at 15');
+
+  const always = new ScriptedRunner(() => ({ kind: 'spawn-failed', code: 'EAGAIN', message: 'spawn nft EAGAIN' }));
+  const reported: Array<[string, boolean]> = [];
+  const giveUp = new NftSetWriter(always, resolveNftLayout(), {
+    scheduler: new ImmediateScheduler(),
+    retry: { maxRetries: 2, baseDelayMs: 1, maxDelayMs: 1 },
+    observer: { runFailed: (e, willRetry) => reported.push([e.kind, willRetry]) },
+  });
+  const outcome = await giveUp.ban(cidr('192.0.2.1'), 60, { rule: 'r', offences: 1 });
+  t.equal(outcome.status, 'failed');
+  t.equal(outcome.status === 'failed' && (outcome.error as NftError).kind, 'transient');
+  t.equal(always.runs.length, 3, 'first attempt + 2 retries, not forever');
+  t.same(reported, [['transient', true], ['transient', true], ['transient', false]], 'the last failure is reported as final');
+});
+
+t.test('EMSGSIZE splits the batch and lowers the cap for the next ones', async (t) => {
+  // As in a user namespace without SO_SNDBUFFORCE: the batch must fit the socket buffer.
+  const fits = 40;
+  const runner = new ScriptedRunner((commands) => (addedElements(commands) > fits ? failed('netlink: Error: Could not process rule: Message too long\n') : ok));
+  const refused: string[] = [];
+  const writer = new NftSetWriter(runner, resolveNftLayout(), {
+    scheduler: new ImmediateScheduler(),
+    maxBatch: 1000,
+    observer: { elementRefused: (target) => refused.push(target.text) },
+  });
+  const first = [];
+  for (let i = 0; i < 100; i++) first.push(writer.ban(cidr(`10.0.0.${i}`), 60, { rule: 'r', offences: 1 }));
+  t.ok((await Promise.all(first)).every((o) => o.status === 'written'), 'all written after splitting');
+  t.same(refused, []);
+  const runsBefore = runner.runs.length;
+  const second = [];
+  for (let i = 0; i < 100; i++) second.push(writer.ban(cidr(`10.0.1.${i}`), 60, { rule: 'r', offences: 1 }));
+  t.ok((await Promise.all(second)).every((o) => o.status === 'written'));
+  const later = runner.runs.slice(runsBefore);
+  t.ok(later.every((c) => addedElements(c) <= fits), 'later batches are sent small enough at once');
+  t.ok(later.length <= 4, `${later.length} runs for the second 100`);
+});
+
+t.test('bans arriving while nft runs accumulate into the next single batch', async (t) => {
+  let release: (() => void) | null = null;
+  const runs: number[] = [];
+  const runner = {
+    binary: 'gated',
+    run(commands: readonly NftCommand[]): Promise<NftRunResult> {
+      runs.push(addedElements(commands));
+      return new Promise((resolve) => { release = () => resolve(ok); });
+    },
+  };
+  const writer = new NftSetWriter(runner, resolveNftLayout(), { scheduler: new ImmediateScheduler() });
+  const a = writer.ban(cidr('192.0.2.1'), 60, { rule: 'r', offences: 1 });
+  await new Promise((r) => setImmediate(r));
+  await new Promise((r) => setImmediate(r));
+  t.same(runs, [1], 'first batch running');
+  const more = [];
+  for (let i = 0; i < 50; i++) more.push(writer.ban(cidr(`192.0.3.${i}`), 60, { rule: 'r', offences: 1 }));
+  await new Promise((r) => setImmediate(r));
+  t.same(runs, [1], 'no second nft process while one runs');
+  release!();
+  t.same(await a, { status: 'written' });
+  await new Promise((r) => setImmediate(r));
+  t.same(runs, [1, 50], 'the 50 that arrived meanwhile go as one batch');
+  release!();
+  await Promise.all(more);
+});
