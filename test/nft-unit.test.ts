@@ -32,13 +32,15 @@ function failed(stderr: string, exitCode = 1): NftRunResult {
   return { kind: 'exited', exitCode, stdout: '', stderr };
 }
 
-/** Elements a transaction adds (counting each element once, not add+delete+add). */
+/** Elements a transaction writes: created ones, plus each set's add+delete+add counted once. */
 function addedElements(commands: readonly NftCommand[]): number {
-  const first = new Map<string, number>();
+  let created = 0;
+  const replaced = new Map<string, number>();
   for (const c of commands) {
-    if ('add' in c && 'element' in c.add) first.set(c.add.element.name, c.add.element.elem.length);
+    if ('create' in c) created += c.create.element.elem.length;
+    if ('add' in c && 'element' in c.add) replaced.set(c.add.element.name, c.add.element.elem.length);
   }
-  return [...first.values()].reduce((a, b) => a + b, 0);
+  return created + [...replaced.values()].reduce((a, b) => a + b, 0);
 }
 
 t.test('comment format round-trips and stays within 128 printable bytes', async (t) => {

@@ -94,6 +94,35 @@ t.test('re-banning replaces timeout and comment (extends a running ban)', nsOpti
   await writer.close();
 });
 
+t.test('a ban of an element someone else added replaces it (create, then the full form)', nsOptions, async (t) => {
+  const { table, writer, runner } = await fixture(t, 'foreignreban');
+  nftCli(['add', 'element', 'inet', table, 'banned4', '{ 192.0.2.40 timeout 30s comment "by hand" }']);
+  nftCli(['add', 'element', 'inet', table, 'banned6net', '{ 2001:db8:40::/64 timeout 30s }']);
+  const outcomes = await Promise.all([
+    writer.ban(cidr('192.0.2.40'), 5000, { rule: 'r', offences: 1 }),
+    writer.ban(cidr('2001:db8:40::/64'), 5000, { rule: 'r', offences: 1 }),
+    writer.ban(cidr('192.0.2.41'), 5000, { rule: 'r', offences: 1 }),
+  ]);
+  t.same(outcomes.map((o) => o.status), ['written', 'written', 'written']);
+  t.same(kernelElement(table, 'banned4', '192.0.2.40') && [kernelElement(table, 'banned4', '192.0.2.40')?.timeout, kernelElement(table, 'banned4', '192.0.2.40')?.comment], [5000, 'fsguard rule=r n=1']);
+  t.equal(kernelElement(table, 'banned6net', '2001:db8:40::/64')?.timeout, 5000);
+  t.equal(kernelElement(table, 'banned4', '192.0.2.41')?.timeout, 5000);
+  t.equal(runner.runs.length, 2, 'the create attempt failed with EEXIST, then one full run');
+  t.ok(runner.runs[0]?.some((c) => 'create' in c), 'first attempt used create');
+  t.ok(runner.runs[1]?.every((c) => !('create' in c)), 'retry used add + delete + add');
+
+  // Known now (written by us, or read back), a re-ban goes the full way at once.
+  runner.runs.length = 0;
+  await writer.ban(cidr('192.0.2.41'), 6000, { rule: 'r', offences: 2 });
+  nftCli(['add', 'element', 'inet', table, 'banned4', '{ 192.0.2.42 timeout 30s }']);
+  await writer.list();
+  await writer.ban(cidr('192.0.2.42'), 6000, { rule: 'r', offences: 2 });
+  t.equal(runner.runs.filter((r) => r.some((c) => 'create' in c)).length, 0, 'no create for known elements');
+  t.equal(kernelElement(table, 'banned4', '192.0.2.41')?.timeout, 6000);
+  t.equal(kernelElement(table, 'banned4', '192.0.2.42')?.timeout, 6000);
+  await writer.close();
+});
+
 t.test('bans within the batch window share one nft process; duplicates coalesce', nsOptions, async (t) => {
   const { table, writer, runner, log } = await fixture(t, 'batch', { batchMs: 20 });
   const pending = [];

@@ -56,6 +56,11 @@ export function addElements(elements: NftElements): NftCommand {
   return { add: { element: elements } };
 }
 
+/** Adds elements that must not exist yet: EEXIST ("File exists") otherwise. */
+export function createElements(elements: NftElements): NftCommand {
+  return { create: { element: elements } };
+}
+
 export function deleteElements(elements: NftElements): NftCommand {
   return { delete: { element: elements } };
 }

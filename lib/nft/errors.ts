@@ -16,6 +16,8 @@ export type NftErrorKind =
   | 'missing-table'
   /** Deleting an element that is not in the set. */
   | 'missing-element'
+  /** `create` of an element that already exists (EEXIST). */
+  | 'exists'
   /** nft or the kernel refused the content (overlapping interval, bad value...). */
   | 'rejected';
 
@@ -89,6 +91,7 @@ export function classifyRun(result: NftRunResult, binary: string): NftError | nu
         return new NftError('missing-element', `nft: ${detail}`, detail, text);
       }
       if (/No such file or directory/.test(text)) return new NftError('missing-table', `nft: ${detail}`, detail, text);
+      if (/File exists/.test(text)) return new NftError('exists', `nft: ${detail}`, detail, text);
       return new NftError('rejected', `nft: ${detail}`, detail, text);
     }
   }

@@ -141,6 +141,8 @@ export type NftListObject =
 
 export type NftCommand =
   | { readonly add: NftAddObject }
+  /** Like add, but fails with EEXIST when the object (element) already exists. */
+  | { readonly create: { readonly element: NftElements } }
   | { readonly delete: NftDeleteObject }
   | { readonly flush: NftFlushObject }
   | { readonly list: NftListObject };

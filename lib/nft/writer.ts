@@ -4,10 +4,14 @@
 // `nft -j -f -` process, and only one nft process runs at a time: while it runs, the next
 // batch accumulates. A transaction is all-or-nothing, so when nft refuses one, the batch is
 // bisected until the refused elements are isolated and reported one by one while the rest
-// land. Whole-run failures (nft missing, no permission, transient errors after bounded
+// land. New elements are sent with `create` (cheap); elements that may already be in the
+// kernel with add + delete + add (so the timeout is replaced on every kernel); if a
+// presumed-new element turns out to exist, the batch is re-sent the expensive way, so the
+// bookkeeping of what is present is an optimisation, never a source of wrong state.
+// Whole-run failures (nft missing, no permission, transient errors after bounded
 // retries) are reported to the observer and to every affected request, never swallowed.
 import type { Cidr } from '../net/ip.js';
-import { addElements, deleteElements, element, elements, prefix } from './builders.js';
+import { addElements, createElements, deleteElements, element, elements, prefix } from './builders.js';
 import { formatBanComment, type BanComment } from './comment.js';
 import { NftError } from './errors.js';
 import { DEFAULT_RETRY_POLICY, executeNft, type ExecuteOptions, type RetryPolicy } from './execute.js';
@@ -74,6 +78,11 @@ export interface NftSetWriterOptions {
 }
 
 const TEN_YEARS_SECONDS = 10 * 365 * 24 * 3600;
+/** An element we believe expired this recently may still be in the kernel (whole-second rounding). */
+const EXPIRY_SLACK_MS = 5000;
+
+/** `fast`: create presumed-new elements. `full`: add + delete + add every ban (always works). */
+type WriteMode = 'fast' | 'full';
 
 interface PendingRequest extends NftElementWrite {
   action: NftWriteAction;
@@ -111,6 +120,12 @@ export class NftSetWriter {
   private due = false;
   private cancelTimer: CancelScheduled | null = null;
   private closed = false;
+  /**
+   * Targets that may be in the kernel (written by us or read back), with when they expire
+   * (Unix ms). Decides create vs add+delete+add; pruned of expired entries as it grows.
+   */
+  private readonly maybePresent = new Map<string, number>();
+  private pruneAtSize = 10_000;
 
   constructor(
     private readonly runner: NftRunner,
@@ -138,8 +153,10 @@ export class NftSetWriter {
   }
 
   /** Every ban in the kernel, read back now. Throws NftError; a missing table is empty. */
-  list(): Promise<KernelBanList> {
-    return listKernelBans(this.runner, this.layout, this.clock, this.execute);
+  async list(): Promise<KernelBanList> {
+    const list = await listKernelBans(this.runner, this.layout, this.clock, this.execute);
+    for (const ban of list.bans) this.maybePresent.set(ban.target.text, ban.expiresAtMs ?? Number.POSITIVE_INFINITY);
+    return list;
   }
 
   /**
@@ -261,52 +278,86 @@ export class NftSetWriter {
     }
     this.running = true;
     this.inFlight = batch;
-    void this.writeBatch(batch, false).finally(() => {
+    void this.writeBatch(batch, false, 'fast').finally(() => {
       this.running = false;
       this.inFlight = [];
       this.pump();
     });
   }
 
-  /** The transaction for a batch: per set, add + delete + add of the bans, delete of the unbans. */
-  private commandsFor(batch: readonly PendingRequest[]): NftCommand[] {
+  /**
+   * The transaction for a batch, per set: `create` of bans believed new; add + delete + add
+   * of bans that may exist (before kernel 6.12 `add` of an existing element keeps its old
+   * timeout, and the comment is never updated; adding first means the delete cannot fail,
+   * and the second add makes the element exactly what we asked for, atomically); delete of
+   * the unbans.
+   */
+  private commandsFor(batch: readonly PendingRequest[], mode: WriteMode): NftCommand[] {
     const { family, table } = this.layout;
+    const nowMs = this.clock.nowMs();
     const commands: NftCommand[] = [];
     for (const role of ['set4', 'set6', 'set6net'] as const) {
-      const banElements: NftElementExpression[] = [];
-      const banKeys: NftElementKey[] = [];
-      const unbanKeys: NftElementKey[] = [];
+      const created: NftElementExpression[] = [];
+      const replaced: NftElementExpression[] = [];
+      const replacedKeys: NftElementKey[] = [];
+      const deletedKeys: NftElementKey[] = [];
       for (const request of batch) {
         if (request.role !== role) continue;
         const key = elementKey(request.target, role);
-        if (request.action === 'ban') {
-          banKeys.push(key);
-          banElements.push(element(key, { timeout: request.seconds, comment: request.comment }));
+        if (request.action === 'unban') {
+          deletedKeys.push(key);
+        } else if (mode === 'fast' && !this.mayBePresent(request.target.text, nowMs)) {
+          created.push(element(key, { timeout: request.seconds, comment: request.comment }));
         } else {
-          unbanKeys.push(key);
+          replacedKeys.push(key);
+          replaced.push(element(key, { timeout: request.seconds, comment: request.comment }));
         }
       }
       const set = this.layout[role];
-      if (banKeys.length > 0) {
-        // Before kernel 6.12 `add` of an existing element keeps its old timeout (and the
-        // comment is never updated): add (so delete cannot fail), delete, add again makes
-        // the element exactly what we asked for on every kernel, atomically.
-        const add = addElements(elements(family, table, set, banElements));
-        commands.push(add, deleteElements(elements(family, table, set, banKeys)), add);
+      if (created.length > 0) commands.push(createElements(elements(family, table, set, created)));
+      if (replaced.length > 0) {
+        const add = addElements(elements(family, table, set, replaced));
+        commands.push(add, deleteElements(elements(family, table, set, replacedKeys)), add);
       }
-      if (unbanKeys.length > 0) commands.push(deleteElements(elements(family, table, set, unbanKeys)));
+      if (deletedKeys.length > 0) commands.push(deleteElements(elements(family, table, set, deletedKeys)));
     }
     return commands;
   }
 
-  private async writeBatch(batch: readonly PendingRequest[], tableRecreated: boolean): Promise<void> {
-    const result = await executeNft(this.runner, this.commandsFor(batch), this.execute);
+  private mayBePresent(key: string, nowMs: number): boolean {
+    const expiresAtMs = this.maybePresent.get(key);
+    return expiresAtMs !== undefined && expiresAtMs + EXPIRY_SLACK_MS > nowMs;
+  }
+
+  /** Records what a committed transaction did, so the next ban of a target picks the right commands. */
+  private remember(batch: readonly PendingRequest[]): void {
+    const nowMs = this.clock.nowMs();
+    for (const request of batch) {
+      if (request.action === 'ban') this.maybePresent.set(request.target.text, nowMs + request.seconds * 1000);
+      else this.maybePresent.delete(request.target.text);
+    }
+    if (this.maybePresent.size >= this.pruneAtSize) {
+      for (const [key, expiresAtMs] of this.maybePresent) {
+        if (expiresAtMs + EXPIRY_SLACK_MS <= nowMs) this.maybePresent.delete(key);
+      }
+      this.pruneAtSize = Math.max(10_000, this.maybePresent.size * 2);
+    }
+  }
+
+  private async writeBatch(batch: readonly PendingRequest[], tableRecreated: boolean, mode: WriteMode): Promise<void> {
+    const result = await executeNft(this.runner, this.commandsFor(batch, mode), this.execute);
     if (result.ok) {
+      this.remember(batch);
       for (const request of batch) request.resolve({ status: request.action === 'ban' ? 'written' : 'removed' });
       this.observer.batchWritten?.(batch);
       return;
     }
     const error = result.error;
+    if (error.kind === 'exists' && mode === 'fast') {
+      // Something we took for new is there already (banned by another process, or we
+      // forgot): the full form replaces it, whatever is present.
+      return this.writeBatch(batch, tableRecreated, 'full');
+    }
     if (error.kind === 'transient' || error.fatal) {
       // executeNft already reported it (with willRetry false for this last attempt).
       for (const request of batch) request.resolve({ status: 'failed', error });
@@ -319,7 +370,7 @@ export class NftSetWriter {
         const repaired = await executeNft(this.runner, setupCommands(this.layout), this.execute);
         if (repaired.ok) {
           this.observer.tableRecreated?.();
-          return this.writeBatch(batch, true);
+          return this.writeBatch(batch, true, mode);
         }
         if (repaired.error.kind === 'transient' || repaired.error.fatal) {
           for (const request of batch) request.resolve({ status: 'failed', error: repaired.error });
@@ -336,12 +387,13 @@ export class NftSetWriter {
     }
     // One element spoils the transaction: halve until the refused ones stand alone.
     const middle = Math.ceil(batch.length / 2);
-    await this.writeBatch(batch.slice(0, middle), tableRecreated);
-    await this.writeBatch(batch.slice(middle), tableRecreated);
+    await this.writeBatch(batch.slice(0, middle), tableRecreated, mode);
+    await this.writeBatch(batch.slice(middle), tableRecreated, mode);
   }
 
   private settleAlone(request: PendingRequest, error: NftError): void {
     if (request.action === 'unban' && (error.kind === 'missing-element' || error.kind === 'missing-table')) {
+      this.maybePresent.delete(request.target.text);
       request.resolve({ status: 'not-banned' });
       return;
     }
