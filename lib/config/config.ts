@@ -30,6 +30,8 @@ export interface NftConfig {
   /** Destination ports the drop rule covers (udp and tcp); empty = every port. */
   readonly ports: readonly number[];
   readonly batchMs: number;
+  /** How often the sets are read back and compared with what fsguard wrote. */
+  readonly reconcileSeconds: number;
 }
 
 export interface FsguardConfig {
@@ -70,6 +72,7 @@ const baseSchema = {
     chainPriority: { doc: 'Priority of the input hook (lower runs earlier)', format: 'int', default: -10 },
     ports: { doc: 'Ports the drop rule covers (udp+tcp); empty = all ports', format: Array, default: [] as number[] },
     batchMs: { doc: 'Decisions within this many ms share one nft transaction', format: Number, default: 2 },
+    reconcileSeconds: { doc: 'How often the sets are read back (a flushed table is rebuilt, a ban lifted by hand gets a grace period)', format: Number, default: 2 },
   },
   profiles: { doc: 'Per-profile policy overrides: { "<profile>": { <policy key>: value } }', format: Object, default: {} },
   metrics: {
@@ -113,9 +116,10 @@ export function configSchema(): SchemaNode {
 function semanticProblems(c: FsguardConfig): string[] {
   const problems: string[] = [];
   if (!c.esl.host.trim()) problems.push('esl.host: must not be empty');
-  for (const [key, v] of [['esl.reconnectMaxSeconds', c.esl.reconnectMaxSeconds], ['esl.authRetrySeconds', c.esl.authRetrySeconds], ['esl.heartbeatTimeoutSeconds', c.esl.heartbeatTimeoutSeconds], ['nft.batchMs', c.nft.batchMs]] as const) {
+  for (const [key, v] of [['esl.reconnectMaxSeconds', c.esl.reconnectMaxSeconds], ['esl.authRetrySeconds', c.esl.authRetrySeconds], ['esl.heartbeatTimeoutSeconds', c.esl.heartbeatTimeoutSeconds], ['nft.batchMs', c.nft.batchMs], ['nft.reconcileSeconds', c.nft.reconcileSeconds]] as const) {
     if (!Number.isFinite(v) || v < 0) problems.push(`${key}: must be a number >= 0, got ${JSON.stringify(v)}`);
   }
+  if (c.nft.reconcileSeconds < 0.5) problems.push('nft.reconcileSeconds: must be at least 0.5');
   if (c.esl.heartbeatTimeoutSeconds < 5) problems.push('esl.heartbeatTimeoutSeconds: must be at least 5 (FreeSWITCH sends HEARTBEAT every 20 s)');
   c.esl.profiles.forEach((p, i) => { if (typeof p !== 'string' || !/^[A-Za-z0-9_.-]{1,64}$/.test(p)) problems.push(`esl.profiles[${i}]: not a sofia profile name: ${JSON.stringify(p)}`); });
   for (const key of ['table', 'set4', 'set6', 'set6net', 'chain'] as const) {

@@ -1,0 +1,72 @@
+// `fsguard check`: is this installation able to protect? Validates the config, that nft
+// works with our table, and that the event socket accepts the password. One line per
+// problem (never the password), non-zero exit if any.
+import { ConfigError, loadConfig, type FsguardConfig } from '../config/config.js';
+import { EslEventSource } from '../esl/index.js';
+import { silentLogger } from '../obs/logger.js';
+import { parseArgs, UsageError } from './args.js';
+import type { CliIo } from './main.js';
+import { nftWriterFromConfig } from './nft-writer.js';
+
+const ESL_CHECK_TIMEOUT_MS = 5000;
+
+async function checkNft(config: FsguardConfig): Promise<string> {
+  const writer = nftWriterFromConfig(config.nft, { batchMs: 0, retry: { maxRetries: 0, baseDelayMs: 0, maxDelayMs: 0 } });
+  try {
+    const list = await writer.list();
+    return list.tableExists
+      ? `nft: ok (table inet ${config.nft.table}, ${list.bans.length} bans)`
+      : `nft: ok (table inet ${config.nft.table} will be created by fsguard run)`;
+  } finally {
+    await writer.close();
+  }
+}
+
+function checkEsl(config: FsguardConfig): Promise<string> {
+  const where = `${config.esl.host}:${config.esl.port}`;
+  return new Promise((resolve, reject) => {
+    let done = false;
+    const finish = (ok: boolean, line: string): void => {
+      if (done) return;
+      done = true;
+      clearTimeout(timer);
+      void source.stop().finally(() => (ok ? resolve(line) : reject(new Error(line))));
+    };
+    const source = new EslEventSource({
+      host: config.esl.host, port: config.esl.port, password: config.esl.password, profiles: null,
+      handshakeTimeoutMs: ESL_CHECK_TIMEOUT_MS,
+    }, {
+      onEvent() {}, onEventReceived() {}, onDropped() {}, onRegistrations() {}, onDisconnected() {},
+      onConnected: () => finish(true, `esl: ok (${where}, logged in and subscribed)`),
+      onAuthRejected: (kind) => finish(false, kind === 'invalid_password'
+        ? `esl: ${where} refused the password (set esl.password or FSGUARD_ESL_PASSWORD)`
+        : `esl: ${where} rejected us by ACL (event_socket.conf.xml apply-inbound-acl)`),
+    }, { logger: silentLogger() });
+    const timer = setTimeout(() => finish(false, `esl: cannot log in to ${where} within ${ESL_CHECK_TIMEOUT_MS / 1000} s (is FreeSWITCH running with mod_event_socket listening there?)`), ESL_CHECK_TIMEOUT_MS);
+    source.start();
+  });
+}
+
+export async function runCheckCommand(argv: string[], configFile: string | null, io: CliIo): Promise<number> {
+  const { positionals } = parseArgs(argv, {}, 'check');
+  if (positionals.length) throw new UsageError(`check: unexpected argument ${positionals[0]}`);
+  const problems: string[] = [];
+  const ok = (line: string): void => { io.stdout.write(`${line}\n`); };
+  let config: FsguardConfig;
+  try {
+    const loaded = loadConfig(configFile, io.env);
+    ok(`config: ok (${loaded.source})`);
+    for (const w of loaded.warnings) io.stderr.write(`config: warning: ${w}\n`);
+    config = loaded.config;
+  } catch (err) {
+    for (const p of err instanceof ConfigError ? err.problems : [String(err)]) io.stderr.write(`config: ${p}\n`);
+    return 1;
+  }
+  const results = await Promise.allSettled([checkNft(config), checkEsl(config)]);
+  for (const r of results) {
+    if (r.status === 'fulfilled') ok(r.value);
+    else problems.push(r.reason instanceof Error ? r.reason.message : String(r.reason));
+  }
+  for (const p of problems) io.stderr.write(`${p.startsWith('esl:') || p.startsWith('nft:') ? '' : 'nft: '}${p}\n`);
+  return problems.length ? 1 : 0;
+}

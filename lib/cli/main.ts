@@ -1,0 +1,92 @@
+// `fsguard <command>`: dispatch, config loading and error reporting shared by all commands.
+import { ConfigError, loadConfig, type LoadedConfig } from '../config/config.js';
+import { UsageError } from './args.js';
+
+import type { Writable } from 'node:stream';
+
+export interface CliIo {
+  readonly stdout: Writable;
+  readonly stderr: Writable;
+  readonly env: NodeJS.ProcessEnv;
+}
+
+const USAGE = `usage: fsguard <command> [--config FILE] ...
+  run                          the daemon (SIGTERM: flush and exit; SIGHUP: reload config)
+  bans [--json]                current bans in the kernel: target, time left, rule
+  ban ADDR|CIDR [--for 1h] [--reason TEXT]
+  unban ADDR|CIDR
+  check                        validate config, nft, and the event socket login
+  policy [--json]              the effective policy in plain words
+  policy simulate TRACE... [--json]
+  policy explain ADDR --trace FILE [--json]
+`;
+
+/** Pulls `--config FILE` / `--config=FILE` out of argv (it is accepted by every command). */
+function takeConfigFlag(argv: readonly string[]): { file: string | null; rest: string[] } {
+  const rest: string[] = [];
+  let file: string | null = null;
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    if (a === '--config') {
+      const v = argv[++i];
+      if (v === undefined) throw new UsageError('--config needs a file');
+      file = v;
+    } else if (a.startsWith('--config=')) {
+      file = a.slice('--config='.length);
+    } else {
+      rest.push(a);
+    }
+  }
+  return { file, rest };
+}
+
+export async function main(argv: readonly string[], io: CliIo = { stdout: process.stdout, stderr: process.stderr, env: process.env }): Promise<number> {
+  const say = (s: string): void => { io.stderr.write(`${s}\n`); };
+  try {
+    const { file, rest } = takeConfigFlag(argv);
+    const [command, ...args] = rest;
+    if (!command || command === 'help' || command === '--help' || command === '-h') {
+      (command ? io.stdout : io.stderr).write(USAGE);
+      return command ? 0 : 2;
+    }
+    const load = (): LoadedConfig => {
+      const loaded = loadConfig(file, io.env);
+      for (const w of loaded.warnings) say(`fsguard: warning: ${w}`);
+      return loaded;
+    };
+    switch (command) {
+      case 'run': {
+        const { runDaemonCommand } = await import('./run-command.js');
+        return await runDaemonCommand(args, file, io);
+      }
+      case 'bans':
+      case 'ban':
+      case 'unban': {
+        const { runBansCommand } = await import('./bans-command.js');
+        return await runBansCommand(command, args, load().config, io);
+      }
+      case 'check': {
+        const { runCheckCommand } = await import('./check-command.js');
+        return await runCheckCommand(args, file, io);
+      }
+      case 'policy': {
+        const { config } = load();
+        const { runPolicyCommand } = await import('./policy-command.js');
+        return await runPolicyCommand(args, {
+          stdout: io.stdout,
+          stderr: io.stderr,
+          settings: config.policy,
+          profileOverrides: config.profiles,
+          watchedProfiles: config.esl.profiles.length ? [...config.esl.profiles] : null,
+        });
+      }
+      default:
+        throw new UsageError(`unknown command ${JSON.stringify(command)}\n${USAGE}`);
+    }
+  } catch (err) {
+    if (err instanceof UsageError) { say(`fsguard: ${err.message}`); return 2; }
+    if (err instanceof ConfigError) { say(`fsguard: ${err.message}`); return 78; /* EX_CONFIG */ }
+    say(`fsguard: ${err instanceof Error ? err.message : String(err)}`);
+    return 1;
+  }
+}

@@ -1,0 +1,157 @@
+// `fsguard run`: wires config → ESL source → Guard (policy) → nft writer, serves metrics,
+// and handles the process lifecycle: SIGTERM/SIGINT write the pending batch and exit 0,
+// SIGHUP reloads the config.
+import type { Server } from 'node:http';
+import { ConfigError, loadConfig, type FsguardConfig } from '../config/config.js';
+import { EslEventSource } from '../esl/index.js';
+import { NftError, type NftSetWriter } from '../nft/index.js';
+import type { Logger } from '../obs/logger.js';
+import { FsguardMetrics, serveMetrics } from '../obs/metrics.js';
+import { createPolicy } from '../policy/engine.js';
+import { nftWriterFromConfig } from '../cli/nft-writer.js';
+import { Guard } from './guard.js';
+
+/** The policy's clock advances on this timer too, so silent sources are still judged. */
+const TICK_MS = 1000;
+
+export interface DaemonDeps {
+  readonly logger: Logger & { level: string };
+  /** Where the one-line fatal reason goes (stderr) besides the log. */
+  readonly fatal: (line: string) => void;
+  readonly env: NodeJS.ProcessEnv;
+  /** Registers a signal handler; returns the unregister function. */
+  readonly onSignal: (signal: NodeJS.Signals, handler: () => void) => () => void;
+}
+
+function eslOptions(c: FsguardConfig) {
+  return {
+    host: c.esl.host,
+    port: c.esl.port,
+    password: c.esl.password,
+    profiles: c.esl.profiles.length ? c.esl.profiles : null,
+    reconnectMaxMs: c.esl.reconnectMaxSeconds * 1000,
+    authRetryMs: c.esl.authRetrySeconds * 1000,
+    heartbeatTimeoutMs: c.esl.heartbeatTimeoutSeconds * 1000,
+  };
+}
+
+function writerFor(config: FsguardConfig, logger: Logger, metrics: FsguardMetrics): NftSetWriter {
+  return nftWriterFromConfig(config.nft, {
+    observer: {
+      batchWritten: () => metrics.nftBatches.inc(),
+      elementRefused: (target, message) => {
+        metrics.nftErrors.inc();
+        logger.error({ target: target.text, nft: message }, 'nft refused a ban element');
+      },
+      runFailed: (error, willRetry) => {
+        metrics.nftErrors.inc();
+        logger[willRetry ? 'warn' : 'error']({ kind: error.kind, nft: error.detail, willRetry }, `nft run failed: ${error.message}`);
+      },
+      tableRecreated: () => logger.warn({}, 'fsguard\'s nft table was missing and has been recreated'),
+    },
+  });
+}
+
+/** Runs until a stop signal; resolves with the exit code. */
+export async function runDaemon(configFile: string | null, initial: FsguardConfig, deps: DaemonDeps): Promise<number> {
+  const { logger } = deps;
+  let config = initial;
+  const metrics = new FsguardMetrics();
+  const writer = writerFor(config, logger, metrics);
+  const guard = new Guard(createPolicy(config.policy, config.profiles), writer, logger, metrics, { allow: config.policy.allow });
+  try {
+    await guard.start();
+  } catch (err) {
+    const msg = err instanceof NftError ? err.message : `cannot set up nftables: ${err instanceof Error ? err.message : String(err)}`;
+    logger.error({ err: err instanceof NftError ? { kind: err.kind, detail: err.detail } : String(err) }, msg);
+    deps.fatal(msg);
+    return 1;
+  }
+
+  let metricsServer: Server | null = null;
+  const startMetrics = async (c: FsguardConfig): Promise<void> => {
+    if (!c.metrics.enabled) return;
+    try {
+      const { server, port } = await serveMetrics(metrics, c.metrics.host, c.metrics.port);
+      metricsServer = server;
+      logger.info({ host: c.metrics.host, port }, 'metrics at /metrics');
+    } catch (err) {
+      // Protection matters more than metrics: keep running, say why there are none.
+      logger.error({ host: c.metrics.host, port: c.metrics.port, err: String(err) }, 'cannot serve metrics');
+    }
+  };
+  await startMetrics(config);
+
+  let source = new EslEventSource(eslOptions(config), guard, { logger });
+  source.start();
+  logger.info({ esl: `${config.esl.host}:${config.esl.port}`, profiles: config.esl.profiles.length ? config.esl.profiles : 'all', table: `inet ${config.nft.table}` }, 'fsguard running');
+
+  const tick = setInterval(() => guard.tick(), TICK_MS);
+  const reconcileEvery = (c: FsguardConfig): NodeJS.Timeout => setInterval(() => {
+    guard.reconcile().catch((err: unknown) => logger.error({ err: err instanceof Error ? err.message : String(err) }, 'reconcile with the kernel failed; will retry'));
+  }, c.nft.reconcileSeconds * 1000);
+  let reconcile = reconcileEvery(config);
+
+  const reload = async (): Promise<void> => {
+    let next: FsguardConfig;
+    try {
+      const loaded = loadConfig(configFile, deps.env);
+      for (const w of loaded.warnings) logger.warn({}, w);
+      next = loaded.config;
+    } catch (err) {
+      logger.error({ problems: err instanceof ConfigError ? err.problems : [String(err)] }, 'config reload refused; keeping the running config');
+      return;
+    }
+    const changed = (a: unknown, b: unknown): boolean => JSON.stringify(a) !== JSON.stringify(b);
+    logger.level = next.log.level;
+    if (changed(config.nft, next.nft)) logger.warn({}, 'nft settings changed: they take effect on restart (bans in the old table stay until they expire)');
+    if (changed(config.policy, next.policy) || changed(config.profiles, next.profiles)) {
+      guard.replacePolicy(createPolicy(next.policy, next.profiles));
+      logger.info({}, 'policy reloaded (evidence gathered so far starts afresh; kernel bans are kept)');
+    }
+    if (changed(config.esl, next.esl)) {
+      await source.stop();
+      source = new EslEventSource(eslOptions(next), guard, { logger });
+      source.start();
+      logger.info({ esl: `${next.esl.host}:${next.esl.port}` }, 'event socket settings reloaded: reconnecting');
+    }
+    if (changed(config.metrics, next.metrics)) {
+      const old = metricsServer;
+      metricsServer = null;
+      if (old) await new Promise<void>((resolve) => old.close(() => resolve()));
+      await startMetrics(next);
+    }
+    clearInterval(reconcile);
+    reconcile = reconcileEvery(next);
+    config = next;
+    logger.info({}, 'config reloaded');
+  };
+
+  return await new Promise<number>((resolve) => {
+    let stopping = false;
+    const stop = async (signal: string): Promise<void> => {
+      if (stopping) return;
+      stopping = true;
+      logger.info({ signal }, 'stopping: writing pending bans');
+      clearInterval(tick);
+      clearInterval(reconcile);
+      for (const off of unregister) off();
+      try {
+        await source.stop();
+        await guard.flush();
+        await writer.close();
+      } catch (err) {
+        logger.error({ err: String(err) }, 'error while stopping');
+      }
+      const server: Server | null = metricsServer;
+      if (server) await new Promise<void>((r) => server.close(() => r()));
+      logger.info({}, 'stopped; bans stay in the kernel until they expire');
+      resolve(0);
+    };
+    const unregister = [
+      deps.onSignal('SIGTERM', () => void stop('SIGTERM')),
+      deps.onSignal('SIGINT', () => void stop('SIGINT')),
+      deps.onSignal('SIGHUP', () => void reload()),
+    ];
+  });
+}

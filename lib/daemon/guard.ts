@@ -1,0 +1,249 @@
+// The daemon's core: AuthEvents from the source go to the policy, its BanDecisions go to the
+// nft writer. It also keeps the kernel honest: bans live in nft sets, so the guard reads
+// them back at start and reconciles periodically — a table flushed by an admin is rebuilt
+// with every ban's remaining time, a ban lifted by hand (`fsguard unban`) gives the source
+// a grace period, a ban added by hand is respected by the policy.
+import type { AuthEvent, LiveRegistration } from '../events/auth-event.js';
+import type { EslDropReason, EslSourceListener, AuthRejection } from '../esl/index.js';
+import { cidrsOverlap, parseCidr, type Cidr } from '../net/ip.js';
+import type { BanComment, ElementOutcome, KernelBan, KernelBanList } from '../nft/index.js';
+import type { Logger } from '../obs/logger.js';
+import type { FsguardMetrics } from '../obs/metrics.js';
+import type { BanDecision, Policy, PolicyAlert, PolicyOutput } from '../policy/types.js';
+
+/** The part of NftSetWriter the guard uses (a narrow seam for tests). */
+export interface BanWriter {
+  setup(): Promise<void>;
+  list(): Promise<KernelBanList>;
+  ban(target: Cidr, seconds: number, comment: BanComment): Promise<ElementOutcome>;
+  flush(): Promise<void>;
+}
+
+export interface GuardOptions {
+  /** CIDRs that must never be written to the kernel, whatever the policy says. */
+  readonly allow: readonly string[];
+}
+
+/** What the guard believes is in the kernel, and since when. */
+interface KnownBan {
+  readonly target: Cidr;
+  readonly expiresAtMs: number;
+  readonly comment: BanComment;
+  /** Wall time it was confirmed in the kernel (write or read-back). */
+  readonly confirmedAtMs: number;
+}
+
+/** A ban is treated as expired this long before the kernel's own expiry (clock skew). */
+const EXPIRY_SLACK_MS = 1500;
+/** Log at most this many evidence users / user agents on a ban line. */
+const LOG_SAMPLE = 5;
+
+export class Guard implements EslSourceListener {
+  private readonly known = new Map<string, KnownBan>();
+  private readonly allow: Cidr[];
+  /** FreeSWITCH's own addresses, learnt from events; never banned. */
+  private readonly switchAddresses = new Set<string>();
+  private reconciling: Promise<void> | null = null;
+  private connections = 0;
+
+  constructor(
+    private policy: Policy,
+    private readonly writer: BanWriter,
+    private readonly logger: Logger,
+    private readonly metrics: FsguardMetrics,
+    options: GuardOptions,
+    private readonly nowMs: () => number = Date.now,
+  ) {
+    this.allow = options.allow.map((a) => parseCidr(a)).filter((c): c is Cidr => c !== null);
+  }
+
+  /** Creates the table (idempotent) and restores state from the sets. Throws NftError. */
+  async start(): Promise<void> {
+    await this.writer.setup();
+    const list = await this.writer.list();
+    this.adoptKernelBans(list.bans, this.nowMs());
+    this.logger.info({ bans: list.bans.length, unrecognized: list.unrecognized.length }, 'nft table ready; bans read back from the kernel');
+  }
+
+  /** Swaps the policy (config reload); kernel bans are handed to the new one. */
+  replacePolicy(policy: Policy): void {
+    this.policy = policy;
+    this.policy.restoreBans([...this.known.values()].map((k) => ({ target: { cidr: k.target, host: isHost(k.target) }, expiresAtUs: k.expiresAtMs * 1000, rule: k.comment.rule })));
+  }
+
+  // ---- source → policy -------------------------------------------------------------------
+
+  onEvent(event: AuthEvent): void {
+    for (const a of event.switchAddresses) this.switchAddresses.add(a);
+    this.apply(this.policy.observe(event));
+  }
+
+  onEventReceived(subclass: string, profile: string): void {
+    this.metrics.eventsTotal.inc({ subclass, profile });
+  }
+
+  onDropped(reason: EslDropReason, detail: string): void {
+    this.metrics.eventsDropped.inc({ reason });
+    if (reason !== 'profile_not_watched') this.logger.debug({ reason, detail }, 'event dropped');
+  }
+
+  onRegistrations(registrations: LiveRegistration[]): void {
+    this.policy.seedRegistrations(registrations, this.nowMs() * 1000);
+    this.logger.info({ registrations: registrations.length, sources: new Set(registrations.map((r) => r.source.text)).size }, 'live registrations loaded: their sources count as legitimate');
+  }
+
+  onConnected(): void {
+    this.metrics.eslConnected.set(1);
+    if (this.connections++ > 0) this.metrics.eslReconnects.inc();
+  }
+
+  onDisconnected(reason: string): void {
+    this.metrics.eslConnected.set(0);
+    this.logger.warn({ reason }, 'event socket disconnected');
+  }
+
+  onAuthRejected(kind: AuthRejection): void {
+    this.metrics.eslConnected.set(0);
+    this.logger.error({ kind }, kind === 'invalid_password'
+      ? 'FreeSWITCH refused the event socket password (esl.password / FSGUARD_ESL_PASSWORD); retrying slowly'
+      : 'FreeSWITCH rejected the event socket connection by ACL (event_socket.conf.xml apply-inbound-acl); retrying slowly');
+  }
+
+  /** Lets event time pass without an event (called on a timer by the daemon). */
+  tick(): void {
+    this.apply(this.policy.advance(this.nowMs() * 1000));
+    this.metrics.trackedSources.set(this.policy.trackedSources());
+  }
+
+  // ---- policy → nft ----------------------------------------------------------------------
+
+  private apply(out: PolicyOutput): void {
+    for (const ban of out.bans) this.ban(ban);
+    for (const alert of out.alerts) this.alert(alert);
+  }
+
+  private protectedBy(target: Cidr): string | null {
+    for (const a of this.allow) if (cidrsOverlap(a, target)) return `allow-list ${a.text}`;
+    for (const s of this.switchAddresses) {
+      const c = parseCidr(s);
+      if (c && cidrsOverlap(c, target)) return `FreeSWITCH's own address ${s}`;
+    }
+    return null;
+  }
+
+  private ban(decision: BanDecision): void {
+    const target = decision.target.cidr;
+    const guard = this.protectedBy(target);
+    if (guard) {
+      // The policy should never get here; refusing at the last step keeps the promise anyway.
+      this.logger.error({ target: target.text, rule: decision.rule, protectedBy: guard }, 'refused to ban a protected address');
+      return;
+    }
+    const comment: BanComment = { rule: decision.rule, offences: decision.previousOffences + 1 };
+    this.metrics.bansTotal.inc({ rule: decision.rule });
+    const e = decision.evidence;
+    this.logger.info({
+      event: 'ban',
+      target: target.text,
+      rule: decision.rule,
+      seconds: decision.seconds,
+      offence: comment.offences,
+      reason: decision.reason,
+      evidence: {
+        events: e.events,
+        challenges: e.challenges,
+        answeredFailures: e.answeredFailures,
+        successes: e.successes,
+        distinctUsers: e.distinctUsers,
+        users: e.users.slice(0, LOG_SAMPLE),
+        userAgents: e.userAgents.slice(0, LOG_SAMPLE),
+        ...(e.addresses !== undefined ? { addresses: e.addresses } : {}),
+        firstSeen: new Date(e.firstSeenUs / 1000).toISOString(),
+        lastSeen: new Date(e.lastSeenUs / 1000).toISOString(),
+      },
+    }, `ban ${target.text} for ${decision.seconds}s: ${decision.reason}`);
+    const requestedAtMs = this.nowMs();
+    void this.writer.ban(target, decision.seconds, comment).then((outcome) => {
+      if (outcome.status === 'written') {
+        const now = this.nowMs();
+        this.known.set(target.text, { target, comment, expiresAtMs: requestedAtMs + decision.seconds * 1000, confirmedAtMs: now });
+      } else if (outcome.status === 'refused' || outcome.status === 'failed') {
+        this.logger.error({ target: target.text, rule: decision.rule, outcome: outcome.status, detail: outcome.status === 'refused' ? outcome.message : outcome.error.message }, 'ban not written to the kernel');
+      }
+    });
+  }
+
+  private alert(alert: PolicyAlert): void {
+    this.metrics.alertsTotal.inc({ kind: alert.kind });
+    this.logger.warn({
+      event: 'alert',
+      kind: alert.kind,
+      source: alert.source,
+      profile: alert.profile,
+      ...(alert.user !== undefined ? { user: alert.user } : {}),
+      ...(alert.userAgent !== undefined ? { userAgent: alert.userAgent } : {}),
+    }, alert.message);
+  }
+
+  // ---- kernel reconciliation ---------------------------------------------------------------
+
+  /**
+   * Compares what the guard believes with the sets. Table gone → recreated and every live
+   * ban written again with its remaining time. A ban missing early → lifted by hand: grace.
+   * A ban the guard did not write → adopted (manual ban, or another writer).
+   */
+  reconcile(): Promise<void> {
+    this.reconciling ??= this.reconcileOnce().finally(() => { this.reconciling = null; });
+    return this.reconciling;
+  }
+
+  private async reconcileOnce(): Promise<void> {
+    const listedAtMs = this.nowMs();
+    const list = await this.writer.list();
+    const now = this.nowMs();
+    for (const [key, k] of this.known) if (k.expiresAtMs <= now + EXPIRY_SLACK_MS) this.known.delete(key);
+    if (!list.tableExists) {
+      this.logger.warn({ bans: this.known.size }, 'fsguard\'s nft table is gone (flush ruleset?): recreating it and restoring every ban');
+      await this.writer.setup();
+      await Promise.all([...this.known.values()].map((k) => this.writer.ban(k.target, Math.ceil((k.expiresAtMs - now) / 1000), k.comment)));
+      return;
+    }
+    const inKernel = new Map(list.bans.map((b) => [b.target.text, b]));
+    for (const [key, k] of this.known) {
+      if (inKernel.has(key) || k.confirmedAtMs > listedAtMs) continue;
+      this.known.delete(key);
+      this.policy.manualUnban(k.target, now * 1000);
+      this.logger.info({ target: key, rule: k.comment.rule }, 'ban lifted outside fsguard (fsguard unban?): grace period before it can be banned again');
+    }
+    this.adoptKernelBans(list.bans.filter((b) => !this.known.has(b.target.text)), now);
+  }
+
+  private adoptKernelBans(bans: readonly KernelBan[], now: number): void {
+    const adopted: KnownBan[] = [];
+    for (const b of bans) {
+      // Elements without timeout never expire; keep them known for a day at a time.
+      const expiresAtMs = b.expiresAtMs ?? now + 86_400_000;
+      if (expiresAtMs <= now) continue;
+      const k: KnownBan = { target: b.target, expiresAtMs, comment: { rule: b.rule ?? 'foreign', offences: b.offences ?? 1 }, confirmedAtMs: now };
+      this.known.set(b.target.text, k);
+      adopted.push(k);
+    }
+    if (adopted.length) {
+      this.policy.restoreBans(adopted.map((k) => ({ target: { cidr: k.target, host: isHost(k.target) }, expiresAtUs: k.expiresAtMs * 1000, rule: k.comment.rule })));
+    }
+  }
+
+  /** Bans the guard believes are in the kernel now (for tests and metrics). */
+  get knownBans(): number {
+    return this.known.size;
+  }
+
+  /** Writes everything pending (SIGTERM). */
+  flush(): Promise<void> {
+    return this.writer.flush();
+  }
+}
+
+function isHost(c: Cidr): boolean {
+  return c.prefixLength === (c.family === 4 ? 32 : 128);
+}

@@ -1,0 +1,102 @@
+// Runs the real `bin/fsguard` as a child process for end-to-end tests: writes its config,
+// collects its JSON log lines, and waits for lines or exit.
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { chmodSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+export const ROOT = new URL('../../../', import.meta.url).pathname;
+export const FSGUARD = join(ROOT, 'bin/fsguard');
+
+export type LogLine = Record<string, unknown> & { msg?: string; level?: string };
+
+/** The environment for the real CLI: without tap's loader hooks (NODE_OPTIONS), as a user runs it. */
+export function cliEnv(extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = { ...process.env, ...extra };
+  delete env.NODE_OPTIONS;
+  for (const k of Object.keys(env)) if (k.startsWith('TAP') || k.startsWith('_TAPJS')) delete env[k];
+  return env;
+}
+
+/** Writes a config file (mode 600) and returns its path. */
+export function writeConfig(config: unknown): string {
+  const dir = mkdtempSync(join(tmpdir(), 'fsguard-e2e-'));
+  const path = join(dir, 'fsguard.json');
+  writeFileSync(path, JSON.stringify(config, null, 2));
+  chmodSync(path, 0o600);
+  return path;
+}
+
+/** `fsguard <args>` to completion. */
+export function fsguardCli(args: readonly string[]): { status: number | null; stdout: string; stderr: string } {
+  const r = spawnSync(FSGUARD, args, { encoding: 'utf8', timeout: 30_000, env: cliEnv() });
+  return { status: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+export class DaemonProcess {
+  readonly lines: LogLine[] = [];
+  /** Lines of stdout that were not JSON (must stay empty: logs are JSON lines). */
+  readonly strayStdout: string[] = [];
+  stderr = '';
+  private readonly exited: Promise<number | null>;
+  private exitCode: number | null | undefined = undefined;
+
+  private constructor(readonly child: ChildProcess) {
+    let buffered = '';
+    child.stdout!.setEncoding('utf8');
+    child.stdout!.on('data', (chunk: string) => {
+      buffered += chunk;
+      let nl: number;
+      while ((nl = buffered.indexOf('\n')) !== -1) {
+        const line = buffered.slice(0, nl);
+        buffered = buffered.slice(nl + 1);
+        try {
+          this.lines.push(JSON.parse(line) as LogLine);
+        } catch {
+          this.strayStdout.push(line);
+        }
+      }
+    });
+    child.stderr!.setEncoding('utf8');
+    child.stderr!.on('data', (chunk: string) => { this.stderr += chunk; });
+    this.exited = new Promise((resolve) => child.on('exit', (code) => { this.exitCode = code; resolve(code); }));
+  }
+
+  static start(configPath: string, env: NodeJS.ProcessEnv = {}): DaemonProcess {
+    const child = spawn(FSGUARD, ['run', '--config', configPath], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: cliEnv(env),
+    });
+    return new DaemonProcess(child);
+  }
+
+  get running(): boolean {
+    return this.exitCode === undefined;
+  }
+
+  /** Resolves with the first log line matching, or rejects after `timeoutMs`. */
+  async waitForLog(what: string, match: (l: LogLine) => boolean, timeoutMs = 10_000): Promise<LogLine> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const hit = this.lines.find(match);
+      if (hit) return hit;
+      if (!this.running) throw new Error(`daemon exited (${this.exitCode}) before: ${what}\nstderr: ${this.stderr}\nlog: ${this.lines.slice(-5).map((l) => JSON.stringify(l)).join('\n')}`);
+      if (Date.now() > deadline) throw new Error(`timed out waiting for: ${what}\nlast log lines:\n${this.lines.slice(-8).map((l) => JSON.stringify(l)).join('\n')}`);
+      await new Promise((r) => setTimeout(r, 10));
+    }
+  }
+
+  /** Sends a signal and waits for exit; returns the exit code. */
+  async stop(signal: NodeJS.Signals = 'SIGTERM', timeoutMs = 10_000): Promise<number | null> {
+    if (!this.running) return this.exitCode ?? null;
+    this.child.kill(signal);
+    const timer = setTimeout(() => this.child.kill('SIGKILL'), timeoutMs);
+    const code = await this.exited;
+    clearTimeout(timer);
+    return code;
+  }
+
+  waitExit(): Promise<number | null> {
+    return this.exited;
+  }
+}
