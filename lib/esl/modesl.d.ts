@@ -37,9 +37,16 @@ declare module 'modesl' {
     _onEvent(event: Event, headers: EslHeaderMap, body?: string): void;
   }
 
+  /** modesl's frame parser; fsguard does not use it (tests show why). */
+  export class Parser {
+    constructor(socket: import('node:events').EventEmitter);
+    on(event: string, listener: EslListener): this;
+  }
+
   const modesl: {
     readonly Connection: typeof Connection;
     readonly Event: typeof Event;
+    readonly Parser: typeof Parser;
   };
   export default modesl;
 }
