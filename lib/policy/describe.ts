@@ -27,10 +27,10 @@ export function describePolicy(s: PolicySettings): string[] {
   say('');
   say('Sources with no proven legitimacy are banned for');
   say(`  scanner_user_agent       one request whose user agent contains an attack-tool name (${s.scannerUserAgents.length} patterns, e.g. ${s.scannerUserAgents.slice(0, 4).join(', ')})`);
-  say(`  brute_force              ${s.bruteForceFailures} answered authentication failures within about ${dur(s.shortWindowSeconds)}`);
+  say(`  brute_force              ${s.bruteForceFailures} answered authentication failures within about ${dur(s.shortWindowSeconds)}, or ${s.sameUserChallenges} requests in a row for one user each within ${dur(s.answerTimeoutSeconds)} (pipelined cracker)`);
   say(`  credential_scan          ${s.credentialScanUsers} distinct users failing, none succeeding, within ${dur(s.longWindowSeconds)}`);
   say(`  slow_guessing            ${s.slowGuessingFailures} answered failures within about ${dur(s.longWindowSeconds)} (guessing below any short window)`);
-  say(`  unanswered_challenges    ${s.unansweredChallenges} challenges unanswered within about ${dur(s.shortWindowSeconds)}, or ${s.challengeBurst} outstanding at once`);
+  say(`  unanswered_challenges    ${s.unansweredChallenges} challenges unanswered within about ${dur(s.shortWindowSeconds)}, or ${s.challengeBurst} outstanding at once, or ${s.challengeFloodOutstanding} outstanding with the oldest unanswered for ${dur(s.challengeFloodAgeSeconds)}`);
   say(`  slow_unanswered_challenges ${s.slowUnansweredChallenges} unanswered challenges within about ${dur(s.longWindowSeconds)}`);
   say('  (counts drain continuously like a leaky bucket: a steady trickle below the rate never adds up)');
   say('');

@@ -170,6 +170,10 @@ class SourceState extends EvidenceState {
   lastUa = '';
   lastUaIsScanner = false;
   lastSpoofAlertUs = -Infinity;
+  /** Challenges in a row for one user (a pipelined password cracker): user, count, last time. */
+  runUser = '';
+  runCount = 0;
+  runLastUs = 0;
 
   constructor(readonly address: IpAddress, prefixKey: string | null) {
     super(address.text);
@@ -191,6 +195,7 @@ class SourceState extends EvidenceState {
     }
     this.failingUsers = 0;
     this.unpairedForbidden = 0;
+    this.runCount = 0;
   }
 }
 
@@ -317,6 +322,22 @@ class ChallengeQueue {
     }
     visit(state, callId, time);
   }
+}
+
+function isWordChar(code: number): boolean {
+  return (code >= 97 && code <= 122) || (code >= 48 && code <= 57);
+}
+
+/** True when a pattern occurs in `lowerUa` where a word starts (not inside another word). */
+export function matchesScannerPattern(lowerUa: string, patterns: readonly string[]): boolean {
+  for (const p of patterns) {
+    let at = lowerUa.indexOf(p);
+    while (at !== -1) {
+      if (at === 0 || !isWordChar(lowerUa.charCodeAt(at - 1))) return true;
+      at = lowerUa.indexOf(p, at + 1);
+    }
+  }
+  return false;
 }
 
 function humanSeconds(s: number): string {
@@ -641,9 +662,7 @@ export class RatePolicy implements Policy {
     const memoKey = rs === this.base ? ua : `${rs.profile}\u0000${ua}`;
     const hit = this.uaMemo.get(memoKey);
     if (hit !== undefined) return hit;
-    const lower = ua.toLowerCase();
-    let is = false;
-    for (const p of rs.scannerPatterns) if (lower.includes(p)) { is = true; break; }
+    const is = matchesScannerPattern(ua.toLowerCase(), rs.scannerPatterns);
     if (this.uaMemo.size >= UA_MEMO_CAP) this.uaMemo.clear();
     this.uaMemo.set(memoKey, is);
     return is;
@@ -683,6 +702,9 @@ export class RatePolicy implements Policy {
         if (s.pending === null) s.pending = new Map();
         // A retransmission (the 401 was lost) or a re-challenge keeps one pending entry.
         if (!s.pending.has(callId)) {
+          if (e.fromUser === s.runUser && e.timeUs - s.runLastUs <= this.answerTimeoutUs) s.runCount++;
+          else { s.runUser = e.fromUser; s.runCount = 1; }
+          s.runLastUs = e.timeUs;
           if (s.pending.size >= rs.raw.maxPendingChallengesPerSource) {
             this.creditUnanswered(s, now, rs);
           } else {
@@ -806,6 +828,19 @@ export class RatePolicy implements Policy {
     }
   }
 
+  /** Age of the oldest unanswered challenge (Map order is arrival order). */
+  private oldestPendingAgeUs(s: SourceState, now: number): number {
+    if (s.pending === null || s.pending.size === 0) return 0;
+    const first = s.pending.values().next();
+    return first.done ? 0 : now - first.value;
+  }
+
+  /** An unproven IPv6 host inside a prefix where a proven host lives. */
+  private inProvenPrefix(s: SourceState, now: number): boolean {
+    const p = s.prefix;
+    return p !== null && p.live && p.provenUntilUs > now;
+  }
+
   private credentialScanTolerance(s: SourceState, rs: RuleSettings): number {
     return rs.raw.credentialScanUsers + Math.floor(rs.raw.credentialScanUsersPerSiteUser * s.succeededUsers);
   }
@@ -845,18 +880,31 @@ export class RatePolicy implements Policy {
     if (s.failingUsers >= tolerance) {
       return { rule: 'credential_scan', reason: `${s.failingUsers} distinct users failed authentication and none succeeded, from ${unproven} (tolerance ${tolerance - 1})` };
     }
+    // A host of an IPv6 subnet where a proven host lives is probably one of the site's own
+    // devices (IPv6 sites need no NAT): a slow trickle of failures there is a misprovisioned
+    // phone (alerted), not slow guessing. Fast rules above still ban the single host.
+    const siteSubnet = this.inProvenPrefix(s, now);
     const long = s.failLong.value(now, rs.slowRate);
-    if (long >= r.slowGuessingFailures) {
+    if (long >= r.slowGuessingFailures && !siteSubnet) {
       return { rule: 'slow_guessing', reason: `${r.slowGuessingFailures} answered authentication failures within ${humanSeconds(r.longWindowSeconds)}, below any short window, from ${unproven}` };
+    }
+    if (s.runCount >= r.sameUserChallenges) {
+      return { rule: 'brute_force', reason: `${s.runCount} requests in a row for user ${s.runUser}, each within ${humanSeconds(r.answerTimeoutSeconds)} of the last, from ${unproven}: a pipelined password cracker (a phone sends one at a time)` };
     }
     const pending = s.pending !== null ? s.pending.size : 0;
     if (pending >= r.challengeBurst) {
       return { rule: 'unanswered_challenges', reason: `${pending} challenges outstanding at once and none answered yet, from ${unproven}: a scanner or INVITE flood` };
     }
+    if (pending >= r.challengeFloodOutstanding) {
+      const age = this.oldestPendingAgeUs(s, now);
+      if (age >= r.challengeFloodAgeSeconds * US) {
+        return { rule: 'unanswered_challenges', reason: `${pending} challenges outstanding, the oldest unanswered for ${humanSeconds(Math.round(age / 1000) / 1000)} (phones answer within 150 ms), from ${unproven}: a scanner or INVITE flood` };
+      }
+    }
     if (s.unansShort.value(now, rs.unansRate) >= r.unansweredChallenges) {
       return { rule: 'unanswered_challenges', reason: `${r.unansweredChallenges} challenges left unanswered within ${humanSeconds(r.shortWindowSeconds)} from ${unproven}: an extension scanner or toll-fraud INVITE flood` };
     }
-    if (s.unansLong.value(now, rs.slowUnansRate) >= r.slowUnansweredChallenges) {
+    if (s.unansLong.value(now, rs.slowUnansRate) >= r.slowUnansweredChallenges && !siteSubnet) {
       return { rule: 'slow_unanswered_challenges', reason: `${r.slowUnansweredChallenges} challenges left unanswered within ${humanSeconds(r.longWindowSeconds)} from ${unproven}: a slow scanner` };
     }
     return null;
@@ -900,10 +948,12 @@ export class RatePolicy implements Policy {
       { rule: 'scanner_user_agent', applies: !proven, value: s.scannerUa !== '' ? 1 : 0, threshold: 1, description: s.scannerUa !== '' ? `attack-tool user agent ${JSON.stringify(s.scannerUa.slice(0, 64))} seen` : 'no attack-tool user agent seen' },
       { rule: 'brute_force', applies: !proven, value: s.failShort.value(now, rs.bruteRate), threshold: r.bruteForceFailures, description: `answered failures, leaky bucket draining ${r.bruteForceFailures} per ${humanSeconds(r.shortWindowSeconds)}` },
       { rule: 'credential_scan', applies: true, value: s.failingUsers, threshold: tolerance, description: `distinct users failing and never succeeding here (${r.credentialScanUsers} + ${r.credentialScanUsersPerSiteUser} × ${s.succeededUsers} working users)` },
-      { rule: 'slow_guessing', applies: !proven, value: s.failLong.value(now, rs.slowRate), threshold: r.slowGuessingFailures, description: `answered failures, leaky bucket draining ${r.slowGuessingFailures} per ${humanSeconds(r.longWindowSeconds)}` },
+      { rule: 'slow_guessing', applies: !proven && !this.inProvenPrefix(s, now), value: s.failLong.value(now, rs.slowRate), threshold: r.slowGuessingFailures, description: `answered failures, leaky bucket draining ${r.slowGuessingFailures} per ${humanSeconds(r.longWindowSeconds)}` },
       { rule: 'unanswered_challenges', applies: !proven, value: s.unansShort.value(now, rs.unansRate), threshold: r.unansweredChallenges, description: `challenges unanswered after ${humanSeconds(r.answerTimeoutSeconds)}, draining ${r.unansweredChallenges} per ${humanSeconds(r.shortWindowSeconds)}` },
       { rule: 'unanswered_challenges(burst)', applies: !proven, value: s.pending !== null ? s.pending.size : 0, threshold: r.challengeBurst, description: 'challenges outstanding at once' },
-      { rule: 'slow_unanswered_challenges', applies: !proven, value: s.unansLong.value(now, rs.slowUnansRate), threshold: r.slowUnansweredChallenges, description: `unanswered challenges, draining ${r.slowUnansweredChallenges} per ${humanSeconds(r.longWindowSeconds)}` },
+      { rule: 'unanswered_challenges(flood)', applies: !proven, value: s.pending !== null ? s.pending.size : 0, threshold: r.challengeFloodOutstanding, description: `challenges outstanding with the oldest over ${humanSeconds(r.challengeFloodAgeSeconds)} old (now ${humanSeconds(Math.round(this.oldestPendingAgeUs(s, now) / 1000) / 1000)})` },
+      { rule: 'brute_force(same user)', applies: !proven, value: s.runCount, threshold: r.sameUserChallenges, description: `challenges in a row for user ${JSON.stringify(s.runUser)}, each within ${humanSeconds(r.answerTimeoutSeconds)} of the last` },
+      { rule: 'slow_unanswered_challenges', applies: !proven && !this.inProvenPrefix(s, now), value: s.unansLong.value(now, rs.slowUnansRate), threshold: r.slowUnansweredChallenges, description: `unanswered challenges, draining ${r.slowUnansweredChallenges} per ${humanSeconds(r.longWindowSeconds)}` },
       { rule: 'proven_source_brute_force', applies: proven && r.provenBruteForceFailures > 0, value: worstUser, threshold: r.provenBruteForceFailures, description: `failures of one user at a proven site, draining ${r.provenBruteForceFailures} per ${humanSeconds(r.shortWindowSeconds)}` },
     ];
   }
@@ -932,7 +982,8 @@ export class RatePolicy implements Policy {
   private hostAlerts(s: SourceState, rs: RuleSettings, now: number, e: AuthEvent | null): void {
     const r = rs.raw;
     const profile = e !== null ? e.profile : '';
-    if (s.isProven(now)) {
+    const proven = s.isProven(now);
+    if (proven || this.inProvenPrefix(s, now)) {
       // A phone with a stale password at a working site: tell the admin, do not ban the site.
       if (e !== null && (e.kind === 'attempt' && e.result === 'forbidden') && s.users !== null) {
         const user = e.authUser !== '' && e.authUser !== 'unknown' ? e.authUser : e.fromUser;
@@ -945,6 +996,7 @@ export class RatePolicy implements Policy {
             now, user, rec.userAgent);
         }
       }
+      if (!proven) return;
       // Unanswered challenges at a proven site: someone forges its address (or phones lose 401s).
       if (e === null && now - s.lastSpoofAlertUs >= rs.alertIntervalUs && s.unansShort.value(now, rs.unansRate) >= r.unansweredChallenges) {
         s.lastSpoofAlertUs = now;

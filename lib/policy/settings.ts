@@ -31,6 +31,12 @@ export interface PolicySettings {
   readonly slowUnansweredChallenges: number;
   /** Challenges outstanding at once (not yet answered) from an unproven source that ban. */
   readonly challengeBurst: number;
+  /** This many outstanding challenges from an unproven source ban once the oldest is… */
+  readonly challengeFloodOutstanding: number;
+  /** …older than this: phones answer in 20-150 ms, a flood never does. */
+  readonly challengeFloodAgeSeconds: number;
+  /** Challenges in a row for one user, each within the answer timeout of the last, that ban an unproven source. */
+  readonly sameUserChallenges: number;
   /** Failures of one user within the short window that ban even a proven source (0 = never). */
   readonly provenBruteForceFailures: number;
 
@@ -76,7 +82,8 @@ export interface PolicySettings {
 }
 
 /**
- * User agents of SIP attack tools. Matched as case-insensitive substrings. Legitimate phones
+ * User agents of SIP attack tools. Matched case-insensitively where a word starts (so `smap`
+ * matches "smap/1.0" but not "Asmapp"), anywhere after that. Legitimate phones
  * never send these; attackers also spoof phone user agents, so this is a hint that bans only
  * sources with no proven legitimacy.
  */
@@ -94,12 +101,15 @@ export const DEFAULT_POLICY_SETTINGS: PolicySettings = {
   shortWindowSeconds: 60,
   longWindowSeconds: 6 * 3600,
   bruteForceFailures: 6,
-  slowGuessingFailures: 20,
+  slowGuessingFailures: 15,
   credentialScanUsers: 5,
-  credentialScanUsersPerSiteUser: 0.1,
+  credentialScanUsersPerSiteUser: 0.25,
   unansweredChallenges: 10,
   slowUnansweredChallenges: 30,
   challengeBurst: 100,
+  challengeFloodOutstanding: 20,
+  challengeFloodAgeSeconds: 0.4,
+  sameUserChallenges: 10,
   provenBruteForceFailures: 60,
   misprovisionedFailures: 3,
   nearMissFraction: 0.7,
@@ -147,6 +157,9 @@ const KNOBS: { readonly [K in PolicyKey]: KnobSpec } = {
   unansweredChallenges: { doc: 'Unanswered challenges within the short window that ban an unproven source', kind: 'count', min: 1, max: 1e6, integer: true },
   slowUnansweredChallenges: { doc: 'Unanswered challenges within the long horizon that ban an unproven source', kind: 'count', min: 1, max: 1e6, integer: true },
   challengeBurst: { doc: 'Challenges outstanding at once that ban an unproven source before any times out', kind: 'count', min: 2, max: 1e6, integer: true },
+  challengeFloodOutstanding: { doc: 'Outstanding challenges from an unproven source that ban once the oldest is older than challengeFloodAgeSeconds', kind: 'count', min: 2, max: 1e6, integer: true },
+  challengeFloodAgeSeconds: { doc: 'Age (s) of the oldest outstanding challenge at which challengeFloodOutstanding applies', kind: 'seconds', min: 0.05, max: 60 },
+  sameUserChallenges: { doc: 'Challenges in a row for one user (new call-ids, each within the answer timeout) that ban an unproven source', kind: 'count', min: 2, max: 1e6, integer: true },
   provenBruteForceFailures: { doc: 'Failures of one user within the short window that ban even a proven source (0 = never)', kind: 'count', min: 0, max: 1e6, integer: true },
   misprovisionedFailures: { doc: 'Failures of one user at a proven source, no success since, that raise a misprovisioned_device alert', kind: 'count', min: 1, max: 1e6, integer: true },
   nearMissFraction: { doc: 'Fraction of a ban threshold that raises a near_miss alert', kind: 'fraction', min: 0.1, max: 1 },
@@ -252,6 +265,7 @@ export function policySettingsProblems(settings: PolicySettings, path = 'policy'
   if (problems.length) return problems;
   if (settings.longWindowSeconds < settings.shortWindowSeconds) problems.push(`${path}.longWindowSeconds: must be at least shortWindowSeconds (${settings.shortWindowSeconds})`);
   if (settings.banMaxSeconds < settings.banSeconds) problems.push(`${path}.banMaxSeconds: must be at least banSeconds (${settings.banSeconds})`);
+  if (settings.challengeFloodAgeSeconds > settings.answerTimeoutSeconds) problems.push(`${path}.challengeFloodAgeSeconds: must not exceed answerTimeoutSeconds (${settings.answerTimeoutSeconds})`);
   if (settings.answerTimeoutSeconds >= settings.shortWindowSeconds) problems.push(`${path}.answerTimeoutSeconds: must be shorter than shortWindowSeconds (${settings.shortWindowSeconds})`);
   return problems;
 }
