@@ -39,10 +39,19 @@ async function rig(t: Test, label: string, overrides: { esl?: object; nft?: obje
   return { server, table, config, daemon };
 }
 
+/** The element, or undefined when it (or its table) is not there. */
+function elementIfAny(table: string, set: string, key: string): ReturnType<typeof kernelElement> {
+  try {
+    return kernelElement(table, set, key);
+  } catch {
+    return undefined;
+  }
+}
+
 async function waitForElement(table: string, set: string, key: string, timeoutMs = 10_000): Promise<ReturnType<typeof kernelElement>> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
-    const el = kernelElement(table, set, key);
+    const el = elementIfAny(table, set, key);
     if (el || Date.now() > deadline) return el;
     await new Promise((r) => setTimeout(r, 20));
   }
@@ -67,12 +76,12 @@ t.test('brute force against a working office: attacker in the kernel set, office
   t.same(daemon.strayStdout, [], 'every stdout line is JSON');
 
   // fsguard bans reads the kernel.
-  const bans = fsguardCli(['bans', '--json', '--config', config]);
+  const bans = await fsguardCli(['bans', '--json', '--config', config]);
   t.equal(bans.status, 0, bans.stderr);
   const listed = JSON.parse(bans.stdout) as { bans: Array<{ target: string; seconds_left: number; rule: string }> };
   const row = listed.bans.find((b) => b.target === ATTACKER);
   t.ok(row && row.seconds_left > 0 && row.rule === banLine.rule, 'fsguard bans lists it with time left and rule');
-  const human = fsguardCli(['bans', '--config', config]);
+  const human = await fsguardCli(['bans', '--config', config]);
   t.match(human.stdout, new RegExp(`${ATTACKER.replace(/\./g, '\\.')}\\s+\\d`));
 
   // A restart keeps it (it lives in the kernel) and the daemon reads it back.
@@ -85,21 +94,21 @@ t.test('brute force against a working office: attacker in the kernel set, office
   t.ok(kernelElement(table, 'banned4', ATTACKER), 'still banned after the restart');
 
   // fsguard unban removes it; the running daemon notices and grants a grace period.
-  const unban = fsguardCli(['unban', ATTACKER, '--config', config]);
+  const unban = await fsguardCli(['unban', ATTACKER, '--config', config]);
   t.equal(unban.status, 0, unban.stderr);
   t.notOk(kernelElement(table, 'banned4', ATTACKER), 'unban removed it from the kernel');
   await again.waitForLog('daemon notices the manual unban', (l) => l.target === ATTACKER && /lifted outside fsguard/.test(l.msg ?? ''));
-  const missing = fsguardCli(['unban', ATTACKER, '--config', config]);
+  const missing = await fsguardCli(['unban', ATTACKER, '--config', config]);
   t.equal(missing.status, 1, 'unbanning what is not banned says so');
   t.match(missing.stderr, /not banned/);
 
   // Manual ban with a duration and reason.
-  const ban = fsguardCli(['ban', '2001:db8:bad:1::/64', '--for', '2h', '--reason', 'test "quoted"\nreason', '--config', config]);
+  const ban = await fsguardCli(['ban', '2001:db8:bad:1::/64', '--for', '2h', '--reason', 'test "quoted"\nreason', '--config', config]);
   t.equal(ban.status, 0, ban.stderr);
   const prefix = kernelElement(table, 'banned6net', '2001:db8:bad:1::/64');
   t.ok(prefix && (prefix.timeout ?? 0) >= 7000, 'manual prefix ban with its duration');
   t.match(prefix?.comment ?? '', /rule=manual/);
-  const refused = fsguardCli(['ban', '127.0.0.1', '--config', config]);
+  const refused = await fsguardCli(['ban', '127.0.0.1', '--config', config]);
   t.equal(refused.status, 2, 'banning an allow-listed address is refused');
   t.match(refused.stderr, /allow-list/);
 });
@@ -163,4 +172,73 @@ t.test('hostile input is counted and skipped; the daemon keeps working', netnsTe
   t.match(body, /fsguard_events_total\{subclass="sofia::pre_register",profile="[^"]+"\} \d+/);
   t.match(body, /fsguard_esl_connected 1/);
   t.match(body, /fsguard_nft_batches_total [1-9]/);
+});
+
+t.test('fsguard check: ok against a live event socket, one line per problem otherwise', netnsTestOptions(), async (t) => {
+  const server = await EslTestServer.start({});
+  t.teardown(() => server.close());
+  const table = uniqueTableName('e2e_chk');
+  t.teardown(() => deleteTableIfExists('inet', table));
+  const good = writeConfig({ esl: { port: server.port }, nft: { table }, metrics: { enabled: false } });
+  const ok = await fsguardCli(['check', '--config', good]);
+  t.equal(ok.status, 0, ok.stderr);
+  t.match(ok.stdout, /config: ok/);
+  t.match(ok.stdout, /nft: ok/);
+  t.match(ok.stdout, /esl: ok/);
+
+  const wrong = writeConfig({ esl: { port: server.port, password: 'NotThePassword' }, nft: { table } });
+  const bad = await fsguardCli(['check', '--config', wrong]);
+  t.equal(bad.status, 1);
+  t.match(bad.stderr, /^esl: .*refused the password/m);
+  t.notMatch(bad.stdout + bad.stderr, /NotThePassword/, 'the password is never printed');
+
+  const broken = writeConfig({ esl: { port: 'x' }, nft: { tabel: 'x' } });
+  const cfg = await fsguardCli(['check', '--config', broken]);
+  t.equal(cfg.status, 1);
+  t.match(cfg.stderr, /esl\.port/);
+  t.match(cfg.stderr, /nft\.tabel/);
+});
+
+t.test('SIGHUP reloads the config; a broken one is refused and the daemon keeps running', netnsTestOptions(), async (t) => {
+  const { server, table, config, daemon } = await rig(t, 'e2e_hup');
+  await server.waitForSubscriptions(1);
+  const { writeFileSync } = await import('node:fs');
+  writeFileSync(config, JSON.stringify({
+    esl: { host: '127.0.0.1', port: server.port, authRetrySeconds: 1 },
+    nft: { table, reconcileSeconds: 0.5 },
+    metrics: { enabled: false },
+    policy: { banSeconds: 600 },
+    log: { level: 'debug' },
+  }));
+  daemon.child.kill('SIGHUP');
+  await daemon.waitForLog('reloaded', (l) => l.msg === 'config reloaded');
+  await server.replay(trace('brute-force-one-user'));
+  const el = await waitForElement(table, 'banned4', ATTACKER);
+  t.ok(el && (el.timeout ?? 0) <= 600 * 1.5, `the reloaded ban length applies (timeout ${el?.timeout})`);
+
+  writeFileSync(config, '{ "esl": { "port": "nope" } }');
+  daemon.child.kill('SIGHUP');
+  const refused = await daemon.waitForLog('reload refused', (l) => /reload refused/.test(l.msg ?? ''));
+  t.match(JSON.stringify(refused.problems), /esl\.port/);
+  t.ok(daemon.running, 'still running on the previous config');
+});
+
+t.test('nft flush ruleset by an admin: table, chain and bans are back within 2 s with their time left', netnsTestOptions(), async (t) => {
+  const { server, table, daemon } = await rig(t, 'e2e_flush');
+  await server.waitForSubscriptions(1);
+  await server.replay(trace('brute-force-one-user'));
+  const before = await waitForElement(table, 'banned4', ATTACKER);
+  t.ok(before, 'banned');
+  await daemon.waitForLog('ban confirmed', isBanOf(ATTACKER));
+  await new Promise((r) => setTimeout(r, 700)); // let a reconcile see it in the kernel
+  const { nftCli } = await import('./support/nft-kernel.js');
+  const flushedAt = Date.now();
+  nftCli(['flush', 'ruleset']);
+  t.notOk(elementIfAny(table, 'banned4', ATTACKER), 'gone after the flush');
+  const after = await waitForElement(table, 'banned4', ATTACKER, 2000);
+  t.ok(after, `restored within 2 s (${Date.now() - flushedAt} ms)`);
+  t.ok((after?.timeout ?? 0) > 0 && (after?.timeout ?? 0) <= (before?.expires ?? 0) + 2, `with its remaining time (${after?.timeout}s of ${before?.expires}s left)`);
+  const { chainRules } = await import('./support/nft-kernel.js');
+  t.ok(chainRules(table, 'input').length > 0, 'the drop rules are back');
+  t.ok(daemon.running);
 });

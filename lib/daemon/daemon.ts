@@ -35,7 +35,7 @@ function eslOptions(c: FsguardConfig) {
   };
 }
 
-function writerFor(config: FsguardConfig, logger: Logger, metrics: FsguardMetrics): NftSetWriter {
+function writerFor(config: FsguardConfig, logger: Logger, metrics: FsguardMetrics, onTableRecreated: () => void): NftSetWriter {
   return nftWriterFromConfig(config.nft, {
     observer: {
       batchWritten: () => metrics.nftBatches.inc(),
@@ -47,7 +47,10 @@ function writerFor(config: FsguardConfig, logger: Logger, metrics: FsguardMetric
         metrics.nftErrors.inc();
         logger[willRetry ? 'warn' : 'error']({ kind: error.kind, nft: error.detail, willRetry }, `nft run failed: ${error.message}`);
       },
-      tableRecreated: () => logger.warn({}, 'fsguard\'s nft table was missing and has been recreated'),
+      tableRecreated: () => {
+        logger.warn({}, 'fsguard\'s nft table was missing and has been recreated');
+        onTableRecreated();
+      },
     },
   });
 }
@@ -57,8 +60,13 @@ export async function runDaemon(configFile: string | null, initial: FsguardConfi
   const { logger } = deps;
   let config = initial;
   const metrics = new FsguardMetrics();
-  const writer = writerFor(config, logger, metrics);
+  // The writer recreates a vanished table on its own; the guard then restores every ban.
+  let guardRef: Guard | null = null;
+  const writer = writerFor(config, logger, metrics, () => {
+    guardRef?.onTableRecreated().catch((err: unknown) => logger.error({ err: String(err) }, 'restoring bans failed'));
+  });
   const guard = new Guard(createPolicy(config.policy, config.profiles), writer, logger, metrics, { allow: config.policy.allow });
+  guardRef = guard;
   try {
     await guard.start();
   } catch (err) {

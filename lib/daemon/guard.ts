@@ -45,6 +45,8 @@ export class Guard implements EslSourceListener {
   private readonly switchAddresses = new Set<string>();
   private reconciling: Promise<void> | null = null;
   private connections = 0;
+  /** Bumped whenever the table is found missing and rebuilt; a reconcile spanning it is void. */
+  private tableGeneration = 0;
 
   constructor(
     private policy: Policy,
@@ -163,10 +165,14 @@ export class Guard implements EslSourceListener {
       },
     }, `ban ${target.text} for ${decision.seconds}s: ${decision.reason}`);
     const requestedAtMs = this.nowMs();
-    void this.writer.ban(target, decision.seconds, comment).then((outcome) => {
+    // A re-ban replaces the kernel timeout: never let a policy ban shorten a longer one
+    // (a week-long manual ban, say) that is still running.
+    const running = this.known.get(target.text);
+    const seconds = Math.max(decision.seconds, running ? Math.ceil((running.expiresAtMs - requestedAtMs) / 1000) : 0);
+    void this.writer.ban(target, seconds, comment).then((outcome) => {
       if (outcome.status === 'written') {
         const now = this.nowMs();
-        this.known.set(target.text, { target, comment, expiresAtMs: requestedAtMs + decision.seconds * 1000, confirmedAtMs: now });
+        this.known.set(target.text, { target, comment, expiresAtMs: requestedAtMs + seconds * 1000, confirmedAtMs: now });
       } else if (outcome.status === 'refused' || outcome.status === 'failed') {
         this.logger.error({ target: target.text, rule: decision.rule, outcome: outcome.status, detail: outcome.status === 'refused' ? outcome.message : outcome.error.message }, 'ban not written to the kernel');
       }
@@ -197,17 +203,36 @@ export class Guard implements EslSourceListener {
     return this.reconciling;
   }
 
+  /**
+   * The table was found missing and recreated (by the writer, on its next ban): write every
+   * ban the guard knows back with its remaining time.
+   */
+  onTableRecreated(): Promise<void> {
+    this.tableGeneration++;
+    return this.restoreKnownBans();
+  }
+
+  private async restoreKnownBans(): Promise<void> {
+    const now = this.nowMs();
+    const live = [...this.known.values()].filter((k) => k.expiresAtMs > now + EXPIRY_SLACK_MS);
+    this.logger.warn({ bans: live.length }, 'restoring every ban into the recreated nft table');
+    await Promise.all(live.map((k) => this.writer.ban(k.target, Math.ceil((k.expiresAtMs - now) / 1000), k.comment)));
+  }
+
   private async reconcileOnce(): Promise<void> {
     const listedAtMs = this.nowMs();
+    const generation = this.tableGeneration;
     const list = await this.writer.list();
     const now = this.nowMs();
     for (const [key, k] of this.known) if (k.expiresAtMs <= now + EXPIRY_SLACK_MS) this.known.delete(key);
     if (!list.tableExists) {
-      this.logger.warn({ bans: this.known.size }, 'fsguard\'s nft table is gone (flush ruleset?): recreating it and restoring every ban');
+      this.logger.warn({ bans: this.known.size }, 'fsguard\'s nft table is gone (flush ruleset?): recreating it');
       await this.writer.setup();
-      await Promise.all([...this.known.values()].map((k) => this.writer.ban(k.target, Math.ceil((k.expiresAtMs - now) / 1000), k.comment)));
+      await this.onTableRecreated();
       return;
     }
+    // The table was rebuilt while we listed: what is missing was lost with it, not unbanned.
+    if (generation !== this.tableGeneration) return;
     const inKernel = new Map(list.bans.map((b) => [b.target.text, b]));
     for (const [key, k] of this.known) {
       if (inKernel.has(key) || k.confirmedAtMs > listedAtMs) continue;

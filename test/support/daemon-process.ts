@@ -1,6 +1,6 @@
 // Runs the real `bin/fsguard` as a child process for end-to-end tests: writes its config,
 // collects its JSON log lines, and waits for lines or exit.
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { chmodSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -27,10 +27,20 @@ export function writeConfig(config: unknown): string {
   return path;
 }
 
-/** `fsguard <args>` to completion. */
-export function fsguardCli(args: readonly string[]): { status: number | null; stdout: string; stderr: string } {
-  const r = spawnSync(FSGUARD, args, { encoding: 'utf8', timeout: 30_000, env: cliEnv() });
-  return { status: r.status, stdout: r.stdout, stderr: r.stderr };
+/**
+ * `fsguard <args>` to completion. Asynchronous on purpose: the test's own event-socket
+ * server lives in this process and must keep answering while the CLI talks to it.
+ */
+export function fsguardCli(args: readonly string[]): Promise<{ status: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(FSGUARD, args, { env: cliEnv(), stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.setEncoding('utf8').on('data', (d: string) => { stdout += d; });
+    child.stderr.setEncoding('utf8').on('data', (d: string) => { stderr += d; });
+    const timer = setTimeout(() => child.kill('SIGKILL'), 30_000);
+    child.on('close', (status) => { clearTimeout(timer); resolve({ status, stdout, stderr }); });
+  });
 }
 
 export class DaemonProcess {
