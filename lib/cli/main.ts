@@ -42,6 +42,11 @@ function takeConfigFlag(argv: readonly string[]): { file: string | null; rest: s
 
 export async function main(argv: readonly string[], io: CliIo = { stdout: process.stdout, stderr: process.stderr, env: process.env }): Promise<number> {
   const say = (s: string): void => { io.stderr.write(`${s}\n`); };
+  // `fsguard bans | head`: a reader that went away is not an error worth a stack trace.
+  io.stdout.on('error', (err: NodeJS.ErrnoException) => {
+    if (err.code === 'EPIPE') process.exit(process.exitCode ?? 0);
+    throw err;
+  });
   try {
     const { file, rest } = takeConfigFlag(argv);
     const [command, ...args] = rest;
