@@ -337,13 +337,21 @@ export class EslEventSource {
       if (name === 'CUSTOM' && typeof subclass === 'string' && (AUTH_SUBCLASSES as readonly string[]).includes(subclass)) {
         const profile = h['profile-name'];
         const profileLabel = typeof profile === 'string' ? profile : Array.isArray(profile) && typeof profile[0] === 'string' ? profile[0] : '';
-        this.notify(() => this.listener.onEventReceived(subclass, profileLabel));
+        // Hot path: plain try/catch rather than notify(), no closure per event.
+        try {
+          this.listener.onEventReceived(subclass, profileLabel);
+        } catch (err) {
+          this.listenerThrew(err);
+        }
       }
     }
     const result = normalizeEvent(headers, this.normalizeOptions);
     if (result.ok) {
-      const event = result.event;
-      this.notify(() => this.listener.onEvent(event));
+      try {
+        this.listener.onEvent(result.event);
+      } catch (err) {
+        this.listenerThrew(err);
+      }
     } else {
       this.dropped(result.reason, result.detail);
     }
@@ -443,7 +451,11 @@ export class EslEventSource {
     try {
       call();
     } catch (err) {
-      this.logger.error({ err }, 'event source listener threw');
+      this.listenerThrew(err);
     }
+  }
+
+  private listenerThrew(err: unknown): void {
+    this.logger.error({ err }, 'event source listener threw');
   }
 }
