@@ -215,3 +215,7 @@ t.test('stop() during the backoff wait cancels the retry', async (t) => {
   timers.advance(60_000);
   t.equal(fs.links.length, 1);
 });
+
+t.test('a password with a line break is refused (it would inject commands after auth)', async (t) => {
+  t.throws(() => setup({ password: 'pw\n\nevent plain ALL' }), /line breaks/);
+});

@@ -152,6 +152,8 @@ export class EslEventSource {
 
   constructor(options: EslSourceOptions, private readonly listener: EslSourceListener, deps: EslSourceDeps) {
     const { profiles, ...rest } = options;
+    // A line break would end the auth command and let the rest run as further commands.
+    if (/[\r\n]/.test(options.password)) throw new Error('the event socket password must not contain line breaks');
     this.opts = {
       ...ESL_SOURCE_DEFAULTS,
       frameLimits: DEFAULT_FRAME_LIMITS,

@@ -101,7 +101,15 @@ class ModeslLink implements EslLink {
       return;
     }
     this.socket.removeListener('data', modeslDataListeners[0] as (chunk: Buffer) => void);
-    this.socket.on('data', (chunk: Buffer) => this.parser.push(chunk));
+    this.socket.on('data', (chunk: Buffer) => {
+      try {
+        this.parser.push(chunk);
+      } catch (err) {
+        // Only a bug can get here (input problems are reported, listeners are guarded). The
+        // parser's state is unknown now: start over on a new connection rather than crash.
+        this.destroy(`internal error: ${err instanceof Error ? err.message : String(err)}`);
+      }
+    });
     this.handlers.onTcpConnected();
   }
 
