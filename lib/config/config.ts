@@ -116,6 +116,8 @@ export function configSchema(): SchemaNode {
 function semanticProblems(c: FsguardConfig): string[] {
   const problems: string[] = [];
   if (!c.esl.host.trim()) problems.push('esl.host: must not be empty');
+  // The password goes into the `auth` command line: a line break would inject commands.
+  if (/[\r\n]/.test(c.esl.password)) problems.push('esl.password: must not contain a line break');
   for (const [key, v] of [['esl.reconnectMaxSeconds', c.esl.reconnectMaxSeconds], ['esl.authRetrySeconds', c.esl.authRetrySeconds], ['esl.heartbeatTimeoutSeconds', c.esl.heartbeatTimeoutSeconds], ['nft.batchMs', c.nft.batchMs], ['nft.reconcileSeconds', c.nft.reconcileSeconds]] as const) {
     if (!Number.isFinite(v) || v < 0) problems.push(`${key}: must be a number >= 0, got ${JSON.stringify(v)}`);
   }

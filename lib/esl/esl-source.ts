@@ -11,7 +11,7 @@
 // heartbeatTimeoutMs (FreeSWITCH sends HEARTBEAT every 20 s) means a dead or hung peer: the
 // connection is destroyed and made again. Every new connection subscribes again.
 import type { AuthEvent, DropReason, LiveRegistration } from '../events/auth-event.js';
-import { AUTH_SUBCLASSES, normalizeEvent, type NormalizeOptions } from '../events/normalize.js';
+import { AUTH_SUBCLASSES, normalizeEvent, SwitchAddressMemo, type NormalizeOptions } from '../events/normalize.js';
 import { ReconnectBackoff } from './backoff.js';
 import {
   parsePlainEventBody, type EslFrame, type FrameDropReason, type FrameLimits, DEFAULT_FRAME_LIMITS,
@@ -159,7 +159,7 @@ export class EslEventSource {
       frameLimits: DEFAULT_FRAME_LIMITS,
       ...Object.fromEntries(Object.entries(rest).filter(([, v]) => v !== undefined)),
     } as Required<Omit<EslSourceOptions, 'profiles'>>;
-    this.normalizeOptions = { profiles: profiles && profiles.length > 0 ? new Set(profiles) : null };
+    this.normalizeOptions = { profiles: profiles && profiles.length > 0 ? new Set(profiles) : null, switchMemo: new SwitchAddressMemo() };
     this.logger = deps.logger;
     this.timers = deps.timers ?? systemTimers;
     this.now = deps.clock ?? Date.now;

@@ -1,9 +1,10 @@
 // Turns one FreeSWITCH event (decoded headers, as in an `event json` body) into an AuthEvent.
 // Used by the daemon's ESL source and by `fsguard policy simulate`, so a recorded trace is
-// judged exactly as live traffic would be.
+// judged exactly as live traffic would be. It runs once per event on the hot path: object
+// literals are built whole (no spreads), and regexes are avoided where a char loop will do.
 import { parseIp } from '../net/ip.js';
 import type {
-  AttemptResult, AuthEvent, FailureMethod, NormalizeResult,
+  AttemptResult, AuthEvent, DropReason, NormalizeResult,
 } from './auth-event.js';
 
 /** Attacker-controlled strings are cut to this many characters before they are stored. */
@@ -19,12 +20,25 @@ export const AUTH_SUBCLASSES = [
 export type Headers = Readonly<Record<string, unknown>>;
 
 function str(h: Headers, name: string): string {
-  const v = h[name];
-  if (typeof v === 'string') return v.length > MAX_FIELD_CHARS ? v.slice(0, MAX_FIELD_CHARS) : v;
+  let v = h[name];
   // FreeSWITCH repeats some headers (profile-name on register_failure); JSON keeps the last,
   // a plain-format parser may hand us an array: take the first.
-  if (Array.isArray(v) && typeof v[0] === 'string') return str({ x: v[0] }, 'x');
-  return '';
+  if (Array.isArray(v)) v = v[0];
+  if (typeof v !== 'string') return '';
+  return v.length > MAX_FIELD_CHARS ? v.slice(0, MAX_FIELD_CHARS) : v;
+}
+
+/** The decimal value of `s` if it is 1..maxDigits ASCII digits, else -1. */
+function digits(s: string, maxDigits: number): number {
+  const n = s.length;
+  if (n === 0 || n > maxDigits) return -1;
+  let v = 0;
+  for (let i = 0; i < n; i++) {
+    const c = s.charCodeAt(i) - 48;
+    if (c < 0 || c > 9) return -1;
+    v = v * 10 + c;
+  }
+  return v;
 }
 
 const ATTEMPT_RESULTS: Readonly<Record<string, AttemptResult>> = {
@@ -34,13 +48,34 @@ const ATTEMPT_RESULTS: Readonly<Record<string, AttemptResult>> = {
   FORBIDDEN: 'forbidden',
 };
 
-function fail(reason: Exclude<NormalizeResult, { ok: true }>['reason'], detail: string): NormalizeResult {
+function fail(reason: DropReason, detail: string): NormalizeResult {
   return { ok: false, reason, detail };
 }
 
 export interface NormalizeOptions {
   /** Profiles to keep; null keeps every profile. */
   readonly profiles: ReadonlySet<string> | null;
+  /**
+   * Optional per-stream memo of the switch's own address headers, which repeat in every
+   * event: parsed once, and the same array shared by every event that carries them.
+   */
+  readonly switchMemo?: SwitchAddressMemo;
+}
+
+/** Owned by one event stream (a source, a simulate run); see NormalizeOptions.switchMemo. */
+export class SwitchAddressMemo {
+  v4Raw = '';
+  v6Raw = '';
+  addresses: readonly string[] = [];
+}
+
+function switchAddressesOf(v4: string, v6: string): string[] {
+  const out: string[] = [];
+  const a = v4 ? parseIp(v4) : null;
+  if (a) out.push(a.text);
+  const b = v6 ? parseIp(v6) : null;
+  if (b) out.push(b.text);
+  return out;
 }
 
 export function normalizeEvent(h: unknown, opts: NormalizeOptions): NormalizeResult {
@@ -58,36 +93,40 @@ export function normalizeEvent(h: unknown, opts: NormalizeOptions): NormalizeRes
   const source = parseIp(ipRaw);
   if (!source) return fail('bad_address', `network-ip is not an IP address: ${JSON.stringify(ipRaw.slice(0, 64))}`);
   const tsRaw = headers['Event-Date-Timestamp'];
-  const timeUs = typeof tsRaw === 'string' && /^\d{1,16}$/.test(tsRaw) ? Number(tsRaw) : NaN;
-  if (!Number.isSafeInteger(timeUs) || timeUs <= 0) return fail('bad_timestamp', `bad Event-Date-Timestamp: ${JSON.stringify(String(tsRaw).slice(0, 32))}`);
-  const portRaw = str(headers, 'network-port');
-  const portNum = /^\d{1,5}$/.test(portRaw) ? Number(portRaw) : NaN;
-  const switchAddresses: string[] = [];
-  for (const name of ['FreeSWITCH-IPv4', 'FreeSWITCH-IPv6']) {
-    const a = parseIp(str(headers, name));
-    if (a) switchAddresses.push(a.text);
+  const timeUs = typeof tsRaw === 'string' ? digits(tsRaw, 16) : -1;
+  if (timeUs <= 0 || !Number.isSafeInteger(timeUs)) return fail('bad_timestamp', `bad Event-Date-Timestamp: ${JSON.stringify(String(tsRaw).slice(0, 32))}`);
+  const portNum = digits(str(headers, 'network-port'), 5);
+  const port = portNum >= 1 && portNum <= 65535 ? portNum : null;
+  const v4 = str(headers, 'FreeSWITCH-IPv4');
+  const v6 = str(headers, 'FreeSWITCH-IPv6');
+  const memo = opts.switchMemo;
+  let switchAddresses: readonly string[];
+  if (memo) {
+    if (memo.v4Raw !== v4 || memo.v6Raw !== v6) {
+      memo.v4Raw = v4;
+      memo.v6Raw = v6;
+      memo.addresses = Object.freeze(switchAddressesOf(v4, v6));
+    }
+    switchAddresses = memo.addresses;
+  } else {
+    switchAddresses = switchAddressesOf(v4, v6);
   }
-  const common = {
-    profile,
-    source,
-    port: portNum >= 1 && portNum <= 65535 ? portNum : null,
-    userAgent: str(headers, 'user-agent'),
-    callId: str(headers, 'call-id'),
-    timeUs,
-    switchAddresses,
-  };
+  const userAgent = str(headers, 'user-agent');
+  const callId = str(headers, 'call-id');
   let event: AuthEvent;
   switch (subclass) {
     case 'sofia::pre_register':
       // FreeSWITCH fills from-user with the To-URI user and to-user with the From-URI user.
-      event = { ...common, kind: 'challenge', fromUser: str(headers, 'to-user'), toUser: str(headers, 'from-user') };
+      event = {
+        kind: 'challenge', profile, source, port, userAgent, callId, timeUs, switchAddresses,
+        fromUser: str(headers, 'to-user'), toUser: str(headers, 'from-user'),
+      };
       break;
     case 'sofia::register_attempt': {
       const result = ATTEMPT_RESULTS[str(headers, 'auth-result')];
       if (!result) return fail('bad_auth_result', `unknown auth-result ${JSON.stringify(str(headers, 'auth-result').slice(0, 32))}`);
       event = {
-        ...common,
-        kind: 'attempt',
+        kind: 'attempt', profile, source, port, userAgent, callId, timeUs, switchAddresses,
         result,
         authUser: str(headers, 'username'),
         fromUser: str(headers, 'to-user'),
@@ -99,16 +138,18 @@ export function normalizeEvent(h: unknown, opts: NormalizeOptions): NormalizeRes
     case 'sofia::register_failure': {
       const method = str(headers, 'registration-type');
       if (method !== 'REGISTER' && method !== 'INVITE') return fail('bad_registration_type', `unknown registration-type ${JSON.stringify(method.slice(0, 32))}`);
-      event = { ...common, kind: 'failure', method: method as FailureMethod, toUser: str(headers, 'to-user') };
+      event = {
+        kind: 'failure', profile, source, port, userAgent, callId, timeUs, switchAddresses,
+        method, toUser: str(headers, 'to-user'),
+      };
       break;
     }
     default: {
-      const exp = str(headers, 'expires');
+      const exp = digits(str(headers, 'expires'), 9);
       event = {
-        ...common,
-        kind: 'registered',
+        kind: 'registered', profile, source, port, userAgent, callId, timeUs, switchAddresses,
         authUser: str(headers, 'username') || str(headers, 'from-user'),
-        expires: /^\d{1,9}$/.test(exp) ? Number(exp) : null,
+        expires: exp >= 0 ? exp : null,
       };
     }
   }

@@ -22,17 +22,29 @@ export interface Cidr {
   readonly value: bigint;
 }
 
-const IPV4_PART = /^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)$/;
-
+/** Dotted-quad octets, strictly (no leading zeros, 0-255), or null. A char loop: hot path. */
 function parseV4Parts(s: string): number[] | null {
-  const parts = s.split('.');
-  if (parts.length !== 4) return null;
+  const n = s.length;
+  if (n < 7 || n > 15) return null;
   const out: number[] = [];
-  for (const p of parts) {
-    if (!IPV4_PART.test(p)) return null;
-    out.push(Number(p));
+  let value = 0;
+  let width = 0;
+  for (let i = 0; i <= n; i++) {
+    const c = i < n ? s.charCodeAt(i) : 46; /* '.' ends the last octet */
+    if (c === 46) {
+      if (width === 0 || out.length === 4) return null;
+      out.push(value);
+      value = 0;
+      width = 0;
+    } else if (c >= 48 && c <= 57) {
+      if (width > 0 && value === 0) return null; // leading zero: ambiguous (octal in some tools)
+      value = value * 10 + (c - 48);
+      if (++width > 3 || value > 255) return null;
+    } else {
+      return null;
+    }
   }
-  return out;
+  return out.length === 4 ? out : null;
 }
 
 /** Parses IPv6 text into 8 16-bit groups, or null. Accepts an embedded IPv4 tail. */

@@ -7,7 +7,7 @@ import { createInterface } from 'node:readline';
 import { createGunzip } from 'node:zlib';
 import type { Readable } from 'node:stream';
 import type { AuthEvent, DropReason } from '../events/auth-event.js';
-import { normalizeEvent } from '../events/normalize.js';
+import { normalizeEvent, SwitchAddressMemo } from '../events/normalize.js';
 
 export type TraceRecord =
   /** A sofia auth event, ready for the policy. */
@@ -53,7 +53,7 @@ export async function openTrace(path: string): Promise<Readable> {
 export async function* readTrace(path: string, options: ReadTraceOptions): AsyncGenerator<TraceRecord> {
   const stream = await openTrace(path);
   const lines = createInterface({ input: stream, crlfDelay: Infinity });
-  const normalizeOptions = { profiles: options.profiles };
+  const normalizeOptions = { profiles: options.profiles, switchMemo: new SwitchAddressMemo() };
   let index = options.firstIndex ?? 0;
   let line = 0;
   for await (const text of lines) {
