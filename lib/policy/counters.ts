@@ -1,37 +1,55 @@
-// O(1), allocation-free counters for per-source evidence. The policy keeps one of these per
+// O(1) counters for per-source evidence. The policy keeps one of these per
 // kind of evidence per source instead of arrays of timestamps, so a source costs the same few
 // numbers whether it sent one packet or a million, and memory stays bounded under a flood.
 
-/**
- * A leaky bucket (as in CrowdSec's scenarios): every event pours 1 in, and the level drains
- * linearly at `threshold / window`. A burst of `threshold` events within much less than
- * `window` reaches the threshold; so does any sustained rate above `threshold / window`;
- * a steady trickle below that rate (a phone retrying every 30-60 s) never does.
- */
-export class LeakyBucket {
-  level = 0;
-  atUs = 0;
+/** Sub-buckets per window: counts are exact to within 1/8 of the window. */
+const SLOTS = 8;
 
-  /** The level at `nowUs`, draining at `ratePerUs`. Never moves time backwards. */
-  value(nowUs: number, ratePerUs: number): number {
-    if (this.level === 0) return 0;
-    const dt = nowUs - this.atUs;
-    if (dt <= 0) return this.level;
-    const v = this.level - dt * ratePerUs;
-    return v > 0 ? v : 0;
+/**
+ * Events within the last `window` (± one eighth of it), in eight fixed slots: one small
+ * allocation per counter, O(1) per event whatever the rate, no timestamps kept. Time that goes
+ * backwards a little (FreeSWITCH timestamps are not strictly increasing) counts in the newest slot.
+ */
+export class WindowCounter {
+  private readonly slots: number[] = [0, 0, 0, 0, 0, 0, 0, 0];
+  private head = -1;
+  private total = 0;
+
+  private advance(nowUs: number, windowUs: number): void {
+    const slot = Math.floor((nowUs * SLOTS) / windowUs);
+    if (slot <= this.head) return;
+    if (this.head < 0 || slot - this.head >= SLOTS) {
+      for (let i = 0; i < SLOTS; i++) this.slots[i] = 0;
+      this.total = 0;
+    } else {
+      for (let k = this.head + 1; k <= slot; k++) {
+        const i = k % SLOTS;
+        this.total -= this.slots[i]!;
+        this.slots[i] = 0;
+      }
+    }
+    this.head = slot;
   }
 
-  /** Pours `n` in at `nowUs` and returns the new level. */
-  add(nowUs: number, ratePerUs: number, n = 1): number {
-    const v = this.value(nowUs, ratePerUs) + n;
-    this.level = v;
-    if (nowUs > this.atUs) this.atUs = nowUs;
-    return v;
+  /** Events within the last `windowUs` at `nowUs`. */
+  value(nowUs: number, windowUs: number): number {
+    if (this.total === 0) return 0;
+    this.advance(nowUs, windowUs);
+    return this.total;
+  }
+
+  /** Counts `n` events at `nowUs`; returns the count within the window. */
+  add(nowUs: number, windowUs: number, n = 1): number {
+    this.advance(nowUs, windowUs);
+    this.slots[this.head % SLOTS]! += n;
+    this.total += n;
+    return this.total;
   }
 
   reset(): void {
-    this.level = 0;
-    this.atUs = 0;
+    for (let i = 0; i < SLOTS; i++) this.slots[i] = 0;
+    this.total = 0;
+    this.head = -1;
   }
 }
 
@@ -43,4 +61,9 @@ export function fnv1a32(text: string): number {
     h = Math.imul(h, 0x01000193);
   }
   return h >>> 0;
+}
+
+/** The count of a counter that may not exist yet (allocated on first use, to keep idle sources small). */
+export function countOf(c: WindowCounter | null, nowUs: number, windowUs: number): number {
+  return c === null ? 0 : c.value(nowUs, windowUs);
 }

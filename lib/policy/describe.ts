@@ -32,7 +32,7 @@ export function describePolicy(s: PolicySettings): string[] {
   say(`  slow_guessing            ${s.slowGuessingFailures} answered failures within about ${dur(s.longWindowSeconds)} (guessing below any short window)`);
   say(`  unanswered_challenges    ${s.unansweredChallenges} challenges unanswered within about ${dur(s.shortWindowSeconds)}, or ${s.challengeBurst} outstanding at once, or ${s.challengeFloodOutstanding} outstanding with the oldest unanswered for ${dur(s.challengeFloodAgeSeconds)}`);
   say(`  slow_unanswered_challenges ${s.slowUnansweredChallenges} unanswered challenges within about ${dur(s.longWindowSeconds)}`);
-  say('  (counts drain continuously like a leaky bucket: a steady trickle below the rate never adds up)');
+  say('  (windows slide in eighths: "within 1 minute" means the last 52-60 seconds)');
   say('');
   say('Proven sources (sites) are banned only for');
   say(`  credential_scan          failures spread over more distinct users than the site explains: ${s.credentialScanUsers} + ${s.credentialScanUsersPerSiteUser} per user that works there (a stolen account used as a foothold)`);

@@ -16,7 +16,7 @@
 //     attacker rotating addresses is banned as a prefix unless a proven host lives in it.
 import type { AuthEvent, LiveRegistration } from '../events/auth-event.js';
 import { cidrContainsIp, cidrsOverlap, ipv6PrefixText, parseCidr, parseIp, type Cidr, type IpAddress } from '../net/ip.js';
-import { fnv1a32, LeakyBucket } from './counters.js';
+import { countOf, fnv1a32, WindowCounter } from './counters.js';
 import { settingsForProfile, policySettingsProblems, type PolicySettings } from './settings.js';
 import type {
   AlertKind, BanDecision, BanEvidence, ExistingBan, Policy, PolicyAlert, PolicyOutput,
@@ -32,8 +32,8 @@ const SAMPLE_AGENTS = 4;
 const PREFIX_ADDRESS_CAP = 256;
 /** Distinct failing users remembered per prefix. */
 const PREFIX_USER_CAP = 256;
-/** Move a source to the young end of its LRU map at most this often (saves Map churn). */
-const LRU_TOUCH_US = US;
+/** Call-ids remembered per source as already counted unanswered (retransmissions count once). */
+const COUNTED_CALL_IDS = 64;
 /** Size of the user-agent → is-scanner memo (cleared when full, so a UA flood cannot grow it). */
 const UA_MEMO_CAP = 4096;
 
@@ -47,11 +47,6 @@ interface RuleSettings {
   readonly scannerPatterns: readonly string[];
   readonly shortWindowUs: number;
   readonly longWindowUs: number;
-  readonly bruteRate: number;
-  readonly slowRate: number;
-  readonly unansRate: number;
-  readonly slowUnansRate: number;
-  readonly provenBruteRate: number;
   readonly alertIntervalUs: number;
   readonly legitimacyUs: number;
   readonly offenceMemoryUs: number;
@@ -75,11 +70,6 @@ function compileSettings(profile: string, s: PolicySettings): RuleSettings {
     scannerPatterns: s.scannerUserAgents.map((p) => p.toLowerCase()),
     shortWindowUs,
     longWindowUs,
-    bruteRate: s.bruteForceFailures / shortWindowUs,
-    slowRate: s.slowGuessingFailures / longWindowUs,
-    unansRate: s.unansweredChallenges / shortWindowUs,
-    slowUnansRate: s.slowUnansweredChallenges / longWindowUs,
-    provenBruteRate: Math.max(1, s.provenBruteForceFailures) / shortWindowUs,
     alertIntervalUs: s.alertIntervalSeconds * US,
     legitimacyUs: s.legitimacySeconds * US,
     offenceMemoryUs: s.offenceMemorySeconds * US,
@@ -101,7 +91,7 @@ interface UserRecord {
   lastAlertUs: number;
   userAgent: string;
   /** Rate of this user's failures, for brute force through a proven site. */
-  readonly rate: LeakyBucket;
+  rate: WindowCounter | null;
 }
 
 /** Evidence shared by hosts and prefixes. */
@@ -117,11 +107,11 @@ abstract class EvidenceState {
   bannedUntilUs = 0;
   bannedRule = '';
   /** Answered failures: short window (brute force) and long horizon (slow guessing). */
-  readonly failShort = new LeakyBucket();
-  readonly failLong = new LeakyBucket();
+  failShort: WindowCounter | null = null;
+  failLong: WindowCounter | null = null;
   /** Challenges that went unanswered: short window and long horizon. */
-  readonly unansShort = new LeakyBucket();
-  readonly unansLong = new LeakyBucket();
+  unansShort: WindowCounter | null = null;
+  unansLong: WindowCounter | null = null;
   /** First attack-tool user agent seen (empty if none). */
   scannerUa = '';
   userSample: string[] = [];
@@ -141,10 +131,10 @@ abstract class EvidenceState {
   }
 
   resetEvidence(): void {
-    this.failShort.reset();
-    this.failLong.reset();
-    this.unansShort.reset();
-    this.unansLong.reset();
+    this.failShort = null;
+    this.failLong = null;
+    this.unansShort = null;
+    this.unansLong = null;
     this.scannerUa = '';
   }
 }
@@ -160,6 +150,11 @@ class SourceState extends EvidenceState {
   readonly prefixKey: string | null;
   /** Challenges awaiting an answer: call-id → challenge time. */
   pending: Map<string, number> | null = null;
+  /**
+   * Call-ids already counted unanswered: a REGISTER whose 401 is lost is retransmitted with the
+   * same call-id for up to 32 s (and re-sent with it at the next refresh); it counts once.
+   */
+  counted: Set<string> | null = null;
   users: Map<string, UserRecord> | null = null;
   failingUsers = 0;
   succeededUsers = 0;
@@ -187,10 +182,11 @@ class SourceState extends EvidenceState {
   override resetEvidence(): void {
     super.resetEvidence();
     if (this.pending) this.pending.clear();
+    this.counted = null;
     if (this.users) {
       for (const [u, r] of this.users) {
         if (r.succeededUs === 0) this.users.delete(u);
-        else { r.streak = 0; r.rate.reset(); }
+        else { r.streak = 0; r.rate = null; }
       }
     }
     this.failingUsers = 0;
@@ -368,6 +364,10 @@ export class RatePolicy implements Policy {
   private readonly switchAddresses = new Set<string>();
   private readonly uaMemo = new Map<string, boolean>();
   private nowUs = 0;
+  /** The most recently touched entry of each LRU map: a burst from one source skips the re-insert. */
+  private youngestUnproven: SourceState | null = null;
+  private youngestProven: SourceState | null = null;
+  private youngestPrefix: PrefixState | null = null;
   private sink: Sink = { bans: null, alerts: null };
   private readonly onExpire = (state: SourceState, callId: string, timeUs: number): void => this.expireChallenge(state, callId, timeUs);
 
@@ -551,12 +551,14 @@ export class RatePolicy implements Policy {
     const key = addr.text;
     let s = this.unproven.get(key);
     if (s !== undefined) {
-      if (now - s.lruUs > LRU_TOUCH_US) { this.unproven.delete(key); this.unproven.set(key, s); s.lruUs = now; }
+      if (this.youngestUnproven !== s) { this.unproven.delete(key); this.unproven.set(key, s); this.youngestUnproven = s; }
+      s.lruUs = now;
       return s;
     }
     s = this.proven.get(key);
     if (s !== undefined) {
-      if (now - s.lruUs > LRU_TOUCH_US) { this.proven.delete(key); this.proven.set(key, s); s.lruUs = now; }
+      if (this.youngestProven !== s) { this.proven.delete(key); this.proven.set(key, s); this.youngestProven = s; }
+      s.lruUs = now;
       return s;
     }
     s = new SourceState(addr, addr.family === 6 ? ipv6PrefixText(addr, this.prefixLength) : null);
@@ -566,6 +568,7 @@ export class RatePolicy implements Policy {
     const ban = this.activeBans.get(key);
     if (ban && ban.untilUs > now) { s.bannedUntilUs = ban.untilUs; s.bannedRule = ban.rule; }
     this.unproven.set(key, s);
+    this.youngestUnproven = s;
     this.evict(this.unproven, this.base.raw.maxTrackedSources, now);
     return s;
   }
@@ -582,10 +585,11 @@ export class RatePolicy implements Policy {
       if (ban && ban.untilUs > now) { p.bannedUntilUs = ban.untilUs; p.bannedRule = ban.rule; }
       this.prefixes.set(key, p);
       this.evict(this.prefixes, this.base.raw.maxTrackedPrefixes, now);
-    } else if (now - p.lruUs > LRU_TOUCH_US) {
+    } else if (this.youngestPrefix !== p) {
       this.prefixes.delete(key);
       this.prefixes.set(key, p);
     }
+    this.youngestPrefix = p;
     p.lruUs = now;
     if (s.provenUntilUs > p.provenUntilUs) p.provenUntilUs = s.provenUntilUs;
     s.prefix = p;
@@ -613,6 +617,7 @@ export class RatePolicy implements Policy {
     if (this.unproven.get(s.key) === s) {
       this.unproven.delete(s.key);
       this.proven.set(s.key, s);
+      this.youngestProven = s;
       this.evict(this.proven, this.base.raw.maxLegitimateSources, this.nowUs);
     }
     if (s.prefixKey !== null) {
@@ -629,7 +634,7 @@ export class RatePolicy implements Policy {
       this.sweepUsers(s, rs, now, true);
       if (s.users.size >= rs.raw.maxUsersPerSource) return null;
     }
-    r = { streak: 0, lastFailureUs: 0, succeededUs: 0, countedFailing: false, countedSucceeded: false, lastAlertUs: -Infinity, userAgent: '', rate: new LeakyBucket() };
+    r = { streak: 0, lastFailureUs: 0, succeededUs: 0, countedFailing: false, countedSucceeded: false, lastAlertUs: -Infinity, userAgent: '', rate: null };
     s.users.set(user, r);
     return r;
   }
@@ -653,7 +658,7 @@ export class RatePolicy implements Policy {
     if (!r.countedSucceeded) { r.countedSucceeded = true; s.succeededUsers++; }
     r.succeededUs = now;
     r.streak = 0;
-    r.rate.reset();
+    r.rate = null;
     if (ua) r.userAgent = ua;
   }
 
@@ -701,7 +706,7 @@ export class RatePolicy implements Policy {
         const callId = e.callId !== '' ? e.callId : `\u0000${e.fromUser}\u0000${e.toUser}`;
         if (s.pending === null) s.pending = new Map();
         // A retransmission (the 401 was lost) or a re-challenge keeps one pending entry.
-        if (!s.pending.has(callId)) {
+        if (!s.pending.has(callId) && (s.counted === null || !s.counted.has(callId))) {
           if (e.fromUser === s.runUser && e.timeUs - s.runLastUs <= this.answerTimeoutUs) s.runCount++;
           else { s.runUser = e.fromUser; s.runCount = 1; }
           s.runLastUs = e.timeUs;
@@ -758,8 +763,8 @@ export class RatePolicy implements Policy {
   private answeredFailure(s: SourceState, p: PrefixState | null, user: string, ua: string, rs: RuleSettings, now: number): void {
     s.answered = true;
     s.answeredFailures++;
-    s.failShort.add(now, rs.bruteRate);
-    s.failLong.add(now, rs.slowRate);
+    (s.failShort ??= new WindowCounter()).add(now, rs.shortWindowUs);
+    (s.failLong ??= new WindowCounter()).add(now, rs.longWindowUs);
     if (user !== '') {
       const r = this.userRecord(s, user, rs, now);
       if (r === null) {
@@ -769,14 +774,14 @@ export class RatePolicy implements Policy {
         r.streak++;
         r.lastFailureUs = now;
         if (ua) r.userAgent = ua;
-        r.rate.add(now, rs.provenBruteRate);
+        (r.rate ??= new WindowCounter()).add(now, rs.shortWindowUs);
         if (r.succeededUs === 0 && !r.countedFailing) { r.countedFailing = true; s.failingUsers++; }
       }
     }
     if (p !== null) {
       p.answeredFailures++;
-      p.failShort.add(now, rs.bruteRate);
-      p.failLong.add(now, rs.slowRate);
+      (p.failShort ??= new WindowCounter()).add(now, rs.shortWindowUs);
+      (p.failLong ??= new WindowCounter()).add(now, rs.longWindowUs);
       p.noteAddress(s.key);
       if (user !== '' && p.failingUsers.size < PREFIX_USER_CAP) p.failingUsers.add(user);
       p.sampleUser(user);
@@ -784,13 +789,13 @@ export class RatePolicy implements Policy {
   }
 
   private creditUnanswered(s: SourceState, now: number, rs: RuleSettings): void {
-    s.unansShort.add(now, rs.unansRate);
-    s.unansLong.add(now, rs.slowUnansRate);
+    (s.unansShort ??= new WindowCounter()).add(now, rs.shortWindowUs);
+    (s.unansLong ??= new WindowCounter()).add(now, rs.longWindowUs);
     s.version++;
     const p = s.prefix;
     if (p !== null && p.live && !s.isProven(now)) {
-      p.unansShort.add(now, rs.unansRate);
-      p.unansLong.add(now, rs.slowUnansRate);
+      (p.unansShort ??= new WindowCounter()).add(now, rs.shortWindowUs);
+      (p.unansLong ??= new WindowCounter()).add(now, rs.longWindowUs);
       p.noteAddress(s.key);
       p.version++;
     }
@@ -802,9 +807,24 @@ export class RatePolicy implements Policy {
   }
 
   private expireChallenge(s: SourceState, callId: string, timeUs: number): void {
-    if (!s.live || s.pending === null || s.pending.get(callId) !== timeUs) return;
+    if (s.pending === null || s.pending.get(callId) !== timeUs) return;
     s.pending.delete(callId);
+    const counted = (s.counted ??= new Set());
+    if (counted.size >= COUNTED_CALL_IDS) counted.delete(counted.values().next().value as string);
+    counted.add(callId);
     const now = this.nowUs;
+    if (!s.live) {
+      // The host was evicted (an address spray): its prefix still gets the evidence.
+      const p = s.prefix;
+      if (p === null || !p.live || p.bannedUntilUs > now || s.isProven(now)) return;
+      (p.unansShort ??= new WindowCounter()).add(now, this.base.shortWindowUs);
+      (p.unansLong ??= new WindowCounter()).add(now, this.base.longWindowUs);
+      p.noteAddress(s.key);
+      p.version++;
+      const v = this.prefixVerdict(p, this.base, now);
+      if (v !== null) this.ban(p, v, this.base, now, null);
+      return;
+    }
     if (s.bannedUntilUs > now || s.allowed) return;
     if (s.prefix !== null && s.prefix.bannedUntilUs > now) return;
     // Judged with the base settings: the challenge's profile is not kept per pending entry.
@@ -859,7 +879,7 @@ export class RatePolicy implements Policy {
       }
       if (r.provenBruteForceFailures > 0 && s.users !== null) {
         for (const [u, rec] of s.users) {
-          if (rec.streak >= r.provenBruteForceFailures && rec.rate.value(now, rs.provenBruteRate) >= r.provenBruteForceFailures) {
+          if (rec.streak >= r.provenBruteForceFailures && countOf(rec.rate, now, rs.shortWindowUs) >= r.provenBruteForceFailures) {
             return {
               rule: 'proven_source_brute_force',
               reason: `user ${u} failed authentication about ${r.provenBruteForceFailures} times within ${humanSeconds(r.shortWindowSeconds)} from ${s.key}, far faster than any phone retries: password cracking through a site address`,
@@ -873,7 +893,7 @@ export class RatePolicy implements Policy {
     if (s.scannerUa !== '') {
       return { rule: 'scanner_user_agent', reason: `user agent ${JSON.stringify(s.scannerUa.slice(0, 64))} is a SIP attack tool, sent from ${unproven}` };
     }
-    const short = s.failShort.value(now, rs.bruteRate);
+    const short = countOf(s.failShort, now, rs.shortWindowUs);
     if (short >= r.bruteForceFailures) {
       return { rule: 'brute_force', reason: `${r.bruteForceFailures} answered authentication failures within ${humanSeconds(r.shortWindowSeconds)} (users ${s.userSample.slice(0, 4).join(', ') || 'unknown'}) from ${unproven}` };
     }
@@ -884,7 +904,7 @@ export class RatePolicy implements Policy {
     // devices (IPv6 sites need no NAT): a slow trickle of failures there is a misprovisioned
     // phone (alerted), not slow guessing. Fast rules above still ban the single host.
     const siteSubnet = this.inProvenPrefix(s, now);
-    const long = s.failLong.value(now, rs.slowRate);
+    const long = countOf(s.failLong, now, rs.longWindowUs);
     if (long >= r.slowGuessingFailures && !siteSubnet) {
       return { rule: 'slow_guessing', reason: `${r.slowGuessingFailures} answered authentication failures within ${humanSeconds(r.longWindowSeconds)}, below any short window, from ${unproven}` };
     }
@@ -901,10 +921,10 @@ export class RatePolicy implements Policy {
         return { rule: 'unanswered_challenges', reason: `${pending} challenges outstanding, the oldest unanswered for ${humanSeconds(Math.round(age / 1000) / 1000)} (phones answer within 150 ms), from ${unproven}: a scanner or INVITE flood` };
       }
     }
-    if (s.unansShort.value(now, rs.unansRate) >= r.unansweredChallenges) {
+    if (countOf(s.unansShort, now, rs.shortWindowUs) >= r.unansweredChallenges) {
       return { rule: 'unanswered_challenges', reason: `${r.unansweredChallenges} challenges left unanswered within ${humanSeconds(r.shortWindowSeconds)} from ${unproven}: an extension scanner or toll-fraud INVITE flood` };
     }
-    if (s.unansLong.value(now, rs.slowUnansRate) >= r.slowUnansweredChallenges && !siteSubnet) {
+    if (countOf(s.unansLong, now, rs.longWindowUs) >= r.slowUnansweredChallenges && !siteSubnet) {
       return { rule: 'slow_unanswered_challenges', reason: `${r.slowUnansweredChallenges} challenges left unanswered within ${humanSeconds(r.longWindowSeconds)} from ${unproven}: a slow scanner` };
     }
     return null;
@@ -919,19 +939,19 @@ export class RatePolicy implements Policy {
     if (p.scannerAddresses.size >= r.prefixMinAddresses) {
       return { rule: 'ipv6_prefix_scanner_user_agent', reason: `attack-tool user agent ${JSON.stringify(p.scannerUa.slice(0, 64))} from ${p.scannerAddresses.size} addresses of ${p.key}, none proven legitimate: address rotation` };
     }
-    if (p.failShort.value(now, rs.bruteRate) >= r.bruteForceFailures) {
+    if (countOf(p.failShort, now, rs.shortWindowUs) >= r.bruteForceFailures) {
       return { rule: 'ipv6_prefix_brute_force', reason: `${r.bruteForceFailures} answered authentication failures within ${humanSeconds(r.shortWindowSeconds)} ${spread}, none proven legitimate: address rotation` };
     }
     if (p.failingUsers.size >= r.credentialScanUsers) {
       return { rule: 'ipv6_prefix_credential_scan', reason: `${p.failingUsers.size} distinct users failed authentication ${spread}, none proven legitimate: address rotation` };
     }
-    if (p.failLong.value(now, rs.slowRate) >= r.slowGuessingFailures) {
+    if (countOf(p.failLong, now, rs.longWindowUs) >= r.slowGuessingFailures) {
       return { rule: 'ipv6_prefix_slow_guessing', reason: `${r.slowGuessingFailures} answered authentication failures within ${humanSeconds(r.longWindowSeconds)} ${spread}: slow guessing with address rotation` };
     }
-    if (p.unansShort.value(now, rs.unansRate) >= r.unansweredChallenges) {
+    if (countOf(p.unansShort, now, rs.shortWindowUs) >= r.unansweredChallenges) {
       return { rule: 'ipv6_prefix_unanswered_challenges', reason: `${r.unansweredChallenges} challenges left unanswered within ${humanSeconds(r.shortWindowSeconds)} ${spread}: scanning with address rotation` };
     }
-    if (p.unansLong.value(now, rs.slowUnansRate) >= r.slowUnansweredChallenges) {
+    if (countOf(p.unansLong, now, rs.longWindowUs) >= r.slowUnansweredChallenges) {
       return { rule: 'ipv6_prefix_slow_unanswered_challenges', reason: `${r.slowUnansweredChallenges} challenges left unanswered within ${humanSeconds(r.longWindowSeconds)} ${spread}` };
     }
     return null;
@@ -943,18 +963,18 @@ export class RatePolicy implements Policy {
     const proven = s.isProven(now);
     const tolerance = this.credentialScanTolerance(s, rs);
     let worstUser = 0;
-    if (s.users !== null) for (const rec of s.users.values()) { const v = rec.rate.value(now, rs.provenBruteRate); if (v > worstUser) worstUser = v; }
+    if (s.users !== null) for (const rec of s.users.values()) { const v = countOf(rec.rate, now, rs.shortWindowUs); if (v > worstUser) worstUser = v; }
     return [
       { rule: 'scanner_user_agent', applies: !proven, value: s.scannerUa !== '' ? 1 : 0, threshold: 1, description: s.scannerUa !== '' ? `attack-tool user agent ${JSON.stringify(s.scannerUa.slice(0, 64))} seen` : 'no attack-tool user agent seen' },
-      { rule: 'brute_force', applies: !proven, value: s.failShort.value(now, rs.bruteRate), threshold: r.bruteForceFailures, description: `answered failures, leaky bucket draining ${r.bruteForceFailures} per ${humanSeconds(r.shortWindowSeconds)}` },
+      { rule: 'brute_force', applies: !proven, value: countOf(s.failShort, now, rs.shortWindowUs), threshold: r.bruteForceFailures, description: `answered failures, in the last ${humanSeconds(r.shortWindowSeconds)}` },
       { rule: 'credential_scan', applies: true, value: s.failingUsers, threshold: tolerance, description: `distinct users failing and never succeeding here (${r.credentialScanUsers} + ${r.credentialScanUsersPerSiteUser} × ${s.succeededUsers} working users)` },
-      { rule: 'slow_guessing', applies: !proven && !this.inProvenPrefix(s, now), value: s.failLong.value(now, rs.slowRate), threshold: r.slowGuessingFailures, description: `answered failures, leaky bucket draining ${r.slowGuessingFailures} per ${humanSeconds(r.longWindowSeconds)}` },
-      { rule: 'unanswered_challenges', applies: !proven, value: s.unansShort.value(now, rs.unansRate), threshold: r.unansweredChallenges, description: `challenges unanswered after ${humanSeconds(r.answerTimeoutSeconds)}, draining ${r.unansweredChallenges} per ${humanSeconds(r.shortWindowSeconds)}` },
+      { rule: 'slow_guessing', applies: !proven && !this.inProvenPrefix(s, now), value: countOf(s.failLong, now, rs.longWindowUs), threshold: r.slowGuessingFailures, description: `answered failures, in the last ${humanSeconds(r.longWindowSeconds)}` },
+      { rule: 'unanswered_challenges', applies: !proven, value: countOf(s.unansShort, now, rs.shortWindowUs), threshold: r.unansweredChallenges, description: `challenges unanswered after ${humanSeconds(r.answerTimeoutSeconds)}, in the last ${humanSeconds(r.shortWindowSeconds)}` },
       { rule: 'unanswered_challenges(burst)', applies: !proven, value: s.pending !== null ? s.pending.size : 0, threshold: r.challengeBurst, description: 'challenges outstanding at once' },
       { rule: 'unanswered_challenges(flood)', applies: !proven, value: s.pending !== null ? s.pending.size : 0, threshold: r.challengeFloodOutstanding, description: `challenges outstanding with the oldest over ${humanSeconds(r.challengeFloodAgeSeconds)} old (now ${humanSeconds(Math.round(this.oldestPendingAgeUs(s, now) / 1000) / 1000)})` },
       { rule: 'brute_force(same user)', applies: !proven, value: s.runCount, threshold: r.sameUserChallenges, description: `challenges in a row for user ${JSON.stringify(s.runUser)}, each within ${humanSeconds(r.answerTimeoutSeconds)} of the last` },
-      { rule: 'slow_unanswered_challenges', applies: !proven && !this.inProvenPrefix(s, now), value: s.unansLong.value(now, rs.slowUnansRate), threshold: r.slowUnansweredChallenges, description: `unanswered challenges, draining ${r.slowUnansweredChallenges} per ${humanSeconds(r.longWindowSeconds)}` },
-      { rule: 'proven_source_brute_force', applies: proven && r.provenBruteForceFailures > 0, value: worstUser, threshold: r.provenBruteForceFailures, description: `failures of one user at a proven site, draining ${r.provenBruteForceFailures} per ${humanSeconds(r.shortWindowSeconds)}` },
+      { rule: 'slow_unanswered_challenges', applies: !proven && !this.inProvenPrefix(s, now), value: countOf(s.unansLong, now, rs.longWindowUs), threshold: r.slowUnansweredChallenges, description: `unanswered challenges, in the last ${humanSeconds(r.longWindowSeconds)}` },
+      { rule: 'proven_source_brute_force', applies: proven && r.provenBruteForceFailures > 0, value: worstUser, threshold: r.provenBruteForceFailures, description: `failures of one user at a proven site, in the last ${humanSeconds(r.shortWindowSeconds)}` },
     ];
   }
 
@@ -964,11 +984,11 @@ export class RatePolicy implements Policy {
     return [
       { rule: 'ipv6_prefix_addresses', applies: p.provenUntilUs <= now, value: p.addressCount, threshold: r.prefixMinAddresses, description: 'addresses the evidence is spread over (a prefix ban needs this many)' },
       { rule: 'ipv6_prefix_scanner_user_agent', applies, value: p.scannerAddresses.size, threshold: r.prefixMinAddresses, description: 'addresses with an attack-tool user agent' },
-      { rule: 'ipv6_prefix_brute_force', applies, value: p.failShort.value(now, rs.bruteRate), threshold: r.bruteForceFailures, description: `answered failures draining ${r.bruteForceFailures} per ${humanSeconds(r.shortWindowSeconds)}` },
+      { rule: 'ipv6_prefix_brute_force', applies, value: countOf(p.failShort, now, rs.shortWindowUs), threshold: r.bruteForceFailures, description: `answered failures in the last ${humanSeconds(r.shortWindowSeconds)}` },
       { rule: 'ipv6_prefix_credential_scan', applies, value: p.failingUsers.size, threshold: r.credentialScanUsers, description: 'distinct failing users' },
-      { rule: 'ipv6_prefix_slow_guessing', applies, value: p.failLong.value(now, rs.slowRate), threshold: r.slowGuessingFailures, description: `answered failures draining ${r.slowGuessingFailures} per ${humanSeconds(r.longWindowSeconds)}` },
-      { rule: 'ipv6_prefix_unanswered_challenges', applies, value: p.unansShort.value(now, rs.unansRate), threshold: r.unansweredChallenges, description: `unanswered challenges draining ${r.unansweredChallenges} per ${humanSeconds(r.shortWindowSeconds)}` },
-      { rule: 'ipv6_prefix_slow_unanswered_challenges', applies, value: p.unansLong.value(now, rs.slowUnansRate), threshold: r.slowUnansweredChallenges, description: `unanswered challenges draining ${r.slowUnansweredChallenges} per ${humanSeconds(r.longWindowSeconds)}` },
+      { rule: 'ipv6_prefix_slow_guessing', applies, value: countOf(p.failLong, now, rs.longWindowUs), threshold: r.slowGuessingFailures, description: `answered failures in the last ${humanSeconds(r.longWindowSeconds)}` },
+      { rule: 'ipv6_prefix_unanswered_challenges', applies, value: countOf(p.unansShort, now, rs.shortWindowUs), threshold: r.unansweredChallenges, description: `unanswered challenges in the last ${humanSeconds(r.shortWindowSeconds)}` },
+      { rule: 'ipv6_prefix_slow_unanswered_challenges', applies, value: countOf(p.unansLong, now, rs.longWindowUs), threshold: r.slowUnansweredChallenges, description: `unanswered challenges in the last ${humanSeconds(r.longWindowSeconds)}` },
     ];
   }
 
@@ -998,7 +1018,7 @@ export class RatePolicy implements Policy {
       }
       if (!proven) return;
       // Unanswered challenges at a proven site: someone forges its address (or phones lose 401s).
-      if (e === null && now - s.lastSpoofAlertUs >= rs.alertIntervalUs && s.unansShort.value(now, rs.unansRate) >= r.unansweredChallenges) {
+      if (e === null && now - s.lastSpoofAlertUs >= rs.alertIntervalUs && countOf(s.unansShort, now, rs.shortWindowUs) >= r.unansweredChallenges) {
         s.lastSpoofAlertUs = now;
         this.alert('spoofed_challenges', s.key, profile,
           `${r.unansweredChallenges}+ challenges to ${s.key} went unanswered within ${humanSeconds(r.shortWindowSeconds)} although it is a proven site: forged requests (last user agent ${JSON.stringify(s.lastUa.slice(0, 64))}); not banned`,
@@ -1011,11 +1031,11 @@ export class RatePolicy implements Policy {
     // Unproven: tell when a source comes close to a threshold without crossing it.
     const f = r.nearMissFraction;
     let what = '';
-    if (s.failShort.value(now, rs.bruteRate) >= f * r.bruteForceFailures) what = `brute_force at ${fmt(s.failShort.value(now, rs.bruteRate))} of ${r.bruteForceFailures}`;
-    else if (s.failLong.value(now, rs.slowRate) >= f * r.slowGuessingFailures) what = `slow_guessing at ${fmt(s.failLong.value(now, rs.slowRate))} of ${r.slowGuessingFailures}`;
+    if (countOf(s.failShort, now, rs.shortWindowUs) >= f * r.bruteForceFailures) what = `brute_force at ${fmt(countOf(s.failShort, now, rs.shortWindowUs))} of ${r.bruteForceFailures}`;
+    else if (countOf(s.failLong, now, rs.longWindowUs) >= f * r.slowGuessingFailures) what = `slow_guessing at ${fmt(countOf(s.failLong, now, rs.longWindowUs))} of ${r.slowGuessingFailures}`;
     else if (s.failingUsers >= 2 && s.failingUsers >= f * this.credentialScanTolerance(s, rs)) what = `credential_scan at ${s.failingUsers} of ${this.credentialScanTolerance(s, rs)} users`;
-    else if (s.unansShort.value(now, rs.unansRate) >= f * r.unansweredChallenges) what = `unanswered_challenges at ${fmt(s.unansShort.value(now, rs.unansRate))} of ${r.unansweredChallenges}`;
-    else if (s.unansLong.value(now, rs.slowUnansRate) >= f * r.slowUnansweredChallenges) what = `slow_unanswered_challenges at ${fmt(s.unansLong.value(now, rs.slowUnansRate))} of ${r.slowUnansweredChallenges}`;
+    else if (countOf(s.unansShort, now, rs.shortWindowUs) >= f * r.unansweredChallenges) what = `unanswered_challenges at ${fmt(countOf(s.unansShort, now, rs.shortWindowUs))} of ${r.unansweredChallenges}`;
+    else if (countOf(s.unansLong, now, rs.longWindowUs) >= f * r.slowUnansweredChallenges) what = `slow_unanswered_challenges at ${fmt(countOf(s.unansLong, now, rs.longWindowUs))} of ${r.slowUnansweredChallenges}`;
     if (what !== '') this.nearMiss(s, rs, now, profile, `${s.key} came close to a ban: ${what}`);
   }
 
