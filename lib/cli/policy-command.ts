@@ -300,11 +300,22 @@ async function explain(p: Parsed, ctx: PolicyCommandContext): Promise<number> {
   }
   const out: string[] = [];
   out.push(`Evidence trail for ${target} (${trail.length} steps over ${stats.lines} events):`);
+  // After a ban the policy ignores the source until it ends: collapse those steps (the
+  // JSON form keeps every one).
+  let banned = false;
+  let ignored = 0;
+  const flushIgnored = (): void => {
+    if (ignored) out.push(`  … ${ignored} more event${ignored === 1 ? '' : 's'} while banned (ignored by the policy)`);
+    ignored = 0;
+  };
   for (const t of trail) {
+    if (banned && !t.counted.length && !t.decided) { ignored++; continue; }
+    flushIgnored();
     out.push(`  #${t.event_index} ${t.at} ${t.source === target ? '' : `${t.source} `}${t.event}`);
     if (t.counted.length) out.push(`      counted toward: ${t.counted.join(', ')}`);
-    if (t.decided) out.push(`      ${t.decided}`);
+    if (t.decided) { out.push(`      ${t.decided}`); banned = true; }
   }
+  flushIgnored();
   out.push('');
   out.push(...verdict);
   if (final) {
