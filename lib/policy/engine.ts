@@ -430,9 +430,10 @@ export class RatePolicy implements Policy {
       const key = b.target.cidr.text;
       this.activeBans.set(key, { cidr: b.target.cidr, untilUs: b.expiresAtUs, rule: b.rule });
       const o = this.offences.get(key);
-      // A ban in the kernel is at least one offence: the next one is longer.
-      if (!o) this.offences.set(key, { count: 1, lastEndUs: b.expiresAtUs });
-      else o.lastEndUs = Math.max(o.lastEndUs, b.expiresAtUs);
+      // A ban in the kernel is at least one offence (its comment may say more): the next one is longer.
+      const count = b.offences !== undefined && Number.isSafeInteger(b.offences) && b.offences > 1 ? b.offences : 1;
+      if (!o) this.offences.set(key, { count, lastEndUs: b.expiresAtUs });
+      else { o.count = Math.max(o.count, count); o.lastEndUs = Math.max(o.lastEndUs, b.expiresAtUs); }
       const st = b.target.host ? (this.unproven.get(key) ?? this.proven.get(key)) : this.prefixes.get(key);
       if (st) { st.bannedUntilUs = b.expiresAtUs; st.bannedRule = b.rule; }
     }

@@ -66,6 +66,11 @@ export interface ExistingBan {
   /** Unix µs at which the kernel will expire it. */
   readonly expiresAtUs: number;
   readonly rule: string;
+  /**
+   * How many times the target has been banned, this ban included (the `n=` of the element's
+   * comment), so a restarted daemon keeps growing repeat offenders' bans. Absent: 1.
+   */
+  readonly offences?: number;
 }
 
 export interface Policy {
