@@ -10,6 +10,7 @@ import { FsguardMetrics, serveMetrics } from '../obs/metrics.js';
 import { createPolicy } from '../policy/engine.js';
 import { nftWriterFromConfig } from '../cli/nft-writer.js';
 import { Guard } from './guard.js';
+import { NftTableMonitor } from './nft-monitor.js';
 
 /** The policy's clock advances on this timer too, so silent sources are still judged. */
 const TICK_MS = 1000;
@@ -94,6 +95,16 @@ export async function runDaemon(configFile: string | null, initial: FsguardConfi
   source.start();
   logger.info({ esl: `${config.esl.host}:${config.esl.port}`, profiles: config.esl.profiles.length ? config.esl.profiles : 'all', table: `inet ${config.nft.table}` }, 'fsguard running');
 
+  // A deleted table is rebuilt at once, not at the next periodic reconcile.
+  const monitor = new NftTableMonitor({ binary: config.nft.binary, family: 'inet', table: config.nft.table }, () => {
+    guard.kernelChanged().catch((err: unknown) => logger.error({ err: err instanceof Error ? err.message : String(err) }, 'rebuilding the nft table failed; the periodic reconcile retries'));
+  }, logger);
+  monitor.start();
+
+  // The policy's clock starts at wall time, not at the first event's timestamp: otherwise a
+  // source's events stamped in the past (a clock behind, a replayed trace) get bans that
+  // "expire" at the first tick, and are banned a second time as repeat offenders.
+  guard.tick();
   const tick = setInterval(() => guard.tick(), TICK_MS);
   const reconcileEvery = (c: FsguardConfig): NodeJS.Timeout => setInterval(() => {
     guard.reconcile().catch((err: unknown) => logger.error({ err: err instanceof Error ? err.message : String(err) }, 'reconcile with the kernel failed; will retry'));
@@ -143,6 +154,7 @@ export async function runDaemon(configFile: string | null, initial: FsguardConfi
       logger.info({ signal }, 'stopping: writing pending bans');
       clearInterval(tick);
       clearInterval(reconcile);
+      monitor.stop();
       for (const off of unregister) off();
       try {
         await source.stop();

@@ -9,7 +9,7 @@ import { cidrsOverlap, parseCidr, type Cidr } from '../net/ip.js';
 import type { BanComment, ElementOutcome, KernelBan, KernelBanList } from '../nft/index.js';
 import type { Logger } from '../obs/logger.js';
 import type { FsguardMetrics } from '../obs/metrics.js';
-import type { BanDecision, Policy, PolicyAlert, PolicyOutput } from '../policy/types.js';
+import type { BanDecision, ExistingBan, Policy, PolicyAlert, PolicyOutput } from '../policy/types.js';
 
 /** The part of NftSetWriter the guard uses (a narrow seam for tests). */
 export interface BanWriter {
@@ -33,6 +33,13 @@ interface KnownBan {
   readonly confirmedAtMs: number;
 }
 
+/** A ban the guard decided (or must restore) that nft failed to write: retried on each reconcile. */
+interface UnwrittenBan {
+  readonly target: Cidr;
+  readonly expiresAtMs: number;
+  readonly comment: BanComment;
+}
+
 /** A ban is treated as expired this long before the kernel's own expiry (clock skew). */
 const EXPIRY_SLACK_MS = 1500;
 /** Log at most this many evidence users / user agents on a ban line. */
@@ -40,6 +47,14 @@ const LOG_SAMPLE = 5;
 
 export class Guard implements EslSourceListener {
   private readonly known = new Map<string, KnownBan>();
+  /**
+   * Bans whose write failed as a whole run (transient nft errors past the writer's retries,
+   * nft gone): the policy believes them in force, so they are written again on every
+   * reconcile until they land or expire — never silently dropped.
+   */
+  private readonly unwritten = new Map<string, UnwrittenBan>();
+  /** Targets of unwritten bans whose retry is in flight. */
+  private readonly retrying = new Set<string>();
   private readonly allow: Cidr[];
   /** FreeSWITCH's own addresses, learnt from events; never banned. */
   private readonly switchAddresses = new Set<string>();
@@ -70,7 +85,7 @@ export class Guard implements EslSourceListener {
   /** Swaps the policy (config reload); kernel bans are handed to the new one. */
   replacePolicy(policy: Policy): void {
     this.policy = policy;
-    this.policy.restoreBans([...this.known.values()].map((k) => ({ target: { cidr: k.target, host: isHost(k.target) }, expiresAtUs: k.expiresAtMs * 1000, rule: k.comment.rule })));
+    this.policy.restoreBans([...this.known.values(), ...this.unwritten.values()].map(existingBan));
   }
 
   // ---- source → policy -------------------------------------------------------------------
@@ -169,14 +184,40 @@ export class Guard implements EslSourceListener {
     // (a week-long manual ban, say) that is still running.
     const running = this.known.get(target.text);
     const seconds = Math.max(decision.seconds, running ? Math.ceil((running.expiresAtMs - requestedAtMs) / 1000) : 0);
-    void this.writer.ban(target, seconds, comment).then((outcome) => {
-      if (outcome.status === 'written') {
-        const now = this.nowMs();
-        this.known.set(target.text, { target, comment, expiresAtMs: requestedAtMs + seconds * 1000, confirmedAtMs: now });
-      } else if (outcome.status === 'refused' || outcome.status === 'failed') {
-        this.logger.error({ target: target.text, rule: decision.rule, outcome: outcome.status, detail: outcome.status === 'refused' ? outcome.message : outcome.error.message }, 'ban not written to the kernel');
-      }
-    });
+    void this.writeBan(target, seconds, comment, requestedAtMs + seconds * 1000);
+  }
+
+  /**
+   * Writes one ban and books the outcome: written → known; a failed run → unwritten (retried
+   * on the next reconcile); refused by nft on its own → logged (the same write would fail again).
+   */
+  private async writeBan(target: Cidr, seconds: number, comment: BanComment, expiresAtMs: number): Promise<void> {
+    const outcome = await this.writer.ban(target, seconds, comment);
+    const key = target.text;
+    if (outcome.status === 'written') {
+      this.unwritten.delete(key);
+      this.known.set(key, { target, comment, expiresAtMs, confirmedAtMs: this.nowMs() });
+    } else if (outcome.status === 'failed') {
+      this.known.delete(key);
+      this.unwritten.set(key, { target, comment, expiresAtMs });
+      this.logger.error({ target: key, rule: comment.rule, outcome: outcome.status, detail: outcome.error.message, unwritten: this.unwritten.size }, 'ban not written to the kernel: will retry on the next reconcile');
+    } else if (outcome.status === 'refused') {
+      this.logger.error({ target: key, rule: comment.rule, outcome: outcome.status, detail: outcome.message }, 'ban not written to the kernel');
+    }
+  }
+
+  /** Writes the bans whose earlier write failed again, with their remaining time. */
+  private retryUnwritten(): Promise<void> {
+    const now = this.nowMs();
+    const writes: Promise<void>[] = [];
+    for (const [key, u] of this.unwritten) {
+      if (u.expiresAtMs <= now + EXPIRY_SLACK_MS) { this.unwritten.delete(key); continue; }
+      if (this.retrying.has(key)) continue;
+      this.retrying.add(key);
+      writes.push(this.writeBan(u.target, Math.ceil((u.expiresAtMs - now) / 1000), u.comment, u.expiresAtMs).finally(() => this.retrying.delete(key)));
+    }
+    if (writes.length) this.logger.warn({ bans: writes.length }, 'writing bans that nft failed to write earlier');
+    return Promise.all(writes).then(() => undefined);
   }
 
   private alert(alert: PolicyAlert): void {
@@ -212,11 +253,25 @@ export class Guard implements EslSourceListener {
     return this.restoreKnownBans();
   }
 
+  /**
+   * Something changed our table behind our back (`nft monitor` saw it deleted): reconcile
+   * now, after any reconcile already running (its listing may predate the change).
+   */
+  async kernelChanged(): Promise<void> {
+    const running = this.reconciling;
+    if (running) await running.catch(() => undefined);
+    await this.reconcile();
+  }
+
   private async restoreKnownBans(): Promise<void> {
     const now = this.nowMs();
     const live = [...this.known.values()].filter((k) => k.expiresAtMs > now + EXPIRY_SLACK_MS);
     this.logger.warn({ bans: live.length }, 'restoring every ban into the recreated nft table');
-    await Promise.all(live.map((k) => this.writer.ban(k.target, Math.ceil((k.expiresAtMs - now) / 1000), k.comment)));
+    // A restore that fails becomes unwritten (retried), never a "manual unban" at the next reconcile.
+    await Promise.all([
+      ...live.map((k) => this.writeBan(k.target, Math.ceil((k.expiresAtMs - now) / 1000), k.comment, k.expiresAtMs)),
+      this.retryUnwritten(),
+    ]);
   }
 
   private async reconcileOnce(): Promise<void> {
@@ -234,6 +289,8 @@ export class Guard implements EslSourceListener {
     // The table was rebuilt while we listed: what is missing was lost with it, not unbanned.
     if (generation !== this.tableGeneration) return;
     const inKernel = new Map(list.bans.map((b) => [b.target.text, b]));
+    // A write reported failed may have committed after all (a killed nft): it is there.
+    for (const key of this.unwritten.keys()) if (inKernel.has(key)) this.unwritten.delete(key);
     for (const [key, k] of this.known) {
       if (inKernel.has(key) || k.confirmedAtMs > listedAtMs) continue;
       this.known.delete(key);
@@ -241,6 +298,7 @@ export class Guard implements EslSourceListener {
       this.logger.info({ target: key, rule: k.comment.rule }, 'ban lifted outside fsguard (fsguard unban?): grace period before it can be banned again');
     }
     this.adoptKernelBans(list.bans.filter((b) => !this.known.has(b.target.text)), now);
+    await this.retryUnwritten();
   }
 
   private adoptKernelBans(bans: readonly KernelBan[], now: number): void {
@@ -253,9 +311,7 @@ export class Guard implements EslSourceListener {
       this.known.set(b.target.text, k);
       adopted.push(k);
     }
-    if (adopted.length) {
-      this.policy.restoreBans(adopted.map((k) => ({ target: { cidr: k.target, host: isHost(k.target) }, expiresAtUs: k.expiresAtMs * 1000, rule: k.comment.rule })));
-    }
+    if (adopted.length) this.policy.restoreBans(adopted.map(existingBan));
   }
 
   /** Bans the guard believes are in the kernel now (for tests and metrics). */
@@ -263,12 +319,25 @@ export class Guard implements EslSourceListener {
     return this.known.size;
   }
 
-  /** Writes everything pending (SIGTERM). */
-  flush(): Promise<void> {
-    return this.writer.flush();
+  /** Bans decided but not (yet) in the kernel because nft failed; retried on reconcile. */
+  get unwrittenBans(): number {
+    return this.unwritten.size;
+  }
+
+  /** Writes everything pending (SIGTERM), and gives the unwritten bans one more try. */
+  async flush(): Promise<void> {
+    await Promise.all([this.retryUnwritten(), this.writer.flush()]);
+    if (this.unwritten.size > 0) {
+      this.logger.error({ bans: this.unwritten.size, targets: [...this.unwritten.keys()].slice(0, LOG_SAMPLE) }, 'bans that nft failed to write are lost at exit');
+    }
   }
 }
 
 function isHost(c: Cidr): boolean {
   return c.prefixLength === (c.family === 4 ? 32 : 128);
+}
+
+/** What the policy is told about a ban in (or meant for) the kernel. */
+function existingBan(k: { readonly target: Cidr; readonly expiresAtMs: number; readonly comment: BanComment }): ExistingBan {
+  return { target: { cidr: k.target, host: isHost(k.target) }, expiresAtUs: k.expiresAtMs * 1000, rule: k.comment.rule, offences: k.comment.offences };
 }
