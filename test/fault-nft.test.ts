@@ -1,0 +1,257 @@
+// Faults on the kernel side, with the real daemon, real nft in the test namespace and the test
+// event socket: the ruleset flushed or reloaded by an admin, the daemon killed with SIGKILL,
+// nft missing or not permitted, nft failing transiently, SIGTERM during a flood.
+import t, { type Test } from 'tap';
+import { spawn } from 'node:child_process';
+import { chmodSync, chownSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { DaemonProcess, FSGUARD, fsguardCli, type LogLine } from './support/daemon-process.js';
+import { EslTestServer } from './support/esl-server.js';
+import { netnsTestOptions } from './support/netns.js';
+import { chainRules, kernelElements, nftCli } from './support/nft-kernel.js';
+import {
+  allBannedKeys, elementIfAny, elementsIfAny, fetchMetrics, ipv4Of, metricValue, rigConfig, scannerEvents, sleep,
+  startDaemon, waitFor,
+} from './support/fault-rig.js';
+
+const BAN_LINE = (l: LogLine): boolean => l.event === 'ban';
+
+/** Bans `n` scanner sources (plus one IPv6 host and one manual /64) and waits for all of them. */
+async function banSome(server: EslTestServer, table: string, base: number, n: number): Promise<string[]> {
+  const ips = Array.from({ length: n }, (_, i) => ipv4Of(base + i));
+  await server.replay(scannerEvents([...ips, '2001:db8:77::5']));
+  await waitFor(`${n} bans`, () => ips.every((ip) => elementIfAny(table, 'banned4', ip)) && elementIfAny(table, 'banned6', '2001:db8:77::5'), 15_000);
+  return ips;
+}
+
+/** Every element with its seconds left, across the three sets. */
+function snapshot(table: string): Map<string, number> {
+  const out = new Map<string, number>();
+  for (const set of ['banned4', 'banned6', 'banned6net']) {
+    for (const e of elementsIfAny(table, set)) out.set(e.key, e.expires ?? -1);
+  }
+  return out;
+}
+
+async function restoredWithin2s(t: Test, table: string, before: Map<string, number>, since: number): Promise<void> {
+  const deadline = since + 2000;
+  let now = snapshot(table);
+  while ([...before.keys()].some((k) => !now.has(k)) && Date.now() < deadline) {
+    await sleep(20);
+    now = snapshot(table);
+  }
+  const took = Date.now() - since;
+  const missing = [...before.keys()].filter((k) => !now.has(k));
+  t.same(missing, [], `every ban back within 2 s (${before.size} bans, ${took} ms)`);
+  const wrongTime = [...before].filter(([k, left]) => {
+    const after = now.get(k);
+    // Remaining time, not a fresh full ban: at most what was left (plus rounding), and not much less.
+    return after === undefined || after > left + 2 || after < left - 5;
+  });
+  t.same(wrongTime.map(([k, left]) => `${k}: ${left}s left before, ${now.get(k)}s after`), [], 'each with its remaining time');
+}
+
+t.test('nft flush ruleset: table, sets, chain and every ban back within 2 s with their time left', netnsTestOptions(), async (t) => {
+  const server = await EslTestServer.start({ heartbeatIntervalMs: 1000 });
+  t.teardown(() => server.close());
+  // The default reconcile interval: the promise is for the shipped config.
+  const { table, config } = rigConfig(t, 'f_flush', server.port, { nft: { reconcileSeconds: undefined } });
+  const daemon = startDaemon(t, config);
+  await server.waitForSubscriptions(1);
+  await banSome(server, table, 0x030000, 40);
+  t.equal((await fsguardCli(['ban', '2001:db8:bad:1::/64', '--for', '2h', '--config', config])).status, 0, 'manual prefix ban');
+  await sleep(2500); // a reconcile sees everything
+  const rulesBefore = chainRules(table, 'input');
+  const before = snapshot(table);
+  t.ok(before.size >= 42, `${before.size} bans before the flush`);
+  const flushedAt = Date.now();
+  nftCli(['flush', 'ruleset']);
+  t.equal(snapshot(table).size, 0, 'gone after the flush');
+  await restoredWithin2s(t, table, before, flushedAt);
+  t.same(chainRules(table, 'input'), rulesBefore, 'the drop rules are back, the same');
+  t.match(kernelElements(table, 'banned6net').find((e) => e.key === '2001:db8:bad:1::/64')?.comment ?? '', /rule=manual/, 'the manual ban keeps its comment');
+  await sleep(1500);
+  t.notOk(daemon.lines.some((l) => /lifted outside fsguard/.test(l.msg ?? '')), 'a flush is not mistaken for manual unbans');
+  t.ok(daemon.running);
+});
+
+t.test('systemctl restart nftables (flush ruleset + another table from a file): fsguard is back within 2 s', netnsTestOptions(), async (t) => {
+  const server = await EslTestServer.start({ heartbeatIntervalMs: 1000 });
+  t.teardown(() => server.close());
+  const { table, config } = rigConfig(t, 'f_reload', server.port, { nft: { reconcileSeconds: undefined } });
+  const daemon = startDaemon(t, config);
+  await server.waitForSubscriptions(1);
+  await banSome(server, table, 0x040000, 30);
+  await sleep(2500);
+  const before = snapshot(table);
+  const dir = mkdtempSync(join(tmpdir(), 'fsguard-nftables-'));
+  const conf = join(dir, 'nftables.conf');
+  const admin = `f${process.pid}_admin`.slice(0, 30);
+  t.teardown(() => { try { nftCli(['delete', 'table', 'inet', admin]); } catch { /* gone */ } });
+  // What /etc/nftables.conf looks like on Debian, and what `systemctl restart nftables` runs.
+  writeFileSync(conf, `#!/usr/sbin/nft -f
+flush ruleset
+table inet ${admin} {
+  chain input {
+    type filter hook input priority filter; policy accept;
+    tcp dport 22 accept
+  }
+}
+`);
+  const reloadedAt = Date.now();
+  nftCli(['-f', conf]);
+  t.equal(snapshot(table).size, 0, 'the reload removed fsguard\'s table');
+  await restoredWithin2s(t, table, before, reloadedAt);
+  t.ok(chainRules(table, 'input').length > 0, 'fsguard\'s drop rules are back');
+  t.match(nftCli(['list', 'table', 'inet', admin]), /tcp dport 22 accept/, 'the admin\'s own table is left alone');
+  t.ok(daemon.running);
+});
+
+t.test('kill -9 then restart: zero bans lost, state rebuilt from the sets, repeat offences keep growing', netnsTestOptions(), async (t) => {
+  const server = await EslTestServer.start({ heartbeatIntervalMs: 1000 });
+  t.teardown(() => server.close());
+  const { table, config } = rigConfig(t, 'f_kill9', server.port, { policy: { unbanGraceSeconds: 0 } });
+  const a = startDaemon(t, config);
+  await server.waitForSubscriptions(1);
+  const ips = await banSome(server, table, 0x050000, 30);
+  const repeat = ips[0]!;
+  // A second offence for one of them while the first daemon runs: unban, it attacks again.
+  t.equal((await fsguardCli(['unban', repeat, '--config', config])).status, 0);
+  await a.waitForLog('manual unban noticed', (l) => l.target === repeat && /lifted outside fsguard/.test(l.msg ?? ''));
+  await server.replay(scannerEvents([repeat]));
+  const second = await a.waitForLog('second offence', (l) => BAN_LINE(l) && l.target === repeat && l.offence === 2);
+  await waitFor('second ban written', () => /n=2/.test(elementIfAny(table, 'banned4', repeat)?.comment ?? ''), 10_000);
+  const before = allBannedKeys(table);
+
+  t.equal(await a.stop('SIGKILL'), null, 'killed');
+  const b = startDaemon(t, config);
+  const readBack = await b.waitForLog('read-back line', (l) => /read back/.test(l.msg ?? ''));
+  t.equal(readBack.bans, before.size, `the restarted daemon read every ban back (${before.size})`);
+  const after = allBannedKeys(table);
+  t.same([...before].filter((k) => !after.has(k)), [], 'zero bans lost');
+  await server.waitForSubscriptions(2);
+
+  // Still banned sources are not decided again (state rebuilt): replaying them bans nobody.
+  await server.replay(scannerEvents(ips.slice(1, 10)));
+  await sleep(1000);
+  t.notOk(b.lines.some(BAN_LINE), 'sources already banned in the kernel are not banned again');
+
+  // The third offence after the restart is longer than the second: the count came from the comment.
+  t.equal((await fsguardCli(['unban', repeat, '--config', config])).status, 0);
+  await b.waitForLog('manual unban noticed after restart', (l) => l.target === repeat && /lifted outside fsguard/.test(l.msg ?? ''));
+  await server.replay(scannerEvents([repeat]));
+  const third = await b.waitForLog('third offence', (l) => BAN_LINE(l) && l.target === repeat);
+  t.equal(third.offence, 3, 'the offence count survived the restart');
+  t.ok((third.seconds as number) > (second.seconds as number) * 1.5, `third ban ${third.seconds}s, longer than the second (${second.seconds}s)`);
+  await waitFor('third ban written', () => /n=3/.test(elementIfAny(table, 'banned4', repeat)?.comment ?? ''), 10_000);
+});
+
+t.test('nft missing: one clear fatal line, non-zero exit', netnsTestOptions(), async (t) => {
+  const { config } = rigConfig(t, 'f_nonft', 1, { nft: { binary: '/nonexistent/sbin/nft' } });
+  const d = DaemonProcess.start(config);
+  const code = await d.waitExit();
+  t.not(code, 0, `exit code ${code}`);
+  const lines = d.stderr.trim().split('\n');
+  t.equal(lines.length, 1, `one line on stderr: ${d.stderr}`);
+  t.match(lines[0], /^fsguard: nft not found \(\/nonexistent\/sbin\/nft\): install nftables/);
+  t.same(d.strayStdout, []);
+});
+
+t.test('nft permission denied (not root, no CAP_NET_ADMIN): one clear fatal line, non-zero exit', {
+  ...netnsTestOptions(),
+  skip: netnsTestOptions().skip || (process.getuid?.() !== 0 ? 'needs root to drop to nobody' : false),
+}, async (t) => {
+  const { table, config } = rigConfig(t, 'f_perm', 1);
+  chownSync(config, 65534, 65534);
+  chownSync(join(config, '..'), 65534, 65534);
+  // A clean environment, as a service has (tap's process hooks would want to write as nobody).
+  const child = spawn('setpriv', ['--reuid=nobody', '--regid=nogroup', '--clear-groups', '--inh-caps=-all',
+    'env', '-i', `PATH=${process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin'}`, process.execPath, FSGUARD, 'run', '--config', config], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let stderr = '';
+  let stdout = '';
+  child.stderr.setEncoding('utf8').on('data', (d: string) => { stderr += d; });
+  child.stdout.setEncoding('utf8').on('data', (d: string) => { stdout += d; });
+  const code = await new Promise<number | null>((resolve) => child.on('exit', resolve));
+  t.not(code, 0, `exit code ${code}`);
+  const lines = stderr.trim().split('\n');
+  t.equal(lines.length, 1, `one line on stderr: ${stderr}`);
+  t.match(lines[0], /^fsguard: nft \(nft\) was refused: .*(Operation not permitted|Permission denied).*CAP_NET_ADMIN/);
+  for (const line of stdout.split('\n').filter(Boolean)) JSON.parse(line);
+  t.notOk(elementsIfAny(table, 'banned4').length, 'nothing was created');
+});
+
+t.test('transient nft failures are retried, counted, and never drop a ban', netnsTestOptions(), async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'fsguard-flaky-nft-'));
+  const failures = join(dir, 'failures');
+  writeFileSync(failures, '0');
+  const wrapper = join(dir, 'nft');
+  // Fails the runs that write elements while the counter is > 0, as the kernel does under
+  // memory pressure (EAGAIN / ENOBUFS); every other run goes to the real nft.
+  writeFileSync(wrapper, `#!/bin/sh
+[ "$2" = "-f" ] || exec nft "$@"
+in=$(mktemp)
+cat > "$in"
+n=$(cat ${failures})
+if [ "$n" -gt 0 ] && grep -q '"element"' "$in"; then
+  echo $((n - 1)) > ${failures}
+  rm -f "$in"
+  echo "internal:0:0-0: Error: Could not process rule: Resource temporarily unavailable" >&2
+  exit 1
+fi
+nft -j -f "$in"
+rc=$?
+rm -f "$in"
+exit $rc
+`);
+  chmodSync(wrapper, 0o755);
+  const server = await EslTestServer.start({ heartbeatIntervalMs: 1000 });
+  t.teardown(() => server.close());
+  const { table, config } = rigConfig(t, 'f_flaky', server.port, { nft: { binary: wrapper }, metrics: { enabled: true, port: 0 } });
+  const daemon = startDaemon(t, config);
+  const port = (await daemon.waitForLog('metrics port', (l) => typeof l.port === 'number' && /metrics/.test(l.msg ?? ''))).port as number;
+  await server.waitForSubscriptions(1);
+
+  // Within the writer's own retries (4): every ban lands, each failure counted.
+  writeFileSync(failures, '3');
+  const wave1 = Array.from({ length: 10 }, (_, i) => ipv4Of(0x060000 + i));
+  await server.replay(scannerEvents(wave1));
+  await waitFor('wave 1 banned', () => wave1.every((ip) => elementIfAny(table, 'banned4', ip)), 15_000);
+  t.equal(metricValue(await fetchMetrics(port), 'fsguard_nft_errors_total'), 3, 'three failures counted');
+  t.equal(daemon.lines.filter((l) => /nft run failed/.test(l.msg ?? '') && l.willRetry === true).length, 3, 'each logged as retried');
+
+  // Past the writer's retries: the ban must still reach the kernel once nft works again.
+  writeFileSync(failures, '12');
+  const wave2 = Array.from({ length: 10 }, (_, i) => ipv4Of(0x061000 + i));
+  await server.replay(scannerEvents(wave2));
+  await daemon.waitForLog('a run given up', (l) => /nft run failed/.test(l.msg ?? '') && l.willRetry === false, 15_000);
+  await waitFor('wave 2 banned after all', () => wave2.every((ip) => elementIfAny(table, 'banned4', ip)), 20_000);
+  t.pass('every ban of wave 2 is in the kernel');
+  t.equal(metricValue(await fetchMetrics(port), 'fsguard_nft_errors_total'), 15, 'every failed run counted (3 + 12)');
+  t.ok(daemon.running);
+});
+
+t.test('SIGTERM during a flood: every decided ban is in the kernel after exit', netnsTestOptions(), async (t) => {
+  const server = await EslTestServer.start({ heartbeatIntervalMs: 1000 });
+  t.teardown(() => server.close());
+  // A wide batch window makes it likely that a batch is pending at the signal.
+  const { table, config } = rigConfig(t, 'f_term', server.port, { nft: { batchMs: 200 }, log: { level: 'info' } });
+  const daemon = startDaemon(t, config);
+  await server.waitForSubscriptions(1);
+  const ips = Array.from({ length: 3000 }, (_, i) => ipv4Of(0x070000 + i));
+  const replaying = server.replay(scannerEvents(ips));
+  await daemon.waitForLog('first bans', BAN_LINE);
+  daemon.child.kill('SIGTERM');
+  t.equal(await daemon.waitExit(), 0, 'exit 0');
+  await replaying;
+  const decided = daemon.lines.filter(BAN_LINE).map((l) => l.target as string);
+  t.ok(decided.length >= 1, `${decided.length} bans decided before the stop`);
+  const inKernel = allBannedKeys(table);
+  const lost = decided.filter((ip) => !inKernel.has(ip));
+  t.same(lost.slice(0, 20), [], `no decided ban missing from the kernel (${lost.length} of ${decided.length})`);
+  const stopping = daemon.lines.findIndex((l) => /stopping: writing pending bans/.test(l.msg ?? ''));
+  t.ok(stopping >= 0 && daemon.lines.slice(stopping).some((l) => /stopped; bans stay/.test(l.msg ?? '')), 'stopped cleanly');
+  t.same(daemon.strayStdout, []);
+});
