@@ -7,6 +7,7 @@ import {
   parsePolicyOverride, policySchema, policySettingsProblems, type PolicySettings,
 } from '../policy/settings.js';
 import type { LogLevel } from '../obs/logger.js';
+import type { NftLayout } from '../nft/index.js';
 
 export interface EslConfig {
   readonly host: string;
@@ -19,16 +20,9 @@ export interface EslConfig {
   readonly heartbeatTimeoutSeconds: number;
 }
 
-export interface NftConfig {
+/** The table layout (names, priority, ports: see lib/nft/layout.ts) plus how it is written. */
+export interface NftConfig extends Omit<NftLayout, 'family'> {
   readonly binary: string;
-  readonly table: string;
-  readonly set4: string;
-  readonly set6: string;
-  readonly set6net: string;
-  readonly chain: string;
-  readonly chainPriority: number;
-  /** Destination ports the drop rule covers (udp and tcp); empty = every port. */
-  readonly ports: readonly number[];
   readonly batchMs: number;
   /** How often the sets are read back and compared with what fsguard wrote. */
   readonly reconcileSeconds: number;
