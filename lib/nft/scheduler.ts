@@ -14,6 +14,11 @@ export interface Clock {
 
 export const systemScheduler: Scheduler = {
   schedule(callback, delayMs) {
+    // setTimeout(0) waits at least 1 ms; "now" means after the current I/O callbacks.
+    if (delayMs <= 0) {
+      const immediate = setImmediate(callback);
+      return () => clearImmediate(immediate);
+    }
     const handle = setTimeout(callback, delayMs);
     return () => clearTimeout(handle);
   },

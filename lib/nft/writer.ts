@@ -1,8 +1,11 @@
 // NftSetWriter: ban/unban requests in, few nft transactions out.
 //
-// Requests made within `batchMs` of each other (or until `maxBatch` accumulate) share one
-// `nft -j -f -` process, and only one nft process runs at a time: while it runs, the next
-// batch accumulates. A transaction is all-or-nothing, so when nft refuses one, the batch is
+// Requests share `nft -j -f -` processes, and only one nft process runs at a time: while it
+// runs, the next batch accumulates. A transaction starts at most once per `batchMs`, counted
+// from the start of the previous one (a throttle, not a delay): after a quiet period the first
+// ban goes out on the next turn of the event loop — so every decision taken from one socket
+// read still shares it — instead of waiting out a window. Under a flood, nft's own run time
+// (≥ 4 ms for even one element) is what paces batches, and they grow up to `maxBatch`. A transaction is all-or-nothing, so when nft refuses one, the batch is
 // bisected until the refused elements are isolated and reported one by one while the rest
 // land. New elements are sent with `create` (cheap); elements that may already be in the
 // kernel with add + delete + add (so the timeout is replaced on every kernel); if a
@@ -62,7 +65,7 @@ export interface NftWriterObserver {
 }
 
 export interface NftSetWriterOptions {
-  /** Requests within this many ms share one transaction. Default 5. */
+  /** Transactions start at most once per this many ms (from the previous start). Default 5. */
   readonly batchMs?: number;
   /** A batch is sent at once when it reaches this many elements. Default 5000. */
   readonly maxBatch?: number;
@@ -119,6 +122,10 @@ export class NftSetWriter {
   /** The batch window has elapsed (or a flush asked): send without waiting. */
   private due = false;
   private cancelTimer: CancelScheduled | null = null;
+  /** A full batch is waiting for the next turn of the event loop (not for the window). */
+  private fullBatchQueued = false;
+  /** When the last transaction started (clock ms): the throttle's reference. */
+  private lastStartMs = Number.NEGATIVE_INFINITY;
   private closed = false;
   /**
    * Targets that may be in the kernel (written by us or read back), with when they expire
@@ -250,13 +257,22 @@ export class NftSetWriter {
     }
     this.pending.set(target.text, { target, role, action, seconds, comment, promise, resolve });
     if (this.pending.size >= this.maxBatch) {
-      this.pump();
+      // Not pump() here: building and staging thousands of elements would happen inside the
+      // ban() call (the policy's event handler) that happened to fill the batch.
+      if (!this.fullBatchQueued) {
+        this.fullBatchQueued = true;
+        this.scheduler.schedule(() => {
+          this.fullBatchQueued = false;
+          this.pump();
+        }, 0);
+      }
     } else if (this.cancelTimer === null && !this.due) {
+      const wait = Math.max(0, this.lastStartMs + this.batchMs - this.clock.nowMs());
       this.cancelTimer = this.scheduler.schedule(() => {
         this.cancelTimer = null;
         this.due = true;
         this.pump();
-      }, this.batchMs);
+      }, wait);
     }
     return promise;
   }
@@ -277,6 +293,7 @@ export class NftSetWriter {
       this.cancelTimer = null;
     }
     this.running = true;
+    this.lastStartMs = this.clock.nowMs();
     this.inFlight = batch;
     void this.writeBatch(batch, false, 'fast').finally(() => {
       this.running = false;
