@@ -359,6 +359,8 @@ export class RatePolicy implements Policy {
   private readonly prefixes = new Map<string, PrefixState>();
   private readonly queue = new ChallengeQueue();
   private readonly activeBans = new Map<string, ActiveBan>();
+  /** activeBans is swept of expired entries when it reaches this size (see trimActiveBans). */
+  private trimActiveBansAt = 1024;
   private readonly graces = new Map<string, { readonly cidr: Cidr; readonly untilUs: number }>();
   private readonly offences = new Map<string, OffenceRecord>();
   private readonly switchAddresses = new Set<string>();
@@ -1126,9 +1128,14 @@ export class RatePolicy implements Policy {
     }
   }
 
+  /**
+   * Drops expired bans once the map has doubled since the last sweep: sweeping on every ban
+   * past a fixed size made a flood of N bans cost O(N²) (100,000 bans: minutes of CPU).
+   */
   private trimActiveBans(now: number): void {
-    if (this.activeBans.size < 1024) return;
+    if (this.activeBans.size < this.trimActiveBansAt) return;
     for (const [k, b] of this.activeBans) if (b.untilUs <= now) this.activeBans.delete(k);
+    this.trimActiveBansAt = Math.max(1024, this.activeBans.size * 2);
   }
 }
 
