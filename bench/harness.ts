@@ -1,0 +1,248 @@
+// Process plumbing for the benchmark: the replay server and the real `fsguard run` daemon as
+// child processes, their CPU time and memory from /proc, the daemon's Prometheus metrics, and
+// the kernel's view of the ban sets through `nft`.
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { closeSync, mkdtempSync, openSync, readFileSync, writeFileSync } from 'node:fs';
+import { get } from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+
+export const ROOT = new URL('../../', import.meta.url).pathname;
+export const FSGUARD = join(ROOT, 'bin/fsguard');
+const SERVER = new URL('./replay-server.js', import.meta.url).pathname;
+
+export const nowNs = (): number => Number(process.hrtime.bigint());
+export const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** Clock ticks per second of /proc/<pid>/stat's utime/stime (sysconf(_SC_CLK_TCK)). */
+const CLK_TCK = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout.trim()) || 100;
+
+/** User + system CPU seconds the process has used (all its threads: JS, GC, libuv pool). */
+export function cpuSeconds(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  // Fields after the parenthesised command name; utime and stime are fields 14 and 15.
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / CLK_TCK;
+}
+
+/** VmRSS and VmHWM (peak RSS) in MB. */
+export function memoryMb(pid: number): { rss: number; peak: number } {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  const kb = (name: string): number => Number(new RegExp(`^${name}:\\s+(\\d+) kB`, 'm').exec(status)?.[1] ?? NaN);
+  return { rss: kb('VmRSS') / 1024, peak: kb('VmHWM') / 1024 };
+}
+
+export type ServerMessage = Record<string, unknown> & { event: string };
+
+/** The replay server process (bench/replay-server.ts). */
+export class ReplayServer {
+  private readonly waiters: Array<{ event: string; resolve: (m: ServerMessage) => void }> = [];
+  private readonly seen: ServerMessage[] = [];
+  port = 0;
+
+  private constructor(readonly child: ChildProcess) {
+    createInterface({ input: child.stdout! }).on('line', (line) => {
+      const m = JSON.parse(line) as ServerMessage;
+      if (m.event === 'error') process.stderr.write(`replay server: ${String(m.message)}\n`);
+      const i = this.waiters.findIndex((w) => w.event === m.event);
+      if (i >= 0) this.waiters.splice(i, 1)[0]!.resolve(m);
+      else this.seen.push(m);
+    });
+    child.stderr!.on('data', (d: Buffer) => process.stderr.write(d));
+  }
+
+  static async start(): Promise<ReplayServer> {
+    const child = spawn(process.execPath, ['--max-old-space-size=8192', SERVER], { stdio: ['pipe', 'pipe', 'pipe'] });
+    const s = new ReplayServer(child);
+    const listening = await s.next('listening');
+    s.port = Number(listening.port);
+    return s;
+  }
+
+  /** The next message of this kind (or one that already came). */
+  next(event: string, timeoutMs = 600_000): Promise<ServerMessage> {
+    const i = this.seen.findIndex((m) => m.event === event);
+    if (i >= 0) return Promise.resolve(this.seen.splice(i, 1)[0]!);
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`replay server: no ${event} within ${timeoutMs} ms`)), timeoutMs);
+      this.waiters.push({ event, resolve: (m) => { clearTimeout(timer); resolve(m); } });
+    });
+  }
+
+  send(command: object): void {
+    this.child.stdin!.write(`${JSON.stringify(command)}\n`);
+  }
+
+  async request(command: object, answer: string): Promise<ServerMessage> {
+    const reply = this.next(answer);
+    this.send(command);
+    return reply;
+  }
+
+  stop(): void {
+    this.child.kill('SIGKILL');
+  }
+}
+
+export interface DaemonOptions {
+  readonly table: string;
+  readonly eslPort: number;
+  readonly metricsPort: number;
+  readonly policy?: Record<string, unknown>;
+  readonly nft?: Record<string, unknown>;
+  /** Extra node flags for the daemon (e.g. --cpu-prof). */
+  readonly nodeArgs?: readonly string[];
+}
+
+/** `fsguard run` as the operator starts it, with its log going to a file (as journald would take it). */
+export class Daemon {
+  readonly logPath: string;
+
+  private constructor(readonly child: ChildProcess, readonly metricsPort: number, logPath: string) {
+    this.logPath = logPath;
+  }
+
+  static start(o: DaemonOptions): Daemon {
+    const dir = mkdtempSync(join(tmpdir(), 'fsguard-bench-'));
+    const configPath = join(dir, 'fsguard.json');
+    writeFileSync(configPath, JSON.stringify({
+      esl: { host: '127.0.0.1', port: o.eslPort, password: 'ClueCon' },
+      nft: { table: o.table, ...o.nft },
+      policy: o.policy ?? {},
+      metrics: { enabled: true, host: '127.0.0.1', port: o.metricsPort },
+      log: { level: 'info' },
+    }), { mode: 0o600 });
+    const logPath = join(dir, 'daemon.log');
+    const log = openSync(logPath, 'w');
+    const env = { ...process.env };
+    delete env.NODE_OPTIONS;
+    const child = spawn(process.execPath, [...(o.nodeArgs ?? []), FSGUARD, 'run', '--config', configPath], { stdio: ['ignore', log, log], env });
+    closeSync(log);
+    return new Daemon(child, o.metricsPort, logPath);
+  }
+
+  get pid(): number {
+    return this.child.pid!;
+  }
+
+  /** The daemon's metrics, summed over labels: name → value. */
+  metrics(): Promise<Map<string, number>> {
+    return new Promise((resolve, reject) => {
+      const req = get({ host: '127.0.0.1', port: this.metricsPort, path: '/metrics', agent: false }, (res) => {
+        let text = '';
+        res.setEncoding('utf8').on('data', (d: string) => { text += d; }).on('end', () => {
+          const out = new Map<string, number>();
+          for (const line of text.split('\n')) {
+            if (line.startsWith('#') || line === '') continue;
+            const m = /^([a-zA-Z_:][\w:]*)(?:\{[^}]*\})? (\S+)$/.exec(line);
+            if (m) out.set(m[1]!, (out.get(m[1]!) ?? 0) + Number(m[2]));
+          }
+          resolve(out);
+        });
+      });
+      req.on('error', reject);
+    });
+  }
+
+  async metric(name: string): Promise<number> {
+    return (await this.metrics()).get(name) ?? 0;
+  }
+
+  /** Waits until the daemon is subscribed and serving metrics. */
+  async ready(timeoutMs = 20_000): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      try {
+        if ((await this.metric('fsguard_esl_connected')) === 1) return;
+      } catch { /* not listening yet */ }
+      if (this.child.exitCode !== null || Date.now() > deadline) {
+        throw new Error(`daemon not ready (exit ${this.child.exitCode}); log:\n${readFileSync(this.logPath, 'utf8').slice(-2000)}`);
+      }
+      await sleep(50);
+    }
+  }
+
+  /**
+   * Polls until events_total reaches `count` or the deadline passes (a slow daemon must not
+   * stretch the benchmark past its time budget); `atNs` is when the last poll saw `seen`.
+   */
+  async waitForEvents(count: number, pollMs: number, timeoutMs: number): Promise<{ done: boolean; seen: number; atNs: number }> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const seen = await this.metric('fsguard_events_total');
+      const atNs = nowNs();
+      if (seen >= count) return { done: true, seen, atNs };
+      if (Date.now() > deadline) return { done: false, seen, atNs };
+      await sleep(pollMs);
+    }
+  }
+
+  async stop(): Promise<void> {
+    if (this.child.exitCode !== null) return;
+    const exited = new Promise((resolve) => this.child.once('exit', resolve));
+    this.child.kill('SIGTERM');
+    const timer = setTimeout(() => this.child.kill('SIGKILL'), 10_000);
+    await exited;
+    clearTimeout(timer);
+  }
+}
+
+// ---- the kernel's side ---------------------------------------------------------------------
+
+export function nft(args: readonly string[]): { status: number; stdout: string; stderr: string } {
+  const r = spawnSync('nft', args, { encoding: 'utf8', maxBuffer: 512 * 1024 * 1024 });
+  return { status: r.status ?? 1, stdout: r.stdout ?? '', stderr: r.stderr ?? '' };
+}
+
+/** Number of elements in a set (0 when the set or table is missing). */
+export function setSize(table: string, set: string): number {
+  const r = nft(['-j', 'list', 'set', 'inet', table, set]);
+  if (r.status !== 0) return 0;
+  const doc = JSON.parse(r.stdout) as { nftables: Array<{ set?: { elem?: unknown[] } }> };
+  return doc.nftables.reduce((n, o) => n + (o.set?.elem?.length ?? 0), 0);
+}
+
+/** True when the element is in the set now (`nft get element`: one lookup, not a listing). */
+export function hasElement(table: string, set: string, key: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const child = spawn('nft', ['get', 'element', 'inet', table, set, `{ ${key} }`], { stdio: 'ignore' });
+    child.on('exit', (code) => resolve(code === 0));
+    child.on('error', () => resolve(false));
+  });
+}
+
+export function deleteTable(table: string): void {
+  nft(['delete', 'table', 'inet', table]);
+}
+
+/**
+ * `nft monitor new elements`: the hrtime at which each address first showed up in a set
+ * (the kernel's netlink notification, read as soon as nft prints it).
+ */
+export class ElementMonitor {
+  readonly firstSeen = new Map<string, number>();
+  private readonly child: ChildProcess;
+
+  constructor(table: string) {
+    this.child = spawn('stdbuf', ['-oL', 'nft', 'monitor', 'new', 'elements'], { stdio: ['ignore', 'pipe', 'ignore'] });
+    createInterface({ input: this.child.stdout! }).on('line', (line) => {
+      const t = nowNs();
+      if (process.env.FSGUARD_BENCH_DEBUG) process.stderr.write(`monitor: ${line}\n`);
+      // `add element …`, or `create element …` for elements written with create.
+      if (!/^(?:add|create) element inet /.test(line) || !line.includes(` inet ${table} `)) return;
+      const m = /\{ ([0-9a-f.:]+)[ /]/.exec(line);
+      if (m && !this.firstSeen.has(m[1]!)) this.firstSeen.set(m[1]!, t);
+    });
+  }
+
+  stop(): void {
+    this.child.kill('SIGTERM');
+  }
+}
+
+export function percentile(sorted: readonly number[], p: number): number {
+  if (sorted.length === 0) return NaN;
+  const i = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1));
+  return sorted[i]!;
+}
