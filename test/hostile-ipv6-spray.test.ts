@@ -22,9 +22,10 @@ const MB = 1024 * 1024;
 const hex = (n: number): string => n.toString(16);
 
 t.test('1,000,000 single-use IPv6 addresses: state within the configured caps, memory flat, the /64 banned', { timeout: 300_000 }, async (t) => {
-  // Caps a fifth of the shipped ones: the same code paths, in a CI-friendly time (the policy
-  // spends ~30 µs per new source once a cap is reached; the shipped caps take ~80 s here).
-  const settings = { ...DEFAULT_POLICY_SETTINGS, maxTrackedSources: 20_000, maxLegitimateSources: 10_000, maxTrackedPrefixes: 5_000 };
+  // Configured caps well below the shipped ones: the same code paths in a CI-friendly time
+  // (once a cap is reached the policy spends ~20-80 µs per new source, more with bigger caps:
+  // the shipped caps take ~80 s for a million here, see docs/threat-model.md, known limits).
+  const settings = { ...DEFAULT_POLICY_SETTINGS, maxTrackedSources: 5_000, maxLegitimateSources: 2_000, maxTrackedPrefixes: 1_000 };
   const caps = settings.maxTrackedSources + settings.maxLegitimateSources + settings.maxTrackedPrefixes;
   const policy = createPolicy(settings);
   const rng = new Rng(0x1f6);
@@ -77,8 +78,8 @@ t.test('1,000,000 single-use IPv6 addresses: state within the configured caps, m
   // Once the caps are reached, memory stops growing: compare the middle with the end.
   const mid = samples[4] ?? end;
   t.ok(end - mid < 48 * MB, `heap flat once capped: +${((end - mid) / MB).toFixed(1)} MB over the last 500k`);
-  t.ok(end - baseline < 120 * MB, `heap bounded by the caps (+${((end - baseline) / MB).toFixed(0)} MB for ${caps} entries)`);
-  t.ok(rssGrowth < 300 * MB, `RSS growth bounded (+${(rssGrowth / MB).toFixed(0)} MB)`);
+  t.ok(end - baseline < 64 * MB, `heap bounded by the caps (+${((end - baseline) / MB).toFixed(0)} MB for ${caps} entries)`);
+  t.ok(rssGrowth < 200 * MB, `RSS growth bounded (+${(rssGrowth / MB).toFixed(0)} MB)`);
 });
 
 function rssOf(pid: number): number {
