@@ -195,7 +195,10 @@ t.test('transient nft failures are retried, counted, and never drop a ban', netn
   const wrapper = join(dir, 'nft');
   // Fails the runs that write elements while the counter is > 0, as the kernel does under
   // memory pressure (EAGAIN / ENOBUFS); every other run goes to the real nft.
+  // No interactive mode (\`nft -i\`): a runner that prefers it must fall back to one
+  // process per transaction, where the failures are injected.
   writeFileSync(wrapper, `#!/bin/sh
+if [ "$2" = "-i" ]; then echo "Error: interactive mode not available here" >&2; exit 1; fi
 [ "$2" = "-f" ] || exec nft "$@"
 in=$(mktemp)
 cat > "$in"
