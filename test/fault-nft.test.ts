@@ -70,8 +70,8 @@ t.test('nft flush ruleset: table, sets, chain and every ban back within 2 s with
   nftCli(['flush', 'ruleset']);
   await restoredWithin2s(t, table, before, flushedAt);
   // (Restoring is quicker than a test can look, so the flush is proven by the daemon's reaction.)
-  const restoring = daemon.lines.slice(linesBefore).find((l) => /restoring every ban/.test(l.msg ?? ''));
-  t.ok(restoring && (restoring.bans as number) >= before.size, `the flush removed the table and fsguard restored ${String(restoring?.bans)} bans`);
+  const restoring = await daemon.waitForLog('restoring line', (l) => daemon.lines.indexOf(l) >= linesBefore && /restoring every ban/.test(l.msg ?? ''), 5000);
+  t.ok((restoring.bans as number) >= before.size, `the flush removed the table and fsguard restored ${String(restoring.bans)} bans`);
   t.same(chainRules(table, 'input'), rulesBefore, 'the drop rules are back, the same');
   t.match(kernelElements(table, 'banned6net').find((e) => e.key === '2001:db8:bad:1::/64')?.comment ?? '', /rule=manual/, 'the manual ban keeps its comment');
   await sleep(1500);
@@ -106,8 +106,8 @@ table inet ${admin} {
   const reloadedAt = Date.now();
   nftCli(['-f', conf]);
   await restoredWithin2s(t, table, before, reloadedAt);
-  const restoring = daemon.lines.slice(linesBefore).find((l) => /restoring every ban/.test(l.msg ?? ''));
-  t.ok(restoring && (restoring.bans as number) >= before.size, `the reload removed fsguard's table and fsguard restored ${String(restoring?.bans)} bans`);
+  const restoring = await daemon.waitForLog('restoring line', (l) => daemon.lines.indexOf(l) >= linesBefore && /restoring every ban/.test(l.msg ?? ''), 5000);
+  t.ok((restoring.bans as number) >= before.size, `the reload removed fsguard's table and fsguard restored ${String(restoring.bans)} bans`);
   t.ok(chainRules(table, 'input').length > 0, 'fsguard\'s drop rules are back');
   t.match(nftCli(['list', 'table', 'inet', admin]), /tcp dport 22 accept/, 'the admin\'s own table is left alone');
   t.ok(daemon.running);
