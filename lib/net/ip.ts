@@ -59,35 +59,55 @@ function parseV6Groups(input: string): number[] | null {
     if (!v4) return null;
     s = `${s.slice(0, lastColon + 1)}${((v4[0]! << 8) | v4[1]!).toString(16)}:${((v4[2]! << 8) | v4[3]!).toString(16)}`;
   }
-  const dbl = s.indexOf('::');
-  if (dbl !== -1 && s.indexOf('::', dbl + 1) !== -1) return null;
-  const parseList = (part: string): number[] | null => {
-    if (part === '') return [];
-    const groups = part.split(':');
-    const out: number[] = [];
-    for (const g of groups) {
-      if (g.length < 1 || g.length > 4 || !/^[0-9a-fA-F]+$/.test(g)) return null;
-      out.push(parseInt(g, 16));
-    }
-    return out;
-  };
-  const want = 8;
-  let groups: number[];
-  if (dbl === -1) {
-    const all = parseList(s);
-    if (!all || all.length !== want) return null;
-    groups = all;
-  } else {
-    const head = parseList(s.slice(0, dbl));
-    const rest = parseList(s.slice(dbl + 2));
-    if (!head || !rest || head.length + rest.length > want - 1) return null;
-    groups = [...head, ...new Array<number>(want - head.length - rest.length).fill(0), ...rest];
+  // One pass over the characters (no split, regex or temporary arrays: this runs for every
+  // IPv6 event): groups of 1-4 hex digits separated by ':', at most one '::'.
+  const n = s.length;
+  const groups: number[] = [];
+  let gap = -1;
+  let i = 0;
+  if (s.charCodeAt(0) === 58 /* : */) {
+    if (s.charCodeAt(1) !== 58) return null;
+    gap = 0;
+    i = 2;
   }
-  return groups;
+  while (i < n) {
+    let v = 0;
+    let width = 0;
+    for (; i < n; i++) {
+      const c = s.charCodeAt(i);
+      const d = c >= 48 && c <= 57 ? c - 48 : c >= 97 && c <= 102 ? c - 87 : c >= 65 && c <= 70 ? c - 55 : -1;
+      if (d < 0) break;
+      v = v * 16 + d;
+      width++;
+    }
+    if (width === 0 || width > 4 || groups.length === 8) return null;
+    groups.push(v);
+    if (i === n) break;
+    if (s.charCodeAt(i) !== 58) return null;
+    i++;
+    if (i === n) return null; // a trailing single ':'
+    if (s.charCodeAt(i) === 58) {
+      if (gap !== -1) return null;
+      gap = groups.length;
+      i++;
+    }
+  }
+  if (gap === -1) return groups.length === 8 ? groups : null;
+  if (groups.length > 7) return null;
+  const zeros = 8 - groups.length;
+  const out: number[] = [];
+  for (let k = 0; k < gap; k++) out.push(groups[k]!);
+  for (let k = 0; k < zeros; k++) out.push(0);
+  for (let k = gap; k < groups.length; k++) out.push(groups[k]!);
+  return out;
 }
 
-/** RFC 5952 text for 8 groups: lower case, longest run (>1) of zero groups compressed. */
-function formatV6(groups: readonly number[]): string {
+/**
+ * RFC 5952 text for 8 groups: lower case, longest run (>1) of zero groups compressed, `suffix`
+ * appended. Built by one join, so the result is a flat string, not a rope of concatenations
+ * (the policy keeps these as Map keys for every tracked source).
+ */
+function formatV6(groups: readonly number[], suffix = ''): string {
   let bestStart = -1;
   let bestLen = 1;
   for (let i = 0; i < 8; ) {
@@ -97,9 +117,18 @@ function formatV6(groups: readonly number[]): string {
     if (j - i > bestLen) { bestStart = i; bestLen = j - i; }
     i = j;
   }
-  const hex = groups.map((g) => g.toString(16));
-  if (bestStart === -1) return hex.join(':');
-  return `${hex.slice(0, bestStart).join(':')}::${hex.slice(bestStart + bestLen).join(':')}`;
+  const parts: string[] = [];
+  if (bestStart === -1) {
+    for (let i = 0; i < 8; i++) parts.push(groups[i]!.toString(16));
+  } else {
+    for (let i = 0; i < bestStart; i++) parts.push(groups[i]!.toString(16));
+    if (bestStart === 0) parts.push('');
+    parts.push('');
+    if (bestStart + bestLen === 8) parts.push('');
+    for (let i = bestStart + bestLen; i < 8; i++) parts.push(groups[i]!.toString(16));
+  }
+  if (suffix !== '') parts[parts.length - 1] += suffix;
+  return parts.join(':');
 }
 
 function v6Groups(value: bigint): number[] {
@@ -188,7 +217,10 @@ export function makeCidr(family: IpFamily, value: bigint, prefixLength: number):
 }
 
 export function cidrContainsIp(cidr: Cidr, addr: IpAddress): boolean {
-  return cidr.family === addr.family && (ipValue(addr) & maskOf(cidr.family, cidr.prefixLength)) === cidr.value;
+  if (cidr.family !== addr.family) return false;
+  // Canonical texts: a full-length prefix contains exactly the address with the same text.
+  if (cidr.prefixLength === (cidr.family === 4 ? 32 : 128)) return cidr.network === addr.text;
+  return (ipValue(addr) & maskOf(cidr.family, cidr.prefixLength)) === cidr.value;
 }
 
 export function cidrContainsCidr(outer: Cidr, inner: Cidr): boolean {
@@ -209,6 +241,6 @@ export function ipv6PrefixText(addr: IpAddress, prefixLength: number): string {
   if (!g) throw new Error(`not IPv6: ${addr.text}`);
   const keep = Math.floor(prefixLength / 16);
   const rem = prefixLength % 16;
-  const out = g.map((x, i) => (i < keep ? x : i === keep && rem ? x & (0xffff << (16 - rem)) & 0xffff : 0));
-  return `${formatV6(out)}/${prefixLength}`;
+  for (let i = keep; i < 8; i++) g[i] = i === keep && rem ? g[i]! & (0xffff << (16 - rem)) & 0xffff : 0;
+  return formatV6(g, `/${prefixLength}`);
 }

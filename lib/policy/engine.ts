@@ -36,6 +36,14 @@ const PREFIX_USER_CAP = 256;
 const COUNTED_CALL_IDS = 64;
 /** Size of the user-agent → is-scanner memo (cleared when full, so a UA flood cannot grow it). */
 const UA_MEMO_CAP = 4096;
+/**
+ * A full LRU map is cut to this fraction of its cap at once: finding a Map's oldest entry walks
+ * over the holes earlier deletions left at its front, so evicting one entry per insert cost
+ * O(cap) per new source under a spray (40 % of the CPU); one pass per cap/10 inserts is O(1) each.
+ */
+const EVICT_TO_FRACTION = 0.9;
+/** Idle entries are looked for at the old end of each LRU map once per this many inserts. */
+const IDLE_CHECK_INSERTS = 1024;
 
 const EMPTY_OUTPUT: PolicyOutput = Object.freeze({ bans: Object.freeze([]) as readonly BanDecision[], alerts: Object.freeze([]) as readonly PolicyAlert[] });
 
@@ -96,7 +104,6 @@ interface UserRecord {
 
 /** Evidence shared by hosts and prefixes. */
 abstract class EvidenceState {
-  live = true;
   lruUs = 0;
   firstSeenUs = 0;
   lastSeenUs = 0;
@@ -114,8 +121,9 @@ abstract class EvidenceState {
   unansLong: WindowCounter | null = null;
   /** First attack-tool user agent seen (empty if none). */
   scannerUa = '';
-  userSample: string[] = [];
-  agentSample: string[] = [];
+  /** Allocated on the first sample: most sprayed sources never need more than one. */
+  userSample: string[] | null = null;
+  agentSample: string[] | null = null;
   lastNearMissUs = -Infinity;
   /** Bumped on every change (explain prints the state after each change). */
   version = 0;
@@ -123,11 +131,17 @@ abstract class EvidenceState {
   constructor(readonly key: string) {}
 
   sampleUser(user: string): void {
-    if (user && this.userSample.length < SAMPLE_USERS && !this.userSample.includes(user)) this.userSample.push(user);
+    if (user === '') return;
+    const a = this.userSample;
+    if (a === null) this.userSample = [user];
+    else if (a.length < SAMPLE_USERS && !a.includes(user)) a.push(user);
   }
 
   sampleAgent(ua: string): void {
-    if (ua && this.agentSample.length < SAMPLE_AGENTS && !this.agentSample.includes(ua)) this.agentSample.push(ua);
+    if (ua === '') return;
+    const a = this.agentSample;
+    if (a === null) this.agentSample = [ua];
+    else if (a.length < SAMPLE_AGENTS && !a.includes(ua)) a.push(ua);
   }
 
   resetEvidence(): void {
@@ -146,15 +160,27 @@ class SourceState extends EvidenceState {
   /** Answered at least one challenge: its packets are not forged. */
   answered = false;
   /** IPv6 only: the prefix this host aggregates into. */
-  prefix: PrefixState | null = null;
-  readonly prefixKey: string | null;
-  /** Challenges awaiting an answer: call-id → challenge time. */
-  pending: Map<string, number> | null = null;
   /**
-   * Call-ids already counted unanswered: a REGISTER whose 401 is lost is retransmitted with the
-   * same call-id for up to 32 s (and re-sent with it at the next refresh); it counts once.
+   * The PrefixState.serial of the prefix this host was last linked to (0: never). The host
+   * finds its prefix by key: a reference would keep evicted prefixes alive (under a spray of
+   * /64s every tracked host held its own evicted prefix: 100,000 prefixes for a cap of 20,000).
    */
-  counted: Set<string> | null = null;
+  prefixSerial = 0;
+  readonly prefixKey: string | null;
+  /**
+   * Challenges awaiting an answer, call-id → sequence number in the ChallengeQueue (which has
+   * the time), in arrival order. Most sources have at most one at a time: it is kept inline,
+   * and a Map is allocated only for a second one.
+   */
+  private pendingId: string | null = null;
+  private pendingSeq = 0;
+  private pendingMore: Map<string, number> | null = null;
+  /**
+   * Call-ids already counted unanswered (oldest first, at most COUNTED_CALL_IDS): a REGISTER
+   * whose 401 is lost is retransmitted with the same call-id for up to 32 s (and re-sent with it
+   * at the next refresh); it counts once.
+   */
+  counted: string[] | null = null;
   users: Map<string, UserRecord> | null = null;
   failingUsers = 0;
   succeededUsers = 0;
@@ -170,7 +196,7 @@ class SourceState extends EvidenceState {
   runCount = 0;
   runLastUs = 0;
 
-  constructor(readonly address: IpAddress, prefixKey: string | null) {
+  constructor(address: IpAddress, prefixKey: string | null) {
     super(address.text);
     this.prefixKey = prefixKey;
   }
@@ -179,9 +205,64 @@ class SourceState extends EvidenceState {
     return this.provenUntilUs > nowUs;
   }
 
+  pendingSize(): number {
+    return this.pendingMore !== null ? this.pendingMore.size : this.pendingId !== null ? 1 : 0;
+  }
+
+  /** Queue sequence number of a pending challenge, or -1. */
+  pendingSeqOf(callId: string): number {
+    if (this.pendingMore !== null) {
+      const v = this.pendingMore.get(callId);
+      return v === undefined ? -1 : v;
+    }
+    return this.pendingId === callId ? this.pendingSeq : -1;
+  }
+
+  pendingAdd(callId: string, seq: number): void {
+    if (this.pendingMore !== null) this.pendingMore.set(callId, seq);
+    else if (this.pendingId === null) { this.pendingId = callId; this.pendingSeq = seq; }
+    else {
+      this.pendingMore = new Map([[this.pendingId, this.pendingSeq], [callId, seq]]);
+      this.pendingId = null;
+    }
+  }
+
+  pendingDelete(callId: string): void {
+    if (this.pendingMore !== null) this.pendingMore.delete(callId);
+    else if (this.pendingId === callId) this.pendingId = null;
+  }
+
+  /** Sequence number of the oldest pending challenge, or -1. */
+  pendingOldestSeq(): number {
+    if (this.pendingMore !== null) {
+      for (const v of this.pendingMore.values()) return v;
+      return -1;
+    }
+    return this.pendingId !== null ? this.pendingSeq : -1;
+  }
+
+  /** Every pending challenge's sequence number (eviction hands them to the queue as orphans). */
+  pendingSeqs(): number[] {
+    if (this.pendingMore !== null) return [...this.pendingMore.values()];
+    return this.pendingId !== null ? [this.pendingSeq] : [];
+  }
+
+  pendingClear(): void {
+    this.pendingId = null;
+    if (this.pendingMore !== null) this.pendingMore.clear();
+  }
+
+  /** Remembers a call-id as counted unanswered, forgetting the oldest beyond COUNTED_CALL_IDS. */
+  noteCounted(callId: string): void {
+    const c = this.counted;
+    if (c === null) { this.counted = [callId]; return; }
+    if (c.length >= COUNTED_CALL_IDS) c.shift();
+    c.push(callId);
+  }
+
   override resetEvidence(): void {
     super.resetEvidence();
-    if (this.pending) this.pending.clear();
+    this.pendingClear();
     this.counted = null;
     if (this.users) {
       for (const [u, r] of this.users) {
@@ -196,29 +277,53 @@ class SourceState extends EvidenceState {
 }
 
 class PrefixState extends EvidenceState {
+  /** Tells this prefix from an earlier one of the same key that was evicted. */
+  serial = 0;
   /** Latest legitimacy of any host inside: a proven prefix is never banned as a whole. */
   provenUntilUs = 0;
-  readonly addresses = new Set<string>();
+  /** The sets are allocated on first use: under a spray most prefixes see one address. */
+  private addresses: Set<string> | null = null;
   addressCount = 0;
-  readonly scannerAddresses = new Set<string>();
-  readonly failingUsers = new Set<string>();
+  private scannerAddresses: Set<string> | null = null;
+  private failingUsers: Set<string> | null = null;
+  private cidrValue: Cidr | null = null;
 
-  constructor(key: string, readonly cidr: Cidr) {
-    super(key);
+  /** Parsed when first needed (a ban, explain): most prefixes are never banned. */
+  get cidr(): Cidr {
+    return (this.cidrValue ??= parseCidr(this.key)!);
   }
 
   noteAddress(addr: string): void {
-    if (this.addresses.has(addr)) return;
+    const a = this.addresses;
+    if (a === null) { this.addresses = new Set([addr]); this.addressCount++; return; }
+    if (a.has(addr)) return;
     this.addressCount++;
-    if (this.addresses.size < PREFIX_ADDRESS_CAP) this.addresses.add(addr);
+    if (a.size < PREFIX_ADDRESS_CAP) a.add(addr);
+  }
+
+  noteScannerAddress(addr: string): void {
+    (this.scannerAddresses ??= new Set()).add(addr);
+  }
+
+  get scannerAddressCount(): number {
+    return this.scannerAddresses !== null ? this.scannerAddresses.size : 0;
+  }
+
+  noteFailingUser(user: string): void {
+    if (this.failingUsers === null) this.failingUsers = new Set([user]);
+    else if (this.failingUsers.size < PREFIX_USER_CAP) this.failingUsers.add(user);
+  }
+
+  get failingUserCount(): number {
+    return this.failingUsers !== null ? this.failingUsers.size : 0;
   }
 
   override resetEvidence(): void {
     super.resetEvidence();
-    this.addresses.clear();
+    this.addresses = null;
     this.addressCount = 0;
-    this.scannerAddresses.clear();
-    this.failingUsers.clear();
+    this.scannerAddresses = null;
+    this.failingUsers = null;
   }
 }
 
@@ -281,42 +386,107 @@ interface Sink {
   alerts: PolicyAlert[] | null;
 }
 
-/** A FIFO of challenges awaiting an answer, in arrival order, across all sources. */
+/**
+ * A FIFO of challenges awaiting an answer, in arrival order, across all sources: a ring of
+ * parallel arrays indexed by a sequence number. It holds the source's key, not its state, so an
+ * evicted source is not kept alive by its pending challenges (under a spray at 100,000 events/s
+ * that kept 150,000 evicted sources and their prefixes in memory, beyond every cap). A source
+ * that is evicted hands its still-pending challenges over as orphans: they count for its prefix.
+ */
 class ChallengeQueue {
-  private states: (SourceState | null)[] = [];
-  private callIds: string[] = [];
-  private times: number[] = [];
-  private head = 0;
+  private keys: (string | null)[] = new Array<string | null>(1024).fill(null);
+  private callIds: (string | null)[] = new Array<string | null>(1024).fill(null);
+  /** For orphans: the prefix the evicted source belonged to ('' when it counts for nothing). */
+  private orphans: (string | null)[] = new Array<string | null>(1024).fill(null);
+  private times = new Float64Array(1024);
+  private mask = 1023;
+  /** Ring index and sequence number of the oldest entry. */
+  private headIdx = 0;
+  private headSeq = 0;
+  private count = 0;
 
   get length(): number {
-    return this.states.length - this.head;
+    return this.count;
   }
 
-  push(state: SourceState, callId: string, timeUs: number): void {
-    this.states.push(state);
-    this.callIds.push(callId);
-    this.times.push(timeUs);
+  /** Appends a challenge; returns its sequence number. */
+  push(key: string, callId: string, timeUs: number): number {
+    if (this.count > this.mask) this.grow();
+    const i = (this.headIdx + this.count) & this.mask;
+    this.keys[i] = key;
+    this.callIds[i] = callId;
+    this.orphans[i] = null;
+    this.times[i] = timeUs;
+    return this.headSeq + this.count++;
+  }
+
+  private grow(): void {
+    const cap = (this.mask + 1) * 2;
+    const keys = new Array<string | null>(cap).fill(null);
+    const callIds = new Array<string | null>(cap).fill(null);
+    const orphans = new Array<string | null>(cap).fill(null);
+    const times = new Float64Array(cap);
+    for (let k = 0; k < this.count; k++) {
+      const i = (this.headIdx + k) & this.mask;
+      keys[k] = this.keys[i] ?? null;
+      callIds[k] = this.callIds[i] ?? null;
+      orphans[k] = this.orphans[i] ?? null;
+      times[k] = this.times[i]!;
+    }
+    this.keys = keys;
+    this.callIds = callIds;
+    this.orphans = orphans;
+    this.times = times;
+    this.mask = cap - 1;
+    this.headIdx = 0;
+  }
+
+  private index(seq: number): number {
+    const d = seq - this.headSeq;
+    return d >= 0 && d < this.count ? (this.headIdx + d) & this.mask : -1;
+  }
+
+  /** Time of a queued challenge (every pending challenge is still queued). */
+  timeOf(seq: number): number {
+    const i = this.index(seq);
+    return i < 0 ? 0 : this.times[i]!;
+  }
+
+  /** The source of this challenge was evicted: it counts for `prefixKey` ('' for nothing). */
+  orphan(seq: number, prefixKey: string): void {
+    const i = this.index(seq);
+    if (i >= 0) this.orphans[i] = prefixKey;
   }
 
   oldestTime(): number {
-    return this.times[this.head]!;
+    return this.times[this.headIdx]!;
   }
 
-  /** Pops the oldest; returns its state, callId and time through the callback arguments. */
-  pop(visit: (state: SourceState, callId: string, timeUs: number) => void): void {
-    const i = this.head;
-    const state = this.states[i]!;
-    const callId = this.callIds[i]!;
-    const time = this.times[i]!;
-    this.states[i] = null;
-    this.head++;
-    if (this.head > 4096 && this.head * 2 > this.states.length) {
-      this.states = this.states.slice(this.head);
-      this.callIds = this.callIds.slice(this.head);
-      this.times = this.times.slice(this.head);
-      this.head = 0;
-    }
-    visit(state, callId, time);
+  oldestSeq(): number {
+    return this.headSeq;
+  }
+
+  oldestKey(): string {
+    return this.keys[this.headIdx]!;
+  }
+
+  oldestCallId(): string {
+    return this.callIds[this.headIdx]!;
+  }
+
+  /** The prefix key an orphaned oldest entry counts for ('' none), or null if not orphaned. */
+  oldestOrphan(): string | null {
+    return this.orphans[this.headIdx] ?? null;
+  }
+
+  dropOldest(): void {
+    const i = this.headIdx;
+    this.keys[i] = null;
+    this.callIds[i] = null;
+    this.orphans[i] = null;
+    this.headIdx = (i + 1) & this.mask;
+    this.headSeq++;
+    this.count--;
   }
 }
 
@@ -371,7 +541,11 @@ export class RatePolicy implements Policy {
   private youngestProven: SourceState | null = null;
   private youngestPrefix: PrefixState | null = null;
   private sink: Sink = { bans: null, alerts: null };
-  private readonly onExpire = (state: SourceState, callId: string, timeUs: number): void => this.expireChallenge(state, callId, timeUs);
+  /** Inserts into each LRU map since its old end was last looked at for idle entries. */
+  private unprovenInserts = 0;
+  private provenInserts = 0;
+  private prefixInserts = 0;
+  private prefixSerials = 0;
 
   constructor(
     settings: PolicySettings,
@@ -402,7 +576,7 @@ export class RatePolicy implements Policy {
     const s = this.sourceState(event.source, now);
     if (s.allowed) return this.flush();
     if (s.bannedUntilUs > now) return this.flush();
-    const p = s.prefix !== null && s.prefix.live ? s.prefix : (s.prefixKey !== null ? this.prefixState(s, now) : null);
+    const p = s.prefixKey !== null ? (this.linkedPrefix(s) ?? this.prefixState(s, now)) : null;
     if (p !== null && p.bannedUntilUs > now) return this.flush();
     this.record(s, p, event, rs, now);
     return this.flush();
@@ -504,7 +678,7 @@ export class RatePolicy implements Policy {
         challenges: host.challenges,
         answeredFailures: host.answeredFailures,
         successes: host.successes,
-        pendingChallenges: host.pending ? host.pending.size : 0,
+        pendingChallenges: host.pendingSize(),
         failingUsers: host.failingUsers,
         succeededUsers: host.succeededUsers,
         addresses: 1,
@@ -529,7 +703,7 @@ export class RatePolicy implements Policy {
       answeredFailures: p.answeredFailures,
       successes: p.successes,
       pendingChallenges: 0,
-      failingUsers: p.failingUsers.size,
+      failingUsers: p.failingUserCount,
       succeededUsers: 0,
       addresses: p.addressCount,
       scannerUserAgent: p.scannerUa,
@@ -572,7 +746,10 @@ export class RatePolicy implements Policy {
     if (ban && ban.untilUs > now) { s.bannedUntilUs = ban.untilUs; s.bannedRule = ban.rule; }
     this.unproven.set(key, s);
     this.youngestUnproven = s;
-    this.evict(this.unproven, this.base.raw.maxTrackedSources, now);
+    if (this.unproven.size > this.base.raw.maxTrackedSources || ++this.unprovenInserts >= IDLE_CHECK_INSERTS) {
+      this.unprovenInserts = 0;
+      this.evict(this.unproven, this.base.raw.maxTrackedSources, now);
+    }
     return s;
   }
 
@@ -580,14 +757,17 @@ export class RatePolicy implements Policy {
     const key = s.prefixKey!;
     let p = this.prefixes.get(key);
     if (p === undefined) {
-      const cidr = parseCidr(key)!;
-      p = new PrefixState(key, cidr);
+      p = new PrefixState(key);
+      p.serial = ++this.prefixSerials;
       p.firstSeenUs = now;
       p.lruUs = now;
       const ban = this.activeBans.get(key);
       if (ban && ban.untilUs > now) { p.bannedUntilUs = ban.untilUs; p.bannedRule = ban.rule; }
       this.prefixes.set(key, p);
-      this.evict(this.prefixes, this.base.raw.maxTrackedPrefixes, now);
+      if (this.prefixes.size > this.base.raw.maxTrackedPrefixes || ++this.prefixInserts >= IDLE_CHECK_INSERTS) {
+        this.prefixInserts = 0;
+        this.evict(this.prefixes, this.base.raw.maxTrackedPrefixes, now);
+      }
     } else if (this.youngestPrefix !== p) {
       this.prefixes.delete(key);
       this.prefixes.set(key, p);
@@ -595,22 +775,32 @@ export class RatePolicy implements Policy {
     this.youngestPrefix = p;
     p.lruUs = now;
     if (s.provenUntilUs > p.provenUntilUs) p.provenUntilUs = s.provenUntilUs;
-    s.prefix = p;
+    s.prefixSerial = p.serial;
     return p;
   }
 
-  /** Drops the least recently seen entries beyond `cap`, and idle ones at the old end. */
+  /**
+   * Over `cap`: drops the least recently seen entries down to EVICT_TO_FRACTION of it. Then (and
+   * every IDLE_CHECK_INSERTS inserts) drops the idle entries at the old end. One pass over the
+   * map's front per call, not per insert (see EVICT_TO_FRACTION).
+   */
   private evict<T extends EvidenceState>(map: Map<string, T>, cap: number, now: number): void {
     const idleUs = this.base.longWindowUs;
-    let checked = 0;
+    const target = map.size > cap ? cap - Math.max(1, Math.floor(cap * (1 - EVICT_TO_FRACTION))) : Infinity;
     for (const [k, v] of map) {
-      const over = map.size > cap;
-      const idle = now - v.lruUs > idleUs && v.bannedUntilUs <= now && !(v instanceof SourceState && v.isProven(now));
-      if (!over && !(idle && checked < 2)) break;
+      const over = map.size > target;
+      if (!over && !(now - v.lruUs > idleUs && v.bannedUntilUs <= now && !(v instanceof SourceState && v.isProven(now)))) break;
       map.delete(k);
-      v.live = false;
-      checked++;
+      if (v instanceof SourceState) this.released(v, now);
     }
+  }
+
+  /** An evicted source's pending challenges become orphans that count for its prefix. */
+  private released(s: SourceState, now: number): void {
+    if (s.pendingSize() === 0) return;
+    const prefixKey = s.prefixKey !== null && !s.isProven(now) ? s.prefixKey : '';
+    for (const seq of s.pendingSeqs()) this.queue.orphan(seq, prefixKey);
+    s.pendingClear();
   }
 
   private prove(s: SourceState, atUs: number, rs: RuleSettings): void {
@@ -621,10 +811,13 @@ export class RatePolicy implements Policy {
       this.unproven.delete(s.key);
       this.proven.set(s.key, s);
       this.youngestProven = s;
-      this.evict(this.proven, this.base.raw.maxLegitimateSources, this.nowUs);
+      if (this.proven.size > this.base.raw.maxLegitimateSources || ++this.provenInserts >= IDLE_CHECK_INSERTS) {
+        this.provenInserts = 0;
+        this.evict(this.proven, this.base.raw.maxLegitimateSources, this.nowUs);
+      }
     }
     if (s.prefixKey !== null) {
-      const p = s.prefix !== null && s.prefix.live ? s.prefix : this.prefixState(s, this.nowUs);
+      const p = this.linkedPrefix(s) ?? this.prefixState(s, this.nowUs);
       if (s.provenUntilUs > p.provenUntilUs) p.provenUntilUs = s.provenUntilUs;
     }
   }
@@ -696,7 +889,7 @@ export class RatePolicy implements Policy {
     if (s.lastUaIsScanner && s.scannerUa === '' && !proven) s.scannerUa = ua;
     if (feedPrefix && s.lastUaIsScanner) {
       if (p.scannerUa === '') p.scannerUa = ua;
-      p.scannerAddresses.add(s.key);
+      p.noteScannerAddress(s.key);
       p.noteAddress(s.key);
       p.sampleAgent(ua);
     }
@@ -707,24 +900,22 @@ export class RatePolicy implements Policy {
         s.sampleUser(e.fromUser);
         if (feedPrefix) { p.challenges++; p.sampleUser(e.fromUser); }
         const callId = e.callId !== '' ? e.callId : `\u0000${e.fromUser}\u0000${e.toUser}`;
-        if (s.pending === null) s.pending = new Map();
         // A retransmission (the 401 was lost) or a re-challenge keeps one pending entry.
-        if (!s.pending.has(callId) && (s.counted === null || !s.counted.has(callId))) {
+        if (s.pendingSeqOf(callId) < 0 && (s.counted === null || !s.counted.includes(callId))) {
           if (e.fromUser === s.runUser && e.timeUs - s.runLastUs <= this.answerTimeoutUs) s.runCount++;
           else { s.runUser = e.fromUser; s.runCount = 1; }
           s.runLastUs = e.timeUs;
-          if (s.pending.size >= rs.raw.maxPendingChallengesPerSource) {
+          if (s.pendingSize() >= rs.raw.maxPendingChallengesPerSource) {
             this.creditUnanswered(s, now, rs);
           } else {
-            s.pending.set(callId, e.timeUs);
-            this.queue.push(s, callId, e.timeUs);
+            s.pendingAdd(callId, this.queue.push(s.key, callId, e.timeUs));
           }
         }
         break;
       }
       case 'attempt': {
         s.answered = true;
-        if (s.pending !== null && s.pending.size > 0) s.pending.delete(e.callId);
+        s.pendingDelete(e.callId);
         const user = e.authUser !== '' && e.authUser !== 'unknown' ? e.authUser : e.fromUser;
         s.sampleUser(user);
         if (e.result === 'success') {
@@ -752,7 +943,7 @@ export class RatePolicy implements Policy {
         break;
       }
       case 'registered': {
-        if (s.pending !== null && s.pending.size > 0) s.pending.delete(e.callId);
+        s.pendingDelete(e.callId);
         s.successes++;
         this.prove(s, now, rs);
         if (e.authUser) this.userSucceeded(s, e.authUser, ua, now, rs);
@@ -786,7 +977,7 @@ export class RatePolicy implements Policy {
       (p.failShort ??= new WindowCounter()).add(now, rs.shortWindowUs);
       (p.failLong ??= new WindowCounter()).add(now, rs.longWindowUs);
       p.noteAddress(s.key);
-      if (user !== '' && p.failingUsers.size < PREFIX_USER_CAP) p.failingUsers.add(user);
+      if (user !== '') p.noteFailingUser(user);
       p.sampleUser(user);
     }
   }
@@ -795,8 +986,8 @@ export class RatePolicy implements Policy {
     (s.unansShort ??= new WindowCounter()).add(now, rs.shortWindowUs);
     (s.unansLong ??= new WindowCounter()).add(now, rs.longWindowUs);
     s.version++;
-    const p = s.prefix;
-    if (p !== null && p.live && !s.isProven(now)) {
+    const p = this.linkedPrefix(s);
+    if (p !== null && !s.isProven(now)) {
       (p.unansShort ??= new WindowCounter()).add(now, rs.shortWindowUs);
       (p.unansLong ??= new WindowCounter()).add(now, rs.longWindowUs);
       p.noteAddress(s.key);
@@ -805,35 +996,47 @@ export class RatePolicy implements Policy {
   }
 
   private expireChallenges(now: number): void {
+    const q = this.queue;
     const limit = now - this.answerTimeoutUs;
-    while (this.queue.length > 0 && this.queue.oldestTime() < limit) this.queue.pop(this.onExpire);
+    while (q.length > 0 && q.oldestTime() < limit) {
+      const key = q.oldestKey();
+      const callId = q.oldestCallId();
+      const seq = q.oldestSeq();
+      const orphan = q.oldestOrphan();
+      q.dropOldest();
+      if (orphan === null) {
+        const s = this.unproven.get(key) ?? this.proven.get(key);
+        if (s !== undefined && s.pendingSeqOf(callId) === seq) this.expireChallenge(s, callId);
+      } else if (orphan !== '') {
+        this.expireOrphan(key, orphan);
+      }
+    }
   }
 
-  private expireChallenge(s: SourceState, callId: string, timeUs: number): void {
-    if (s.pending === null || s.pending.get(callId) !== timeUs) return;
-    s.pending.delete(callId);
-    const counted = (s.counted ??= new Set());
-    if (counted.size >= COUNTED_CALL_IDS) counted.delete(counted.values().next().value as string);
-    counted.add(callId);
+  private expireChallenge(s: SourceState, callId: string): void {
+    s.pendingDelete(callId);
+    s.noteCounted(callId);
     const now = this.nowUs;
-    if (!s.live) {
-      // The host was evicted (an address spray): its prefix still gets the evidence.
-      const p = s.prefix;
-      if (p === null || !p.live || p.bannedUntilUs > now || s.isProven(now)) return;
-      (p.unansShort ??= new WindowCounter()).add(now, this.base.shortWindowUs);
-      (p.unansLong ??= new WindowCounter()).add(now, this.base.longWindowUs);
-      p.noteAddress(s.key);
-      p.version++;
-      const v = this.prefixVerdict(p, this.base, now);
-      if (v !== null) this.ban(p, v, this.base, now, null);
-      return;
-    }
     if (s.bannedUntilUs > now || s.allowed) return;
-    if (s.prefix !== null && s.prefix.bannedUntilUs > now) return;
+    const p = this.linkedPrefix(s);
+    if (p !== null && p.bannedUntilUs > now) return;
     // Judged with the base settings: the challenge's profile is not kept per pending entry.
     const rs = this.base;
     this.creditUnanswered(s, now, rs);
     this.judge(s, rs, now, null);
+  }
+
+  /** A challenge of an evicted host (an address spray) expired: its prefix still gets the evidence. */
+  private expireOrphan(key: string, prefixKey: string): void {
+    const now = this.nowUs;
+    const p = this.prefixes.get(prefixKey);
+    if (p === undefined || p.bannedUntilUs > now) return;
+    (p.unansShort ??= new WindowCounter()).add(now, this.base.shortWindowUs);
+    (p.unansLong ??= new WindowCounter()).add(now, this.base.longWindowUs);
+    p.noteAddress(key);
+    p.version++;
+    const v = this.prefixVerdict(p, this.base, now);
+    if (v !== null) this.ban(p, v, this.base, now, null);
   }
 
   // ---------------------------------------------------------------- rules
@@ -844,8 +1047,8 @@ export class RatePolicy implements Policy {
       if (v !== null) this.ban(s, v, rs, now, e);
       else this.hostAlerts(s, rs, now, e);
     }
-    const p = s.prefix;
-    if (p !== null && p.live && p.bannedUntilUs <= now && !s.isProven(now)) {
+    const p = this.linkedPrefix(s);
+    if (p !== null && p.bannedUntilUs <= now && !s.isProven(now)) {
       const v = this.prefixVerdict(p, rs, now);
       if (v !== null) this.ban(p, v, rs, now, e);
     }
@@ -853,15 +1056,21 @@ export class RatePolicy implements Policy {
 
   /** Age of the oldest unanswered challenge (Map order is arrival order). */
   private oldestPendingAgeUs(s: SourceState, now: number): number {
-    if (s.pending === null || s.pending.size === 0) return 0;
-    const first = s.pending.values().next();
-    return first.done ? 0 : now - first.value;
+    const seq = s.pendingOldestSeq();
+    return seq < 0 ? 0 : now - this.queue.timeOf(seq);
   }
 
   /** An unproven IPv6 host inside a prefix where a proven host lives. */
   private inProvenPrefix(s: SourceState, now: number): boolean {
-    const p = s.prefix;
-    return p !== null && p.live && p.provenUntilUs > now;
+    const p = this.linkedPrefix(s);
+    return p !== null && p.provenUntilUs > now;
+  }
+
+  /** The tracked prefix this host is linked to (null: IPv4, or its prefix was evicted since). */
+  private linkedPrefix(s: SourceState): PrefixState | null {
+    if (s.prefixSerial === 0) return null;
+    const p = this.prefixes.get(s.prefixKey!);
+    return p !== undefined && p.serial === s.prefixSerial ? p : null;
   }
 
   private credentialScanTolerance(s: SourceState, rs: RuleSettings): number {
@@ -898,7 +1107,7 @@ export class RatePolicy implements Policy {
     }
     const short = countOf(s.failShort, now, rs.shortWindowUs);
     if (short >= r.bruteForceFailures) {
-      return { rule: 'brute_force', reason: `${r.bruteForceFailures} answered authentication failures within ${humanSeconds(r.shortWindowSeconds)} (users ${s.userSample.slice(0, 4).join(', ') || 'unknown'}) from ${unproven}` };
+      return { rule: 'brute_force', reason: `${r.bruteForceFailures} answered authentication failures within ${humanSeconds(r.shortWindowSeconds)} (users ${s.userSample !== null ? s.userSample.slice(0, 4).join(', ') : 'unknown'}) from ${unproven}` };
     }
     if (s.failingUsers >= tolerance) {
       return { rule: 'credential_scan', reason: `${s.failingUsers} distinct users failed authentication and none succeeded, from ${unproven} (tolerance ${tolerance - 1})` };
@@ -914,7 +1123,7 @@ export class RatePolicy implements Policy {
     if (s.runCount >= r.sameUserChallenges) {
       return { rule: 'brute_force', reason: `${s.runCount} requests in a row for user ${s.runUser}, each within ${humanSeconds(r.answerTimeoutSeconds)} of the last, from ${unproven}: a pipelined password cracker (a phone sends one at a time)` };
     }
-    const pending = s.pending !== null ? s.pending.size : 0;
+    const pending = s.pendingSize();
     if (pending >= r.challengeBurst) {
       return { rule: 'unanswered_challenges', reason: `${pending} challenges outstanding at once and none answered yet, from ${unproven}: a scanner or INVITE flood` };
     }
@@ -939,14 +1148,14 @@ export class RatePolicy implements Policy {
     // spread over several addresses (one noisy host is banned as a host).
     if (p.provenUntilUs > now || p.addressCount < r.prefixMinAddresses) return null;
     const spread = `spread over ${p.addressCount} addresses of ${p.key}`;
-    if (p.scannerAddresses.size >= r.prefixMinAddresses) {
-      return { rule: 'ipv6_prefix_scanner_user_agent', reason: `attack-tool user agent ${JSON.stringify(p.scannerUa.slice(0, 64))} from ${p.scannerAddresses.size} addresses of ${p.key}, none proven legitimate: address rotation` };
+    if (p.scannerAddressCount >= r.prefixMinAddresses) {
+      return { rule: 'ipv6_prefix_scanner_user_agent', reason: `attack-tool user agent ${JSON.stringify(p.scannerUa.slice(0, 64))} from ${p.scannerAddressCount} addresses of ${p.key}, none proven legitimate: address rotation` };
     }
     if (countOf(p.failShort, now, rs.shortWindowUs) >= r.bruteForceFailures) {
       return { rule: 'ipv6_prefix_brute_force', reason: `${r.bruteForceFailures} answered authentication failures within ${humanSeconds(r.shortWindowSeconds)} ${spread}, none proven legitimate: address rotation` };
     }
-    if (p.failingUsers.size >= r.credentialScanUsers) {
-      return { rule: 'ipv6_prefix_credential_scan', reason: `${p.failingUsers.size} distinct users failed authentication ${spread}, none proven legitimate: address rotation` };
+    if (p.failingUserCount >= r.credentialScanUsers) {
+      return { rule: 'ipv6_prefix_credential_scan', reason: `${p.failingUserCount} distinct users failed authentication ${spread}, none proven legitimate: address rotation` };
     }
     if (countOf(p.failLong, now, rs.longWindowUs) >= r.slowGuessingFailures) {
       return { rule: 'ipv6_prefix_slow_guessing', reason: `${r.slowGuessingFailures} answered authentication failures within ${humanSeconds(r.longWindowSeconds)} ${spread}: slow guessing with address rotation` };
@@ -973,8 +1182,8 @@ export class RatePolicy implements Policy {
       { rule: 'credential_scan', applies: true, value: s.failingUsers, threshold: tolerance, description: `distinct users failing and never succeeding here (${r.credentialScanUsers} + ${r.credentialScanUsersPerSiteUser} × ${s.succeededUsers} working users)` },
       { rule: 'slow_guessing', applies: !proven && !this.inProvenPrefix(s, now), value: countOf(s.failLong, now, rs.longWindowUs), threshold: r.slowGuessingFailures, description: `answered failures, in the last ${humanSeconds(r.longWindowSeconds)}` },
       { rule: 'unanswered_challenges', applies: !proven, value: countOf(s.unansShort, now, rs.shortWindowUs), threshold: r.unansweredChallenges, description: `challenges unanswered after ${humanSeconds(r.answerTimeoutSeconds)}, in the last ${humanSeconds(r.shortWindowSeconds)}` },
-      { rule: 'unanswered_challenges(burst)', applies: !proven, value: s.pending !== null ? s.pending.size : 0, threshold: r.challengeBurst, description: 'challenges outstanding at once' },
-      { rule: 'unanswered_challenges(flood)', applies: !proven, value: s.pending !== null ? s.pending.size : 0, threshold: r.challengeFloodOutstanding, description: `challenges outstanding with the oldest over ${humanSeconds(r.challengeFloodAgeSeconds)} old (now ${humanSeconds(Math.round(this.oldestPendingAgeUs(s, now) / 1000) / 1000)})` },
+      { rule: 'unanswered_challenges(burst)', applies: !proven, value: s.pendingSize(), threshold: r.challengeBurst, description: 'challenges outstanding at once' },
+      { rule: 'unanswered_challenges(flood)', applies: !proven, value: s.pendingSize(), threshold: r.challengeFloodOutstanding, description: `challenges outstanding with the oldest over ${humanSeconds(r.challengeFloodAgeSeconds)} old (now ${humanSeconds(Math.round(this.oldestPendingAgeUs(s, now) / 1000) / 1000)})` },
       { rule: 'brute_force(same user)', applies: !proven, value: s.runCount, threshold: r.sameUserChallenges, description: `challenges in a row for user ${JSON.stringify(s.runUser)}, each within ${humanSeconds(r.answerTimeoutSeconds)} of the last` },
       { rule: 'slow_unanswered_challenges', applies: !proven && !this.inProvenPrefix(s, now), value: countOf(s.unansLong, now, rs.longWindowUs), threshold: r.slowUnansweredChallenges, description: `unanswered challenges, in the last ${humanSeconds(r.longWindowSeconds)}` },
       { rule: 'proven_source_brute_force', applies: proven && r.provenBruteForceFailures > 0, value: worstUser, threshold: r.provenBruteForceFailures, description: `failures of one user at a proven site, in the last ${humanSeconds(r.shortWindowSeconds)}` },
@@ -986,9 +1195,9 @@ export class RatePolicy implements Policy {
     const applies = p.provenUntilUs <= now && p.addressCount >= r.prefixMinAddresses;
     return [
       { rule: 'ipv6_prefix_addresses', applies: p.provenUntilUs <= now, value: p.addressCount, threshold: r.prefixMinAddresses, description: 'addresses the evidence is spread over (a prefix ban needs this many)' },
-      { rule: 'ipv6_prefix_scanner_user_agent', applies, value: p.scannerAddresses.size, threshold: r.prefixMinAddresses, description: 'addresses with an attack-tool user agent' },
+      { rule: 'ipv6_prefix_scanner_user_agent', applies, value: p.scannerAddressCount, threshold: r.prefixMinAddresses, description: 'addresses with an attack-tool user agent' },
       { rule: 'ipv6_prefix_brute_force', applies, value: countOf(p.failShort, now, rs.shortWindowUs), threshold: r.bruteForceFailures, description: `answered failures in the last ${humanSeconds(r.shortWindowSeconds)}` },
-      { rule: 'ipv6_prefix_credential_scan', applies, value: p.failingUsers.size, threshold: r.credentialScanUsers, description: 'distinct failing users' },
+      { rule: 'ipv6_prefix_credential_scan', applies, value: p.failingUserCount, threshold: r.credentialScanUsers, description: 'distinct failing users' },
       { rule: 'ipv6_prefix_slow_guessing', applies, value: countOf(p.failLong, now, rs.longWindowUs), threshold: r.slowGuessingFailures, description: `answered failures in the last ${humanSeconds(r.longWindowSeconds)}` },
       { rule: 'ipv6_prefix_unanswered_challenges', applies, value: countOf(p.unansShort, now, rs.shortWindowUs), threshold: r.unansweredChallenges, description: `unanswered challenges in the last ${humanSeconds(r.shortWindowSeconds)}` },
       { rule: 'ipv6_prefix_slow_unanswered_challenges', applies, value: countOf(p.unansLong, now, rs.longWindowUs), threshold: r.slowUnansweredChallenges, description: `unanswered challenges in the last ${humanSeconds(r.longWindowSeconds)}` },
@@ -1045,7 +1254,7 @@ export class RatePolicy implements Policy {
   private nearMiss(s: EvidenceState, rs: RuleSettings, now: number, profile: string, message: string): void {
     if (now - s.lastNearMissUs < rs.alertIntervalUs) return;
     s.lastNearMissUs = now;
-    this.alert('near_miss', s.key, profile, message, now, undefined, s.agentSample[0]);
+    this.alert('near_miss', s.key, profile, message, now, undefined, s.agentSample !== null ? s.agentSample[0] : undefined);
   }
 
   // ---------------------------------------------------------------- bans
@@ -1106,14 +1315,15 @@ export class RatePolicy implements Policy {
 
   private evidence(st: EvidenceState): BanEvidence {
     const host = st instanceof SourceState ? st : null;
+    const sampled = st.userSample !== null ? st.userSample.length : 0;
     return {
       events: st.events,
       challenges: st.challenges,
       answeredFailures: st.answeredFailures,
       successes: st.successes,
-      users: [...st.userSample],
-      distinctUsers: host !== null ? Math.max(host.users !== null ? host.users.size : 0, st.userSample.length) : Math.max((st as PrefixState).failingUsers.size, st.userSample.length),
-      userAgents: [...st.agentSample],
+      users: st.userSample !== null ? [...st.userSample] : [],
+      distinctUsers: host !== null ? Math.max(host.users !== null ? host.users.size : 0, sampled) : Math.max((st as PrefixState).failingUserCount, sampled),
+      userAgents: st.agentSample !== null ? [...st.agentSample] : [],
       firstSeenUs: st.firstSeenUs,
       lastSeenUs: st.lastSeenUs,
       ...(st instanceof PrefixState ? { addresses: st.addressCount } : {}),
