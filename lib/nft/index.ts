@@ -1,8 +1,8 @@
 // Public API of lib/nft: fsguard's typed nftables JSON client and ban-set writer.
 export { NftSetWriter } from './writer.js';
 export type { ElementOutcome, NftElementWrite, NftSetWriterOptions, NftWriteAction, NftWriterObserver } from './writer.js';
-export { SpawnNftRunner } from './runner.js';
-export type { NftRunner, NftRunResult, SpawnNftRunnerOptions } from './runner.js';
+export { InteractiveNftRunner, SpawnNftRunner } from './runner.js';
+export type { InteractiveNftRunnerOptions, InteractiveNftStatus, NftRunner, NftRunResult, SpawnNftRunnerOptions } from './runner.js';
 export { NftError, classifyRun } from './errors.js';
 export type { NftErrorKind } from './errors.js';
 export { NftLayoutError, resolveNftLayout, setRoleFor, setupCommands } from './layout.js';

@@ -214,6 +214,7 @@ export class NftSetWriter {
     await this.flush();
     this.cancelTimer?.();
     this.cancelTimer = null;
+    await this.runner.close?.();
   }
 
   /** Requests waiting to be sent or in the running transaction (for metrics/tests). */
