@@ -4,16 +4,19 @@
 import type { Server } from 'node:http';
 import { ConfigError, loadConfig, type FsguardConfig } from '../config/config.js';
 import { EslEventSource } from '../esl/index.js';
-import { NftError, type NftSetWriter } from '../nft/index.js';
+import { InteractiveNftRunner, NftError, NftSetWriter, resolveNftLayout } from '../nft/index.js';
 import type { Logger } from '../obs/logger.js';
 import { FsguardMetrics, serveMetrics } from '../obs/metrics.js';
 import { createPolicy } from '../policy/engine.js';
-import { nftWriterFromConfig } from '../cli/nft-writer.js';
 import { Guard } from './guard.js';
 import { NftTableMonitor } from './nft-monitor.js';
 
 /** The policy's clock advances on this timer too, so silent sources are still judged. */
 const TICK_MS = 1000;
+/** A periodic reconcile waits at least this many times its own duration before the next. */
+const RECONCILE_SHARE = 20;
+/** ... but is put off at most this long while bans are queued for nft. */
+const RECONCILE_MAX_DEFER_MS = 30_000;
 
 export interface DaemonDeps {
   readonly logger: Logger & { level: string };
@@ -36,8 +39,22 @@ function eslOptions(c: FsguardConfig) {
   };
 }
 
+/**
+ * The daemon's writer keeps one `nft -j -i` for its small batches (a ban is in the kernel
+ * within about a millisecond instead of the ~5 ms a new nft process takes); listings and big
+ * batches still spawn `nft -j -f -` (see InteractiveNftRunner).
+ */
 function writerFor(config: FsguardConfig, logger: Logger, metrics: FsguardMetrics, onTableRecreated: () => void): NftSetWriter {
-  return nftWriterFromConfig(config.nft, {
+  const runner = new InteractiveNftRunner({
+    binary: config.nft.binary,
+    onStatus: (s) => {
+      if (s.kind === 'started') logger.debug({ pid: s.pid }, 'nft interactive process ready');
+      else if (s.kind === 'ended') logger[s.outstanding > 0 ? 'warn' : 'debug']({ pid: s.pid, reason: s.reason, outstanding: s.outstanding }, 'nft interactive process ended');
+      else logger.warn({ reason: s.reason }, 'nft interactive mode unusable: writing through one nft process per batch');
+    },
+  });
+  return new NftSetWriter(runner, resolveNftLayout(config.nft), {
+    batchMs: config.nft.batchMs,
     observer: {
       batchWritten: () => metrics.nftBatches.inc(),
       elementRefused: (target, message) => {
@@ -74,6 +91,7 @@ export async function runDaemon(configFile: string | null, initial: FsguardConfi
     const msg = err instanceof NftError ? err.message : `cannot set up nftables: ${err instanceof Error ? err.message : String(err)}`;
     logger.error({ err: err instanceof NftError ? { kind: err.kind, detail: err.detail } : String(err) }, msg);
     deps.fatal(msg);
+    await writer.close();
     return 1;
   }
 
@@ -106,10 +124,34 @@ export async function runDaemon(configFile: string | null, initial: FsguardConfi
   // "expire" at the first tick, and are banned a second time as repeat offenders.
   guard.tick();
   const tick = setInterval(() => guard.tick(), TICK_MS);
-  const reconcileEvery = (c: FsguardConfig): NodeJS.Timeout => setInterval(() => {
-    guard.reconcile().catch((err: unknown) => logger.error({ err: err instanceof Error ? err.message : String(err) }, 'reconcile with the kernel failed; will retry'));
-  }, c.nft.reconcileSeconds * 1000);
-  let reconcile = reconcileEvery(config);
+  // The periodic read-back lists every ban: with 100,000 of them that is ~1.5 s of nft and
+  // ~10 MB of JSON for the daemon to parse, which every 2 s would take most of a core in a
+  // flood. So the next one starts no sooner than RECONCILE_SHARE times the last one's
+  // duration after it ended (a small table keeps the configured interval).
+  // While bans are still queued for nft (a flood), it is put off — by at most
+  // RECONCILE_MAX_DEFER_MS: the monitor catches a deleted table meanwhile, and what the
+  // read-back is for (bans lifted or added by hand) can wait that long.
+  let reconcile: NodeJS.Timeout | null = null;
+  let reconcileStopped = false;
+  let lastReconcileAt = Date.now();
+  const scheduleReconcile = (delayMs: number): void => {
+    reconcile = setTimeout(() => {
+      reconcile = null;
+      if (writer.queued > 0 && Date.now() - lastReconcileAt < RECONCILE_MAX_DEFER_MS) {
+        scheduleReconcile(Math.min(1000, config.nft.reconcileSeconds * 1000));
+        return;
+      }
+      const startedAt = Date.now();
+      lastReconcileAt = startedAt;
+      guard.reconcile()
+        .catch((err: unknown) => logger.error({ err: err instanceof Error ? err.message : String(err) }, 'reconcile with the kernel failed; will retry'))
+        .finally(() => {
+          if (reconcileStopped || reconcile !== null) return;
+          scheduleReconcile(Math.max(config.nft.reconcileSeconds * 1000, (Date.now() - startedAt) * RECONCILE_SHARE));
+        });
+    }, delayMs);
+  };
+  scheduleReconcile(config.nft.reconcileSeconds * 1000);
 
   const reload = async (): Promise<void> => {
     let next: FsguardConfig;
@@ -140,9 +182,9 @@ export async function runDaemon(configFile: string | null, initial: FsguardConfi
       if (old) await new Promise<void>((resolve) => old.close(() => resolve()));
       await startMetrics(next);
     }
-    clearInterval(reconcile);
-    reconcile = reconcileEvery(next);
+    if (reconcile !== null) clearTimeout(reconcile);
     config = next;
+    scheduleReconcile(next.nft.reconcileSeconds * 1000);
     logger.info({}, 'config reloaded');
   };
 
@@ -153,7 +195,8 @@ export async function runDaemon(configFile: string | null, initial: FsguardConfi
       stopping = true;
       logger.info({ signal }, 'stopping: writing pending bans');
       clearInterval(tick);
-      clearInterval(reconcile);
+      reconcileStopped = true;
+      if (reconcile !== null) clearTimeout(reconcile);
       monitor.stop();
       for (const off of unregister) off();
       try {

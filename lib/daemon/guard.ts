@@ -7,7 +7,7 @@ import type { AuthEvent, LiveRegistration } from '../events/auth-event.js';
 import type { EslDropReason, EslSourceListener, AuthRejection } from '../esl/index.js';
 import { cidrsOverlap, parseCidr, type Cidr } from '../net/ip.js';
 import type { BanComment, ElementOutcome, KernelBan, KernelBanList } from '../nft/index.js';
-import type { Logger } from '../obs/logger.js';
+import { unredacted, type Logger } from '../obs/logger.js';
 import type { FsguardMetrics } from '../obs/metrics.js';
 import type { BanDecision, ExistingBan, Policy, PolicyAlert, PolicyOutput } from '../policy/types.js';
 
@@ -57,7 +57,11 @@ export class Guard implements EslSourceListener {
   private readonly retrying = new Set<string>();
   private readonly allow: Cidr[];
   /** FreeSWITCH's own addresses, learnt from events; never banned. */
-  private readonly switchAddresses = new Set<string>();
+  private readonly switchAddresses = new Map<string, Cidr | null>();
+  /** The last switchAddresses array seen (events of one stream share it): skip re-adding. */
+  private lastSwitchAddresses: readonly string[] | null = null;
+  /** The ban line (one per ban, fields fixed by fsguard): logged without the redaction pass. */
+  private readonly banLogger: Logger;
   private reconciling: Promise<void> | null = null;
   private connections = 0;
   /** Bumped whenever the table is found missing and rebuilt; a reconcile spanning it is void. */
@@ -72,6 +76,7 @@ export class Guard implements EslSourceListener {
     private readonly nowMs: () => number = Date.now,
   ) {
     this.allow = options.allow.map((a) => parseCidr(a)).filter((c): c is Cidr => c !== null);
+    this.banLogger = unredacted(logger);
   }
 
   /** Creates the table (idempotent) and restores state from the sets. Throws NftError. */
@@ -91,12 +96,15 @@ export class Guard implements EslSourceListener {
   // ---- source → policy -------------------------------------------------------------------
 
   onEvent(event: AuthEvent): void {
-    for (const a of event.switchAddresses) this.switchAddresses.add(a);
+    if (event.switchAddresses !== this.lastSwitchAddresses) {
+      this.lastSwitchAddresses = event.switchAddresses;
+      for (const a of event.switchAddresses) if (!this.switchAddresses.has(a)) this.switchAddresses.set(a, parseCidr(a));
+    }
     this.apply(this.policy.observe(event));
   }
 
   onEventReceived(subclass: string, profile: string): void {
-    this.metrics.eventsTotal.inc({ subclass, profile });
+    this.metrics.eventReceived(subclass, profile);
   }
 
   onDropped(reason: EslDropReason, detail: string): void {
@@ -141,8 +149,7 @@ export class Guard implements EslSourceListener {
 
   private protectedBy(target: Cidr): string | null {
     for (const a of this.allow) if (cidrsOverlap(a, target)) return `allow-list ${a.text}`;
-    for (const s of this.switchAddresses) {
-      const c = parseCidr(s);
+    for (const [s, c] of this.switchAddresses) {
       if (c && cidrsOverlap(c, target)) return `FreeSWITCH's own address ${s}`;
     }
     return null;
@@ -157,9 +164,17 @@ export class Guard implements EslSourceListener {
       return;
     }
     const comment: BanComment = { rule: decision.rule, offences: decision.previousOffences + 1 };
+    const requestedAtMs = this.nowMs();
+    // A re-ban replaces the kernel timeout: never let a policy ban shorten a longer one
+    // (a week-long manual ban, say) that is still running.
+    const running = this.known.get(target.text);
+    const seconds = Math.max(decision.seconds, running ? Math.ceil((running.expiresAtMs - requestedAtMs) / 1000) : 0);
+    // The write is queued first (it leaves on this turn's setImmediate): the log line and
+    // the metrics are not on the way from the deciding event to the kernel.
+    void this.writeBan(target, seconds, comment, requestedAtMs + seconds * 1000);
     this.metrics.bansTotal.inc({ rule: decision.rule });
     const e = decision.evidence;
-    this.logger.info({
+    this.banLogger.info({
       event: 'ban',
       target: target.text,
       rule: decision.rule,
@@ -172,19 +187,13 @@ export class Guard implements EslSourceListener {
         answeredFailures: e.answeredFailures,
         successes: e.successes,
         distinctUsers: e.distinctUsers,
-        users: e.users.slice(0, LOG_SAMPLE),
-        userAgents: e.userAgents.slice(0, LOG_SAMPLE),
+        users: e.users.length > LOG_SAMPLE ? e.users.slice(0, LOG_SAMPLE) : e.users,
+        userAgents: e.userAgents.length > LOG_SAMPLE ? e.userAgents.slice(0, LOG_SAMPLE) : e.userAgents,
         ...(e.addresses !== undefined ? { addresses: e.addresses } : {}),
         firstSeen: new Date(e.firstSeenUs / 1000).toISOString(),
         lastSeen: new Date(e.lastSeenUs / 1000).toISOString(),
       },
     }, `ban ${target.text} for ${decision.seconds}s: ${decision.reason}`);
-    const requestedAtMs = this.nowMs();
-    // A re-ban replaces the kernel timeout: never let a policy ban shorten a longer one
-    // (a week-long manual ban, say) that is still running.
-    const running = this.known.get(target.text);
-    const seconds = Math.max(decision.seconds, running ? Math.ceil((running.expiresAtMs - requestedAtMs) / 1000) : 0);
-    void this.writeBan(target, seconds, comment, requestedAtMs + seconds * 1000);
   }
 
   /**

@@ -55,8 +55,26 @@ export class FsguardMetrics {
     registers: [this.registry],
   });
 
+  /** eventsTotal's children by subclass, then profile: `inc(labels)` hashes the labels per call. */
+  private readonly eventCounters = new Map<string, Map<string, { inc(): void }>>();
+
   constructor(withProcessMetrics = true) {
     if (withProcessMetrics) collectDefaultMetrics({ register: this.registry, prefix: 'fsguard_' });
+  }
+
+  /** eventsTotal{subclass,profile} += 1, without per-event label hashing (hot path). */
+  eventReceived(subclass: string, profile: string): void {
+    let bySubclass = this.eventCounters.get(subclass);
+    if (!bySubclass) {
+      bySubclass = new Map();
+      this.eventCounters.set(subclass, bySubclass);
+    }
+    let counter = bySubclass.get(profile);
+    if (!counter) {
+      counter = this.eventsTotal.labels({ subclass, profile });
+      bySubclass.set(profile, counter);
+    }
+    counter.inc();
   }
 }
 
