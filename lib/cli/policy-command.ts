@@ -11,7 +11,7 @@ import { createPolicy, type EvidenceSnapshot, type RatePolicy, type RuleStatus }
 import { describeOverrides, describePolicy, policyAsJson } from '../policy/describe.js';
 import type { PolicySettings } from '../policy/settings.js';
 import type { BanDecision, PolicyAlert, PolicyOutput } from '../policy/types.js';
-import { isoTime, readTrace, type TraceRecord } from '../trace/read-trace.js';
+import { isoTime, scanTrace, type TraceVisitor } from '../trace/read-trace.js';
 
 export interface PolicyCommandContext {
   readonly stdout: Writable;
@@ -101,34 +101,42 @@ interface ReplayStats {
   dropped: Record<string, number>;
 }
 
+const NOTHING: PolicyOutput = Object.freeze({ bans: Object.freeze([]) as readonly BanDecision[], alerts: Object.freeze([]) as readonly PolicyAlert[] });
+
 /**
- * Feeds every trace through one policy; calls `visit` after each record with what the policy
- * decided for it. Malformed lines go to stderr with their file and line number.
+ * Feeds every trace through one policy; calls `visit` after each record (non-blank line) with
+ * its index, its event (null when it was dropped or malformed) and what the policy decided for
+ * it. Malformed lines go to stderr with their file and line number.
  */
 async function replay(
   traces: readonly string[],
   ctx: PolicyCommandContext,
   policy: RatePolicy,
-  visit: (rec: TraceRecord, out: PolicyOutput) => void,
+  visit: (index: number, event: AuthEvent | null, out: PolicyOutput) => void,
 ): Promise<ReplayStats> {
   const stats: ReplayStats = { lines: 0, malformed: 0, dropped: {} };
   const profiles = ctx.watchedProfiles ? new Set(ctx.watchedProfiles) : null;
-  const empty: PolicyOutput = { bans: [], alerts: [] };
+  let stderr: string[] = [];
   for (const path of traces) {
-    for await (const rec of readTrace(path, { profiles, firstIndex: stats.lines })) {
-      stats.lines++;
-      if (rec.kind === 'event') {
-        visit(rec, policy.observe(rec.event));
-      } else {
-        if (rec.kind === 'malformed') {
-          stats.malformed++;
-          await write(ctx.stderr, `${path}:${rec.line}: malformed line (event ${rec.index}) skipped: ${rec.detail}\n`);
-        } else {
-          stats.dropped[rec.reason] = (stats.dropped[rec.reason] ?? 0) + 1;
-        }
-        visit(rec, empty);
-      }
-    }
+    const visitor: TraceVisitor = {
+      event: (event, index) => { visit(index, event, policy.observe(event)); },
+      dropped: (reason, _detail, index) => {
+        stats.dropped[reason] = (stats.dropped[reason] ?? 0) + 1;
+        visit(index, null, NOTHING);
+      },
+      malformed: (detail, index, line) => {
+        stats.malformed++;
+        stderr.push(`${path}:${line}: malformed line (event ${index}) skipped: ${detail}\n`);
+        visit(index, null, NOTHING);
+      },
+      chunkDone: async () => {
+        if (stderr.length === 0) return;
+        const text = stderr.join('');
+        stderr = [];
+        await write(ctx.stderr, text);
+      },
+    };
+    stats.lines += await scanTrace(path, { profiles, firstIndex: stats.lines }, visitor);
   }
   return stats;
 }
@@ -181,9 +189,9 @@ async function simulate(p: Parsed, ctx: PolicyCommandContext): Promise<number> {
   const policy = createPolicy(ctx.settings, ctx.profileOverrides);
   const bans: BanRow[] = [];
   const alerts: AlertRow[] = [];
-  const stats = await replay(p.positionals, ctx, policy, (rec, out) => {
-    for (const b of out.bans) bans.push(banRow(b, rec.index));
-    for (const a of out.alerts) alerts.push(alertRow(a, rec.index));
+  const stats = await replay(p.positionals, ctx, policy, (index, _event, out) => {
+    for (let i = 0; i < out.bans.length; i++) bans.push(banRow(out.bans[i]!, index));
+    for (let i = 0; i < out.alerts.length; i++) alerts.push(alertRow(out.alerts[i]!, index));
   });
   if (p.json) {
     await write(ctx.stdout, `${JSON.stringify({ events: stats.lines, bans, alerts, malformed: stats.malformed, dropped: stats.dropped })}\n`);
@@ -262,8 +270,7 @@ async function explain(p: Parsed, ctx: PolicyCommandContext): Promise<number> {
   let profile = '';
   let version = 0;
   let before: EvidenceSnapshot | null = null;
-  const stats = await replay(p.traces, ctx, policy, (rec, out) => {
-    const e = rec.kind === 'event' ? rec.event : null;
+  const stats = await replay(p.traces, ctx, policy, (index, e, out) => {
     const mine = e !== null && (isHost ? e.source.text === target : cidrContainsIp(cidr, e.source));
     if (mine && profile === '') profile = e!.profile;
     const v = policy.stateVersion(target);
@@ -278,9 +285,9 @@ async function explain(p: Parsed, ctx: PolicyCommandContext): Promise<number> {
         if (r.value > (old ? old.value : 0) + 1e-9) counted.push(`${r.rule} ${ruleValue(r)}`);
       }
     }
-    for (const b of decided) bans.push(banRow(b, rec.index));
+    for (const b of decided) bans.push(banRow(b, index));
     trail.push({
-      event_index: rec.index,
+      event_index: index,
       at: e ? isoTime(e.timeUs) : '',
       source: e ? e.source.text : '',
       event: mine || e === null ? describeEvent(e) : `${describeEvent(e)} (another source; time passed)`,

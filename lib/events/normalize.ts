@@ -2,7 +2,7 @@
 // Used by the daemon's ESL source and by `fsguard policy simulate`, so a recorded trace is
 // judged exactly as live traffic would be. It runs once per event on the hot path: object
 // literals are built whole (no spreads), and regexes are avoided where a char loop will do.
-import { parseIp } from '../net/ip.js';
+import { parseIp, type IpAddress } from '../net/ip.js';
 import type {
   AttemptResult, AuthEvent, DropReason, NormalizeResult,
 } from './auth-event.js';
@@ -60,6 +60,26 @@ export interface NormalizeOptions {
    * event: parsed once, and the same array shared by every event that carries them.
    */
   readonly switchMemo?: SwitchAddressMemo;
+  /** Optional per-stream memo of parsed `network-ip` values (sources repeat from event to event). */
+  readonly addressMemo?: AddressMemo;
+}
+
+/** Entries of an AddressMemo; it starts over when full, so a spray cannot grow it. */
+const ADDRESS_MEMO_CAP = 4096;
+
+/** Owned by one event stream; see NormalizeOptions.addressMemo. */
+export class AddressMemo {
+  private readonly parsed = new Map<string, IpAddress | null>();
+
+  parse(raw: string): IpAddress | null {
+    let a = this.parsed.get(raw);
+    if (a === undefined) {
+      a = parseIp(raw);
+      if (this.parsed.size >= ADDRESS_MEMO_CAP) this.parsed.clear();
+      this.parsed.set(raw, a);
+    }
+    return a;
+  }
 }
 
 /** Owned by one event stream (a source, a simulate run); see NormalizeOptions.switchMemo. */
@@ -90,7 +110,7 @@ export function normalizeEvent(h: unknown, opts: NormalizeOptions): NormalizeRes
   if (opts.profiles && !opts.profiles.has(profile)) return fail('profile_not_watched', `profile ${profile} is not watched`);
   const ipRaw = headers['network-ip'];
   if (typeof ipRaw !== 'string' || ipRaw === '') return fail('missing_address', `${subclass} without network-ip`);
-  const source = parseIp(ipRaw);
+  const source = opts.addressMemo ? opts.addressMemo.parse(ipRaw) : parseIp(ipRaw);
   if (!source) return fail('bad_address', `network-ip is not an IP address: ${JSON.stringify(ipRaw.slice(0, 64))}`);
   const tsRaw = headers['Event-Date-Timestamp'];
   const timeUs = typeof tsRaw === 'string' ? digits(tsRaw, 16) : -1;

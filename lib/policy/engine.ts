@@ -184,6 +184,12 @@ class SourceState extends EvidenceState {
   users: Map<string, UserRecord> | null = null;
   failingUsers = 0;
   succeededUsers = 0;
+  /**
+   * At least the longest failure streak of any user here (streaks only grow by one failure at
+   * a time; resets leave it high until the next full look): the proven-site brute-force rule
+   * looks at every user only when one can reach its threshold, not on every event of a site.
+   */
+  maxUserStreak = 0;
   lastSweepUs = 0;
   /** FORBIDDEN attempts whose register_failure echo has not arrived yet. */
   unpairedForbidden = 0;
@@ -966,6 +972,7 @@ export class RatePolicy implements Policy {
         s.failingUsers++;
       } else {
         r.streak++;
+        if (r.streak > s.maxUserStreak) s.maxUserStreak = r.streak;
         r.lastFailureUs = now;
         if (ua) r.userAgent = ua;
         (r.rate ??= new WindowCounter()).add(now, rs.shortWindowUs);
@@ -1089,8 +1096,10 @@ export class RatePolicy implements Policy {
           reason: `${s.failingUsers} distinct users failed authentication from ${s.key} and never succeeded there, more than a site with ${s.succeededUsers} working users explains (tolerance ${tolerance - 1}): a scan through a foothold account`,
         };
       }
-      if (r.provenBruteForceFailures > 0 && s.users !== null) {
+      if (r.provenBruteForceFailures > 0 && s.users !== null && s.maxUserStreak >= r.provenBruteForceFailures) {
+        let longest = 0;
         for (const [u, rec] of s.users) {
+          if (rec.streak > longest) longest = rec.streak;
           if (rec.streak >= r.provenBruteForceFailures && countOf(rec.rate, now, rs.shortWindowUs) >= r.provenBruteForceFailures) {
             return {
               rule: 'proven_source_brute_force',
@@ -1098,6 +1107,7 @@ export class RatePolicy implements Policy {
             };
           }
         }
+        s.maxUserStreak = longest;
       }
       return null;
     }

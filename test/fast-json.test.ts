@@ -1,0 +1,191 @@
+// The fast event-json path of `policy simulate` against what it replaces: EventJsonExtractor
+// must give exactly JSON.parse's values for the headers normalize reads (or null, never a
+// different answer), on the shared traces, generated variants and mutated or hostile lines;
+// TraceDecoder must give exactly the records readline + JSON.parse + normalizeEvent gave,
+// whatever the line ends, blank lines, encodings and chunking.
+import t from 'tap';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { Readable } from 'node:stream';
+import { EVENT_HEADER_NAMES, EventJsonExtractor } from '../lib/events/fast-json.js';
+import { normalizeEvent, SwitchAddressMemo } from '../lib/events/normalize.js';
+import { TraceDecoder, type TraceRecord, type TraceVisitor } from '../lib/trace/read-trace.js';
+import { bruteForce, credentialScan, extensionScan, ipv6Rotation, ODD_AGENTS, rng, site, TraceBuilder } from './support/policy-traces.js';
+
+const SCENARIOS = new URL('../../../shared/scenarios/', import.meta.url).pathname;
+
+function sharedLines(): string[] {
+  if (!existsSync(SCENARIOS)) return [];
+  return readdirSync(SCENARIOS).filter((f) => f.endsWith('.jsonl'))
+    .flatMap((f) => readFileSync(join(SCENARIOS, f), 'utf8').split('\n').filter((l) => l.trim() !== ''));
+}
+
+function variantLines(): string[] {
+  const b = new TraceBuilder(41);
+  site(b, { ip: '198.51.100.30', phones: 20, bootSpreadS: 10, durationS: 300, stale: 1, mistypers: 2, agents: ODD_AGENTS });
+  bruteForce(b, { ip: '203.0.113.66', ratePerS: 5, count: 30, ua: 'friendly-scanner' });
+  credentialScan(b, { ip: '203.0.113.67', ratePerS: 2, count: 20, ua: 'Zoiper rv2.10.19.4' });
+  extensionScan(b, { ip: '203.0.113.68', ratePerS: 10, count: 30, ua: 'sipvicious' });
+  ipv6Rotation(b, { prefix64: '2001:db8:bad:1', ratePerS: 5, count: 20, ua: 'x', mode: 'brute' });
+  return b.build().map((e) => JSON.stringify(e));
+}
+
+/** Null when the extractor's answer agrees with JSON.parse (or it declined), else the difference. */
+function disagreement(ex: EventJsonExtractor, line: string): string | null {
+  const buf = Buffer.from(line, 'utf8');
+  const got = ex.extract(buf);
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(buf.toString('utf8'));
+  } catch {
+    return got === null ? null : 'accepted text JSON.parse rejects';
+  }
+  if (got === null) return null;
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) return 'accepted a JSON value that is not an object';
+  const obj = parsed as Record<string, unknown>;
+  for (const name of EVENT_HEADER_NAMES) {
+    const want = Object.prototype.hasOwnProperty.call(obj, name) ? obj[name] : undefined;
+    if (got[name] !== want) return `${name}: ${JSON.stringify(got[name])} instead of ${JSON.stringify(want)}`;
+  }
+  return null;
+}
+
+t.test('extractor = JSON.parse on the shared traces and generated variants, and takes them all', async (t) => {
+  const lines = [...sharedLines(), ...variantLines()];
+  t.ok(lines.length > 1000, `${lines.length} lines`);
+  const ex = new EventJsonExtractor();
+  let taken = 0;
+  const problems: string[] = [];
+  for (const line of lines) {
+    const d = disagreement(ex, line);
+    if (d !== null && problems.length < 5) problems.push(`${d}: ${line.slice(0, 120)}`);
+    if (ex.extract(Buffer.from(line)) !== null) taken++;
+  }
+  t.same(problems, []);
+  // Every line without escapes or non-ASCII in a needed header takes the fast path.
+  t.ok(taken >= lines.length * 0.95, `fast path for ${taken} of ${lines.length}`);
+});
+
+t.test('extractor = JSON.parse on mutated and hostile lines', async (t) => {
+  const base = [...sharedLines().slice(0, 300), ...variantLines().slice(0, 300)];
+  const random = rng(0xfa57);
+  const pick = <T>(a: readonly T[]): T => a[Math.floor(random() * a.length)]!;
+  const pieces = ['"', '\\', '\\"', '\\\\', '\\u0041', '\\u00e9', '\\x', '\\u12', '\\n', '\\/', '{', '}', ':', ',', ' ', '\t', '\n', '\r',
+    '\u0000', '\u001f', '\u007f', 'é', '\u2028', '\ud83d\ude00', 'null', '1', 'true', '[]', '{}', '"network-ip":"203.0.113.9",',
+    '"network\\u002dip":"203.0.113.9",', '"user-agent":1,', '"Event-Name":"CUSTOM",', ',"call-id":"dup"', '"":"",', '  '];
+  const ex = new EventJsonExtractor();
+  const problems: string[] = [];
+  let checked = 0;
+  for (let round = 0; round < 40; round++) {
+    for (const line of base) {
+      let m = line;
+      const edits = 1 + Math.floor(random() * 3);
+      for (let k = 0; k < edits; k++) {
+        const at = Math.floor(random() * (m.length + 1));
+        const op = random();
+        if (op < 0.4) m = m.slice(0, at) + pick(pieces) + m.slice(at);
+        else if (op < 0.6) m = m.slice(0, at) + m.slice(at + 1 + Math.floor(random() * 8));
+        else if (op < 0.8) m = m.slice(0, at) + pick(pieces) + m.slice(at + 1);
+        else m = random() < 0.5 ? m.slice(0, at) : ` ${m} `;
+      }
+      const d = disagreement(ex, m);
+      checked++;
+      if (d !== null && problems.length < 5) problems.push(`${d}: ${JSON.stringify(m).slice(0, 200)}`);
+    }
+  }
+  // Hand-written edge cases.
+  const edge = ['{}', ' { } ', '{"Event-Name":"CUSTOM"}', '{"Event-Name":"CUSTOM","Event-Name":"HEARTBEAT"}', '{"a":"\\"","user-agent":"x\\"y"}',
+    '{"user-agent":"a\\\\"}', '{"user-agent":"a\\\\\\"b"}', '{"a":"\\u00zz"}', '{"a":"x"} x', '{"a":"x"', '{"a":"x",}', '{"a" : "x" , "realm" : "r" }',
+    '{"realm":"' + 'r'.repeat(5000) + '"}', '[]', '"x"', '{"realm":null}', '{"realm":["a"]}', '{"__proto__":"x","realm":"y"}', '{"call-id":""}',
+    '\ufeff{"realm":"r"}', '{"realm":"é"}', '{"realm":"a\u007fb"}'];
+  for (const m of edge) {
+    const d = disagreement(ex, m);
+    checked++;
+    if (d !== null) problems.push(`${d}: ${JSON.stringify(m).slice(0, 200)}`);
+  }
+  t.same(problems, [], `${checked} lines compared`);
+  // Values come back as strings of their own, equal to JSON.parse's, and cached ones are reused.
+  const line = Buffer.from('{"user-agent":"Yealink SIP-T46S 66.86.0.15","call-id":"abcdefghijklmnopqrstuvwxyz"}');
+  const a = ex.extract(line)!;
+  const b = ex.extract(line)!;
+  t.equal(a['user-agent'], 'Yealink SIP-T46S 66.86.0.15');
+  t.equal(a['user-agent'], b['user-agent']);
+  t.equal(a['Event-Name'], undefined);
+});
+
+/** The reader this replaced (readline + JSON.parse + normalizeEvent), as the reference. */
+async function reference(bytes: Buffer): Promise<TraceRecord[]> {
+  const out: TraceRecord[] = [];
+  const lines = createInterface({ input: Readable.from([bytes]), crlfDelay: Infinity });
+  const opts = { profiles: null, switchMemo: new SwitchAddressMemo() };
+  let index = 0;
+  let line = 0;
+  for await (const text of lines) {
+    line++;
+    if (text.length === 0 || text.trim().length === 0) continue;
+    const i = index++;
+    let body: unknown;
+    try {
+      body = JSON.parse(text);
+    } catch (err) {
+      out.push({ kind: 'malformed', index: i, line, detail: `not JSON: ${err instanceof Error ? err.message : String(err)}`.slice(0, 200) });
+      continue;
+    }
+    if (typeof body !== 'object' || body === null || Array.isArray(body)) {
+      out.push({ kind: 'malformed', index: i, line, detail: 'not a JSON object' });
+      continue;
+    }
+    const r = normalizeEvent(body, opts);
+    out.push(r.ok ? { kind: 'event', index: i, line, event: r.event } : { kind: 'dropped', index: i, line, reason: r.reason, detail: r.detail });
+  }
+  return out;
+}
+
+function decode(bytes: Buffer, chunkSizes: () => number): TraceRecord[] {
+  const out: TraceRecord[] = [];
+  const visitor: TraceVisitor = {
+    event: (event, index, line) => { out.push({ kind: 'event', index, line, event }); },
+    dropped: (reason, detail, index, line) => { out.push({ kind: 'dropped', index, line, reason, detail }); },
+    malformed: (detail, index, line) => { out.push({ kind: 'malformed', index, line, detail }); },
+  };
+  const d = new TraceDecoder({ profiles: null });
+  for (let at = 0; at < bytes.length;) {
+    const n = Math.max(1, chunkSizes());
+    d.feed(bytes.subarray(at, at + n), visitor);
+    at += n;
+  }
+  d.finish(visitor);
+  return out;
+}
+
+t.test('TraceDecoder = readline + JSON.parse, whatever the line ends, blanks, bytes and chunks', async (t) => {
+  const random = rng(0xdec0de);
+  const good = variantLines().slice(0, 400);
+  const ends = ['\n', '\r\n', '\r', '\n\n', '\r\r\n', '\n  \n', '\n\t\n', '\n\u00a0\n', '\n\ufeff\n'];
+  const oddLines = ['{"Event-Name":"CUSTOM","Event-Subclass":"sofia::pre_register","realm":"é"}', 'not json', '[1,2]', '{"a":"b\tc"}', '\ufeff{}',
+    Buffer.from([0x7b, 0x22, 0x61, 0x22, 0x3a, 0x22, 0xe2, 0x82, 0x22, 0x7d]).toString('latin1'), '{"user-agent":"\u0000"}', '   {}   ', '"x"'];
+  for (let round = 0; round < 12; round++) {
+    const parts: Buffer[] = [];
+    for (let k = 0; k < 300; k++) {
+      const text = random() < 0.85 ? good[Math.floor(random() * good.length)]! : oddLines[Math.floor(random() * oddLines.length)]!;
+      // Most lines as UTF-8; the raw-byte line as its bytes (invalid UTF-8).
+      parts.push(text === oddLines[5] ? Buffer.from(text, 'latin1') : Buffer.from(text, 'utf8'));
+      parts.push(Buffer.from(ends[Math.floor(random() * ends.length)]!, 'utf8'));
+    }
+    if (round % 3 === 0) parts.push(Buffer.from(good[0]!)); // no final line end
+    if (round % 3 === 1) parts.push(Buffer.from('{"realm":"x"}\r'));
+    const bytes = Buffer.concat(parts);
+    const want = await reference(bytes);
+    const sizes = [() => 1 << 20, () => 1 + Math.floor(random() * 7), () => 1 + Math.floor(random() * 4096), () => 997];
+    for (const size of sizes) {
+      const got = decode(bytes, size);
+      if (JSON.stringify(got) !== JSON.stringify(want)) {
+        const i = got.findIndex((r, k) => JSON.stringify(r) !== JSON.stringify(want[k]));
+        t.fail(`round ${round}: record ${i} differs: ${JSON.stringify(got[i])?.slice(0, 300)} vs ${JSON.stringify(want[i])?.slice(0, 300)}`);
+        return;
+      }
+    }
+  }
+  t.pass('same records for every chunking');
+});
