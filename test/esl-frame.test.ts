@@ -135,3 +135,21 @@ t.test('reconnect backoff: exponential, capped, jittered, resettable', async (t)
   for (let i = 0; i < 2000; i++) many.next();
   t.equal(many.next(), 2000, 'no overflow after many failures');
 });
+
+t.test('event json frames on the fast path: same frames, headers on demand, limits kept', async (t) => {
+  const body = '{"Event-Name":"HEARTBEAT"}';
+  const frame = `Content-Length: ${body.length}\nContent-Type: text/event-json\n\n${body}`;
+  const seen: EslFrame[] = [];
+  const malformed: string[] = [];
+  const p = new EslFrameParser({ onFrame: (f) => { seen.push(f); }, onMalformed: (r) => { malformed.push(r); } }, { maxHeaderBytes: 1024, maxBodyBytes: 64 });
+  p.push(Buffer.from(`${frame}${frame}Content-Length: 0065\nContent-Type: text/event-json\n\n${'x'.repeat(65)}${frame}`));
+  t.same(seen.map((f) => [f.contentType, f.body?.toString('latin1')]), [['text/event-json', body], ['text/event-json', body], ['text/event-json', body]]);
+  t.same([...seen[0]!.headers], [['Content-Length', String(body.length)], ['Content-Type', 'text/event-json']], 'the header block, built when asked');
+  t.same(malformed, ['frame_too_large'], 'a body over the limit is still refused (and skipped)');
+  const variants = [
+    `Content-Length: ${body.length}\r\nContent-Type: text/event-json\r\n\n${body}`,
+    `Content-Type: text/event-json\nContent-Length: ${body.length}\n\n${body}`,
+    `Content-Length: ${body.length}\nContent-Type: text/event-json\nX-Extra: 1\n\n${body}`,
+  ];
+  t.same(parseAll(variants.map((v) => Buffer.from(v))).frames.map((f) => f.body), [body, body, body], 'other header blocks take the general path');
+});

@@ -53,6 +53,23 @@ export interface FrameLimits {
 export const DEFAULT_FRAME_LIMITS: FrameLimits = { maxHeaderBytes: 64 * 1024, maxBodyBytes: 64 * 1024 * 1024 };
 
 const HEADER_NAME = /^[A-Za-z0-9_.-]{1,128}$/;
+/** The header block FreeSWITCH puts on every `event json` frame, up to the length's digits… */
+const JSON_EVENT_HEAD = Buffer.from('Content-Length: ', 'latin1');
+/** …and after them. */
+const JSON_EVENT_TAIL = Buffer.from('\nContent-Type: text/event-json\n\n', 'latin1');
+const JSON_EVENT_TYPE = 'text/event-json';
+
+/**
+ * A frame read by the fast path: its header block was exactly `Content-Length: N` and
+ * `Content-Type: text/event-json`, so the header Map is only built if someone asks.
+ */
+class JsonEventFrame implements EslFrame {
+  readonly contentType = JSON_EVENT_TYPE;
+  constructor(readonly body: Buffer) {}
+  get headers(): ReadonlyMap<string, string> {
+    return new Map([['Content-Length', String(this.body.length)], ['Content-Type', JSON_EVENT_TYPE]]);
+  }
+}
 const DECIMAL = /^\d{1,10}$/;
 const EMPTY = Buffer.alloc(0);
 
@@ -169,6 +186,11 @@ export class EslFrameParser {
       // FreeSWITCH's own reader skips stray line ends between messages; so do we.
       while (pos < len && (buf[pos] === 10 || buf[pos] === 13)) pos++;
       if (pos >= len) break;
+      const fast = this.jsonEvent(buf, pos, len);
+      if (fast > 0) {
+        pos = fast;
+        continue;
+      }
       const end = buf.indexOf('\n\n', pos);
       if (end === -1) {
         if (len - pos > this.limits.maxHeaderBytes) {
@@ -200,6 +222,30 @@ export class EslFrameParser {
       }
     }
     this.keep(pos < len ? buf.subarray(pos) : EMPTY);
+  }
+
+  /**
+   * The common case without strings or Maps: a complete `event json` frame with exactly
+   * FreeSWITCH's header block at `pos`. Returns where the next frame starts, or 0 when this
+   * is anything else (or incomplete), for the general path to handle.
+   */
+  private jsonEvent(buf: Buffer, pos: number, len: number): number {
+    const head = JSON_EVENT_HEAD.length;
+    if (len - pos < head + 1 + JSON_EVENT_TAIL.length || buf.compare(JSON_EVENT_HEAD, 0, head, pos, pos + head) !== 0) return 0;
+    let i = pos + head;
+    let length = 0;
+    const digitsEnd = Math.min(len, i + 9);
+    while (i < digitsEnd) {
+      const c = buf[i]! - 48;
+      if (c < 0 || c > 9) break;
+      length = length * 10 + c;
+      i++;
+    }
+    if (i === pos + head || length === 0 || length > this.limits.maxBodyBytes) return 0;
+    const bodyAt = i + JSON_EVENT_TAIL.length;
+    if (bodyAt + length > len || buf.compare(JSON_EVENT_TAIL, 0, JSON_EVENT_TAIL.length, i, bodyAt) !== 0) return 0;
+    const resume = this.sink.onFrame(new JsonEventFrame(buf.subarray(bodyAt, bodyAt + length)));
+    return bodyAt + (typeof resume === 'number' && resume > 0 && resume < length ? resume : length);
   }
 
   private startFrame(headers: Map<string, string>): void {
