@@ -11,7 +11,8 @@
 // heartbeatTimeoutMs (FreeSWITCH sends HEARTBEAT every 20 s) means a dead or hung peer: the
 // connection is destroyed and made again. Every new connection subscribes again.
 import type { AuthEvent, DropReason, LiveRegistration } from '../events/auth-event.js';
-import { AUTH_SUBCLASSES, normalizeEvent, SwitchAddressMemo, type NormalizeOptions } from '../events/normalize.js';
+import { EventJsonExtractor } from '../events/fast-json.js';
+import { AddressMemo, AUTH_SUBCLASSES, normalizeEvent, SwitchAddressMemo, type NormalizeOptions } from '../events/normalize.js';
 import { ReconnectBackoff } from './backoff.js';
 import {
   parsePlainEventBody, type EslFrame, type FrameDropReason, type FrameLimits, DEFAULT_FRAME_LIMITS,
@@ -135,6 +136,8 @@ export class EslEventSource {
   private readonly random: () => number;
   private readonly connect: EslConnector;
   private readonly backoff: ReconnectBackoff;
+  /** Reads the ~17 headers fsguard needs from an event body without JSON.parse (per stream). */
+  private readonly extractor = new EventJsonExtractor();
 
   private phase: Phase = 'idle';
   private link: EslLink | null = null;
@@ -159,7 +162,11 @@ export class EslEventSource {
       frameLimits: DEFAULT_FRAME_LIMITS,
       ...Object.fromEntries(Object.entries(rest).filter(([, v]) => v !== undefined)),
     } as Required<Omit<EslSourceOptions, 'profiles'>>;
-    this.normalizeOptions = { profiles: profiles && profiles.length > 0 ? new Set(profiles) : null, switchMemo: new SwitchAddressMemo() };
+    this.normalizeOptions = {
+      profiles: profiles && profiles.length > 0 ? new Set(profiles) : null,
+      switchMemo: new SwitchAddressMemo(),
+      addressMemo: new AddressMemo(),
+    };
     this.logger = deps.logger;
     this.timers = deps.timers ?? systemTimers;
     this.now = deps.clock ?? Date.now;
@@ -316,6 +323,13 @@ export class EslEventSource {
     }
     let headers: unknown;
     if (frame.contentType === 'text/event-json') {
+      // The extractor answers exactly as JSON.parse would for the headers read downstream,
+      // or null when it cannot be sure (escapes, non-ASCII, odd syntax): JSON.parse then.
+      const fast = this.extractor.extract(body);
+      if (fast !== null) {
+        this.onEventHeaders(fast);
+        return;
+      }
       try {
         headers = JSON.parse(body.toString('utf8'));
       } catch {
