@@ -5,12 +5,13 @@ import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
 
 export class FsguardMetrics {
   readonly registry = new Registry();
-  readonly eventsTotal = new Counter({
-    name: 'fsguard_events_total',
-    help: 'Sofia auth events received, by subclass and profile',
-    labelNames: ['subclass', 'profile'] as const,
-    registers: [this.registry],
-  });
+  /**
+   * Events counted on the hot path as plain numbers (subclass → profile → count not yet
+   * added), handed to the counter when it is scraped: prom-client's inc() hashes its labels
+   * and walks its own maps on every call (~4% of the daemon at 80k events/s).
+   */
+  private readonly eventCounts = new Map<string, Map<string, { n: number }>>();
+  readonly eventsTotal: Counter<'subclass' | 'profile'>;
   readonly eventsDropped = new Counter({
     name: 'fsguard_events_dropped_total',
     help: 'Events or frames not acted on, by reason (malformed, profile not watched, ...)',
@@ -55,26 +56,35 @@ export class FsguardMetrics {
     registers: [this.registry],
   });
 
-  /** eventsTotal's children by subclass, then profile: `inc(labels)` hashes the labels per call. */
-  private readonly eventCounters = new Map<string, Map<string, { inc(): void }>>();
-
   constructor(withProcessMetrics = true) {
+    const counts = this.eventCounts;
+    this.eventsTotal = new Counter({
+      name: 'fsguard_events_total',
+      help: 'Sofia auth events received, by subclass and profile',
+      labelNames: ['subclass', 'profile'] as const,
+      registers: [this.registry],
+      collect() {
+        for (const [subclass, byProfile] of counts) {
+          for (const [profile, c] of byProfile) {
+            if (c.n > 0) this.inc({ subclass, profile }, c.n);
+            c.n = 0;
+          }
+        }
+      },
+    });
     if (withProcessMetrics) collectDefaultMetrics({ register: this.registry, prefix: 'fsguard_' });
   }
 
-  /** eventsTotal{subclass,profile} += 1, without per-event label hashing (hot path). */
+  /** eventsTotal{subclass,profile} += 1 (hot path: two Map lookups and an addition). */
   eventReceived(subclass: string, profile: string): void {
-    let bySubclass = this.eventCounters.get(subclass);
-    if (!bySubclass) {
-      bySubclass = new Map();
-      this.eventCounters.set(subclass, bySubclass);
+    let byProfile = this.eventCounts.get(subclass);
+    if (!byProfile) {
+      byProfile = new Map();
+      this.eventCounts.set(subclass, byProfile);
     }
-    let counter = bySubclass.get(profile);
-    if (!counter) {
-      counter = this.eventsTotal.labels({ subclass, profile });
-      bySubclass.set(profile, counter);
-    }
-    counter.inc();
+    const c = byProfile.get(profile);
+    if (c) c.n++;
+    else byProfile.set(profile, { n: 1 });
   }
 }
 
