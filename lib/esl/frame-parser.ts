@@ -59,6 +59,12 @@ const JSON_EVENT_HEAD = Buffer.from('Content-Length: ', 'latin1');
 const JSON_EVENT_TAIL = Buffer.from('\nContent-Type: text/event-json\n\n', 'latin1');
 const JSON_EVENT_TYPE = 'text/event-json';
 
+/** True when `buf` holds `want` at `at` (a loop: Buffer#compare's native call costs more for 16-31 bytes). */
+function bytesAt(buf: Buffer, at: number, want: Buffer): boolean {
+  for (let k = 0; k < want.length; k++) if (buf[at + k] !== want[k]) return false;
+  return true;
+}
+
 /**
  * A frame read by the fast path: its header block was exactly `Content-Length: N` and
  * `Content-Type: text/event-json`, so the header Map is only built if someone asks.
@@ -131,20 +137,32 @@ export class EslFrameParser {
   /** Feeds bytes as they come off the socket. Never throws because of their content. */
   push(chunk: Buffer): void {
     let data = chunk;
-    if (this.skipping > 0) {
-      const n = Math.min(this.skipping, data.length);
-      this.skipping -= n;
-      data = data.subarray(n);
+    for (;;) {
+      if (this.skipping > 0) {
+        const n = Math.min(this.skipping, data.length);
+        this.skipping -= n;
+        data = data.subarray(n);
+      }
       if (data.length === 0) return;
+      if (this.buffered === 0) {
+        // Nothing held from the last read: frames are parsed in place.
+        this.process(data);
+        return;
+      }
+      // A frame was cut by the last read. When its header is known, complete its body with
+      // just the bytes it lacks instead of copying the whole read behind it, then carry on in
+      // place. (A cut header block is joined with the whole read, as it always was.)
+      const take = this.pending ? Math.min(Math.max(1, this.pending.length - this.buffered), data.length) : data.length;
+      this.chunks.push(data.subarray(0, take));
+      this.buffered += take;
+      data = data.subarray(take);
+      // Waiting for a body: do not copy anything until all of it is here.
+      if (this.pending && this.buffered < this.pending.length) return;
+      const buf = this.chunks.length === 1 ? this.chunks[0]! : Buffer.concat(this.chunks, this.buffered);
+      this.chunks = [];
+      this.buffered = 0;
+      this.process(buf);
     }
-    this.chunks.push(data);
-    this.buffered += data.length;
-    // Waiting for a body: do not copy anything until all of it is here.
-    if (this.pending && this.buffered < this.pending.length) return;
-    const buf = this.chunks.length === 1 ? this.chunks[0]! : Buffer.concat(this.chunks, this.buffered);
-    this.chunks = [];
-    this.buffered = 0;
-    this.process(buf);
   }
 
   /** The connection closed: whatever is buffered is an incomplete frame. */
@@ -231,7 +249,7 @@ export class EslFrameParser {
    */
   private jsonEvent(buf: Buffer, pos: number, len: number): number {
     const head = JSON_EVENT_HEAD.length;
-    if (len - pos < head + 1 + JSON_EVENT_TAIL.length || buf.compare(JSON_EVENT_HEAD, 0, head, pos, pos + head) !== 0) return 0;
+    if (len - pos < head + 1 + JSON_EVENT_TAIL.length || !bytesAt(buf, pos, JSON_EVENT_HEAD)) return 0;
     let i = pos + head;
     let length = 0;
     const digitsEnd = Math.min(len, i + 9);
@@ -243,7 +261,7 @@ export class EslFrameParser {
     }
     if (i === pos + head || length === 0 || length > this.limits.maxBodyBytes) return 0;
     const bodyAt = i + JSON_EVENT_TAIL.length;
-    if (bodyAt + length > len || buf.compare(JSON_EVENT_TAIL, 0, JSON_EVENT_TAIL.length, i, bodyAt) !== 0) return 0;
+    if (bodyAt + length > len || !bytesAt(buf, i, JSON_EVENT_TAIL)) return 0;
     const resume = this.sink.onFrame(new JsonEventFrame(buf.subarray(bodyAt, bodyAt + length)));
     return bodyAt + (typeof resume === 'number' && resume > 0 && resume < length ? resume : length);
   }
