@@ -7,17 +7,11 @@
 // *event* time. It must not lag the wall clock: the daemon's 1 s tick advances the policy's
 // clock to wall time, and events stamped earlier than that would all be judged "now".
 
-/** mulberry32: small, fast, good enough to pick users and addresses. */
-export function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+// mulberry32, shared with the policy's variant traces: small, fast, good enough to pick
+// users and addresses.
+import { rng as prng } from '../test/support/policy-traces.js';
+
+export { prng };
 
 export type Subclass = 'sofia::pre_register' | 'sofia::register_attempt' | 'sofia::register_failure' | 'sofia::register';
 
