@@ -307,7 +307,9 @@ export class Guard implements EslSourceListener {
       this.logger.info({ target: key, rule: k.comment.rule }, 'ban lifted outside fsguard (fsguard unban?): grace period before it can be banned again');
     }
     this.adoptKernelBans(list.bans.filter((b) => !this.known.has(b.target.text)), now);
-    await this.retryUnwritten();
+    // Not awaited: the retries go through the writer's own backoff, and the daemon spaces
+    // reconciles by how long one took — a slow nft must not push the next retry away.
+    void this.retryUnwritten();
   }
 
   private adoptKernelBans(bans: readonly KernelBan[], now: number): void {
