@@ -1,12 +1,11 @@
 // Security of the daemon itself: the ESL password never appears in logs, CLI output or crash
 // output; a config file others can read is warned about; metrics listen on loopback only.
 import t from 'tap';
-import { spawn } from 'node:child_process';
 import { chmodSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadConfig } from '../lib/config/config.js';
-import { cliEnv, FSGUARD, fsguardCli, writeConfig } from './support/daemon-process.js';
+import { cliEnv, FSGUARD, fsguardCli, runProcess, writeConfig, type ProcessResult } from './support/daemon-process.js';
 import { EslTestServer } from './support/esl-server.js';
 import { netnsTestOptions } from './support/netns.js';
 import { rigConfig, scannerEvents, sleep, startDaemon, waitFor } from './support/fault-rig.js';
@@ -16,17 +15,9 @@ const SECRET = 'Pw-s3cr3t-XYZ';
 const LEAKS = [SECRET, encodeURIComponent(SECRET), Buffer.from(SECRET).toString('base64'), 's3cr3t'];
 const leaked = (text: string): string[] => LEAKS.filter((l) => text.includes(l));
 
-/** Runs the CLI with a clean environment (plus `env`), optionally preloading a module. */
-function runCli(args: readonly string[], env: NodeJS.ProcessEnv = {}, timeoutMs = 20_000): Promise<{ status: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(FSGUARD, args, { env: cliEnv(env), stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.setEncoding('utf8').on('data', (d: string) => { stdout += d; });
-    child.stderr.setEncoding('utf8').on('data', (d: string) => { stderr += d; });
-    const timer = setTimeout(() => child.kill('SIGTERM'), timeoutMs);
-    child.on('close', (status) => { clearTimeout(timer); resolve({ status, stdout, stderr }); });
-  });
+/** Runs the CLI with a clean environment (plus `env`). */
+function runCli(args: readonly string[], env: NodeJS.ProcessEnv = {}, timeoutMs = 20_000): Promise<ProcessResult> {
+  return runProcess(FSGUARD, args, { env: cliEnv(env), timeoutMs, killSignal: 'SIGTERM' });
 }
 
 t.test('the ESL password never appears in logs, even at debug level, across reconnects and reloads', netnsTestOptions(), async (t) => {
@@ -88,15 +79,7 @@ t.test('a crash prints no secret: uncaught exception in the running daemon', net
   const dir = mkdtempSync(join(tmpdir(), 'fsguard-crash-'));
   const crash = join(dir, 'crash.mjs');
   writeFileSync(crash, "setTimeout(() => { throw new Error('forced crash for the test'); }, 1500);\n");
-  const result = await new Promise<{ status: number | null; stdout: string; stderr: string }>((resolve) => {
-    const child = spawn(process.execPath, [`--import=${crash}`, FSGUARD, 'run', '--config', config], { env: cliEnv(), stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.setEncoding('utf8').on('data', (d: string) => { stdout += d; });
-    child.stderr.setEncoding('utf8').on('data', (d: string) => { stderr += d; });
-    const timer = setTimeout(() => child.kill('SIGKILL'), 20_000);
-    child.on('close', (status) => { clearTimeout(timer); resolve({ status, stdout, stderr }); });
-  });
+  const result = await runProcess(process.execPath, [`--import=${crash}`, FSGUARD, 'run', '--config', config], { timeoutMs: 20_000 });
   t.match(result.stderr, /forced crash for the test/, 'it did crash, with a stack on stderr');
   t.not(result.status, 0, 'non-zero exit');
   t.ok(server.authLog.some((a) => a.accepted), 'after logging in with the password');

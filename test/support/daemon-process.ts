@@ -27,20 +27,32 @@ export function writeConfig(config: unknown): string {
   return path;
 }
 
+export interface ProcessResult {
+  readonly status: number | null;
+  readonly stdout: string;
+  readonly stderr: string;
+}
+
 /**
- * `fsguard <args>` to completion. Asynchronous on purpose: the test's own event-socket
- * server lives in this process and must keep answering while the CLI talks to it.
+ * Runs a command to completion, collecting its output; killed with `killSignal` after
+ * `timeoutMs`. Asynchronous on purpose: the test's own event-socket server lives in this
+ * process and must keep answering while the child talks to it.
  */
-export function fsguardCli(args: readonly string[]): Promise<{ status: number | null; stdout: string; stderr: string }> {
+export function runProcess(command: string, args: readonly string[], options: { env?: NodeJS.ProcessEnv; timeoutMs?: number; killSignal?: NodeJS.Signals } = {}): Promise<ProcessResult> {
   return new Promise((resolve) => {
-    const child = spawn(FSGUARD, args, { env: cliEnv(), stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(command, args, { env: options.env ?? cliEnv(), stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
     child.stdout.setEncoding('utf8').on('data', (d: string) => { stdout += d; });
     child.stderr.setEncoding('utf8').on('data', (d: string) => { stderr += d; });
-    const timer = setTimeout(() => child.kill('SIGKILL'), 30_000);
+    const timer = setTimeout(() => child.kill(options.killSignal ?? 'SIGKILL'), options.timeoutMs ?? 30_000);
     child.on('close', (status) => { clearTimeout(timer); resolve({ status, stdout, stderr }); });
   });
+}
+
+/** `fsguard <args>` to completion, as a user runs it. */
+export function fsguardCli(args: readonly string[]): Promise<ProcessResult> {
+  return runProcess(FSGUARD, args);
 }
 
 export class DaemonProcess {
