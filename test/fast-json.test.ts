@@ -142,14 +142,15 @@ async function reference(bytes: Buffer): Promise<TraceRecord[]> {
   return out;
 }
 
-function decode(bytes: Buffer, chunkSizes: () => number): TraceRecord[] {
+function decode(bytes: Buffer, chunkSizes: () => number, scanner: 'wasm' | 'javascript'): TraceRecord[] {
   const out: TraceRecord[] = [];
   const visitor: TraceVisitor = {
     event: (event, index, line) => { out.push({ kind: 'event', index, line, event }); },
     dropped: (reason, detail, index, line) => { out.push({ kind: 'dropped', index, line, reason, detail }); },
     malformed: (detail, index, line) => { out.push({ kind: 'malformed', index, line, detail }); },
   };
-  const d = new TraceDecoder({ profiles: null });
+  const d = new TraceDecoder({ profiles: null, scanner });
+  if (d.scanner !== scanner) throw new Error(`asked for the ${scanner} scanner, got ${d.scanner}`);
   for (let at = 0; at < bytes.length;) {
     const n = Math.max(1, chunkSizes());
     d.feed(bytes.subarray(at, at + n), visitor);
@@ -178,14 +179,62 @@ t.test('TraceDecoder = readline + JSON.parse, whatever the line ends, blanks, by
     const bytes = Buffer.concat(parts);
     const want = await reference(bytes);
     const sizes = [() => 1 << 20, () => 1 + Math.floor(random() * 7), () => 1 + Math.floor(random() * 4096), () => 997];
-    for (const size of sizes) {
-      const got = decode(bytes, size);
-      if (JSON.stringify(got) !== JSON.stringify(want)) {
-        const i = got.findIndex((r, k) => JSON.stringify(r) !== JSON.stringify(want[k]));
-        t.fail(`round ${round}: record ${i} differs: ${JSON.stringify(got[i])?.slice(0, 300)} vs ${JSON.stringify(want[i])?.slice(0, 300)}`);
-        return;
+    for (const scanner of ['wasm', 'javascript'] as const) {
+      for (const size of sizes) {
+        const got = decode(bytes, size, scanner);
+        const diff = firstDifference(got, want);
+        if (diff !== null) {
+          t.fail(`round ${round}, ${scanner} scanner: ${diff}`);
+          return;
+        }
       }
     }
   }
-  t.pass('same records for every chunking');
+  t.pass('same records for every chunking, with either scanner');
+});
+
+function firstDifference(got: readonly TraceRecord[], want: readonly TraceRecord[]): string | null {
+  const a = got.map((r) => JSON.stringify(r));
+  const b = want.map((r) => JSON.stringify(r));
+  const i = a.findIndex((r, k) => r !== b[k]);
+  if (i >= 0) return `record ${i} differs: ${a[i]?.slice(0, 300)} vs ${b[i]?.slice(0, 300)}`;
+  if (a.length !== b.length) return `${a.length} records instead of ${b.length}`;
+  return null;
+}
+
+t.test('wasm line scanner = JavaScript extractor on mutated and hostile lines, and on long lines', async (t) => {
+  // The wasm scanner's JSON reading, key matching and value interning against the JavaScript
+  // extractor (itself held to JSON.parse above), over lines mutated at random; values repeat
+  // across lines so interned values are reused, and pool entries are overwritten by colliding ones.
+  const base = [...sharedLines().slice(0, 200), ...variantLines().slice(0, 200)];
+  const random = rng(0x5ca9);
+  const pick = <T>(a: readonly T[]): T => a[Math.floor(random() * a.length)]!;
+  const pieces = ['"', '\\', '\\"', '\\\\', '\\u0041', '\\u00e9', '\\x', '\\u12', '\\n', '{', '}', ':', ',', ' ', '\t', '\u0000', '\u007f', 'é',
+    '"network-ip":"203.0.113.9",', '"network\\u002dip":"203.0.113.9",', '"user-agent":1,', '"Event-Name":"CUSTOM",', ',"call-id":"dup"', '"":"",',
+    '"realm":"' + 'r'.repeat(300) + '",', '"to-user":"' + 'u'.repeat(255) + '",', '"username":"' + 'n'.repeat(257) + '",'];
+  const lines: string[] = [];
+  for (let round = 0; round < 25; round++) {
+    for (const line of base) {
+      let m = line;
+      if (random() < 0.7) {
+        const edits = 1 + Math.floor(random() * 3);
+        for (let k = 0; k < edits; k++) {
+          const at = Math.floor(random() * (m.length + 1));
+          const op = random();
+          if (op < 0.5) m = m.slice(0, at) + pick(pieces) + m.slice(at);
+          else if (op < 0.75) m = m.slice(0, at) + m.slice(at + 1 + Math.floor(random() * 8));
+          else m = m.slice(0, at) + pick(pieces) + m.slice(at + 1);
+        }
+      }
+      lines.push(m);
+    }
+  }
+  lines.push(`{"Event-Name":"CUSTOM","Event-Subclass":"sofia::pre_register","profile-name":"internal","network-ip":"203.0.113.5","Event-Date-Timestamp":"1893456000000000","user-agent":"${'x'.repeat(70000)}"}`);
+  const bytes = Buffer.from(`${lines.join('\n')}\n`, 'utf8');
+  const sizes = [() => 1 << 20, () => 1 + Math.floor(random() * 300), () => 65536];
+  const want = decode(bytes, sizes[0]!, 'javascript');
+  t.ok(want.filter((r) => r.kind === 'event').length > lines.length / 4, 'many lines are events');
+  for (const size of sizes) {
+    t.equal(firstDifference(decode(bytes, size, 'wasm'), want), null, `${lines.length} lines, same records`);
+  }
 });

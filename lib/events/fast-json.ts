@@ -26,6 +26,16 @@ export type EventHeaderName = (typeof EVENT_HEADER_NAMES)[number];
  */
 export type EventHeaders = { readonly [K in EventHeaderName]: string | undefined };
 
+/** EventHeaders from values in EVENT_HEADER_NAMES order (an object literal: one hidden class for all). */
+export function headersOf(v: readonly (string | undefined)[]): EventHeaders {
+  return {
+    'Event-Name': v[0], 'Event-Subclass': v[1], 'Event-Date-Timestamp': v[2], 'profile-name': v[3],
+    'network-ip': v[4], 'network-port': v[5], 'FreeSWITCH-IPv4': v[6], 'FreeSWITCH-IPv6': v[7],
+    'user-agent': v[8], 'call-id': v[9], 'to-user': v[10], 'from-user': v[11], username: v[12],
+    realm: v[13], 'auth-result': v[14], 'registration-type': v[15], expires: v[16],
+  };
+}
+
 /** Index of Event-Date-Timestamp: unique per event, never worth caching, never kept by normalize. */
 const TIMESTAMP_SLOT = 2;
 const HEADER_COUNT = EVENT_HEADER_NAMES.length;
@@ -166,12 +176,7 @@ export class EventJsonExtractor {
     }
     while (i < end && text.charCodeAt(i) === SPACE) i++;
     if (i !== end) return null;
-    return {
-      'Event-Name': v[0], 'Event-Subclass': v[1], 'Event-Date-Timestamp': v[2], 'profile-name': v[3],
-      'network-ip': v[4], 'network-port': v[5], 'FreeSWITCH-IPv4': v[6], 'FreeSWITCH-IPv6': v[7],
-      'user-agent': v[8], 'call-id': v[9], 'to-user': v[10], 'from-user': v[11], username: v[12],
-      realm: v[13], 'auth-result': v[14], 'registration-type': v[15], expires: v[16],
-    };
+    return headersOf(v);
   }
 
   /** Position of the first backslash at or after `from` (text.length when none): cached per text. */

@@ -11,10 +11,10 @@
 import { createReadStream } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { createGunzip } from 'node:zlib';
-import type { Readable } from 'node:stream';
 import type { AuthEvent, DropReason } from '../events/auth-event.js';
 import { EventJsonExtractor } from '../events/fast-json.js';
 import { AddressMemo, normalizeEvent, SwitchAddressMemo, type NormalizeOptions } from '../events/normalize.js';
+import { LineStatus, loadLineScannerModule, WasmLineScanner } from './wasm-line-scanner.js';
 
 export type TraceRecord =
   /** A sofia auth event, ready for the policy. */
@@ -29,6 +29,12 @@ export interface ReadTraceOptions {
   readonly profiles: ReadonlySet<string> | null;
   /** Index of this trace's first line when several traces are replayed as one (default 0). */
   readonly firstIndex?: number;
+  /**
+   * Who splits and reads the lines: `wasm` (wasm/line-scanner.ts, SIMD), `javascript`
+   * (EventJsonExtractor), or `auto` (default): wasm when the module loads, else JavaScript.
+   * All give the same records; `javascript` is there to hold them to each other.
+   */
+  readonly scanner?: 'auto' | 'wasm' | 'javascript';
 }
 
 /** What scanTrace calls for each non-blank line, in order (the same cases as TraceRecord). */
@@ -54,18 +60,48 @@ async function isGzip(path: string): Promise<boolean> {
 
 const READ_CHUNK = 1 << 20;
 
-/** Opens a trace file as a byte stream, gunzipping `.gz` (or gzip-magic) files on the fly. */
-export async function openTrace(path: string): Promise<Readable> {
-  const raw = createReadStream(path, { highWaterMark: READ_CHUNK });
-  if (!(await isGzip(path))) return raw;
-  // Large output chunks and a deep buffer: zlib inflates on a worker thread and can run ahead
-  // of the lines being judged (16 KB chunks cost more in callbacks than in inflating).
-  const gunzip = createGunzip({ chunkSize: 256 * 1024 });
-  raw.on('error', (err) => gunzip.destroy(err));
-  return raw.pipe(gunzip);
+/**
+ * A trace file's bytes, chunk by chunk, gunzipping `.gz` (or gzip-magic) files on the fly. A
+ * plain file is read into two reused buffers, the next read running while the caller works on
+ * the chunk it has (a new 1 MB buffer per read cost more in page faults than the reading, and
+ * a read started only when asked for left the caller waiting): each chunk is valid only until
+ * the next one is asked for.
+ */
+export async function* traceChunks(path: string): AsyncGenerator<Uint8Array> {
+  if (await isGzip(path)) {
+    const raw = createReadStream(path, { highWaterMark: READ_CHUNK });
+    // Large output chunks and a deep buffer: zlib inflates on a worker thread and can run ahead
+    // of the lines being judged (16 KB chunks cost more in callbacks than in inflating).
+    const gunzip = createGunzip({ chunkSize: 256 * 1024 });
+    raw.on('error', (err) => gunzip.destroy(err));
+    for await (const chunk of raw.pipe(gunzip)) yield chunk as Buffer;
+    return;
+  }
+  const fh = await open(path, 'r');
+  const buffers = [Buffer.allocUnsafe(READ_CHUNK), Buffer.allocUnsafe(READ_CHUNK)] as const;
+  let which = 0;
+  let position = 0;
+  let next = fh.read(buffers[0], 0, READ_CHUNK, position);
+  try {
+    for (;;) {
+      const { bytesRead } = await next;
+      if (bytesRead === 0) return;
+      const chunk = buffers[which]!.subarray(0, bytesRead);
+      position += bytesRead;
+      which ^= 1;
+      // Started at the exact position this read ended at (a short read cannot skip bytes).
+      next = fh.read(buffers[which]!, 0, READ_CHUNK, position);
+      yield chunk;
+    }
+  } finally {
+    // The read started last may still be running: let it finish before closing its file.
+    await next.catch(() => undefined);
+    await fh.close();
+  }
 }
 
 const NEWLINE = 10;
+const LINE_FEED = Uint8Array.of(NEWLINE);
 
 /**
  * Turns a trace's bytes, fed chunk by chunk, into records. Lines are numbered as readline
@@ -84,12 +120,22 @@ export class TraceDecoder {
   private oddCount = 0;
   private readonly extractor = new EventJsonExtractor();
   private readonly normalizeOptions: NormalizeOptions;
+  private readonly wasm: WasmLineScanner | null;
   private index: number;
   private line = 0;
 
   constructor(options: ReadTraceOptions) {
     this.normalizeOptions = { profiles: options.profiles, switchMemo: new SwitchAddressMemo(), addressMemo: new AddressMemo() };
     this.index = options.firstIndex ?? 0;
+    const want = options.scanner ?? 'auto';
+    const module = want === 'javascript' ? null : loadLineScannerModule();
+    if (want === 'wasm' && module instanceof Error) throw new Error(`the wasm line scanner is not available: ${module.message}`);
+    this.wasm = module === null || module instanceof Error ? null : new WasmLineScanner(module);
+  }
+
+  /** Which line reader this decoder uses. */
+  get scanner(): 'wasm' | 'javascript' {
+    return this.wasm === null ? 'javascript' : 'wasm';
   }
 
   /** Non-blank lines so far (the next line's index, less firstIndex). */
@@ -98,6 +144,11 @@ export class TraceDecoder {
   }
 
   feed(chunk: Uint8Array, visitor: TraceVisitor): void {
+    if (this.wasm !== null) {
+      this.wasm.append(chunk);
+      this.drain(this.wasm, visitor);
+      return;
+    }
     const start = this.length;
     this.reserve(start + chunk.length);
     this.work.set(chunk, start);
@@ -128,6 +179,12 @@ export class TraceDecoder {
 
   /** The end of the input: the last line, when it has no line feed. */
   finish(visitor: TraceVisitor): void {
+    if (this.wasm !== null) {
+      // The last line, ended as if it had a line feed (one that ends in \r still keeps it).
+      if (this.wasm.pending > 0) this.wasm.append(LINE_FEED);
+      this.drain(this.wasm, visitor);
+      return;
+    }
     if (this.length === 0) return;
     if (this.oddCount === 0) this.plainLine(this.work.toString('latin1', 0, this.length), 0, this.length, visitor);
     else this.unusualLine(0, this.length, visitor);
@@ -189,9 +246,30 @@ export class TraceDecoder {
     else this.normalized(headers, index, visitor);
   }
 
+  /** Every complete line the wasm scanner has, record by record. */
+  private drain(wasm: WasmLineScanner, visitor: TraceVisitor): void {
+    for (;;) {
+      const n = wasm.scan();
+      for (let k = 0; k < n; k++) {
+        const status = wasm.status(k);
+        if (status === LineStatus.unusual) { this.unusualText(wasm.utf8(wasm.lineStart(k), wasm.lineEnd(k)), visitor); continue; }
+        this.line++;
+        if (status === LineStatus.blank) continue;
+        const index = this.index++;
+        if (status === LineStatus.extracted) this.normalized(wasm.headers(k), index, visitor);
+        else this.parsed(wasm.latin1(wasm.lineStart(k), wasm.lineEnd(k)), index, visitor);
+      }
+      if (n < WasmLineScanner.RECORDS) break;
+    }
+    wasm.compact();
+  }
+
   /** A line with control characters or non-ASCII bytes: decoded and parsed as readline + JSON.parse did. */
   private unusualLine(s: number, e: number, visitor: TraceVisitor): void {
-    const decoded = this.work.toString('utf8', s, e);
+    this.unusualText(this.work.toString('utf8', s, e), visitor);
+  }
+
+  private unusualText(decoded: string, visitor: TraceVisitor): void {
     const pieces = decoded.split('\r');
     // `\r\n` is one line end; any other `\r` ends a line of its own.
     if (decoded.endsWith('\r')) pieces.pop();
@@ -235,11 +313,10 @@ function grow(a: Int32Array): Int32Array<ArrayBuffer> {
  * object or promise per line). Returns the number of non-blank lines (records) it had.
  */
 export async function scanTrace(path: string, options: ReadTraceOptions, visitor: TraceVisitor): Promise<number> {
-  const stream = await openTrace(path);
   const decoder = new TraceDecoder(options);
   const first = options.firstIndex ?? 0;
-  for await (const chunk of stream) {
-    decoder.feed(chunk as Buffer, visitor);
+  for await (const chunk of traceChunks(path)) {
+    decoder.feed(chunk, visitor);
     if (visitor.chunkDone) await visitor.chunkDone();
   }
   decoder.finish(visitor);
@@ -259,10 +336,9 @@ export async function* readTrace(path: string, options: ReadTraceOptions): Async
     dropped: (reason, detail, index, line) => { records.push({ kind: 'dropped', index, line, reason, detail }); },
     malformed: (detail, index, line) => { records.push({ kind: 'malformed', index, line, detail }); },
   };
-  const stream = await openTrace(path);
   const decoder = new TraceDecoder(options);
-  for await (const chunk of stream) {
-    decoder.feed(chunk as Buffer, collect);
+  for await (const chunk of traceChunks(path)) {
+    decoder.feed(chunk, collect);
     const out = records;
     records = [];
     yield* out;

@@ -1,0 +1,156 @@
+// The JavaScript half of wasm/line-scanner.ts (AssemblyScript, compiled to
+// dist/wasm/line-scanner.wasm by `npm run build`): owns the WebAssembly memory — the trace's
+// bytes, the value pool, the records the scanner writes — and turns a record into the
+// EventHeaders normalizeEvent takes. One instance per trace being read (its pool is that
+// stream's). TraceDecoder uses it when the module loads, and its JavaScript line splitter and
+// EventJsonExtractor otherwise; both give the same records (test/fast-json.test.ts).
+import { readFileSync } from 'node:fs';
+import { EVENT_HEADER_NAMES, headersOf, type EventHeaders } from '../events/fast-json.js';
+
+/** What the scanner made of one line (the constants of wasm/line-scanner.ts). */
+export const LineStatus = { extracted: 0, blank: 1, declined: 2, unusual: 3 } as const;
+export type LineStatus = (typeof LineStatus)[keyof typeof LineStatus];
+
+/** Buffer's own latin1 decoder (toString's argument checks cost as much as the copy here). */
+type Latin1Buffer = Buffer & { latin1Slice(start: number, end: number): string };
+
+interface ScannerExports {
+  readonly memory: WebAssembly.Memory;
+  setup(keys: number, lens: number, table: number, poolLens: number, poolBytes: number, timestampSlot: number): void;
+  addKey(slot: number): void;
+  scan(from: number, to: number, out: number, cap: number): number;
+  consumed(): number;
+}
+
+const SLOTS = EVENT_HEADER_NAMES.length;
+const RECORD_INTS = 3 + SLOTS * 3;
+const TIMESTAMP_SLOT = EVENT_HEADER_NAMES.indexOf('Event-Date-Timestamp');
+const POOL_SIZE = 4096;
+const KEY_MAX = 32;
+/** Records per scan call (the output area's size). */
+const RECORDS = 4096;
+// Memory layout (bytes). The input area grows at the end.
+const KEYS = 1024;
+const LENS = KEYS + SLOTS * KEY_MAX;
+const TABLE = 2048;
+const POOL_LENS = 4096;
+const POOL_BYTES = 32768;
+const OUT = POOL_BYTES + POOL_SIZE * 256;
+const IN = OUT + RECORDS * RECORD_INTS * 4;
+/** Readable bytes the scanner may look at past the end of the input (16-byte loads). */
+const SLACK = 32;
+const PAGE = 65536;
+
+/** The compiled scanner, or the reason it is not available (then TraceDecoder uses JavaScript). */
+export function loadLineScannerModule(): WebAssembly.Module | Error {
+  try {
+    return new WebAssembly.Module(readFileSync(new URL('../../wasm/line-scanner.wasm', import.meta.url)));
+  } catch (err) {
+    return err instanceof Error ? err : new Error(String(err));
+  }
+}
+
+/**
+ * Input bytes go in with append(); scan() reads the complete lines among them into records
+ * (at most 4,096 a call), read back with status()/lineStart()/lineEnd()/headers() by record
+ * number; compact() then drops what was consumed. Offsets are relative to the input's start.
+ */
+export class WasmLineScanner {
+  /** Records per scan() call at most. */
+  static readonly RECORDS = RECORDS;
+  private readonly exports: ScannerExports;
+  private bytes!: Latin1Buffer;
+  private records!: Int32Array;
+  private length = 0;
+  private consumedTo = 0;
+  private readonly pool: (string | undefined)[] = new Array<string | undefined>(POOL_SIZE).fill(undefined);
+  private readonly values: (string | undefined)[] = new Array<string | undefined>(SLOTS).fill(undefined);
+
+  constructor(module: WebAssembly.Module) {
+    this.exports = new WebAssembly.Instance(module, {}).exports as unknown as ScannerExports;
+    this.reserve(1 << 21);
+    const x = this.exports;
+    x.setup(KEYS, LENS, TABLE, POOL_LENS, POOL_BYTES, TIMESTAMP_SLOT);
+    const lens = new Int32Array(x.memory.buffer, LENS, SLOTS);
+    EVENT_HEADER_NAMES.forEach((name, slot) => {
+      this.bytes.write(name, KEYS + slot * KEY_MAX, 'latin1');
+      lens[slot] = name.length;
+      x.addKey(slot);
+    });
+  }
+
+  /** Unread input bytes (an unfinished line, after scan()). */
+  get pending(): number {
+    return this.length - this.consumedTo;
+  }
+
+  append(chunk: Uint8Array): void {
+    this.reserve(IN + this.length + chunk.length + SLACK);
+    this.bytes.set(chunk, IN + this.length);
+    this.length += chunk.length;
+  }
+
+  /** Reads up to 4,096 complete lines from where the last scan stopped; returns how many. */
+  scan(): number {
+    const x = this.exports;
+    const n = x.scan(IN + this.consumedTo, IN + this.length, OUT, RECORDS);
+    this.consumedTo = x.consumed() - IN;
+    return n;
+  }
+
+  /** Moves the unread bytes to the front (after the records of the last scan were used). */
+  compact(): void {
+    if (this.consumedTo === 0) return;
+    this.bytes.copyWithin(IN, IN + this.consumedTo, IN + this.length);
+    this.length -= this.consumedTo;
+    this.consumedTo = 0;
+  }
+
+  status(k: number): LineStatus {
+    return this.records[k * RECORD_INTS + 2] as LineStatus;
+  }
+
+  lineStart(k: number): number {
+    return this.records[k * RECORD_INTS]! - IN;
+  }
+
+  lineEnd(k: number): number {
+    return this.records[k * RECORD_INTS + 1]! - IN;
+  }
+
+  /** Input bytes [start, end) as latin1 (what JSON.parse gets for a declined plain line). */
+  latin1(start: number, end: number): string {
+    return this.bytes.toString('latin1', IN + start, IN + end);
+  }
+
+  utf8(start: number, end: number): string {
+    return this.bytes.toString('utf8', IN + start, IN + end);
+  }
+
+  /** The headers of an `extracted` record; values seen recently come back as the same string. */
+  headers(k: number): EventHeaders {
+    const r = this.records;
+    const v = this.values;
+    let at = k * RECORD_INTS + 3;
+    for (let slot = 0; slot < SLOTS; slot++, at += 3) {
+      const vs = r[at]!;
+      if (vs < 0) { v[slot] = undefined; continue; }
+      const word = r[at + 2]!;
+      if (word >= 0 && (word & 1) === 1) { v[slot] = this.pool[word >> 1]; continue; }
+      const s = this.bytes.latin1Slice(vs, r[at + 1]!);
+      if (word >= 0) this.pool[word >> 1] = s;
+      v[slot] = s;
+    }
+    return headersOf(v);
+  }
+
+  private reserve(size: number): void {
+    const memory = this.exports.memory;
+    if (this.bytes !== undefined && size <= this.bytes.length) return;
+    const have = memory.buffer.byteLength;
+    const want = Math.max(IN + (1 << 21), size * 2);
+    if (want > have) memory.grow(Math.ceil((want - have) / PAGE));
+    this.bytes = Buffer.from(memory.buffer) as Latin1Buffer;
+    this.records = new Int32Array(memory.buffer, OUT, RECORDS * RECORD_INTS);
+  }
+}
