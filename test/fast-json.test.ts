@@ -4,13 +4,15 @@
 // TraceDecoder must give exactly the records readline + JSON.parse + normalizeEvent gave,
 // whatever the line ends, blank lines, encodings and chunking.
 import t from 'tap';
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { gzipSync } from 'node:zlib';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { Readable } from 'node:stream';
 import { EVENT_HEADER_NAMES, EventJsonExtractor } from '../lib/events/fast-json.js';
 import { normalizeEvent, SwitchAddressMemo } from '../lib/events/normalize.js';
-import { TraceDecoder, type TraceRecord, type TraceVisitor } from '../lib/trace/read-trace.js';
+import { scanTrace, TraceDecoder, type ReadTraceOptions, type TraceRecord, type TraceVisitor } from '../lib/trace/read-trace.js';
 import { bruteForce, credentialScan, extensionScan, ipv6Rotation, ODD_AGENTS, rng, site, TraceBuilder } from './support/policy-traces.js';
 
 const SCENARIOS = new URL('../../../shared/scenarios/', import.meta.url).pathname;
@@ -202,18 +204,16 @@ function firstDifference(got: readonly TraceRecord[], want: readonly TraceRecord
   return null;
 }
 
-t.test('wasm line scanner = JavaScript extractor on mutated and hostile lines, and on long lines', async (t) => {
-  // The wasm scanner's JSON reading, key matching and value interning against the JavaScript
-  // extractor (itself held to JSON.parse above), over lines mutated at random; values repeat
-  // across lines so interned values are reused, and pool entries are overwritten by colliding ones.
+/** Trace lines mutated at random (escapes, control bytes, non-ASCII, long values), as one file's bytes. */
+function mutatedTrace(seed: number, rounds: number): { bytes: Buffer; lines: number } {
   const base = [...sharedLines().slice(0, 200), ...variantLines().slice(0, 200)];
-  const random = rng(0x5ca9);
+  const random = rng(seed);
   const pick = <T>(a: readonly T[]): T => a[Math.floor(random() * a.length)]!;
   const pieces = ['"', '\\', '\\"', '\\\\', '\\u0041', '\\u00e9', '\\x', '\\u12', '\\n', '{', '}', ':', ',', ' ', '\t', '\u0000', '\u007f', 'é',
     '"network-ip":"203.0.113.9",', '"network\\u002dip":"203.0.113.9",', '"user-agent":1,', '"Event-Name":"CUSTOM",', ',"call-id":"dup"', '"":"",',
     '"realm":"' + 'r'.repeat(300) + '",', '"to-user":"' + 'u'.repeat(255) + '",', '"username":"' + 'n'.repeat(257) + '",'];
   const lines: string[] = [];
-  for (let round = 0; round < 25; round++) {
+  for (let round = 0; round < rounds; round++) {
     for (const line of base) {
       let m = line;
       if (random() < 0.7) {
@@ -230,11 +230,64 @@ t.test('wasm line scanner = JavaScript extractor on mutated and hostile lines, a
     }
   }
   lines.push(`{"Event-Name":"CUSTOM","Event-Subclass":"sofia::pre_register","profile-name":"internal","network-ip":"203.0.113.5","Event-Date-Timestamp":"1893456000000000","user-agent":"${'x'.repeat(70000)}"}`);
-  const bytes = Buffer.from(`${lines.join('\n')}\n`, 'utf8');
+  return { bytes: Buffer.from(`${lines.join('\n')}\n`, 'utf8'), lines: lines.length };
+}
+
+t.test('wasm line scanner = JavaScript extractor on mutated and hostile lines, and on long lines', async (t) => {
+  // The wasm scanner's JSON reading, key matching and value interning against the JavaScript
+  // extractor (itself held to JSON.parse above), over lines mutated at random; values repeat
+  // across lines so interned values are reused, and pool entries are overwritten by colliding ones.
+  const random = rng(0x5ca9);
+  const { bytes, lines } = mutatedTrace(0x5ca9, 25);
   const sizes = [() => 1 << 20, () => 1 + Math.floor(random() * 300), () => 65536];
   const want = decode(bytes, sizes[0]!, 'javascript');
-  t.ok(want.filter((r) => r.kind === 'event').length > lines.length / 4, 'many lines are events');
+  t.ok(want.filter((r) => r.kind === 'event').length > lines / 4, 'many lines are events');
   for (const size of sizes) {
-    t.equal(firstDifference(decode(bytes, size, 'wasm'), want), null, `${lines.length} lines, same records`);
+    t.equal(firstDifference(decode(bytes, size, 'wasm'), want), null, `${lines} lines, same records`);
   }
+});
+
+/** Every record scanTrace gives for a file. */
+async function scanFile(path: string, options: Omit<ReadTraceOptions, 'profiles'>): Promise<TraceRecord[]> {
+  const out: TraceRecord[] = [];
+  const visitor: TraceVisitor = {
+    event: (event, index, line) => { out.push({ kind: 'event', index, line, event }); },
+    dropped: (reason, detail, index, line) => { out.push({ kind: 'dropped', index, line, reason, detail }); },
+    malformed: (detail, index, line) => { out.push({ kind: 'malformed', index, line, detail }); },
+  };
+  const n = await scanTrace(path, { profiles: null, ...options }, visitor);
+  if (n !== out.length) throw new Error(`scanTrace counted ${n} records and gave ${out.length}`);
+  return out;
+}
+
+t.test('scanTrace on a scanning thread = on one thread, plain and gzip, with lines longer than a slot', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'fsguard-scan-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const { bytes } = mutatedTrace(0x7e4d, 12);
+  // A line of 5 MB (more than a slot holds) between ordinary ones, and no final line feed.
+  const huge = `{"Event-Name":"CUSTOM","Event-Subclass":"sofia::pre_register","profile-name":"internal","network-ip":"203.0.113.7","Event-Date-Timestamp":"1893456000000001","user-agent":"${'y'.repeat(5 << 20)}"}`;
+  const all = Buffer.concat([bytes, Buffer.from(`${huge}\n`), bytes, Buffer.from(variantLines()[0]!)]);
+  const plain = join(dir, 'trace.jsonl');
+  writeFileSync(plain, all);
+  const gz = join(dir, 'trace.jsonl.gz');
+  writeFileSync(gz, gzipSync(all));
+  const want = await scanFile(plain, { scanner: 'javascript' });
+  t.ok(want.length > 9000, `${want.length} records`);
+  t.ok(want.some((r) => r.kind === 'event' && r.event.source.text === '203.0.113.7'), 'the 5 MB line is an event');
+  t.equal(firstDifference(await scanFile(plain, { thread: true }), want), null, 'plain file, scanning thread');
+  t.equal(firstDifference(await scanFile(gz, { thread: true }), want), null, 'gzip file, scanning thread');
+  t.equal(firstDifference(await scanFile(plain, { thread: false, scanner: 'wasm' }), want), null, 'plain file, wasm on this thread');
+  t.equal(firstDifference(await scanFile(gz, { thread: false, scanner: 'wasm', firstIndex: 0 }), want), null, 'gzip file, wasm on this thread');
+});
+
+t.test('scanTrace on a scanning thread reports read errors with the path', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'fsguard-scan-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const visitor: TraceVisitor = { event: () => undefined, dropped: () => undefined, malformed: () => undefined };
+  // A gzip stream cut in the middle: the first lines arrive, then the inflate error.
+  const cut = join(dir, 'cut.jsonl.gz');
+  const whole = gzipSync(Buffer.from(`${variantLines().join('\n')}\n`));
+  writeFileSync(cut, whole.subarray(0, Math.floor(whole.length / 2)));
+  await t.rejects(scanTrace(cut, { profiles: null, thread: true }, visitor), /cut\.jsonl\.gz: unexpected end of file/);
+  await t.rejects(scanTrace(join(dir, 'missing.jsonl'), { profiles: null, thread: true }, visitor), /ENOENT/);
 });

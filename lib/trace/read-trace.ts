@@ -9,12 +9,14 @@
 // characters, escapes in a needed header, anything unusual) goes through JSON.parse exactly as
 // before, so every line gets the record it always got.
 import { createReadStream } from 'node:fs';
-import { open } from 'node:fs/promises';
+import { open, stat } from 'node:fs/promises';
+import { Worker } from 'node:worker_threads';
 import { createGunzip } from 'node:zlib';
 import type { AuthEvent, DropReason } from '../events/auth-event.js';
 import { EventJsonExtractor } from '../events/fast-json.js';
 import { AddressMemo, normalizeEvent, SwitchAddressMemo, type NormalizeOptions } from '../events/normalize.js';
-import { LineStatus, loadLineScannerModule, WasmLineScanner } from './wasm-line-scanner.js';
+import { LineRecords, LineStatus, loadLineScannerModule, RECORD_SIZE, WasmLineScanner } from './wasm-line-scanner.js';
+import { SlotKind, SlotRing, type ScanWorkerData, type ScanWorkerMessage } from './scan-protocol.js';
 
 export type TraceRecord =
   /** A sofia auth event, ready for the policy. */
@@ -35,6 +37,11 @@ export interface ReadTraceOptions {
    * All give the same records; `javascript` is there to hold them to each other.
    */
   readonly scanner?: 'auto' | 'wasm' | 'javascript';
+  /**
+   * scanTrace only: read and scan the file on a second thread (wasm scanner) while this one
+   * makes events of the records. Default: for files of 4 MB and more when the scanner loads.
+   */
+  readonly thread?: boolean;
 }
 
 /** What scanTrace calls for each non-blank line, in order (the same cases as TraceRecord). */
@@ -101,7 +108,6 @@ export async function* traceChunks(path: string): AsyncGenerator<Uint8Array> {
 }
 
 const NEWLINE = 10;
-const LINE_FEED = Uint8Array.of(NEWLINE);
 
 /**
  * Turns a trace's bytes, fed chunk by chunk, into records. Lines are numbered as readline
@@ -121,6 +127,8 @@ export class TraceDecoder {
   private readonly extractor = new EventJsonExtractor();
   private readonly normalizeOptions: NormalizeOptions;
   private readonly wasm: WasmLineScanner | null;
+  /** Reads the scanner's records: this decoder's, or those of a scanning thread (decodeRecords). */
+  private readonly records = new LineRecords();
   private index: number;
   private line = 0;
 
@@ -180,8 +188,7 @@ export class TraceDecoder {
   /** The end of the input: the last line, when it has no line feed. */
   finish(visitor: TraceVisitor): void {
     if (this.wasm !== null) {
-      // The last line, ended as if it had a line feed (one that ends in \r still keeps it).
-      if (this.wasm.pending > 0) this.wasm.append(LINE_FEED);
+      this.wasm.endInput();
       this.drain(this.wasm, visitor);
       return;
     }
@@ -250,18 +257,27 @@ export class TraceDecoder {
   private drain(wasm: WasmLineScanner, visitor: TraceVisitor): void {
     for (;;) {
       const n = wasm.scan();
-      for (let k = 0; k < n; k++) {
-        const status = wasm.status(k);
-        if (status === LineStatus.unusual) { this.unusualText(wasm.utf8(wasm.lineStart(k), wasm.lineEnd(k)), visitor); continue; }
-        this.line++;
-        if (status === LineStatus.blank) continue;
-        const index = this.index++;
-        if (status === LineStatus.extracted) this.normalized(wasm.headers(k), index, visitor);
-        else this.parsed(wasm.latin1(wasm.lineStart(k), wasm.lineEnd(k)), index, visitor);
-      }
+      this.records.use(wasm.records, wasm.bytes, 0);
+      this.decodeRecords(this.records, n, visitor);
       if (n < WasmLineScanner.RECORDS) break;
     }
     wasm.compact();
+  }
+
+  /**
+   * Records 0..n-1 of `records`, in order: this decoder's own, or a batch from a scanning thread
+   * (then this decoder is never fed bytes, and `records` is the one LineRecords of that trace).
+   */
+  decodeRecords(records: LineRecords, n: number, visitor: TraceVisitor): void {
+    for (let k = 0; k < n; k++) {
+      const status = records.status(k);
+      if (status === LineStatus.unusual) { this.unusualText(records.utf8(k), visitor); continue; }
+      this.line++;
+      if (status === LineStatus.blank) continue;
+      const index = this.index++;
+      if (status === LineStatus.extracted) this.normalized(records.headers(k), index, visitor);
+      else this.parsed(records.latin1(k), index, visitor);
+    }
   }
 
   /** A line with control characters or non-ASCII bytes: decoded and parsed as readline + JSON.parse did. */
@@ -308,11 +324,18 @@ function grow(a: Int32Array): Int32Array<ArrayBuffer> {
   return b;
 }
 
+/** Files this big and more are scanned on a second thread by default (a thread costs ~30 ms to start). */
+const THREAD_MIN_BYTES = 4 << 20;
+/** Slots of the ring between the threads, and the bytes of lines a slot holds. */
+const THREAD_WINDOW = 4;
+const SLOT_LINE_BYTES = 4 << 20;
+
 /**
  * Replays one trace file into `visitor`, line by line, synchronously within each chunk (no
  * object or promise per line). Returns the number of non-blank lines (records) it had.
  */
 export async function scanTrace(path: string, options: ReadTraceOptions, visitor: TraceVisitor): Promise<number> {
+  if (await useThread(path, options)) return scanTraceThreaded(path, options, visitor);
   const decoder = new TraceDecoder(options);
   const first = options.firstIndex ?? 0;
   for await (const chunk of traceChunks(path)) {
@@ -321,6 +344,67 @@ export async function scanTrace(path: string, options: ReadTraceOptions, visitor
   }
   decoder.finish(visitor);
   if (visitor.chunkDone) await visitor.chunkDone();
+  return decoder.nextIndex - first;
+}
+
+async function useThread(path: string, options: ReadTraceOptions): Promise<boolean> {
+  if (options.scanner === 'javascript' || options.thread === false) return false;
+  if (options.thread === true) return true;
+  if (loadLineScannerModule() instanceof Error) return false;
+  return (await stat(path)).size >= THREAD_MIN_BYTES;
+}
+
+/**
+ * scanTrace with the reading and scanning on a worker thread (scan-worker.ts) that hands each
+ * scan's records over through a SlotRing: this thread makes events of them and runs the
+ * visitor — the same records, in the same order, as the single-threaded path.
+ */
+async function scanTraceThreaded(path: string, options: ReadTraceOptions, visitor: TraceVisitor): Promise<number> {
+  // This decoder is never fed bytes: it numbers lines and normalizes what the thread scanned.
+  const decoder = new TraceDecoder({ ...options, scanner: 'javascript' });
+  const records = new LineRecords();
+  const first = options.firstIndex ?? 0;
+  const ring = new SlotRing(SlotRing.create(THREAD_WINDOW, WasmLineScanner.RECORDS * RECORD_SIZE, SLOT_LINE_BYTES));
+  const data: ScanWorkerData = { path, ring: ring.shared };
+  const worker = new Worker(new URL('./scan-worker.js', import.meta.url), { workerData: data });
+  const messages: ScanWorkerMessage[] = [];
+  let failure: Error | null = null;
+  let wake: (() => void) | null = null;
+  const poke = (): void => {
+    if (wake !== null) { const w = wake; wake = null; w(); }
+  };
+  worker.on('message', (m: ScanWorkerMessage) => { messages.push(m); poke(); });
+  worker.on('error', (err) => { failure ??= err; poke(); });
+  worker.on('exit', (code) => { failure ??= new Error(`the scanning thread exited (code ${code}) before the end of the trace`); poke(); });
+  const nextMessage = async (): Promise<ScanWorkerMessage> => {
+    while (messages.length === 0) {
+      if (failure !== null) throw failure;
+      await new Promise<void>((resolve) => { wake = resolve; });
+    }
+    return messages.shift()!;
+  };
+  try {
+    for (let seq = 0; ; seq++) {
+      await ring.waitFull(seq, () => failure === null);
+      if (!ring.isFull(seq)) throw failure ?? new Error('the scanning thread stopped');
+      const kind = ring.kind(seq);
+      if (kind === SlotKind.end) break;
+      const slot = ring.slotOf(seq);
+      if (kind === SlotKind.batch) {
+        records.use(ring.records[slot]!, ring.bytes[slot]!, ring.base(seq));
+      } else {
+        const m = await nextMessage();
+        if (m.kind === 'error') throw new Error(`${path}: ${m.message}`);
+        records.use(m.records, m.bytes, ring.base(seq));
+      }
+      decoder.decodeRecords(records, ring.count(seq), visitor);
+      ring.release(seq);
+      if (visitor.chunkDone) await visitor.chunkDone();
+    }
+  } finally {
+    worker.removeAllListeners('exit');
+    await worker.terminate();
+  }
   return decoder.nextIndex - first;
 }
 

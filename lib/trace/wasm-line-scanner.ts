@@ -40,6 +40,7 @@ const IN = OUT + RECORDS * RECORD_INTS * 4;
 /** Readable bytes the scanner may look at past the end of the input (16-byte loads). */
 const SLACK = 32;
 const PAGE = 65536;
+const LINE_FEED = Uint8Array.of(10);
 
 /** The compiled scanner, or the reason it is not available (then TraceDecoder uses JavaScript). */
 export function loadLineScannerModule(): WebAssembly.Module | Error {
@@ -51,20 +52,20 @@ export function loadLineScannerModule(): WebAssembly.Module | Error {
 }
 
 /**
- * Input bytes go in with append(); scan() reads the complete lines among them into records
- * (at most 4,096 a call), read back with status()/lineStart()/lineEnd()/headers() by record
- * number; compact() then drops what was consumed. Offsets are relative to the input's start.
+ * Drives the wasm module: input bytes go in with append(); scan() reads the complete lines
+ * among them into records (at most RECORDS a call), which `records` and `bytes` hold until the
+ * next call; compact() then drops what was consumed. Record positions are addresses in `bytes`.
  */
 export class WasmLineScanner {
   /** Records per scan() call at most. */
   static readonly RECORDS = RECORDS;
   private readonly exports: ScannerExports;
-  private bytes!: Latin1Buffer;
-  private records!: Int32Array;
+  bytes!: Latin1Buffer;
+  records!: Int32Array;
   private length = 0;
   private consumedTo = 0;
-  private readonly pool: (string | undefined)[] = new Array<string | undefined>(POOL_SIZE).fill(undefined);
-  private readonly values: (string | undefined)[] = new Array<string | undefined>(SLOTS).fill(undefined);
+  /** Input offset where the lines of the last scan() begin. */
+  scannedFrom = 0;
 
   constructor(module: WebAssembly.Module) {
     this.exports = new WebAssembly.Instance(module, {}).exports as unknown as ScannerExports;
@@ -84,15 +85,31 @@ export class WasmLineScanner {
     return this.length - this.consumedTo;
   }
 
+  /** Address in `bytes` of the input's byte `offset`. */
+  address(offset: number): number {
+    return IN + offset;
+  }
+
+  /** Input offset just past the lines of the last scan(). */
+  get scannedTo(): number {
+    return this.consumedTo;
+  }
+
   append(chunk: Uint8Array): void {
     this.reserve(IN + this.length + chunk.length + SLACK);
     this.bytes.set(chunk, IN + this.length);
     this.length += chunk.length;
   }
 
-  /** Reads up to 4,096 complete lines from where the last scan stopped; returns how many. */
+  /** The last line, ended as if it had a line feed (one that ends in \r still keeps it). */
+  endInput(): void {
+    if (this.pending > 0) this.append(LINE_FEED);
+  }
+
+  /** Reads up to RECORDS complete lines from where the last scan stopped; returns how many. */
   scan(): number {
     const x = this.exports;
+    this.scannedFrom = this.consumedTo;
     const n = x.scan(IN + this.consumedTo, IN + this.length, OUT, RECORDS);
     this.consumedTo = x.consumed() - IN;
     return n;
@@ -104,44 +121,7 @@ export class WasmLineScanner {
     this.bytes.copyWithin(IN, IN + this.consumedTo, IN + this.length);
     this.length -= this.consumedTo;
     this.consumedTo = 0;
-  }
-
-  status(k: number): LineStatus {
-    return this.records[k * RECORD_INTS + 2] as LineStatus;
-  }
-
-  lineStart(k: number): number {
-    return this.records[k * RECORD_INTS]! - IN;
-  }
-
-  lineEnd(k: number): number {
-    return this.records[k * RECORD_INTS + 1]! - IN;
-  }
-
-  /** Input bytes [start, end) as latin1 (what JSON.parse gets for a declined plain line). */
-  latin1(start: number, end: number): string {
-    return this.bytes.toString('latin1', IN + start, IN + end);
-  }
-
-  utf8(start: number, end: number): string {
-    return this.bytes.toString('utf8', IN + start, IN + end);
-  }
-
-  /** The headers of an `extracted` record; values seen recently come back as the same string. */
-  headers(k: number): EventHeaders {
-    const r = this.records;
-    const v = this.values;
-    let at = k * RECORD_INTS + 3;
-    for (let slot = 0; slot < SLOTS; slot++, at += 3) {
-      const vs = r[at]!;
-      if (vs < 0) { v[slot] = undefined; continue; }
-      const word = r[at + 2]!;
-      if (word >= 0 && (word & 1) === 1) { v[slot] = this.pool[word >> 1]; continue; }
-      const s = this.bytes.latin1Slice(vs, r[at + 1]!);
-      if (word >= 0) this.pool[word >> 1] = s;
-      v[slot] = s;
-    }
-    return headersOf(v);
+    this.scannedFrom = 0;
   }
 
   private reserve(size: number): void {
@@ -154,3 +134,61 @@ export class WasmLineScanner {
     this.records = new Int32Array(memory.buffer, OUT, RECORDS * RECORD_INTS);
   }
 }
+
+/**
+ * Reads the records of one scan — in the scanner's memory, or copies of them sent from the
+ * scanning thread — and keeps the strings of the interned values: one per trace, fed every
+ * batch in order (the wasm pool and this one change together).
+ */
+export class LineRecords {
+  private records: Int32Array = new Int32Array(0);
+  private bytes: Latin1Buffer = Buffer.alloc(0) as Latin1Buffer;
+  /** Address (in the scanner's memory) of bytes[0]. */
+  private base = 0;
+  private readonly pool: (string | undefined)[] = new Array<string | undefined>(POOL_SIZE).fill(undefined);
+  private readonly values: (string | undefined)[] = new Array<string | undefined>(SLOTS).fill(undefined);
+
+  /** The records to read next: `bytes` holds the scanner's memory from address `base` on. */
+  use(records: Int32Array, bytes: Uint8Array, base: number): void {
+    this.records = records;
+    this.bytes = (Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength)) as Latin1Buffer;
+    this.base = base;
+  }
+
+  status(k: number): LineStatus {
+    return this.records[k * RECORD_INTS + 2] as LineStatus;
+  }
+
+  /** The line as latin1 (what JSON.parse gets for a declined plain line). */
+  latin1(k: number): string {
+    const r = this.records;
+    return this.bytes.latin1Slice(r[k * RECORD_INTS]! - this.base, r[k * RECORD_INTS + 1]! - this.base);
+  }
+
+  /** The line as UTF-8 (an unusual line). */
+  utf8(k: number): string {
+    const r = this.records;
+    return this.bytes.toString('utf8', r[k * RECORD_INTS]! - this.base, r[k * RECORD_INTS + 1]! - this.base);
+  }
+
+  /** The headers of an `extracted` record; values seen recently come back as the same string. */
+  headers(k: number): EventHeaders {
+    const r = this.records;
+    const v = this.values;
+    const base = this.base;
+    let at = k * RECORD_INTS + 3;
+    for (let slot = 0; slot < SLOTS; slot++, at += 3) {
+      const vs = r[at]!;
+      if (vs < 0) { v[slot] = undefined; continue; }
+      const word = r[at + 2]!;
+      if (word >= 0 && (word & 1) === 1) { v[slot] = this.pool[word >> 1]; continue; }
+      const s = this.bytes.latin1Slice(vs - base, r[at + 1]! - base);
+      if (word >= 0) this.pool[word >> 1] = s;
+      v[slot] = s;
+    }
+    return headersOf(v);
+  }
+}
+
+/** Ints of one record (for copies of the records area). */
+export const RECORD_SIZE = RECORD_INTS;
