@@ -20,7 +20,6 @@ const SLOTS: i32 = 17;
 const RECORD_INTS: i32 = 3 + SLOTS * 3;
 const KEY_MAX: i32 = 32;
 const TABLE_SIZE: i32 = 256;
-const POOL_SIZE: i32 = 4096;
 const POOL_MAX: i32 = 256;
 
 /** Line statuses (LineStatus in lib/trace/wasm-line-scanner.ts). */
@@ -39,19 +38,22 @@ let table: usize = 0;
 let poolLens: usize = 0;
 let poolBytes: usize = 0;
 let timestampSlot: i32 = -1;
+/** The pool has 1 << poolBits entries of POOL_MAX bytes. */
+let poolBits: i32 = 12;
 let consumedAt: usize = 0;
 let lineOdd: i32 = 0;
 
 /** Areas laid out by the caller; key bytes and lengths are written there before addKey. */
-export function setup(keys: usize, lens: usize, hashTable: usize, poolLen: usize, poolData: usize, tsSlot: i32): void {
+export function setup(keys: usize, lens: usize, hashTable: usize, poolLen: usize, poolData: usize, tsSlot: i32, bits: i32): void {
   keyBytes = keys;
   keyLens = lens;
   table = hashTable;
   poolLens = poolLen;
   poolBytes = poolData;
   timestampSlot = tsSlot;
+  poolBits = bits;
   memory.fill(table, 0, <usize>(TABLE_SIZE * 4));
-  memory.fill(poolLens, 0, <usize>(POOL_SIZE * 4));
+  memory.fill(poolLens, 0, <usize>((1 << poolBits) * 4));
 }
 
 @inline function keyHash(p: usize, len: i32): i32 {
@@ -232,7 +234,7 @@ function parseLine(s: usize, e: usize, rec: usize): i32 {
   }
   h ^= h >>> 15;
   h *= 0x2c1b3c6d;
-  return <i32>(h >>> 20);
+  return <i32>(h >>> (32 - poolBits));
 }
 
 /**
