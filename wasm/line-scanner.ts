@@ -6,7 +6,7 @@
 // exactly as lib/events/fast-json.ts's EventJsonExtractor.extractChecked does, and with the same
 // contract: it gives JSON.parse's answer for those headers or declines (status DECLINED) and the
 // caller uses JSON.parse. In JavaScript that walk costs ~2 µs a line (a String#indexOf call per
-// quote); here 16 bytes are looked at per instruction. lib/trace/wasm-line-scanner.ts owns the
+// quote); here 16 bytes are looked at per instruction. lib/events/line-scanner.ts owns the
 // memory layout and turns the records into strings; test/fast-json.test.ts holds both to
 // JSON.parse.
 //
@@ -22,7 +22,7 @@ const KEY_MAX: i32 = 32;
 const TABLE_SIZE: i32 = 256;
 const POOL_MAX: i32 = 256;
 
-/** Line statuses (LineStatus in lib/trace/wasm-line-scanner.ts). */
+/** Line statuses (LineStatus in lib/events/line-scanner.ts). */
 const EXTRACTED: i32 = 0;
 const BLANK: i32 = 1;
 const DECLINED: i32 = 2;

@@ -11,7 +11,7 @@
 // heartbeatTimeoutMs (FreeSWITCH sends HEARTBEAT every 20 s) means a dead or hung peer: the
 // connection is destroyed and made again. Every new connection subscribes again.
 import type { AuthEvent, DropReason, LiveRegistration } from '../events/auth-event.js';
-import { EventJsonExtractor } from '../events/fast-json.js';
+import { createEventBodyReader } from '../events/line-scanner.js';
 import { AddressMemo, AUTH_SUBCLASSES, normalizeEvent, SwitchAddressMemo, type NormalizeOptions } from '../events/normalize.js';
 import { ReconnectBackoff } from './backoff.js';
 import {
@@ -137,7 +137,7 @@ export class EslEventSource {
   private readonly connect: EslConnector;
   private readonly backoff: ReconnectBackoff;
   /** Reads the ~17 headers fsguard needs from an event body without JSON.parse (per stream). */
-  private readonly extractor = new EventJsonExtractor();
+  private readonly bodyReader = createEventBodyReader();
 
   private phase: Phase = 'idle';
   private link: EslLink | null = null;
@@ -325,7 +325,7 @@ export class EslEventSource {
     if (frame.contentType === 'text/event-json') {
       // The extractor answers exactly as JSON.parse would for the headers read downstream,
       // or null when it cannot be sure (escapes, non-ASCII, odd syntax): JSON.parse then.
-      const fast = this.extractor.extract(body);
+      const fast = this.bodyReader.read(body);
       if (fast !== null) {
         this.onEventHeaders(fast);
         return;

@@ -15,7 +15,7 @@ import { createGunzip } from 'node:zlib';
 import type { AuthEvent, DropReason } from '../events/auth-event.js';
 import { EventJsonExtractor } from '../events/fast-json.js';
 import { AddressMemo, normalizeEvent, SwitchAddressMemo, type NormalizeOptions } from '../events/normalize.js';
-import { LineRecords, LineStatus, loadLineScannerModule, RECORD_SIZE, WasmLineScanner } from './wasm-line-scanner.js';
+import { LineRecords, LineStatus, loadLineScannerModule, RECORD_SIZE, WasmLineScanner } from '../events/line-scanner.js';
 import { SlotKind, SlotRing, type ScanWorkerData, type ScanWorkerMessage } from './scan-protocol.js';
 
 export type TraceRecord =

@@ -4,7 +4,7 @@
 // turns them into events and runs the policy. Reading, inflating and scanning then cost the
 // policy's thread nothing.
 import { parentPort, workerData } from 'node:worker_threads';
-import { loadLineScannerModule, RECORD_SIZE, WasmLineScanner } from './wasm-line-scanner.js';
+import { loadLineScannerModule, RECORD_SIZE, WasmLineScanner } from '../events/line-scanner.js';
 import { traceChunks } from './read-trace.js';
 import { SlotKind, SlotRing, type ScanWorkerData, type ScanWorkerMessage } from './scan-protocol.js';
 

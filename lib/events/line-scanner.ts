@@ -1,11 +1,12 @@
 // The JavaScript half of wasm/line-scanner.ts (AssemblyScript, compiled to
-// dist/wasm/line-scanner.wasm by `npm run build`): owns the WebAssembly memory — the trace's
+// dist/wasm/line-scanner.wasm by `npm run build`): owns the WebAssembly memory — the input
 // bytes, the value pool, the records the scanner writes — and turns a record into the
-// EventHeaders normalizeEvent takes. One instance per trace being read (its pool is that
-// stream's). TraceDecoder uses it when the module loads, and its JavaScript line splitter and
-// EventJsonExtractor otherwise; both give the same records (test/fast-json.test.ts).
+// EventHeaders normalizeEvent takes. One instance per event stream (its pool is that stream's):
+// a trace being replayed (TraceDecoder, scan-worker) or an ESL connection (WasmBodyReader).
+// When the module does not load, EventJsonExtractor and TraceDecoder's JavaScript line
+// splitter do the same work, with the same results (test/fast-json.test.ts).
 import { readFileSync } from 'node:fs';
-import { EVENT_HEADER_NAMES, headersOf, type EventHeaders } from '../events/fast-json.js';
+import { EVENT_HEADER_NAMES, EventJsonExtractor, headersOf, type EventHeaders } from './fast-json.js';
 
 /** What the scanner made of one line (the constants of wasm/line-scanner.ts). */
 export const LineStatus = { extracted: 0, blank: 1, declined: 2, unusual: 3 } as const;
@@ -102,6 +103,13 @@ export class WasmLineScanner {
     return this.consumedTo;
   }
 
+  /** Forgets all input (the value pool is kept). */
+  reset(): void {
+    this.length = 0;
+    this.consumedTo = 0;
+    this.scannedFrom = 0;
+  }
+
   append(chunk: Uint8Array): void {
     this.reserve(IN + this.length + chunk.length + SLACK);
     this.bytes.set(chunk, IN + this.length);
@@ -195,6 +203,49 @@ export class LineRecords {
     }
     return headersOf(v);
   }
+}
+
+/** Reads one event body at a time (an ESL frame's), as EventJsonExtractor.extract does. */
+export interface EventBodyReader {
+  /** The body's headers, or null when JSON.parse must decide (odd bytes, escapes, odd syntax). */
+  read(body: Uint8Array): EventHeaders | null;
+}
+
+/** EventBodyReader on the wasm scanner: the body as one line. */
+export class WasmBodyReader implements EventBodyReader {
+  private readonly scanner: WasmLineScanner;
+  private readonly records = new LineRecords();
+
+  constructor(module: WebAssembly.Module) {
+    this.scanner = new WasmLineScanner(module);
+  }
+
+  read(body: Uint8Array): EventHeaders | null {
+    const s = this.scanner;
+    s.reset();
+    s.append(body);
+    s.endInput();
+    const n = s.scan();
+    this.records.use(s.records, s.bytes, 0);
+    if (n === 1 && s.scannedTo === body.length + 1) {
+      return this.records.status(0) === LineStatus.extracted ? this.records.headers(0) : null;
+    }
+    // A line feed inside the body (JSON allows none in a string; FreeSWITCH writes one line):
+    // JSON.parse decides. The values interned for its lines are still taken, so this side's
+    // pool stays the wasm pool's mirror.
+    for (let k = 0; k < n; k++) if (this.records.status(k) === LineStatus.extracted) this.records.headers(k);
+    return null;
+  }
+}
+
+/** The wasm reader when the module loads, else EventJsonExtractor (the same answers, slower). */
+export function createEventBodyReader(): EventBodyReader {
+  const module = loadLineScannerModule();
+  if (module instanceof Error) {
+    const extractor = new EventJsonExtractor();
+    return { read: (body) => extractor.extract(Buffer.from(body.buffer, body.byteOffset, body.byteLength)) };
+  }
+  return new WasmBodyReader(module);
 }
 
 /** Ints of one record (for copies of the records area). */
