@@ -502,12 +502,17 @@ interface Sink {
  * evicted source is not kept alive by its pending challenges (under a spray at 100,000 events/s
  * that kept 150,000 evicted sources and their prefixes in memory, beyond every cap). A source
  * that is evicted hands its still-pending challenges over as orphans: they count for its prefix.
+ *
+ * The queue holds every challenge of the last answerTimeout of event time (150,000 entries
+ * under the bench's spray), so an entry is kept small: an orphan's call-id is never looked at
+ * again, and its slot holds the prefix key instead (a flag tells which); an orphan that counts
+ * for no prefix keeps no strings at all.
  */
 class ChallengeQueue {
-  private keys: (string | null)[] = new Array<string | null>(1024).fill(null);
-  private callIds: (string | null)[] = new Array<string | null>(1024).fill(null);
-  /** For orphans: the prefix the evicted source belonged to ('' when it counts for nothing). */
-  private orphans: (string | null)[] = new Array<string | null>(1024).fill(null);
+  private keys: string[] = new Array<string>(1024).fill('');
+  /** The call-id, or for an orphan the prefix key it counts for ('' for none). */
+  private callIds: string[] = new Array<string>(1024).fill('');
+  private orphaned = new Uint8Array(1024);
   private times = new Float64Array(1024);
   private mask = 1023;
   /** Ring index and sequence number of the oldest entry. */
@@ -525,27 +530,27 @@ class ChallengeQueue {
     const i = (this.headIdx + this.count) & this.mask;
     this.keys[i] = key;
     this.callIds[i] = callId;
-    this.orphans[i] = null;
+    this.orphaned[i] = 0;
     this.times[i] = timeUs;
     return this.headSeq + this.count++;
   }
 
   private grow(): void {
     const cap = (this.mask + 1) * 2;
-    const keys = new Array<string | null>(cap).fill(null);
-    const callIds = new Array<string | null>(cap).fill(null);
-    const orphans = new Array<string | null>(cap).fill(null);
+    const keys = new Array<string>(cap).fill('');
+    const callIds = new Array<string>(cap).fill('');
+    const orphaned = new Uint8Array(cap);
     const times = new Float64Array(cap);
     for (let k = 0; k < this.count; k++) {
       const i = (this.headIdx + k) & this.mask;
-      keys[k] = this.keys[i] ?? null;
-      callIds[k] = this.callIds[i] ?? null;
-      orphans[k] = this.orphans[i] ?? null;
+      keys[k] = this.keys[i]!;
+      callIds[k] = this.callIds[i]!;
+      orphaned[k] = this.orphaned[i]!;
       times[k] = this.times[i]!;
     }
     this.keys = keys;
     this.callIds = callIds;
-    this.orphans = orphans;
+    this.orphaned = orphaned;
     this.times = times;
     this.mask = cap - 1;
     this.headIdx = 0;
@@ -565,7 +570,10 @@ class ChallengeQueue {
   /** The source of this challenge was evicted: it counts for `prefixKey` ('' for nothing). */
   orphan(seq: number, prefixKey: string): void {
     const i = this.index(seq);
-    if (i >= 0) this.orphans[i] = prefixKey;
+    if (i < 0) return;
+    this.orphaned[i] = 1;
+    this.callIds[i] = prefixKey;
+    if (prefixKey === '') this.keys[i] = '';
   }
 
   oldestTime(): number {
@@ -580,20 +588,21 @@ class ChallengeQueue {
     return this.keys[this.headIdx]!;
   }
 
+  /** Call-id of the oldest entry (not an orphan). */
   oldestCallId(): string {
     return this.callIds[this.headIdx]!;
   }
 
   /** The prefix key an orphaned oldest entry counts for ('' none), or null if not orphaned. */
   oldestOrphan(): string | null {
-    return this.orphans[this.headIdx] ?? null;
+    const i = this.headIdx;
+    return this.orphaned[i] === 1 ? this.callIds[i]! : null;
   }
 
   dropOldest(): void {
     const i = this.headIdx;
-    this.keys[i] = null;
-    this.callIds[i] = null;
-    this.orphans[i] = null;
+    this.keys[i] = '';
+    this.callIds[i] = '';
     this.headIdx = (i + 1) & this.mask;
     this.headSeq++;
     this.count--;
