@@ -6,26 +6,40 @@
 const SLOTS = 8;
 
 /**
- * Events within the last `window` (± one eighth of it), in eight fixed slots: one small
- * allocation per counter, O(1) per event whatever the rate, no timestamps kept. Time that goes
- * backwards a little (FreeSWITCH timestamps are not strictly increasing) counts in the newest slot.
+ * Events within the last `window` (± one eighth of it), in eight fixed slots: O(1) per event
+ * whatever the rate, no timestamps kept. Time that goes backwards a little (FreeSWITCH
+ * timestamps are not strictly increasing) counts in the newest slot.
+ *
+ * The slot array is allocated only once events fall into two different slots: until then every
+ * event counted is in the head slot and `total` is its count. Under an address spray each source
+ * counts one unanswered challenge and is evicted, so the array (80 bytes, more than the counter
+ * itself) would be allocated for hundreds of thousands of counters that never need it.
  */
 export class WindowCounter {
-  private readonly slots: number[] = [0, 0, 0, 0, 0, 0, 0, 0];
+  private slots: number[] | null = null;
   private head = -1;
   private total = 0;
 
   private advance(nowUs: number, windowUs: number): void {
     const slot = Math.floor((nowUs * SLOTS) / windowUs);
     if (slot <= this.head) return;
+    const slots = this.slots;
     if (this.head < 0 || slot - this.head >= SLOTS) {
-      for (let i = 0; i < SLOTS; i++) this.slots[i] = 0;
+      if (slots !== null) for (let i = 0; i < SLOTS; i++) slots[i] = 0;
       this.total = 0;
+    } else if (slots === null) {
+      // Everything counted so far is in the old head slot, still inside the window: from now
+      // on the slots must tell it apart from what the new head slot gets.
+      if (this.total !== 0) {
+        const s = [0, 0, 0, 0, 0, 0, 0, 0];
+        s[this.head % SLOTS] = this.total;
+        this.slots = s;
+      }
     } else {
       for (let k = this.head + 1; k <= slot; k++) {
         const i = k % SLOTS;
-        this.total -= this.slots[i]!;
-        this.slots[i] = 0;
+        this.total -= slots[i]!;
+        slots[i] = 0;
       }
     }
     this.head = slot;
@@ -41,13 +55,13 @@ export class WindowCounter {
   /** Counts `n` events at `nowUs`; returns the count within the window. */
   add(nowUs: number, windowUs: number, n = 1): number {
     this.advance(nowUs, windowUs);
-    this.slots[this.head % SLOTS]! += n;
+    if (this.slots !== null) this.slots[this.head % SLOTS]! += n;
     this.total += n;
     return this.total;
   }
 
   reset(): void {
-    for (let i = 0; i < SLOTS; i++) this.slots[i] = 0;
+    this.slots = null;
     this.total = 0;
     this.head = -1;
   }

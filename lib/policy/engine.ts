@@ -102,6 +102,52 @@ interface UserRecord {
   rate: WindowCounter | null;
 }
 
+/**
+ * A few distinct strings in arrival order (the first ones kept): null, one string, or an array
+ * from the second on. A sprayed source has one user and one user agent; an array for each cost
+ * about 80 bytes on every tracked source.
+ */
+type Few = string | string[] | null;
+
+/** `f` with `v` added unless present or `cap` is reached (cap ≥ 2). */
+function fewAdd(f: Few, v: string, cap: number): Few {
+  if (f === null) return v;
+  if (typeof f === 'string') return f === v ? f : [f, v];
+  if (f.length < cap && !f.includes(v)) f.push(v);
+  return f;
+}
+
+function fewList(f: Few): string[] {
+  return f === null ? [] : typeof f === 'string' ? [f] : [...f];
+}
+
+function fewSize(f: Few): number {
+  return f === null ? 0 : typeof f === 'string' ? 1 : f.length;
+}
+
+function fewFirst(f: Few): string | undefined {
+  return f === null ? undefined : typeof f === 'string' ? f : f[0];
+}
+
+/**
+ * Evidence most tracked states never get: answered failures, successes, an attack-tool user
+ * agent, a ban rule, a near-miss. Allocated on the first write of anything but the default.
+ * Under an address spray a source only ever sends challenges, and every field kept inline
+ * cost 8 bytes (24 for a time, which V8 keeps in a separate box) on each of the 100,000
+ * tracked sources, and again as old-generation garbage for each evicted one.
+ */
+class RareEvidence {
+  answeredFailures = 0;
+  successes = 0;
+  bannedRule = '';
+  /** Answered failures: short window (brute force) and long horizon (slow guessing). */
+  failShort: WindowCounter | null = null;
+  failLong: WindowCounter | null = null;
+  /** First attack-tool user agent seen (empty if none). */
+  scannerUa = '';
+  lastNearMissUs = -Infinity;
+}
+
 /** Evidence shared by hosts and prefixes. */
 abstract class EvidenceState {
   lruUs = 0;
@@ -109,48 +155,74 @@ abstract class EvidenceState {
   lastSeenUs = 0;
   events = 0;
   challenges = 0;
-  answeredFailures = 0;
-  successes = 0;
   bannedUntilUs = 0;
-  bannedRule = '';
-  /** Answered failures: short window (brute force) and long horizon (slow guessing). */
-  failShort: WindowCounter | null = null;
-  failLong: WindowCounter | null = null;
-  /** Challenges that went unanswered: short window and long horizon. */
+  /** Challenges that went unanswered: short window and long horizon (a spray's only evidence). */
   unansShort: WindowCounter | null = null;
   unansLong: WindowCounter | null = null;
-  /** First attack-tool user agent seen (empty if none). */
-  scannerUa = '';
-  /** Allocated on the first sample: most sprayed sources never need more than one. */
-  userSample: string[] | null = null;
-  agentSample: string[] | null = null;
-  lastNearMissUs = -Infinity;
+  userSample: Few = null;
+  agentSample: Few = null;
   /** Bumped on every change (explain prints the state after each change). */
   version = 0;
+  private rare: RareEvidence | null = null;
 
   constructor(readonly key: string) {}
 
+  private more(): RareEvidence {
+    return (this.rare ??= new RareEvidence());
+  }
+
+  // The rare fields read as plain properties (defaults while nothing was written); a write of
+  // the default allocates nothing, so resets and unbans of a sprayed source stay free.
+  get answeredFailures(): number { return this.rare !== null ? this.rare.answeredFailures : 0; }
+  set answeredFailures(v: number) { if (this.rare !== null || v !== 0) this.more().answeredFailures = v; }
+  get successes(): number { return this.rare !== null ? this.rare.successes : 0; }
+  set successes(v: number) { if (this.rare !== null || v !== 0) this.more().successes = v; }
+  get bannedRule(): string { return this.rare !== null ? this.rare.bannedRule : ''; }
+  set bannedRule(v: string) { if (this.rare !== null || v !== '') this.more().bannedRule = v; }
+  get failShort(): WindowCounter | null { return this.rare !== null ? this.rare.failShort : null; }
+  set failShort(v: WindowCounter | null) { if (this.rare !== null || v !== null) this.more().failShort = v; }
+  get failLong(): WindowCounter | null { return this.rare !== null ? this.rare.failLong : null; }
+  set failLong(v: WindowCounter | null) { if (this.rare !== null || v !== null) this.more().failLong = v; }
+  get scannerUa(): string { return this.rare !== null ? this.rare.scannerUa : ''; }
+  set scannerUa(v: string) { if (this.rare !== null || v !== '') this.more().scannerUa = v; }
+  get lastNearMissUs(): number { return this.rare !== null ? this.rare.lastNearMissUs : -Infinity; }
+  set lastNearMissUs(v: number) { if (this.rare !== null || v !== -Infinity) this.more().lastNearMissUs = v; }
+
   sampleUser(user: string): void {
-    if (user === '') return;
-    const a = this.userSample;
-    if (a === null) this.userSample = [user];
-    else if (a.length < SAMPLE_USERS && !a.includes(user)) a.push(user);
+    if (user !== '') this.userSample = fewAdd(this.userSample, user, SAMPLE_USERS);
   }
 
   sampleAgent(ua: string): void {
-    if (ua === '') return;
-    const a = this.agentSample;
-    if (a === null) this.agentSample = [ua];
-    else if (a.length < SAMPLE_AGENTS && !a.includes(ua)) a.push(ua);
+    if (ua !== '') this.agentSample = fewAdd(this.agentSample, ua, SAMPLE_AGENTS);
   }
 
   resetEvidence(): void {
-    this.failShort = null;
-    this.failLong = null;
     this.unansShort = null;
     this.unansLong = null;
-    this.scannerUa = '';
+    const r = this.rare;
+    if (r !== null) {
+      r.failShort = null;
+      r.failLong = null;
+      r.scannerUa = '';
+    }
   }
+}
+
+/**
+ * What only a source that answered a challenge, or had two outstanding at once, has: allocated
+ * on the first write of anything but the default (see RareEvidence).
+ */
+class HostDetail {
+  /** Pending challenges beyond the first (see SourceState.pendingAdd). */
+  pendingMore: Map<string, number> | null = null;
+  users: Map<string, UserRecord> | null = null;
+  failingUsers = 0;
+  succeededUsers = 0;
+  maxUserStreak = 0;
+  lastSweepUs = 0;
+  unpairedForbidden = 0;
+  lastForbiddenUs = 0;
+  lastSpoofAlertUs = -Infinity;
 }
 
 class SourceState extends EvidenceState {
@@ -159,89 +231,111 @@ class SourceState extends EvidenceState {
   provenUntilUs = 0;
   /** Answered at least one challenge: its packets are not forged. */
   answered = false;
-  /** IPv6 only: the prefix this host aggregates into. */
   /**
    * The PrefixState.serial of the prefix this host was last linked to (0: never). The host
    * finds its prefix by key: a reference would keep evicted prefixes alive (under a spray of
    * /64s every tracked host held its own evicted prefix: 100,000 prefixes for a cap of 20,000).
    */
   prefixSerial = 0;
+  /** IPv6 only: the prefix this host aggregates into. */
   readonly prefixKey: string | null;
   /**
    * Challenges awaiting an answer, call-id → sequence number in the ChallengeQueue (which has
    * the time), in arrival order. Most sources have at most one at a time: it is kept inline,
-   * and a Map is allocated only for a second one.
+   * and a Map (in the HostDetail) is allocated only for a second one.
    */
   private pendingId: string | null = null;
   private pendingSeq = 0;
-  private pendingMore: Map<string, number> | null = null;
   /**
-   * Call-ids already counted unanswered (oldest first, at most COUNTED_CALL_IDS): a REGISTER
-   * whose 401 is lost is retransmitted with the same call-id for up to 32 s (and re-sent with it
-   * at the next refresh); it counts once.
+   * Call-ids already counted unanswered (oldest first, at most COUNTED_CALL_IDS; one string
+   * until there are two): a REGISTER whose 401 is lost is retransmitted with the same call-id
+   * for up to 32 s (and re-sent with it at the next refresh); it counts once.
    */
-  counted: string[] | null = null;
-  users: Map<string, UserRecord> | null = null;
-  failingUsers = 0;
-  succeededUsers = 0;
-  /**
-   * At least the longest failure streak of any user here (streaks only grow by one failure at
-   * a time; resets leave it high until the next full look): the proven-site brute-force rule
-   * looks at every user only when one can reach its threshold, not on every event of a site.
-   */
-  maxUserStreak = 0;
-  lastSweepUs = 0;
-  /** FORBIDDEN attempts whose register_failure echo has not arrived yet. */
-  unpairedForbidden = 0;
-  lastForbiddenUs = 0;
+  private counted: string | string[] | null = null;
   lastUa = '';
   lastUaIsScanner = false;
-  lastSpoofAlertUs = -Infinity;
   /** Challenges in a row for one user (a pipelined password cracker): user, count, last time. */
   runUser = '';
   runCount = 0;
   runLastUs = 0;
+  private detailValue: HostDetail | null = null;
 
   constructor(address: IpAddress, prefixKey: string | null) {
     super(address.text);
     this.prefixKey = prefixKey;
   }
 
+  private detail(): HostDetail {
+    return (this.detailValue ??= new HostDetail());
+  }
+
+  get users(): Map<string, UserRecord> | null { return this.detailValue !== null ? this.detailValue.users : null; }
+  set users(v: Map<string, UserRecord> | null) { if (this.detailValue !== null || v !== null) this.detail().users = v; }
+  get failingUsers(): number { return this.detailValue !== null ? this.detailValue.failingUsers : 0; }
+  set failingUsers(v: number) { if (this.detailValue !== null || v !== 0) this.detail().failingUsers = v; }
+  get succeededUsers(): number { return this.detailValue !== null ? this.detailValue.succeededUsers : 0; }
+  set succeededUsers(v: number) { if (this.detailValue !== null || v !== 0) this.detail().succeededUsers = v; }
+  /**
+   * At least the longest failure streak of any user here (streaks only grow by one failure at
+   * a time; resets leave it high until the next full look): the proven-site brute-force rule
+   * looks at every user only when one can reach its threshold, not on every event of a site.
+   */
+  get maxUserStreak(): number { return this.detailValue !== null ? this.detailValue.maxUserStreak : 0; }
+  set maxUserStreak(v: number) { if (this.detailValue !== null || v !== 0) this.detail().maxUserStreak = v; }
+  get lastSweepUs(): number { return this.detailValue !== null ? this.detailValue.lastSweepUs : 0; }
+  set lastSweepUs(v: number) { if (this.detailValue !== null || v !== 0) this.detail().lastSweepUs = v; }
+  /** FORBIDDEN attempts whose register_failure echo has not arrived yet. */
+  get unpairedForbidden(): number { return this.detailValue !== null ? this.detailValue.unpairedForbidden : 0; }
+  set unpairedForbidden(v: number) { if (this.detailValue !== null || v !== 0) this.detail().unpairedForbidden = v; }
+  get lastForbiddenUs(): number { return this.detailValue !== null ? this.detailValue.lastForbiddenUs : 0; }
+  set lastForbiddenUs(v: number) { if (this.detailValue !== null || v !== 0) this.detail().lastForbiddenUs = v; }
+  get lastSpoofAlertUs(): number { return this.detailValue !== null ? this.detailValue.lastSpoofAlertUs : -Infinity; }
+  set lastSpoofAlertUs(v: number) { if (this.detailValue !== null || v !== -Infinity) this.detail().lastSpoofAlertUs = v; }
+
   isProven(nowUs: number): boolean {
     return this.provenUntilUs > nowUs;
   }
 
+  private get pendingMore(): Map<string, number> | null {
+    return this.detailValue !== null ? this.detailValue.pendingMore : null;
+  }
+
   pendingSize(): number {
-    return this.pendingMore !== null ? this.pendingMore.size : this.pendingId !== null ? 1 : 0;
+    const more = this.pendingMore;
+    return more !== null ? more.size : this.pendingId !== null ? 1 : 0;
   }
 
   /** Queue sequence number of a pending challenge, or -1. */
   pendingSeqOf(callId: string): number {
-    if (this.pendingMore !== null) {
-      const v = this.pendingMore.get(callId);
+    const more = this.pendingMore;
+    if (more !== null) {
+      const v = more.get(callId);
       return v === undefined ? -1 : v;
     }
     return this.pendingId === callId ? this.pendingSeq : -1;
   }
 
   pendingAdd(callId: string, seq: number): void {
-    if (this.pendingMore !== null) this.pendingMore.set(callId, seq);
+    const more = this.pendingMore;
+    if (more !== null) more.set(callId, seq);
     else if (this.pendingId === null) { this.pendingId = callId; this.pendingSeq = seq; }
     else {
-      this.pendingMore = new Map([[this.pendingId, this.pendingSeq], [callId, seq]]);
+      this.detail().pendingMore = new Map([[this.pendingId, this.pendingSeq], [callId, seq]]);
       this.pendingId = null;
     }
   }
 
   pendingDelete(callId: string): void {
-    if (this.pendingMore !== null) this.pendingMore.delete(callId);
+    const more = this.pendingMore;
+    if (more !== null) more.delete(callId);
     else if (this.pendingId === callId) this.pendingId = null;
   }
 
   /** Sequence number of the oldest pending challenge, or -1. */
   pendingOldestSeq(): number {
-    if (this.pendingMore !== null) {
-      for (const v of this.pendingMore.values()) return v;
+    const more = this.pendingMore;
+    if (more !== null) {
+      for (const v of more.values()) return v;
       return -1;
     }
     return this.pendingId !== null ? this.pendingSeq : -1;
@@ -249,19 +343,28 @@ class SourceState extends EvidenceState {
 
   /** Every pending challenge's sequence number (eviction hands them to the queue as orphans). */
   pendingSeqs(): number[] {
-    if (this.pendingMore !== null) return [...this.pendingMore.values()];
+    const more = this.pendingMore;
+    if (more !== null) return [...more.values()];
     return this.pendingId !== null ? [this.pendingSeq] : [];
   }
 
   pendingClear(): void {
     this.pendingId = null;
-    if (this.pendingMore !== null) this.pendingMore.clear();
+    const more = this.pendingMore;
+    if (more !== null) more.clear();
+  }
+
+  /** Whether a call-id was already counted unanswered. */
+  wasCounted(callId: string): boolean {
+    const c = this.counted;
+    return c === null ? false : typeof c === 'string' ? c === callId : c.includes(callId);
   }
 
   /** Remembers a call-id as counted unanswered, forgetting the oldest beyond COUNTED_CALL_IDS. */
   noteCounted(callId: string): void {
     const c = this.counted;
-    if (c === null) { this.counted = [callId]; return; }
+    if (c === null) { this.counted = callId; return; }
+    if (typeof c === 'string') { this.counted = [c, callId]; return; }
     if (c.length >= COUNTED_CALL_IDS) c.shift();
     c.push(callId);
   }
@@ -270,9 +373,10 @@ class SourceState extends EvidenceState {
     super.resetEvidence();
     this.pendingClear();
     this.counted = null;
-    if (this.users) {
-      for (const [u, r] of this.users) {
-        if (r.succeededUs === 0) this.users.delete(u);
+    const users = this.users;
+    if (users !== null) {
+      for (const [u, r] of users) {
+        if (r.succeededUs === 0) users.delete(u);
         else { r.streak = 0; r.rate = null; }
       }
     }
@@ -398,12 +502,17 @@ interface Sink {
  * evicted source is not kept alive by its pending challenges (under a spray at 100,000 events/s
  * that kept 150,000 evicted sources and their prefixes in memory, beyond every cap). A source
  * that is evicted hands its still-pending challenges over as orphans: they count for its prefix.
+ *
+ * The queue holds every challenge of the last answerTimeout of event time (150,000 entries
+ * under the bench's spray), so an entry is kept small: an orphan's call-id is never looked at
+ * again, and its slot holds the prefix key instead (a flag tells which); an orphan that counts
+ * for no prefix keeps no strings at all.
  */
 class ChallengeQueue {
-  private keys: (string | null)[] = new Array<string | null>(1024).fill(null);
-  private callIds: (string | null)[] = new Array<string | null>(1024).fill(null);
-  /** For orphans: the prefix the evicted source belonged to ('' when it counts for nothing). */
-  private orphans: (string | null)[] = new Array<string | null>(1024).fill(null);
+  private keys: string[] = new Array<string>(1024).fill('');
+  /** The call-id, or for an orphan the prefix key it counts for ('' for none). */
+  private callIds: string[] = new Array<string>(1024).fill('');
+  private orphaned = new Uint8Array(1024);
   private times = new Float64Array(1024);
   private mask = 1023;
   /** Ring index and sequence number of the oldest entry. */
@@ -421,27 +530,27 @@ class ChallengeQueue {
     const i = (this.headIdx + this.count) & this.mask;
     this.keys[i] = key;
     this.callIds[i] = callId;
-    this.orphans[i] = null;
+    this.orphaned[i] = 0;
     this.times[i] = timeUs;
     return this.headSeq + this.count++;
   }
 
   private grow(): void {
     const cap = (this.mask + 1) * 2;
-    const keys = new Array<string | null>(cap).fill(null);
-    const callIds = new Array<string | null>(cap).fill(null);
-    const orphans = new Array<string | null>(cap).fill(null);
+    const keys = new Array<string>(cap).fill('');
+    const callIds = new Array<string>(cap).fill('');
+    const orphaned = new Uint8Array(cap);
     const times = new Float64Array(cap);
     for (let k = 0; k < this.count; k++) {
       const i = (this.headIdx + k) & this.mask;
-      keys[k] = this.keys[i] ?? null;
-      callIds[k] = this.callIds[i] ?? null;
-      orphans[k] = this.orphans[i] ?? null;
+      keys[k] = this.keys[i]!;
+      callIds[k] = this.callIds[i]!;
+      orphaned[k] = this.orphaned[i]!;
       times[k] = this.times[i]!;
     }
     this.keys = keys;
     this.callIds = callIds;
-    this.orphans = orphans;
+    this.orphaned = orphaned;
     this.times = times;
     this.mask = cap - 1;
     this.headIdx = 0;
@@ -461,7 +570,10 @@ class ChallengeQueue {
   /** The source of this challenge was evicted: it counts for `prefixKey` ('' for nothing). */
   orphan(seq: number, prefixKey: string): void {
     const i = this.index(seq);
-    if (i >= 0) this.orphans[i] = prefixKey;
+    if (i < 0) return;
+    this.orphaned[i] = 1;
+    this.callIds[i] = prefixKey;
+    if (prefixKey === '') this.keys[i] = '';
   }
 
   oldestTime(): number {
@@ -476,20 +588,21 @@ class ChallengeQueue {
     return this.keys[this.headIdx]!;
   }
 
+  /** Call-id of the oldest entry (not an orphan). */
   oldestCallId(): string {
     return this.callIds[this.headIdx]!;
   }
 
   /** The prefix key an orphaned oldest entry counts for ('' none), or null if not orphaned. */
   oldestOrphan(): string | null {
-    return this.orphans[this.headIdx] ?? null;
+    const i = this.headIdx;
+    return this.orphaned[i] === 1 ? this.callIds[i]! : null;
   }
 
   dropOldest(): void {
     const i = this.headIdx;
-    this.keys[i] = null;
-    this.callIds[i] = null;
-    this.orphans[i] = null;
+    this.keys[i] = '';
+    this.callIds[i] = '';
     this.headIdx = (i + 1) & this.mask;
     this.headSeq++;
     this.count--;
@@ -907,7 +1020,7 @@ export class RatePolicy implements Policy {
         if (feedPrefix) { p.challenges++; p.sampleUser(e.fromUser); }
         const callId = e.callId !== '' ? e.callId : `\u0000${e.fromUser}\u0000${e.toUser}`;
         // A retransmission (the 401 was lost) or a re-challenge keeps one pending entry.
-        if (s.pendingSeqOf(callId) < 0 && (s.counted === null || !s.counted.includes(callId))) {
+        if (s.pendingSeqOf(callId) < 0 && !s.wasCounted(callId)) {
           if (e.fromUser === s.runUser && e.timeUs - s.runLastUs <= this.answerTimeoutUs) s.runCount++;
           else { s.runUser = e.fromUser; s.runCount = 1; }
           s.runLastUs = e.timeUs;
@@ -1117,7 +1230,7 @@ export class RatePolicy implements Policy {
     }
     const short = countOf(s.failShort, now, rs.shortWindowUs);
     if (short >= r.bruteForceFailures) {
-      return { rule: 'brute_force', reason: `${r.bruteForceFailures} answered authentication failures within ${humanSeconds(r.shortWindowSeconds)} (users ${s.userSample !== null ? s.userSample.slice(0, 4).join(', ') : 'unknown'}) from ${unproven}` };
+      return { rule: 'brute_force', reason: `${r.bruteForceFailures} answered authentication failures within ${humanSeconds(r.shortWindowSeconds)} (users ${s.userSample !== null ? fewList(s.userSample).slice(0, 4).join(', ') : 'unknown'}) from ${unproven}` };
     }
     if (s.failingUsers >= tolerance) {
       return { rule: 'credential_scan', reason: `${s.failingUsers} distinct users failed authentication and none succeeded, from ${unproven} (tolerance ${tolerance - 1})` };
@@ -1264,7 +1377,7 @@ export class RatePolicy implements Policy {
   private nearMiss(s: EvidenceState, rs: RuleSettings, now: number, profile: string, message: string): void {
     if (now - s.lastNearMissUs < rs.alertIntervalUs) return;
     s.lastNearMissUs = now;
-    this.alert('near_miss', s.key, profile, message, now, undefined, s.agentSample !== null ? s.agentSample[0] : undefined);
+    this.alert('near_miss', s.key, profile, message, now, undefined, fewFirst(s.agentSample));
   }
 
   // ---------------------------------------------------------------- bans
@@ -1325,15 +1438,15 @@ export class RatePolicy implements Policy {
 
   private evidence(st: EvidenceState): BanEvidence {
     const host = st instanceof SourceState ? st : null;
-    const sampled = st.userSample !== null ? st.userSample.length : 0;
+    const sampled = fewSize(st.userSample);
     return {
       events: st.events,
       challenges: st.challenges,
       answeredFailures: st.answeredFailures,
       successes: st.successes,
-      users: st.userSample !== null ? [...st.userSample] : [],
+      users: fewList(st.userSample),
       distinctUsers: host !== null ? Math.max(host.users !== null ? host.users.size : 0, sampled) : Math.max((st as PrefixState).failingUserCount, sampled),
-      userAgents: st.agentSample !== null ? [...st.agentSample] : [],
+      userAgents: fewList(st.agentSample),
       firstSeenUs: st.firstSeenUs,
       lastSeenUs: st.lastSeenUs,
       ...(st instanceof PrefixState ? { addresses: st.addressCount } : {}),
