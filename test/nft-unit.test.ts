@@ -215,3 +215,37 @@ t.test('bans arriving while nft runs accumulate into the next single batch', asy
   release!();
   await Promise.all(more);
 });
+
+t.test('a steady stream of bans goes in fewer transactions; a lone ban still goes at once', async (t) => {
+  let nowMs = 1_000_000;
+  const runs: number[] = [];
+  const runner = {
+    binary: 'counting',
+    run(commands: readonly NftCommand[]): Promise<NftRunResult> {
+      runs.push(addedElements(commands));
+      return Promise.resolve(ok);
+    },
+  };
+  const scheduler = new ImmediateScheduler();
+  const writer = new NftSetWriter(runner, resolveNftLayout(), { scheduler, clock: { nowMs: () => nowMs }, batchMs: 2, busyElements: 32, busyBatchMs: 50 });
+  const settle = async (): Promise<void> => { for (let i = 0; i < 4; i++) await new Promise((r) => setImmediate(r)); };
+  // A lone ban: no wait.
+  await writer.ban(cidr('192.0.2.1'), 60, { rule: 'r', offences: 1 });
+  t.same(scheduler.delays, [0], 'first ban sent on the next turn');
+  // One ms later another lone ban: the 2 ms throttle.
+  nowMs += 1;
+  void writer.ban(cidr('192.0.2.2'), 60, { rule: 'r', offences: 1 });
+  t.equal(scheduler.delays.at(-1), 1, 'throttled to batchMs after a small transaction');
+  await settle();
+  // A stream: 40 bans in one turn, then more 5 ms later.
+  nowMs += 10;
+  const stream = [];
+  for (let i = 0; i < 40; i++) stream.push(writer.ban(cidr(`198.51.100.${i}`), 60, { rule: 'r', offences: 1 }));
+  await settle();
+  nowMs += 5;
+  for (let i = 0; i < 10; i++) stream.push(writer.ban(cidr(`203.0.113.${i}`), 60, { rule: 'r', offences: 1 }));
+  t.equal(scheduler.delays.at(-1), 45, 'after a transaction of 40, the next waits out busyBatchMs from its start');
+  await settle();
+  await Promise.all(stream);
+  t.same(runs, [1, 1, 40, 10]);
+});

@@ -5,7 +5,10 @@
 // from the start of the previous one (a throttle, not a delay): after a quiet period the first
 // ban goes out on the next turn of the event loop — so every decision taken from one socket
 // read still shares it — instead of waiting out a window. Under a flood, nft's own run time
-// (≥ 4 ms for even one element) is what paces batches, and they grow up to `maxBatch`. A transaction is all-or-nothing, so when nft refuses one, the batch is
+// (≥ 4 ms for even one element) is what paces batches, and they grow up to `maxBatch`. Under a
+// steady stream of bans (the last transaction had `busyElements` or more) they start at most
+// once per `busyBatchMs`: such batches are too long for the persistent `nft -i` and each costs a
+// process, whose fork alone takes the daemon's thread ~3 ms. A transaction is all-or-nothing, so when nft refuses one, the batch is
 // bisected until the refused elements are isolated and reported one by one while the rest
 // land. New elements are sent with `create` (cheap); elements that may already be in the
 // kernel with add + delete + add (so the timeout is replaced on every kernel); if a
@@ -69,6 +72,13 @@ export interface NftSetWriterOptions {
   readonly batchMs?: number;
   /** A batch is sent at once when it reaches this many elements. Default 5000. */
   readonly maxBatch?: number;
+  /**
+   * After a transaction of `busyElements` or more (default 32: a steady stream of bans, not a
+   * lone attacker), the next starts at most `busyBatchMs` after it (default 50) instead of
+   * `batchMs`: fewer, larger transactions while it lasts. A full batch still goes at once.
+   */
+  readonly busyElements?: number;
+  readonly busyBatchMs?: number;
   /** Longer bans are shortened to this. Default 10 years. */
   readonly maxBanSeconds?: number;
   /** Retries of transient whole-run failures. Default 4 retries, 50 ms doubling to 2 s. */
@@ -106,6 +116,10 @@ function elementKey(target: Cidr, role: BanSetRole): NftElementKey {
 
 export class NftSetWriter {
   private readonly batchMs: number;
+  private readonly busyElements: number;
+  private readonly busyBatchMs: number;
+  /** Elements of the last transaction started (decides between batchMs and busyBatchMs). */
+  private lastBatchSize = 0;
   /** Lowered when the kernel says a batch is too large for the netlink socket buffer. */
   private maxBatch: number;
   private readonly maxBanSeconds: number;
@@ -140,6 +154,8 @@ export class NftSetWriter {
     options: NftSetWriterOptions = {},
   ) {
     this.batchMs = Math.max(0, options.batchMs ?? 5);
+    this.busyElements = Math.max(1, options.busyElements ?? 32);
+    this.busyBatchMs = Math.max(this.batchMs, options.busyBatchMs ?? 50);
     this.maxBatch = Math.max(1, Math.floor(options.maxBatch ?? 5000));
     this.maxBanSeconds = options.maxBanSeconds ?? TEN_YEARS_SECONDS;
     this.recreateMissingTable = options.recreateMissingTable ?? true;
@@ -268,7 +284,8 @@ export class NftSetWriter {
         }, 0);
       }
     } else if (this.cancelTimer === null && !this.due) {
-      const wait = Math.max(0, this.lastStartMs + this.batchMs - this.clock.nowMs());
+      const interval = this.lastBatchSize >= this.busyElements ? this.busyBatchMs : this.batchMs;
+      const wait = Math.max(0, this.lastStartMs + interval - this.clock.nowMs());
       this.cancelTimer = this.scheduler.schedule(() => {
         this.cancelTimer = null;
         this.due = true;
@@ -295,6 +312,7 @@ export class NftSetWriter {
     }
     this.running = true;
     this.lastStartMs = this.clock.nowMs();
+    this.lastBatchSize = batch.length;
     this.inFlight = batch;
     void this.writeBatch(batch, false, 'fast').finally(() => {
       this.running = false;
