@@ -103,9 +103,12 @@ export class WasmLineScanner {
     return this.consumedTo;
   }
 
-  /** Forgets all input (the value pool is kept). */
-  reset(): void {
-    this.length = 0;
+  /** Replaces all input with `line` and a line feed (the value pool is kept). */
+  loadLine(line: Uint8Array): void {
+    this.reserve(IN + line.length + 1 + SLACK);
+    this.bytes.set(line, IN);
+    this.bytes[IN + line.length] = 10;
+    this.length = line.length + 1;
     this.consumedTo = 0;
     this.scannedFrom = 0;
   }
@@ -222,9 +225,7 @@ export class WasmBodyReader implements EventBodyReader {
 
   read(body: Uint8Array): EventHeaders | null {
     const s = this.scanner;
-    s.reset();
-    s.append(body);
-    s.endInput();
+    s.loadLine(body);
     const n = s.scan();
     this.records.use(s.records, s.bytes, 0);
     if (n === 1 && s.scannedTo === body.length + 1) {
