@@ -10,7 +10,7 @@
 //
 //   {"cmd":"load","name":N,"kind":"mixed"|"flood"|"spray","events":n,"seed":s,"startUs":t}
 //       → {"event":"loaded","name":N,"events":n,"bytes":b}
-//   {"cmd":"blast","name":N}   every frame, as fast as the socket drains
+//   {"cmd":"blast","name":N[,"rate":r]}   every frame, as fast as the socket drains (or r events/s)
 //       → {"event":"blasted","startNs","lastWriteNs","flushedNs"}
 //   {"cmd":"paced","count":n,"gapMs":g,"startUs":t}   one scanner event per attacker, spaced
 //       → {"event":"paced","sent":[[ip, writeNs], …]}
@@ -29,7 +29,7 @@ const say = (obj: object): void => { process.stdout.write(`${JSON.stringify(obj)
 
 type Command =
   | { cmd: 'load'; name: string; kind: 'mixed' | 'flood' | 'spray'; events: number; seed: number; startUs: number }
-  | { cmd: 'blast'; name: string }
+  | { cmd: 'blast'; name: string; rate?: number }
   | { cmd: 'paced'; count: number; gapMs: number; startUs: number; seed: number }
   | { cmd: 'quit' };
 
@@ -38,10 +38,20 @@ function frameText(body: string): string {
   return `Content-Length: ${Buffer.byteLength(body, 'utf8')}\nContent-Type: text/event-json\n\n${body}`;
 }
 
-function frames(events: Iterable<SynthEvent>): { chunks: Buffer[]; events: number; bytes: number } {
+interface Framed {
+  readonly chunks: Buffer[];
+  /** Events in each chunk. */
+  readonly counts: number[];
+  readonly events: number;
+  readonly bytes: number;
+}
+
+function frames(events: Iterable<SynthEvent>): Framed {
   const renderer = new EventRenderer();
   const chunks: Buffer[] = [];
+  const counts: number[] = [];
   let parts: string[] = [];
+  let inChunk = 0;
   let size = 0;
   let count = 0;
   let bytes = 0;
@@ -54,9 +64,12 @@ function frames(events: Iterable<SynthEvent>): { chunks: Buffer[]; events: numbe
     parts.push(text);
     size += text.length;
     count++;
+    inChunk++;
     if (size >= CHUNK_BYTES) {
       const b = Buffer.from(parts.join(''), 'utf8');
       chunks.push(b);
+      counts.push(inChunk);
+      inChunk = 0;
       bytes += b.length;
       parts = [];
       size = 0;
@@ -65,9 +78,10 @@ function frames(events: Iterable<SynthEvent>): { chunks: Buffer[]; events: numbe
   if (parts.length) {
     const b = Buffer.from(parts.join(''), 'utf8');
     chunks.push(b);
+    counts.push(inChunk);
     bytes += b.length;
   }
-  return { chunks, events: count, bytes };
+  return { chunks, counts, events: count, bytes };
 }
 
 function* flood(count: number, startUs: number, seed: number): Generator<SynthEvent> {
@@ -115,11 +129,21 @@ class Subscriber {
   }
 }
 
-async function writeAll(socket: Socket, chunks: readonly Buffer[]): Promise<{ lastWriteNs: number; flushedNs: number }> {
+/** Writes every chunk: as fast as the socket drains, or (rate) each chunk when its events are due. */
+async function writeAll(socket: Socket, framed: Framed, rate: number | null): Promise<{ lastWriteNs: number; flushedNs: number }> {
   let lastWriteNs = 0;
-  for (const chunk of chunks) {
+  const startNs = nowNs();
+  let sent = 0;
+  for (let i = 0; i < framed.chunks.length; i++) {
+    if (rate !== null) {
+      // The chunk's first event is due at sent / rate seconds after the start.
+      const dueNs = startNs + (sent / rate) * 1e9;
+      const waitMs = (dueNs - nowNs()) / 1e6;
+      if (waitMs >= 1) await new Promise((resolve) => setTimeout(resolve, waitMs));
+    }
     lastWriteNs = nowNs();
-    if (!socket.write(chunk)) await new Promise<void>((resolve) => socket.once('drain', resolve));
+    sent += framed.counts[i]!;
+    if (!socket.write(framed.chunks[i]!)) await new Promise<void>((resolve) => socket.once('drain', resolve));
   }
   // An empty write's callback runs once everything before it was handed to the kernel.
   const flushedNs = await new Promise<number>((resolve) => socket.write('', () => resolve(nowNs())));
@@ -135,7 +159,7 @@ function heartbeat(): Buffer {
 }
 
 async function main(): Promise<void> {
-  const loaded = new Map<string, Buffer[]>();
+  const loaded = new Map<string, Framed>();
   let subscriber: Subscriber | null = null;
   const server = createServer((socket) => {
     subscriber = new Subscriber(socket, () => say({ event: 'subscribed' }));
@@ -153,16 +177,16 @@ async function main(): Promise<void> {
           : c.kind === 'flood' ? flood(c.events, c.startUs, c.seed)
             : ipv6Spray(c.events, c.startUs, 100_000, c.seed);
         const f = frames(events);
-        loaded.set(c.name, f.chunks);
+        loaded.set(c.name, f);
         say({ event: 'loaded', name: c.name, events: f.events, bytes: f.bytes });
         return;
       }
       case 'blast': {
         const s = subscriber as Subscriber | null;
-        const chunks = loaded.get(c.name);
-        if (!s || !chunks) throw new Error(`blast ${c.name}: ${s ? 'not loaded' : 'no subscriber'}`);
+        const framed = loaded.get(c.name);
+        if (!s || !framed) throw new Error(`blast ${c.name}: ${s ? 'not loaded' : 'no subscriber'}`);
         const startNs = nowNs();
-        const { lastWriteNs, flushedNs } = await writeAll(s.socket, chunks);
+        const { lastWriteNs, flushedNs } = await writeAll(s.socket, framed, c.rate ?? null);
         say({ event: 'blasted', name: c.name, startNs, lastWriteNs, flushedNs });
         return;
       }

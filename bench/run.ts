@@ -15,7 +15,7 @@ import { join } from 'node:path';
 import { once } from 'node:events';
 import { createGzip } from 'node:zlib';
 import {
-  Daemon, deleteTable, DropProbe, ElementMonitor, FSGUARD, memoryMb, cpuSeconds, nowNs, percentile, ReplayServer,
+  Daemon, deleteTable, DropProbe, ElementMonitor, FSGUARD, memoryMb, cpuSeconds, threadCpu, nowNs, percentile, ReplayServer,
   ROOT, setSize, sleep,
 } from './harness.js';
 import { EventRenderer, logLine, mixedTrace } from './gen.js';
@@ -28,6 +28,8 @@ const CACHE = join(process.env.TMPDIR ?? '/tmp', 'fsguard-bench');
 
 const SIZES = {
   throughputEvents: 1_000_000,
+  /** Events/s the replay server offers in the sustained run (the target is 100,000). */
+  offeredRate: 110_000,
   latencyBans: 250,
   latencyGapMs: 12,
   floodAttackers: 100_000,
@@ -114,39 +116,68 @@ async function teardown(r: Rig): Promise<void> {
 
 // ---- figures ------------------------------------------------------------------------------
 
-async function throughput(args: Args): Promise<{ row: Row; rate: number }> {
-  const r = await rig(args, 'throughput');
+interface ThroughputRun {
+  readonly done: boolean;
+  readonly seen: number;
+  readonly seconds: number;
+  readonly rate: number;
+  readonly cores: number;
+  readonly bytes: number;
+  readonly bans: number;
+  readonly batches: number;
+  /** CPU seconds per thread name over the run (main thread, V8's GC and compiler workers, libuv…). */
+  readonly threads: ReadonlyMap<string, number>;
+}
+
+/** One daemon fed the mixed trace: at `offered` events/s, or (null) as fast as it reads. */
+async function throughputRun(args: Args, label: string, offered: number | null): Promise<ThroughputRun> {
+  const r = await rig(args, label);
   try {
     const n = SIZES.throughputEvents;
     const loaded = await r.server.request({ cmd: 'load', name: 'mixed', kind: 'mixed', events: n, seed: 11, startUs: START_US }, 'loaded');
-    log(`throughput: ${fmt(n)} mixed events loaded (${fmt(Number(loaded.bytes) / 1e6)} MB)`);
+    log(`${label}: ${fmt(n)} mixed events loaded (${fmt(Number(loaded.bytes) / 1e6)} MB)`);
     const cpu0 = cpuSeconds(r.daemon.pid);
+    const threads0 = threadCpu(r.daemon.pid);
     const t0 = nowNs();
-    const blasted = r.server.request({ cmd: 'blast', name: 'mixed' }, 'blasted');
+    const blasted = r.server.request({ cmd: 'blast', name: 'mixed', ...(offered !== null ? { rate: offered } : {}) }, 'blasted');
     const w = await r.daemon.waitForEvents(n, 20, SIZES.daemonCapMs);
     const cpu1 = cpuSeconds(r.daemon.pid);
+    const threads = new Map([...threadCpu(r.daemon.pid)].map(([name, s]) => [name, s - (threads0.get(name) ?? 0)] as const));
     const b = w.done ? await blasted : { startNs: t0 };
     const start = Math.min(t0, Number(b.startNs));
     const seconds = (w.atNs - start) / 1e9;
-    const rate = w.seen / seconds;
-    const cores = (cpu1 - cpu0) / seconds;
     await sleep(300);
     const m = await r.daemon.metrics();
-    const bans = m.get('fsguard_bans_total') ?? 0;
-    const met = w.done && rate >= 100_000 && cores <= 1.0;
     return {
-      rate,
-      row: {
-      figure: 'sustained throughput, mixed legit+attack (daemon, TCP)',
-      target: '≥ 100,000 events/s at ≤ 1 core',
-      measured: `${fmt(rate)} events/s, ${fmt(cores, 2)} cores`,
-      met,
-      detail: `${w.done ? '' : `CUT at ${SIZES.daemonCapMs / 1000} s: `}${fmt(w.seen)} of ${fmt(n)} events (${fmt(Number(loaded.bytes) / 1e6)} MB of frames) in ${fmt(seconds, 2)} s; daemon CPU ${fmt(cpu1 - cpu0, 2)} s; ${fmt(bans)} bans, ${fmt(m.get('fsguard_nft_batches_total') ?? 0)} nft batches`,
-      },
+      done: w.done, seen: w.seen, seconds, rate: w.seen / seconds, cores: (cpu1 - cpu0) / seconds, bytes: Number(loaded.bytes),
+      bans: m.get('fsguard_bans_total') ?? 0, batches: m.get('fsguard_nft_batches_total') ?? 0, threads,
     };
   } finally {
     await teardown(r);
   }
+}
+
+/**
+ * Sustained throughput: the mixed trace offered at SIZES.offeredRate events/s; met when the
+ * daemon keeps up (≥ 100,000 events/s end to end) within one core. Then the same trace as fast
+ * as the daemon reads it, for its ceiling (a saturated daemon is above one core by its GC threads).
+ */
+async function throughput(args: Args): Promise<{ row: Row; rate: number }> {
+  const paced = await throughputRun(args, 'throughput', SIZES.offeredRate);
+  const max = await throughputRun(args, 'throughput-max', null);
+  const n = SIZES.throughputEvents;
+  const describe = (t: ThroughputRun): string =>
+    `${t.done ? '' : `CUT at ${SIZES.daemonCapMs / 1000} s: `}${fmt(t.seen)} of ${fmt(n)} events in ${fmt(t.seconds, 2)} s, daemon CPU ${fmt(t.cores * t.seconds, 2)} s (${fmt(t.cores, 2)} cores: ${[...t.threads].filter(([, s]) => s >= 0.05).sort((a, b) => b[1] - a[1]).map(([name, s]) => `${name} ${fmt(s, 2)} s`).join(', ')}); ${fmt(t.bans)} bans, ${fmt(t.batches)} nft batches`;
+  return {
+    rate: max.rate,
+    row: {
+      figure: 'sustained throughput, mixed legit+attack (daemon, TCP)',
+      target: '≥ 100,000 events/s at ≤ 1 core',
+      measured: `${fmt(paced.rate)} events/s at ${fmt(paced.cores, 2)} cores (offered ${fmt(SIZES.offeredRate)}/s); max ${fmt(max.rate)} events/s at ${fmt(max.cores, 2)} cores`,
+      met: paced.done && paced.rate >= 100_000 && paced.cores <= 1.0,
+      detail: `offered ${fmt(SIZES.offeredRate)} events/s: ${describe(paced)}. As fast as it reads: ${describe(max)}. ${fmt(paced.bytes / 1e6)} MB of frames`,
+    },
+  };
 }
 
 async function latency(args: Args): Promise<Row> {
