@@ -16,8 +16,20 @@
 
 /** Header slots (EVENT_HEADER_NAMES in lib/events/fast-json.ts). */
 const SLOTS: i32 = 17;
-/** Ints of a record: line start, line end, status, then per slot value start, value end, pool word. */
-const RECORD_INTS: i32 = 3 + SLOTS * 3;
+/**
+ * Ints of a record: line start, line end, status, then per slot value start, value end, pool
+ * word, then what normalizeEvent would parse out of the values (FACTS, see classify()).
+ */
+const FACTS: i32 = 3 + SLOTS * 3;
+const RECORD_INTS: i32 = FACTS + 8;
+// Slots classify() reads (EVENT_HEADER_NAMES order).
+const S_EVENT_NAME: i32 = 0;
+const S_SUBCLASS: i32 = 1;
+const S_TIMESTAMP: i32 = 2;
+const S_PORT: i32 = 5;
+const S_AUTH_RESULT: i32 = 14;
+const S_REGISTRATION_TYPE: i32 = 15;
+const S_EXPIRES: i32 = 16;
 const KEY_MAX: i32 = 32;
 const TABLE_SIZE: i32 = 256;
 const POOL_MAX: i32 = 256;
@@ -266,6 +278,65 @@ function intern(rec: usize): void {
   }
 }
 
+/** The value of slot `k` equals `text` (ASCII), byte for byte. */
+function valueIs(rec: usize, k: i32, text: string): bool {
+  const at = rec + <usize>((3 + k * 3) * 4);
+  const vs = load<i32>(at);
+  if (vs < 0) return false;
+  const len = load<i32>(at + 4) - vs;
+  if (len != text.length) return false;
+  // load<u16> of the string's own UTF-16 code units: charCodeAt would bring in bounds checks.
+  const chars = changetype<usize>(text);
+  for (let i = 0; i < len; i++) if (<u32>load<u8>(<usize>(vs + i)) != <u32>load<u16>(chars + <usize>(i << 1))) return false;
+  return true;
+}
+
+/** Index of slot k's value in `texts`, or -1 (also when absent). */
+function valueIndex(rec: usize, k: i32, texts: string[]): i32 {
+  for (let i = 0; i < texts.length; i++) if (valueIs(rec, k, unchecked(texts[i]))) return i;
+  return -1;
+}
+
+/** Slot k's value as a decimal of 1..maxDigits ASCII digits, or -1 (normalize's digits()). */
+function digitsOf(rec: usize, k: i32, maxDigits: i32): f64 {
+  const at = rec + <usize>((3 + k * 3) * 4);
+  const vs = load<i32>(at);
+  if (vs < 0) return -1;
+  const len = load<i32>(at + 4) - vs;
+  if (len == 0 || len > maxDigits) return -1;
+  let v: f64 = 0;
+  for (let i = 0; i < len; i++) {
+    const c = <i32>load<u8>(<usize>(vs + i)) - 48;
+    if (c < 0 || c > 9) return -1;
+    v = v * 10 + <f64>c;
+  }
+  return v;
+}
+
+const SUBCLASSES: string[] = ['sofia::pre_register', 'sofia::register_attempt', 'sofia::register_failure', 'sofia::register'];
+const AUTH_RESULTS: string[] = ['SUCCESS', 'RENEWED', 'STALE', 'FORBIDDEN'];
+const REGISTRATION_TYPES: string[] = ['REGISTER', 'INVITE'];
+
+/**
+ * What normalizeEvent would parse from an extracted record's values, so the caller makes no
+ * string it only parses: [Event-Name is CUSTOM (1/0), subclass index (-1: none of the four),
+ * auth-result index, registration-type index, timestamp / 1e8, timestamp % 1e8 (-1: not 1..16
+ * digits), port (-1: not 1..5 digits), expires (-1: not 1..9 digits)]. 16 digits fit a double
+ * exactly; the caller checks the timestamp against Number.MAX_SAFE_INTEGER as normalize does.
+ */
+function classify(rec: usize): void {
+  const at = rec + <usize>(FACTS * 4);
+  store<i32>(at, valueIs(rec, S_EVENT_NAME, 'CUSTOM') ? 1 : 0);
+  store<i32>(at + 4, valueIndex(rec, S_SUBCLASS, SUBCLASSES));
+  store<i32>(at + 8, valueIndex(rec, S_AUTH_RESULT, AUTH_RESULTS));
+  store<i32>(at + 12, valueIndex(rec, S_REGISTRATION_TYPE, REGISTRATION_TYPES));
+  const ts = digitsOf(rec, S_TIMESTAMP, 16);
+  store<i32>(at + 16, ts < 0 ? -1 : <i32>Math.floor(ts / 1e8));
+  store<i32>(at + 20, ts < 0 ? -1 : <i32>(ts % 1e8));
+  store<i32>(at + 24, <i32>digitsOf(rec, S_PORT, 5));
+  store<i32>(at + 28, <i32>digitsOf(rec, S_EXPIRES, 9));
+}
+
 /**
  * Reads the complete lines of [from, to) — at most `cap` of them — into records at `out`; returns
  * how many. consumed() is then where the next unread line starts. [to, to+16) must be readable.
@@ -284,7 +355,10 @@ export function scan(from: usize, to: usize, out: usize, cap: i32): i32 {
     else if (skipSpaces(p, nl) == nl) status = BLANK;
     else {
       status = parseLine(p, nl, rec);
-      if (status == EXTRACTED) intern(rec);
+      if (status == EXTRACTED) {
+        intern(rec);
+        classify(rec);
+      }
     }
     store<i32>(rec + 8, status);
     n++;
@@ -296,4 +370,14 @@ export function scan(from: usize, to: usize, out: usize, cap: i32): i32 {
 
 export function consumed(): usize {
   return consumedAt;
+}
+
+/** End of the module's own static data: the caller's areas start above it. */
+export function staticEnd(): usize {
+  return __heap_base;
+}
+
+/** Ints per record (the caller checks its layout against it). */
+export function recordInts(): i32 {
+  return RECORD_INTS;
 }

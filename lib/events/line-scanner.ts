@@ -6,7 +6,9 @@
 // When the module does not load, EventJsonExtractor and TraceDecoder's JavaScript line
 // splitter do the same work, with the same results (test/fast-json.test.ts).
 import { readFileSync } from 'node:fs';
+import type { AttemptResult, FailureMethod } from './auth-event.js';
 import { EVENT_HEADER_NAMES, EventJsonExtractor, headersOf, type EventHeaders } from './fast-json.js';
+import { MAX_FIELD_CHARS, type PreparsedEvent } from './normalize.js';
 
 /** What the scanner made of one line (the constants of wasm/line-scanner.ts). */
 export const LineStatus = { extracted: 0, blank: 1, declined: 2, unusual: 3 } as const;
@@ -21,11 +23,29 @@ interface ScannerExports {
   addKey(slot: number): void;
   scan(from: number, to: number, out: number, cap: number): number;
   consumed(): number;
+  staticEnd(): number;
+  recordInts(): number;
 }
 
 const SLOTS = EVENT_HEADER_NAMES.length;
-const RECORD_INTS = 3 + SLOTS * 3;
-const TIMESTAMP_SLOT = EVENT_HEADER_NAMES.indexOf('Event-Date-Timestamp');
+/** Where a record's parsed facts start (FACTS in the wasm), and the record's length. */
+const FACTS = 3 + SLOTS * 3;
+const RECORD_INTS = FACTS + 8;
+const slot = (name: (typeof EVENT_HEADER_NAMES)[number]): number => EVENT_HEADER_NAMES.indexOf(name);
+/**
+ * The slots normalizePreparsed needs as strings, by the PreparsedEvent field they fill. The
+ * other slots are parsed in the wasm (facts) and never made into strings.
+ */
+const STRING_SLOTS = {
+  profile: slot('profile-name'), networkIp: slot('network-ip'), switchV4: slot('FreeSWITCH-IPv4'), switchV6: slot('FreeSWITCH-IPv6'),
+  userAgent: slot('user-agent'), callId: slot('call-id'), toUserHeader: slot('to-user'), fromUserHeader: slot('from-user'),
+  username: slot('username'), realm: slot('realm'),
+} as const;
+const STRING_SLOT_SET: readonly boolean[] = EVENT_HEADER_NAMES.map((_, k) => (Object.values(STRING_SLOTS) as number[]).includes(k));
+/** AUTH_RESULTS of the wasm, in its order. */
+const ATTEMPT_RESULT_OF: readonly AttemptResult[] = ['success', 'success', 'stale', 'forbidden'];
+const FAILURE_METHOD_OF: readonly FailureMethod[] = ['REGISTER', 'INVITE'];
+const TIMESTAMP_SLOT = slot('Event-Date-Timestamp');
 /**
  * Interned values: 4,096 entries. What misses is new (call-ids, the users and ports of scans):
  * 16,384 entries missed as often on the bench's mixed trace.
@@ -37,14 +57,27 @@ const POOL_MAX = 256;
 const KEY_MAX = 32;
 /** Records per scan call (the output area's size). */
 const RECORDS = 4096;
-// Memory layout (bytes). The input area grows at the end.
-const KEYS = 1024;
-const LENS = KEYS + SLOTS * KEY_MAX;
-const TABLE = 2048;
-const POOL_LENS = 4096;
-const POOL_BYTES = POOL_LENS + POOL_SIZE * 4;
-const OUT = POOL_BYTES + POOL_SIZE * POOL_MAX;
-const IN = OUT + RECORDS * RECORD_INTS * 4;
+/** Where each area is in the wasm memory (addresses); the input area grows at the end. */
+interface Layout {
+  readonly keys: number;
+  readonly lens: number;
+  readonly table: number;
+  readonly poolLens: number;
+  readonly poolBytes: number;
+  readonly out: number;
+  readonly in: number;
+}
+
+/** The areas, above the module's own static data (which ends at `staticEnd`). */
+function layoutAbove(staticEnd: number): Layout {
+  const keys = Math.ceil(staticEnd / 4096) * 4096;
+  const lens = keys + SLOTS * KEY_MAX;
+  const table = lens + 1024;
+  const poolLens = table + 1024;
+  const poolBytes = poolLens + POOL_SIZE * 4;
+  const out = poolBytes + POOL_SIZE * POOL_MAX;
+  return { keys, lens, table, poolLens, poolBytes, out, in: out + RECORDS * RECORD_INTS * 4 };
+}
 /** Readable bytes the scanner may look at past the end of the input (16-byte loads). */
 const SLACK = 32;
 const PAGE = 65536;
@@ -68,6 +101,7 @@ export class WasmLineScanner {
   /** Records per scan() call at most. */
   static readonly RECORDS = RECORDS;
   private readonly exports: ScannerExports;
+  private readonly at: Layout;
   bytes!: Latin1Buffer;
   records!: Int32Array;
   private length = 0;
@@ -77,12 +111,17 @@ export class WasmLineScanner {
 
   constructor(module: WebAssembly.Module) {
     this.exports = new WebAssembly.Instance(module, {}).exports as unknown as ScannerExports;
+    if (this.exports.recordInts() !== RECORD_INTS) {
+      throw new Error(`line-scanner.wasm writes records of ${this.exports.recordInts()} ints, this code reads ${RECORD_INTS}: rebuild (npm run build)`);
+    }
+    this.at = layoutAbove(this.exports.staticEnd());
     this.reserve(1 << 21);
     const x = this.exports;
-    x.setup(KEYS, LENS, TABLE, POOL_LENS, POOL_BYTES, TIMESTAMP_SLOT, POOL_BITS);
-    const lens = new Int32Array(x.memory.buffer, LENS, SLOTS);
+    const at = this.at;
+    x.setup(at.keys, at.lens, at.table, at.poolLens, at.poolBytes, TIMESTAMP_SLOT, POOL_BITS);
+    const lens = new Int32Array(x.memory.buffer, at.lens, SLOTS);
     EVENT_HEADER_NAMES.forEach((name, slot) => {
-      this.bytes.write(name, KEYS + slot * KEY_MAX, 'latin1');
+      this.bytes.write(name, at.keys + slot * KEY_MAX, 'latin1');
       lens[slot] = name.length;
       x.addKey(slot);
     });
@@ -95,7 +134,7 @@ export class WasmLineScanner {
 
   /** Address in `bytes` of the input's byte `offset`. */
   address(offset: number): number {
-    return IN + offset;
+    return this.at.in + offset;
   }
 
   /** Input offset just past the lines of the last scan(). */
@@ -105,17 +144,17 @@ export class WasmLineScanner {
 
   /** Replaces all input with `line` and a line feed (the value pool is kept). */
   loadLine(line: Uint8Array): void {
-    this.reserve(IN + line.length + 1 + SLACK);
-    this.bytes.set(line, IN);
-    this.bytes[IN + line.length] = 10;
+    this.reserve(this.at.in + line.length + 1 + SLACK);
+    this.bytes.set(line, this.at.in);
+    this.bytes[this.at.in + line.length] = 10;
     this.length = line.length + 1;
     this.consumedTo = 0;
     this.scannedFrom = 0;
   }
 
   append(chunk: Uint8Array): void {
-    this.reserve(IN + this.length + chunk.length + SLACK);
-    this.bytes.set(chunk, IN + this.length);
+    this.reserve(this.at.in + this.length + chunk.length + SLACK);
+    this.bytes.set(chunk, this.at.in + this.length);
     this.length += chunk.length;
   }
 
@@ -128,15 +167,15 @@ export class WasmLineScanner {
   scan(): number {
     const x = this.exports;
     this.scannedFrom = this.consumedTo;
-    const n = x.scan(IN + this.consumedTo, IN + this.length, OUT, RECORDS);
-    this.consumedTo = x.consumed() - IN;
+    const n = x.scan(this.at.in + this.consumedTo, this.at.in + this.length, this.at.out, RECORDS);
+    this.consumedTo = x.consumed() - this.at.in;
     return n;
   }
 
   /** Moves the unread bytes to the front (after the records of the last scan were used). */
   compact(): void {
     if (this.consumedTo === 0) return;
-    this.bytes.copyWithin(IN, IN + this.consumedTo, IN + this.length);
+    this.bytes.copyWithin(this.at.in, this.at.in + this.consumedTo, this.at.in + this.length);
     this.length -= this.consumedTo;
     this.consumedTo = 0;
     this.scannedFrom = 0;
@@ -146,10 +185,10 @@ export class WasmLineScanner {
     const memory = this.exports.memory;
     if (this.bytes !== undefined && size <= this.bytes.length) return;
     const have = memory.buffer.byteLength;
-    const want = Math.max(IN + (1 << 21), size * 2);
+    const want = Math.max(this.at.in + (1 << 21), size * 2);
     if (want > have) memory.grow(Math.ceil((want - have) / PAGE));
     this.bytes = Buffer.from(memory.buffer) as Latin1Buffer;
-    this.records = new Int32Array(memory.buffer, OUT, RECORDS * RECORD_INTS);
+    this.records = new Int32Array(memory.buffer, this.at.out, RECORDS * RECORD_INTS);
   }
 }
 
@@ -191,20 +230,87 @@ export class LineRecords {
 
   /** The headers of an `extracted` record; values seen recently come back as the same string. */
   headers(k: number): EventHeaders {
-    const r = this.records;
     const v = this.values;
-    const base = this.base;
-    let at = k * RECORD_INTS + 3;
-    for (let slot = 0; slot < SLOTS; slot++, at += 3) {
-      const vs = r[at]!;
-      if (vs < 0) { v[slot] = undefined; continue; }
-      const word = r[at + 2]!;
-      if (word >= 0 && (word & 1) === 1) { v[slot] = this.pool[word >> 1]; continue; }
-      const s = this.bytes.latin1Slice(vs - base, r[at + 1]! - base);
-      if (word >= 0) this.pool[word >> 1] = s;
-      v[slot] = s;
-    }
+    for (let slot = 0; slot < SLOTS; slot++) v[slot] = this.value(k, slot);
     return headersOf(v);
+  }
+
+  /**
+   * Fills `p` from an `extracted` record when normalizeEvent would find nothing irregular in it
+   * (an auth event with a profile, an address and a good timestamp, known auth-result or
+   * registration-type, no value cut to MAX_FIELD_CHARS): then normalizePreparsed(p) is exactly
+   * normalizeEvent(headers(k)), without the headers object and the strings it only parses.
+   * False otherwise: the caller uses headers(k) and normalizeEvent.
+   */
+  preparse(k: number, p: PreparsedEvent): boolean {
+    const r = this.records;
+    const f = k * RECORD_INTS + FACTS;
+    const subclass = r[f + 1]!;
+    const tsHigh = r[f + 4]!;
+    if (r[f] !== 1 || subclass < 0 || tsHigh < 0) return false;
+    const timeUs = tsHigh * 1e8 + r[f + 5]!;
+    if (timeUs <= 0 || timeUs > Number.MAX_SAFE_INTEGER) return false;
+    const result = r[f + 2]!;
+    const method = r[f + 3]!;
+    if ((subclass === 1 && result < 0) || (subclass === 2 && method < 0)) return false;
+    // Every value the wasm interned is settled here, needed or not, so the pools stay mirrors.
+    let regular = true;
+    const v = this.values;
+    for (let slot = 0; slot < SLOTS; slot++) {
+      if (!STRING_SLOT_SET[slot]) { this.forget(k, slot); continue; }
+      const value = this.value(k, slot);
+      if (value !== undefined && value.length > MAX_FIELD_CHARS) regular = false;
+      v[slot] = value;
+    }
+    const profile = v[STRING_SLOTS.profile];
+    const networkIp = v[STRING_SLOTS.networkIp];
+    if (!regular || !profile || !networkIp) return false;
+    p.subclass = subclass;
+    p.profile = profile;
+    p.networkIp = networkIp;
+    p.timeUs = timeUs;
+    const port = r[f + 6]!;
+    p.port = port >= 1 && port <= 65535 ? port : null;
+    p.switchV4 = v[STRING_SLOTS.switchV4] ?? '';
+    p.switchV6 = v[STRING_SLOTS.switchV6] ?? '';
+    p.userAgent = v[STRING_SLOTS.userAgent] ?? '';
+    p.callId = v[STRING_SLOTS.callId] ?? '';
+    p.toUserHeader = v[STRING_SLOTS.toUserHeader] ?? '';
+    p.fromUserHeader = v[STRING_SLOTS.fromUserHeader] ?? '';
+    p.username = v[STRING_SLOTS.username] ?? '';
+    p.realm = v[STRING_SLOTS.realm] ?? '';
+    p.result = subclass === 1 ? ATTEMPT_RESULT_OF[result]! : null;
+    p.method = subclass === 2 ? FAILURE_METHOD_OF[method]! : null;
+    const expires = r[f + 7]!;
+    p.expires = subclass === 3 && expires >= 0 ? expires : null;
+    return true;
+  }
+
+  /**
+   * Slot `slot` of record k as a string (undefined: absent). An interned value comes from the
+   * pool; the pool keeps, per entry, the string of the wasm entry's bytes or nothing yet.
+   */
+  private value(k: number, slot: number): string | undefined {
+    const r = this.records;
+    const at = k * RECORD_INTS + 3 + slot * 3;
+    const vs = r[at]!;
+    if (vs < 0) return undefined;
+    const word = r[at + 2]!;
+    if (word >= 0 && (word & 1) === 1) {
+      const pooled = this.pool[word >> 1];
+      if (pooled !== undefined) return pooled;
+    }
+    const s = this.bytes.latin1Slice(vs - this.base, r[at + 1]! - this.base);
+    if (word >= 0) this.pool[word >> 1] = s;
+    return s;
+  }
+
+  /** Slot `slot` of record k is not made into a string: a pool entry the wasm refilled for it is emptied. */
+  private forget(k: number, slot: number): void {
+    const r = this.records;
+    const at = k * RECORD_INTS + 3 + slot * 3;
+    const word = r[at + 2]!;
+    if (r[at]! >= 0 && word >= 0 && (word & 1) === 0) this.pool[word >> 1] = undefined;
   }
 }
 

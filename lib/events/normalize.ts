@@ -4,7 +4,7 @@
 // literals are built whole (no spreads), and regexes are avoided where a char loop will do.
 import { parseIp, type IpAddress } from '../net/ip.js';
 import type {
-  AttemptResult, AuthEvent, DropReason, NormalizeResult,
+  AttemptResult, AuthEvent, DropReason, FailureMethod, NormalizeResult,
 } from './auth-event.js';
 
 /** Attacker-controlled strings are cut to this many characters before they are stored. */
@@ -98,80 +98,148 @@ function switchAddressesOf(v4: string, v6: string): string[] {
   return out;
 }
 
-export function normalizeEvent(h: unknown, opts: NormalizeOptions): NormalizeResult {
-  if (typeof h !== 'object' || h === null || Array.isArray(h)) return fail('not_an_object', 'event body is not a JSON object');
-  const headers = h as Headers;
-  const subclass = str(headers, 'Event-Subclass');
-  if (headers['Event-Name'] !== 'CUSTOM' || !(AUTH_SUBCLASSES as readonly string[]).includes(subclass)) {
-    return fail('not_auth_event', `not a sofia auth event: ${str(headers, 'Event-Name')} ${subclass}`.slice(0, 120));
-  }
-  const profile = str(headers, 'profile-name');
-  if (!profile) return fail('missing_profile', `${subclass} without profile-name`);
-  if (opts.profiles && !opts.profiles.has(profile)) return fail('profile_not_watched', `profile ${profile} is not watched`);
-  const ipRaw = headers['network-ip'];
-  if (typeof ipRaw !== 'string' || ipRaw === '') return fail('missing_address', `${subclass} without network-ip`);
-  const source = opts.addressMemo ? opts.addressMemo.parse(ipRaw) : parseIp(ipRaw);
-  if (!source) return fail('bad_address', `network-ip is not an IP address: ${JSON.stringify(ipRaw.slice(0, 64))}`);
-  const tsRaw = headers['Event-Date-Timestamp'];
-  const timeUs = typeof tsRaw === 'string' ? digits(tsRaw, 16) : -1;
-  if (timeUs <= 0 || !Number.isSafeInteger(timeUs)) return fail('bad_timestamp', `bad Event-Date-Timestamp: ${JSON.stringify(String(tsRaw).slice(0, 32))}`);
-  const portNum = digits(str(headers, 'network-port'), 5);
-  const port = portNum >= 1 && portNum <= 65535 ? portNum : null;
-  const v4 = str(headers, 'FreeSWITCH-IPv4');
-  const v6 = str(headers, 'FreeSWITCH-IPv6');
+/**
+ * The values of an auth event once checked: what normalizeEvent reads from the headers, and
+ * what a reader that parsed them itself (the wasm scanner) hands normalizePreparsed. Strings
+ * are already cut to MAX_FIELD_CHARS; absent ones are ''.
+ */
+export class PreparsedEvent {
+  /** Index in AUTH_SUBCLASSES. */
+  subclass = 0;
+  profile = '';
+  /** `network-ip`, not yet parsed (a non-empty string). */
+  networkIp = '';
+  timeUs = 0;
+  port: number | null = null;
+  switchV4 = '';
+  switchV6 = '';
+  userAgent = '';
+  callId = '';
+  /** The `to-user`, `from-user`, `username` and `realm` headers. */
+  toUserHeader = '';
+  fromUserHeader = '';
+  username = '';
+  realm = '';
+  /** register_attempt: its result (null: not an attempt). */
+  result: AttemptResult | null = null;
+  /** register_failure: its registration-type (null: not a failure). */
+  method: FailureMethod | null = null;
+  /** register: `expires`, or null when absent or not 1..9 digits. */
+  expires: number | null = null;
+}
+
+/**
+ * The event of values a reader checked and parsed itself (as normalizeEvent would have: see
+ * PreparsedEvent): what can still drop it is the profile filter and the address.
+ */
+export function normalizePreparsed(p: PreparsedEvent, opts: NormalizeOptions): NormalizeResult {
+  if (opts.profiles && !opts.profiles.has(p.profile)) return fail('profile_not_watched', `profile ${p.profile} is not watched`);
+  const source = sourceOf(p.networkIp, opts);
+  if (!source) return badAddress(p.networkIp);
+  return build(p, source, opts);
+}
+
+function sourceOf(ipRaw: string, opts: NormalizeOptions): IpAddress | null {
+  return opts.addressMemo ? opts.addressMemo.parse(ipRaw) : parseIp(ipRaw);
+}
+
+function badAddress(ipRaw: string): NormalizeResult {
+  return fail('bad_address', `network-ip is not an IP address: ${JSON.stringify(ipRaw.slice(0, 64))}`);
+}
+
+function build(p: PreparsedEvent, source: IpAddress, opts: NormalizeOptions): NormalizeResult {
   const memo = opts.switchMemo;
   let switchAddresses: readonly string[];
   if (memo) {
-    if (memo.v4Raw !== v4 || memo.v6Raw !== v6) {
-      memo.v4Raw = v4;
-      memo.v6Raw = v6;
-      memo.addresses = Object.freeze(switchAddressesOf(v4, v6));
+    if (memo.v4Raw !== p.switchV4 || memo.v6Raw !== p.switchV6) {
+      memo.v4Raw = p.switchV4;
+      memo.v6Raw = p.switchV6;
+      memo.addresses = Object.freeze(switchAddressesOf(p.switchV4, p.switchV6));
     }
     switchAddresses = memo.addresses;
   } else {
-    switchAddresses = switchAddressesOf(v4, v6);
+    switchAddresses = switchAddressesOf(p.switchV4, p.switchV6);
   }
-  const userAgent = str(headers, 'user-agent');
-  const callId = str(headers, 'call-id');
+  const { profile, port, userAgent, callId, timeUs } = p;
   let event: AuthEvent;
-  switch (subclass) {
+  switch (AUTH_SUBCLASSES[p.subclass]) {
     case 'sofia::pre_register':
       // FreeSWITCH fills from-user with the To-URI user and to-user with the From-URI user.
       event = {
         kind: 'challenge', profile, source, port, userAgent, callId, timeUs, switchAddresses,
-        fromUser: str(headers, 'to-user'), toUser: str(headers, 'from-user'),
+        fromUser: p.toUserHeader, toUser: p.fromUserHeader,
       };
       break;
-    case 'sofia::register_attempt': {
-      const result = ATTEMPT_RESULTS[str(headers, 'auth-result')];
-      if (!result) return fail('bad_auth_result', `unknown auth-result ${JSON.stringify(str(headers, 'auth-result').slice(0, 32))}`);
+    case 'sofia::register_attempt':
       event = {
         kind: 'attempt', profile, source, port, userAgent, callId, timeUs, switchAddresses,
-        result,
-        authUser: str(headers, 'username'),
-        fromUser: str(headers, 'to-user'),
-        toUser: str(headers, 'from-user'),
-        realm: str(headers, 'realm'),
+        result: p.result!,
+        authUser: p.username,
+        fromUser: p.toUserHeader,
+        toUser: p.fromUserHeader,
+        realm: p.realm,
       };
       break;
-    }
-    case 'sofia::register_failure': {
-      const method = str(headers, 'registration-type');
-      if (method !== 'REGISTER' && method !== 'INVITE') return fail('bad_registration_type', `unknown registration-type ${JSON.stringify(method.slice(0, 32))}`);
+    case 'sofia::register_failure':
       event = {
         kind: 'failure', profile, source, port, userAgent, callId, timeUs, switchAddresses,
-        method, toUser: str(headers, 'to-user'),
+        method: p.method!, toUser: p.toUserHeader,
       };
       break;
-    }
-    default: {
-      const exp = digits(str(headers, 'expires'), 9);
+    default:
       event = {
         kind: 'registered', profile, source, port, userAgent, callId, timeUs, switchAddresses,
-        authUser: str(headers, 'username') || str(headers, 'from-user'),
-        expires: exp >= 0 ? exp : null,
+        authUser: p.username || p.fromUserHeader,
+        expires: p.expires,
       };
-    }
   }
   return { ok: true, event };
+}
+
+export function normalizeEvent(h: unknown, opts: NormalizeOptions): NormalizeResult {
+  if (typeof h !== 'object' || h === null || Array.isArray(h)) return fail('not_an_object', 'event body is not a JSON object');
+  const headers = h as Headers;
+  const subclass = str(headers, 'Event-Subclass');
+  const subclassIndex = (AUTH_SUBCLASSES as readonly string[]).indexOf(subclass);
+  if (headers['Event-Name'] !== 'CUSTOM' || subclassIndex < 0) {
+    return fail('not_auth_event', `not a sofia auth event: ${str(headers, 'Event-Name')} ${subclass}`.slice(0, 120));
+  }
+  const p = new PreparsedEvent();
+  p.subclass = subclassIndex;
+  const profile = str(headers, 'profile-name');
+  if (!profile) return fail('missing_profile', `${subclass} without profile-name`);
+  if (opts.profiles && !opts.profiles.has(profile)) return fail('profile_not_watched', `profile ${profile} is not watched`);
+  p.profile = profile;
+  const ipRaw = headers['network-ip'];
+  if (typeof ipRaw !== 'string' || ipRaw === '') return fail('missing_address', `${subclass} without network-ip`);
+  p.networkIp = ipRaw;
+  const source = sourceOf(ipRaw, opts);
+  if (!source) return badAddress(ipRaw);
+  const tsRaw = headers['Event-Date-Timestamp'];
+  const timeUs = typeof tsRaw === 'string' ? digits(tsRaw, 16) : -1;
+  if (timeUs <= 0 || !Number.isSafeInteger(timeUs)) return fail('bad_timestamp', `bad Event-Date-Timestamp: ${JSON.stringify(String(tsRaw).slice(0, 32))}`);
+  p.timeUs = timeUs;
+  const portNum = digits(str(headers, 'network-port'), 5);
+  p.port = portNum >= 1 && portNum <= 65535 ? portNum : null;
+  p.switchV4 = str(headers, 'FreeSWITCH-IPv4');
+  p.switchV6 = str(headers, 'FreeSWITCH-IPv6');
+  p.userAgent = str(headers, 'user-agent');
+  p.callId = str(headers, 'call-id');
+  p.toUserHeader = str(headers, 'to-user');
+  p.fromUserHeader = str(headers, 'from-user');
+  p.username = str(headers, 'username');
+  p.realm = str(headers, 'realm');
+  if (subclass === 'sofia::register_attempt') {
+    const result = ATTEMPT_RESULTS[str(headers, 'auth-result')];
+    if (!result) return fail('bad_auth_result', `unknown auth-result ${JSON.stringify(str(headers, 'auth-result').slice(0, 32))}`);
+    p.result = result;
+  } else if (subclass === 'sofia::register_failure') {
+    const method = str(headers, 'registration-type');
+    if (method !== 'REGISTER' && method !== 'INVITE') return fail('bad_registration_type', `unknown registration-type ${JSON.stringify(method.slice(0, 32))}`);
+    p.method = method;
+  } else if (subclass === 'sofia::register') {
+    const exp = digits(str(headers, 'expires'), 9);
+    p.expires = exp >= 0 ? exp : null;
+  }
+  return build(p, source, opts);
 }

@@ -12,9 +12,9 @@ import { createReadStream } from 'node:fs';
 import { open, stat } from 'node:fs/promises';
 import { Worker } from 'node:worker_threads';
 import { createGunzip } from 'node:zlib';
-import type { AuthEvent, DropReason } from '../events/auth-event.js';
+import type { AuthEvent, DropReason, NormalizeResult } from '../events/auth-event.js';
 import { EventJsonExtractor } from '../events/fast-json.js';
-import { AddressMemo, normalizeEvent, SwitchAddressMemo, type NormalizeOptions } from '../events/normalize.js';
+import { AddressMemo, normalizeEvent, normalizePreparsed, PreparsedEvent, SwitchAddressMemo, type NormalizeOptions } from '../events/normalize.js';
 import { LineRecords, LineStatus, loadLineScannerModule, RECORD_SIZE, WasmLineScanner } from '../events/line-scanner.js';
 import { SlotKind, SlotRing, type ScanWorkerData, type ScanWorkerMessage } from './scan-protocol.js';
 
@@ -129,6 +129,8 @@ export class TraceDecoder {
   private readonly wasm: WasmLineScanner | null;
   /** Reads the scanner's records: this decoder's, or those of a scanning thread (decodeRecords). */
   private readonly records = new LineRecords();
+  /** Filled by LineRecords.preparse for each regular event (reused: one per decoder). */
+  private readonly preparsed = new PreparsedEvent();
   private index: number;
   private line = 0;
 
@@ -275,8 +277,12 @@ export class TraceDecoder {
       this.line++;
       if (status === LineStatus.blank) continue;
       const index = this.index++;
-      if (status === LineStatus.extracted) this.normalized(records.headers(k), index, visitor);
-      else this.parsed(records.latin1(k), index, visitor);
+      if (status === LineStatus.extracted) {
+        if (records.preparse(k, this.preparsed)) this.result(normalizePreparsed(this.preparsed, this.normalizeOptions), index, visitor);
+        else this.normalized(records.headers(k), index, visitor);
+      } else {
+        this.parsed(records.latin1(k), index, visitor);
+      }
     }
   }
 
@@ -312,7 +318,10 @@ export class TraceDecoder {
   }
 
   private normalized(headers: object, index: number, visitor: TraceVisitor): void {
-    const r = normalizeEvent(headers, this.normalizeOptions);
+    this.result(normalizeEvent(headers, this.normalizeOptions), index, visitor);
+  }
+
+  private result(r: NormalizeResult, index: number, visitor: TraceVisitor): void {
     if (r.ok) visitor.event(r.event, index, this.line);
     else visitor.dropped(r.reason, r.detail, index, this.line);
   }
