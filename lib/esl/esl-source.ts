@@ -10,9 +10,9 @@
 // retries only every authRetryMs: hammering a socket that said no helps nobody. No frame for
 // heartbeatTimeoutMs (FreeSWITCH sends HEARTBEAT every 20 s) means a dead or hung peer: the
 // connection is destroyed and made again. Every new connection subscribes again.
-import type { AuthEvent, DropReason, LiveRegistration } from '../events/auth-event.js';
+import type { AuthEvent, DropReason, LiveRegistration, NormalizeResult } from '../events/auth-event.js';
 import { createEventBodyReader } from '../events/line-scanner.js';
-import { AddressMemo, AUTH_SUBCLASSES, normalizeEvent, SwitchAddressMemo, type NormalizeOptions } from '../events/normalize.js';
+import { AddressMemo, AUTH_SUBCLASSES, normalizeEvent, normalizePreparsed, PreparsedEvent, SwitchAddressMemo, type NormalizeOptions } from '../events/normalize.js';
 import { ReconnectBackoff } from './backoff.js';
 import {
   parsePlainEventBody, type EslFrame, type FrameDropReason, type FrameLimits, DEFAULT_FRAME_LIMITS,
@@ -138,6 +138,8 @@ export class EslEventSource {
   private readonly backoff: ReconnectBackoff;
   /** Reads the ~17 headers fsguard needs from an event body without JSON.parse (per stream). */
   private readonly bodyReader = createEventBodyReader();
+  /** Filled by the body reader for each regular auth event (reused). */
+  private readonly preparsed = new PreparsedEvent();
 
   private phase: Phase = 'idle';
   private link: EslLink | null = null;
@@ -325,7 +327,11 @@ export class EslEventSource {
     if (frame.contentType === 'text/event-json') {
       // The extractor answers exactly as JSON.parse would for the headers read downstream,
       // or null when it cannot be sure (escapes, non-ASCII, odd syntax): JSON.parse then.
-      const fast = this.bodyReader.read(body);
+      const fast = this.bodyReader.read(body, this.preparsed);
+      if (fast === this.preparsed) {
+        this.onPreparsed(fast);
+        return;
+      }
       if (fast !== null) {
         this.onEventHeaders(fast);
         return;
@@ -342,6 +348,16 @@ export class EslEventSource {
       headers = parsePlainEventBody(body);
     }
     this.onEventHeaders(headers);
+  }
+
+  /** A regular auth event the body reader parsed itself: as onEventHeaders, without the headers. */
+  private onPreparsed(p: PreparsedEvent): void {
+    try {
+      this.listener.onEventReceived(AUTH_SUBCLASSES[p.subclass]!, p.profile);
+    } catch (err) {
+      this.listenerThrew(err);
+    }
+    this.onNormalized(normalizePreparsed(p, this.normalizeOptions));
   }
 
   private onEventHeaders(headers: unknown): void {
@@ -361,7 +377,10 @@ export class EslEventSource {
         }
       }
     }
-    const result = normalizeEvent(headers, this.normalizeOptions);
+    this.onNormalized(normalizeEvent(headers, this.normalizeOptions));
+  }
+
+  private onNormalized(result: NormalizeResult): void {
     if (result.ok) {
       try {
         this.listener.onEvent(result.event);

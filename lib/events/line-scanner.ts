@@ -316,8 +316,12 @@ export class LineRecords {
 
 /** Reads one event body at a time (an ESL frame's), as EventJsonExtractor.extract does. */
 export interface EventBodyReader {
-  /** The body's headers, or null when JSON.parse must decide (odd bytes, escapes, odd syntax). */
-  read(body: Uint8Array): EventHeaders | null;
+  /**
+   * `p` itself when the body is a regular auth event and `p` was filled (see
+   * LineRecords.preparse: normalizePreparsed(p) is then normalizeEvent's answer), else the
+   * body's headers, or null when JSON.parse must decide (odd bytes, escapes, odd syntax).
+   */
+  read(body: Uint8Array, p: PreparsedEvent): EventHeaders | PreparsedEvent | null;
 }
 
 /** EventBodyReader on the wasm scanner: the body as one line. */
@@ -329,13 +333,14 @@ export class WasmBodyReader implements EventBodyReader {
     this.scanner = new WasmLineScanner(module);
   }
 
-  read(body: Uint8Array): EventHeaders | null {
+  read(body: Uint8Array, p: PreparsedEvent): EventHeaders | PreparsedEvent | null {
     const s = this.scanner;
     s.loadLine(body);
     const n = s.scan();
     this.records.use(s.records, s.bytes, 0);
     if (n === 1 && s.scannedTo === body.length + 1) {
-      return this.records.status(0) === LineStatus.extracted ? this.records.headers(0) : null;
+      if (this.records.status(0) !== LineStatus.extracted) return null;
+      return this.records.preparse(0, p) ? p : this.records.headers(0);
     }
     // A line feed inside the body (JSON allows none in a string; FreeSWITCH writes one line):
     // JSON.parse decides. The values interned for its lines are still taken, so this side's
