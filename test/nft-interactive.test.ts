@@ -1,6 +1,6 @@
 // InteractiveNftRunner against the real nft in the private test namespace: one long-lived
-// `nft -j -i`, a marker after every request, replies matched in order; listings, big batches
-// and a process that is down or unusable go to the spawn runner.
+// `nft -j -i`, a marker after every request, replies matched in order, listings answered on
+// stdout; big batches and a process that is down or unusable go to the spawn runner.
 import { chmodSync, existsSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -67,16 +67,33 @@ t.test('pipelined requests are answered in order, each with its own errors', nsO
   t.same(kernelElements(table, 's').map((e) => e.key).sort(), ['198.51.100.1', '198.51.100.2', '198.51.100.5']);
 });
 
-t.test('listings and lines over maxLineBytes go to the spawn runner', nsOptions, async (t) => {
+t.test('lines over maxLineBytes go to the spawn runner; a listing is answered by the process, as the spawn runner answers it', nsOptions, async (t) => {
   const { table, fallback, runner } = fixture(t, 'i_route', { maxLineBytes: 2000 });
   await runner.run(setupCommands(table));
   const big = Array.from({ length: 40 }, (_, i) => `203.0.113.${i + 1}`);
   t.equal(kind(await runner.run(create(table, ...big))), 'ok');
+  t.equal(fallback.runs.length, 1, 'the big batch was spawned');
   const listed = await runner.run([nftJson.listSet('inet', table, 's')]);
   t.equal(kind(listed), 'ok');
-  t.match(listed.kind === 'exited' ? listed.stdout : '', /203\.0\.113\.40/, 'listing output comes back');
-  t.equal(fallback.runs.length, 2, 'the big batch and the listing were spawned');
-  t.equal(kernelElements(table, 's').length, 40);
+  const spawned = await new SpawnNftRunner().run([nftJson.listSet('inet', table, 's')]);
+  const elements = (r: NftRunResult): unknown => (r.kind === 'exited' ? JSON.parse(r.stdout) : null);
+  t.same(elements(listed), elements(spawned), 'the same JSON as a spawned nft -j list');
+  t.equal(fallback.runs.length, 1, 'the listing was not spawned');
+  // A listing that fails, between writes, and a listing after it: each gets its own answer.
+  const [w1, missing, w2, again] = await Promise.all([
+    runner.run(create(table, '198.51.100.1')),
+    runner.run([nftJson.listSet('inet', table, 'nonexistent')]),
+    runner.run(create(table, '198.51.100.2')),
+    runner.run([nftJson.listSet('inet', table, 's')]),
+  ]);
+  t.same([kind(w1), kind(missing), kind(w2)], ['ok', 'missing-table', 'ok']);
+  t.equal(missing.kind === 'exited' ? missing.stdout : 'x', '', 'a failed listing has no output');
+  t.match(again.kind === 'exited' ? again.stdout : '', /198\.51\.100\.2/, 'the listing after it sees both writes');
+  t.equal(fallback.runs.length, 2, 'the second listing, sent while the first was in flight, was spawned');
+  // Two listings one after the other: both through the process.
+  for (let i = 0; i < 2; i++) t.match((await runner.run([nftJson.listSet('inet', table, 's')])) as { stdout: string }, { stdout: /198\.51\.100\.1/ });
+  t.equal(fallback.runs.length, 2);
+  t.equal(kernelElements(table, 's').length, 42);
 });
 
 t.test('a killed process fails what it had (transient), the spawn runner bridges the restart delay, then a new process', nsOptions, async (t) => {
@@ -141,4 +158,25 @@ t.test('nft\'s line editor never writes a history file into HOME', nsOptions, as
   await runner.run(create(table, '192.0.2.1'));
   await runner.close();
   t.notOk(existsSync(join(home, '.nft.history')), 'no ~/.nft.history');
+});
+
+t.test('a listing whose output never comes: the process is ended and the spawn runner lists', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'fsguard-quiet-'));
+  const fake = join(dir, 'nft');
+  // Answers every marker as nft does, and prints nothing on stdout, listings included.
+  writeFileSync(fake, '#!/bin/sh\nwhile read -r line; do case "$line" in fsguard-sync-*) printf "Error: syntax error\\n%s\\n   ^\\n" "$line" >&2;; esac; done\n');
+  chmodSync(fake, 0o755);
+  const listed: NftRunResult = { kind: 'exited', exitCode: 0, stdout: '{"nftables":[]}', stderr: '' };
+  const spawned: NftCommand[][] = [];
+  const fallback = { binary: fake, run: (commands: readonly NftCommand[]) => { spawned.push([...commands]); return Promise.resolve(listed); } };
+  const statuses: InteractiveNftStatus[] = [];
+  const runner = new InteractiveNftRunner({ binary: fake, fallback, onStatus: (s) => statuses.push(s) });
+  t.teardown(() => runner.close());
+  t.equal(kind(await runner.run(create('x', '192.0.2.1'))), 'ok', 'a write is answered by its marker');
+  const started = Date.now();
+  const result = await runner.run([nftJson.listSet('inet', 'x', 's')]);
+  t.same(result, listed, 'the spawn runner answered the listing');
+  t.ok(Date.now() - started >= 900, 'after waiting for the line');
+  t.equal(spawned.length, 1);
+  t.ok(statuses.some((s) => s.kind === 'ended' && /listing printed nothing/.test(s.reason)), 'the process was ended');
 });

@@ -179,6 +179,8 @@ interface Exchange {
   readonly marker: string;
   readonly resolve: (result: NftRunResult) => void;
   cancelTimeout: CancelScheduled;
+  /** A single `list` command: its answer is the next line on stdout (see InteractiveProcess.listing). */
+  readonly listing: readonly NftCommand[] | null;
 }
 
 interface InteractiveProcess {
@@ -195,6 +197,18 @@ interface InteractiveProcess {
   stderr: string;
   /** The marker's caret line (`   ^`) may arrive after the marker itself: drop it then. */
   dropCaretLine: boolean;
+  /**
+   * The one listing in flight (a second goes to the fallback): stdout and stderr are separate
+   * pipes, so its output line and its marker may arrive in either order; with one listing at
+   * a time, every stdout line is its answer.
+   */
+  listing: Exchange | null;
+  /** Its output line, when it came before the marker. */
+  listingOutput: string | null;
+  /** Its marker came with no error and no output yet: waiting for the line (and the timer). */
+  listingAwaitsOutput: CancelScheduled | null;
+  /** Pieces of the stdout line not yet ended. */
+  stdout: string[];
 }
 
 const CARET_LINE = /^[ \t^~]*$/;
@@ -203,6 +217,9 @@ function hasListCommand(commands: readonly NftCommand[]): boolean {
   for (const c of commands) if ('list' in c) return true;
   return false;
 }
+
+/** nft prints a listing's answer as one JSON line; it was flushed before the marker's error was. */
+const LISTING_OUTPUT_WAIT_MS = 1000;
 
 /**
  * Keeps one `nft -j -i` running and feeds it one JSON document per line: each line is one
@@ -215,8 +232,12 @@ function hasListCommand(commands: readonly NftCommand[]): boolean {
  * nft's error text, classified by classifyRun exactly as for the spawn runner. Markers carry
  * a random per-process nonce and a sequence number, so no echoed input can forge one.
  *
- * `list` commands (whose answer is on stdout), requests over `maxLineBytes`, and every
- * request while the process is restarting go to `fallback` (the spawn runner). A process
+ * A request that is one `list` command is answered by the line nft prints on stdout for it
+ * (nft flushes it before it reads the next line; one listing is in flight at a time, and one
+ * whose line does not come ends the process and goes to the fallback): the periodic
+ * reconcile forks nothing. Other requests with listings, requests over `maxLineBytes`, a
+ * second listing while one is in flight, and every request while the process is restarting
+ * go to `fallback` (the spawn runner). A process
  * that dies fails its outstanding requests as killed (transient: the writer retries them),
  * and the next one starts after a backoff; processes that never answer their first marker
  * (a binary without interactive mode) make the runner give interactive mode up for good.
@@ -267,7 +288,8 @@ export class InteractiveNftRunner implements NftRunner {
   }
 
   run(commands: readonly NftCommand[]): Promise<NftRunResult> {
-    if (this.givenUp || this.closed || hasListCommand(commands)) return this.fallback.run(commands);
+    const listing = commands.length === 1 && 'list' in commands[0]!;
+    if (this.givenUp || this.closed || (!listing && hasListCommand(commands))) return this.fallback.run(commands);
     const line = JSON.stringify(nftDocument(commands));
     // JSON.stringify never emits a raw line break, so the document is exactly one line.
     if (line.length > this.maxLineBytes) return this.fallback.run(commands);
@@ -282,6 +304,11 @@ export class InteractiveNftRunner implements NftRunner {
       if (!proc) return this.fallback.run(commands);
     }
     const p = proc;
+    if (listing) {
+      // Only on a verified process, one at a time.
+      if (!p.verified || p.listing !== null) return this.fallback.run(commands);
+      return new Promise((resolve) => this.write(p, line, resolve, this.timeoutMs, commands));
+    }
     return new Promise((resolve) => {
       if (p.verified) this.send(p, line, resolve);
       else p.waiting.push({ commands, line, resolve });
@@ -315,15 +342,16 @@ export class InteractiveNftRunner implements NftRunner {
     }
     const proc: InteractiveProcess = {
       child, startedAt: this.clock(), outstanding: [], waiting: [], verified: false, ended: false, timedOut: false,
-      bytesSent: 0, stderr: '', dropCaretLine: false,
+      bytesSent: 0, stderr: '', dropCaretLine: false, listing: null, listingOutput: null, listingAwaitsOutput: null, stdout: [],
     };
     this.proc = proc;
     child.on('error', (err: NodeJS.ErrnoException) => this.ended(proc, `could not start: ${err.code ?? err.message}`));
     child.on('close', (code, signal) => this.ended(proc, signal ? `killed by ${signal}` : `exited with status ${code}`));
     // A write after the process died fails with EPIPE; 'close' reports the death.
     child.stdin?.on('error', () => undefined);
-    // Only listings print on stdout, and they go to the fallback: drain and drop.
-    child.stdout?.resume();
+    // Only listings print on stdout.
+    child.stdout?.setEncoding('utf8');
+    child.stdout?.on('data', (text: string) => this.onStdout(proc, text));
     child.stderr?.setEncoding('utf8');
     child.stderr?.on('data', (text: string) => this.onStderr(proc, text));
     // The probe: a lone marker proves nft reads lines from a pipe and answers in order.
@@ -335,9 +363,13 @@ export class InteractiveNftRunner implements NftRunner {
     this.write(proc, line, resolve, this.timeoutMs);
   }
 
-  private write(proc: InteractiveProcess, line: string | null, resolve: (result: NftRunResult) => void, timeoutMs: number): void {
+  private write(
+    proc: InteractiveProcess, line: string | null, resolve: (result: NftRunResult) => void, timeoutMs: number,
+    listing: readonly NftCommand[] | null = null,
+  ): void {
     const marker = `fsguard-sync-${this.nonce}-${++this.sequence}`;
-    const exchange: Exchange = { line, marker, resolve, cancelTimeout: () => undefined };
+    const exchange: Exchange = { line, marker, resolve, cancelTimeout: () => undefined, listing };
+    if (listing !== null) proc.listing = exchange;
     proc.outstanding.push(exchange);
     exchange.cancelTimeout = this.scheduler.schedule(() => {
       proc.timedOut = true;
@@ -385,8 +417,64 @@ export class InteractiveNftRunner implements NftRunner {
       proc.outstanding.shift();
       head.cancelTimeout();
       if (head.line === null) this.verified(proc);
+      else if (head.listing !== null) this.listingAnswered(proc, head, own);
       else head.resolve({ kind: 'exited', exitCode: own.trim() === '' ? 0 : 1, stdout: '', stderr: own.slice(0, MAX_STDERR_BYTES) });
     }
+  }
+
+  /** The listing's marker came: its error, its line, or a wait for the line. */
+  private listingAnswered(proc: InteractiveProcess, exchange: Exchange, own: string): void {
+    if (own.trim() !== '') {
+      this.listingDone(proc);
+      exchange.resolve({ kind: 'exited', exitCode: 1, stdout: '', stderr: own.slice(0, MAX_STDERR_BYTES) });
+      return;
+    }
+    if (proc.listingOutput !== null) {
+      const output = proc.listingOutput;
+      this.listingDone(proc);
+      exchange.resolve({ kind: 'exited', exitCode: 0, stdout: output, stderr: '' });
+      return;
+    }
+    proc.listingAwaitsOutput = this.scheduler.schedule(() => {
+      // No line after all: whatever comes later would be taken for the next listing's answer,
+      // so this process ends, and the spawn runner lists.
+      proc.listingAwaitsOutput = null;
+      this.listingDone(proc);
+      if (!proc.ended) this.retire(proc, 'a listing printed nothing');
+      void this.fallback.run(exchange.listing!).then(exchange.resolve);
+    }, LISTING_OUTPUT_WAIT_MS);
+  }
+
+  private onStdout(proc: InteractiveProcess, text: string): void {
+    let from = 0;
+    for (;;) {
+      // Only the new text is searched: a listing of 100,000 elements is one 10 MB line.
+      const nl = text.indexOf('\n', from);
+      if (nl === -1) {
+        if (from < text.length) proc.stdout.push(text.slice(from));
+        return;
+      }
+      proc.stdout.push(text.slice(from, nl));
+      const line = proc.stdout.join('');
+      proc.stdout = [];
+      from = nl + 1;
+      const listing = proc.listing;
+      // Output with no listing in flight is not ours to give anyone: dropped.
+      if (listing === null) continue;
+      if (proc.listingAwaitsOutput !== null) {
+        proc.listingAwaitsOutput();
+        this.listingDone(proc);
+        listing.resolve({ kind: 'exited', exitCode: 0, stdout: line, stderr: '' });
+      } else {
+        proc.listingOutput = line;
+      }
+    }
+  }
+
+  private listingDone(proc: InteractiveProcess): void {
+    proc.listing = null;
+    proc.listingOutput = null;
+    proc.listingAwaitsOutput = null;
   }
 
   private verified(proc: InteractiveProcess): void {
@@ -405,6 +493,13 @@ export class InteractiveNftRunner implements NftRunner {
   }
 
   private ended(proc: InteractiveProcess, reason: string): void {
+    // A listing whose marker came but whose line did not: it fails with the process.
+    const awaiting = proc.listingAwaitsOutput !== null ? proc.listing : null;
+    if (awaiting !== null) {
+      proc.listingAwaitsOutput!();
+      this.listingDone(proc);
+      this.failExchange(awaiting, proc, reason);
+    }
     if (proc.ended) {
       // Retired on purpose (or already reported): nothing is outstanding on it.
       for (const e of proc.outstanding.splice(0)) this.failExchange(e, proc, reason);
