@@ -32,7 +32,7 @@ const SIZES = {
   offeredRate: 110_000,
   latencyBans: 250,
   /** Bans sent first and not counted: the first ban of a fresh daemon runs cold code (reported apart). */
-  latencyWarmup: 10,
+  latencyWarmup: 30,
   latencyGapMs: 12,
   floodAttackers: 100_000,
   sprayEvents: 1_000_000,
