@@ -5,6 +5,7 @@ import type { Server } from 'node:http';
 import { setFlagsFromString } from 'node:v8';
 import { ConfigError, loadConfig, type FsguardConfig } from '../config/config.js';
 import { EslEventSource } from '../esl/index.js';
+import { loadLineScannerModule } from '../events/line-scanner.js';
 import { InteractiveNftRunner, NftError, NftSetWriter, resolveNftLayout } from '../nft/index.js';
 import type { Logger } from '../obs/logger.js';
 import { FsguardMetrics, serveMetrics } from '../obs/metrics.js';
@@ -64,9 +65,9 @@ function eslOptions(c: FsguardConfig) {
 }
 
 /**
- * The daemon's writer keeps one `nft -j -i` for its small batches (a ban is in the kernel
- * within about a millisecond instead of the ~5 ms a new nft process takes); listings and big
- * batches still spawn `nft -j -f -` (see InteractiveNftRunner).
+ * The daemon's writer keeps one `nft -j -i` for its small batches and its listings (a ban is
+ * in the kernel within about a millisecond instead of the ~5 ms a new nft process takes, and
+ * the reconcile forks nothing); big batches still spawn `nft -j -f` (see InteractiveNftRunner).
  */
 function writerFor(config: FsguardConfig, logger: Logger, metrics: FsguardMetrics, onTableRecreated: () => void): NftSetWriter {
   const runner = new InteractiveNftRunner({
@@ -135,6 +136,10 @@ export async function runDaemon(configFile: string | null, initial: FsguardConfi
   await startMetrics(config);
 
   let source = new EslEventSource(eslOptions(config), guard, { logger });
+  // Without the wasm line scanner (a build without dist/wasm) the same events are read in
+  // JavaScript, at about half the rate: worth a line in the log, not a refusal to run.
+  const scanner = loadLineScannerModule();
+  if (scanner instanceof Error) logger.warn({ err: scanner.message }, 'the wasm event reader did not load (npm run build makes it): reading event json in JavaScript, slower');
   source.start();
   logger.info({ esl: `${config.esl.host}:${config.esl.port}`, profiles: config.esl.profiles.length ? config.esl.profiles : 'all', table: `inet ${config.nft.table}` }, 'fsguard running');
 
