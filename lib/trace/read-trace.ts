@@ -336,8 +336,8 @@ function grow(a: Int32Array): Int32Array<ArrayBuffer> {
 /** Files this big and more are scanned on a second thread by default (a thread costs ~30 ms to start). */
 const THREAD_MIN_BYTES = 4 << 20;
 /** Slots of the ring between the threads, and the bytes of lines a slot holds. */
-const THREAD_WINDOW = 4;
-const SLOT_LINE_BYTES = 4 << 20;
+const THREAD_WINDOW = 8;
+const SLOT_LINE_BYTES = 2 << 20;
 
 /**
  * Replays one trace file into `visitor`, line by line, synchronously within each chunk (no
