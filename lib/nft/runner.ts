@@ -160,7 +160,13 @@ export interface InteractiveNftRunnerOptions {
   readonly maxRestartDelayMs?: number;
   /** Processes in a row that never answered their first marker before interactive mode is given up. Default 3. */
   readonly maxStartFailures?: number;
-  /** Runs what the interactive process does not: listings, big batches, and everything while it is down. */
+  /**
+   * A listing goes to the process only while the last one it answered printed less than this:
+   * writes queue behind a listing in the process, and nft takes ~1.5 s to list 100,000
+   * elements (a spawned listing runs beside the writes). Default 64 KiB (~500 elements).
+   */
+  readonly maxListingBytes?: number;
+  /** Runs what the interactive process does not: big listings and batches, and everything while it is down. */
   readonly fallback?: NftRunner;
   readonly scheduler?: Scheduler;
   readonly clock?: () => number;
@@ -235,9 +241,10 @@ const LISTING_OUTPUT_WAIT_MS = 1000;
  * A request that is one `list` command is answered by the line nft prints on stdout for it
  * (nft flushes it before it reads the next line; one listing is in flight at a time, and one
  * whose line does not come ends the process and goes to the fallback): the periodic
- * reconcile forks nothing. Other requests with listings, requests over `maxLineBytes`, a
- * second listing while one is in flight, and every request while the process is restarting
- * go to `fallback` (the spawn runner). A process
+ * reconcile forks nothing while the table is small. Other requests with listings, listings
+ * after one of `maxListingBytes` or more (writes would wait behind them), requests over
+ * `maxLineBytes`, a second listing while one is in flight, and every request while the
+ * process is restarting go to `fallback` (the spawn runner). A process
  * that dies fails its outstanding requests as killed (transient: the writer retries them),
  * and the next one starts after a backoff; processes that never answer their first marker
  * (a binary without interactive mode) make the runner give interactive mode up for good.
@@ -247,6 +254,9 @@ export class InteractiveNftRunner implements NftRunner {
   private readonly timeoutMs: number;
   private readonly startTimeoutMs: number;
   private readonly maxLineBytes: number;
+  private readonly maxListingBytes: number;
+  /** Bytes of the last listing the process answered (its size predicts the next one's). */
+  private lastListingBytes = 0;
   private readonly recycleAfterBytes: number;
   private readonly restartDelayMs: number;
   private readonly maxRestartDelayMs: number;
@@ -271,6 +281,7 @@ export class InteractiveNftRunner implements NftRunner {
     this.timeoutMs = options.timeoutMs ?? 30_000;
     this.startTimeoutMs = options.startTimeoutMs ?? 5000;
     this.maxLineBytes = options.maxLineBytes ?? 8 * 1024;
+    this.maxListingBytes = options.maxListingBytes ?? 64 * 1024;
     this.recycleAfterBytes = options.recycleAfterBytes ?? 8 * 1024 * 1024;
     this.restartDelayMs = options.restartDelayMs ?? 100;
     this.maxRestartDelayMs = options.maxRestartDelayMs ?? 5000;
@@ -290,6 +301,7 @@ export class InteractiveNftRunner implements NftRunner {
   run(commands: readonly NftCommand[]): Promise<NftRunResult> {
     const listing = commands.length === 1 && 'list' in commands[0]!;
     if (this.givenUp || this.closed || (!listing && hasListCommand(commands))) return this.fallback.run(commands);
+    if (listing && this.lastListingBytes >= this.maxListingBytes) return this.fallbackListing(commands);
     const line = JSON.stringify(nftDocument(commands));
     // JSON.stringify never emits a raw line break, so the document is exactly one line.
     if (line.length > this.maxLineBytes) return this.fallback.run(commands);
@@ -313,6 +325,13 @@ export class InteractiveNftRunner implements NftRunner {
       if (p.verified) this.send(p, line, resolve);
       else p.waiting.push({ commands, line, resolve });
     });
+  }
+
+  /** A listing spawned because the last was big: its size says whether the next may go to the process. */
+  private async fallbackListing(commands: readonly NftCommand[]): Promise<NftRunResult> {
+    const result = await this.fallback.run(commands);
+    if (result.kind === 'exited' && result.exitCode === 0) this.lastListingBytes = result.stdout.length;
+    return result;
   }
 
   /** Ends the process (requests already sent are answered first). Later requests use the fallback. */
@@ -432,6 +451,7 @@ export class InteractiveNftRunner implements NftRunner {
     if (proc.listingOutput !== null) {
       const output = proc.listingOutput;
       this.listingDone(proc);
+      this.lastListingBytes = output.length;
       exchange.resolve({ kind: 'exited', exitCode: 0, stdout: output, stderr: '' });
       return;
     }
@@ -464,6 +484,7 @@ export class InteractiveNftRunner implements NftRunner {
       if (proc.listingAwaitsOutput !== null) {
         proc.listingAwaitsOutput();
         this.listingDone(proc);
+        this.lastListingBytes = line.length;
         listing.resolve({ kind: 'exited', exitCode: 0, stdout: line, stderr: '' });
       } else {
         proc.listingOutput = line;
