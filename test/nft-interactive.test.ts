@@ -76,8 +76,9 @@ t.test('lines over maxLineBytes go to the spawn runner; a listing is answered by
   const listed = await runner.run([nftJson.listSet('inet', table, 's')]);
   t.equal(kind(listed), 'ok');
   const spawned = await new SpawnNftRunner().run([nftJson.listSet('inet', table, 's')]);
-  const elements = (r: NftRunResult): unknown => (r.kind === 'exited' ? JSON.parse(r.stdout) : null);
-  t.same(elements(listed), elements(spawned), 'the same JSON as a spawned nft -j list');
+  // The same document but for `expires`, which counts down between the two listings.
+  const elements = (r: NftRunResult): unknown => (r.kind === 'exited' ? JSON.parse(r.stdout, (k, v: unknown) => (k === 'expires' ? undefined : v)) : null);
+  t.same(elements(listed), elements(spawned), 'the same JSON as a spawned nft -j list (but for expires)');
   t.equal(fallback.runs.length, 1, 'the listing was not spawned');
   // A listing that fails, between writes, and a listing after it: each gets its own answer.
   const [w1, missing, w2, again] = await Promise.all([
