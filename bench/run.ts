@@ -9,7 +9,7 @@
 //                 [-- --no-write]       (do not touch bench/RESULTS.md)
 //                 [-- --daemon-node-args "--flag …"]   (extra node flags for the daemon, for experiments)
 import { spawn, spawnSync } from 'node:child_process';
-import { createReadStream, createWriteStream, existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { createReadStream, createWriteStream, existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { cpus, release } from 'node:os';
@@ -372,7 +372,12 @@ async function plainTrace(gz: string): Promise<string> {
   const path = gz.replace(/\.gz$/, '');
   if (existsSync(path) && statSync(path).size > 0) return path;
   log(`unpacking ${gz}`);
-  await pipeline(createReadStream(gz), createGunzip(), createWriteStream(`${path}.tmp`));
+  try {
+    await pipeline(createReadStream(gz), createGunzip(), createWriteStream(`${path}.tmp`));
+  } catch (err) {
+    rmSync(`${path}.tmp`, { force: true });
+    throw err;
+  }
   spawnSync('mv', [`${path}.tmp`, path]);
   return path;
 }
@@ -401,7 +406,11 @@ async function simulateRun(trace: string): Promise<{ seconds: number; status: nu
 async function simulate(): Promise<{ row: Row; rate: number }> {
   const n = SIZES.simulateEvents;
   const gz = await simulateTrace(n);
-  const plain = await plainTrace(gz);
+  // 1.8 GB on disk: when there is no room, the gzip trace alone is measured (and said so).
+  const plain = await plainTrace(gz).catch((err: unknown) => {
+    log(`no plain trace (${err instanceof Error ? err.message : String(err)}): simulate measured on the gzip trace only`);
+    return gz;
+  });
   await pipeline(createReadStream(plain), new Writable({ write: (_chunk, _enc, done) => done() }));
   const p = await simulateRun(plain);
   const z = await simulateRun(gz);
@@ -413,7 +422,7 @@ async function simulate(): Promise<{ row: Row; rate: number }> {
       target: '≥ 500,000 events/s',
       measured: `${fmt(rate)} events/s (gzip: ${fmt(z.events / z.seconds)} events/s)`,
       met: p.status === 0 && p.events === n && z.status === 0 && z.events === n && z.bans === p.bans && rate >= 500_000,
-      detail: `${fmt(p.events)} events as JSON lines (${fmt(statSync(plain).size / 1e6)} MB) in ${fmt(p.seconds, 2)} s wall, process start to exit; the same gzipped (${fmt(statSync(gz).size / 1e6)} MB) in ${fmt(z.seconds, 2)} s; ${fmt(p.bans)} bans both times`,
+      detail: `${fmt(p.events)} events as ${plain === gz ? 'gzip (no room for the plain trace)' : 'JSON lines'} (${fmt(statSync(plain).size / 1e6)} MB) in ${fmt(p.seconds, 2)} s wall, process start to exit; the same gzipped (${fmt(statSync(gz).size / 1e6)} MB) in ${fmt(z.seconds, 2)} s; ${fmt(p.bans)} bans both times`,
     },
   };
 }
