@@ -255,8 +255,13 @@ export class InteractiveNftRunner implements NftRunner {
   private readonly startTimeoutMs: number;
   private readonly maxLineBytes: number;
   private readonly maxListingBytes: number;
-  /** Bytes of the last listing the process answered (its size predicts the next one's). */
+  /**
+   * Bytes of the last listing (through the process or spawned), and of the writes sent since:
+   * together a bound on the next listing's size (an element's line is longer than its listing),
+   * so a table that grew in a flood since is listed by a spawned nft, not the process.
+   */
   private lastListingBytes = 0;
+  private writtenSinceListing = 0;
   private readonly recycleAfterBytes: number;
   private readonly restartDelayMs: number;
   private readonly maxRestartDelayMs: number;
@@ -301,8 +306,9 @@ export class InteractiveNftRunner implements NftRunner {
   run(commands: readonly NftCommand[]): Promise<NftRunResult> {
     const listing = commands.length === 1 && 'list' in commands[0]!;
     if (this.givenUp || this.closed || (!listing && hasListCommand(commands))) return this.fallback.run(commands);
-    if (listing && this.lastListingBytes >= this.maxListingBytes) return this.fallbackListing(commands);
+    if (listing && this.lastListingBytes + this.writtenSinceListing >= this.maxListingBytes) return this.fallbackListing(commands);
     const line = JSON.stringify(nftDocument(commands));
+    if (!listing) this.writtenSinceListing += line.length;
     // JSON.stringify never emits a raw line break, so the document is exactly one line.
     if (line.length > this.maxLineBytes) return this.fallback.run(commands);
     let proc = this.proc;
@@ -327,11 +333,16 @@ export class InteractiveNftRunner implements NftRunner {
     });
   }
 
-  /** A listing spawned because the last was big: its size says whether the next may go to the process. */
+  /** A listing spawned because the table may be big: its size says whether the next may go to the process. */
   private async fallbackListing(commands: readonly NftCommand[]): Promise<NftRunResult> {
     const result = await this.fallback.run(commands);
-    if (result.kind === 'exited' && result.exitCode === 0) this.lastListingBytes = result.stdout.length;
+    if (result.kind === 'exited' && result.exitCode === 0) this.listed(result.stdout.length);
     return result;
+  }
+
+  private listed(bytes: number): void {
+    this.lastListingBytes = bytes;
+    this.writtenSinceListing = 0;
   }
 
   /** Ends the process (requests already sent are answered first). Later requests use the fallback. */
@@ -451,7 +462,7 @@ export class InteractiveNftRunner implements NftRunner {
     if (proc.listingOutput !== null) {
       const output = proc.listingOutput;
       this.listingDone(proc);
-      this.lastListingBytes = output.length;
+      this.listed(output.length);
       exchange.resolve({ kind: 'exited', exitCode: 0, stdout: output, stderr: '' });
       return;
     }
@@ -484,7 +495,7 @@ export class InteractiveNftRunner implements NftRunner {
       if (proc.listingAwaitsOutput !== null) {
         proc.listingAwaitsOutput();
         this.listingDone(proc);
-        this.lastListingBytes = line.length;
+        this.listed(line.length);
         listing.resolve({ kind: 'exited', exitCode: 0, stdout: line, stderr: '' });
       } else {
         proc.listingOutput = line;
