@@ -249,3 +249,48 @@ t.test('a steady stream of bans goes in fewer transactions; a lone ban still goe
   await Promise.all(stream);
   t.same(runs, [1, 1, 40, 10]);
 });
+
+t.test('a full batch goes beside a running one, without a target that is still being written', async (t) => {
+  const gates: Array<() => void> = [];
+  const runs: string[][] = [];
+  let running = 0;
+  let maxRunning = 0;
+  const targetsOf = (commands: readonly NftCommand[]): string[] => commands.flatMap((c) => {
+    const verb = 'create' in c ? 'create' : 'delete' in c ? 'delete' : 'add' in c ? 'add' : null;
+    if (verb === null) return [];
+    const body = (c as Record<string, { element?: { elem: unknown[] } }>)[verb]!;
+    return (body.element?.elem ?? []).map((e) => `${verb} ${JSON.stringify(e).match(/\d+\.\d+\.\d+\.\d+/)?.[0]}`);
+  });
+  const runner = {
+    binary: 'gated',
+    run(commands: readonly NftCommand[]): Promise<NftRunResult> {
+      runs.push(targetsOf(commands));
+      running++;
+      maxRunning = Math.max(maxRunning, running);
+      return new Promise((resolve) => { gates.push(() => { running--; resolve(ok); }); });
+    },
+  };
+  const writer = new NftSetWriter(runner, resolveNftLayout(), { scheduler: new ImmediateScheduler(), maxBatch: 3, maxConcurrent: 2, batchMs: 0 });
+  const turn = async (): Promise<void> => { for (let i = 0; i < 3; i++) await new Promise((r) => setImmediate(r)); };
+  const all = ['192.0.2.1', '192.0.2.2', '192.0.2.3'].map((ip) => writer.ban(cidr(ip), 60, { rule: 'r', offences: 1 }));
+  await turn();
+  t.same(runs, [['create 192.0.2.1', 'create 192.0.2.2', 'create 192.0.2.3']], 'a full batch at once');
+  all.push(writer.unban(cidr('192.0.2.1')));
+  for (const ip of ['192.0.2.4', '192.0.2.5', '192.0.2.6']) all.push(writer.ban(cidr(ip), 60, { rule: 'r', offences: 1 }));
+  await turn();
+  t.equal(runs.length, 2, 'a second full batch went beside the first');
+  t.same(runs[1], ['create 192.0.2.4', 'create 192.0.2.5', 'create 192.0.2.6'], 'without 192.0.2.1, whose ban is still being written');
+  all.push(writer.ban(cidr('192.0.2.7'), 60, { rule: 'r', offences: 1 }));
+  await turn();
+  t.equal(runs.length, 2, 'a partial batch waits while transactions run');
+  gates.shift()!();
+  await turn();
+  t.equal(runs.length, 2, 'the first done: the partial batch still waits for the second (a partial one goes alone)');
+  gates.shift()!();
+  await turn();
+  t.equal(runs.length, 3, 'both done: the rest goes');
+  t.ok(runs[2]!.includes('delete 192.0.2.1') && runs[2]!.includes('create 192.0.2.7'), `the unban after its ban: ${runs[2]!.join(', ')}`);
+  while (gates.length > 0) { gates.shift()!(); await turn(); }
+  await Promise.all(all);
+  t.equal(maxRunning, 2, 'never more than two at once');
+});
