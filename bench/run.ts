@@ -185,8 +185,8 @@ async function throughput(args: Args): Promise<{ row: Row; rate: number }> {
 }
 
 async function latency(args: Args): Promise<Row> {
-  // The figure before it ends with two processes freeing ~2 GB: measured in their aftermath,
-  // the p99 rose ~1 ms. Millisecond latencies are measured on a settled machine.
+  // Run first (see main), but --only may put it after another figure: let that one's
+  // processes finish freeing their gigabytes (in their aftermath the p99 rose ~1 ms).
   await sleep(3000);
   const r = await rig(args, 'latency');
   const monitor = new ElementMonitor(TABLE);
@@ -523,6 +523,9 @@ function writeResults(generated: string): string {
   return path;
 }
 
+/** The figures in the issue's order (the order of the table). */
+const FIGURES = ['throughput', 'latency', 'flood', 'writer', 'memory', 'simulate', 'fail2ban'] as const;
+
 async function main(): Promise<number> {
   if (process.env.FSGUARD_BENCH_NETNS !== '1') return reexecInNetns();
   const argv = process.argv.slice(2);
@@ -530,7 +533,8 @@ async function main(): Promise<number> {
   const want = (name: string): boolean => args.only === null || args.only.has(name);
   const started = new Date();
   const t0 = nowNs();
-  const rows: Row[] = [];
+  /** Rows by figure name, printed in FIGURES order whatever order they ran in. */
+  const byName = new Map<string, Row>();
   let daemonRate: number | null = null;
   let simulateRate: number | null = null;
   const run = async (name: string, f: () => Promise<Row>): Promise<void> => {
@@ -539,19 +543,21 @@ async function main(): Promise<number> {
     const s = nowNs();
     try {
       const row = await f();
-      rows.push(row);
+      byName.set(name, row);
       log(`${name}: ${row.measured} (${fmt((nowNs() - s) / 1e9, 1)} s)`);
     } catch (err) {
-      rows.push({ figure: name, target: '', measured: 'error', met: false, detail: err instanceof Error ? err.message : String(err) });
+      byName.set(name, { figure: name, target: '', measured: 'error', met: false, detail: err instanceof Error ? err.message : String(err) });
       log(`${name} failed: ${err instanceof Error ? err.stack ?? err.message : String(err)}`);
     }
   };
+  // Latency first: millisecond figures are measured before the heavy ones leave the machine
+  // reclaiming gigabytes (a 3 s pause after them was not always enough).
+  await run('latency', () => latency(args));
   await run('throughput', async () => {
     const t = await throughput(args);
     daemonRate = t.rate;
     return t.row;
   });
-  await run('latency', () => latency(args));
   await run('flood', () => flood(args));
   await run('writer', () => writerFlood());
   await run('memory', () => memory(args));
@@ -561,6 +567,7 @@ async function main(): Promise<number> {
     return s.row;
   });
   await run('fail2ban', () => fail2ban({ daemon: daemonRate, simulate: simulateRate }));
+  const rows = FIGURES.flatMap((name) => byName.get(name) ?? []);
   const seconds = (nowNs() - t0) / 1e9;
   const text = report(rows, started, seconds, argv);
   process.stdout.write(`\n${table(rows)}\n\n${rows.map((r) => `- ${r.figure}: ${r.detail}`).join('\n')}\n\ntotal ${fmt(seconds)} s\n`);
