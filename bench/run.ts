@@ -102,10 +102,26 @@ interface Rig {
   daemon: Daemon;
 }
 
+/**
+ * The node flags of systemd/fsguard.service's ExecStart (between the node binary and the
+ * script): the daemon is measured as the unit starts it. `--daemon-node-args` come after them.
+ */
+function unitNodeFlags(): string[] {
+  const unit = readFileSync(new URL('../../systemd/fsguard.service', import.meta.url), 'utf8');
+  const exec = /^ExecStart=(\S+)\s+(.*)$/m.exec(unit);
+  if (exec === null) throw new Error('systemd/fsguard.service has no ExecStart line');
+  const flags: string[] = [];
+  for (const word of exec[2]!.split(/\s+/)) {
+    if (!word.startsWith('--')) break;
+    flags.push(word);
+  }
+  return flags;
+}
+
 async function rig(args: Args, label: string, policy: Record<string, unknown> = {}): Promise<Rig> {
   deleteTable(TABLE);
   const server = await ReplayServer.start();
-  const nodeArgs = [...args.daemonNodeArgs, ...(args.cpuProf ? ['--cpu-prof', `--cpu-prof-dir=${args.cpuProf}`, `--cpu-prof-name=daemon-${label}.cpuprofile`] : [])];
+  const nodeArgs = [...unitNodeFlags(), ...args.daemonNodeArgs, ...(args.cpuProf ? ['--cpu-prof', `--cpu-prof-dir=${args.cpuProf}`, `--cpu-prof-name=daemon-${label}.cpuprofile`] : [])];
   const daemon = Daemon.start({ table: TABLE, eslPort: server.port, metricsPort: METRICS_PORT, policy, nodeArgs });
   await server.next('subscribed', 20_000);
   await daemon.ready();
@@ -500,6 +516,8 @@ function report(rows: readonly Row[], started: Date, seconds: number, argv: read
     'cd /work/main && npm run build',
     `npm run bench${argv.length ? ` -- ${argv.join(' ')}` : ''}   # = node dist/bench/run.js, re-executed under unshare -n (lo up)`,
     '```',
+    '',
+    `The daemon runs as \`node ${[...unitNodeFlags(), ''].join(' ')}bin/fsguard run --config …\` (the node flags of systemd/fsguard.service's ExecStart).`,
     '',
     table(rows),
     '',
