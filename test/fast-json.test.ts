@@ -70,10 +70,32 @@ t.test('extractor = JSON.parse on the shared traces and generated variants, and 
   t.ok(taken >= lines.length * 0.95, `fast path for ${taken} of ${lines.length}`);
 });
 
+/**
+ * One to three random edits of a line: insert a piece, delete up to 8 characters, replace one
+ * by a piece, or (with `cut`) cut the line short or pad it with spaces.
+ */
+function mutateLine(line: string, random: () => number, pieces: readonly string[], cut: boolean): string {
+  const pick = (): string => pieces[Math.floor(random() * pieces.length)]!;
+  let m = line;
+  const edits = 1 + Math.floor(random() * 3);
+  for (let k = 0; k < edits; k++) {
+    const at = Math.floor(random() * (m.length + 1));
+    const op = random();
+    if (cut && op >= 0.8) {
+      m = random() < 0.5 ? m.slice(0, at) : ` ${m} `;
+      continue;
+    }
+    const o = cut ? op / 0.8 : op;
+    if (o < 0.5) m = m.slice(0, at) + pick() + m.slice(at);
+    else if (o < 0.75) m = m.slice(0, at) + m.slice(at + 1 + Math.floor(random() * 8));
+    else m = m.slice(0, at) + pick() + m.slice(at + 1);
+  }
+  return m;
+}
+
 t.test('extractor = JSON.parse on mutated and hostile lines', async (t) => {
   const base = [...sharedLines().slice(0, 300), ...variantLines().slice(0, 300)];
   const random = rng(0xfa57);
-  const pick = <T>(a: readonly T[]): T => a[Math.floor(random() * a.length)]!;
   const pieces = ['"', '\\', '\\"', '\\\\', '\\u0041', '\\u00e9', '\\x', '\\u12', '\\n', '\\/', '{', '}', ':', ',', ' ', '\t', '\n', '\r',
     '\u0000', '\u001f', '\u007f', 'é', '\u2028', '\ud83d\ude00', 'null', '1', 'true', '[]', '{}', '"network-ip":"203.0.113.9",',
     '"network\\u002dip":"203.0.113.9",', '"user-agent":1,', '"Event-Name":"CUSTOM",', ',"call-id":"dup"', '"":"",', '  '];
@@ -82,16 +104,7 @@ t.test('extractor = JSON.parse on mutated and hostile lines', async (t) => {
   let checked = 0;
   for (let round = 0; round < 40; round++) {
     for (const line of base) {
-      let m = line;
-      const edits = 1 + Math.floor(random() * 3);
-      for (let k = 0; k < edits; k++) {
-        const at = Math.floor(random() * (m.length + 1));
-        const op = random();
-        if (op < 0.4) m = m.slice(0, at) + pick(pieces) + m.slice(at);
-        else if (op < 0.6) m = m.slice(0, at) + m.slice(at + 1 + Math.floor(random() * 8));
-        else if (op < 0.8) m = m.slice(0, at) + pick(pieces) + m.slice(at + 1);
-        else m = random() < 0.5 ? m.slice(0, at) : ` ${m} `;
-      }
+      const m = mutateLine(line, random, pieces, true);
       const d = disagreement(ex, m);
       checked++;
       if (d !== null && problems.length < 5) problems.push(`${d}: ${JSON.stringify(m).slice(0, 200)}`);
@@ -209,25 +222,13 @@ function firstDifference(got: readonly TraceRecord[], want: readonly TraceRecord
 function mutatedTrace(seed: number, rounds: number): { bytes: Buffer; lines: number } {
   const base = [...sharedLines().slice(0, 200), ...variantLines().slice(0, 200)];
   const random = rng(seed);
-  const pick = <T>(a: readonly T[]): T => a[Math.floor(random() * a.length)]!;
   const pieces = ['"', '\\', '\\"', '\\\\', '\\u0041', '\\u00e9', '\\x', '\\u12', '\\n', '{', '}', ':', ',', ' ', '\t', '\u0000', '\u007f', 'é',
     '"network-ip":"203.0.113.9",', '"network\\u002dip":"203.0.113.9",', '"user-agent":1,', '"Event-Name":"CUSTOM",', ',"call-id":"dup"', '"":"",',
     '"realm":"' + 'r'.repeat(300) + '",', '"to-user":"' + 'u'.repeat(255) + '",', '"username":"' + 'n'.repeat(257) + '",'];
   const lines: string[] = [];
   for (let round = 0; round < rounds; round++) {
     for (const line of base) {
-      let m = line;
-      if (random() < 0.7) {
-        const edits = 1 + Math.floor(random() * 3);
-        for (let k = 0; k < edits; k++) {
-          const at = Math.floor(random() * (m.length + 1));
-          const op = random();
-          if (op < 0.5) m = m.slice(0, at) + pick(pieces) + m.slice(at);
-          else if (op < 0.75) m = m.slice(0, at) + m.slice(at + 1 + Math.floor(random() * 8));
-          else m = m.slice(0, at) + pick(pieces) + m.slice(at + 1);
-        }
-      }
-      lines.push(m);
+      lines.push(random() < 0.7 ? mutateLine(line, random, pieces, false) : line);
     }
   }
   lines.push(`{"Event-Name":"CUSTOM","Event-Subclass":"sofia::pre_register","profile-name":"internal","network-ip":"203.0.113.5","Event-Date-Timestamp":"1893456000000000","user-agent":"${'x'.repeat(70000)}"}`);
