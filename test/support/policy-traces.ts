@@ -227,6 +227,10 @@ export function replay(events: readonly RawEvent[], settings: PolicySettings = D
     for (const decision of out.bans) bans.push({ decision, index });
     for (const alert of out.alerts) alerts.push({ alert, index });
   });
+  // As simulate: the timers run on after the last event (pending challenges time out).
+  const tail = policy.drain();
+  for (const decision of tail.bans) bans.push({ decision, index: events.length - 1 });
+  for (const alert of tail.alerts) alerts.push({ alert, index: events.length - 1 });
   return { bans, alerts, policy };
 }
 
