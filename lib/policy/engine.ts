@@ -56,12 +56,6 @@ const UA_MEMO_CAP = 4096;
 const PROFILE_CAP = 256;
 /** Event gaps remembered (challenges whose answer may have been lost in one are excused). */
 const GAP_MEMORY = 16;
-/**
- * The daemon processes a deadline this long after it is due by its monotonic clock: events
- * still in flight from FreeSWITCH (stamped before the deadline) are judged first, as simulate
- * judges them.
- */
-export const DEADLINE_SLACK_MS = 250;
 
 const EMPTY_OUTPUT: PolicyOutput = Object.freeze({ bans: Object.freeze([]) as readonly BanDecision[], alerts: Object.freeze([]) as readonly PolicyAlert[] });
 
@@ -95,6 +89,12 @@ export class RatePolicy implements Policy {
   private readonly base: RuleSettings;
   private readonly byProfile = new Map<string, RuleSettings>();
   private readonly answerTimeoutUs: number;
+  /**
+   * The daemon's timer processes a deadline this long (maxSourceSkewSeconds) after it is due by
+   * its monotonic clock: events still in flight, stamped before it (late threads, other nodes),
+   * are judged first, as simulate judges them.
+   */
+  private readonly timerSlackUs: number;
   private readonly prefixLength: number;
   private readonly clock: PolicyClock;
   private readonly queue = new ChallengeQueue();
@@ -119,6 +119,7 @@ export class RatePolicy implements Policy {
     for (const name of Object.keys(overrides)) this.byProfile.set(name, compileSettings(name, settingsForProfile(settings, overrides, name)));
     // Shared by every profile (settings.ts refuses them per profile): one queue, one clock.
     this.answerTimeoutUs = settings.answerTimeoutSeconds * US;
+    this.timerSlackUs = settings.maxSourceSkewSeconds * US;
     this.prefixLength = settings.ipv6PrefixLength;
     this.clock = new PolicyClock({
       maxEventLeadUs: settings.maxEventLeadSeconds * US,
@@ -159,14 +160,14 @@ export class RatePolicy implements Policy {
 
   noteClock(reading: ClockReading): PolicyOutput {
     this.clock.noteReading(reading);
-    return this.advance(this.clock.estimateNowUs(reading) - DEADLINE_SLACK_MS * 1000);
+    return this.advance(this.clock.estimateNowUs(reading) - this.timerSlackUs);
   }
 
   msUntilNextDeadline(reading: ClockReading): number | null {
     const q = this.queue;
     if (q.length === 0) return null;
     const due = q.oldestTime() + this.answerTimeoutUs;
-    return Math.max(0, (due - this.clock.estimateNowUs(reading)) / 1000) + DEADLINE_SLACK_MS;
+    return Math.max(0, (due + this.timerSlackUs - this.clock.estimateNowUs(reading)) / 1000);
   }
 
   drain(): PolicyOutput {

@@ -3,10 +3,10 @@
 // trace replays to the same decisions.
 import type { AuthEvent, LiveRegistration } from '../events/auth-event.js';
 import type { Cidr } from '../net/ip.js';
-import type { ClockReading } from './clock.js';
+import type { ClockReading, ClockStats } from './clock.js';
 import type { RuleId } from './rules.js';
 
-export type { ClockReading } from './clock.js';
+export type { ClockReading, ClockStats } from './clock.js';
 export type { RuleId } from './rules.js';
 
 /** What a ban covers: one host (IPv4 or IPv6), or an IPv6 prefix. */
@@ -119,4 +119,6 @@ export interface Policy {
   manualUnban(target: Cidr, nowUs: number): void;
   /** Number of sources and prefixes currently tracked (for metrics and bounds). */
   trackedSources(): number;
+  /** Events the clock held out of bound, and absorbed clock steps (logged by the daemon). */
+  clockStats(): Readonly<ClockStats>;
 }
