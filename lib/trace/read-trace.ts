@@ -8,8 +8,9 @@
 // EventJsonExtractor without JSON.parse. A line it cannot take that way (non-ASCII, control
 // characters, escapes in a needed header, anything unusual) goes through JSON.parse exactly as
 // before, so every line gets the record it always got.
-import { createReadStream } from 'node:fs';
+import { fstat as fsFstat, read as fsRead, type Stats } from 'node:fs';
 import { open, stat } from 'node:fs/promises';
+import { Readable } from 'node:stream';
 import { Worker } from 'node:worker_threads';
 import { createGunzip } from 'node:zlib';
 import type { AuthEvent, DropReason, NormalizeResult } from '../events/auth-event.js';
@@ -53,57 +54,137 @@ export interface TraceVisitor {
   chunkDone?(): void | Promise<void>;
 }
 
-async function isGzip(path: string): Promise<boolean> {
-  if (path.endsWith('.gz')) return true;
-  const fh = await open(path, 'r');
-  try {
-    const buf = Buffer.alloc(2);
-    const { bytesRead } = await fh.read(buf, 0, 2, 0);
-    return bytesRead === 2 && buf[0] === 0x1f && buf[1] === 0x8b;
-  } finally {
-    await fh.close();
-  }
+/** The trace name that means standard input. */
+export const STDIN_TRACE = '-';
+
+/** How a trace is named in messages ('-' is "stdin"). */
+export function traceLabel(name: string): string {
+  return name === STDIN_TRACE ? 'stdin' : name;
 }
 
 const READ_CHUNK = 1 << 20;
+/** Standard input set non-blocking by another process (EAGAIN): looked at again after this long. */
+const STDIN_RETRY_MS = 5;
 
 /**
- * A trace file's bytes, chunk by chunk, gunzipping `.gz` (or gzip-magic) files on the fly. A
- * plain file is read into two reused buffers, the next read running while the caller works on
- * the chunk it has (a new 1 MB buffer per read cost more in page faults than the reading, and
- * a read started only when asked for left the caller waiting): each chunk is valid only until
- * the next one is asked for.
+ * A trace's bytes in order, read sequentially (never at a position: pipes, FIFOs, sockets and
+ * terminals cannot seek, and `zcat day.jsonl.gz | fsguard policy simulate -` is how a day is
+ * replayed). At most one read runs at a time; close() waits for it.
  */
-export async function* traceChunks(path: string): AsyncGenerator<Uint8Array> {
-  if (await isGzip(path)) {
-    const raw = createReadStream(path, { highWaterMark: READ_CHUNK });
-    // Large output chunks and a deep buffer: zlib inflates on a worker thread and can run ahead
-    // of the lines being judged (16 KB chunks cost more in callbacks than in inflating).
-    const gunzip = createGunzip({ chunkSize: 256 * 1024 });
-    raw.on('error', (err) => gunzip.destroy(err));
-    for await (const chunk of raw.pipe(gunzip)) yield chunk as Buffer;
-    return;
+interface TraceInput {
+  read(buf: Buffer, offset: number, length: number): Promise<number>;
+  close(): Promise<void>;
+}
+
+async function openTraceInput(name: string): Promise<TraceInput> {
+  if (name === STDIN_TRACE) {
+    let pending: Promise<unknown> = Promise.resolve();
+    const readOnce = (buf: Buffer, offset: number, length: number): Promise<number> => new Promise((resolve, reject) => {
+      fsRead(0, buf, offset, length, null, (err, n) => (err ? reject(err) : resolve(n)));
+    });
+    const readStdin = async (buf: Buffer, offset: number, length: number): Promise<number> => {
+      for (;;) {
+        try {
+          return await readOnce(buf, offset, length);
+        } catch (err) {
+          if ((err as NodeJS.ErrnoException).code !== 'EAGAIN') throw err;
+          await new Promise((resolve) => setTimeout(resolve, STDIN_RETRY_MS));
+        }
+      }
+    };
+    return {
+      read: (buf, offset, length) => {
+        const r = readStdin(buf, offset, length);
+        pending = r.catch(() => undefined);
+        return r;
+      },
+      // Standard input stays open: it is not ours.
+      close: async () => { await pending; },
+    };
   }
-  const fh = await open(path, 'r');
+  const fh = await open(name, 'r');
+  let pending: Promise<unknown> = Promise.resolve();
+  return {
+    read: async (buf, offset, length) => {
+      const r = fh.read(buf, offset, length, null);
+      pending = r.catch(() => undefined);
+      return (await r).bytesRead;
+    },
+    close: async () => {
+      await pending;
+      await fh.close();
+    },
+  };
+}
+
+/** Reads into buf from `from` until it holds `want` bytes or the input ends; returns the bytes held. */
+async function readAtLeast(input: TraceInput, buf: Buffer, from: number, want: number): Promise<number> {
+  let have = from;
+  while (have < want) {
+    const n = await input.read(buf, have, buf.length - have);
+    if (n === 0) break;
+    have += n;
+  }
+  return have;
+}
+
+const GZIP_MAGIC_0 = 0x1f;
+const GZIP_MAGIC_1 = 0x8b;
+
+/**
+ * A trace's bytes, chunk by chunk: from a file, a FIFO, a pipe or standard input ('-'), gunzipped
+ * on the fly when its first two bytes are gzip's magic (1f 8b), whatever its name. A plain trace
+ * is read into two reused buffers, the next read in flight while the caller works on the chunk
+ * it has (a new 1 MB buffer per read cost more in page faults than the reading, and a read
+ * started only when asked for left the caller waiting): each chunk is valid only until the next
+ * one is asked for.
+ */
+export async function* traceChunks(name: string): AsyncGenerator<Uint8Array> {
+  const input = await openTraceInput(name);
   const buffers = [Buffer.allocUnsafe(READ_CHUNK), Buffer.allocUnsafe(READ_CHUNK)] as const;
-  let which = 0;
-  let position = 0;
-  let next = fh.read(buffers[0], 0, READ_CHUNK, position);
   try {
-    for (;;) {
-      const { bytesRead } = await next;
-      if (bytesRead === 0) return;
-      const chunk = buffers[which]!.subarray(0, bytesRead);
-      position += bytesRead;
+    const head = await readAtLeast(input, buffers[0], 0, 2);
+    if (head >= 2 && buffers[0][0] === GZIP_MAGIC_0 && buffers[0][1] === GZIP_MAGIC_1) {
+      yield* gunzipped(input, Buffer.from(buffers[0].subarray(0, head)));
+      return;
+    }
+    let which = 0;
+    let chunk = buffers[0].subarray(0, head);
+    while (chunk.length > 0) {
       which ^= 1;
-      // Started at the exact position this read ended at (a short read cannot skip bytes).
-      next = fh.read(buffers[which]!, 0, READ_CHUNK, position);
+      const next = input.read(buffers[which]!, 0, READ_CHUNK);
+      // The read in flight is awaited by close() when the caller stops early.
+      next.catch(() => undefined);
       yield chunk;
+      chunk = buffers[which]!.subarray(0, await next);
     }
   } finally {
-    // The read started last may still be running: let it finish before closing its file.
-    await next.catch(() => undefined);
-    await fh.close();
+    await input.close();
+  }
+}
+
+/** The inflated bytes of a gzip input whose first bytes (`head`) were already read. */
+async function* gunzipped(input: TraceInput, head: Buffer): AsyncGenerator<Uint8Array> {
+  async function* compressed(): AsyncGenerator<Buffer> {
+    yield head;
+    for (;;) {
+      // A buffer per read: zlib may still hold the previous ones.
+      const buf = Buffer.allocUnsafe(READ_CHUNK);
+      const n = await input.read(buf, 0, READ_CHUNK);
+      if (n === 0) return;
+      yield buf.subarray(0, n);
+    }
+  }
+  const raw = Readable.from(compressed(), { objectMode: false });
+  // Large output chunks and a deep buffer: zlib inflates on a worker thread and can run ahead
+  // of the lines being judged (16 KB chunks cost more in callbacks than in inflating).
+  const gunzip = createGunzip({ chunkSize: 256 * 1024 });
+  raw.on('error', (err) => gunzip.destroy(err));
+  try {
+    for await (const chunk of raw.pipe(gunzip)) yield chunk as Buffer;
+  } finally {
+    raw.destroy();
+    gunzip.destroy();
   }
 }
 
@@ -347,7 +428,7 @@ export async function scanTrace(path: string, options: ReadTraceOptions, visitor
   if (await useThread(path, options)) return scanTraceThreaded(path, options, visitor);
   const decoder = new TraceDecoder(options);
   const first = options.firstIndex ?? 0;
-  for await (const chunk of traceChunks(path)) {
+  for await (const chunk of namedErrors(path, traceChunks(path))) {
     decoder.feed(chunk, visitor);
     if (visitor.chunkDone) await visitor.chunkDone();
   }
@@ -356,11 +437,37 @@ export async function scanTrace(path: string, options: ReadTraceOptions, visitor
   return decoder.nextIndex - first;
 }
 
+/** The chunks of `chunks`, its read and inflate errors prefixed with the trace's name (as the scanning thread's are). */
+async function* namedErrors(name: string, chunks: AsyncGenerator<Uint8Array>): AsyncGenerator<Uint8Array> {
+  try {
+    for (;;) {
+      let r: IteratorResult<Uint8Array>;
+      try {
+        r = await chunks.next();
+      } catch (err) {
+        throw new Error(`${traceLabel(name)}: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
+      }
+      if (r.done === true) return;
+      yield r.value;
+    }
+  } finally {
+    // The caller stopped early (or a read failed): the input is closed either way.
+    await chunks.return(undefined);
+  }
+}
+
 async function useThread(path: string, options: ReadTraceOptions): Promise<boolean> {
   if (options.scanner === 'javascript' || options.thread === false) return false;
   if (options.thread === true) return true;
   if (loadLineScannerModule() instanceof Error) return false;
-  return (await stat(path)).size >= THREAD_MIN_BYTES;
+  const st = await statTrace(path);
+  // A pipe, FIFO or terminal has no size to go by; it is how large traces arrive (zcat … |).
+  return !st.isFile() || st.size >= THREAD_MIN_BYTES;
+}
+
+function statTrace(name: string): Promise<Stats> {
+  if (name !== STDIN_TRACE) return stat(name);
+  return new Promise((resolve, reject) => fsFstat(0, (err, st) => (err ? reject(err) : resolve(st))));
 }
 
 /**
@@ -403,7 +510,7 @@ async function scanTraceThreaded(path: string, options: ReadTraceOptions, visito
         records.use(ring.records[slot]!, ring.bytes[slot]!, ring.base(seq));
       } else {
         const m = await nextMessage();
-        if (m.kind === 'error') throw new Error(`${path}: ${m.message}`);
+        if (m.kind === 'error') throw new Error(`${traceLabel(path)}: ${m.message}`);
         records.use(m.records, m.bytes, ring.base(seq));
       }
       decoder.decodeRecords(records, ring.count(seq), visitor);
