@@ -126,29 +126,22 @@ const GZIP_MAGIC_1 = 0x8b;
 /**
  * A trace's bytes, chunk by chunk: from a file, a FIFO, a pipe or standard input ('-'), gunzipped
  * on the fly when its first two bytes are gzip's magic (1f 8b), whatever its name. A plain trace
- * is read into two reused buffers, the next read in flight while the caller works on the chunk
- * it has (a new 1 MB buffer per read cost more in page faults than the reading, and a read
- * started only when asked for left the caller waiting): each chunk is valid only until the next
- * one is asked for.
+ * is read into one reused buffer (a new 1 MB buffer per read cost more in page faults than the
+ * reading): each chunk is valid only until the next one is asked for. No read runs ahead: the
+ * scanning thread that reads large traces outpaces the policy's thread without it.
  */
 export async function* traceChunks(name: string): AsyncGenerator<Uint8Array> {
   const input = await openTraceInput(name);
-  const buffers = [Buffer.allocUnsafe(READ_CHUNK), Buffer.allocUnsafe(READ_CHUNK)] as const;
+  const buffer = Buffer.allocUnsafe(READ_CHUNK);
   try {
-    const head = await readAtLeast(input, buffers[0], 0, 2);
-    if (head >= 2 && buffers[0][0] === GZIP_MAGIC_0 && buffers[0][1] === GZIP_MAGIC_1) {
-      yield* gunzipped(input, Buffer.from(buffers[0].subarray(0, head)));
+    let n = await readAtLeast(input, buffer, 0, 2);
+    if (n >= 2 && buffer[0] === GZIP_MAGIC_0 && buffer[1] === GZIP_MAGIC_1) {
+      yield* gunzipped(input, Buffer.from(buffer.subarray(0, n)));
       return;
     }
-    let which = 0;
-    let chunk = buffers[0].subarray(0, head);
-    while (chunk.length > 0) {
-      which ^= 1;
-      const next = input.read(buffers[which]!, 0, READ_CHUNK);
-      // The read in flight is awaited by close() when the caller stops early.
-      next.catch(() => undefined);
-      yield chunk;
-      chunk = buffers[which]!.subarray(0, await next);
+    while (n > 0) {
+      yield buffer.subarray(0, n);
+      n = await input.read(buffer, 0, READ_CHUNK);
     }
   } finally {
     await input.close();
