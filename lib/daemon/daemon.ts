@@ -7,7 +7,7 @@ import { ConfigError, loadConfig, type FsguardConfig } from '../config/config.js
 import { EslEventSource } from '../esl/index.js';
 import { loadLineScannerModule } from '../events/line-scanner.js';
 import { nftRunnerFromConfig } from '../cli/nft-writer.js';
-import { LibnftablesRunner, NftError, NftSetWriter, resolveNftLayout, systemScheduler, type NftBackend } from '../nft/index.js';
+import { LibnftablesRunner, NftError, NftSetWriter, resolveNftLayout, systemScheduler, type NftBackend, type Scheduler } from '../nft/index.js';
 import type { Logger } from '../obs/logger.js';
 import { FsguardMetrics, serveMetrics } from '../obs/metrics.js';
 import { createPolicy } from '../policy/engine.js';
@@ -60,6 +60,8 @@ export interface DaemonDeps {
   readonly execArgv?: readonly string[];
   /** libnftables (tests wrap it to inject faults); default the library named by nft.library. */
   readonly nftBackend?: NftBackend;
+  /** Runs the libnftables deadlines (each call's, and the start's); default real timers. */
+  readonly nftScheduler?: Scheduler;
   /**
    * Called with the exit code instead of returning it when a libnftables call is still hung at
    * exit (it holds a worker thread that a normal exit would wait for forever): `_exit`.
@@ -79,10 +81,9 @@ function eslOptions(c: FsguardConfig) {
   };
 }
 
-function nftRunner(config: FsguardConfig, deps: DaemonDeps): LibnftablesRunner {
-  return deps.nftBackend
-    ? new LibnftablesRunner({ backend: deps.nftBackend, timeoutMs: NFT_CALL_DEADLINE_MS })
-    : nftRunnerFromConfig(config.nft, { timeoutMs: NFT_CALL_DEADLINE_MS });
+function nftRunner(config: FsguardConfig, deps: DaemonDeps, limits: { maxContexts?: number; maxHungCalls?: number } = {}): LibnftablesRunner {
+  const options = { timeoutMs: NFT_CALL_DEADLINE_MS, scheduler: deps.nftScheduler ?? systemScheduler, ...limits };
+  return deps.nftBackend ? new LibnftablesRunner({ backend: deps.nftBackend, ...options }) : nftRunnerFromConfig(config.nft, options);
 }
 
 /** The daemon's writer: its own libnftables contexts (bans are written off the main thread). */
@@ -124,8 +125,8 @@ export async function runDaemon(configFile: string | null, initial: FsguardConfi
   guardRef = guard;
   /** Ends the process: normally by returning, with `_exit` when a libnftables call is hung. */
   const finish = (code: number): number => {
-    if (runner.hungCalls > 0) {
-      logger.warn({ hungCalls: runner.hungCalls }, 'a libnftables call is still hung: exiting without waiting for it');
+    if (runner.unfinishedCalls > 0) {
+      logger.warn({ hungCalls: runner.hungCalls, unfinishedCalls: runner.unfinishedCalls }, 'a libnftables call has not returned: exiting without waiting for it');
       deps.exitNow?.(code);
     }
     return code;
@@ -134,7 +135,7 @@ export async function runDaemon(configFile: string | null, initial: FsguardConfi
   let stopDuringStart: ((signal: string) => void) | null = null;
   const startSignals = (['SIGTERM', 'SIGINT'] as const).map((signal) => deps.onSignal(signal, () => stopDuringStart?.(signal)));
   const started = await new Promise<'ok' | 'stopped' | Error>((resolve) => {
-    const deadline = systemScheduler.schedule(() => resolve(new NftError('timeout',
+    const deadline = (deps.nftScheduler ?? systemScheduler).schedule(() => resolve(new NftError('timeout',
       `nftables did not answer within ${NFT_START_DEADLINE_MS / 1000} s at start (a libnftables call hung: is the kernel's netlink stuck?)`, 'start deadline')), NFT_START_DEADLINE_MS);
     stopDuringStart = (signal) => {
       logger.info({ signal }, 'stopping during start');
@@ -148,14 +149,14 @@ export async function runDaemon(configFile: string | null, initial: FsguardConfi
   if (started !== 'ok') {
     if (started === 'stopped') {
       logger.info({}, 'stopped; bans stay in the kernel until they expire');
-      if (runner.hungCalls === 0) await writer.close();
+      if (runner.unfinishedCalls === 0) await writer.close();
       return finish(0);
     }
     const err = started;
     const msg = err instanceof NftError ? err.message : `cannot set up nftables: ${err.message}`;
     logger.error({ err: err instanceof NftError ? { kind: err.kind, detail: err.detail } : String(err) }, msg);
     deps.fatal(msg);
-    if (runner.hungCalls === 0) await writer.close();
+    if (runner.unfinishedCalls === 0) await writer.close();
     return finish(1);
   }
 
@@ -183,9 +184,7 @@ export async function runDaemon(configFile: string | null, initial: FsguardConfi
 
   // A deleted table is rebuilt at once, not at the next periodic reconcile: watched on a
   // context of its own (its listings never wait behind a big write).
-  const watchRunner = deps.nftBackend
-    ? new LibnftablesRunner({ backend: deps.nftBackend, timeoutMs: NFT_CALL_DEADLINE_MS, maxContexts: 1, maxHungCalls: 1 })
-    : nftRunnerFromConfig(config.nft, { timeoutMs: NFT_CALL_DEADLINE_MS, maxContexts: 1, maxHungCalls: 1 });
+  const watchRunner = nftRunner(config, deps, { maxContexts: 1, maxHungCalls: 1 });
   const monitor = new NftTableWatch(watchRunner, { family: 'inet', table: config.nft.table, scheduler: systemScheduler }, () => {
     guard.kernelChanged().catch((err: unknown) => logger.error({ err: err instanceof Error ? err.message : String(err) }, 'rebuilding the nft table failed; the periodic reconcile retries'));
   }, logger);

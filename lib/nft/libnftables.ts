@@ -43,6 +43,8 @@ export interface NftRunner {
   run(commands: NftInput): Promise<NftRunResult>;
   /** Calls that passed their deadline and have not returned (each holds a worker thread). */
   readonly hungCalls: number;
+  /** Calls not returned yet: hung, running, or waiting for a context. */
+  readonly unfinishedCalls?: number;
   /** Frees the contexts once the calls in flight are done (hung ones are left to finish). */
   close?(): Promise<void>;
 }
@@ -219,6 +221,10 @@ export class LibnftablesRunner implements NftRunner {
 
   get hungCalls(): number {
     return this.hung;
+  }
+
+  get unfinishedCalls(): number {
+    return this.hung + this.busy + this.waiting.length;
   }
 
   run(commands: NftInput): Promise<NftRunResult> {
