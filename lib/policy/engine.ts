@@ -33,7 +33,7 @@ import { BanLedger } from './ban-ledger.js';
 import { ChallengeQueue } from './challenge-queue.js';
 import { PolicyClock, type ClockReading, type ClockStats } from './clock.js';
 import { compileSettings, US, type RuleSettings } from './compiled-settings.js';
-import { WindowCounter } from './counters.js';
+import { fnv1a32, WindowCounter } from './counters.js';
 import { HostFactsView, PrefixFactsView } from './facts.js';
 import {
   hostSnapshot, nearestHostThreshold, nearestPrefixThreshold, prefixSnapshot, type EvidenceSnapshot, type NearThreshold,
@@ -371,11 +371,13 @@ export class RatePolicy implements Policy {
     s.events++;
     s.version++;
     s.lastSeenUs = now;
-    if (s.lastProfile !== e.profile) s.lastProfile = e.profile;
+    // The profile's own settings object holds one copy of its name: a source keeps that, not
+    // the event's string (a slice of the event's body would keep the whole body alive).
+    if (s.lastProfile !== rs.profile) s.lastProfile = rs.profile;
     const proven = s.isProven(now);
     // Evidence from a proven host never counts against its prefix (it is part of a live site).
     const feedPrefix = p !== null && !proven;
-    if (feedPrefix) { p.events++; p.version++; p.lastSeenUs = now; if (p.lastProfile !== e.profile) p.lastProfile = e.profile; }
+    if (feedPrefix) { p.events++; p.version++; p.lastSeenUs = now; if (p.lastProfile !== rs.profile) p.lastProfile = rs.profile; }
     const ua = e.userAgent;
     if (ua !== s.lastUa) {
       s.lastUa = ua;
@@ -400,7 +402,7 @@ export class RatePolicy implements Policy {
         // A retransmission (the 401 was lost) or a re-challenge keeps one pending entry, and a
         // challenge event arriving after its own answer (sofia threads reorder) is answered.
         const d = s.detailOrNull;
-        if (s.pendingSeqOf(callId) < 0 && !s.wasCounted(callId) && (d === null || d.lastAnsweredCallId !== callId)) {
+        if (s.pendingSeqOf(callId) < 0 && !s.wasCounted(callId) && (d === null || d.lastAnsweredCall !== fnv1a32(callId))) {
           if (e.fromUser === s.runUser && now - s.runLastUs <= this.answerTimeoutUs) s.runCount++;
           else { s.runUser = e.fromUser; s.runCount = 1; }
           s.runLastUs = now;
@@ -486,7 +488,7 @@ export class RatePolicy implements Policy {
       }
     }
     d.lastAnswerUs = now;
-    if (callId !== '') d.lastAnsweredCallId = callId;
+    if (callId !== '') d.lastAnsweredCall = fnv1a32(callId);
   }
 
   /** The user side of an answered failure whose count was already taken (a reordered pair). */

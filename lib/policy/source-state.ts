@@ -164,8 +164,12 @@ export class HostDetail {
   lastAnswerUs = -Infinity;
   /** When a challenge of this source was last counted unanswered (a late answer takes it back). */
   lastCountedUs = 0;
-  /** Call-id of the last answer: a challenge event arriving after its own answer is no challenge. */
-  lastAnsweredCallId = '';
+  /**
+   * Hash of the call-id of the last answer: a challenge event arriving after its own answer
+   * (sofia threads reorder) is no challenge. A hash, not the string: a call-id is a slice of
+   * its event's body and would keep the whole body alive.
+   */
+  lastAnsweredCall = 0;
 }
 
 export class SourceState extends EvidenceState {
