@@ -211,3 +211,25 @@ t.test('SIGTERM during a flood: every decided ban is in the kernel after exit', 
   t.ok(stopping >= 0 && daemon.lines.slice(stopping).some((l) => /stopped; bans stay/.test(l.msg ?? '')), 'stopped cleanly');
   t.same(daemon.strayStdout, []);
 });
+
+t.test('kill -9 during a flood: every ban decided more than 50 ms before the kill is in the kernel after the restart', netnsTestOptions(), async (t) => {
+  const server = await EslTestServer.start({ heartbeatIntervalMs: 1000 });
+  t.teardown(() => server.close());
+  const { table, config } = rigConfig(t, 'f_kill9flood', server.port, { log: { level: 'info' } });
+  const a = startDaemon(t, config);
+  await server.waitForSubscriptions(1);
+  const ips = Array.from({ length: 30_000 }, (_, i) => ipv4Of(0x100000 + i));
+  void server.replay(scannerEvents(ips)).catch(() => undefined);
+  await waitFor('the flood under way', () => a.lines.filter(BAN_LINE).length >= 4000, 60_000, 2);
+  const killedAt = Date.now();
+  a.child.kill('SIGKILL');
+  await a.waitExit();
+  // The ban line is logged right after the decision (its write already queued); time is ISO.
+  const decided = a.lines.filter((l) => BAN_LINE(l) && Date.parse(String(l.time)) < killedAt - 50).map((l) => l.target as string);
+  const b = startDaemon(t, config);
+  await b.waitForLog('read-back line', (l) => /read back/.test(l.msg ?? ''), 30_000);
+  const inKernel = allBannedKeys(table);
+  const lost = decided.filter((ip) => !inKernel.has(ip));
+  t.ok(decided.length >= 2000, `${decided.length} bans decided more than 50 ms before the kill`);
+  t.same(lost.slice(0, 10), [], `none lost (${lost.length} of ${decided.length} missing)`);
+});
