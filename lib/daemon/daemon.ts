@@ -181,10 +181,10 @@ export async function runDaemon(configFile: string | null, initial: FsguardConfi
   await startMetrics(config);
 
   let source = new EslEventSource(eslOptions(config), guard, { logger });
-  // Without the wasm line scanner (a build without dist/wasm) the same events are read in
-  // JavaScript, at about half the rate: worth a line in the log, not a refusal to run.
+  // Without the wasm line scanner (a build without dist/wasm) every event body goes to
+  // JSON.parse, with the same results, slower: worth a line in the log, not a refusal to run.
   const scanner = loadLineScannerModule();
-  if (scanner instanceof Error) logger.warn({ err: scanner.message }, 'the wasm event reader did not load (npm run build makes it): reading event json in JavaScript, slower');
+  if (scanner instanceof Error) logger.warn({ err: scanner.message }, 'the wasm event reader did not load (npm run build makes it): reading event json with JSON.parse, slower');
   source.start();
   logger.info({ esl: `${config.esl.host}:${config.esl.port}`, profiles: config.esl.profiles.length ? config.esl.profiles : 'all', table: `inet ${config.nft.table}` }, 'fsguard running');
 
