@@ -68,7 +68,10 @@ t.test('nft flush ruleset: table, sets, chain and every ban back within 2 s with
   t.ok(before.size >= 42, `${before.size} bans before the flush`);
   const linesBefore = daemon.lines.length;
   const flushedAt = Date.now();
-  nftCli(['flush', 'ruleset']);
+  // What `flush ruleset` does to fsguard: its table is deleted. Only ours is deleted here: the
+  // namespace is shared with the test files running beside this one, whose tables a real
+  // flush would take too.
+  nftCli(['delete', 'table', 'inet', table]);
   await restoredWithin2s(t, table, before, flushedAt);
   // (Restoring is quicker than a test can look, so the flush is proven by the daemon's reaction.)
   const restoring = await daemon.waitForLog('restoring line', (l) => daemon.lines.indexOf(l) >= linesBefore && /restoring every ban/.test(l.msg ?? ''), 5000);
@@ -94,8 +97,9 @@ t.test('systemctl restart nftables (flush ruleset + another table from a file): 
   const admin = `f${process.pid}_admin`.slice(0, 30);
   t.teardown(() => { try { nftCli(['delete', 'table', 'inet', admin]); } catch { /* gone */ } });
   // What /etc/nftables.conf looks like on Debian, and what `systemctl restart nftables` runs.
+  // (`flush ruleset` there: here only fsguard's table, as above, in the same transaction.)
   writeFileSync(conf, `#!/usr/sbin/nft -f
-flush ruleset
+delete table inet ${table}
 table inet ${admin} {
   chain input {
     type filter hook input priority filter; policy accept;
@@ -232,4 +236,5 @@ t.test('kill -9 during a flood: every ban decided more than 50 ms before the kil
   const lost = decided.filter((ip) => !inKernel.has(ip));
   t.ok(decided.length >= 2000, `${decided.length} bans decided more than 50 ms before the kill`);
   t.same(lost.slice(0, 10), [], `none lost (${lost.length} of ${decided.length} missing)`);
+  if (lost.length > 0) t.comment(JSON.stringify({ inKernel: inKernel.size, restart: b.lines.filter((l) => l.level !== 'debug').slice(0, 12), err: b.stderr }));
 });
