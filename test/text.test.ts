@@ -21,7 +21,7 @@ t.test('durations: everything else is an error, never a guess', async (t) => {
 t.test('formatDuration: the form the parser reads back', async (t) => {
   const cases: Array<[number, string]> = [
     [0, '0s'], [0.25, '250ms'], [1.5, '1.5s'], [45, '45s'], [90, '1m30s'], [3600, '1h'], [5400, '1h30m'],
-    [3723, '1h2m3s'], [86400, '1d'], [604800, '1w'], [7 * 86400 + 3600, '1w1h'], [21600, '6h'],
+    [3723, '1h2m3s'], [86400, '1d'], [604800, '1w'], [7 * 86400 + 3600, '7d1h'], [21600, '6h'], [30 * 86400, '30d'], [14 * 86400, '2w'],
   ];
   for (const [seconds, text] of cases) {
     t.equal(formatDuration(seconds), text, String(seconds));

@@ -4,7 +4,8 @@
 import type { FsguardConfig } from '../config/config.js';
 import { cidrContainsCidr, cidrsOverlap, parseCidr, type Cidr } from '../net/ip.js';
 import { setRoleFor, type KernelBan } from '../nft/index.js';
-import { formatDuration, parseArgs, parseDuration, UsageError } from './args.js';
+import { parseArgs, parseDuration, UsageError } from './args.js';
+import { formatDuration } from '../text/duration.js';
 import type { CliIo } from './main.js';
 import { nftWriterFromConfig } from './nft-writer.js';
 
@@ -47,8 +48,8 @@ export async function runBansCommand(command: 'bans' | 'ban' | 'unban', argv: st
       const width = Math.max(6, ...rows.map((r) => r.target.length));
       out(`${'TARGET'.padEnd(width)}  ${'LEFT'.padStart(8)}  ${'OF'.padStart(8)}  RULE`);
       for (const r of rows) {
-        const left = r.seconds_left === null ? 'never' : formatDuration(r.seconds_left);
-        const of = r.timeout === null ? '-' : formatDuration(r.timeout);
+        const left = r.seconds_left === null ? 'never' : formatDuration(r.seconds_left, 2);
+        const of = r.timeout === null ? '-' : formatDuration(r.timeout, 2);
         const note = r.rule === 'foreign' ? ` (${r.comment ?? 'no comment'})` : r.offences && r.offences > 1 ? ` (offence ${r.offences})` : '';
         out(`${r.target.padEnd(width)}  ${left.padStart(8)}  ${of.padStart(8)}  ${r.rule}${note}`);
       }

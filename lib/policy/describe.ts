@@ -1,14 +1,7 @@
 // The effective policy in plain words with its numbers, for `fsguard policy`: an operator
 // should be able to read what gets banned, when, and for how long, without opening the code.
 import { POLICY_KEYS, policyKnobDoc, settingsForProfile, type PolicyKey, type PolicySettings } from './settings.js';
-
-function dur(seconds: number): string {
-  const s = Math.round(seconds * 1000) / 1000;
-  if (s >= 86400 && s % 86400 === 0) return `${s / 86400} day${s === 86400 ? '' : 's'}`;
-  if (s >= 3600 && s % 3600 === 0) return `${s / 3600} hour${s === 3600 ? '' : 's'}`;
-  if (s >= 60 && s % 60 === 0) return `${s / 60} minute${s === 60 ? '' : 's'}`;
-  return `${s} second${s === 1 ? '' : 's'}`;
-}
+import { formatDuration as dur } from '../text/duration.js';
 
 /** The ban lengths of the first few offences (without jitter). */
 export function banLadder(s: PolicySettings, steps = 5): number[] {
@@ -32,7 +25,7 @@ export function describePolicy(s: PolicySettings): string[] {
   say(`  slow_guessing            ${s.slowGuessingFailures} answered failures within about ${dur(s.longWindowSeconds)} (guessing below any short window)`);
   say(`  unanswered_challenges    ${s.unansweredChallenges} challenges unanswered within about ${dur(s.shortWindowSeconds)}, or ${s.challengeBurst} outstanding at once, or ${s.challengeFloodOutstanding} outstanding with the oldest unanswered for ${dur(s.challengeFloodAgeSeconds)}`);
   say(`  slow_unanswered_challenges ${s.slowUnansweredChallenges} unanswered challenges within about ${dur(s.longWindowSeconds)}`);
-  say('  (windows slide in eighths: "within 1 minute" means the last 52-60 seconds)');
+  say(`  (windows slide in eighths: "within about ${dur(s.shortWindowSeconds)}" means the last ${dur(s.shortWindowSeconds * 7 / 8)}-${dur(s.shortWindowSeconds)})`);
   say('');
   say('Proven sources (sites) are banned only for');
   say(`  credential_scan          failures spread over more distinct users than the site explains: ${s.credentialScanUsers} + ${s.credentialScanUsersPerSiteUser} per user that works there (a stolen account used as a foothold)`);
@@ -43,7 +36,7 @@ export function describePolicy(s: PolicySettings): string[] {
   say('');
   say(`IPv6: evidence from unproven hosts is also added up per /${s.ipv6PrefixLength}; the prefix is banned (rules ipv6_prefix_*) by the same thresholds once the evidence comes from ${s.prefixMinAddresses}+ addresses, never when a proven host lives in it.`);
   say('');
-  const ladder = banLadder(s).map(dur);
+  const ladder = banLadder(s).map((seconds) => dur(seconds));
   say(`Ban length: ${dur(s.banSeconds)}, times ${s.banIncrementFactor} per repeat offence (${ladder.join(', ')}, …) up to ${dur(s.banMaxSeconds)}, plus up to ${Math.round(s.banJitterFraction * 100)}% deterministic jitter; offences are remembered ${dur(s.offenceMemorySeconds)}.`);
   say(`After a manual unban the target cannot be banned again for ${dur(s.unbanGraceSeconds)}.`);
   say(`Alerts: near_miss at ${Math.round(s.nearMissFraction * 100)}% of a threshold; at most one per kind, source and user every ${dur(s.alertIntervalSeconds)}.`);

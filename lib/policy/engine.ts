@@ -21,6 +21,7 @@ import { settingsForProfile, policySettingsProblems, type PolicySettings } from 
 import type {
   AlertKind, BanDecision, BanEvidence, ExistingBan, Policy, PolicyAlert, PolicyOutput,
 } from './types.js';
+import { formatDuration as humanSeconds } from '../text/duration.js';
 
 const US = 1_000_000;
 /** A register_failure this close after a FORBIDDEN attempt from the same source is its echo. */
@@ -623,13 +624,6 @@ export function matchesScannerPattern(lowerUa: string, patterns: readonly string
     }
   }
   return false;
-}
-
-function humanSeconds(s: number): string {
-  if (s >= 86400 && s % 86400 === 0) return `${s / 86400} d`;
-  if (s >= 3600 && s % 3600 === 0) return `${s / 3600} h`;
-  if (s >= 60 && s % 60 === 0) return `${s / 60} min`;
-  return `${Math.round(s * 100) / 100} s`;
 }
 
 function fmt(n: number): string {

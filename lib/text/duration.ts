@@ -67,8 +67,10 @@ export function formatDuration(seconds: number, maxParts = Infinity): string {
   if (seconds < 0) return `-${formatDuration(-seconds, maxParts)}`;
   if (seconds === 0) return '0s';
   if (seconds < 1) return `${roundTo(seconds * 1000, 3)}ms`;
-  // Whole-unit parts above seconds; seconds keep their fraction (1.5s, 1m0.5s).
-  const wholeUnits: DurationUnit[] = ['w', 'd', 'h', 'm'];
+  maxParts = Math.max(1, Math.floor(maxParts));
+  // Whole-unit parts above seconds; seconds keep their fraction (1.5s, 1m0.5s). Weeks only for
+  // a whole number of them: 30 days reads better as "30d" than "4w2d".
+  const wholeUnits: DurationUnit[] = seconds % DURATION_UNITS.w === 0 ? ['w', 'd', 'h', 'm'] : ['d', 'h', 'm'];
   // Round to the smallest unit that will be shown, so 59.9 min with 1 part is "1h", not "59m".
   const parts: string[] = [];
   let rest = roundTo(seconds, 6);
@@ -77,7 +79,8 @@ export function formatDuration(seconds: number, maxParts = Infinity): string {
   for (let pass = 0; pass < 2; pass++) {
     let first = wholeUnits.findIndex((u) => rest >= DURATION_UNITS[u]);
     if (first === -1) first = wholeUnits.length;
-    shown = UNIT_ORDER.slice(first, Math.min(first + maxParts, 5)) as DurationUnit[];
+
+    shown = wholeUnits.slice(first).concat('s').slice(0, maxParts);
     const smallest = DURATION_UNITS[shown[shown.length - 1]!];
     if (smallest > 1) rest = Math.round(rest / smallest) * smallest;
   }
