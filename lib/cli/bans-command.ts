@@ -6,6 +6,7 @@ import { cidrContainsCidr, cidrsOverlap, parseCidr, type Cidr } from '../net/ip.
 import { setRoleFor, type KernelBan } from '../nft/index.js';
 import { parseArgs, parseDuration, UsageError } from './args.js';
 import { formatDuration } from '../text/duration.js';
+import { terminalSafe } from '../text/terminal.js';
 import type { CliIo } from './main.js';
 import { nftWriterFromConfig } from './nft-writer.js';
 
@@ -50,8 +51,9 @@ export async function runBansCommand(command: 'bans' | 'ban' | 'unban', argv: st
       for (const r of rows) {
         const left = r.seconds_left === null ? 'never' : formatDuration(r.seconds_left, 2);
         const of = r.timeout === null ? '-' : formatDuration(r.timeout, 2);
-        const note = r.rule === 'foreign' ? ` (${r.comment ?? 'no comment'})` : r.offences && r.offences > 1 ? ` (offence ${r.offences})` : '';
-        out(`${r.target.padEnd(width)}  ${left.padStart(8)}  ${of.padStart(8)}  ${r.rule}${note}`);
+        // A comment is anyone's text (a foreign element, a --reason): shown escaped, never raw.
+        const note = r.rule === 'foreign' ? ` (${r.comment === null ? 'no comment' : terminalSafe(r.comment)})` : r.offences && r.offences > 1 ? ` (offence ${r.offences})` : '';
+        out(`${r.target.padEnd(width)}  ${left.padStart(8)}  ${of.padStart(8)}  ${terminalSafe(r.rule)}${note}`);
       }
       out(`${rows.length} ban${rows.length === 1 ? '' : 's'}`);
       return 0;
