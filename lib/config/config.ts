@@ -18,6 +18,8 @@ export interface EslConfig {
   readonly reconnectMaxSeconds: number;
   readonly authRetrySeconds: number;
   readonly heartbeatTimeoutSeconds: number;
+  /** Event-Sequence numbers skipped between two consecutive events that count as lost events. */
+  readonly eventGapThreshold: number;
 }
 
 /** The table layout (names, priority, ports: see lib/nft/layout.ts) plus how it is written. */
@@ -63,6 +65,7 @@ const baseSchema = {
     // A wrong password retried without pause made 3,503 logins (and as many FreeSWITCH log lines) in 6 s.
     authRetrySeconds: { doc: 'Retry interval after a wrong password or an ESL ACL rejection', format: Number, default: 30, min: 1, max: 3600 },
     heartbeatTimeoutSeconds: { doc: 'A connection without a complete frame (FreeSWITCH sends HEARTBEAT every 20 s) for this long is dead', format: Number, default: 60, min: 5, max: 3600 },
+    eventGapThreshold: { doc: 'Event-Sequence numbers skipped between two consecutive events that mark a window of possibly lost events (smaller jumps are events fsguard does not subscribe to)', format: 'int', default: 1000, min: 1, max: 1_000_000_000 },
   },
   nft: {
     binary: { doc: 'Path of the nft program', format: String, default: 'nft' },
