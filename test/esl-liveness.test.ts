@@ -85,6 +85,39 @@ t.test('watchdog over real TCP: a peer streaming junk is reconnected after heart
   t.equal(server.connectionLog.length, 2, 'a new connection was made');
 });
 
+t.test('watchdog over real TCP: a half-open peer (silent, socket open) is reconnected; a hung one times out the handshake', async (t) => {
+  const server = await EslTestServer.start({ heartbeatIntervalMs: null });
+  t.teardown(() => server.close());
+  const timers = new FakeTimers();
+  const listener = new RecordingListener();
+  const logger = new RecordingLogger();
+  const source = new EslEventSource({ host: '127.0.0.1', port: server.port, password: 'ClueCon', profiles: null, heartbeatTimeoutMs: 5_000, handshakeTimeoutMs: 10_000 }, listener, { logger, timers, clock: () => timers.now, random: () => 0 });
+  t.teardown(() => source.stop());
+  source.start();
+  await server.waitForSubscriptions(1);
+  await waitFor('connected', () => listener.connects === 1);
+  server.emitEvent(JSON.stringify({ 'Event-Name': 'HEARTBEAT', 'Event-Sequence': '1' }));
+  await waitFor('heartbeat read', () => logger.records.length > 0 && listener.dropped.length === 0 && listener.connects === 1);
+  server.setHung(true);
+  timers.advance(4_999);
+  t.equal(listener.disconnects.length, 0, 'silent for 4.999 s: still up');
+  timers.advance(1);
+  await waitFor('disconnected', () => listener.disconnects.length > 0);
+  t.same(listener.disconnects, ['heartbeat timeout']);
+  t.ok(logger.records.some((r) => r.level === 'warn' && /no HEARTBEAT/.test(r.msg) && (r.obj as { timeoutMs?: number }).timeoutMs === 5000), 'one warning naming the timeout');
+  // Still hung: the next connection gets TCP but no auth/request, so the handshake times out.
+  timers.advance(100);
+  await waitFor('second connection', () => server.connectionLog.length === 2);
+  timers.advance(10_000);
+  await waitFor('handshake timeout logged', () => logger.records.some((r) => /handshake timed out/.test(r.msg)));
+  server.setHung(false);
+  // The closes and reconnects happen on real sockets: let fake time pass in 100 ms steps
+  // until the source, after its backoff, is subscribed again.
+  await waitFor('connected again', () => { timers.advance(100); return listener.connects === 2; });
+  t.ok(server.connectionLog.length >= 3);
+  t.pass('re-established once the peer answers');
+});
+
 // ---------------------------------------------------------------- Event-Sequence
 
 /** The event frames of a capture, as the frame parser hands them to the source. */

@@ -34,6 +34,22 @@ t.test('FreeSWITCH down: capped exponential backoff, then connected at the next 
   t.same(fs.links.at(-1)!.commands, ['auth pw', SUBSCRIPTION_COMMAND, 'api show registrations as json']);
 });
 
+t.test('FreeSWITCH unreachable, or accepting and closing at once: one warning, then capped backoff', async (t) => {
+  for (const mode of ['refuse', 'slam'] as const) {
+    const { timers, fs, listener, logger, source } = setup();
+    fs.mode = mode;
+    source.start();
+    timers.advance(60_000);
+    // 100 ms doubling to the 2 s cap (+1 ms the fake takes to fail): 35 attempts in 60 s, not a tight loop.
+    t.same(fs.gaps().slice(0, 7), [101, 201, 401, 801, 1601, 2001, 2001], `${mode}: capped exponential backoff`);
+    t.equal(fs.links.length, 34, `${mode}: attempts in 60 s`);
+    const warnings = logger.records.filter((r) => /cannot reach the FreeSWITCH event socket/.test(r.msg));
+    t.equal(warnings.length, 2, `${mode}: one warning when it starts, one at the 30th failure, not one per attempt`);
+    t.match(warnings[0]!.obj, { host: '127.0.0.1', port: 8021, failedAttempts: 1 });
+    t.equal(listener.connects, 0);
+  }
+});
+
 t.test('jitter shortens delays by up to reconnectJitter', async (t) => {
   const { timers, fs, source } = setup({ reconnectJitter: 0.5 }, 0.999);
   source.start();

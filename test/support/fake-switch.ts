@@ -42,8 +42,11 @@ export interface FakeLink {
 /** A FreeSWITCH whose behaviour per connection the test scripts. */
 export class FakeSwitch {
   readonly links: FakeLink[] = [];
-  /** 'refuse': connection refused; 'accept': auth ok; 'wrong-password'; 'acl'; 'silent': TCP up, nothing said. */
-  mode: 'refuse' | 'accept' | 'wrong-password' | 'acl' | 'silent' = 'refuse';
+  /**
+   * 'refuse': connection refused; 'accept': auth ok; 'wrong-password'; 'acl'; 'silent': TCP up,
+   * nothing said; 'slam': TCP up, then closed at once.
+   */
+  mode: 'refuse' | 'accept' | 'wrong-password' | 'acl' | 'silent' | 'slam' = 'refuse';
 
   constructor(private readonly timers: FakeTimers) {}
 
@@ -76,6 +79,7 @@ export class FakeSwitch {
         case 'refuse': close('socket error ECONNREFUSED'); break;
         case 'acl': handlers.onTcpConnected(); handlers.onRudeRejection('Access Denied, go away.\n'); break;
         case 'silent': handlers.onTcpConnected(); break;
+        case 'slam': handlers.onTcpConnected(); close('closed by FreeSWITCH'); break;
         default: handlers.onTcpConnected(); handlers.onAuthRequest();
       }
     }, 1);
