@@ -83,7 +83,7 @@ const baseSchema = {
   metrics: {
     enabled: { doc: 'Serve Prometheus metrics', format: Boolean, default: true },
     host: { doc: 'Metrics listen address (loopback by default: no data leaves the host)', format: String, default: '127.0.0.1' },
-    port: { doc: 'Metrics listen port', format: 'port', default: 9466 },
+    port: { doc: 'Metrics listen port (0: any free port)', format: 'port', default: 9466, min: 0 },
   },
   log: {
     level: { doc: 'Log level', format: ['debug', 'info', 'warn', 'error'], default: 'info' },

@@ -62,16 +62,17 @@ function numberFrom(raw: unknown, fromEnv: boolean, whole: boolean): number | nu
   return whole && !Number.isInteger(raw) ? null : raw;
 }
 
-function parsePort(raw: unknown, fromEnv: boolean): Parse {
+/** A port 1..65535; a listening port may allow 0 (`min: 0`: any free port). */
+function parsePort(raw: unknown, fromEnv: boolean, min = 1): Parse {
   const n = numberFrom(raw, fromEnv, true);
-  if (n === null || n < 1 || n > 65535) return { ok: false, problem: 'expected a port number (a whole number 1..65535)' };
+  if (n === null || n < min || n > 65535) return { ok: false, problem: `expected a port number (a whole number ${min}..65535)` };
   return { ok: true, value: n };
 }
 
 function parseLeaf(name: string, leaf: Leaf, raw: unknown, fromEnv: boolean): Parse {
   if (leaf.parse) return leaf.parse(raw, fromEnv);
   const format = leaf.format;
-  if (format === 'port') return parsePort(raw, fromEnv);
+  if (format === 'port') return parsePort(raw, fromEnv, leaf.min ?? 1);
   if (format === 'int' || format === 'integer' || format === 'nat') {
     const n = numberFrom(raw, fromEnv, true);
     if (n === null || (format === 'nat' && n < 0)) return { ok: false, problem: `expected a whole number${leaf.min !== undefined ? ` ${leaf.min}..${leaf.max ?? ''}` : ''}` };
