@@ -4,7 +4,9 @@
 import type { FsguardConfig } from '../config/config.js';
 import { cidrContainsCidr, cidrsOverlap, parseCidr, type Cidr } from '../net/ip.js';
 import { exitWithHungCalls, foreignTableError, resolveNftLayout, type KernelBan, type KernelBanList, type NftSetWriter } from '../nft/index.js';
-import { formatDuration, parseArgs, parseDuration, UsageError } from './args.js';
+import { parseArgs, parseDuration, UsageError } from './args.js';
+import { formatDuration } from '../text/duration.js';
+import { terminalSafe } from '../text/terminal.js';
 import type { CliIo } from './main.js';
 import { nftWriterFromConfig } from './nft-writer.js';
 
@@ -66,11 +68,12 @@ function printBans(rows: readonly BanRow[], out: (s: string) => void): void {
   const width = Math.max(6, ...rows.map((r) => label(r).length));
   out(`${'TARGET'.padEnd(width)}  ${'LEFT'.padStart(8)}  ${'OF'.padStart(8)}  RULE`);
   for (const r of rows) {
-    const left = r.seconds_left === null ? 'never' : formatDuration(r.seconds_left);
-    const of = r.timeout === null ? '-' : formatDuration(r.timeout);
-    const note = r.rule === 'foreign' ? ` (${r.comment ?? 'no comment'})` : r.offences && r.offences > 1 ? ` (offence ${r.offences})` : '';
+    const left = r.seconds_left === null ? 'never' : formatDuration(r.seconds_left, 2);
+    const of = r.timeout === null ? '-' : formatDuration(r.timeout, 2);
+    // A comment is anyone's text (a foreign element, a --reason): shown escaped, never raw.
+    const note = r.rule === 'foreign' ? ` (${r.comment === null ? 'no comment' : terminalSafe(r.comment)})` : r.offences && r.offences > 1 ? ` (offence ${r.offences})` : '';
     const inside = r.within === null ? '' : ` [inside ${r.within}]`;
-    out(`${label(r).padEnd(width)}  ${left.padStart(8)}  ${of.padStart(8)}  ${r.rule}${note}${inside}`);
+    out(`${label(r).padEnd(width)}  ${left.padStart(8)}  ${of.padStart(8)}  ${terminalSafe(r.rule)}${note}${inside}`);
   }
   const prefixes = rows.filter((r) => !isHost(parseCidr(r.target)!)).length;
   out(`${rows.length} ban${rows.length === 1 ? '' : 's'} (${prefixes} prefix${prefixes === 1 ? '' : 'es'}, ${rows.length - prefixes} host${rows.length - prefixes === 1 ? '' : 's'})`);

@@ -78,6 +78,7 @@ function eslOptions(c: FsguardConfig) {
     reconnectMaxMs: c.esl.reconnectMaxSeconds * 1000,
     authRetryMs: c.esl.authRetrySeconds * 1000,
     heartbeatTimeoutMs: c.esl.heartbeatTimeoutSeconds * 1000,
+    eventGapThreshold: c.esl.eventGapThreshold,
   };
 }
 

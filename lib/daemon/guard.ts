@@ -4,7 +4,7 @@
 // with every ban's remaining time, a ban lifted by hand (`fsguard unban`) gives the source
 // a grace period, a ban added by hand is respected by the policy.
 import type { AuthEvent, LiveRegistration } from '../events/auth-event.js';
-import type { EslDropReason, EslSourceListener, AuthRejection } from '../esl/index.js';
+import type { EslDropReason, EslSourceListener, AuthRejection, EventGap } from '../esl/index.js';
 import { cidrsOverlap, parseCidr, type Cidr } from '../net/ip.js';
 import type { BanComment, ElementOutcome, KernelBan, KernelBanList, NftExecution } from '../nft/index.js';
 import { unredacted, type Logger } from '../obs/logger.js';
@@ -192,6 +192,17 @@ export class Guard implements EslSourceListener {
     this.logger.error({ kind }, kind === 'invalid_password'
       ? 'FreeSWITCH refused the event socket password (esl.password / FSGUARD_ESL_PASSWORD); retrying slowly'
       : 'FreeSWITCH rejected the event socket connection by ACL (event_socket.conf.xml apply-inbound-acl); retrying slowly');
+  }
+
+  /**
+   * Events may have been lost in this window (the source has logged it): counted, and handed
+   * to the policy so that no proof expires and no counter resets because of missing events.
+   */
+  onEventGap(gap: EventGap): void {
+    this.metrics.eslEventGaps.inc({ kind: gap.kind });
+    this.metrics.eslEventsMissing.inc({ kind: gap.kind }, gap.missing);
+    // Event-Sequence is one counter for all of FreeSWITCH: a gap concerns no profile in particular.
+    this.policy.noteEventGap({ fromUs: gap.fromUs, toUs: gap.toUs, missing: gap.missing });
   }
 
   /** Lets event time pass without an event (called on a timer by the daemon). */
