@@ -7,6 +7,7 @@ import { setRoleFor, type KernelBan } from '../nft/index.js';
 import { formatDuration, parseArgs, parseDuration, UsageError } from './args.js';
 import type { CliIo } from './main.js';
 import { nftWriterFromConfig } from './nft-writer.js';
+import { publishManualAction, type ManualAction } from '../cluster/cli.js';
 
 const DEFAULT_MANUAL_BAN_SECONDS = 3600;
 
@@ -27,6 +28,19 @@ function banRow(b: KernelBan): { target: string; seconds_left: number | null; ti
     offences: b.offences ?? null,
     comment: b.comment,
   };
+}
+
+/** With a cluster, a manual ban or unban goes to every node through the stream. */
+async function shareWithCluster(config: FsguardConfig, action: ManualAction, io: CliIo): Promise<number> {
+  if (!config.cluster.enabled) return 0;
+  try {
+    await publishManualAction(config, action);
+    io.stdout.write(`${action.type === 'ban' ? 'ban' : 'unban'} of ${action.target.text} sent to every cluster node (stream ${config.cluster.stream})\n`);
+    return 0;
+  } catch (err) {
+    io.stderr.write(`fsguard: ${action.type} applied on this node only: the cluster is unreachable (${err instanceof Error ? err.message : String(err)}); run it again when Redis is back\n`);
+    return 1;
+  }
 }
 
 export async function runBansCommand(command: 'bans' | 'ban' | 'unban', argv: string[], config: FsguardConfig, io: CliIo): Promise<number> {
@@ -75,14 +89,16 @@ export async function runBansCommand(command: 'bans' | 'ban' | 'unban', argv: st
       });
       if (outcome.status !== 'written') throw new Error(`ban ${target.text} failed: ${outcome.status === 'refused' ? outcome.message : outcome.status === 'failed' ? outcome.error.message : outcome.status}`);
       out(`banned ${target.text} for ${formatDuration(seconds)}`);
-      return 0;
+      return await shareWithCluster(config, { type: 'ban', target, seconds, note: typeof reason === 'string' ? reason : '' }, io);
     }
 
     const { positionals } = parseArgs(argv, {}, 'unban');
     if (positionals.length > 1) throw new UsageError(`unban: one target at a time (got ${positionals.length})`);
     const target = parseTarget(positionals[0], 'unban');
     const outcome = await writer.unban(target);
-    if (outcome.status === 'removed') { out(`unbanned ${target.text}`); return 0; }
+    if (outcome.status === 'removed') { out(`unbanned ${target.text}`); return await shareWithCluster(config, { type: 'unban', target }, io); }
+    // In a cluster the ban may be in other nodes' kernels only: the unban goes to them all.
+    if (outcome.status === 'not-banned' && config.cluster.enabled) return await shareWithCluster(config, { type: 'unban', target }, io);
     if (outcome.status === 'not-banned') {
       const list = await writer.list();
       const covering = list.bans.filter((b) => b.target.text !== target.text && cidrContainsCidr(b.target, target));

@@ -7,6 +7,7 @@ import { silentLogger } from '../obs/logger.js';
 import { parseArgs, UsageError } from './args.js';
 import type { CliIo } from './main.js';
 import { nftWriterFromConfig } from './nft-writer.js';
+import { checkCluster } from '../cluster/cli.js';
 
 const ESL_CHECK_TIMEOUT_MS = 5000;
 
@@ -62,11 +63,11 @@ export async function runCheckCommand(argv: string[], configFile: string | null,
     for (const p of err instanceof ConfigError ? err.problems : [String(err)]) io.stderr.write(`config: ${p}\n`);
     return 1;
   }
-  const results = await Promise.allSettled([checkNft(config), checkEsl(config)]);
+  const results = await Promise.allSettled([checkNft(config), checkEsl(config), ...(config.cluster.enabled ? [checkCluster(config)] : [])]);
   for (const r of results) {
     if (r.status === 'fulfilled') ok(r.value);
     else problems.push(r.reason instanceof Error ? r.reason.message : String(r.reason));
   }
-  for (const p of problems) io.stderr.write(`${p.startsWith('esl:') || p.startsWith('nft:') ? '' : 'nft: '}${p}\n`);
+  for (const p of problems) io.stderr.write(`${p.startsWith('esl:') || p.startsWith('nft:') || p.startsWith('cluster:') ? '' : 'nft: '}${p}\n`);
   return problems.length ? 1 : 0;
 }

@@ -8,6 +8,7 @@ import {
 } from '../policy/settings.js';
 import type { LogLevel } from '../obs/logger.js';
 import type { NftLayout } from '../nft/index.js';
+import { clusterConfigProblems, clusterSchema, type ClusterConfig } from '../cluster/config.js';
 
 export interface EslConfig {
   readonly host: string;
@@ -35,6 +36,8 @@ export interface FsguardConfig {
   readonly profiles: Readonly<Record<string, Partial<PolicySettings>>>;
   readonly metrics: { readonly enabled: boolean; readonly host: string; readonly port: number };
   readonly log: { readonly level: LogLevel };
+  /** Several nodes sharing evidence and bans through Redis (lib/cluster); off by default. */
+  readonly cluster: ClusterConfig;
 }
 
 export class ConfigError extends Error {
@@ -77,6 +80,7 @@ const baseSchema = {
   log: {
     level: { doc: 'Log level', format: ['debug', 'info', 'warn', 'error'], default: 'info' },
   },
+  cluster: clusterSchema,
 };
 
 type SchemaNode = { [key: string]: unknown };
@@ -125,6 +129,7 @@ function semanticProblems(c: FsguardConfig): string[] {
     if (!Number.isInteger(p) || p < 1 || p > 65535) problems.push(`nft.ports[${i}]: not a port number: ${JSON.stringify(p)}`);
   });
   problems.push(...policySettingsProblems(c.policy));
+  problems.push(...clusterConfigProblems(c.cluster));
   for (const [name, override] of Object.entries(c.profiles)) {
     problems.push(...policySettingsProblems({ ...c.policy, ...override }, `profiles.${name}`));
   }
@@ -216,5 +221,5 @@ function splitConvictError(err: unknown): string[] {
 
 /** The config as JSON with the password masked, for `fsguard policy --json` and check. */
 export function redactedConfig(c: FsguardConfig): FsguardConfig {
-  return { ...c, esl: { ...c.esl, password: '[redacted]' } };
+  return { ...c, esl: { ...c.esl, password: '[redacted]' }, cluster: { ...c.cluster, password: c.cluster.password ? '[redacted]' : '' } };
 }

@@ -16,12 +16,24 @@ export interface BanWriter {
   setup(): Promise<void>;
   list(): Promise<KernelBanList>;
   ban(target: Cidr, seconds: number, comment: BanComment): Promise<ElementOutcome>;
+  unban(target: Cidr): Promise<ElementOutcome>;
   flush(): Promise<void>;
 }
 
 export interface GuardOptions {
   /** CIDRs that must never be written to the kernel, whatever the policy says. */
   readonly allow: readonly string[];
+  /**
+   * The time the policy's clock may advance to between events (ms; 0: hold it). Default: the
+   * wall clock. The cluster holds it while the stream's history is replayed.
+   */
+  readonly policyNowMs?: () => number;
+  /**
+   * A ban runs from the time of the event that decided it, not from the moment it is written:
+   * a ban decided while replaying the cluster's history has only its remaining time left (or
+   * none). Off for a single node, whose events are judged as they happen.
+   */
+  readonly banFromEventTime?: boolean;
 }
 
 /** What the guard believes is in the kernel, and since when. */
@@ -66,6 +78,8 @@ export class Guard implements EslSourceListener {
   private connections = 0;
   /** Bumped whenever the table is found missing and rebuilt; a reconcile spanning it is void. */
   private tableGeneration = 0;
+  private readonly policyNowMs: () => number;
+  private readonly banFromEventTime: boolean;
 
   constructor(
     private policy: Policy,
@@ -77,6 +91,8 @@ export class Guard implements EslSourceListener {
   ) {
     this.allow = options.allow.map((a) => parseCidr(a)).filter((c): c is Cidr => c !== null);
     this.banLogger = unredacted(logger);
+    this.policyNowMs = options.policyNowMs ?? nowMs;
+    this.banFromEventTime = options.banFromEventTime ?? false;
   }
 
   /** Creates the table (idempotent) and restores state from the sets. Throws NftError. */
@@ -136,8 +152,38 @@ export class Guard implements EslSourceListener {
 
   /** Lets event time pass without an event (called on a timer by the daemon). */
   tick(): void {
-    this.apply(this.policy.advance(this.nowMs() * 1000));
+    const policyNow = this.policyNowMs();
+    if (policyNow > 0) this.apply(this.policy.advance(policyNow * 1000));
     this.metrics.trackedSources.set(this.policy.trackedSources());
+  }
+
+  /** FreeSWITCH addresses other cluster nodes saw: never banned here either. */
+  addSwitchAddresses(addresses: readonly string[]): void {
+    for (const a of addresses) if (!this.switchAddresses.has(a)) this.switchAddresses.set(a, parseCidr(a));
+  }
+
+  /** A manual ban from another node (`fsguard ban` there): into the kernel, and the policy knows it. */
+  manualBan(target: Cidr, seconds: number, note: string): void {
+    const guard = this.protectedBy(target);
+    if (guard) {
+      this.logger.error({ target: target.text, protectedBy: guard }, 'refused a manual ban from the cluster: the address is protected here');
+      return;
+    }
+    const running = this.known.get(target.text);
+    const comment: BanComment = { rule: 'manual', offences: (running?.comment.offences ?? 0) + 1, ...(note ? { note } : {}) };
+    const expiresAtMs = this.nowMs() + seconds * 1000;
+    void this.writeBan(target, seconds, comment, expiresAtMs);
+    this.policy.restoreBans([existingBan({ target, expiresAtMs, comment })]);
+  }
+
+  /** A manual unban from any node: out of the kernel, and a grace period in the policy. */
+  manualUnban(target: Cidr): void {
+    this.known.delete(target.text);
+    this.unwritten.delete(target.text);
+    void this.writer.unban(target).then((outcome) => {
+      if (outcome.status === 'failed') this.logger.error({ target: target.text, detail: outcome.error.message }, 'unban from the cluster not written to the kernel');
+    });
+    this.policy.manualUnban(target, this.nowMs() * 1000);
   }
 
   // ---- policy → nft ----------------------------------------------------------------------
@@ -168,7 +214,10 @@ export class Guard implements EslSourceListener {
     // A re-ban replaces the kernel timeout: never let a policy ban shorten a longer one
     // (a week-long manual ban, say) that is still running.
     const running = this.known.get(target.text);
-    const seconds = Math.max(decision.seconds, running ? Math.ceil((running.expiresAtMs - requestedAtMs) / 1000) : 0);
+    // Decided from the replayed history: only what is left of it, if anything.
+    const elapsed = this.banFromEventTime ? Math.max(0, Math.floor((requestedAtMs - decision.atUs / 1000) / 1000)) : 0;
+    if (elapsed >= decision.seconds) return;
+    const seconds = Math.max(decision.seconds - elapsed, running ? Math.ceil((running.expiresAtMs - requestedAtMs) / 1000) : 0);
     // The write is queued first (it leaves on this turn's setImmediate): the log line and
     // the metrics are not on the way from the deciding event to the kernel.
     void this.writeBan(target, seconds, comment, requestedAtMs + seconds * 1000);
