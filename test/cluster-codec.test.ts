@@ -1,0 +1,119 @@
+// The cluster's wire format, its once-only ledger and its config section, without Redis.
+import t from 'tap';
+import { readFileSync } from 'node:fs';
+import { AuthEventCodec, clusterCodec } from '../lib/cluster/codec.js';
+import { clusterConfigProblems, clusterNodeName, parseRedisUrl, type ClusterConfig } from '../lib/cluster/config.js';
+import { OriginLedger } from '../lib/cluster/origin-ledger.js';
+import { policyDigest } from '../lib/cluster/node-registry.js';
+import { ConfigError, loadConfig } from '../lib/config/config.js';
+import { normalizeEvent } from '../lib/events/normalize.js';
+import { parseCidr } from '../lib/net/ip.js';
+import { DEFAULT_POLICY_SETTINGS } from '../lib/policy/settings.js';
+import { SCENARIOS } from './support/esl-test-helpers.js';
+
+const origin = { node: 'a', incarnation: 'i1', seq: 1 };
+
+t.test('every auth event of the shared traces survives the stream unchanged', async (t) => {
+  const codec = clusterCodec();
+  let n = 0;
+  const kinds = new Set<string>();
+  for (const name of ['brute-force-one-user.jsonl', 'toll-fraud-invites.jsonl', 'ipv6-rotation.jsonl', 'mass-reboot-office.jsonl']) {
+    for (const line of readFileSync(`${SCENARIOS}${name}`, 'utf8').split('\n').filter(Boolean).slice(0, 400)) {
+      const r = normalizeEvent(JSON.parse(line) as Record<string, unknown>, { profiles: null });
+      if (!r.ok) continue;
+      const d = codec.decode(codec.encodeEvent({ ...origin, seq: ++n }, { kind: 'auth', event: r.event }));
+      if (!d.ok || d.message.type !== 'event') { t.fail(`not decoded: ${d.ok ? d.message.type : d.reason}`); return; }
+      t.same(d.message.event, r.event);
+      t.same(d.message.origin, { ...origin, seq: n });
+      kinds.add(r.event.kind);
+    }
+  }
+  t.same([...kinds].sort(), ['attempt', 'challenge', 'failure', 'registered'], 'all four kinds seen');
+});
+
+t.test('bans and unbans travel with their target, length and note', async (t) => {
+  const codec = clusterCodec();
+  const target = parseCidr('2001:db8:bad:1::/64')!;
+  const ban = codec.decode(codec.encodeBan(origin, target, 7200, 'why'));
+  t.same(ban, { ok: true, message: { type: 'ban', origin, target, seconds: 7200, note: 'why' } });
+  t.same(codec.decode(codec.encodeUnban(origin, target)), { ok: true, message: { type: 'unban', origin, target } });
+});
+
+t.test('malformed entries are refused with a reason, never trusted', async (t) => {
+  const codec = clusterCodec();
+  const good = JSON.parse(codec.encodeEvent(origin, { kind: 'auth', event: (normalizeEvent(JSON.parse(readFileSync(`${SCENARIOS}brute-force-one-user.jsonl`, 'utf8').split('\n')[0]!), { profiles: null }) as { ok: true; event: never }).event })) as Record<string, unknown>;
+  const bad: Array<[string, unknown]> = [
+    ['not json', '{'],
+    ['other version', { ...good, v: 2 }],
+    ['no origin', { ...good, n: undefined }],
+    ['zero seq', { ...good, s: 0 }],
+    ['unknown kind', { ...good, k: 'fax' }],
+    ['bad source', { ...good, e: { ...(good.e as object), source: '999.1.1.1' } }],
+    ['non-canonical source', { ...good, e: { ...(good.e as object), source: '::ffff:1.2.3.4' } }],
+    ['bad timestamp', { ...good, e: { ...(good.e as object), timeUs: -5 } }],
+    ['long user agent', { ...good, e: { ...(good.e as object), userAgent: 'x'.repeat(10_000) } }],
+    ['bad switch address', { ...good, e: { ...(good.e as object), switchAddresses: ['pbx'] } }],
+    ['ban of nothing', { v: 1, t: 'b', n: 'a', i: 'x', s: 1, target: 'me', seconds: 10 }],
+    ['ban for ever', { v: 1, t: 'b', n: 'a', i: 'x', s: 1, target: '192.0.2.1', seconds: 1e12 }],
+  ];
+  for (const [what, value] of bad) {
+    const r = codec.decode(typeof value === 'string' ? value : JSON.stringify(value));
+    t.notOk(r.ok, what);
+  }
+});
+
+t.test('a host clock running ahead is bounded to the stream clock + skew', async (t) => {
+  const codec = clusterCodec();
+  const ev = { kind: 'auth' as const, event: { ...(normalizeEvent(JSON.parse(readFileSync(`${SCENARIOS}brute-force-one-user.jsonl`, 'utf8').split('\n')[0]!), { profiles: null }) as { ok: true; event: import('../lib/events/auth-event.js').AuthEvent }).event } };
+  t.equal(codec.boundTime(ev, ev.event.timeUs + 1), ev, 'within the bound: the same event');
+  t.equal(codec.boundTime(ev, ev.event.timeUs - 5_000_000).event.timeUs, ev.event.timeUs - 5_000_000, 'ahead: stamped at the bound');
+  t.ok(new AuthEventCodec().timeUs(ev.event) === ev.event.timeUs);
+});
+
+t.test('the ledger admits each origin id once, in any order, per incarnation', async (t) => {
+  const l = new OriginLedger();
+  const o = (seq: number, incarnation = 'i1') => ({ node: 'a', incarnation, seq });
+  t.ok(l.admit(o(1)));
+  t.notOk(l.admit(o(1)), 'a repeat is refused');
+  t.ok(l.admit(o(3)), 'ahead of a gap');
+  t.ok(l.admit(o(2)), 'the gap filled later');
+  t.notOk(l.admit(o(3)));
+  t.notOk(l.admit(o(2)));
+  t.ok(l.admit(o(1, 'i2')), 'a restarted node starts over');
+  t.ok(l.has(o(3)) && !l.has(o(4)));
+  // A number that never comes (dropped from a full buffer) does not keep the rest in memory for ever.
+  for (let s = 10; s < 10 + 5000; s++) l.admit(o(s));
+  t.notOk(l.admit(o(4000)), 'still refuses repeats past a long gap');
+});
+
+const base = (over: Partial<ClusterConfig> = {}): ClusterConfig => ({ ...loadConfig(null, {}).config.cluster, ...over });
+
+t.test('cluster config: off by default, every bad key named', async (t) => {
+  const c = loadConfig(null, {}).config.cluster;
+  t.equal(c.enabled, false, 'off by default');
+  t.same(parseRedisUrl('rediss://redis.example.net:6380/2'), { kind: 'tcp', host: 'redis.example.net', port: 6380, tls: true, db: 2 });
+  t.same(parseRedisUrl('unix:///run/redis/redis.sock'), { kind: 'unix', path: '/run/redis/redis.sock', db: 0 });
+  t.same(parseRedisUrl('redis://[::1]'), { kind: 'tcp', host: '::1', port: 6379, tls: false, db: 0 });
+  const problems = clusterConfigProblems(base({ url: 'redis://u:pw@host', node: 'a b', stream: 'has space', sentinels: ['nohost', 'h:99999'], bufferEvents: 3, localFallbackMs: 0 })).join('\n');
+  for (const key of ['cluster.url', 'cluster.node', 'cluster.stream', 'cluster.sentinels[0]', 'cluster.sentinels[1]', 'cluster.bufferEvents', 'cluster.localFallbackMs']) t.match(problems, key);
+  t.notMatch(problems, /pw/, 'the password in a wrong URL is not repeated');
+  t.match(clusterConfigProblems(base({ url: 'http://x' })).join(), /scheme/);
+  t.match(clusterConfigProblems(base({ url: 'redis://h', tlsCaFile: '/x.pem' })).join(), /cluster\.tlsCaFile: only used with rediss/);
+  t.match(clusterConfigProblems(base({ enabled: true, url: 'rediss://h', tlsCaFile: '/nonexistent/ca.pem' })).join(), /cluster\.tlsCaFile: cannot read/);
+  t.equal(clusterNodeName(base({ node: '' }), 'pbx-1.example.net'), 'pbx-1.example.net');
+  t.equal(clusterNodeName(base({ node: 'east' }), 'pbx'), 'east');
+  try {
+    loadConfig(null, { FSGUARD_CLUSTER_URL: 'ftp://x', FSGUARD_CLUSTER_HISTORY_SECONDS: '-1' });
+    t.fail('accepted');
+  } catch (err) {
+    t.ok(err instanceof ConfigError);
+    t.match((err as ConfigError).problems.join('\n'), /cluster\.url[\s\S]*cluster\.historySeconds|cluster\.historySeconds[\s\S]*cluster\.url/);
+  }
+});
+
+t.test('the policy digest: the same settings in any key order agree, any change differs', async (t) => {
+  const reordered = Object.fromEntries(Object.entries(DEFAULT_POLICY_SETTINGS).reverse()) as typeof DEFAULT_POLICY_SETTINGS;
+  t.equal(policyDigest(DEFAULT_POLICY_SETTINGS, {}), policyDigest(reordered, {}));
+  t.not(policyDigest(DEFAULT_POLICY_SETTINGS, {}), policyDigest({ ...DEFAULT_POLICY_SETTINGS, banSeconds: 3601 }, {}));
+  t.not(policyDigest(DEFAULT_POLICY_SETTINGS, {}), policyDigest(DEFAULT_POLICY_SETTINGS, { internal: { banSeconds: 60 } }));
+});
