@@ -39,27 +39,45 @@ t.test('bans and unbans travel with their target, length and note', async (t) =>
   t.same(codec.decode(codec.encodeUnban(origin, target)), { ok: true, message: { type: 'unban', origin, target } });
 });
 
-t.test('malformed entries are refused with a reason, never trusted', async (t) => {
+t.test('malformed entries and messages are refused with a reason, never trusted', async (t) => {
   const codec = clusterCodec();
-  const good = JSON.parse(codec.encodeEvent(origin, { kind: 'auth', event: (normalizeEvent(JSON.parse(readFileSync(`${SCENARIOS}brute-force-one-user.jsonl`, 'utf8').split('\n')[0]!), { profiles: null }) as { ok: true; event: never }).event })) as Record<string, unknown>;
-  const bad: Array<[string, unknown]> = [
+  const first = normalizeEvent(JSON.parse(readFileSync(`${SCENARIOS}brute-force-one-user.jsonl`, 'utf8').split('\n')[0]!), { profiles: null });
+  if (!first.ok) throw new Error(first.detail);
+  const [header, body] = codec.encodeEvent(origin, { kind: 'auth', event: first.event }).split('\n') as [string, string];
+  t.ok(codec.decode(`${header}\n${body}`).ok, 'the untouched entry decodes');
+  const h = JSON.parse(header) as unknown[];
+  const e = (JSON.parse(body) as unknown[])[2] as unknown[];
+  const withEvent = (i: number, v: unknown): string => `${header}\n${JSON.stringify(['e', 'auth', e.map((x, j) => (j === i ? v : x))])}`;
+  const bad: Array<[string, string]> = [
     ['not json', '{'],
-    ['other version', { ...good, v: 2 }],
-    ['no origin', { ...good, n: undefined }],
-    ['zero seq', { ...good, s: 0 }],
-    ['unknown kind', { ...good, k: 'fax' }],
-    ['bad source', { ...good, e: { ...(good.e as object), source: '999.1.1.1' } }],
-    ['non-canonical source', { ...good, e: { ...(good.e as object), source: '::ffff:1.2.3.4' } }],
-    ['bad timestamp', { ...good, e: { ...(good.e as object), timeUs: -5 } }],
-    ['long user agent', { ...good, e: { ...(good.e as object), userAgent: 'x'.repeat(10_000) } }],
-    ['bad switch address', { ...good, e: { ...(good.e as object), switchAddresses: ['pbx'] } }],
-    ['ban of nothing', { v: 1, t: 'b', n: 'a', i: 'x', s: 1, target: 'me', seconds: 10 }],
-    ['ban for ever', { v: 1, t: 'b', n: 'a', i: 'x', s: 1, target: '192.0.2.1', seconds: 1e12 }],
+    ['no messages', header],
+    ['other version', `${JSON.stringify([1, ...h.slice(1)])}\n${body}`],
+    ['no node', `${JSON.stringify([h[0], '', h[2], h[3]])}\n${body}`],
+    ['zero seq', `${JSON.stringify([h[0], h[1], h[2], 0])}\n${body}`],
+    ['unknown message type', `${header}\n["x"]`],
+    ['unknown event kind', `${header}\n${JSON.stringify(['e', 'fax', e])}`],
+    ['unknown auth kind', withEvent(0, 9)],
+    ['bad source', withEvent(2, '999.1.1.1')],
+    ['non-canonical source', withEvent(2, '::ffff:1.2.3.4')],
+    ['bad port', withEvent(3, 70_000)],
+    ['long user agent', withEvent(4, 'x'.repeat(10_000))],
+    ['bad timestamp', withEvent(6, -5)],
+    ['bad switch address', withEvent(7, ['pbx'])],
+    ['ban of nothing', `${header}\n["b","me",10,""]`],
+    ['ban for ever', `${header}\n["b","192.0.2.1",1e12,""]`],
   ];
-  for (const [what, value] of bad) {
-    const r = codec.decode(typeof value === 'string' ? value : JSON.stringify(value));
-    t.notOk(r.ok, what);
-  }
+  for (const [what, raw] of bad) t.notOk(codec.decode(raw).ok, what);
+});
+
+t.test('an entry carries consecutive messages of one publisher', async (t) => {
+  const codec = clusterCodec();
+  const target = parseCidr('192.0.2.9')!;
+  const raw = codec.entry({ node: 'b', incarnation: 'z' }, 41, [codec.banBody(target, 60, ''), codec.unbanBody(target)]);
+  const entry = codec.decodeEntry(raw);
+  if (!entry.ok) { t.fail(entry.reason); return; }
+  t.same(entry.publisher, { node: 'b', incarnation: 'z' });
+  t.equal(entry.firstSeq, 41);
+  t.same(entry.lines.map((l) => codec.decodeBody(l)), [{ ok: true, body: { type: 'ban', target, seconds: 60, note: '' } }, { ok: true, body: { type: 'unban', target } }]);
 });
 
 t.test('a host clock running ahead is bounded to the stream clock + skew', async (t) => {

@@ -64,7 +64,7 @@ t.test('5. a manual ban and unban on one node reach all', opts, async (t) => {
   for (const n of nodes) t.ok(await eventually(() => !hasElement(n, target)), `unbanned on ${n.name}`);
 });
 
-/** The stream as every node reads it, decoded. */
+/** The stream's events as every node reads them, decoded, in order. */
 async function streamEvents(redis: TestRedis): Promise<AuthEvent[]> {
   const client = redis.client();
   try {
@@ -72,8 +72,12 @@ async function streamEvents(redis: TestRedis): Promise<AuthEvent[]> {
     const codec = clusterCodec();
     const out: AuthEvent[] = [];
     for (const [, fields] of entries) {
-      const d = codec.decode(fields[fields.indexOf(MESSAGE_FIELD) + 1]!);
-      if (d.ok && d.message.type === 'event') out.push(d.message.event);
+      const entry = codec.decodeEntry(fields[fields.indexOf(MESSAGE_FIELD) + 1]!);
+      if (!entry.ok) throw new Error(entry.reason);
+      for (const line of entry.lines) {
+        const d = codec.decodeBody(line);
+        if (d.ok && d.body.type === 'event') out.push(d.body.event);
+      }
     }
     return out;
   } finally {
@@ -104,7 +108,7 @@ t.test('1. 2 guesses a minute at each of four nodes: banned on every node as soo
     if (node) await sendGuesses(node, attacker, [time]);
     else await appendFourth(guessEvents(fourth, attacker, time));
     // One guess at a time into the stream, so its order is the guesses' order.
-    t.ok(await eventually(async () => (await client.xlen(STREAM)) === (i + 1) * 3), `guess ${i + 1} in the stream`);
+    t.ok(await eventually(async () => (await streamEvents(redis)).length === (i + 1) * 3), `guess ${i + 1} in the stream`);
   }
   for (const n of daemons) t.ok(await eventually(() => hasElement(n, attacker)), `${attacker} banned on ${n.name}`);
 

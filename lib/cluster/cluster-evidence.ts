@@ -13,7 +13,7 @@ import { randomBytes } from 'node:crypto';
 import type { Cidr } from '../net/ip.js';
 import type { Logger } from '../obs/logger.js';
 import { StreamAppender } from './appender.js';
-import type { ClusterCodec, KindedEvent, OriginId } from './codec.js';
+import type { ClusterBody, ClusterCodec, KindedEvent, OriginId } from './codec.js';
 import type { ClusterConfig } from './config.js';
 import type { ClusterMetrics } from './metrics.js';
 import { digestMismatches, publishNode, readNodes, type NodeRecord } from './node-registry.js';
@@ -27,7 +27,8 @@ export interface ClusterSink<M> {
   judge(event: KindedEvent<M>): void;
   /** A manual ban from any node, with the time it has left. */
   manualBan(target: Cidr, seconds: number, note: string): void;
-  manualUnban(target: Cidr): void;
+  /** `atMs`: when it was decided (the stream entry's time), for the policy's grace period. */
+  manualUnban(target: Cidr, atMs: number): void;
   /** FreeSWITCH addresses of other nodes: never to be banned here either. */
   protectSwitchAddresses(addresses: readonly string[]): void;
 }
@@ -91,6 +92,8 @@ export class ClusterEvidence<M> {
   private mismatchKey = '';
   private backlogReported = false;
   private replayStats = { entries: 0, judged: 0 };
+  /** Work that must see the policy after the first replay (its clock is the replay's until then). */
+  private afterReplay: Array<() => void> = [];
 
   constructor(private readonly options: ClusterEvidenceOptions<M>) {
     const { config, logger } = options;
@@ -127,6 +130,7 @@ export class ClusterEvidence<M> {
     });
     this.appender = new StreamAppender(this.writeLink.client, {
       stream: config.stream,
+      entryOf: (firstSeq, bodies) => options.codec.entry(this, firstSeq, bodies),
       maxQueued: config.bufferEvents,
       retentionMs: options.historyMs,
       nowMs: this.nowMs,
@@ -181,6 +185,20 @@ export class ClusterEvidence<M> {
     return this.nowMs() - (this.state === 'live' ? this.options.config.localFallbackMs : 0);
   }
 
+  /**
+   * Runs `fn` once the first history replay is done (or Redis turned out unreachable): e.g.
+   * seeding live registrations, which sets the policy's clock to now — in the middle of the
+   * replay it would squeeze the rest of the history into one instant.
+   */
+  whenReplayed(fn: () => void): void {
+    if (this.replayedOnce || this.state === 'down') fn();
+    else this.afterReplay.push(fn);
+  }
+
+  private runAfterReplay(): void {
+    for (const fn of this.afterReplay.splice(0)) fn();
+  }
+
   /** A new policy digest (config reload). */
   setDigest(digest: string): void {
     this.digest = digest;
@@ -193,7 +211,7 @@ export class ClusterEvidence<M> {
     const seq = ++this.seq;
     const origin: OriginId = { node: this.node, incarnation: this.incarnation, seq };
     this.noteSwitchAddresses(event);
-    this.appender.append(this.options.codec.encodeEvent(origin, event));
+    this.appender.append(seq, this.options.codec.eventBody(event));
     if (this.state === 'down') {
       this.judgeLocally(origin, event, 'outage');
       return;
@@ -223,28 +241,47 @@ export class ClusterEvidence<M> {
   // ---- stream → policy -------------------------------------------------------------------
 
   private onEntry(id: string, ms: number, raw: string | null): void {
-    const sink = this.sink;
-    if (!sink || this.state === 'stopped') return;
+    if (!this.sink || this.state === 'stopped') return;
     if (this.state === 'replaying') this.replayStats.entries++;
     if (raw === null) { this.malformed(id, 'no message field'); return; }
-    const decoded = this.options.codec.decode(raw);
-    if (!decoded.ok) { this.malformed(id, decoded.reason); return; }
-    const m = decoded.message;
-    const own = m.origin.node === this.node && m.origin.incarnation === this.incarnation;
-    // Own events published before this one that never came back (dropped from a full
-    // buffer) are judged now, before it: late, but never lost.
-    if (own && m.type === 'event') this.judgePendingUpTo(m.origin.seq - 1, 'slow');
-    if (!this.ledger.admit(m.origin)) {
+    const entry = this.options.codec.decodeEntry(raw);
+    if (!entry.ok) { this.malformed(id, entry.reason); return; }
+    const { node, incarnation } = entry.publisher;
+    const own = node === this.node && incarnation === this.incarnation;
+    for (let i = 0; i < entry.lines.length; i++) {
+      const origin: OriginId = { node, incarnation, seq: entry.firstSeq + i };
+      if (own) {
+        // Own events published before this one that never came back (dropped from a full
+        // buffer) are judged now, before it: late, but never lost.
+        this.judgePendingUpTo(origin.seq - 1, 'slow');
+        // Still waiting: the event is at hand, no need to decode it (decode(encode(e)) is e).
+        const p = this.pendingHead < this.pending.length ? this.pending[this.pendingHead]! : null;
+        if (p !== null && p.seq === origin.seq) {
+          this.pendingHead++;
+          this.compactPending();
+          this.onMessage(origin, ms, { type: 'event', ...p.event } as ClusterBody<M>);
+          continue;
+        }
+      }
+      const body = this.options.codec.decodeBody(entry.lines[i]!);
+      if (!body.ok) { this.malformed(id, body.reason); continue; }
+      this.onMessage(origin, ms, body.body);
+    }
+  }
+
+  private onMessage(origin: OriginId, ms: number, m: ClusterBody<M>): void {
+    const sink = this.sink!;
+    const own = origin.node === this.node && origin.incarnation === this.incarnation;
+    if (!this.ledger.admit(origin)) {
       this.options.metrics.duplicates.inc();
-      if (own) this.dropPendingUpTo(m.origin.seq);
       return;
     }
-    if (own) this.dropPendingUpTo(m.origin.seq);
+    if (own) this.dropPendingUpTo(origin.seq);
     switch (m.type) {
       case 'event': {
         // A host whose clock runs ahead must not drag every node's policy clock with it.
         const bounded = this.options.codec.boundTime(m as KindedEvent<M>, (ms + this.options.config.maxClockSkewSeconds * 1000) * 1000);
-        this.options.metrics.judgedFrom(m.origin.node);
+        this.options.metrics.judgedFrom(origin.node);
         if (this.state === 'replaying') this.replayStats.judged++;
         sink.judge(bounded);
         return;
@@ -252,13 +289,13 @@ export class ClusterEvidence<M> {
       case 'ban': {
         const left = Math.floor(m.seconds - Math.max(0, this.nowMs() - ms) / 1000);
         if (left <= 0) return;
-        this.options.logger.info({ target: m.target.text, seconds: left, from: m.origin.node }, 'cluster: manual ban');
+        this.options.logger.info({ target: m.target.text, seconds: left, from: origin.node }, 'cluster: manual ban');
         sink.manualBan(m.target, left, m.note);
         return;
       }
       case 'unban':
-        this.options.logger.info({ target: m.target.text, from: m.origin.node }, 'cluster: manual unban');
-        sink.manualUnban(m.target);
+        this.options.logger.info({ target: m.target.text, from: origin.node }, 'cluster: manual unban');
+        sink.manualUnban(m.target, Math.min(ms, this.nowMs()));
         return;
     }
   }
@@ -266,6 +303,7 @@ export class ClusterEvidence<M> {
   private onCaughtUp(): void {
     const first = !this.replayedOnce;
     this.replayedOnce = true;
+    this.runAfterReplay();
     this.linkUp();
     // Caught up but unable to append: own events are still judged alone.
     if (this.state !== 'live') return;
@@ -345,6 +383,7 @@ export class ClusterEvidence<M> {
     this.updateConnected();
     // Everything waiting for the stream is judged now: no gap in this node's protection.
     if (this.pending.length > this.pendingHead) this.judgePendingUpTo(this.pending[this.pending.length - 1]!.seq, 'outage');
+    this.runAfterReplay();
     if (!wasUp) return;
     this.downSinceMs = this.nowMs();
     this.options.metrics.outages.inc();

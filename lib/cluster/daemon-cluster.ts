@@ -17,7 +17,7 @@ import { policyDigest } from './node-registry.js';
 /** The part of the Guard the cluster drives. */
 export interface ClusterGuard extends EslSourceListener {
   manualBan(target: Cidr, seconds: number, note: string): void;
-  manualUnban(target: Cidr): void;
+  manualUnban(target: Cidr, atMs: number): void;
   addSwitchAddresses(addresses: readonly string[]): void;
 }
 
@@ -62,7 +62,7 @@ export class DaemonCluster {
     this.evidence.start({
       judge: (e) => guard.onEvent(e.event),
       manualBan: (target, seconds, note) => guard.manualBan(target, seconds, note),
-      manualUnban: (target) => guard.manualUnban(target),
+      manualUnban: (target, atMs) => guard.manualUnban(target, atMs),
       protectSwitchAddresses: (addresses) => guard.addSwitchAddresses(addresses),
     });
   }
@@ -74,7 +74,7 @@ export class DaemonCluster {
       onEvent: (event: AuthEvent) => evidence.publish({ kind: 'auth', event }),
       onEventReceived: (subclass, profile) => guard.onEventReceived(subclass, profile),
       onDropped: (reason, detail) => guard.onDropped(reason, detail),
-      onRegistrations: (registrations) => guard.onRegistrations(registrations),
+      onRegistrations: (registrations) => evidence.whenReplayed(() => guard.onRegistrations(registrations)),
       onConnected: () => guard.onConnected(),
       onDisconnected: (reason) => guard.onDisconnected(reason),
       onAuthRejected: (kind) => guard.onAuthRejected(kind),

@@ -176,14 +176,14 @@ export class Guard implements EslSourceListener {
     this.policy.restoreBans([existingBan({ target, expiresAtMs, comment })]);
   }
 
-  /** A manual unban from any node: out of the kernel, and a grace period in the policy. */
-  manualUnban(target: Cidr): void {
+  /** A manual unban from any node: out of the kernel, and a grace period (from `atMs`) in the policy. */
+  manualUnban(target: Cidr, atMs: number = this.nowMs()): void {
     this.known.delete(target.text);
     this.unwritten.delete(target.text);
     void this.writer.unban(target).then((outcome) => {
       if (outcome.status === 'failed') this.logger.error({ target: target.text, detail: outcome.error.message }, 'unban from the cluster not written to the kernel');
     });
-    this.policy.manualUnban(target, this.nowMs() * 1000);
+    this.policy.manualUnban(target, atMs * 1000);
   }
 
   // ---- policy → nft ----------------------------------------------------------------------
