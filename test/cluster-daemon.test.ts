@@ -221,3 +221,39 @@ t.test('6. Redis with an ACL password: a wrong one is a clear error, retried slo
   t.ok(await eventually(() => hasElement(bad, attacker)), 'the node without Redis bans from its own events');
   t.ok(bad.daemon.running && good.daemon.running, 'both daemons alive');
 });
+
+t.test('nodes with different policies: each logs the mismatch, fsguard check shows it', opts, async (t) => {
+  const redis = await redisFor(t);
+  const a = await startNode(t, 'a', 0, { redisUrl: redis.url });
+  const b = await startNode(t, 'b', 1, { redisUrl: redis.url, policy: { banSeconds: 7200 } });
+  for (const [n, other] of [[a, 'b'], [b, 'a']] as const) {
+    const line = await n.daemon.waitForLog(`${n.name} logs the digest mismatch`, (l) => /different policy/.test(l.msg ?? ''), 15_000);
+    t.same((line.differing as Array<{ node: string }>).map((d) => d.node), [other], `${n.name} names ${other}`);
+  }
+  const check = await fsguardCli(['check', '--config', a.config]);
+  t.equal(check.status, 1, 'check fails');
+  t.match(check.stderr, /^cluster: policy digest differs: this config [0-9a-f]{16}, b [0-9a-f]{16}/m);
+  t.match(check.stdout, /^esl: ok/m, 'the other checks still run');
+});
+
+t.test('Redis slow: the event side never waits; a bounded buffer drops the oldest, counted, with an alert', opts, async (t) => {
+  const redis = await redisFor(t);
+  const node = await startNode(t, 'slow', 0, { redisUrl: redis.url, cluster: { bufferEvents: 100 } });
+  const client = redis.client();
+  t.teardown(() => client.disconnect());
+  // Redis answers no write for 5 s: the node's appends hang.
+  await client.call('CLIENT', 'PAUSE', '5000', 'WRITE');
+  const pausedAt = Date.now();
+  const attacker = '203.0.113.70';
+  await sendGuesses(node, attacker, guessTimes(8, 2));
+  for (let i = 0; i < 40; i++) await sendGuesses(node, `198.51.100.${100 + i}`, guessTimes(1, 1));
+  t.ok(await eventually(() => hasElement(node, attacker), 4000), 'banned from its own events while Redis does not answer');
+  t.ok(Date.now() - pausedAt < 5000, 'before Redis answered again');
+  const alert = await node.daemon.waitForLog('backlog alert', (l) => l.kind === 'cluster_backlog');
+  t.equal(alert.level, 'warn');
+  const metrics = await (await fetch(`http://127.0.0.1:${node.metricsPort}/metrics`)).text();
+  const dropped = Number(/^fsguard_cluster_dropped_total\{reason="buffer_full"\} (\d+)$/m.exec(metrics)?.[1] ?? 0);
+  t.equal(dropped, node.sent - 100, `the oldest beyond cluster.bufferEvents (100) dropped and counted (${dropped} of ${node.sent})`);
+  t.ok(await eventually(async () => (await streamEvents(redis)).length === 100, 10_000), 'the 100 kept reach the stream once Redis answers');
+  t.ok(await eventually(async () => (await judgedByOrigin(node)).slow === node.sent, 10_000), 'every own event judged once, dropped from the buffer or not');
+});
