@@ -39,6 +39,11 @@ export interface ClusterEvidenceOptions<M> {
   readonly node: string;
   /** Replay and retention window (ms). */
   readonly historyMs: number;
+  /**
+   * How far an event's stamp may be from its entry's time (Redis's clock, the same for every
+   * node) before it is judged at that bound: the policy's maxSourceSkewSeconds.
+   */
+  readonly maxSkewMs: number;
   readonly digest: string;
   readonly codec: ClusterCodec<M>;
   readonly logger: Logger;
@@ -92,8 +97,6 @@ export class ClusterEvidence<M> {
   private mismatchKey = '';
   private backlogReported = false;
   private replayStats = { entries: 0, judged: 0 };
-  /** Work that must see the policy after the first replay (its clock is the replay's until then). */
-  private afterReplay: Array<() => void> = [];
 
   constructor(private readonly options: ClusterEvidenceOptions<M>) {
     const { config, logger } = options;
@@ -173,30 +176,6 @@ export class ClusterEvidence<M> {
   /** Own messages waiting for Redis. */
   get queued(): number {
     return this.appender.queued;
-  }
-
-  /**
-   * The time the policy's clock may advance to between events (ms; 0: not now). Until the
-   * first replay is done the clock is the replay's; live, it trails the wall clock by the
-   * fallback delay, since own events may take that long to come back.
-   */
-  policyNowMs(): number {
-    if (!this.replayedOnce && this.state !== 'down') return 0;
-    return this.nowMs() - (this.state === 'live' ? this.options.config.localFallbackMs : 0);
-  }
-
-  /**
-   * Runs `fn` once the first history replay is done (or Redis turned out unreachable): e.g.
-   * seeding live registrations, which sets the policy's clock to now — in the middle of the
-   * replay it would squeeze the rest of the history into one instant.
-   */
-  whenReplayed(fn: () => void): void {
-    if (this.replayedOnce || this.state === 'down') fn();
-    else this.afterReplay.push(fn);
-  }
-
-  private runAfterReplay(): void {
-    for (const fn of this.afterReplay.splice(0)) fn();
   }
 
   /** A new policy digest (config reload). */
@@ -279,8 +258,10 @@ export class ClusterEvidence<M> {
     if (own) this.dropPendingUpTo(origin.seq);
     switch (m.type) {
       case 'event': {
-        // A host whose clock runs ahead must not drag every node's policy clock with it.
-        const bounded = this.options.codec.boundTime(m as KindedEvent<M>, (ms + this.options.config.maxClockSkewSeconds * 1000) * 1000);
+        // Judged near the stream's clock, the same on every node: a host whose clock runs ahead
+        // cannot drag every policy clock with it, and events published late (after an outage)
+        // count when they arrive rather than as a step back of the clock.
+        const bounded = this.boundToClock(m as KindedEvent<M>, ms);
         this.options.metrics.judgedFrom(origin.node);
         if (this.state === 'replaying') this.replayStats.judged++;
         sink.judge(bounded);
@@ -303,7 +284,6 @@ export class ClusterEvidence<M> {
   private onCaughtUp(): void {
     const first = !this.replayedOnce;
     this.replayedOnce = true;
-    this.runAfterReplay();
     this.linkUp();
     // Caught up but unable to append: own events are still judged alone.
     if (this.state !== 'live') return;
@@ -327,8 +307,13 @@ export class ClusterEvidence<M> {
     if (!this.ledger.admit(origin)) return;
     this.options.metrics.localFallback.inc({ reason });
     this.options.metrics.judgedFrom(origin.node);
-    const bounded = this.options.codec.boundTime(event, (this.nowMs() + this.options.config.maxClockSkewSeconds * 1000) * 1000);
+    const bounded = this.boundToClock(event, this.nowMs());
     this.sink?.judge(bounded);
+  }
+
+  private boundToClock(event: KindedEvent<M>, clockMs: number): KindedEvent<M> {
+    const skew = this.options.maxSkewMs;
+    return this.options.codec.boundTime(event, (clockMs - skew) * 1000, (clockMs + skew) * 1000);
   }
 
   /** Judges (locally) the pending own events with sequence numbers up to `seq`, in order. */
@@ -383,7 +368,6 @@ export class ClusterEvidence<M> {
     this.updateConnected();
     // Everything waiting for the stream is judged now: no gap in this node's protection.
     if (this.pending.length > this.pendingHead) this.judgePendingUpTo(this.pending[this.pending.length - 1]!.seq, 'outage');
-    this.runAfterReplay();
     if (!wasUp) return;
     this.downSinceMs = this.nowMs();
     this.options.metrics.outages.inc();

@@ -163,11 +163,12 @@ export class ClusterCodec<M> {
     return { ok: true, message: { ...body.body, origin: { ...entry.publisher, seq: entry.firstSeq } } as ClusterMessage<M> };
   }
 
-  /** The event's timestamp, bounded to at most `maxUs` (an event may not run ahead of the stream's clock). */
-  boundTime(e: KindedEvent<M>, maxUs: number): KindedEvent<M> {
+  /** The event with its timestamp bounded to [minUs, maxUs] (see ClusterEvidence: the stream's clock). */
+  boundTime(e: KindedEvent<M>, minUs: number, maxUs: number): KindedEvent<M> {
     const codec = this.codecs[e.kind] as EventCodec<unknown>;
-    if (codec.timeUs(e.event) <= maxUs) return e;
-    return { kind: e.kind, event: codec.withTimeUs(e.event, maxUs) } as KindedEvent<M>;
+    const t = codec.timeUs(e.event);
+    if (t >= minUs && t <= maxUs) return e;
+    return { kind: e.kind, event: codec.withTimeUs(e.event, t < minUs ? minUs : maxUs) } as KindedEvent<M>;
   }
 }
 

@@ -28,8 +28,6 @@ export interface ClusterConfig {
   readonly bufferEvents: number;
   /** A node's own event not back from the stream within this is judged locally (Redis slow). */
   readonly localFallbackMs: number;
-  /** Events stamped further than this ahead of the stream's clock are judged at stream time + this. */
-  readonly maxClockSkewSeconds: number;
   /** Cap of the reconnect backoff while Redis is unreachable. */
   readonly reconnectMaxSeconds: number;
   /** Retry interval after Redis refused the credentials. */
@@ -52,7 +50,6 @@ export const clusterSchema = {
   historySeconds: { doc: 'History a starting node replays and the stream keeps (0: the policy\'s longest window)', format: Number, default: 0 },
   bufferEvents: { doc: 'Events held while Redis is slow or down before the oldest are dropped', format: 'int', default: 100_000 },
   localFallbackMs: { doc: 'A node\'s own event not back from the stream within this is judged locally', format: Number, default: 250 },
-  maxClockSkewSeconds: { doc: 'Bound of clock skew between the nodes\' hosts and Redis', format: Number, default: 5 },
   reconnectMaxSeconds: { doc: 'Cap of the reconnect backoff while Redis is unreachable', format: Number, default: 2 },
   authRetrySeconds: { doc: 'Retry interval after Redis refused the credentials', format: Number, default: 30 },
 };
@@ -120,7 +117,6 @@ export function clusterConfigProblems(c: ClusterConfig): string[] {
     ['cluster.historySeconds', c.historySeconds, 0],
     ['cluster.bufferEvents', c.bufferEvents, 100],
     ['cluster.localFallbackMs', c.localFallbackMs, 1],
-    ['cluster.maxClockSkewSeconds', c.maxClockSkewSeconds, 0],
     ['cluster.reconnectMaxSeconds', c.reconnectMaxSeconds, 0.1],
     ['cluster.authRetrySeconds', c.authRetrySeconds, 0.1],
   ];

@@ -39,6 +39,7 @@ export class DaemonCluster {
       config: config.cluster,
       node: clusterNodeName(config.cluster),
       historyMs: clusterHistorySeconds(config) * 1000,
+      maxSkewMs: config.policy.maxSourceSkewSeconds * 1000,
       digest: policyDigest(config.policy, config.profiles),
       codec: clusterCodec(),
       logger,
@@ -53,8 +54,8 @@ export class DaemonCluster {
   }
 
   /** The guard's options for a cluster node (see GuardOptions). */
-  guardOptions(): { policyNowMs: () => number; banFromEventTime: true } {
-    return { policyNowMs: () => this.evidence.policyNowMs(), banFromEventTime: true };
+  guardOptions(): { banFromEventTime: true } {
+    return { banFromEventTime: true };
   }
 
   /** Connects and feeds `guard` the stream. */
@@ -74,7 +75,7 @@ export class DaemonCluster {
       onEvent: (event: AuthEvent) => evidence.publish({ kind: 'auth', event }),
       onEventReceived: (subclass, profile) => guard.onEventReceived(subclass, profile),
       onDropped: (reason, detail) => guard.onDropped(reason, detail),
-      onRegistrations: (registrations) => evidence.whenReplayed(() => guard.onRegistrations(registrations)),
+      onRegistrations: (registrations) => guard.onRegistrations(registrations),
       onConnected: () => guard.onConnected(),
       onDisconnected: (reason) => guard.onDisconnected(reason),
       onAuthRejected: (kind) => guard.onAuthRejected(kind),

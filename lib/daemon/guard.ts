@@ -6,14 +6,18 @@
 import type { AuthEvent, LiveRegistration } from '../events/auth-event.js';
 import type { EslDropReason, EslSourceListener, AuthRejection } from '../esl/index.js';
 import { cidrsOverlap, parseCidr, type Cidr } from '../net/ip.js';
-import type { BanComment, ElementOutcome, KernelBan, KernelBanList } from '../nft/index.js';
+import type { BanComment, ElementOutcome, KernelBan, KernelBanList, NftExecution } from '../nft/index.js';
 import { unredacted, type Logger } from '../obs/logger.js';
 import type { FsguardMetrics } from '../obs/metrics.js';
-import type { BanDecision, ExistingBan, Policy, PolicyAlert, PolicyOutput } from '../policy/types.js';
+import type { BanDecision, ClockReading, ExistingBan, Policy, PolicyAlert, PolicyOutput } from '../policy/types.js';
+import { SeedingHold, systemGuardClock, type GuardClock } from './seeding-hold.js';
 
 /** The part of NftSetWriter the guard uses (a narrow seam for tests). */
 export interface BanWriter {
-  setup(): Promise<void>;
+  /** Creates or checks the table; what it held. */
+  setup(): Promise<{ readonly list: KernelBanList }>;
+  /** Records FreeSWITCH's own addresses in the table, for `fsguard ban` to refuse them. */
+  recordSwitchAddresses?(addresses: readonly Cidr[], seconds: number): Promise<NftExecution>;
   list(): Promise<KernelBanList>;
   ban(target: Cidr, seconds: number, comment: BanComment): Promise<ElementOutcome>;
   unban(target: Cidr): Promise<ElementOutcome>;
@@ -23,11 +27,6 @@ export interface BanWriter {
 export interface GuardOptions {
   /** CIDRs that must never be written to the kernel, whatever the policy says. */
   readonly allow: readonly string[];
-  /**
-   * The time the policy's clock may advance to between events (ms; 0: hold it). Default: the
-   * wall clock. The cluster holds it while the stream's history is replayed.
-   */
-  readonly policyNowMs?: () => number;
   /**
    * A ban runs from the time of the event that decided it, not from the moment it is written:
    * a ban decided while replaying the cluster's history has only its remaining time left (or
@@ -52,6 +51,13 @@ interface UnwrittenBan {
   readonly comment: BanComment;
 }
 
+/** FreeSWITCH's addresses stay recorded in the table this long after the daemon last learnt them. */
+const SWITCH_ADDRESS_SECONDS = 7 * 86_400;
+/**
+ * Bans nft failed to write, kept for retry: at most this many (the oldest are dropped, each
+ * reported), so a long nft outage in a flood cannot grow the daemon without bound.
+ */
+const MAX_UNWRITTEN = 200_000;
 /** A ban is treated as expired this long before the kernel's own expiry (clock skew). */
 const EXPIRY_SLACK_MS = 1500;
 /** Log at most this many evidence users / user agents on a ban line. */
@@ -78,7 +84,12 @@ export class Guard implements EslSourceListener {
   private connections = 0;
   /** Bumped whenever the table is found missing and rebuilt; a reconcile spanning it is void. */
   private tableGeneration = 0;
-  private readonly policyNowMs: () => number;
+  /** The wall-clock timer for the policy's next deadline (null: none armed). */
+  private deadlineTimer: unknown = null;
+  /** Events held at (re)connect until the live registrations are known. */
+  private readonly hold: SeedingHold;
+  /** Clock events out of bound, as last logged. */
+  private clockOutOfBound = 0;
   private readonly banFromEventTime: boolean;
 
   constructor(
@@ -88,17 +99,19 @@ export class Guard implements EslSourceListener {
     private readonly metrics: FsguardMetrics,
     options: GuardOptions,
     private readonly nowMs: () => number = Date.now,
+    private readonly clock: GuardClock = systemGuardClock,
   ) {
     this.allow = options.allow.map((a) => parseCidr(a)).filter((c): c is Cidr => c !== null);
     this.banLogger = unredacted(logger);
-    this.policyNowMs = options.policyNowMs ?? nowMs;
     this.banFromEventTime = options.banFromEventTime ?? false;
+    this.hold = new SeedingHold(clock, (e) => this.judge(e), (why, held) => {
+      if (why !== 'registrations') this.logger.warn({ held, reason: why }, 'judging events held at connect without the live registrations');
+    });
   }
 
   /** Creates the table (idempotent) and restores state from the sets. Throws NftError. */
   async start(): Promise<void> {
-    await this.writer.setup();
-    const list = await this.writer.list();
+    const { list } = await this.writer.setup();
     this.adoptKernelBans(list.bans, this.nowMs());
     this.logger.info({ bans: list.bans.length, unrecognized: list.unrecognized.length }, 'nft table ready; bans read back from the kernel');
   }
@@ -114,9 +127,39 @@ export class Guard implements EslSourceListener {
   onEvent(event: AuthEvent): void {
     if (event.switchAddresses !== this.lastSwitchAddresses) {
       this.lastSwitchAddresses = event.switchAddresses;
-      for (const a of event.switchAddresses) if (!this.switchAddresses.has(a)) this.switchAddresses.set(a, parseCidr(a));
+      this.addSwitchAddresses(event.switchAddresses);
     }
+    // At (re)connect, nothing is judged before the live registrations are known.
+    if (this.hold.active) { this.hold.add(event); return; }
+    this.judge(event);
+  }
+
+  private judge(event: AuthEvent): void {
     this.apply(this.policy.observe(event));
+    if (this.deadlineTimer === null) this.armDeadline();
+  }
+
+  private reading(): ClockReading {
+    return { wallUs: this.nowMs() * 1000, monotonicUs: this.clock.monotonicMs() * 1000 };
+  }
+
+  /** Arms the wall-clock timer for the policy's next deadline (challenges timing out). */
+  private armDeadline(): void {
+    if (this.deadlineTimer !== null) { this.clock.clearTimeout(this.deadlineTimer); this.deadlineTimer = null; }
+    const ms = this.policy.msUntilNextDeadline(this.reading());
+    if (ms === null) return;
+    this.deadlineTimer = this.clock.setTimeout(() => {
+      this.deadlineTimer = null;
+      this.apply(this.policy.noteClock(this.reading()));
+      this.armDeadline();
+    }, Math.min(Math.max(5, Math.ceil(ms)), 1000));
+  }
+
+  /** The table is where `fsguard ban` learns FreeSWITCH's addresses: the daemon is their one owner. */
+  private recordSwitchAddresses(addresses: readonly Cidr[]): void {
+    void this.writer.recordSwitchAddresses?.(addresses, SWITCH_ADDRESS_SECONDS).then((r) => {
+      if (!r.ok) this.logger.warn({ addresses: addresses.map((a) => a.text), nft: r.error.message }, 'could not record FreeSWITCH\'s addresses in the nft table (fsguard ban cannot refuse them)');
+    });
   }
 
   onEventReceived(subclass: string, profile: string): void {
@@ -130,15 +173,18 @@ export class Guard implements EslSourceListener {
 
   onRegistrations(registrations: LiveRegistration[]): void {
     this.policy.seedRegistrations(registrations, this.nowMs() * 1000);
-    this.logger.info({ registrations: registrations.length, sources: new Set(registrations.map((r) => r.source.text)).size }, 'live registrations loaded: their sources count as legitimate');
+    this.logger.info({ registrations: registrations.length, sources: new Set(registrations.map((r) => r.source.text)).size, held: this.hold.size }, 'live registrations loaded: their sources count as legitimate');
+    this.hold.release('registrations');
   }
 
   onConnected(): void {
     this.metrics.eslConnected.set(1);
     if (this.connections++ > 0) this.metrics.eslReconnects.inc();
+    this.hold.start();
   }
 
   onDisconnected(reason: string): void {
+    this.hold.release('disconnected');
     this.metrics.eslConnected.set(0);
     this.logger.warn({ reason }, 'event socket disconnected');
   }
@@ -152,17 +198,30 @@ export class Guard implements EslSourceListener {
 
   /** Lets event time pass without an event (called on a timer by the daemon). */
   tick(): void {
-    const policyNow = this.policyNowMs();
-    if (policyNow > 0) this.apply(this.policy.advance(policyNow * 1000));
+    this.apply(this.policy.noteClock(this.reading()));
+    this.armDeadline();
     this.metrics.trackedSources.set(this.policy.trackedSources());
+    const c = this.policy.clockStats();
+    const out = c.aheadOfWallClock + c.unconfirmedJumps + c.behind + c.steps;
+    if (out !== this.clockOutOfBound) {
+      this.clockOutOfBound = out;
+      this.logger.warn({ ...c }, 'event timestamps out of bound (a FreeSWITCH clock ahead, stepping, or one bad stamp): judged at the policy clock');
+    }
   }
 
-  /** FreeSWITCH addresses other cluster nodes saw: never banned here either. */
+  /** FreeSWITCH's addresses (from events, or other cluster nodes): never banned here. */
   addSwitchAddresses(addresses: readonly string[]): void {
-    for (const a of addresses) if (!this.switchAddresses.has(a)) this.switchAddresses.set(a, parseCidr(a));
+    const learnt: Cidr[] = [];
+    for (const a of addresses) {
+      if (this.switchAddresses.has(a)) continue;
+      const cidr = parseCidr(a);
+      this.switchAddresses.set(a, cidr);
+      if (cidr) learnt.push(cidr);
+    }
+    if (learnt.length > 0) this.recordSwitchAddresses(learnt);
   }
 
-  /** A manual ban from another node (`fsguard ban` there): into the kernel, and the policy knows it. */
+  /** A manual ban from a cluster node (`fsguard ban` there): into the kernel, and the policy knows it. */
   manualBan(target: Cidr, seconds: number, note: string): void {
     const guard = this.protectedBy(target);
     if (guard) {
@@ -176,7 +235,7 @@ export class Guard implements EslSourceListener {
     this.policy.restoreBans([existingBan({ target, expiresAtMs, comment })]);
   }
 
-  /** A manual unban from any node: out of the kernel, and a grace period (from `atMs`) in the policy. */
+  /** A manual unban from a cluster node: out of the kernel, and a grace period (from `atMs`) in the policy. */
   manualUnban(target: Cidr, atMs: number = this.nowMs()): void {
     this.known.delete(target.text);
     this.unwritten.delete(target.text);
@@ -214,7 +273,7 @@ export class Guard implements EslSourceListener {
     // A re-ban replaces the kernel timeout: never let a policy ban shorten a longer one
     // (a week-long manual ban, say) that is still running.
     const running = this.known.get(target.text);
-    // Decided from the replayed history: only what is left of it, if anything.
+    // Decided from the cluster's replayed history: only what is left of it, if anything.
     const elapsed = this.banFromEventTime ? Math.max(0, Math.floor((requestedAtMs - decision.atUs / 1000) / 1000)) : 0;
     if (elapsed >= decision.seconds) return;
     const seconds = Math.max(decision.seconds - elapsed, running ? Math.ceil((running.expiresAtMs - requestedAtMs) / 1000) : 0);
@@ -258,10 +317,23 @@ export class Guard implements EslSourceListener {
     } else if (outcome.status === 'failed') {
       this.known.delete(key);
       this.unwritten.set(key, { target, comment, expiresAtMs });
+      if (this.unwritten.size > MAX_UNWRITTEN) this.dropUnwritten();
       this.logger.error({ target: key, rule: comment.rule, outcome: outcome.status, detail: outcome.error.message, unwritten: this.unwritten.size }, 'ban not written to the kernel: will retry on the next reconcile');
+    } else if (outcome.status === 'covered') {
+      this.unwritten.delete(key);
+      this.logger.info({ target: key, rule: comment.rule, coveredBy: outcome.by }, 'ban not written: a wider prefix already banned covers it');
     } else if (outcome.status === 'refused') {
       this.logger.error({ target: key, rule: comment.rule, outcome: outcome.status, detail: outcome.message }, 'ban not written to the kernel');
     }
+  }
+
+  /** The queue of unwritten bans is full: the oldest goes (Map order is insertion order), reported. */
+  private dropUnwritten(): void {
+    const first = this.unwritten.entries().next().value;
+    if (!first) return;
+    this.unwritten.delete(first[0]);
+    this.metrics.nftErrors.inc();
+    this.logger.error({ target: first[0], rule: first[1].comment.rule, unwritten: this.unwritten.size }, `more than ${MAX_UNWRITTEN} bans wait for nft: dropped the oldest`);
   }
 
   /** Writes the bans whose earlier write failed again, with their remaining time. */
@@ -386,6 +458,8 @@ export class Guard implements EslSourceListener {
 
   /** Writes everything pending (SIGTERM), and gives the unwritten bans one more try. */
   async flush(): Promise<void> {
+    this.hold.release('stopping');
+    if (this.deadlineTimer !== null) { this.clock.clearTimeout(this.deadlineTimer); this.deadlineTimer = null; }
     await Promise.all([this.retryUnwritten(), this.writer.flush()]);
     if (this.unwritten.size > 0) {
       this.logger.error({ bans: this.unwritten.size, targets: [...this.unwritten.keys()].slice(0, LOG_SAMPLE) }, 'bans that nft failed to write are lost at exit');
