@@ -59,11 +59,11 @@ type ClusterState = 'starting' | 'replaying' | 'live' | 'down' | 'stopped';
 interface PendingEvent<M> {
   readonly seq: number;
   readonly event: KindedEvent<M>;
-  readonly deadlineMs: number;
+  deadlineMs: number;
 }
 
-/** How long own events wait for the first history replay before they are judged alone. */
-const FIRST_REPLAY_WAIT_MS = 5000;
+/** How long own events wait for the first history replay (or a Redis that does not answer) before they are judged alone. */
+const FIRST_REPLAY_WAIT_MS = 2000;
 /** Node records are refreshed (and read) this often. */
 const REGISTRY_INTERVAL_MS = 5000;
 /** Records older than this are of nodes that left: their digest is not compared. */
@@ -293,6 +293,9 @@ export class ClusterEvidence<M> {
       first ? 'cluster: history replayed; following the stream live' : 'cluster: caught up with the stream; following it live');
     this.updateConnected();
     // Own events that waited for the first replay now wait only the usual delay.
+    const latest = this.nowMs() + this.options.config.localFallbackMs;
+    for (let i = this.pendingHead; i < this.pending.length; i++) this.pending[i]!.deadlineMs = Math.min(this.pending[i]!.deadlineMs, latest);
+    if (this.fallbackTimer) { clearTimeout(this.fallbackTimer); this.fallbackTimer = null; }
     this.armFallback();
   }
 
@@ -342,16 +345,14 @@ export class ClusterEvidence<M> {
 
   private armFallback(): void {
     if (this.fallbackTimer || this.pendingHead >= this.pending.length || this.state === 'stopped') return;
-    const head = this.pending[this.pendingHead]!;
-    // Live, nothing waits longer than the usual delay (the first replay's longer wait is over).
-    const deadline = this.replayedOnce ? Math.min(head.deadlineMs, this.nowMs() + this.options.config.localFallbackMs) : head.deadlineMs;
+    const deadline = this.pending[this.pendingHead]!.deadlineMs;
     this.fallbackTimer = setTimeout(() => {
       this.fallbackTimer = null;
       const now = this.nowMs();
       let upTo = -1;
       for (let i = this.pendingHead; i < this.pending.length; i++) {
         const p = this.pending[i]!;
-        if (p.deadlineMs > now && !(this.replayedOnce && i === this.pendingHead)) break;
+        if (p.deadlineMs > now) break;
         upTo = p.seq;
       }
       if (upTo !== -1) this.judgePendingUpTo(upTo, 'slow');

@@ -2,10 +2,13 @@
 // test server, its own nft table (in the test's network namespace) and its own metrics port.
 // Plus the sofia events of password guesses, stamped with the test's own clock.
 import type { Test } from 'tap';
+import { clusterCodec, MESSAGE_FIELD } from '../../lib/cluster/codec.js';
+import type { AuthEvent } from '../../lib/events/auth-event.js';
 import { DaemonProcess, writeConfig, type LogLine } from './daemon-process.js';
 import { EslTestServer } from './esl-server.js';
 import { deleteTableIfExists, kernelElements, uniqueTableName } from './nft-kernel.js';
-import type { TestRedis } from './redis-server.js';
+import { netnsSkipReason } from './netns.js';
+import { redisSkipReason, TestRedis } from './redis-server.js';
 
 export const STREAM = 'fsguard:test';
 
@@ -47,10 +50,11 @@ export async function startNode(t: Test, name: string, index: number, o: NodeOpt
     await server.close();
     deleteTableIfExists('inet', table);
   });
-  const metricsLine = await daemon.waitForLog(`${name}: metrics port`, (l) => l.msg === 'metrics at /metrics');
+  // Generous deadlines: on a loaded 2-core machine a daemon can take many seconds to start.
+  const metricsLine = await daemon.waitForLog(`${name}: metrics port`, (l) => l.msg === 'metrics at /metrics', 60_000);
   node.metricsPort = Number(metricsLine.port);
-  await server.waitForSubscriptions(1);
-  await daemon.waitForLog(`${name}: ready`, ready, 15_000);
+  await server.waitForSubscriptions(1, 60_000);
+  await daemon.waitForLog(`${name}: ready`, ready, 60_000);
   return node;
 }
 
@@ -104,7 +108,7 @@ export function hasElement(node: ClusterNode, key: string, set = 'banned4'): boo
 }
 
 /** Polls until `check` holds or `timeoutMs` passes; returns whether it held. */
-export async function eventually(check: () => boolean | Promise<boolean>, timeoutMs = 10_000): Promise<boolean> {
+export async function eventually(check: () => boolean | Promise<boolean>, timeoutMs = 30_000): Promise<boolean> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     if (await check()) return true;
@@ -118,3 +122,41 @@ export async function startRedisCluster(t: Test, redis: TestRedis, names: readon
   for (const [i, name] of names.entries()) nodes.push(await startNode(t, name, i, { redisUrl: redis.url, ...o }));
   return nodes;
 }
+
+/** Tap options: the cluster tests need the test namespace and redis-server. */
+export function clusterTestOptions(): { skip: string | false } {
+  return { skip: netnsSkipReason() ?? redisSkipReason() ?? false };
+}
+
+export const nowUs = (): number => Date.now() * 1000;
+/** `n` guesses `spacingS` apart, the last one now (all in the past: no event runs ahead of the clock). */
+export const guessTimes = (n: number, spacingS: number): number[] => Array.from({ length: n }, (_, i) => nowUs() - Math.round((n - 1 - i) * spacingS * 1e6));
+
+/** A test Redis (optionally with an ACL user), stopped at the end of the test. */
+export async function redisFor(t: Test, acl: { user: string; password: string } | null = null): Promise<TestRedis> {
+  const redis = await TestRedis.start(acl);
+  t.teardown(() => redis.stop());
+  return redis;
+}
+
+/** The stream's events as every node reads them, decoded, in order. */
+export async function streamEvents(redis: TestRedis): Promise<AuthEvent[]> {
+  const client = redis.client();
+  try {
+    const entries = await client.xrange(STREAM, '-', '+');
+    const codec = clusterCodec();
+    const out: AuthEvent[] = [];
+    for (const [, fields] of entries) {
+      const entry = codec.decodeEntry(fields[fields.indexOf(MESSAGE_FIELD) + 1]!);
+      if (!entry.ok) throw new Error(entry.reason);
+      for (const line of entry.lines) {
+        const d = codec.decodeBody(line);
+        if (d.ok && d.body.type === 'event') out.push(d.body.event);
+      }
+    }
+    return out;
+  } finally {
+    client.disconnect();
+  }
+}
+
