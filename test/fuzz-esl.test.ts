@@ -44,6 +44,7 @@ class MemoryWriter implements BanWriter {
     this.banned.push(target);
     return Promise.resolve({ status: 'written' });
   }
+  unban(_target: Cidr): Promise<ElementOutcome> { return Promise.resolve({ status: 'not-banned' }); }
   flush(): Promise<void> { return Promise.resolve(); }
 }
 

@@ -20,12 +20,19 @@ export interface BanWriter {
   recordSwitchAddresses?(addresses: readonly Cidr[], seconds: number): Promise<NftExecution>;
   list(): Promise<KernelBanList>;
   ban(target: Cidr, seconds: number, comment: BanComment): Promise<ElementOutcome>;
+  unban(target: Cidr): Promise<ElementOutcome>;
   flush(): Promise<void>;
 }
 
 export interface GuardOptions {
   /** CIDRs that must never be written to the kernel, whatever the policy says. */
   readonly allow: readonly string[];
+  /**
+   * A ban runs from the time of the event that decided it, not from the moment it is written:
+   * a ban decided while replaying the cluster's history has only its remaining time left (or
+   * none). Off for a single node, whose events are judged as they happen.
+   */
+  readonly banFromEventTime?: boolean;
 }
 
 /** What the guard believes is in the kernel, and since when. */
@@ -83,6 +90,7 @@ export class Guard implements EslSourceListener {
   private readonly hold: SeedingHold;
   /** Clock events out of bound, as last logged. */
   private clockOutOfBound = 0;
+  private readonly banFromEventTime: boolean;
 
   constructor(
     private policy: Policy,
@@ -95,6 +103,7 @@ export class Guard implements EslSourceListener {
   ) {
     this.allow = options.allow.map((a) => parseCidr(a)).filter((c): c is Cidr => c !== null);
     this.banLogger = unredacted(logger);
+    this.banFromEventTime = options.banFromEventTime ?? false;
     this.hold = new SeedingHold(clock, (e) => this.judge(e), (why, held) => {
       if (why !== 'registrations') this.logger.warn({ held, reason: why }, 'judging events held at connect without the live registrations');
     });
@@ -118,14 +127,7 @@ export class Guard implements EslSourceListener {
   onEvent(event: AuthEvent): void {
     if (event.switchAddresses !== this.lastSwitchAddresses) {
       this.lastSwitchAddresses = event.switchAddresses;
-      const learnt: Cidr[] = [];
-      for (const a of event.switchAddresses) {
-        if (this.switchAddresses.has(a)) continue;
-        const cidr = parseCidr(a);
-        this.switchAddresses.set(a, cidr);
-        if (cidr) learnt.push(cidr);
-      }
-      if (learnt.length > 0) this.recordSwitchAddresses(learnt);
+      this.addSwitchAddresses(event.switchAddresses);
     }
     // At (re)connect, nothing is judged before the live registrations are known.
     if (this.hold.active) { this.hold.add(event); return; }
@@ -218,6 +220,42 @@ export class Guard implements EslSourceListener {
     }
   }
 
+  /** FreeSWITCH's addresses (from events, or other cluster nodes): never banned here. */
+  addSwitchAddresses(addresses: readonly string[]): void {
+    const learnt: Cidr[] = [];
+    for (const a of addresses) {
+      if (this.switchAddresses.has(a)) continue;
+      const cidr = parseCidr(a);
+      this.switchAddresses.set(a, cidr);
+      if (cidr) learnt.push(cidr);
+    }
+    if (learnt.length > 0) this.recordSwitchAddresses(learnt);
+  }
+
+  /** A manual ban from a cluster node (`fsguard ban` there): into the kernel, and the policy knows it. */
+  manualBan(target: Cidr, seconds: number, note: string): void {
+    const guard = this.protectedBy(target);
+    if (guard) {
+      this.logger.error({ target: target.text, protectedBy: guard }, 'refused a manual ban from the cluster: the address is protected here');
+      return;
+    }
+    const running = this.known.get(target.text);
+    const comment: BanComment = { rule: 'manual', offences: (running?.comment.offences ?? 0) + 1, ...(note ? { note } : {}) };
+    const expiresAtMs = this.nowMs() + seconds * 1000;
+    void this.writeBan(target, seconds, comment, expiresAtMs);
+    this.policy.restoreBans([existingBan({ target, expiresAtMs, comment })]);
+  }
+
+  /** A manual unban from a cluster node: out of the kernel, and a grace period (from `atMs`) in the policy. */
+  manualUnban(target: Cidr, atMs: number = this.nowMs()): void {
+    this.known.delete(target.text);
+    this.unwritten.delete(target.text);
+    void this.writer.unban(target).then((outcome) => {
+      if (outcome.status === 'failed') this.logger.error({ target: target.text, detail: outcome.error.message }, 'unban from the cluster not written to the kernel');
+    });
+    this.policy.manualUnban(target, atMs * 1000);
+  }
+
   // ---- policy → nft ----------------------------------------------------------------------
 
   private apply(out: PolicyOutput): void {
@@ -246,7 +284,10 @@ export class Guard implements EslSourceListener {
     // A re-ban replaces the kernel timeout: never let a policy ban shorten a longer one
     // (a week-long manual ban, say) that is still running.
     const running = this.known.get(target.text);
-    const seconds = Math.max(decision.seconds, running ? Math.ceil((running.expiresAtMs - requestedAtMs) / 1000) : 0);
+    // Decided from the cluster's replayed history: only what is left of it, if anything.
+    const elapsed = this.banFromEventTime ? Math.max(0, Math.floor((requestedAtMs - decision.atUs / 1000) / 1000)) : 0;
+    if (elapsed >= decision.seconds) return;
+    const seconds = Math.max(decision.seconds - elapsed, running ? Math.ceil((running.expiresAtMs - requestedAtMs) / 1000) : 0);
     // The write is queued first (it leaves on this turn's setImmediate): the log line and
     // the metrics are not on the way from the deciding event to the kernel.
     void this.writeBan(target, seconds, comment, requestedAtMs + seconds * 1000);
