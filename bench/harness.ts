@@ -112,6 +112,8 @@ export interface DaemonOptions {
   readonly nft?: Record<string, unknown>;
   /** Extra node flags for the daemon (e.g. --cpu-prof). */
   readonly nodeArgs?: readonly string[];
+  /** Further config sections (e.g. `cluster`, for bench/cluster.ts). */
+  readonly config?: Record<string, unknown>;
 }
 
 /** `fsguard run` as the operator starts it, with its log going to a file (as journald would take it). */
@@ -131,6 +133,7 @@ export class Daemon {
       policy: o.policy ?? {},
       metrics: { enabled: true, host: '127.0.0.1', port: o.metricsPort },
       log: { level: 'info' },
+      ...o.config,
     }), { mode: 0o600 });
     const logPath = join(dir, 'daemon.log');
     const log = openSync(logPath, 'w');
@@ -228,6 +231,31 @@ export function deleteTable(table: string): void {
   nft(['delete', 'table', 'inet', table]);
 }
 
+
+/**
+ * `nft monitor new elements`: the hrtime at which each address first showed up in a set
+ * (the kernel's netlink notification, read as soon as nft prints it).
+ */
+export class ElementMonitor {
+  readonly firstSeen = new Map<string, number>();
+  private readonly child: ChildProcess;
+
+  constructor(table: string) {
+    this.child = spawn('stdbuf', ['-oL', 'nft', 'monitor', 'new', 'elements'], { stdio: ['ignore', 'pipe', 'ignore'] });
+    createInterface({ input: this.child.stdout! }).on('line', (line) => {
+      const t = nowNs();
+      if (process.env.FSGUARD_BENCH_DEBUG) process.stderr.write(`monitor: ${line}\n`);
+      // `add element …`, or `create element …` for elements written with create.
+      if (!/^(?:add|create) element inet /.test(line) || !line.includes(` inet ${table} `)) return;
+      const m = /\{ ([0-9a-f.:]+)[ /]/.exec(line);
+      if (m && !this.firstSeen.has(m[1]!)) this.firstSeen.set(m[1]!, t);
+    });
+  }
+
+  stop(): void {
+    this.child.kill('SIGTERM');
+  }
+}
 
 /**
  * Whether the kernel drops traffic from one address now, asked of the datapath itself: the

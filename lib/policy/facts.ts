@@ -15,6 +15,8 @@ export class HostFactsView implements HostFacts {
   /** Explain and status want exact values; the verdict may skip work that cannot ban. */
   private exact = false;
   private worstDone = false;
+  /** Read by every rule's scope: computed once per judgement. */
+  private provenNow = false;
   private worstUserValue = '';
   private worstValue = 0;
 
@@ -27,11 +29,12 @@ export class HostFactsView implements HostFacts {
     this.prefix = prefix;
     this.exact = exact;
     this.worstDone = false;
+    this.provenNow = s.provenUntilUs > now;
     return this;
   }
 
   get key(): string { return this.s.key; }
-  get proven(): boolean { return this.s.isProven(this.now); }
+  get proven(): boolean { return this.provenNow; }
   get answered(): boolean { return this.s.answered; }
   get inProvenPrefix(): boolean { return this.prefix !== null && this.prefix.provenUntilUs > this.now; }
   get scannerUserAgent(): string { return this.s.scannerUa; }

@@ -108,6 +108,8 @@ interface RuleBase<F> {
   readonly nearMiss: boolean;
   /** Reads answered failures only: on UDP they can be forged (see forgedFailureShieldUsers). */
   readonly answeredFailures: boolean;
+  /** The real-world situation it answers (docs/policy.md). */
+  readonly situation: string;
 }
 
 export interface HostRule extends RuleBase<HostFacts> {
@@ -142,6 +144,7 @@ export const HOST_RULES: readonly HostRule[] = [
     reason: (f) => `user agent ${quoted(f.scannerUserAgent)} is a SIP attack tool, sent from ${who(f)}`,
     explain: (f) => (f.scannerUserAgent !== '' ? `attack-tool user agent ${quoted(f.scannerUserAgent)} seen` : 'no attack-tool user agent seen'),
     nearMiss: false, answeredFailures: false,
+    situation: 'scanners announce themselves (friendly-scanner, sipvicious, sipcli, …): banned at the first packet; never a proven site (a forged agent on a forged packet)',
   },
   {
     id: 'brute_force', scope: 'unproven_source', fact: 'failuresShort', keys: ['bruteForceFailures', 'shortWindowSeconds'],
@@ -150,6 +153,7 @@ export const HOST_RULES: readonly HostRule[] = [
     reason: (f, s) => `${s.bruteForceFailures} answered authentication failures within ${humanSeconds(s.shortWindowSeconds)} (users ${f.sampleUsers.slice(0, 4).join(', ') || 'unknown'}) from ${who(f)}`,
     explain: (_f, s) => `answered failures, in the last ${humanSeconds(s.shortWindowSeconds)}`,
     nearMiss: true, answeredFailures: true,
+    situation: 'a password cracker, at any rate above one guess per 10 s',
   },
   {
     id: 'credential_scan', scope: 'unproven_source', fact: 'failingUsers', keys: ['credentialScanUsers', 'credentialScanUsersPerSiteUser', 'longWindowSeconds'],
@@ -158,6 +162,7 @@ export const HOST_RULES: readonly HostRule[] = [
     reason: (f, s) => `${f.failingUsers} distinct users failed authentication and none succeeded, from ${who(f)} (tolerance ${credentialScanTolerance(s, f.workingUsers) - 1})`,
     explain: (f, s) => `distinct users failing and never succeeding here (${s.credentialScanUsers} + ${s.credentialScanUsersPerSiteUser} × ${f.workingUsers} working users)`,
     nearMiss: true, answeredFailures: true,
+    situation: 'one guessed password per extension, at any rate',
   },
   {
     // A host of an IPv6 subnet where a proven host lives is probably one of the site's own
@@ -169,6 +174,7 @@ export const HOST_RULES: readonly HostRule[] = [
     reason: (f, s) => `${s.slowGuessingFailures} answered authentication failures within ${humanSeconds(s.longWindowSeconds)}, below any short window, from ${who(f)}`,
     explain: (_f, s) => `answered failures, in the last ${humanSeconds(s.longWindowSeconds)}`,
     nearMiss: true, answeredFailures: true,
+    situation: 'guessing below any short window (one guess every 90 s or slower)',
   },
   {
     id: 'pipelined_cracker', scope: 'unproven_source', fact: 'sameUserRun', keys: ['sameUserChallenges', 'answerTimeoutSeconds'],
@@ -177,6 +183,7 @@ export const HOST_RULES: readonly HostRule[] = [
     reason: (f, s) => `${f.sameUserRun} requests in a row for user ${f.sameUserRunUser}, each within ${humanSeconds(s.answerTimeoutSeconds)} of the last, from ${who(f)}: a pipelined password cracker (a phone sends one at a time)`,
     explain: (f, s) => `challenges in a row for user ${quoted(f.sameUserRunUser)}, each within ${humanSeconds(s.answerTimeoutSeconds)} of the last`,
     nearMiss: false, answeredFailures: false,
+    situation: 'a cracker pipelining requests (1000/s) is banned before its answers arrive',
   },
   {
     // Nothing is concluded before an answer could have come back: the oldest challenge must
@@ -190,6 +197,7 @@ export const HOST_RULES: readonly HostRule[] = [
     reason: (f) => `${f.pendingChallenges} challenges outstanding, the oldest unanswered for ${humanSeconds(Math.round(f.oldestPendingAgeUs / 1000) / 1000)}, longer than any answer of its link, from ${who(f)}: a scanner or INVITE flood`,
     explain: (f) => `challenges outstanding, none answered lately, the oldest for ${humanSeconds(Math.round(f.oldestPendingAgeUs / 1000) / 1000)} (counts from ${humanSeconds(Math.round(f.answerWaitUs / 1000) / 1000)})`,
     nearMiss: false, answeredFailures: false,
+    situation: 'scanners and INVITE floods that never answer, banned as soon as an answer over the slowest link (RTT 1.5 s) is overdue; a site on a congested link keeps answering, so it never is',
   },
   {
     id: 'unanswered_challenges', scope: 'unproven_source', fact: 'unansweredShort', keys: ['unansweredChallenges', 'shortWindowSeconds', 'answerTimeoutSeconds'],
@@ -198,6 +206,7 @@ export const HOST_RULES: readonly HostRule[] = [
     reason: (_f, s) => `${s.unansweredChallenges} challenges left unanswered within ${humanSeconds(s.shortWindowSeconds)} from a source that never proved itself legitimate: an extension scanner or toll-fraud INVITE flood`,
     explain: (_f, s) => `challenges unanswered after ${humanSeconds(s.answerTimeoutSeconds)}, in the last ${humanSeconds(s.shortWindowSeconds)}`,
     nearMiss: true, answeredFailures: false,
+    situation: 'extension scanners and toll-fraud INVITE floods, which never answer the 401/407',
   },
   {
     id: 'slow_unanswered_challenges', scope: 'unproven_source', fact: 'unansweredLong', keys: ['slowUnansweredChallenges', 'longWindowSeconds'],
@@ -206,6 +215,7 @@ export const HOST_RULES: readonly HostRule[] = [
     reason: (_f, s) => `${s.slowUnansweredChallenges} challenges left unanswered within ${humanSeconds(s.longWindowSeconds)} from a source that never proved itself legitimate: a slow scanner`,
     explain: (_f, s) => `unanswered challenges, in the last ${humanSeconds(s.longWindowSeconds)}`,
     nearMiss: true, answeredFailures: false,
+    situation: 'a slow scanner',
   },
   {
     id: 'foothold_credential_scan', scope: 'proven_site', fact: 'failingUsers', keys: ['credentialScanUsers', 'credentialScanUsersPerSiteUser', 'longWindowSeconds'],
@@ -214,6 +224,7 @@ export const HOST_RULES: readonly HostRule[] = [
     reason: (f, s) => `${f.failingUsers} distinct users failed authentication from ${f.key} and never succeeded there, more than a site with ${f.workingUsers} working users explains (tolerance ${credentialScanTolerance(s, f.workingUsers) - 1}): a scan through a foothold account`,
     explain: (f, s) => `distinct users failing and never succeeding here (${s.credentialScanUsers} + ${s.credentialScanUsersPerSiteUser} × ${f.workingUsers} working users)`,
     nearMiss: true, answeredFailures: true,
+    situation: 'a stolen account used as a foothold to scan other extensions; a 500-phone site with a few stale phones, or a shift start where one in five mistypes, stays far below',
   },
   {
     id: 'proven_source_brute_force', scope: 'proven_site', fact: 'worstUserFailuresShort', keys: ['provenBruteForceFailures', 'shortWindowSeconds'],
@@ -222,6 +233,7 @@ export const HOST_RULES: readonly HostRule[] = [
     reason: (f, s) => `user ${f.worstUser} failed authentication about ${s.provenBruteForceFailures} times within ${humanSeconds(s.shortWindowSeconds)} from ${f.key}, far faster than any phone retries: password cracking through a site address`,
     explain: (_f, s) => `failures of one user at a proven site, in the last ${humanSeconds(s.shortWindowSeconds)}`,
     nearMiss: false, answeredFailures: true,
+    situation: 'password cracking through the address of a site: no phone retries that fast',
   },
 ];
 
@@ -234,6 +246,7 @@ export const PREFIX_RULES: readonly PrefixRule[] = [
     reason: (f) => `attack-tool user agent ${quoted(f.scannerUserAgent)} from ${f.scannerAddresses} addresses of ${f.key}, none proven legitimate: address rotation`,
     explain: () => 'addresses with an attack-tool user agent',
     nearMiss: false, answeredFailures: false,
+    situation: 'an attack tool rotating addresses inside its /64',
   },
   {
     id: 'ipv6_prefix_brute_force', scope: 'ipv6_prefix', fact: 'failuresShort', keys: ['bruteForceFailures', 'shortWindowSeconds'],
@@ -242,6 +255,7 @@ export const PREFIX_RULES: readonly PrefixRule[] = [
     reason: (f, s) => `${s.bruteForceFailures} answered authentication failures within ${humanSeconds(s.shortWindowSeconds)} ${spread(f)}: address rotation`,
     explain: (_f, s) => `answered failures in the last ${humanSeconds(s.shortWindowSeconds)}`,
     nearMiss: true, answeredFailures: true,
+    situation: 'a cracker rotating addresses inside its /64',
   },
   {
     id: 'ipv6_prefix_credential_scan', scope: 'ipv6_prefix', fact: 'failingUsers', keys: ['credentialScanUsers', 'longWindowSeconds'],
@@ -250,6 +264,7 @@ export const PREFIX_RULES: readonly PrefixRule[] = [
     reason: (f) => `${f.failingUsers} distinct users failed authentication ${spread(f)}: address rotation`,
     explain: () => 'distinct failing users',
     nearMiss: true, answeredFailures: true,
+    situation: 'a credential scan rotating addresses',
   },
   {
     id: 'ipv6_prefix_slow_guessing', scope: 'ipv6_prefix', fact: 'failuresLong', keys: ['slowGuessingFailures', 'longWindowSeconds'],
@@ -258,6 +273,7 @@ export const PREFIX_RULES: readonly PrefixRule[] = [
     reason: (f, s) => `${s.slowGuessingFailures} answered authentication failures within ${humanSeconds(s.longWindowSeconds)} ${spread(f)}: slow guessing with address rotation`,
     explain: (_f, s) => `answered failures in the last ${humanSeconds(s.longWindowSeconds)}`,
     nearMiss: true, answeredFailures: true,
+    situation: 'slow guessing rotating addresses',
   },
   {
     id: 'ipv6_prefix_unanswered_challenges', scope: 'ipv6_prefix', fact: 'unansweredShort', keys: ['unansweredChallenges', 'shortWindowSeconds'],
@@ -266,6 +282,7 @@ export const PREFIX_RULES: readonly PrefixRule[] = [
     reason: (f, s) => `${s.unansweredChallenges} challenges left unanswered within ${humanSeconds(s.shortWindowSeconds)} ${spread(f)}: scanning with address rotation`,
     explain: (_f, s) => `unanswered challenges in the last ${humanSeconds(s.shortWindowSeconds)}`,
     nearMiss: true, answeredFailures: false,
+    situation: 'a scanner rotating addresses',
   },
   {
     id: 'ipv6_prefix_slow_unanswered_challenges', scope: 'ipv6_prefix', fact: 'unansweredLong', keys: ['slowUnansweredChallenges', 'longWindowSeconds'],
@@ -274,8 +291,13 @@ export const PREFIX_RULES: readonly PrefixRule[] = [
     reason: (f, s) => `${s.slowUnansweredChallenges} challenges left unanswered within ${humanSeconds(s.longWindowSeconds)} ${spread(f)}`,
     explain: (_f, s) => `unanswered challenges in the last ${humanSeconds(s.longWindowSeconds)}`,
     nearMiss: true, answeredFailures: false,
+    situation: 'a slow scanner rotating addresses',
   },
 ];
+
+/** The host rules by scope, in table order (the verdict reads only the rows that can apply). */
+const UNPROVEN_RULES: readonly HostRule[] = HOST_RULES.filter((r) => r.scope === 'unproven_source');
+const SITE_RULES: readonly HostRule[] = HOST_RULES.filter((r) => r.scope === 'proven_site');
 
 /** The whole table, host rules first (docs and `fsguard policy` list it in this order). */
 export const RULES: readonly Rule[] = [...HOST_RULES, ...PREFIX_RULES];
@@ -317,8 +339,10 @@ export function prefixJudged(f: PrefixFacts, s: PolicySettings): boolean {
  * bans on answered failures (they can be forged), so rules reading only them do not ban.
  */
 export function hostVerdict(f: HostFacts, s: PolicySettings, skipAnsweredFailures = false): Verdict | null {
-  for (const r of HOST_RULES) {
-    if (!hostScopeHolds(r, f) || (skipAnsweredFailures && r.answeredFailures)) continue;
+  const rules = f.proven ? SITE_RULES : UNPROVEN_RULES;
+  for (let i = 0; i < rules.length; i++) {
+    const r = rules[i]!;
+    if (skipAnsweredFailures && r.answeredFailures) continue;
     if (r.value(f) >= r.threshold(s, f) && (r.when === null || r.when(f, s))) return { rule: r.id, reason: r.reason(f, s) };
   }
   return null;
@@ -326,8 +350,10 @@ export function hostVerdict(f: HostFacts, s: PolicySettings, skipAnsweredFailure
 
 /** The host rules that would hold if the site were not shielded (the forged_failures alert). */
 export function shieldedVerdict(f: HostFacts, s: PolicySettings): Verdict | null {
-  for (const r of HOST_RULES) {
-    if (!hostScopeHolds(r, f) || !r.answeredFailures) continue;
+  const rules = f.proven ? SITE_RULES : UNPROVEN_RULES;
+  for (let i = 0; i < rules.length; i++) {
+    const r = rules[i]!;
+    if (!r.answeredFailures) continue;
     if (r.value(f) >= r.threshold(s, f) && (r.when === null || r.when(f, s))) return { rule: r.id, reason: r.reason(f, s) };
   }
   return null;
@@ -346,8 +372,10 @@ export function prefixVerdict(f: PrefixFacts, s: PolicySettings): Verdict | null
  * threshold (and at least 2), not yet over it. The same numbers explain prints.
  */
 export function hostNearMiss(f: HostFacts, s: PolicySettings): RuleStatus | null {
-  for (const r of HOST_RULES) {
-    if (!r.nearMiss || !hostScopeHolds(r, f)) continue;
+  const rules = f.proven ? SITE_RULES : UNPROVEN_RULES;
+  for (let i = 0; i < rules.length; i++) {
+    const r = rules[i]!;
+    if (!r.nearMiss) continue;
     const v = r.value(f);
     const t = r.threshold(s, f);
     if (v >= 2 && v >= s.nearMissFraction * t && v < t && (r.when === null || r.when(f, s))) {
