@@ -4,6 +4,7 @@
 // with every ban's remaining time, a ban lifted by hand (`fsguard unban`) gives the source
 // a grace period, a ban added by hand is respected by the policy.
 import type { AuthEvent, LiveRegistration } from '../events/auth-event.js';
+import type { CallEvent } from '../events/call-event.js';
 import type { EslDropReason, EslSourceListener, AuthRejection } from '../esl/index.js';
 import { cidrsOverlap, parseCidr, type Cidr } from '../net/ip.js';
 import type { BanComment, ElementOutcome, KernelBan, KernelBanList } from '../nft/index.js';
@@ -103,6 +104,18 @@ export class Guard implements EslSourceListener {
     this.apply(this.policy.observe(event));
   }
 
+  onCallEvent(event: CallEvent): void {
+    this.metrics.callsTotal.inc({ profile: event.profile, outcome: event.outcome });
+    this.onSwitchAddresses(event.switchAddresses);
+    this.apply(this.policy.observeCall(event));
+  }
+
+  private onSwitchAddresses(addresses: readonly string[]): void {
+    if (addresses === this.lastSwitchAddresses) return;
+    this.lastSwitchAddresses = addresses;
+    for (const a of addresses) if (!this.switchAddresses.has(a)) this.switchAddresses.set(a, parseCidr(a));
+  }
+
   onEventReceived(subclass: string, profile: string): void {
     this.metrics.eventReceived(subclass, profile);
   }
@@ -190,6 +203,7 @@ export class Guard implements EslSourceListener {
         users: e.users.length > LOG_SAMPLE ? e.users.slice(0, LOG_SAMPLE) : e.users,
         userAgents: e.userAgents.length > LOG_SAMPLE ? e.userAgents.slice(0, LOG_SAMPLE) : e.userAgents,
         ...(e.addresses !== undefined ? { addresses: e.addresses } : {}),
+        ...(e.calls !== undefined ? { calls: { calls: e.calls.calls, probingCalls: e.calls.probingCalls, answeredCalls: e.calls.answeredCalls, distinctNumbers: e.calls.distinctNumbers, numbers: e.calls.numbers.slice(0, LOG_SAMPLE * 2) } } : {}),
         firstSeen: new Date(e.firstSeenUs / 1000).toISOString(),
         lastSeen: new Date(e.lastSeenUs / 1000).toISOString(),
       },
@@ -238,6 +252,8 @@ export class Guard implements EslSourceListener {
       profile: alert.profile,
       ...(alert.user !== undefined ? { user: alert.user } : {}),
       ...(alert.userAgent !== undefined ? { userAgent: alert.userAgent } : {}),
+      ...(alert.account !== undefined ? { account: alert.account } : {}),
+      ...(alert.numbers !== undefined ? { numbers: alert.numbers } : {}),
     }, alert.message);
   }
 

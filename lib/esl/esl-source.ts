@@ -1,9 +1,11 @@
 // The event source: keeps one event-socket connection to FreeSWITCH alive, subscribes to the
-// sofia auth events, and hands each one to the listener as a typed AuthEvent.
+// sofia auth events and to CHANNEL_HANGUP_COMPLETE (one per finished call: the only channel
+// event the call rules need), and hands each one to the listener as a typed AuthEvent or
+// CallEvent.
 //
 // Connection lifecycle:
 //   connect → auth/request → `auth <password>` → `+OK accepted`
-//     → `event json HEARTBEAT CUSTOM <auth subclasses>` and `api show registrations as json`
+//     → `event json HEARTBEAT CHANNEL_HANGUP_COMPLETE CUSTOM <auth subclasses>` and `api show registrations as json`
 //     → ready (onConnected, onRegistrations) → events … → closed (onDisconnected) → retry.
 // Retries: capped exponential backoff with jitter while FreeSWITCH is down or restarting (so
 // it is back within ~reconnectMaxMs of FreeSWITCH), but a wrong password or an ACL rejection
@@ -11,6 +13,7 @@
 // heartbeatTimeoutMs (FreeSWITCH sends HEARTBEAT every 20 s) means a dead or hung peer: the
 // connection is destroyed and made again. Every new connection subscribes again.
 import type { AuthEvent, DropReason, LiveRegistration, NormalizeResult } from '../events/auth-event.js';
+import { CALL_EVENT_NAME, isCallEventName, normalizeCallEvent, type CallDropReason, type CallEvent } from '../events/call-event.js';
 import { createEventBodyReader } from '../events/line-scanner.js';
 import { AddressMemo, AUTH_SUBCLASSES, normalizeEvent, normalizePreparsed, PreparsedEvent, SwitchAddressMemo, type NormalizeOptions } from '../events/normalize.js';
 import { ReconnectBackoff } from './backoff.js';
@@ -25,16 +28,21 @@ import { parseRegistrations, REGISTRATIONS_API_COMMAND } from './registrations.j
  * HEARTBEAT must come before it (modesl's own `subscribe` would append BACKGROUND_JOB and
  * CHANNEL_EXECUTE_COMPLETE after CUSTOM, where they would be taken as subclasses).
  */
-export const SUBSCRIPTION_COMMAND = `event json HEARTBEAT CUSTOM ${AUTH_SUBCLASSES.join(' ')}`;
+export const SUBSCRIPTION_COMMAND = `event json HEARTBEAT ${CALL_EVENT_NAME} CUSTOM ${AUTH_SUBCLASSES.join(' ')}`;
 
 /** Why an event or frame did not become an AuthEvent; the `reason` label of drop metrics. */
-export type EslDropReason = DropReason | FrameDropReason;
+export type EslDropReason = DropReason | CallDropReason | FrameDropReason;
 
 export type AuthRejection = 'invalid_password' | 'acl_rejected';
 
 export interface EslSourceListener {
   onEvent(event: AuthEvent): void;
-  /** Every sofia auth event received, before filtering: for events_total{subclass,profile}. */
+  /**
+   * One finished inbound call (CHANNEL_HANGUP_COMPLETE of a watched profile). A listener
+   * without it (fsguard check) only has the calls counted by onEventReceived.
+   */
+  onCallEvent?(event: CallEvent): void;
+  /** Every sofia auth event and CHANNEL_HANGUP_COMPLETE received, before filtering: for events_total{subclass,profile}. */
   onEventReceived(subclass: string, profile: string): void;
   onDropped(reason: EslDropReason, detail: string): void;
   /** The registrations FreeSWITCH holds, asked for on every (re)connect. */
@@ -332,7 +340,8 @@ export class EslEventSource {
         this.onPreparsed(fast);
         return;
       }
-      if (fast !== null) {
+      // A call event needs headers the body reader does not extract: JSON.parse reads it whole.
+      if (fast !== null && !isCallEventName((fast as { readonly 'Event-Name'?: unknown })['Event-Name'])) {
         this.onEventHeaders(fast);
         return;
       }
@@ -365,6 +374,10 @@ export class EslEventSource {
       const h = headers as Readonly<Record<string, unknown>>;
       const name = h['Event-Name'];
       if (name === 'HEARTBEAT') return;
+      if (isCallEventName(name)) {
+        this.onCallHeaders(h);
+        return;
+      }
       const subclass = h['Event-Subclass'];
       if (name === 'CUSTOM' && typeof subclass === 'string' && (AUTH_SUBCLASSES as readonly string[]).includes(subclass)) {
         const profile = h['profile-name'];
@@ -378,6 +391,26 @@ export class EslEventSource {
       }
     }
     this.onNormalized(normalizeEvent(headers, this.normalizeOptions));
+  }
+
+  private onCallHeaders(h: Readonly<Record<string, unknown>>): void {
+    const profile = h['variable_sofia_profile_name'];
+    try {
+      this.listener.onEventReceived(CALL_EVENT_NAME, typeof profile === 'string' ? profile : '');
+    } catch (err) {
+      this.listenerThrew(err);
+    }
+    const result = normalizeCallEvent(h, this.normalizeOptions);
+    if (!result.ok) {
+      this.dropped(result.reason, result.detail);
+      return;
+    }
+    if (this.listener.onCallEvent === undefined) return;
+    try {
+      this.listener.onCallEvent(result.event);
+    } catch (err) {
+      this.listenerThrew(err);
+    }
   }
 
   private onNormalized(result: NormalizeResult): void {

@@ -1,5 +1,6 @@
 // The effective policy in plain words with its numbers, for `fsguard policy`: an operator
 // should be able to read what gets banned, when, and for how long, without opening the code.
+import { describeCallRules } from './calls/describe.js';
 import { POLICY_KEYS, policyKnobDoc, settingsForProfile, type PolicyKey, type PolicySettings } from './settings.js';
 
 function dur(seconds: number): string {
@@ -40,6 +41,8 @@ export function describePolicy(s: PolicySettings): string[] {
     ? `  proven_source_brute_force one user failing ${s.provenBruteForceFailures} times within about ${dur(s.shortWindowSeconds)} (no phone retries that fast)`
     : '  proven_source_brute_force disabled');
   say(`  A user failing ${s.misprovisionedFailures}+ times there without success is a misprovisioned_device alert, not a ban; unanswered challenges there are a spoofed_challenges alert.`);
+  say('');
+  for (const line of describeCallRules(s)) say(line);
   say('');
   say(`IPv6: evidence from unproven hosts is also added up per /${s.ipv6PrefixLength}; the prefix is banned (rules ipv6_prefix_*) by the same thresholds once the evidence comes from ${s.prefixMinAddresses}+ addresses, never when a proven host lives in it.`);
   say('');

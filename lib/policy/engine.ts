@@ -15,6 +15,8 @@
 //   - IPv6 evidence from unproven hosts is also aggregated per prefix (/64 by default), so an
 //     attacker rotating addresses is banned as a prefix unless a proven host lives in it.
 import type { AuthEvent, LiveRegistration } from '../events/auth-event.js';
+import type { CallEvent } from '../events/call-event.js';
+import { CallPolicy, type CallEvidenceSummary } from './calls/call-policy.js';
 import { cidrContainsIp, cidrsOverlap, ipv6PrefixText, parseCidr, parseIp, type Cidr, type IpAddress } from '../net/ip.js';
 import { countOf, fnv1a32, WindowCounter } from './counters.js';
 import { settingsForProfile, policySettingsProblems, type PolicySettings } from './settings.js';
@@ -665,6 +667,8 @@ export class RatePolicy implements Policy {
   private provenInserts = 0;
   private prefixInserts = 0;
   private prefixSerials = 0;
+  /** The call rules (lib/policy/calls): their evidence; bans go through ban() like the rest. */
+  private readonly calls: CallPolicy;
 
   constructor(
     settings: PolicySettings,
@@ -676,6 +680,7 @@ export class RatePolicy implements Policy {
     // Queue-wide and memory knobs come from the base: a packet's answer cannot depend on its profile.
     this.answerTimeoutUs = settings.answerTimeoutSeconds * US;
     this.prefixLength = settings.ipv6PrefixLength;
+    this.calls = new CallPolicy(settings, overrides);
   }
 
   // ---------------------------------------------------------------- Policy interface
@@ -701,6 +706,35 @@ export class RatePolicy implements Policy {
     return this.flush();
   }
 
+  observeCall(event: CallEvent): PolicyOutput {
+    const now = event.timeUs > this.nowUs ? event.timeUs : this.nowUs;
+    this.nowUs = now;
+    this.expireChallenges(now);
+    const source = event.source.text;
+    for (const a of event.switchAddresses) {
+      if (!this.switchAddresses.has(a)) this.switchAddresses.add(a);
+      if (a === source) return this.flush();
+    }
+    const rs = this.settingsFor(event.profile);
+    const s = this.sourceState(event.source, now);
+    if (s.allowed || s.bannedUntilUs > now) return this.flush();
+    const p = s.prefixKey !== null ? (this.linkedPrefix(s) ?? this.prefixState(s, now)) : null;
+    if (p !== null && p.bannedUntilUs > now) return this.flush();
+    s.lastSeenUs = now;
+    s.version++;
+    const out = this.calls.observe(event, {
+      provenByAuth: s.isProven(now),
+      prefixProvenByAuth: p !== null && p.provenUntilUs > now,
+      siteAccounts: s.succeededUsers,
+    }, now);
+    for (const v of out.verdicts) {
+      const st = v.scope === 'host' ? s : p;
+      if (st !== null && st.bannedUntilUs <= now) this.ban(st, { rule: v.rule, reason: v.reason }, rs, now, null, v.evidence);
+    }
+    for (const a of out.alerts) (this.sink.alerts ??= []).push(a);
+    return this.flush();
+  }
+
   advance(nowUs: number): PolicyOutput {
     if (nowUs > this.nowUs) this.nowUs = nowUs;
     this.expireChallenges(this.nowUs);
@@ -715,6 +749,7 @@ export class RatePolicy implements Policy {
       const expiresUs = r.expiresAtSec !== null ? r.expiresAtSec * US : this.nowUs;
       this.prove(s, Math.max(expiresUs, this.nowUs), this.base);
       if (r.user) this.userSucceeded(s, r.user, r.userAgent, this.nowUs, this.base);
+      if (r.user) this.calls.noteAuthSuccess(r.user, r.realm, s.key, this.nowUs);
       s.sampleUser(r.user);
       s.sampleAgent(r.userAgent);
     }
@@ -750,16 +785,18 @@ export class RatePolicy implements Policy {
     clear(this.unproven.get(key));
     clear(this.proven.get(key));
     clear(this.prefixes.get(key));
+    this.calls.forget(key);
     for (const [k, b] of this.activeBans) {
       if (cidrsOverlap(b.cidr, target)) {
         this.activeBans.delete(k);
         clear(this.unproven.get(k) ?? this.proven.get(k) ?? this.prefixes.get(k));
+        this.calls.forget(k);
       }
     }
   }
 
   trackedSources(): number {
-    return this.unproven.size + this.proven.size + this.prefixes.size;
+    return this.unproven.size + this.proven.size + this.prefixes.size + this.calls.tracked();
   }
 
   // ---------------------------------------------------------------- inspection (explain)
@@ -802,7 +839,7 @@ export class RatePolicy implements Policy {
         succeededUsers: host.succeededUsers,
         addresses: 1,
         scannerUserAgent: host.scannerUa,
-        rules: this.hostRuleStatus(host, rs, now),
+        rules: [...this.hostRuleStatus(host, rs, now), ...this.calls.ruleStatus(target, profile, now, { provenByAuth: proven, prefixProvenByAuth: this.inProvenPrefix(host, now), siteAccounts: host.succeededUsers })],
       };
     }
     const p = this.prefixes.get(target);
@@ -826,7 +863,7 @@ export class RatePolicy implements Policy {
       succeededUsers: 0,
       addresses: p.addressCount,
       scannerUserAgent: p.scannerUa,
-      rules: this.prefixRuleStatus(p, rs, now),
+      rules: [...this.prefixRuleStatus(p, rs, now), ...this.calls.ruleStatus(target, profile, now, { provenByAuth: p.provenUntilUs > now, prefixProvenByAuth: p.provenUntilUs > now, siteAccounts: 0 })],
     };
   }
 
@@ -1042,6 +1079,7 @@ export class RatePolicy implements Policy {
           if (feedPrefix) p.successes++;
           this.prove(s, now, rs);
           this.userSucceeded(s, user, ua, now, rs);
+          this.calls.noteAuthSuccess(user, e.realm, s.key, now);
         } else if (e.result === 'forbidden') {
           s.unpairedForbidden = s.unpairedForbidden < 64 ? s.unpairedForbidden + 1 : 64;
           s.lastForbiddenUs = now;
@@ -1403,7 +1441,7 @@ export class RatePolicy implements Policy {
     return Math.max(1, Math.round(Math.min(r.banMaxSeconds, grown * (1 + r.banJitterFraction * u))));
   }
 
-  private ban(st: EvidenceState, v: Verdict, rs: RuleSettings, now: number, e: AuthEvent | null): void {
+  private ban(st: EvidenceState, v: Verdict, rs: RuleSettings, now: number, e: AuthEvent | null, calls?: CallEvidenceSummary): void {
     const cidr = st instanceof PrefixState ? st.cidr : parseCidr(st.key)!;
     if (this.isProtected(cidr, rs, now)) return;
     const active = this.activeBans.get(cidr.text);
@@ -1418,7 +1456,7 @@ export class RatePolicy implements Policy {
     this.offences.set(cidr.text, o);
     this.trimOffences();
     this.trimActiveBans(now);
-    const evidence = this.evidence(st);
+    const evidence = calls !== undefined ? { ...this.evidence(st), calls } : this.evidence(st);
     st.bannedUntilUs = untilUs;
     st.bannedRule = v.rule;
     st.resetEvidence();

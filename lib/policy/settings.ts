@@ -3,8 +3,10 @@
 // policy: they are chosen from how phones, offices and attackers behave (see docs/policy.md),
 // not from any particular trace.
 import { parseCidr } from '../net/ip.js';
+import { CALL_KNOBS, callSettingsProblems, DEFAULT_CALL_POLICY_SETTINGS, type CallPolicySettings } from './calls/settings.js';
 
-export interface PolicySettings {
+/** The call rules' knobs (lib/policy/calls/settings.ts) are policy keys too. */
+export interface PolicySettings extends CallPolicySettings {
   /** CIDRs never banned (FreeSWITCH's own addresses are added from each event). */
   readonly allow: readonly string[];
   /** Case-insensitive substrings of user agents that only attack tools send. */
@@ -129,6 +131,7 @@ export const DEFAULT_POLICY_SETTINGS: PolicySettings = {
   maxUsersPerSource: 4096,
   maxPendingChallengesPerSource: 1024,
   maxOffenceRecords: 100_000,
+  ...DEFAULT_CALL_POLICY_SETTINGS,
 };
 
 export type PolicyKey = keyof PolicySettings;
@@ -136,7 +139,7 @@ export type PolicyKey = keyof PolicySettings;
 /** How one knob is checked; the same rule serves the convict schema and profile overrides. */
 interface KnobSpec {
   readonly doc: string;
-  readonly kind: 'seconds' | 'count' | 'fraction' | 'factor' | 'prefix' | 'cidrs' | 'patterns';
+  readonly kind: 'seconds' | 'count' | 'fraction' | 'factor' | 'prefix' | 'cidrs' | 'patterns' | 'flag';
   /** Inclusive bounds for numbers. */
   readonly min?: number;
   readonly max?: number;
@@ -179,6 +182,7 @@ const KNOBS: { readonly [K in PolicyKey]: KnobSpec } = {
   maxUsersPerSource: { doc: 'Users remembered per source', kind: 'count', min: 10, max: 1e6, integer: true },
   maxPendingChallengesPerSource: { doc: 'Unanswered challenges remembered per source', kind: 'count', min: 10, max: 1e6, integer: true },
   maxOffenceRecords: { doc: 'Repeat-offence records kept', kind: 'count', min: 10, max: 1e8, integer: true },
+  ...CALL_KNOBS,
 };
 
 export const POLICY_KEYS: readonly PolicyKey[] = Object.keys(KNOBS) as PolicyKey[];
@@ -206,6 +210,7 @@ function knobProblem(key: PolicyKey, value: unknown): string | null {
     }
     return null;
   }
+  if (spec.kind === 'flag') return typeof value === 'boolean' ? null : `must be true or false, got ${JSON.stringify(value)}`;
   if (typeof value !== 'number' || !Number.isFinite(value)) return `must be a number, got ${JSON.stringify(value)}`;
   if (spec.integer && !Number.isInteger(value)) return `must be a whole number, got ${value}`;
   if (spec.min !== undefined && value < spec.min) return `must be at least ${spec.min}, got ${value}`;
@@ -223,8 +228,8 @@ function convictFormat(key: PolicyKey): (value: unknown) => void {
 
 export interface PolicySchemaItem {
   readonly doc: string;
-  readonly format: ((value: unknown) => void) | ArrayConstructor;
-  readonly default: number | string[];
+  readonly format: ((value: unknown) => void) | ArrayConstructor | BooleanConstructor;
+  readonly default: number | string[] | boolean;
   readonly env: string;
 }
 
@@ -241,8 +246,8 @@ function buildSchema(): { readonly [K in PolicyKey]: PolicySchemaItem } {
     // on commas like every other list; their contents are checked by policySettingsProblems.
     out[key] = {
       doc: spec.doc,
-      format: spec.kind === 'cidrs' || spec.kind === 'patterns' ? Array : convictFormat(key),
-      default: Array.isArray(def) ? [...(def as readonly string[])] : (def as number),
+      format: spec.kind === 'cidrs' || spec.kind === 'patterns' ? Array : spec.kind === 'flag' ? Boolean : convictFormat(key),
+      default: Array.isArray(def) ? [...(def as readonly string[])] : (def as number | boolean),
       env: envName(key),
     };
   }
@@ -267,6 +272,7 @@ export function policySettingsProblems(settings: PolicySettings, path = 'policy'
   if (settings.banMaxSeconds < settings.banSeconds) problems.push(`${path}.banMaxSeconds: must be at least banSeconds (${settings.banSeconds})`);
   if (settings.challengeFloodAgeSeconds > settings.answerTimeoutSeconds) problems.push(`${path}.challengeFloodAgeSeconds: must not exceed answerTimeoutSeconds (${settings.answerTimeoutSeconds})`);
   if (settings.answerTimeoutSeconds >= settings.shortWindowSeconds) problems.push(`${path}.answerTimeoutSeconds: must be shorter than shortWindowSeconds (${settings.shortWindowSeconds})`);
+  problems.push(...callSettingsProblems(settings, path));
   return problems;
 }
 

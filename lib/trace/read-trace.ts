@@ -13,6 +13,7 @@ import { open, stat } from 'node:fs/promises';
 import { Worker } from 'node:worker_threads';
 import { createGunzip } from 'node:zlib';
 import type { AuthEvent, DropReason, NormalizeResult } from '../events/auth-event.js';
+import { isCallEventName, normalizeCallEvent, type CallDropReason, type CallEvent } from '../events/call-event.js';
 import { EventJsonExtractor } from '../events/fast-json.js';
 import { AddressMemo, normalizeEvent, normalizePreparsed, PreparsedEvent, SwitchAddressMemo, type NormalizeOptions } from '../events/normalize.js';
 import { LineRecords, LineStatus, loadLineScannerModule, RECORD_SIZE, WasmLineScanner } from '../events/line-scanner.js';
@@ -21,8 +22,10 @@ import { SlotKind, SlotRing, type ScanWorkerData, type ScanWorkerMessage } from 
 export type TraceRecord =
   /** A sofia auth event, ready for the policy. */
   | { readonly kind: 'event'; readonly index: number; readonly line: number; readonly event: AuthEvent }
+  /** A finished call (CHANNEL_HANGUP_COMPLETE), ready for the policy. */
+  | { readonly kind: 'call'; readonly index: number; readonly line: number; readonly event: CallEvent }
   /** Valid JSON that the daemon would also drop (another event, unwatched profile, bad address…). */
-  | { readonly kind: 'dropped'; readonly index: number; readonly line: number; readonly reason: DropReason; readonly detail: string }
+  | { readonly kind: 'dropped'; readonly index: number; readonly line: number; readonly reason: TraceDropReason; readonly detail: string }
   /** A line that is not a JSON object: reported, counted, skipped. */
   | { readonly kind: 'malformed'; readonly index: number; readonly line: number; readonly detail: string };
 
@@ -44,10 +47,14 @@ export interface ReadTraceOptions {
   readonly thread?: boolean;
 }
 
+export type TraceDropReason = DropReason | CallDropReason;
+
 /** What scanTrace calls for each non-blank line, in order (the same cases as TraceRecord). */
 export interface TraceVisitor {
   event(event: AuthEvent, index: number, line: number): void;
-  dropped(reason: DropReason, detail: string, index: number, line: number): void;
+  /** A finished call; without it, call events are reported dropped (`not_auth_event`). */
+  call?(event: CallEvent, index: number, line: number): void;
+  dropped(reason: TraceDropReason, detail: string, index: number, line: number): void;
   malformed(detail: string, index: number, line: number): void;
   /** Called between chunks of the file (a chance to write out what was collected); may be async. */
   chunkDone?(): void | Promise<void>;
@@ -251,7 +258,8 @@ export class TraceDecoder {
     const index = this.index++;
     const headers = this.extractor.extractChecked(this.work, text, 0, s, e);
     // A copy for JSON.parse: a view of `text` would keep the whole chunk alive in its values.
-    if (headers === null) this.parsed(this.work.toString('latin1', s, e), index, visitor);
+    // A call event needs headers the extractor does not take: JSON.parse reads it whole.
+    if (headers === null || isCallEventName(headers['Event-Name'])) this.parsed(this.work.toString('latin1', s, e), index, visitor);
     else this.normalized(headers, index, visitor);
   }
 
@@ -279,7 +287,11 @@ export class TraceDecoder {
       const index = this.index++;
       if (status === LineStatus.extracted) {
         if (records.preparse(k, this.preparsed)) this.result(normalizePreparsed(this.preparsed, this.normalizeOptions), index, visitor);
-        else this.normalized(records.headers(k), index, visitor);
+        else {
+          const headers = records.headers(k);
+          if (isCallEventName(headers['Event-Name'])) this.parsed(records.latin1(k), index, visitor);
+          else this.normalized(headers, index, visitor);
+        }
       } else {
         this.parsed(records.latin1(k), index, visitor);
       }
@@ -318,6 +330,12 @@ export class TraceDecoder {
   }
 
   private normalized(headers: object, index: number, visitor: TraceVisitor): void {
+    if (isCallEventName((headers as { readonly 'Event-Name'?: unknown })['Event-Name']) && visitor.call !== undefined) {
+      const r = normalizeCallEvent(headers, this.normalizeOptions);
+      if (r.ok) visitor.call(r.event, index, this.line);
+      else visitor.dropped(r.reason, r.detail, index, this.line);
+      return;
+    }
     this.result(normalizeEvent(headers, this.normalizeOptions), index, visitor);
   }
 
@@ -426,6 +444,7 @@ export async function* readTrace(path: string, options: ReadTraceOptions): Async
   let records: TraceRecord[] = [];
   const collect: TraceVisitor = {
     event: (event, index, line) => { records.push({ kind: 'event', index, line, event }); },
+    call: (event, index, line) => { records.push({ kind: 'call', index, line, event }); },
     dropped: (reason, detail, index, line) => { records.push({ kind: 'dropped', index, line, reason, detail }); },
     malformed: (detail, index, line) => { records.push({ kind: 'malformed', index, line, detail }); },
   };
