@@ -13,6 +13,7 @@
 // heartbeatTimeoutMs (FreeSWITCH sends HEARTBEAT every 20 s) means a dead or hung peer: the
 // connection is destroyed and made again. Every new connection subscribes again.
 import type { AuthEvent, DropReason, LiveRegistration, NormalizeResult } from '../events/auth-event.js';
+import { looksLikeCallBody, parseCallBody } from '../events/call-json.js';
 import { CALL_EVENT_NAME, isCallEventName, normalizeCallEvent, type CallDropReason, type CallEvent } from '../events/call-event.js';
 import { createEventBodyReader } from '../events/line-scanner.js';
 import { AddressMemo, AUTH_SUBCLASSES, normalizeEvent, normalizePreparsed, PreparsedEvent, SwitchAddressMemo, type NormalizeOptions } from '../events/normalize.js';
@@ -333,6 +334,8 @@ export class EslEventSource {
     }
     let headers: unknown;
     if (frame.contentType === 'text/event-json') {
+      // A call event (5-10 KB) is read by its own extractor, not scanned for auth headers first.
+      if (looksLikeCallBody(body)) return this.onCallJson(body);
       // The extractor answers exactly as JSON.parse would for the headers read downstream,
       // or null when it cannot be sure (escapes, non-ASCII, odd syntax): JSON.parse then.
       const fast = this.bodyReader.read(body, this.preparsed);
@@ -340,8 +343,9 @@ export class EslEventSource {
         this.onPreparsed(fast);
         return;
       }
-      // A call event needs headers the body reader does not extract: JSON.parse reads it whole.
-      if (fast !== null && !isCallEventName((fast as { readonly 'Event-Name'?: unknown })['Event-Name'])) {
+      // A call event needs headers the body reader does not extract.
+      if (fast !== null && isCallEventName((fast as { readonly 'Event-Name'?: unknown })['Event-Name'])) return this.onCallJson(body);
+      if (fast !== null) {
         this.onEventHeaders(fast);
         return;
       }
@@ -391,6 +395,18 @@ export class EslEventSource {
       }
     }
     this.onNormalized(normalizeEvent(headers, this.normalizeOptions));
+  }
+
+  private onCallJson(body: Buffer): number | void {
+    let headers: unknown;
+    try {
+      headers = parseCallBody(body.toString('utf8'));
+    } catch {
+      this.dropped('bad_json', `event body is not JSON: ${JSON.stringify(body.toString('utf8', 0, 40))}`);
+      const at = body.indexOf('Content-Length: ', 1);
+      return at > 0 ? at : undefined;
+    }
+    this.onEventHeaders(headers);
   }
 
   private onCallHeaders(h: Readonly<Record<string, unknown>>): void {
