@@ -72,7 +72,7 @@ t.test('fsguard policy describes the call rules and their knobs', async (t) => {
   const r = await fsguardCli(['policy']);
   t.equal(r.status, 0, r.stderr);
   t.match(r.stdout, /call_probing_international\s+3 distinct international\/premium numbers/);
-  t.match(r.stdout, /toll_fraud\s+an authenticated account/);
+  t.match(r.stdout, /toll_fraud: an authenticated account/);
   const j = await fsguardCli(['policy', '--json']);
   t.match(j.stdout, /"tollFraudBan"/);
 });

@@ -5,7 +5,7 @@
 // from a new address raise a toll_fraud alert.
 import t from 'tap';
 import { classifyNumber } from '../lib/policy/calls/numbers.js';
-import { CALL_RULES } from '../lib/policy/calls/rules.js';
+import { RULES } from '../lib/policy/rules.js';
 import { describePolicy } from '../lib/policy/describe.js';
 import { DEFAULT_POLICY_SETTINGS, parsePolicyOverride, policySettingsProblems, type PolicySettings } from '../lib/policy/settings.js';
 import { CallTraceBuilder, carrier, judgeMixed, prober, randomNumber, replayMixed } from './support/call-traces.js';
@@ -37,7 +37,10 @@ t.test('the call knobs are policy keys: validated, per profile', async (t) => {
 
 t.test('fsguard policy describes every call rule from the table', async (t) => {
   const text = describePolicy(S).join('\n');
-  for (const r of CALL_RULES) t.match(text, r.id, r.id);
+  const callRules = RULES.filter((r) => r.id.includes('call_'));
+  t.equal(callRules.length, 7, 'the call rules are rows of the one rule table');
+  for (const r of callRules) t.match(text, r.id, r.id);
+  t.match(text, /toll_fraud/);
   t.match(text, /the dialplan must still refuse/);
 });
 
@@ -102,7 +105,7 @@ t.test('ipv6_prefix_call_*: a prober rotating addresses inside a /64 is banned a
   t.equal(r.bans[0]!.index, 2, 'at the third address');
   const s = new CallTraceBuilder(11);
   for (let i = 0; i < 5; i++) s.call({ ip: `2001:db8:bad:2::${i + 1}`, atS: i * 60, number: '5551000', outcome: 'unrouted', ua: 'sipvicious' });
-  t.same(rulesOf(replayMixed(s.build())).at(-1), '2001:db8:bad:2::/64 ipv6_prefix_call_scanner_user_agent');
+  t.same(rulesOf(replayMixed(s.build())).at(-1), '2001:db8:bad:2::/64 ipv6_prefix_scanner_user_agent', 'attack-tool user agents on calls count for the prefix like those on registrations');
   // A /64 where a carrier's answered calls come from is never banned as a whole.
   const c = new CallTraceBuilder(12);
   c.call({ ip: '2001:db8:ca:1::1', atS: 0, number: '5551000', outcome: 'answered', seconds: 60 });

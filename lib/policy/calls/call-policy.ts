@@ -1,7 +1,8 @@
-// The call half of the policy: CallEvents in, ban verdicts and alerts out. Pure and clocked by
-// the events' own time, like the auth half; it knows nothing of bans in force, the allow-list
-// or auth proof — the engine asks it only about sources it may still judge, passes what the
-// auth evidence proves (CallContext), and books the bans (one owner of what is banned).
+// The call evidence of the policy: what CallEvents say about hosts, IPv6 prefixes and accounts.
+// Pure and clocked by the events' own time, like the auth half. The probing rules are rows of
+// the one rule table (rules.ts) and read this evidence through the facts views (facts.ts); the
+// engine judges and books the bans (one owner of what is banned). Toll fraud is about an
+// account, not a source: its alert (and opt-in ban verdict) is decided here.
 //
 // What a call proves (docs/policy.md, "Calls"):
 //   - An unauthenticated call in a public context that ends unrouted or refused is the trace of
@@ -19,12 +20,12 @@
 //     never hits a proven multi-account site unless asked.
 import type { CallEvent } from '../../events/call-event.js';
 import { ipv6PrefixText } from '../../net/ip.js';
-import { WindowCounter, countOf } from '../counters.js';
+import { WindowCounter } from '../counters.js';
 // engine.js imports this module too: only functions cross the cycle, used after both loaded.
 import { matchesScannerPattern } from '../engine.js';
+import type { RuleId } from '../rules.js';
 import { settingsForProfile, type PolicySettings } from '../settings.js';
 import { classifyNumber, isCostly, type NumberClass, type NumberPatterns } from './numbers.js';
-import { CALL_RULES, NO_FACTS, type CallFacts, type CallRule, type CallRuleId } from './rules.js';
 
 const US = 1_000_000;
 /** Destinations remembered per host or prefix (beyond that a new one still counts). */
@@ -33,8 +34,6 @@ const HOST_DESTINATIONS = 256;
 const ACCOUNT_NUMBERS = 512;
 /** Addresses remembered per account. */
 const ACCOUNT_ADDRESSES = 32;
-/** Addresses remembered per prefix. */
-const PREFIX_ADDRESSES = 256;
 /** Numbers and user agents kept for a ban's log line or an alert. */
 const SAMPLE = 10;
 const EVICT_TO_FRACTION = 0.9;
@@ -49,7 +48,7 @@ export interface CallContext {
   readonly siteAccounts: number;
 }
 
-/** Summary of the call evidence behind a verdict (logged with the ban, shown by explain). */
+/** Summary of the call evidence behind a ban (logged with it). */
 export interface CallEvidenceSummary {
   readonly calls: number;
   readonly probingCalls: number;
@@ -57,15 +56,12 @@ export interface CallEvidenceSummary {
   readonly distinctNumbers: number;
   readonly numbers: readonly string[];
   readonly userAgents: readonly string[];
-  /** Prefix verdicts: addresses the evidence came from. */
-  readonly addresses?: number;
 }
 
+/** A toll-fraud ban (opt-in): the engine books it like any verdict. */
 export interface CallVerdict {
-  readonly scope: 'host' | 'prefix';
-  /** The address or prefix text. */
   readonly target: string;
-  readonly rule: CallRuleId;
+  readonly rule: RuleId;
   readonly reason: string;
   readonly evidence: CallEvidenceSummary;
 }
@@ -74,20 +70,26 @@ export interface CallAlert {
   readonly kind: 'toll_fraud' | 'near_miss';
   readonly source: string;
   readonly profile: string;
-  /** toll_fraud: `user@realm`. */
-  readonly account?: string;
+  /** `user@realm`. */
+  readonly account: string;
   readonly numbers?: readonly string[];
   readonly userAgent?: string;
   readonly message: string;
   readonly atUs: number;
 }
 
-export interface CallDecisions {
+/** What one call changed. */
+export interface CallObservation {
+  /** Probing evidence or an attack-tool user agent was added: judge the source (and prefix). */
+  readonly judge: boolean;
+  /** It was a probing call or carried a scanner user agent, from an unproven host: feed its prefix. */
+  readonly feedPrefix: boolean;
+  readonly scanner: boolean;
   readonly verdicts: readonly CallVerdict[];
   readonly alerts: readonly CallAlert[];
 }
 
-const NOTHING: CallDecisions = Object.freeze({ verdicts: Object.freeze([]) as readonly CallVerdict[], alerts: Object.freeze([]) as readonly CallAlert[] });
+const QUIET: CallObservation = Object.freeze({ judge: false, feedPrefix: false, scanner: false, verdicts: Object.freeze([]) as readonly CallVerdict[], alerts: Object.freeze([]) as readonly CallAlert[] });
 
 /** One profile's settings, compiled. */
 interface CallRuleSettings {
@@ -122,8 +124,8 @@ function addSample(list: string[], v: string): void {
   if (v !== '' && list.length < SAMPLE && !list.includes(v)) list.push(v);
 }
 
-/** Probing evidence of a host or a prefix. */
-class ProbeEvidence {
+/** Probing evidence of a host or a prefix (the facts views read it). */
+export class ProbeEvidence {
   lruUs = 0;
   calls = 0;
   probingCalls = 0;
@@ -161,17 +163,6 @@ class ProbeEvidence {
     }
   }
 
-  facts(now: number, rs: CallRuleSettings, scanner: number): CallFacts {
-    return {
-      scannerUserAgent: scanner,
-      distinctShort: countOf(this.distinctShort, now, rs.shortUs),
-      distinctLong: countOf(this.distinctLong, now, rs.longUs),
-      internationalShort: countOf(this.intlShort, now, rs.shortUs),
-      internationalLong: countOf(this.intlLong, now, rs.longUs),
-      newCostlyNumbers: 0,
-    };
-  }
-
   reset(): void {
     this.destinations = null;
     this.distinctShort = null;
@@ -182,7 +173,7 @@ class ProbeEvidence {
     this.numbers = [];
   }
 
-  summary(addresses?: number): CallEvidenceSummary {
+  summary(): CallEvidenceSummary {
     return {
       calls: this.calls,
       probingCalls: this.probingCalls,
@@ -190,38 +181,14 @@ class ProbeEvidence {
       distinctNumbers: this.destinations !== null ? this.destinations.size : 0,
       numbers: [...this.numbers],
       userAgents: [...this.agents],
-      ...(addresses !== undefined ? { addresses } : {}),
     };
   }
 }
 
-class PrefixEvidence extends ProbeEvidence {
-  private addresses: Set<string> | null = null;
-  addressCount = 0;
-  private scannerAddresses: Set<string> | null = null;
-
-  noteAddress(a: string): void {
-    const s = (this.addresses ??= new Set());
-    if (s.has(a)) return;
-    this.addressCount++;
-    if (s.size < PREFIX_ADDRESSES) s.add(a);
-  }
-
-  noteScanner(a: string): void {
-    const s = (this.scannerAddresses ??= new Set());
-    if (s.size < PREFIX_ADDRESSES) s.add(a);
-  }
-
-  get scannerAddressCount(): number {
-    return this.scannerAddresses !== null ? this.scannerAddresses.size : 0;
-  }
-
-  override reset(): void {
-    super.reset();
-    this.addresses = null;
-    this.addressCount = 0;
-    this.scannerAddresses = null;
-  }
+/** How the facts views find a target's call evidence. */
+export interface CallEvidenceLookup {
+  hostEvidence(key: string): ProbeEvidence | null;
+  prefixEvidence(key: string): ProbeEvidence | null;
 }
 
 /** What one authenticated account did, for toll fraud. */
@@ -244,6 +211,7 @@ class AccountState {
   recent: string[] = [];
   recentUs = 0;
   lastAlertUs = -Infinity;
+  lastNearMissUs = -Infinity;
 
   constructor(readonly key: string) {}
 
@@ -254,7 +222,7 @@ class AccountState {
     this.addresses.set(address, now);
   }
 
-  /** True when `address` is one the account did not use before this window (and it used others). */
+  /** True when `address` is one the account first used within this window (and it used others before). */
   isNewAddress(address: string, now: number, rs: CallRuleSettings): boolean {
     const first = this.addresses.get(address);
     if (first === undefined) return this.addresses.size > 0;
@@ -297,11 +265,11 @@ function touch<T extends { lruUs: number }>(map: Map<string, T>, key: string, ma
   return v;
 }
 
-export class CallPolicy {
+export class CallPolicy implements CallEvidenceLookup {
   private readonly base: CallRuleSettings;
   private readonly byProfile = new Map<string, CallRuleSettings>();
   private readonly hosts = new Map<string, ProbeEvidence>();
-  private readonly prefixes = new Map<string, PrefixEvidence>();
+  private readonly prefixes = new Map<string, ProbeEvidence>();
   private readonly accounts = new Map<string, AccountState>();
   private readonly prefixLength: number;
 
@@ -315,23 +283,31 @@ export class CallPolicy {
     return this.byProfile.get(profile) ?? this.base;
   }
 
+  hostEvidence(key: string): ProbeEvidence | null {
+    return this.hosts.size === 0 ? null : this.hosts.get(key) ?? null;
+  }
+
+  prefixEvidence(key: string): ProbeEvidence | null {
+    return this.prefixes.size === 0 ? null : this.prefixes.get(key) ?? null;
+  }
+
   /** A successful authentication of `account@realm` from `source`: the account uses that address. */
   noteAuthSuccess(account: string, realm: string, source: string, nowUs: number): void {
     if (account === '') return;
-    const a = touch(this.accounts, accountKey(account, realm), () => new AccountState(accountKey(account, realm)), nowUs, this.base.raw.maxTrackedAccounts);
-    a.noteAddress(source, nowUs);
+    const key = accountKey(account, realm);
+    touch(this.accounts, key, () => new AccountState(key), nowUs, this.base.raw.maxTrackedAccounts).noteAddress(source, nowUs);
   }
 
-  /** Whether answered calls prove this host (or prefix) at `nowUs`. */
-  provenByCalls(target: string, nowUs: number): boolean {
-    const h = this.hosts.get(target) ?? this.prefixes.get(target);
-    return h !== undefined && h.provenUntilUs > nowUs;
-  }
-
-  /** An operator unbanned it: its call evidence starts afresh. */
+  /** A ban or a manual unban: its call evidence starts afresh (proof by answered calls is kept). */
   forget(target: string): void {
     this.hosts.get(target)?.reset();
     this.prefixes.get(target)?.reset();
+  }
+
+  /** The call evidence behind a ban of `target`, if it has any. */
+  summary(target: string): CallEvidenceSummary | undefined {
+    const ev = this.hosts.get(target) ?? this.prefixes.get(target);
+    return ev !== undefined && (ev.probingCalls > 0 || ev.scannerUa !== '') ? ev.summary() : undefined;
   }
 
   /** Hosts, prefixes and accounts with call state. */
@@ -340,72 +316,45 @@ export class CallPolicy {
   }
 
   /**
-   * Judges one call from a source the engine may still ban (not allowed, not FreeSWITCH, not
-   * banned). `prefixBanned`: its IPv6 prefix is banned already (no prefix verdict then).
+   * Records one call from a source the engine may still judge (not allowed, not FreeSWITCH,
+   * not banned). `prefixOpen`: its IPv6 prefix may still gather evidence (not banned, no host
+   * proven by auth inside).
    */
-  observe(e: CallEvent, ctx: CallContext, nowUs: number, prefixBanned = false): CallDecisions {
+  observe(e: CallEvent, ctx: CallContext, nowUs: number, prefixOpen: boolean): CallObservation {
     const rs = this.settingsFor(e.profile);
     const key = e.source.text;
     const host = touch(this.hosts, key, () => new ProbeEvidence(key), nowUs, this.base.raw.maxTrackedSources);
     const prefixKey = e.source.family === 6 ? ipv6PrefixText(e.source, this.prefixLength) : null;
     const prefix = prefixKey !== null
-      ? touch(this.prefixes, prefixKey, () => new PrefixEvidence(prefixKey), nowUs, this.base.raw.maxTrackedPrefixes)
+      ? touch(this.prefixes, prefixKey, () => new ProbeEvidence(prefixKey), nowUs, this.base.raw.maxTrackedPrefixes)
       : null;
     host.calls++;
     if (prefix !== null) prefix.calls++;
     addSample(host.agents, e.userAgent);
-    if (e.account !== null) return this.accountCall(e, ctx, host, rs, nowUs);
+    if (e.account !== null) return this.accountCall(e, ctx, rs, nowUs);
 
     if (e.outcome === 'answered' && e.answeredSeconds >= rs.raw.callProofMinSeconds) {
       // A carrier or trunk: its calls reach someone. Its prefix is a live site too.
       host.answeredCalls++;
       host.provenUntilUs = Math.max(host.provenUntilUs, nowUs + rs.legitimacyUs);
       if (prefix !== null) { prefix.answeredCalls++; prefix.provenUntilUs = Math.max(prefix.provenUntilUs, host.provenUntilUs); }
-      return NOTHING;
+      return QUIET;
     }
-    const proven = ctx.provenByAuth || host.provenUntilUs > nowUs;
-    if (proven) return NOTHING;
-    const prefixOpen = prefix !== null && !prefixBanned && !ctx.prefixProvenByAuth && prefix.provenUntilUs <= nowUs;
-    if (prefixOpen) prefix.noteAddress(key);
-
+    if (ctx.provenByAuth || host.provenUntilUs > nowUs) return QUIET;
+    const open = prefix !== null && prefixOpen && prefix.provenUntilUs <= nowUs;
     const scanner = e.userAgent !== '' && matchesScannerPattern(e.userAgent.toLowerCase(), rs.scannerPatterns);
     if (scanner && host.scannerUa === '') host.scannerUa = e.userAgent;
-    if (scanner && prefixOpen) { prefix.noteScanner(key); if (prefix.scannerUa === '') prefix.scannerUa = e.userAgent; }
     const probing = rs.publicContexts.has(e.context) && (e.outcome === 'unrouted' || e.outcome === 'refused');
     if (probing) {
       const cls = classifyNumber(e.destination, rs.patterns);
       host.probe(e.destination, cls, nowUs, rs);
-      if (prefixOpen) prefix.probe(e.destination, cls, nowUs, rs);
-    } else if (!scanner) {
-      return NOTHING;
+      if (open) prefix.probe(e.destination, cls, nowUs, rs);
     }
-
-    const verdicts: CallVerdict[] = [];
-    const alerts: CallAlert[] = [];
-    const hostFacts = host.facts(nowUs, rs, host.scannerUa !== '' ? 1 : 0);
-    const hostRule = firstReached('host', hostFacts, rs);
-    if (hostRule !== null) {
-      verdicts.push({ scope: 'host', target: key, rule: hostRule.id, reason: hostRule.reason(key, hostFacts[hostRule.fact], rs.raw), evidence: host.summary() });
-      host.reset();
-    } else {
-      const near = nearMiss('host', hostFacts, rs);
-      if (near !== null && nowUs - host.lastNearMissUs >= rs.alertIntervalUs) {
-        host.lastNearMissUs = nowUs;
-        alerts.push({ kind: 'near_miss', source: key, profile: e.profile, message: `${key} came close to a ban: ${near.id} at ${hostFacts[near.fact]} of ${near.threshold(rs.raw)}`, atUs: nowUs, ...(e.userAgent ? { userAgent: e.userAgent } : {}) });
-      }
-    }
-    if (prefixOpen && prefix.addressCount >= rs.raw.prefixMinAddresses) {
-      const pf = prefix.facts(nowUs, rs, prefix.scannerAddressCount);
-      const prefixRule = firstReached('prefix', pf, rs);
-      if (prefixRule !== null) {
-        verdicts.push({ scope: 'prefix', target: prefix.key, rule: prefixRule.id, reason: prefixRule.reason(prefix.key, pf[prefixRule.fact], rs.raw), evidence: prefix.summary(prefix.addressCount) });
-        prefix.reset();
-      }
-    }
-    return verdicts.length === 0 && alerts.length === 0 ? NOTHING : { verdicts, alerts };
+    if (!probing && !scanner) return QUIET;
+    return { judge: true, feedPrefix: open, scanner, verdicts: [], alerts: [] };
   }
 
-  private accountCall(e: CallEvent, ctx: CallContext, host: ProbeEvidence, rs: CallRuleSettings, now: number): CallDecisions {
+  private accountCall(e: CallEvent, ctx: CallContext, rs: CallRuleSettings, now: number): CallObservation {
     const key = accountKey(e.account!, e.realm);
     const a = touch(this.accounts, key, () => new AccountState(key), now, this.base.raw.maxTrackedAccounts);
     const source = e.source.text;
@@ -413,12 +362,13 @@ export class CallPolicy {
     a.noteAddress(source, now);
     a.rollBucket(now, rs);
     const cls = classifyNumber(e.destination, rs.patterns);
-    if (!isCostly(cls)) return NOTHING;
+    if (!isCostly(cls)) return QUIET;
     const last = a.numbers.get(e.destination);
     if (last !== undefined && now - last <= rs.historyUs) {
+      // One of its own numbers: its history, not fraud.
       a.numbers.delete(e.destination);
       a.numbers.set(e.destination, now);
-      return NOTHING;
+      return QUIET;
     }
     if (last !== undefined) a.numbers.delete(e.destination);
     else if (a.numbers.size >= ACCOUNT_NUMBERS) a.numbers.delete(a.numbers.keys().next().value!);
@@ -428,81 +378,45 @@ export class CallPolicy {
     addSample(a.recent, e.destination);
     const value = (a.newCostly ??= new WindowCounter()).add(now, rs.tollWindowUs);
     if (value > a.bucketMax) a.bucketMax = value;
-    const threshold = tollFraudThreshold(a, newAddress, rs);
+    const base = newAddress ? Math.min(rs.raw.tollFraudNewAddressDestinations, rs.raw.tollFraudDestinations) : rs.raw.tollFraudDestinations;
+    const threshold = base + a.peak;
     if (value < threshold) {
-      const rule = CALL_RULES.find((r) => r.id === 'toll_fraud')!;
-      if (value >= 2 && value >= rs.raw.nearMissFraction * threshold && now - host.lastNearMissUs >= rs.alertIntervalUs && rule.nearMiss) {
-        host.lastNearMissUs = now;
-        return { verdicts: [], alerts: [{ kind: 'near_miss', source, profile: e.profile, account: key, message: `account ${key} at ${source} came close to a toll_fraud alert: ${value} of ${threshold} new international/premium numbers`, atUs: now }] };
+      if (value >= 2 && value >= rs.raw.nearMissFraction * threshold && now - a.lastNearMissUs >= rs.alertIntervalUs) {
+        a.lastNearMissUs = now;
+        return { ...QUIET, alerts: [{ kind: 'near_miss', source, profile: e.profile, account: key, message: `account ${key} at ${source} came close to a toll_fraud alert: toll_fraud at ${value} of ${threshold} new international/premium numbers`, atUs: now }] };
       }
-      return NOTHING;
+      return QUIET;
     }
-    if (now - a.lastAlertUs < rs.alertIntervalUs) return NOTHING;
+    if (now - a.lastAlertUs < rs.alertIntervalUs) return QUIET;
     a.lastAlertUs = now;
     a.bucketAlerted = true;
     const numbers = [...a.recent];
     const where = newAddress ? `from ${source}, an address it never used before` : `from ${source}`;
-    const message = `toll fraud? account ${key} dialled ${value} international/premium numbers new to it within ${rs.raw.tollFraudWindowSeconds} s ${where} (usual peak ${a.peak}): ${numbers.join(', ')}`;
-    const alerts: CallAlert[] = [{ kind: 'toll_fraud', source, profile: e.profile, account: key, numbers, message, atUs: now, ...(e.userAgent ? { userAgent: e.userAgent } : {}) }];
+    const alerts: CallAlert[] = [{
+      kind: 'toll_fraud', source, profile: e.profile, account: key, numbers, atUs: now,
+      message: `toll fraud? account ${key} dialled ${value} international/premium numbers new to it within ${rs.raw.tollFraudWindowSeconds} s ${where} (usual peak ${a.peak}): ${numbers.join(', ')}`,
+      ...(e.userAgent ? { userAgent: e.userAgent } : {}),
+    }];
     const verdicts: CallVerdict[] = [];
     const site = ctx.siteAccounts >= 2 || this.accountsAt(source) >= 2;
     if (rs.raw.tollFraudBan && (!site || rs.raw.tollFraudBanSites)) {
       verdicts.push({
-        scope: 'host', target: source, rule: 'toll_fraud',
+        target: source, rule: 'toll_fraud',
         reason: `account ${key} dialled ${value} international/premium numbers new to it within ${rs.raw.tollFraudWindowSeconds} s ${where}: toll fraud with a stolen password`,
-        evidence: { ...host.summary(), numbers },
+        evidence: { calls: 0, probingCalls: 0, answeredCalls: 0, distinctNumbers: value, numbers, userAgents: e.userAgent ? [e.userAgent] : [] },
       });
     }
-    return { verdicts, alerts };
+    return { judge: false, feedPrefix: false, scanner: false, verdicts, alerts };
   }
 
-  /** Accounts this call policy saw at an address (a multi-phone site has several). */
+  /** Accounts seen at an address (a multi-phone site has several). */
   private accountsAt(source: string): number {
     let n = 0;
     for (const a of this.accounts.values()) if (a.addresses.has(source) && ++n >= 2) return n;
     return n;
   }
-
-  /** Every call rule's value and threshold for a host or prefix (explain). */
-  ruleStatus(target: string, profile: string, nowUs: number, ctx: CallContext): Array<{ rule: CallRuleId; applies: boolean; value: number; threshold: number; description: string }> {
-    const rs = this.settingsFor(profile);
-    const host = this.hosts.get(target);
-    const prefix = this.prefixes.get(target);
-    const ev = host ?? prefix;
-    const scope: 'host' | 'prefix' = prefix !== undefined && host === undefined ? 'prefix' : 'host';
-    const proven = ctx.provenByAuth || (ev !== undefined && ev.provenUntilUs > nowUs);
-    const facts = ev === undefined ? NO_FACTS
-      : ev.facts(nowUs, rs, ev instanceof PrefixEvidence ? ev.scannerAddressCount : ev.scannerUa !== '' ? 1 : 0);
-    return CALL_RULES.filter((r) => r.scope === scope).map((r) => ({
-      rule: r.id,
-      applies: !proven && (scope === 'host' || (prefix !== undefined && prefix.addressCount >= rs.raw.prefixMinAddresses)),
-      value: facts[r.fact],
-      threshold: r.threshold(rs.raw),
-      description: r.explain(rs.raw),
-    }));
-  }
 }
 
 function accountKey(account: string, realm: string): string {
   return realm === '' ? account : `${account}@${realm}`;
-}
-
-function tollFraudThreshold(a: AccountState, newAddress: boolean, rs: CallRuleSettings): number {
-  const base = newAddress ? Math.min(rs.raw.tollFraudNewAddressDestinations, rs.raw.tollFraudDestinations) : rs.raw.tollFraudDestinations;
-  return base + a.peak;
-}
-
-/** The first rule of a scope whose fact reached its threshold (table order: the most telling first). */
-function firstReached(scope: 'host' | 'prefix', f: CallFacts, rs: CallRuleSettings): CallRule | null {
-  for (const r of CALL_RULES) if (r.scope === scope && f[r.fact] >= r.threshold(rs.raw)) return r;
-  return null;
-}
-
-function nearMiss(scope: 'host' | 'prefix', f: CallFacts, rs: CallRuleSettings): CallRule | null {
-  for (const r of CALL_RULES) {
-    if (r.scope !== scope || !r.nearMiss) continue;
-    const t = r.threshold(rs.raw);
-    if (f[r.fact] >= 2 && f[r.fact] >= rs.raw.nearMissFraction * t) return r;
-  }
-  return null;
 }

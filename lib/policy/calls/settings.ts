@@ -64,7 +64,8 @@ export type CallPolicyKey = keyof CallPolicySettings;
 /** The same shape as settings.ts's KnobSpec (kept structural to avoid an import cycle). */
 export interface CallKnobSpec {
   readonly doc: string;
-  readonly kind: 'seconds' | 'count' | 'patterns' | 'flag';
+  readonly kind: 'seconds' | 'count' | 'patterns' | 'boolean';
+  readonly baseOnly?: boolean;
   readonly min?: number;
   readonly max?: number;
   readonly integer?: boolean;
@@ -83,9 +84,9 @@ export const CALL_KNOBS: { readonly [K in CallPolicyKey]: CallKnobSpec } = {
   tollFraudDestinations: { doc: 'New international/premium numbers of one account within the window (beyond its own peak) that raise a toll_fraud alert', kind: 'count', min: 1, max: 1e6, integer: true },
   tollFraudNewAddressDestinations: { doc: 'The same, when the calls come from an address the account never used', kind: 'count', min: 1, max: 1e6, integer: true },
   tollFraudHistorySeconds: { doc: 'How long (s) an account\'s numbers, addresses and peak are remembered', kind: 'seconds', min: 3600, max: 365 * 86400 },
-  tollFraudBan: { doc: 'Also ban the address of a toll_fraud alert (opt-in, per profile)', kind: 'flag' },
-  tollFraudBanSites: { doc: 'With tollFraudBan: also ban it when it is a proven site with several accounts', kind: 'flag' },
-  maxTrackedAccounts: { doc: 'Authenticated accounts tracked at once for toll fraud', kind: 'count', min: 10, max: 1e8, integer: true },
+  tollFraudBan: { doc: 'Also ban the address of a toll_fraud alert (opt-in, per profile)', kind: 'boolean' },
+  tollFraudBanSites: { doc: 'With tollFraudBan: also ban it when it is a proven site with several accounts', kind: 'boolean' },
+  maxTrackedAccounts: { doc: 'Authenticated accounts tracked at once for toll fraud', kind: 'count', min: 10, max: 1e8, integer: true, baseOnly: true },
 };
 
 /** Relations between call knobs, each naming `path.key`. */
