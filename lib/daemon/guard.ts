@@ -117,8 +117,8 @@ export class Guard implements EslSourceListener {
     this.judge(event);
   }
 
-  private judge(event: AuthEvent): void {
-    this.apply(this.policy.observe(event));
+  private judge(event: AuthEvent | CallEvent): void {
+    this.apply(event.kind === 'call' ? this.policy.observeCall(event) : this.policy.observe(event));
     if (this.deadlineTimer === null) this.armDeadline();
   }
 
@@ -141,7 +141,9 @@ export class Guard implements EslSourceListener {
   onCallEvent(event: CallEvent): void {
     this.metrics.callsTotal.inc({ profile: event.profile, outcome: event.outcome });
     this.onSwitchAddresses(event.switchAddresses);
-    this.apply(this.policy.observeCall(event));
+    // Held with the auth events at (re)connect: judged in arrival order once registrations are in.
+    if (this.hold.active) { this.hold.add(event); return; }
+    this.judge(event);
   }
 
   private onSwitchAddresses(addresses: readonly string[]): void {
