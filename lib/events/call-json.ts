@@ -20,7 +20,25 @@ export const CALL_HEADER_NAMES: ReadonlySet<string> = new Set([
   'variable_sip_user_agent', 'variable_sip_call_id',
 ]);
 
+/** The wanted names by length: a key of another length is skipped without being made a string. */
+const WANTED_BY_LENGTH: readonly (readonly string[] | undefined)[] = (() => {
+  const out: string[][] = [];
+  for (const name of CALL_HEADER_NAMES) (out[name.length] ??= []).push(name);
+  return out;
+})();
+
+/** The wanted header name text[from, to) is, or null. */
+function wantedKey(text: string, from: number, to: number): string | null {
+  const names = WANTED_BY_LENGTH[to - from];
+  if (names === undefined) return null;
+  for (const name of names) if (text.startsWith(name, from)) return name;
+  return null;
+}
+
 const QUOTE = 34;
+/** Characters JSON allows only escaped inside strings (outside them only as whitespace, which this reader does not expect). */
+// eslint-disable-next-line no-control-regex
+const CONTROL = /[\u0000-\u001f]/;
 const BACKSLASH = 92;
 
 function isHex(c: number): boolean {
@@ -31,35 +49,44 @@ function isSpace(c: number): boolean {
   return c === 32 || c === 9 || c === 10 || c === 13;
 }
 
+interface ScanState {
+  /** The string just read held an escape. */
+  escapes: boolean;
+  /** Index of the next backslash at or after the scan position (-1: none left). */
+  backslash: number;
+}
+
 /**
  * End of the JSON string whose opening quote is at `i` (the index of its closing quote), or -1
- * when it is not a valid JSON string. `escapes` is set when it holds a backslash escape.
+ * when it is not a valid JSON string. `escapes` is set when it holds a backslash escape. The
+ * quote and backslash are found with indexOf (native, many bytes at a time): most values have
+ * no escape, and the caller has checked the whole text for control characters already.
  */
-function stringEnd(text: string, i: number, state: { escapes: boolean }): number {
-  const n = text.length;
+function stringEnd(text: string, i: number, state: ScanState): number {
   state.escapes = false;
-  for (let j = i + 1; j < n; j++) {
-    const c = text.charCodeAt(j);
-    if (c === QUOTE) return j;
-    if (c < 0x20) return -1;
-    if (c === BACKSLASH) {
-      state.escapes = true;
-      const e = text.charCodeAt(j + 1);
-      if (e === 117) {
-        if (!(isHex(text.charCodeAt(j + 2)) && isHex(text.charCodeAt(j + 3)) && isHex(text.charCodeAt(j + 4)) && isHex(text.charCodeAt(j + 5)))) return -1;
-        j += 5;
-      } else if (e === QUOTE || e === BACKSLASH || e === 47 || e === 98 || e === 102 || e === 110 || e === 114 || e === 116) {
-        j++;
-      } else {
-        return -1;
-      }
+  let j = i + 1;
+  for (;;) {
+    const q = text.indexOf('"', j);
+    if (q < 0) return -1;
+    // The next backslash is looked for once and reused until passed (values rarely hold one).
+    if (state.backslash >= 0 && state.backslash < j) state.backslash = text.indexOf('\\', j);
+    const b = state.backslash;
+    if (b < 0 || b > q) return q;
+    state.escapes = true;
+    const e = text.charCodeAt(b + 1);
+    if (e === 117) {
+      if (!(isHex(text.charCodeAt(b + 2)) && isHex(text.charCodeAt(b + 3)) && isHex(text.charCodeAt(b + 4)) && isHex(text.charCodeAt(b + 5)))) return -1;
+      j = b + 6;
+    } else if (e === QUOTE || e === BACKSLASH || e === 47 || e === 98 || e === 102 || e === 110 || e === 114 || e === 116) {
+      j = b + 2;
+    } else {
+      return -1;
     }
   }
-  return -1;
 }
 
 /** Index of the `]` closing the array of strings opened at `i`, or -1. */
-function stringArrayEnd(text: string, i: number, st: { escapes: boolean }): number {
+function stringArrayEnd(text: string, i: number, st: ScanState): number {
   const n = text.length;
   i++;
   while (i < n && isSpace(text.charCodeAt(i))) i++;
@@ -80,9 +107,11 @@ function stringArrayEnd(text: string, i: number, st: { escapes: boolean }): numb
 
 /** The wanted headers of a flat `event json` object, or null (then JSON.parse decides). */
 export function extractCallHeaders(text: string): Record<string, string> | null {
+  // A raw control character is JSON.parse's to refuse (FreeSWITCH escapes them all).
+  if (CONTROL.test(text)) return null;
   const out: Record<string, string> = {};
   const n = text.length;
-  const st = { escapes: false };
+  const st: ScanState = { escapes: false, backslash: text.indexOf('\\') };
   let i = 0;
   while (i < n && isSpace(text.charCodeAt(i))) i++;
   if (text.charCodeAt(i) !== 123) return null;
@@ -92,7 +121,7 @@ export function extractCallHeaders(text: string): Record<string, string> | null 
     if (text.charCodeAt(i) !== QUOTE) return null;
     const keyEnd = stringEnd(text, i, st);
     if (keyEnd < 0 || st.escapes) return null;
-    const key = text.slice(i + 1, keyEnd);
+    const key = wantedKey(text, i + 1, keyEnd);
     i = keyEnd + 1;
     while (i < n && isSpace(text.charCodeAt(i))) i++;
     if (text.charCodeAt(i) !== 58) return null;
@@ -100,7 +129,7 @@ export function extractCallHeaders(text: string): Record<string, string> | null 
     while (i < n && isSpace(text.charCodeAt(i))) i++;
     if (text.charCodeAt(i) === 91) {
       // An array of strings (FreeSWITCH writes `variable_DP_MATCH` so): never a wanted header.
-      if (CALL_HEADER_NAMES.has(key)) return null;
+      if (key !== null) return null;
       const end = stringArrayEnd(text, i, st);
       if (end < 0) return null;
       i = end + 1;
@@ -108,7 +137,7 @@ export function extractCallHeaders(text: string): Record<string, string> | null 
       if (text.charCodeAt(i) !== QUOTE) return null;
       const valueEnd = stringEnd(text, i, st);
       if (valueEnd < 0) return null;
-      if (CALL_HEADER_NAMES.has(key)) {
+      if (key !== null) {
         if (st.escapes) return null;
         out[key] = text.slice(i + 1, valueEnd);
       }
