@@ -18,7 +18,7 @@ writeFileSync(trace, `${lines.join('\n')}\n`);
 const gz = join(dir, 'calls.jsonl.gz');
 writeFileSync(gz, gzipSync(`${lines.join('\n')}\n`));
 
-async function records(path: string, scanner: 'wasm' | 'javascript'): Promise<TraceRecord[]> {
+async function records(path: string, thread: boolean): Promise<TraceRecord[]> {
   const out: TraceRecord[] = [];
   const v: TraceVisitor = {
     event: (event, index, line) => { out.push({ kind: 'event', index, line, event }); },
@@ -26,14 +26,14 @@ async function records(path: string, scanner: 'wasm' | 'javascript'): Promise<Tr
     dropped: (reason, detail, index, line) => { out.push({ kind: 'dropped', index, line, reason, detail }); },
     malformed: (detail, index, line) => { out.push({ kind: 'malformed', index, line, detail }); },
   };
-  await scanTrace(path, { profiles: null, scanner, thread: false }, v);
+  await scanTrace(path, { profiles: null, thread }, v);
   return out;
 }
 
-t.test('both trace readers: one call record per CHANNEL_HANGUP_COMPLETE, the rest dropped', async (t) => {
-  const js = await records(trace, 'javascript');
-  const wasm = await records(trace, 'wasm');
-  t.same(wasm, js);
+t.test('one call record per CHANNEL_HANGUP_COMPLETE, the rest dropped; the same on a scanning thread', async (t) => {
+  const js = await records(trace, false);
+  t.same(await records(trace, true), js);
+  t.same(await records(gz, true), js);
   t.equal(js.filter((r) => r.kind === 'call').length, 10);
   t.equal(js.filter((r) => r.kind === 'event').length, 8);
   t.equal(js.filter((r) => r.kind === 'dropped' && r.reason === 'call_refused_at_auth').length, 2);

@@ -145,7 +145,7 @@ export class EslEventSource {
   private readonly random: () => number;
   private readonly connect: EslConnector;
   private readonly backoff: ReconnectBackoff;
-  /** Reads the ~17 headers fsguard needs from an event body without JSON.parse (per stream). */
+  /** Reads regular auth events without JSON.parse (per stream: its value pool is this connection's). */
   private readonly bodyReader = createEventBodyReader();
   /** Filled by the body reader for each regular auth event (reused). */
   private readonly preparsed = new PreparsedEvent();
@@ -336,17 +336,10 @@ export class EslEventSource {
     if (frame.contentType === 'text/event-json') {
       // A call event (5-10 KB) is read by its own extractor, not scanned for auth headers first.
       if (looksLikeCallBody(body)) return this.onCallJson(body);
-      // The extractor answers exactly as JSON.parse would for the headers read downstream,
-      // or null when it cannot be sure (escapes, non-ASCII, odd syntax): JSON.parse then.
-      const fast = this.bodyReader.read(body, this.preparsed);
-      if (fast === this.preparsed) {
-        this.onPreparsed(fast);
-        return;
-      }
-      // A call event needs headers the body reader does not extract.
-      if (fast !== null && isCallEventName((fast as { readonly 'Event-Name'?: unknown })['Event-Name'])) return this.onCallJson(body);
-      if (fast !== null) {
-        this.onEventHeaders(fast);
+      // A regular auth event is read without JSON.parse, with exactly its answer; any other
+      // body (other events with all their headers, escapes, non-ASCII, odd syntax) is parsed.
+      if (this.bodyReader.read(body, this.preparsed)) {
+        this.onPreparsed(this.preparsed);
         return;
       }
       try {
