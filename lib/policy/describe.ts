@@ -1,8 +1,8 @@
 // The effective policy in plain words with its numbers, for `fsguard policy`: an operator
 // should be able to read what gets banned, when, and for how long, without opening the code.
 import { describeCallRules } from './calls/describe.js';
-import { RULES, type Rule } from './rules.js';
-import { POLICY_KEYS, policyKnobDoc, settingsForProfile, type PolicyKey, type PolicySettings } from './settings.js';
+import { RULES, type Rule, type RuleScope } from './rules.js';
+import { isBaseOnlyKey, POLICY_KEYS, policyKnobDoc, settingsForProfile, type PolicyKey, type PolicySettings } from './settings.js';
 
 function dur(seconds: number): string {
   const s = Math.round(seconds * 1000) / 1000;
@@ -79,4 +79,34 @@ export function policyAsJson(s: PolicySettings): Record<string, { value: unknown
   const out: Record<string, { value: unknown; doc: string }> = {};
   for (const key of POLICY_KEYS) out[key] = { value: s[key], doc: policyKnobDoc(key) };
   return out;
+}
+
+function cell(text: string): string {
+  return text.replace(/\|/g, '\\|');
+}
+
+/**
+ * One scope's rules as the markdown table in docs/policy.md (test/policy-docs.test.ts checks
+ * the docs carry exactly this): id, the fact it reads, when it fires with these settings,
+ * the keys it takes its numbers from, and the situation it answers.
+ */
+export function ruleTableMarkdown(s: PolicySettings, scope: RuleScope): string[] {
+  const rows = ['| rule | reads | fires when (defaults) | settings | real-world situation |', '|---|---|---|---|---|'];
+  for (const r of RULES) {
+    if (r.scope !== scope) continue;
+    rows.push(`| \`${r.id}\` | \`${r.fact}\` | ${cell(r.summary(s))} | ${r.keys.map((k) => `\`${k}\``).join(', ')} | ${cell(r.situation)} |`);
+  }
+  return rows;
+}
+
+function defaultText(key: PolicyKey, v: unknown): string {
+  if (key === 'scannerUserAgents') return `${(v as readonly string[]).length} tool names`;
+  return `\`${JSON.stringify(v)}\``;
+}
+
+/** Every knob as the markdown table in docs/policy.md. */
+export function knobTableMarkdown(s: PolicySettings): string[] {
+  const rows = ['| key | default | per profile | meaning |', '|---|---|---|---|'];
+  for (const key of POLICY_KEYS) rows.push(`| \`${key}\` | ${defaultText(key, s[key])} | ${isBaseOnlyKey(key) ? 'no' : 'yes'} | ${cell(policyKnobDoc(key))} |`);
+  return rows;
 }

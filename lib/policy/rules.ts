@@ -135,6 +135,8 @@ interface RuleBase<F> {
   readonly nearMiss: boolean;
   /** Reads answered failures only: on UDP they can be forged (see forgedFailureShieldUsers). */
   readonly answeredFailures: boolean;
+  /** The real-world situation it answers (docs/policy.md). */
+  readonly situation: string;
 }
 
 export interface HostRule extends RuleBase<HostFacts> {
@@ -172,6 +174,7 @@ export const HOST_RULES: readonly HostRule[] = [
     reason: (f) => `user agent ${quoted(f.scannerUserAgent)} is a SIP attack tool, sent from ${who(f)}`,
     explain: (f) => (f.scannerUserAgent !== '' ? `attack-tool user agent ${quoted(f.scannerUserAgent)} seen` : 'no attack-tool user agent seen'),
     nearMiss: false, answeredFailures: false,
+    situation: 'scanners announce themselves (friendly-scanner, sipvicious, sipcli, …): banned at the first packet; never a proven site (a forged agent on a forged packet)',
   },
   {
     id: 'brute_force', scope: 'unproven_source', fact: 'failuresShort', keys: ['bruteForceFailures', 'shortWindowSeconds'],
@@ -180,6 +183,7 @@ export const HOST_RULES: readonly HostRule[] = [
     reason: (f, s) => `${s.bruteForceFailures} answered authentication failures within ${humanSeconds(s.shortWindowSeconds)} (users ${f.sampleUsers.slice(0, 4).join(', ') || 'unknown'}) from ${who(f)}`,
     explain: (_f, s) => `answered failures, in the last ${humanSeconds(s.shortWindowSeconds)}`,
     nearMiss: true, answeredFailures: true,
+    situation: 'a password cracker, at any rate above one guess per 10 s',
   },
   {
     id: 'credential_scan', scope: 'unproven_source', fact: 'failingUsers', keys: ['credentialScanUsers', 'credentialScanUsersPerSiteUser', 'longWindowSeconds'],
@@ -188,6 +192,7 @@ export const HOST_RULES: readonly HostRule[] = [
     reason: (f, s) => `${f.failingUsers} distinct users failed authentication and none succeeded, from ${who(f)} (tolerance ${credentialScanTolerance(s, f.workingUsers) - 1})`,
     explain: (f, s) => `distinct users failing and never succeeding here (${s.credentialScanUsers} + ${s.credentialScanUsersPerSiteUser} × ${f.workingUsers} working users)`,
     nearMiss: true, answeredFailures: true,
+    situation: 'one guessed password per extension, at any rate',
   },
   {
     // A host of an IPv6 subnet where a proven host lives is probably one of the site's own
@@ -199,6 +204,7 @@ export const HOST_RULES: readonly HostRule[] = [
     reason: (f, s) => `${s.slowGuessingFailures} answered authentication failures within ${humanSeconds(s.longWindowSeconds)}, below any short window, from ${who(f)}`,
     explain: (_f, s) => `answered failures, in the last ${humanSeconds(s.longWindowSeconds)}`,
     nearMiss: true, answeredFailures: true,
+    situation: 'guessing below any short window (one guess every 90 s or slower)',
   },
   {
     id: 'pipelined_cracker', scope: 'unproven_source', fact: 'sameUserRun', keys: ['sameUserChallenges', 'answerTimeoutSeconds'],
@@ -207,6 +213,7 @@ export const HOST_RULES: readonly HostRule[] = [
     reason: (f, s) => `${f.sameUserRun} requests in a row for user ${f.sameUserRunUser}, each within ${humanSeconds(s.answerTimeoutSeconds)} of the last, from ${who(f)}: a pipelined password cracker (a phone sends one at a time)`,
     explain: (f, s) => `challenges in a row for user ${quoted(f.sameUserRunUser)}, each within ${humanSeconds(s.answerTimeoutSeconds)} of the last`,
     nearMiss: false, answeredFailures: false,
+    situation: 'a cracker pipelining requests (1000/s) is banned before its answers arrive',
   },
   {
     // Nothing is concluded before an answer could have come back: the oldest challenge must
@@ -220,6 +227,7 @@ export const HOST_RULES: readonly HostRule[] = [
     reason: (f) => `${f.pendingChallenges} challenges outstanding, the oldest unanswered for ${humanSeconds(Math.round(f.oldestPendingAgeUs / 1000) / 1000)}, longer than any answer of its link, from ${who(f)}: a scanner or INVITE flood`,
     explain: (f) => `challenges outstanding, none answered lately, the oldest for ${humanSeconds(Math.round(f.oldestPendingAgeUs / 1000) / 1000)} (counts from ${humanSeconds(Math.round(f.answerWaitUs / 1000) / 1000)})`,
     nearMiss: false, answeredFailures: false,
+    situation: 'scanners and INVITE floods that never answer, banned as soon as an answer over the slowest link (RTT 1.5 s) is overdue; a site on a congested link keeps answering, so it never is',
   },
   {
     id: 'unanswered_challenges', scope: 'unproven_source', fact: 'unansweredShort', keys: ['unansweredChallenges', 'shortWindowSeconds', 'answerTimeoutSeconds'],
@@ -228,6 +236,7 @@ export const HOST_RULES: readonly HostRule[] = [
     reason: (_f, s) => `${s.unansweredChallenges} challenges left unanswered within ${humanSeconds(s.shortWindowSeconds)} from a source that never proved itself legitimate: an extension scanner or toll-fraud INVITE flood`,
     explain: (_f, s) => `challenges unanswered after ${humanSeconds(s.answerTimeoutSeconds)}, in the last ${humanSeconds(s.shortWindowSeconds)}`,
     nearMiss: true, answeredFailures: false,
+    situation: 'extension scanners and toll-fraud INVITE floods, which never answer the 401/407',
   },
   {
     id: 'slow_unanswered_challenges', scope: 'unproven_source', fact: 'unansweredLong', keys: ['slowUnansweredChallenges', 'longWindowSeconds'],
@@ -236,6 +245,7 @@ export const HOST_RULES: readonly HostRule[] = [
     reason: (_f, s) => `${s.slowUnansweredChallenges} challenges left unanswered within ${humanSeconds(s.longWindowSeconds)} from a source that never proved itself legitimate: a slow scanner`,
     explain: (_f, s) => `unanswered challenges, in the last ${humanSeconds(s.longWindowSeconds)}`,
     nearMiss: true, answeredFailures: false,
+    situation: 'a slow scanner',
   },
   {
     id: 'foothold_credential_scan', scope: 'proven_site', fact: 'failingUsers', keys: ['credentialScanUsers', 'credentialScanUsersPerSiteUser', 'longWindowSeconds'],
@@ -244,6 +254,7 @@ export const HOST_RULES: readonly HostRule[] = [
     reason: (f, s) => `${f.failingUsers} distinct users failed authentication from ${f.key} and never succeeded there, more than a site with ${f.workingUsers} working users explains (tolerance ${credentialScanTolerance(s, f.workingUsers) - 1}): a scan through a foothold account`,
     explain: (f, s) => `distinct users failing and never succeeding here (${s.credentialScanUsers} + ${s.credentialScanUsersPerSiteUser} × ${f.workingUsers} working users)`,
     nearMiss: true, answeredFailures: true,
+    situation: 'a stolen account used as a foothold to scan other extensions; a 500-phone site with a few stale phones, or a shift start where one in five mistypes, stays far below',
   },
   {
     id: 'proven_source_brute_force', scope: 'proven_site', fact: 'worstUserFailuresShort', keys: ['provenBruteForceFailures', 'shortWindowSeconds'],
@@ -252,6 +263,7 @@ export const HOST_RULES: readonly HostRule[] = [
     reason: (f, s) => `user ${f.worstUser} failed authentication about ${s.provenBruteForceFailures} times within ${humanSeconds(s.shortWindowSeconds)} from ${f.key}, far faster than any phone retries: password cracking through a site address`,
     explain: (_f, s) => `failures of one user at a proven site, in the last ${humanSeconds(s.shortWindowSeconds)}`,
     nearMiss: false, answeredFailures: true,
+    situation: 'password cracking through the address of a site: no phone retries that fast',
   },
   // ---- calls (lib/policy/calls): only sources no answered call proved (carriers, trunks)
   {
@@ -260,6 +272,7 @@ export const HOST_RULES: readonly HostRule[] = [
     summary: () => 'one unauthenticated call whose user agent contains an attack-tool name',
     reason: (f) => `an unauthenticated call from ${f.key} carried the attack-tool user agent ${quoted(f.callScannerUserAgent)}`,
     explain: (f) => (f.callScannerUserAgent !== '' ? `attack-tool user agent ${quoted(f.callScannerUserAgent)} on a call` : 'no attack-tool user agent on its calls'),
+    situation: 'a SIP scanner calling the public profile announces itself (friendly-scanner, sipvicious, …): banned at its first call; never a source proven by answered calls',
     nearMiss: false, answeredFailures: false,
   },
   {
@@ -268,6 +281,7 @@ export const HOST_RULES: readonly HostRule[] = [
     summary: (s) => `${s.callProbeInternational} distinct international/premium numbers within about ${humanSeconds(s.shortWindowSeconds)}, ${PROBING}`,
     reason: (f, s) => `${f.key} dialled ${f.callCostlyNumbersShort} distinct international/premium numbers within ${humanSeconds(s.shortWindowSeconds)} (${f.sampleNumbers.slice(0, 4).join(', ')}), ${PROBING}: probing the dialplan for a route out`,
     explain: (_f, s) => `distinct international/premium numbers of probing calls, in the last ${humanSeconds(s.shortWindowSeconds)}`,
+    situation: 'a scanner dialling 00…, 011…, 9011…, +… on the public profile to find a route out (no sofia auth event exists there): banned at its third number',
     nearMiss: true, answeredFailures: false,
   },
   {
@@ -276,6 +290,7 @@ export const HOST_RULES: readonly HostRule[] = [
     summary: (s) => `${s.callProbeDestinations} distinct numbers within about ${humanSeconds(s.shortWindowSeconds)}, ${PROBING}`,
     reason: (f, s) => `${f.key} dialled ${f.callNumbersShort} distinct numbers within ${humanSeconds(s.shortWindowSeconds)} (${f.sampleNumbers.slice(0, 4).join(', ')}), ${PROBING}: scanning the dialplan`,
     explain: (_f, s) => `distinct numbers of probing calls, in the last ${humanSeconds(s.shortWindowSeconds)}`,
+    situation: "a dialplan scan walking numbers or extensions on the public profile; a carrier's misdials never reach it (its answered calls prove it)",
     nearMiss: true, answeredFailures: false,
   },
   {
@@ -284,6 +299,7 @@ export const HOST_RULES: readonly HostRule[] = [
     summary: (s) => `${s.slowCallProbeInternational} distinct international/premium numbers within about ${humanSeconds(s.longWindowSeconds)} (slow probing)`,
     reason: (f, s) => `${f.key} dialled ${f.callCostlyNumbersLong} distinct international/premium numbers within ${humanSeconds(s.longWindowSeconds)} (${f.sampleNumbers.slice(0, 4).join(', ')}), ${PROBING}: slow probing for a route out`,
     explain: (_f, s) => `distinct international/premium numbers of probing calls, in the last ${humanSeconds(s.longWindowSeconds)}`,
+    situation: 'the same probe spread over hours (one call every few minutes) to stay under any short window',
     nearMiss: true, answeredFailures: false,
   },
   {
@@ -292,6 +308,7 @@ export const HOST_RULES: readonly HostRule[] = [
     summary: (s) => `${s.slowCallProbeDestinations} distinct numbers within about ${humanSeconds(s.longWindowSeconds)} (slow dialplan scan)`,
     reason: (f, s) => `${f.key} dialled ${f.callNumbersLong} distinct numbers within ${humanSeconds(s.longWindowSeconds)} (${f.sampleNumbers.slice(0, 4).join(', ')}), ${PROBING}: slow dialplan scan`,
     explain: (_f, s) => `distinct numbers of probing calls, in the last ${humanSeconds(s.longWindowSeconds)}`,
+    situation: 'a slow dialplan scan: one call every few minutes for a day',
     nearMiss: true, answeredFailures: false,
   },
 ];
@@ -305,6 +322,7 @@ export const PREFIX_RULES: readonly PrefixRule[] = [
     reason: (f) => `attack-tool user agent ${quoted(f.scannerUserAgent)} from ${f.scannerAddresses} addresses of ${f.key}, none proven legitimate: address rotation`,
     explain: () => 'addresses with an attack-tool user agent',
     nearMiss: false, answeredFailures: false,
+    situation: 'an attack tool rotating addresses inside its /64',
   },
   {
     id: 'ipv6_prefix_brute_force', scope: 'ipv6_prefix', fact: 'failuresShort', keys: ['bruteForceFailures', 'shortWindowSeconds'],
@@ -313,6 +331,7 @@ export const PREFIX_RULES: readonly PrefixRule[] = [
     reason: (f, s) => `${s.bruteForceFailures} answered authentication failures within ${humanSeconds(s.shortWindowSeconds)} ${spread(f)}: address rotation`,
     explain: (_f, s) => `answered failures in the last ${humanSeconds(s.shortWindowSeconds)}`,
     nearMiss: true, answeredFailures: true,
+    situation: 'a cracker rotating addresses inside its /64',
   },
   {
     id: 'ipv6_prefix_credential_scan', scope: 'ipv6_prefix', fact: 'failingUsers', keys: ['credentialScanUsers', 'longWindowSeconds'],
@@ -321,6 +340,7 @@ export const PREFIX_RULES: readonly PrefixRule[] = [
     reason: (f) => `${f.failingUsers} distinct users failed authentication ${spread(f)}: address rotation`,
     explain: () => 'distinct failing users',
     nearMiss: true, answeredFailures: true,
+    situation: 'a credential scan rotating addresses',
   },
   {
     id: 'ipv6_prefix_slow_guessing', scope: 'ipv6_prefix', fact: 'failuresLong', keys: ['slowGuessingFailures', 'longWindowSeconds'],
@@ -329,6 +349,7 @@ export const PREFIX_RULES: readonly PrefixRule[] = [
     reason: (f, s) => `${s.slowGuessingFailures} answered authentication failures within ${humanSeconds(s.longWindowSeconds)} ${spread(f)}: slow guessing with address rotation`,
     explain: (_f, s) => `answered failures in the last ${humanSeconds(s.longWindowSeconds)}`,
     nearMiss: true, answeredFailures: true,
+    situation: 'slow guessing rotating addresses',
   },
   {
     id: 'ipv6_prefix_unanswered_challenges', scope: 'ipv6_prefix', fact: 'unansweredShort', keys: ['unansweredChallenges', 'shortWindowSeconds'],
@@ -337,6 +358,7 @@ export const PREFIX_RULES: readonly PrefixRule[] = [
     reason: (f, s) => `${s.unansweredChallenges} challenges left unanswered within ${humanSeconds(s.shortWindowSeconds)} ${spread(f)}: scanning with address rotation`,
     explain: (_f, s) => `unanswered challenges in the last ${humanSeconds(s.shortWindowSeconds)}`,
     nearMiss: true, answeredFailures: false,
+    situation: 'a scanner rotating addresses',
   },
   {
     id: 'ipv6_prefix_slow_unanswered_challenges', scope: 'ipv6_prefix', fact: 'unansweredLong', keys: ['slowUnansweredChallenges', 'longWindowSeconds'],
@@ -345,6 +367,7 @@ export const PREFIX_RULES: readonly PrefixRule[] = [
     reason: (f, s) => `${s.slowUnansweredChallenges} challenges left unanswered within ${humanSeconds(s.longWindowSeconds)} ${spread(f)}`,
     explain: (_f, s) => `unanswered challenges in the last ${humanSeconds(s.longWindowSeconds)}`,
     nearMiss: true, answeredFailures: false,
+    situation: 'a slow scanner rotating addresses',
   },
   {
     id: 'ipv6_prefix_call_probing_international', scope: 'ipv6_prefix', fact: 'callCostlyNumbersLong', keys: ['callProbeInternational', 'longWindowSeconds', 'prefixMinAddresses'],
@@ -352,6 +375,7 @@ export const PREFIX_RULES: readonly PrefixRule[] = [
     summary: (s) => `${s.callProbeInternational} distinct international/premium numbers of probing calls within about ${humanSeconds(s.longWindowSeconds)}`,
     reason: (f, s) => `${f.callCostlyNumbersLong} distinct international/premium numbers dialled within ${humanSeconds(s.longWindowSeconds)} ${spread(f)}, ${PROBING}: probing with address rotation`,
     explain: (_f, s) => `distinct international/premium numbers of probing calls, in the last ${humanSeconds(s.longWindowSeconds)}`,
+    situation: 'a prober rotating addresses inside its /64, one call each',
     nearMiss: false, answeredFailures: false,
   },
   {
@@ -360,6 +384,7 @@ export const PREFIX_RULES: readonly PrefixRule[] = [
     summary: (s) => `${s.callProbeDestinations} distinct numbers of probing calls within about ${humanSeconds(s.longWindowSeconds)}`,
     reason: (f, s) => `${f.callNumbersLong} distinct numbers dialled within ${humanSeconds(s.longWindowSeconds)} ${spread(f)}, ${PROBING}: scanning with address rotation`,
     explain: (_f, s) => `distinct numbers of probing calls, in the last ${humanSeconds(s.longWindowSeconds)}`,
+    situation: 'a dialplan scan rotating addresses inside its /64',
     nearMiss: false, answeredFailures: false,
   },
 ];
