@@ -55,7 +55,7 @@ t.test('FreeSWITCH restarts mid-attack: back within 2 s, re-subscribed, registra
   }, 10_000, 25);
   const reconnectMs = Date.now() - backAt;
   t.ok(reconnectMs <= 2000, `reconnected and subscribed ${reconnectMs} ms after the socket was back (<= 2000)`);
-  t.match(stats.subscriptions[0], /^event json HEARTBEAT CUSTOM sofia::pre_register/, 'the same subscription');
+  t.match(stats.subscriptions[0], /^event json HEARTBEAT CHANNEL_HANGUP_COMPLETE CUSTOM sofia::pre_register/, 'the same subscription');
   await waitFor('registrations asked again', async () => (await fs.stats()).api >= 1, 5000);
   const seeds = await daemon.waitForLog('registrations re-seeded', (l) => l.registrations === 1 && /live registrations loaded: their sources/.test(l.msg ?? '') && daemon.lines.filter((x) => /live registrations loaded: their sources/.test(x.msg ?? '')).length >= 2);
   t.ok(seeds, 'live registrations re-seeded into the policy after the restart');
