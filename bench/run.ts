@@ -4,7 +4,7 @@
 // socket protocol over TCP. Prints a table and rewrites the generated part of
 // bench/RESULTS.md (text outside the markers — before/after notes — is kept).
 //
-//   npm run bench [-- --only throughput,latency,flood,memory,simulate,fail2ban]
+//   npm run bench [-- --only throughput,latency,flood,memory,simulate,fail2ban,propagation,merged]
 //                 [-- --cpu-prof DIR]   (daemon runs with node --cpu-prof into DIR)
 //                 [-- --no-write]       (do not touch bench/RESULTS.md)
 //                 [-- --daemon-node-args "--flag …"]   (extra node flags for the daemon, for experiments)
@@ -21,6 +21,7 @@ import {
   ROOT, setSize, sleep,
 } from './harness.js';
 import { EventRenderer, logLine, mixedTrace } from './gen.js';
+import { mergedThroughput, propagation } from './cluster.js';
 
 const TABLE = 'fsguard_bench';
 const METRICS_PORT = 9466;
@@ -542,7 +543,7 @@ function writeResults(generated: string): string {
 }
 
 /** The figures in the issue's order (the order of the table). */
-const FIGURES = ['throughput', 'latency', 'flood', 'writer', 'memory', 'simulate', 'fail2ban'] as const;
+const FIGURES = ['throughput', 'latency', 'flood', 'writer', 'memory', 'simulate', 'fail2ban', 'propagation', 'merged'] as const;
 
 async function main(): Promise<number> {
   if (process.env.FSGUARD_BENCH_NETNS !== '1') return reexecInNetns();
@@ -585,6 +586,9 @@ async function main(): Promise<number> {
     return s.row;
   });
   await run('fail2ban', () => fail2ban({ daemon: daemonRate, simulate: simulateRate }));
+  // Issue 14: three daemons sharing one redis-server (bench/cluster.ts).
+  await run('propagation', () => propagation());
+  await run('merged', () => mergedThroughput());
   const rows = FIGURES.flatMap((name) => byName.get(name) ?? []);
   const seconds = (nowNs() - t0) / 1e9;
   const text = report(rows, started, seconds, argv);

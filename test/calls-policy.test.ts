@@ -31,7 +31,7 @@ t.test('the call knobs are policy keys: validated, per profile', async (t) => {
   t.match(policySettingsProblems({ ...S, slowCallProbeDestinations: 2 }).join(), /slowCallProbeDestinations: must be at least callProbeDestinations/);
   t.match(policySettingsProblems({ ...S, tollFraudBanSites: true }).join(), /tollFraudBanSites: needs tollFraudBan/);
   t.same(parsePolicyOverride({ tollFraudBan: true, callPublicContexts: ['public', 'from-carrier'] }, 'profiles.external'), { tollFraudBan: true, callPublicContexts: ['public', 'from-carrier'] });
-  t.throws(() => parsePolicyOverride({ tollFraudBan: 'yes' }, 'profiles.external'), /profiles\.external\.tollFraudBan: must be true or false/);
+  t.throws(() => parsePolicyOverride({ tollFraudBan: 'yes' }, 'profiles.external'), /profiles\.external\.tollFraudBan = "yes": expected true or false/);
   t.throws(() => parsePolicyOverride({ callInternationalPrefixes: [''] }, 'profiles.external'), /callInternationalPrefixes\[0\]/);
 });
 

@@ -4,7 +4,7 @@
 // test/fault-libnftables.test.ts.)
 import t, { type Test } from 'tap';
 import { spawn } from 'node:child_process';
-import { chownSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DaemonProcess, FSGUARD, fsguardCli, type LogLine } from './support/daemon-process.js';
@@ -166,13 +166,13 @@ t.test('libnftables missing: one clear fatal line, non-zero exit', netnsTestOpti
 
 t.test('nft permission denied (not root, no CAP_NET_ADMIN): one clear fatal line, non-zero exit', {
   ...netnsTestOptions(),
-  skip: netnsTestOptions().skip || (process.getuid?.() !== 0 ? 'needs root to drop to nobody' : false),
+  skip: netnsTestOptions().skip || (process.getuid?.() !== 0 ? 'needs root to drop CAP_NET_ADMIN with setpriv' : false),
 }, async (t) => {
   const { table, config } = rigConfig(t, 'f_perm', 1);
-  chownSync(config, 65534, 65534);
-  chownSync(join(config, '..'), 65534, 65534);
-  // A clean environment, as a service has (tap's process hooks would want to write as nobody).
-  const child = spawn('setpriv', ['--reuid=nobody', '--regid=nogroup', '--clear-groups', '--inh-caps=-all',
+  // Still root (so it reads the checkout wherever it lives, even a 0700 folder), but without
+  // CAP_NET_ADMIN in the bounding and inheritable sets: what nft sees as an unprivileged user.
+  // A clean environment, as a service has.
+  const child = spawn('setpriv', ['--inh-caps=-all', '--ambient-caps=-all', '--bounding-set=-net_admin',
     'env', '-i', `PATH=${process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin'}`, process.execPath, FSGUARD, 'run', '--config', config], {
     stdio: ['ignore', 'pipe', 'pipe'],
   });

@@ -96,26 +96,35 @@ t.test('a restart with another priority and all ports rebuilds our chain', nsOpt
   t.ok(kernelElement(table, 'banned4', '203.0.113.10'), 'ban survived the chain rebuild');
 });
 
+/** The SIP port the drop rule filters, and one it leaves open (a control path for the probe). */
+const FILTERED_PORT = 5060;
+const OPEN_PORT = 5990;
+
+/**
+ * Whether a UDP datagram from `from` reaches `to`:`port`, decided without a wall-clock guess:
+ * after the probe, the same source sends a control datagram to OPEN_PORT, which the chain never
+ * filters. Both pass netfilter in order on loopback, so once the control has arrived (and the
+ * poll phase that saw it has run), a probe the kernel let through has arrived too.
+ */
 function udpReceives(from: string, to: string, port: number): Promise<boolean> {
   const family = to.includes(':') ? 'udp6' : 'udp4';
   return new Promise((resolve, reject) => {
     const server: Socket = createSocket(family);
+    const control: Socket = createSocket(family);
     const client: Socket = createSocket(family);
-    let done = false;
-    const finish = (received: boolean): void => {
-      if (done) return;
-      done = true;
-      clearTimeout(timer);
+    let received = false;
+    const finish = (): void => {
       server.close();
+      control.close();
       client.close();
       resolve(received);
     };
-    const timer = setTimeout(() => finish(false), 300);
-    server.on('message', () => finish(true));
-    server.on('error', reject);
-    server.bind(port, to, () => {
-      client.bind(0, from, () => client.send('REGISTER', port, to));
-    });
+    server.on('message', () => { received = true; });
+    control.on('message', () => setImmediate(finish));
+    for (const s of [server, control, client]) s.on('error', reject);
+    server.bind(port, to, () => control.bind(OPEN_PORT, to, () => {
+      client.bind(0, from, () => client.send('REGISTER', port, to, () => client.send('CONTROL', OPEN_PORT, to)));
+    }));
   });
 }
 
@@ -124,7 +133,7 @@ t.test('the chain really drops banned sources (only on the configured ports)', n
   t.teardown(() => deleteTableIfExists('inet', table));
   const writer = new NftSetWriter(new LibnftablesRunner(), resolveNftLayout({ table, ports: [5060] }));
   await writer.setup();
-  const port = 5060;
+  const port = FILTERED_PORT;
   t.equal(await udpReceives('127.0.0.2', '127.0.0.1', port), true, 'reachable before the ban');
   t.same(await writer.ban(cidr('127.0.0.2'), 60, { rule: 'test', offences: 1 }), { status: 'written' });
   t.equal(await udpReceives('127.0.0.2', '127.0.0.1', port), false, 'banned source dropped on a SIP port');

@@ -13,6 +13,7 @@ import { describeOverrides, describePolicy, policyAsJson } from '../policy/descr
 import type { PolicySettings } from '../policy/settings.js';
 import type { BanDecision, PolicyAlert, PolicyOutput } from '../policy/types.js';
 import { isoTime, scanTrace, STDIN_TRACE, traceLabel, type TraceVisitor } from '../trace/read-trace.js';
+import { terminalSafe } from '../text/terminal.js';
 
 export interface PolicyCommandContext {
   readonly stdout: Writable;
@@ -27,6 +28,12 @@ const USAGE = `usage: fsguard policy [--json]
        fsguard policy explain ADDR|PREFIX --trace FILE [--trace FILE...] [--json]`;
 
 class PolicyUsageError extends Error {}
+
+/**
+ * Human output shows attacker text (user names, user agents, call-ids inside reasons and event
+ * descriptions) through terminalSafe, cut to this many characters; --json stays exact.
+ */
+const REASON_CHARS = 400;
 
 interface Parsed {
   readonly positionals: string[];
@@ -129,7 +136,7 @@ async function replay(
       },
       malformed: (detail, index, line) => {
         stats.malformed++;
-        stderr.push(`${traceLabel(path)}:${line}: malformed line (event ${index}) skipped: ${detail}\n`);
+        stderr.push(`${terminalSafe(traceLabel(path))}:${line}: malformed line (event ${index}) skipped: ${terminalSafe(detail)}\n`);
         visit(index, null, NOTHING);
       },
       chunkDone: async () => {
@@ -218,14 +225,14 @@ async function simulate(p: Parsed, ctx: PolicyCommandContext): Promise<number> {
   else {
     out.push(`${bans.length} ban${bans.length === 1 ? '' : 's'}:`);
     out.push(table(['EVENT', 'TIME', 'TARGET', 'SECONDS', 'RULE', 'REASON'],
-      bans.map((b) => [String(b.event_index), b.at, b.target, String(b.seconds), b.rule, b.reason])));
+      bans.map((b) => [String(b.event_index), b.at, b.target, String(b.seconds), b.rule, terminalSafe(b.reason, REASON_CHARS)])));
   }
   out.push('');
   if (alerts.length === 0) out.push('No alerts.');
   else {
     out.push(`${alerts.length} alert${alerts.length === 1 ? '' : 's'}:`);
     out.push(table(['EVENT', 'TIME', 'KIND', 'SOURCE', 'MESSAGE'],
-      alerts.map((a) => [String(a.event_index), a.at, a.kind, a.source, a.message])));
+      alerts.map((a) => [String(a.event_index), a.at, a.kind, a.source, terminalSafe(a.message, REASON_CHARS)])));
   }
   await write(ctx.stdout, `${out.join('\n')}\n`);
   return 0;
@@ -331,17 +338,17 @@ async function explain(p: Parsed, ctx: PolicyCommandContext): Promise<number> {
   for (const t of trail) {
     if (banned && !t.counted.length && !t.decided) { ignored++; continue; }
     flushIgnored();
-    out.push(`  #${t.event_index} ${t.at} ${t.source === target ? '' : `${t.source} `}${t.event}`);
+    out.push(`  #${t.event_index} ${t.at} ${t.source === target ? '' : `${t.source} `}${terminalSafe(t.event, REASON_CHARS)}`);
     if (t.counted.length) out.push(`      counted toward: ${t.counted.join(', ')}`);
-    if (t.decided) { out.push(`      ${t.decided}`); banned = true; }
+    if (t.decided) { out.push(`      ${terminalSafe(t.decided, REASON_CHARS)}`); banned = true; }
   }
   flushIgnored();
   out.push('');
-  out.push(...verdict);
+  out.push(...verdict.map((line) => terminalSafe(line, REASON_CHARS)));
   if (final) {
     out.push('');
     out.push('Distance to each rule at the end of the trace:');
-    for (const r of final.rules) out.push(`  ${r.rule.padEnd(40)} ${ruleValue(r).padStart(12)}  ${r.applies ? '' : '(does not apply) '}${r.description}`);
+    for (const r of final.rules) out.push(`  ${r.rule.padEnd(40)} ${ruleValue(r).padStart(12)}  ${r.applies ? '' : '(does not apply) '}${terminalSafe(r.description, REASON_CHARS)}`);
   }
   if (prefixFinal) {
     out.push('');

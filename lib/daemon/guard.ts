@@ -5,7 +5,7 @@
 // a grace period, a ban added by hand is respected by the policy.
 import type { AuthEvent, LiveRegistration } from '../events/auth-event.js';
 import type { CallEvent } from '../events/call-event.js';
-import type { EslDropReason, EslSourceListener, AuthRejection } from '../esl/index.js';
+import type { EslDropReason, EslSourceListener, AuthRejection, EventGap } from '../esl/index.js';
 import { cidrsOverlap, parseCidr, type Cidr } from '../net/ip.js';
 import type { BanComment, ElementOutcome, KernelBan, KernelBanList, NftExecution } from '../nft/index.js';
 import { unredacted, type Logger } from '../obs/logger.js';
@@ -21,12 +21,19 @@ export interface BanWriter {
   recordSwitchAddresses?(addresses: readonly Cidr[], seconds: number): Promise<NftExecution>;
   list(): Promise<KernelBanList>;
   ban(target: Cidr, seconds: number, comment: BanComment): Promise<ElementOutcome>;
+  unban(target: Cidr): Promise<ElementOutcome>;
   flush(): Promise<void>;
 }
 
 export interface GuardOptions {
   /** CIDRs that must never be written to the kernel, whatever the policy says. */
   readonly allow: readonly string[];
+  /**
+   * A ban runs from the time of the event that decided it, not from the moment it is written:
+   * a ban decided while replaying the cluster's history has only its remaining time left (or
+   * none). Off for a single node, whose events are judged as they happen.
+   */
+  readonly banFromEventTime?: boolean;
 }
 
 /** What the guard believes is in the kernel, and since when. */
@@ -84,6 +91,7 @@ export class Guard implements EslSourceListener {
   private readonly hold: SeedingHold;
   /** Clock events out of bound, as last logged. */
   private clockOutOfBound = 0;
+  private readonly banFromEventTime: boolean;
 
   constructor(
     private policy: Policy,
@@ -96,6 +104,7 @@ export class Guard implements EslSourceListener {
   ) {
     this.allow = options.allow.map((a) => parseCidr(a)).filter((c): c is Cidr => c !== null);
     this.banLogger = unredacted(logger);
+    this.banFromEventTime = options.banFromEventTime ?? false;
     this.hold = new SeedingHold(clock, (e) => this.judge(e), (why, held) => {
       if (why !== 'registrations') this.logger.warn({ held, reason: why }, 'judging events held at connect without the live registrations');
     });
@@ -156,14 +165,7 @@ export class Guard implements EslSourceListener {
   private onSwitchAddresses(addresses: readonly string[]): void {
     if (addresses === this.lastSwitchAddresses) return;
     this.lastSwitchAddresses = addresses;
-    const learnt: Cidr[] = [];
-    for (const a of addresses) {
-      if (this.switchAddresses.has(a)) continue;
-      const cidr = parseCidr(a);
-      this.switchAddresses.set(a, cidr);
-      if (cidr) learnt.push(cidr);
-    }
-    if (learnt.length > 0) this.recordSwitchAddresses(learnt);
+    this.addSwitchAddresses(addresses);
   }
 
   /** The table is where `fsguard ban` learns FreeSWITCH's addresses: the daemon is their one owner. */
@@ -207,6 +209,17 @@ export class Guard implements EslSourceListener {
       : 'FreeSWITCH rejected the event socket connection by ACL (event_socket.conf.xml apply-inbound-acl); retrying slowly');
   }
 
+  /**
+   * Events may have been lost in this window (the source has logged it): counted, and handed
+   * to the policy so that no proof expires and no counter resets because of missing events.
+   */
+  onEventGap(gap: EventGap): void {
+    this.metrics.eslEventGaps.inc({ kind: gap.kind });
+    this.metrics.eslEventsMissing.inc({ kind: gap.kind }, gap.missing);
+    // Event-Sequence is one counter for all of FreeSWITCH: a gap concerns no profile in particular.
+    this.policy.noteEventGap({ fromUs: gap.fromUs, toUs: gap.toUs, missing: gap.missing });
+  }
+
   /** Lets event time pass without an event (called on a timer by the daemon). */
   tick(): void {
     this.apply(this.policy.noteClock(this.reading()));
@@ -218,6 +231,42 @@ export class Guard implements EslSourceListener {
       this.clockOutOfBound = out;
       this.logger.warn({ ...c }, 'event timestamps out of bound (a FreeSWITCH clock ahead, stepping, or one bad stamp): judged at the policy clock');
     }
+  }
+
+  /** FreeSWITCH's addresses (from events, or other cluster nodes): never banned here. */
+  addSwitchAddresses(addresses: readonly string[]): void {
+    const learnt: Cidr[] = [];
+    for (const a of addresses) {
+      if (this.switchAddresses.has(a)) continue;
+      const cidr = parseCidr(a);
+      this.switchAddresses.set(a, cidr);
+      if (cidr) learnt.push(cidr);
+    }
+    if (learnt.length > 0) this.recordSwitchAddresses(learnt);
+  }
+
+  /** A manual ban from a cluster node (`fsguard ban` there): into the kernel, and the policy knows it. */
+  manualBan(target: Cidr, seconds: number, note: string): void {
+    const guard = this.protectedBy(target);
+    if (guard) {
+      this.logger.error({ target: target.text, protectedBy: guard }, 'refused a manual ban from the cluster: the address is protected here');
+      return;
+    }
+    const running = this.known.get(target.text);
+    const comment: BanComment = { rule: 'manual', offences: (running?.comment.offences ?? 0) + 1, ...(note ? { note } : {}) };
+    const expiresAtMs = this.nowMs() + seconds * 1000;
+    void this.writeBan(target, seconds, comment, expiresAtMs);
+    this.policy.restoreBans([existingBan({ target, expiresAtMs, comment })]);
+  }
+
+  /** A manual unban from a cluster node: out of the kernel, and a grace period (from `atMs`) in the policy. */
+  manualUnban(target: Cidr, atMs: number = this.nowMs()): void {
+    this.known.delete(target.text);
+    this.unwritten.delete(target.text);
+    void this.writer.unban(target).then((outcome) => {
+      if (outcome.status === 'failed') this.logger.error({ target: target.text, detail: outcome.error.message }, 'unban from the cluster not written to the kernel');
+    });
+    this.policy.manualUnban(target, atMs * 1000);
   }
 
   // ---- policy → nft ----------------------------------------------------------------------
@@ -248,7 +297,10 @@ export class Guard implements EslSourceListener {
     // A re-ban replaces the kernel timeout: never let a policy ban shorten a longer one
     // (a week-long manual ban, say) that is still running.
     const running = this.known.get(target.text);
-    const seconds = Math.max(decision.seconds, running ? Math.ceil((running.expiresAtMs - requestedAtMs) / 1000) : 0);
+    // Decided from the cluster's replayed history: only what is left of it, if anything.
+    const elapsed = this.banFromEventTime ? Math.max(0, Math.floor((requestedAtMs - decision.atUs / 1000) / 1000)) : 0;
+    if (elapsed >= decision.seconds) return;
+    const seconds = Math.max(decision.seconds - elapsed, running ? Math.ceil((running.expiresAtMs - requestedAtMs) / 1000) : 0);
     // The write is queued first (it leaves on this turn's setImmediate): the log line and
     // the metrics are not on the way from the deciding event to the kernel.
     void this.writeBan(target, seconds, comment, requestedAtMs + seconds * 1000);

@@ -10,7 +10,7 @@
 // Retries: capped exponential backoff with jitter while FreeSWITCH is down or restarting (so
 // it is back within ~reconnectMaxMs of FreeSWITCH), but a wrong password or an ACL rejection
 // retries only every authRetryMs: hammering a socket that said no helps nobody. No frame for
-// heartbeatTimeoutMs (FreeSWITCH sends HEARTBEAT every 20 s) means a dead or hung peer: the
+// heartbeatTimeoutMs (FreeSWITCH sends HEARTBEAT every 20 s; junk bytes do not count) means a dead or hung peer: the
 // connection is destroyed and made again. Every new connection subscribes again.
 import type { AuthEvent, DropReason, LiveRegistration, NormalizeResult } from '../events/auth-event.js';
 import { looksLikeCallBody, parseCallBody } from '../events/call-json.js';
@@ -22,6 +22,7 @@ import {
   parsePlainEventBody, type EslFrame, type FrameDropReason, type FrameLimits, DEFAULT_FRAME_LIMITS,
 } from './frame-parser.js';
 import { connectWithModesl, type EslConnector, type EslLink } from './modesl-link.js';
+import { DEFAULT_EVENT_GAP_THRESHOLD, EventSequenceTracker, readCoreUuid, readSequence, type EventGap } from './event-sequence.js';
 import { parseRegistrations, REGISTRATIONS_API_COMMAND } from './registrations.js';
 
 /**
@@ -53,6 +54,8 @@ export interface EslSourceListener {
   /** A connection that was up is gone (including on stop()). */
   onDisconnected(reason: string): void;
   onAuthRejected(kind: AuthRejection): void;
+  /** Events may have been lost in this window (Event-Sequence jumped, or fsguard was away): see event-sequence.ts. */
+  onEventGap?(gap: EventGap): void;
 }
 
 /** The logging surface used here; pino's Logger satisfies it. */
@@ -85,7 +88,10 @@ export interface EslSourceOptions {
   readonly reconnectJitter?: number;
   /** Retry interval after a wrong password, an ACL rejection or a refused subscription. Default 30 s. */
   readonly authRetryMs?: number;
-  /** A connection with no frame (HEARTBEAT or other) for this long is dead. Default 60 s. */
+  /**
+   * A connection with no complete frame (HEARTBEAT, an event, a reply) for this long is dead;
+   * bytes that never make a frame do not count. Default 60 s.
+   */
   readonly heartbeatTimeoutMs?: number;
   /** Connect + auth + subscribe must finish within this. Default 10 s. */
   readonly handshakeTimeoutMs?: number;
@@ -94,6 +100,8 @@ export interface EslSourceOptions {
   /** `exit` is given this long to close the socket on stop() before it is destroyed. Default 500 ms. */
   readonly closeGraceMs?: number;
   readonly frameLimits?: FrameLimits;
+  /** Event-Sequence numbers skipped between two consecutive events that count as a gap. Default 1000. */
+  readonly eventGapThreshold?: number;
 }
 
 export const ESL_SOURCE_DEFAULTS = {
@@ -108,6 +116,7 @@ export const ESL_SOURCE_DEFAULTS = {
   handshakeTimeoutMs: 10_000,
   stableAfterMs: 10_000,
   closeGraceMs: 500,
+  eventGapThreshold: DEFAULT_EVENT_GAP_THRESHOLD,
 } as const;
 
 export interface EslSourceDeps {
@@ -126,6 +135,8 @@ type Phase = 'idle' | 'connecting' | 'authenticating' | 'subscribing' | 'ready' 
 
 /** Malformed input is logged this many times per connection, then only counted. */
 const MALFORMED_LOG_LIMIT = 20;
+/** Event-Sequence gaps are logged (one line each, with the window) this many times per connection, then only counted. */
+const GAP_LOG_LIMIT = 10;
 
 const systemTimers: EslTimers = {
   setTimeout: (fn, ms) => setTimeout(fn, ms),
@@ -159,6 +170,8 @@ export class EslEventSource {
   private lastFrameAt = 0;
   private failuresInARow = 0;
   private malformedLogged = 0;
+  private gapsLogged = 0;
+  private sequence!: EventSequenceTracker;
   private retryTimer: TimerHandle | null = null;
   private watchdogTimer: TimerHandle | null = null;
   private closeGraceTimer: TimerHandle | null = null;
@@ -183,6 +196,7 @@ export class EslEventSource {
     this.now = deps.clock ?? Date.now;
     this.random = deps.random ?? Math.random;
     this.connect = deps.connect ?? connectWithModesl;
+    this.sequence = new EventSequenceTracker(this.opts.eventGapThreshold);
     this.backoff = new ReconnectBackoff({
       initialMs: this.opts.reconnectInitialMs,
       maxMs: this.opts.reconnectMaxMs,
@@ -223,6 +237,8 @@ export class EslEventSource {
     this.phase = 'connecting';
     this.rejection = null;
     this.malformedLogged = 0;
+    this.gapsLogged = 0;
+    this.sequence.newConnection();
     const generation = ++this.generation;
     const current = (): boolean => generation === this.generation && this.phase !== 'stopped';
     this.lastFrameAt = this.now();
@@ -326,12 +342,13 @@ export class EslEventSource {
   }
 
   private onEventFrame(frame: EslFrame): number | void {
-    this.lastFrameAt = this.now();
+    // Not alive yet: only a body that reads as an event is (see alive()).
     const body = frame.body;
     if (!body || body.length === 0) {
       this.dropped('missing_content_length', `${frame.contentType} frame without a body`);
       return;
     }
+    this.trackSequence(body, frame.contentType === 'text/event-json');
     let headers: unknown;
     if (frame.contentType === 'text/event-json') {
       // A call event (5-10 KB) is read by its own extractor, not scanned for auth headers first.
@@ -358,6 +375,7 @@ export class EslEventSource {
 
   /** A regular auth event the body reader parsed itself: as onEventHeaders, without the headers. */
   private onPreparsed(p: PreparsedEvent): void {
+    this.alive();
     try {
       this.listener.onEventReceived(AUTH_SUBCLASSES[p.subclass]!, p.profile);
     } catch (err) {
@@ -370,6 +388,7 @@ export class EslEventSource {
     if (typeof headers === 'object' && headers !== null && !Array.isArray(headers)) {
       const h = headers as Readonly<Record<string, unknown>>;
       const name = h['Event-Name'];
+      if (typeof name === 'string') this.alive();
       if (name === 'HEARTBEAT') return;
       if (isCallEventName(name)) {
         this.onCallHeaders(h);
@@ -434,8 +453,36 @@ export class EslEventSource {
     }
   }
 
-  private onMalformed(reason: FrameDropReason, detail: string): void {
+  /**
+   * A complete frame that reads as what it claims (an event, a reply): the connection is
+   * alive. Junk, however much of it streams in, is not (the watchdog then reconnects).
+   */
+  private alive(): void {
     this.lastFrameAt = this.now();
+  }
+
+  private trackSequence(body: Buffer, json: boolean): void {
+    const s = readSequence(body, json);
+    if (!s) return;
+    const gap = this.sequence.observe(s.seq, s.timeUs, this.sequence.awaitingFirst ? readCoreUuid(body, json) : null);
+    if (gap) this.onGap(gap);
+  }
+
+  private onGap(gap: EventGap): void {
+    if (this.gapsLogged < GAP_LOG_LIMIT) {
+      this.gapsLogged++;
+      this.logger.warn({
+        kind: gap.kind, fromSeq: gap.fromSeq, toSeq: gap.toSeq, missing: gap.missing,
+        from: new Date(gap.fromUs / 1000).toISOString(), to: new Date(gap.toUs / 1000).toISOString(),
+        ...(this.gapsLogged === GAP_LOG_LIMIT ? { note: 'further gaps on this connection are only counted' } : {}),
+      }, gap.kind === 'reconnect'
+        ? 'events fired while fsguard was not connected: evidence of this window may be incomplete'
+        : 'Event-Sequence jumped: FreeSWITCH may have dropped events for this connection; evidence of this window may be incomplete');
+    }
+    this.notify(() => this.listener.onEventGap?.(gap));
+  }
+
+  private onMalformed(reason: FrameDropReason, detail: string): void {
     if (this.malformedLogged < MALFORMED_LOG_LIMIT) {
       this.malformedLogged++;
       this.logger.warn(

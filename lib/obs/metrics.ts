@@ -61,6 +61,18 @@ export class FsguardMetrics {
     help: 'Event socket connections established after the first one',
     registers: [this.registry],
   });
+  readonly eslEventGaps = new Counter({
+    name: 'fsguard_esl_event_gaps_total',
+    help: 'Windows in which FreeSWITCH events may have been lost (Event-Sequence jumped within a connection, or events fired while disconnected), by kind',
+    labelNames: ['kind'] as const,
+    registers: [this.registry],
+  });
+  readonly eslEventsMissing = new Counter({
+    name: 'fsguard_esl_events_missing_total',
+    help: 'Event-Sequence numbers skipped in those windows (an upper bound of the events lost), by kind',
+    labelNames: ['kind'] as const,
+    registers: [this.registry],
+  });
   readonly trackedSources = new Gauge({
     name: 'fsguard_policy_tracked_sources',
     help: 'Sources and prefixes the policy holds state for',

@@ -16,6 +16,8 @@ export class HostFactsView implements HostFacts {
   /** Explain and status want exact values; the verdict may skip work that cannot ban. */
   private exact = false;
   private worstDone = false;
+  /** Read by every rule's scope: computed once per judgement. */
+  private provenNow = false;
   private worstUserValue = '';
   private worstValue = 0;
   /** The host's call evidence, looked up when a call rule first reads it (undefined: not yet). */
@@ -31,6 +33,7 @@ export class HostFactsView implements HostFacts {
     this.exact = exact;
     this.worstDone = false;
     this.callEvidence = undefined;
+    this.provenNow = s.provenUntilUs > now;
     return this;
   }
 
@@ -48,7 +51,7 @@ export class HostFactsView implements HostFacts {
   get sampleNumbers(): readonly string[] { const c = this.call; return c !== null ? c.numbers : []; }
 
   get key(): string { return this.s.key; }
-  get proven(): boolean { return this.s.isProven(this.now); }
+  get proven(): boolean { return this.provenNow; }
   get answered(): boolean { return this.s.answered; }
   get inProvenPrefix(): boolean { return this.prefix !== null && this.prefix.provenUntilUs > this.now; }
   get scannerUserAgent(): string { return this.s.scannerUa; }

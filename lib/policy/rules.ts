@@ -389,6 +389,10 @@ export const PREFIX_RULES: readonly PrefixRule[] = [
   },
 ];
 
+/** The host rules by scope, in table order (the verdict reads only the rows that can apply). */
+const UNPROVEN_RULES: readonly HostRule[] = HOST_RULES.filter((r) => r.scope === 'unproven_source');
+const SITE_RULES: readonly HostRule[] = HOST_RULES.filter((r) => r.scope === 'proven_site');
+
 /** The whole table, host rules first (docs and `fsguard policy` list it in this order). */
 export const RULES: readonly Rule[] = [...HOST_RULES, ...PREFIX_RULES];
 
@@ -429,8 +433,10 @@ export function prefixJudged(f: PrefixFacts, s: PolicySettings): boolean {
  * bans on answered failures (they can be forged), so rules reading only them do not ban.
  */
 export function hostVerdict(f: HostFacts, s: PolicySettings, skipAnsweredFailures = false): Verdict | null {
-  for (const r of HOST_RULES) {
-    if (!hostScopeHolds(r, f) || (skipAnsweredFailures && r.answeredFailures)) continue;
+  const rules = f.proven ? SITE_RULES : UNPROVEN_RULES;
+  for (let i = 0; i < rules.length; i++) {
+    const r = rules[i]!;
+    if (skipAnsweredFailures && r.answeredFailures) continue;
     if (r.value(f) >= r.threshold(s, f) && (r.when === null || r.when(f, s))) return { rule: r.id, reason: r.reason(f, s) };
   }
   return null;
@@ -438,8 +444,10 @@ export function hostVerdict(f: HostFacts, s: PolicySettings, skipAnsweredFailure
 
 /** The host rules that would hold if the site were not shielded (the forged_failures alert). */
 export function shieldedVerdict(f: HostFacts, s: PolicySettings): Verdict | null {
-  for (const r of HOST_RULES) {
-    if (!hostScopeHolds(r, f) || !r.answeredFailures) continue;
+  const rules = f.proven ? SITE_RULES : UNPROVEN_RULES;
+  for (let i = 0; i < rules.length; i++) {
+    const r = rules[i]!;
+    if (!r.answeredFailures) continue;
     if (r.value(f) >= r.threshold(s, f) && (r.when === null || r.when(f, s))) return { rule: r.id, reason: r.reason(f, s) };
   }
   return null;
@@ -458,8 +466,10 @@ export function prefixVerdict(f: PrefixFacts, s: PolicySettings): Verdict | null
  * threshold (and at least 2), not yet over it. The same numbers explain prints.
  */
 export function hostNearMiss(f: HostFacts, s: PolicySettings): RuleStatus | null {
-  for (const r of HOST_RULES) {
-    if (!r.nearMiss || !hostScopeHolds(r, f)) continue;
+  const rules = f.proven ? SITE_RULES : UNPROVEN_RULES;
+  for (let i = 0; i < rules.length; i++) {
+    const r = rules[i]!;
+    if (!r.nearMiss) continue;
     const v = r.value(f);
     const t = r.threshold(s, f);
     if (v >= 2 && v >= s.nearMissFraction * t && v < t && (r.when === null || r.when(f, s))) {

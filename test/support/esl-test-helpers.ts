@@ -5,7 +5,7 @@ import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import type { AuthEvent, LiveRegistration } from '../../lib/events/auth-event.js';
 import type { CallEvent } from '../../lib/events/call-event.js';
-import type { AuthRejection, EslLogger, EslSourceListener } from '../../lib/esl/index.js';
+import type { AuthRejection, EslLogger, EslSourceListener, EventGap } from '../../lib/esl/index.js';
 
 /** ../shared relative to the project root (dist/test/support → ../../../../shared). */
 export const SHARED_DIR = fileURLToPath(new URL('../../../../shared/', import.meta.url));
@@ -146,6 +146,8 @@ export class RecordingListener implements EslSourceListener {
   onConnected(): void { this.connects++; this.connectTimes.push(Date.now()); }
   onDisconnected(reason: string): void { this.disconnects.push(reason); }
   onAuthRejected(kind: AuthRejection): void { this.rejections.push({ kind, at: Date.now() }); }
+  readonly gaps: EventGap[] = [];
+  onEventGap(gap: EventGap): void { this.gaps.push(gap); }
 
   droppedBy(reason: string): number {
     return this.dropped.filter((d) => d.reason === reason).length;
