@@ -365,7 +365,7 @@ async function memory(args: Args): Promise<Row> {
 /** The big trace for simulate (cached: it is the same bytes every run). */
 async function simulateTrace(n: number): Promise<string> {
   mkdirSync(CACHE, { recursive: true });
-  const path = join(CACHE, `mixed-${n}-s21.jsonl.gz`);
+  const path = join(CACHE, `mixed-calls-${n}-s21.jsonl.gz`);
   if (existsSync(path) && statSync(path).size > 0) return path;
   log(`generating ${fmt(n)} events into ${path}`);
   const gzip = createGzip({ level: 1 });

@@ -4,6 +4,7 @@
 // with every ban's remaining time, a ban lifted by hand (`fsguard unban`) gives the source
 // a grace period, a ban added by hand is respected by the policy.
 import type { AuthEvent, LiveRegistration } from '../events/auth-event.js';
+import type { CallEvent } from '../events/call-event.js';
 import type { EslDropReason, EslSourceListener, AuthRejection, EventGap } from '../esl/index.js';
 import { cidrsOverlap, parseCidr, type Cidr } from '../net/ip.js';
 import type { BanComment, ElementOutcome, KernelBan, KernelBanList, NftExecution } from '../nft/index.js';
@@ -146,17 +147,14 @@ export class Guard implements EslSourceListener {
   // ---- source → policy -------------------------------------------------------------------
 
   onEvent(event: AuthEvent): void {
-    if (event.switchAddresses !== this.lastSwitchAddresses) {
-      this.lastSwitchAddresses = event.switchAddresses;
-      this.addSwitchAddresses(event.switchAddresses);
-    }
+    this.onSwitchAddresses(event.switchAddresses);
     // At (re)connect, nothing is judged before the live registrations are known.
     if (this.hold.active) { this.hold.add(event); return; }
     this.judge(event);
   }
 
-  private judge(event: AuthEvent): void {
-    this.apply(this.policy.observe(event));
+  private judge(event: AuthEvent | CallEvent): void {
+    this.apply(event.kind === 'call' ? this.policy.observeCall(event) : this.policy.observe(event));
     if (this.deadlineTimer === null) this.armDeadline();
   }
 
@@ -174,6 +172,21 @@ export class Guard implements EslSourceListener {
       this.apply(this.policy.noteClock(this.reading()));
       this.armDeadline();
     }, Math.min(Math.max(5, Math.ceil(ms)), 1000));
+  }
+
+  onCallEvent(event: CallEvent): void {
+    this.metrics.callsTotal.inc({ profile: event.profile, outcome: event.outcome });
+    this.onSwitchAddresses(event.switchAddresses);
+    // Held with the auth events at (re)connect: judged in arrival order once registrations are in.
+    if (this.hold.active) { this.hold.add(event); return; }
+    this.judge(event);
+  }
+
+  /** FreeSWITCH's own addresses, from every event's FreeSWITCH-IPv4/-IPv6 (one array per stream). */
+  private onSwitchAddresses(addresses: readonly string[]): void {
+    if (addresses === this.lastSwitchAddresses) return;
+    this.lastSwitchAddresses = addresses;
+    this.addSwitchAddresses(addresses);
   }
 
   /** The table is where `fsguard ban` learns FreeSWITCH's addresses: the daemon is their one owner. */
@@ -332,6 +345,7 @@ export class Guard implements EslSourceListener {
         users: e.users.length > LOG_SAMPLE ? e.users.slice(0, LOG_SAMPLE) : e.users,
         userAgents: e.userAgents.length > LOG_SAMPLE ? e.userAgents.slice(0, LOG_SAMPLE) : e.userAgents,
         ...(e.addresses !== undefined ? { addresses: e.addresses } : {}),
+        ...(e.calls !== undefined ? { calls: { calls: e.calls.calls, probingCalls: e.calls.probingCalls, answeredCalls: e.calls.answeredCalls, distinctNumbers: e.calls.distinctNumbers, numbers: e.calls.numbers.slice(0, LOG_SAMPLE * 2) } } : {}),
         firstSeen: new Date(e.firstSeenUs / 1000).toISOString(),
         lastSeen: new Date(e.lastSeenUs / 1000).toISOString(),
       },
@@ -393,6 +407,8 @@ export class Guard implements EslSourceListener {
       profile: alert.profile,
       ...(alert.user !== undefined ? { user: alert.user } : {}),
       ...(alert.userAgent !== undefined ? { userAgent: alert.userAgent } : {}),
+      ...(alert.account !== undefined ? { account: alert.account } : {}),
+      ...(alert.numbers !== undefined ? { numbers: alert.numbers } : {}),
     }, alert.message);
   }
 
