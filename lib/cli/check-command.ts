@@ -5,6 +5,7 @@ import { ConfigError, loadConfig, type FsguardConfig } from '../config/config.js
 import { EslEventSource } from '../esl/index.js';
 import { silentLogger } from '../obs/logger.js';
 import { parseArgs, UsageError } from './args.js';
+import { checkCluster } from '../cluster/cli.js';
 import type { CliIo } from './main.js';
 import { nftRunnerFromConfig } from './nft-writer.js';
 import { compareLayout, exitWithHungCalls, foreignTableError, inspectTable, resolveNftLayout, systemClock, systemScheduler, type NftRunner } from '../nft/index.js';
@@ -73,12 +74,12 @@ export async function runCheckCommand(argv: string[], configFile: string | null,
     return 1;
   }
   const runner = nftRunnerFromConfig(config.nft, { timeoutMs: NFT_CHECK_TIMEOUT_MS, maxHungCalls: 1 });
-  const results = await Promise.allSettled([checkNft(config, runner), checkEsl(config)]);
+  const results = await Promise.allSettled([checkNft(config, runner), checkEsl(config), ...(config.cluster.enabled ? [checkCluster(config)] : [])]);
   for (const r of results) {
     if (r.status === 'fulfilled') ok(r.value);
     else problems.push(r.reason instanceof Error ? r.reason.message : String(r.reason));
   }
-  for (const p of problems) io.stderr.write(`${p.startsWith('esl:') || p.startsWith('nft:') ? '' : 'nft: '}${p}\n`);
+  for (const p of problems) io.stderr.write(`${p.startsWith('esl:') || p.startsWith('nft:') || p.startsWith('cluster:') ? '' : 'nft: '}${p}\n`);
   const code = problems.length ? 1 : 0;
   // A hung libnftables call holds a worker thread that a normal exit would wait for.
   if (runner.hungCalls > 0) exitWithHungCalls(code);
