@@ -66,12 +66,12 @@ t.test('handshake: exact bytes on the wire, one subscription with HEARTBEAT befo
   await waitFor('connected', () => listener.connects === 1 && listener.registrations.length === 1);
   const wire = server.sessions[0]!.received.toString('latin1');
   t.equal(wire, 'auth S3cret pw\n\n'
-    + 'event json HEARTBEAT CUSTOM sofia::pre_register sofia::register_attempt sofia::register_failure sofia::register\n\n'
+    + 'event json HEARTBEAT CHANNEL_HANGUP_COMPLETE CUSTOM sofia::pre_register sofia::register_attempt sofia::register_failure sofia::register\n\n'
     + 'api show registrations as json\n\n', 'nothing but auth, the subscription and the registrations query');
   t.equal(SUBSCRIPTION_COMMAND, server.sessions[0]!.subscribeCommands[0]);
   t.notMatch(wire, /BACKGROUND_JOB|CHANNEL_EXECUTE_COMPLETE/, "modesl's own events are not subscribed");
   const sub = server.sessions[0]!.subscription;
-  t.same([...sub.events].sort(), ['CUSTOM', 'HEARTBEAT']);
+  t.same([...sub.events].sort(), ['CHANNEL_HANGUP_COMPLETE', 'CUSTOM', 'HEARTBEAT'], 'one channel event: one per finished call');
   t.same([...sub.subclasses].sort(), ['sofia::pre_register', 'sofia::register', 'sofia::register_attempt', 'sofia::register_failure']);
   t.equal(sub.format, 'json');
   t.same(listener.registrations[0], [{

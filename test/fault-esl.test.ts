@@ -54,7 +54,7 @@ t.test('FreeSWITCH restarts mid-attack: reconnected, re-subscribed, registration
     const s = await fs.stats();
     return s.subscriptions.length >= 1 ? s : undefined;
   }, 30_000, 25);
-  t.match(stats.subscriptions[0], /^event json HEARTBEAT CUSTOM sofia::pre_register/, 'the same subscription');
+  t.match(stats.subscriptions[0], /^event json HEARTBEAT CHANNEL_HANGUP_COMPLETE CUSTOM sofia::pre_register/, 'the same subscription');
   await waitFor('registrations asked again', async () => (await fs.stats()).api >= 1, 5000);
   const seeds = await daemon.waitForLog('registrations re-seeded', (l) => l.registrations === 1 && /live registrations loaded: their sources/.test(l.msg ?? '') && daemon.lines.filter((x) => /live registrations loaded: their sources/.test(x.msg ?? '')).length >= 2);
   t.ok(seeds, 'live registrations re-seeded into the policy after the restart');

@@ -6,6 +6,7 @@
 // all of them and `event_index` continues from one trace to the next.
 import type { Writable } from 'node:stream';
 import type { AuthEvent } from '../events/auth-event.js';
+import type { CallEvent } from '../events/call-event.js';
 import { parseCidr, parseIp, cidrContainsIp, type Cidr } from '../net/ip.js';
 import { createPolicy, type EvidenceSnapshot, type RatePolicy, type RuleStatus } from '../policy/engine.js';
 import { describeOverrides, describePolicy, policyAsJson } from '../policy/describe.js';
@@ -119,7 +120,7 @@ async function replay(
   traces: readonly string[],
   ctx: PolicyCommandContext,
   policy: RatePolicy,
-  visit: (index: number, event: AuthEvent | null, out: PolicyOutput) => void,
+  visit: (index: number, event: AuthEvent | CallEvent | null, out: PolicyOutput) => void,
 ): Promise<ReplayStats> {
   const stats: ReplayStats = { lines: 0, malformed: 0, dropped: {} };
   const profiles = ctx.watchedProfiles ? new Set(ctx.watchedProfiles) : null;
@@ -128,6 +129,7 @@ async function replay(
   for (const path of traces) {
     const visitor: TraceVisitor = {
       event: (event, index) => { visit(index, event, policy.observe(event)); },
+      call: (event, index) => { visit(index, event, policy.observeCall(event)); },
       dropped: (reason, _detail, index) => {
         stats.dropped[reason] = (stats.dropped[reason] ?? 0) + 1;
         visit(index, null, NOTHING);
@@ -169,6 +171,8 @@ interface AlertRow {
   readonly profile: string;
   readonly user?: string;
   readonly user_agent?: string;
+  readonly account?: string;
+  readonly numbers?: readonly string[];
   readonly event_index: number;
   readonly at: string;
   readonly message: string;
@@ -185,6 +189,8 @@ function alertRow(a: PolicyAlert, index: number): AlertRow {
     profile: a.profile,
     ...(a.user !== undefined ? { user: a.user } : {}),
     ...(a.userAgent !== undefined ? { user_agent: a.userAgent } : {}),
+    ...(a.account !== undefined ? { account: a.account } : {}),
+    ...(a.numbers !== undefined ? { numbers: a.numbers } : {}),
     event_index: index,
     at: isoTime(a.atUs),
     message: a.message,
@@ -244,10 +250,11 @@ interface TrailEntry {
   readonly decided?: string;
 }
 
-function describeEvent(e: AuthEvent | null): string {
+function describeEvent(e: AuthEvent | CallEvent | null): string {
   if (e === null) return 'time passed (a challenge timed out)';
   const ua = e.userAgent ? ` ua ${JSON.stringify(e.userAgent.slice(0, 48))}` : '';
   switch (e.kind) {
+    case 'call': return `call to ${JSON.stringify(e.destination.slice(0, 32))} in ${e.context || '?'} ${e.outcome} (${e.hangupCause})${e.account !== null ? ` by account ${e.account}` : ' unauthenticated'}${ua}`;
     case 'challenge': return `challenge ${e.fromUser}→${e.toUser} call-id ${e.callId.slice(0, 16)}${ua}`;
     case 'attempt': return `attempt ${e.result.toUpperCase()} user ${e.authUser || e.fromUser}${ua}`;
     case 'failure': return `failure ${e.method} ${e.toUser}${ua}`;

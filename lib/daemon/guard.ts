@@ -4,16 +4,20 @@
 // with every ban's remaining time, a ban lifted by hand (`fsguard unban`) gives the source
 // a grace period, a ban added by hand is respected by the policy.
 import type { AuthEvent, LiveRegistration } from '../events/auth-event.js';
+import type { CallEvent } from '../events/call-event.js';
 import type { EslDropReason, EslSourceListener, AuthRejection, EventGap } from '../esl/index.js';
 import { cidrsOverlap, parseCidr, type Cidr } from '../net/ip.js';
 import type { BanComment, ElementOutcome, KernelBan, KernelBanList, NftExecution } from '../nft/index.js';
 import { unredacted, type Logger } from '../obs/logger.js';
 import type { FsguardMetrics } from '../obs/metrics.js';
 import type { BanDecision, ClockReading, ExistingBan, Policy, PolicyAlert, PolicyOutput } from '../policy/types.js';
+import type { BanJournal } from './ban-journal.js';
 import { SeedingHold, systemGuardClock, type GuardClock } from './seeding-hold.js';
 
 /** The part of NftSetWriter the guard uses (a narrow seam for tests). */
 export interface BanWriter {
+  /** Requests queued or being written (0: everything decided so far has been dealt with). */
+  readonly queued?: number;
   /** Creates or checks the table; what it held. */
   setup(): Promise<{ readonly list: KernelBanList }>;
   /** Records FreeSWITCH's own addresses in the table, for `fsguard ban` to refuse them. */
@@ -27,6 +31,8 @@ export interface BanWriter {
 export interface GuardOptions {
   /** CIDRs that must never be written to the kernel, whatever the policy says. */
   readonly allow: readonly string[];
+  /** Where decisions are written down before they reach the kernel (kill -9 safety). */
+  readonly journal?: BanJournal;
   /**
    * A ban runs from the time of the event that decided it, not from the moment it is written:
    * a ban decided while replaying the cluster's history has only its remaining time left (or
@@ -74,6 +80,7 @@ export class Guard implements EslSourceListener {
   /** Targets of unwritten bans whose retry is in flight. */
   private readonly retrying = new Set<string>();
   private readonly allow: Cidr[];
+  private readonly journal: BanJournal | null;
   /** FreeSWITCH's own addresses, learnt from events; never banned. */
   private readonly switchAddresses = new Map<string, Cidr | null>();
   /** The last switchAddresses array seen (events of one stream share it): skip re-adding. */
@@ -102,6 +109,7 @@ export class Guard implements EslSourceListener {
     private readonly clock: GuardClock = systemGuardClock,
   ) {
     this.allow = options.allow.map((a) => parseCidr(a)).filter((c): c is Cidr => c !== null);
+    this.journal = options.journal ?? null;
     this.banLogger = unredacted(logger);
     this.banFromEventTime = options.banFromEventTime ?? false;
     this.hold = new SeedingHold(clock, (e) => this.judge(e), (why, held) => {
@@ -113,7 +121,21 @@ export class Guard implements EslSourceListener {
   async start(): Promise<void> {
     const { list } = await this.writer.setup();
     this.adoptKernelBans(list.bans, this.nowMs());
+    await this.replayJournal(list);
     this.logger.info({ bans: list.bans.length, unrecognized: list.unrecognized.length }, 'nft table ready; bans read back from the kernel');
+  }
+
+  /** Bans an earlier run decided and did not get into the kernel (it was killed): written now. */
+  private async replayJournal(list: KernelBanList): Promise<void> {
+    if (!this.journal) return;
+    const now = this.nowMs();
+    const inKernel = new Set(list.bans.map((b) => b.target.text));
+    const missing = this.journal.readBack().filter((j) => j.expiresAtMs > now + EXPIRY_SLACK_MS && !inKernel.has(j.target.text) && !this.protectedBy(j.target));
+    if (missing.length === 0) return;
+    this.logger.warn({ bans: missing.length, journal: this.journal.path }, 'writing bans decided before the last exit that were not in the kernel (the daemon was killed?)');
+    this.policy.restoreBans(missing.map(existingBan));
+    for (const j of missing) this.journal.record(j);
+    await Promise.all(missing.map((j) => this.writeBan(j.target, Math.ceil((j.expiresAtMs - now) / 1000), j.comment, j.expiresAtMs)));
   }
 
   /** Swaps the policy (config reload); kernel bans are handed to the new one. */
@@ -125,17 +147,14 @@ export class Guard implements EslSourceListener {
   // ---- source → policy -------------------------------------------------------------------
 
   onEvent(event: AuthEvent): void {
-    if (event.switchAddresses !== this.lastSwitchAddresses) {
-      this.lastSwitchAddresses = event.switchAddresses;
-      this.addSwitchAddresses(event.switchAddresses);
-    }
+    this.onSwitchAddresses(event.switchAddresses);
     // At (re)connect, nothing is judged before the live registrations are known.
     if (this.hold.active) { this.hold.add(event); return; }
     this.judge(event);
   }
 
-  private judge(event: AuthEvent): void {
-    this.apply(this.policy.observe(event));
+  private judge(event: AuthEvent | CallEvent): void {
+    this.apply(event.kind === 'call' ? this.policy.observeCall(event) : this.policy.observe(event));
     if (this.deadlineTimer === null) this.armDeadline();
   }
 
@@ -153,6 +172,21 @@ export class Guard implements EslSourceListener {
       this.apply(this.policy.noteClock(this.reading()));
       this.armDeadline();
     }, Math.min(Math.max(5, Math.ceil(ms)), 1000));
+  }
+
+  onCallEvent(event: CallEvent): void {
+    this.metrics.callsTotal.inc({ profile: event.profile, outcome: event.outcome });
+    this.onSwitchAddresses(event.switchAddresses);
+    // Held with the auth events at (re)connect: judged in arrival order once registrations are in.
+    if (this.hold.active) { this.hold.add(event); return; }
+    this.judge(event);
+  }
+
+  /** FreeSWITCH's own addresses, from every event's FreeSWITCH-IPv4/-IPv6 (one array per stream). */
+  private onSwitchAddresses(addresses: readonly string[]): void {
+    if (addresses === this.lastSwitchAddresses) return;
+    this.lastSwitchAddresses = addresses;
+    this.addSwitchAddresses(addresses);
   }
 
   /** The table is where `fsguard ban` learns FreeSWITCH's addresses: the daemon is their one owner. */
@@ -212,6 +246,7 @@ export class Guard implements EslSourceListener {
     this.apply(this.policy.noteClock(this.reading()));
     this.armDeadline();
     this.metrics.trackedSources.set(this.policy.trackedSources());
+    this.clearJournalIfDone();
     const c = this.policy.clockStats();
     const out = c.aheadOfWallClock + c.unconfirmedJumps + c.behind + c.steps;
     if (out !== this.clockOutOfBound) {
@@ -291,6 +326,7 @@ export class Guard implements EslSourceListener {
     // The write is queued first (it leaves on this turn's setImmediate): the log line and
     // the metrics are not on the way from the deciding event to the kernel.
     void this.writeBan(target, seconds, comment, requestedAtMs + seconds * 1000);
+    this.journal?.record({ target, expiresAtMs: requestedAtMs + seconds * 1000, comment });
     this.metrics.bansTotal.inc({ rule: decision.rule });
     const e = decision.evidence;
     this.banLogger.info({
@@ -309,6 +345,7 @@ export class Guard implements EslSourceListener {
         users: e.users.length > LOG_SAMPLE ? e.users.slice(0, LOG_SAMPLE) : e.users,
         userAgents: e.userAgents.length > LOG_SAMPLE ? e.userAgents.slice(0, LOG_SAMPLE) : e.userAgents,
         ...(e.addresses !== undefined ? { addresses: e.addresses } : {}),
+        ...(e.calls !== undefined ? { calls: { calls: e.calls.calls, probingCalls: e.calls.probingCalls, answeredCalls: e.calls.answeredCalls, distinctNumbers: e.calls.distinctNumbers, numbers: e.calls.numbers.slice(0, LOG_SAMPLE * 2) } } : {}),
         firstSeen: new Date(e.firstSeenUs / 1000).toISOString(),
         lastSeen: new Date(e.lastSeenUs / 1000).toISOString(),
       },
@@ -370,6 +407,8 @@ export class Guard implements EslSourceListener {
       profile: alert.profile,
       ...(alert.user !== undefined ? { user: alert.user } : {}),
       ...(alert.userAgent !== undefined ? { userAgent: alert.userAgent } : {}),
+      ...(alert.account !== undefined ? { account: alert.account } : {}),
+      ...(alert.numbers !== undefined ? { numbers: alert.numbers } : {}),
     }, alert.message);
   }
 
@@ -467,11 +506,18 @@ export class Guard implements EslSourceListener {
     return this.unwritten.size;
   }
 
+  /** Everything journaled is in the kernel (or was refused): the journal can start empty. */
+  private clearJournalIfDone(): void {
+    if (this.journal && (this.writer.queued ?? 0) === 0 && this.unwritten.size === 0) this.journal.clear();
+  }
+
   /** Writes everything pending (SIGTERM), and gives the unwritten bans one more try. */
   async flush(): Promise<void> {
     this.hold.release('stopping');
     if (this.deadlineTimer !== null) { this.clock.clearTimeout(this.deadlineTimer); this.deadlineTimer = null; }
     await Promise.all([this.retryUnwritten(), this.writer.flush()]);
+    this.clearJournalIfDone();
+    this.journal?.close();
     if (this.unwritten.size > 0) {
       this.logger.error({ bans: this.unwritten.size, targets: [...this.unwritten.keys()].slice(0, LOG_SAMPLE) }, 'bans that nft failed to write are lost at exit');
     }

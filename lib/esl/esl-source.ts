@@ -1,9 +1,11 @@
 // The event source: keeps one event-socket connection to FreeSWITCH alive, subscribes to the
-// sofia auth events, and hands each one to the listener as a typed AuthEvent.
+// sofia auth events and to CHANNEL_HANGUP_COMPLETE (one per finished call: the only channel
+// event the call rules need), and hands each one to the listener as a typed AuthEvent or
+// CallEvent.
 //
 // Connection lifecycle:
 //   connect → auth/request → `auth <password>` → `+OK accepted`
-//     → `event json HEARTBEAT CUSTOM <auth subclasses>` and `api show registrations as json`
+//     → `event json HEARTBEAT CHANNEL_HANGUP_COMPLETE CUSTOM <auth subclasses>` and `api show registrations as json`
 //     → ready (onConnected, onRegistrations) → events … → closed (onDisconnected) → retry.
 // Retries: capped exponential backoff with jitter while FreeSWITCH is down or restarting (so
 // it is back within ~reconnectMaxMs of FreeSWITCH), but a wrong password or an ACL rejection
@@ -11,6 +13,8 @@
 // heartbeatTimeoutMs (FreeSWITCH sends HEARTBEAT every 20 s; junk bytes do not count) means a dead or hung peer: the
 // connection is destroyed and made again. Every new connection subscribes again.
 import type { AuthEvent, DropReason, LiveRegistration, NormalizeResult } from '../events/auth-event.js';
+import { looksLikeCallBody, parseCallBody } from '../events/call-json.js';
+import { CALL_EVENT_NAME, isCallEventName, normalizeCallEvent, type CallDropReason, type CallEvent } from '../events/call-event.js';
 import { createEventBodyReader } from '../events/line-scanner.js';
 import { AddressMemo, AUTH_SUBCLASSES, normalizeEvent, normalizePreparsed, PreparsedEvent, SwitchAddressMemo, type NormalizeOptions } from '../events/normalize.js';
 import { ReconnectBackoff } from './backoff.js';
@@ -26,16 +30,21 @@ import { parseRegistrations, REGISTRATIONS_API_COMMAND } from './registrations.j
  * HEARTBEAT must come before it (modesl's own `subscribe` would append BACKGROUND_JOB and
  * CHANNEL_EXECUTE_COMPLETE after CUSTOM, where they would be taken as subclasses).
  */
-export const SUBSCRIPTION_COMMAND = `event json HEARTBEAT CUSTOM ${AUTH_SUBCLASSES.join(' ')}`;
+export const SUBSCRIPTION_COMMAND = `event json HEARTBEAT ${CALL_EVENT_NAME} CUSTOM ${AUTH_SUBCLASSES.join(' ')}`;
 
 /** Why an event or frame did not become an AuthEvent; the `reason` label of drop metrics. */
-export type EslDropReason = DropReason | FrameDropReason;
+export type EslDropReason = DropReason | CallDropReason | FrameDropReason;
 
 export type AuthRejection = 'invalid_password' | 'acl_rejected';
 
 export interface EslSourceListener {
   onEvent(event: AuthEvent): void;
-  /** Every sofia auth event received, before filtering: for events_total{subclass,profile}. */
+  /**
+   * One finished inbound call (CHANNEL_HANGUP_COMPLETE of a watched profile). A listener
+   * without it (fsguard check) only has the calls counted by onEventReceived.
+   */
+  onCallEvent?(event: CallEvent): void;
+  /** Every sofia auth event and CHANNEL_HANGUP_COMPLETE received, before filtering: for events_total{subclass,profile}. */
   onEventReceived(subclass: string, profile: string): void;
   onDropped(reason: EslDropReason, detail: string): void;
   /** The registrations FreeSWITCH holds, asked for on every (re)connect. */
@@ -342,6 +351,8 @@ export class EslEventSource {
     this.trackSequence(body, frame.contentType === 'text/event-json');
     let headers: unknown;
     if (frame.contentType === 'text/event-json') {
+      // A call event (5-10 KB) is read by its own extractor, not scanned for auth headers first.
+      if (looksLikeCallBody(body)) return this.onCallJson(body);
       // A regular auth event is read without JSON.parse, with exactly its answer; any other
       // body (other events with all their headers, escapes, non-ASCII, odd syntax) is parsed.
       if (this.bodyReader.read(body, this.preparsed)) {
@@ -379,6 +390,10 @@ export class EslEventSource {
       const name = h['Event-Name'];
       if (typeof name === 'string') this.alive();
       if (name === 'HEARTBEAT') return;
+      if (isCallEventName(name)) {
+        this.onCallHeaders(h);
+        return;
+      }
       const subclass = h['Event-Subclass'];
       if (name === 'CUSTOM' && typeof subclass === 'string' && (AUTH_SUBCLASSES as readonly string[]).includes(subclass)) {
         const profile = h['profile-name'];
@@ -392,6 +407,38 @@ export class EslEventSource {
       }
     }
     this.onNormalized(normalizeEvent(headers, this.normalizeOptions));
+  }
+
+  private onCallJson(body: Buffer): number | void {
+    let headers: unknown;
+    try {
+      headers = parseCallBody(body.toString('utf8'));
+    } catch {
+      this.dropped('bad_json', `event body is not JSON: ${JSON.stringify(body.toString('utf8', 0, 40))}`);
+      const at = body.indexOf('Content-Length: ', 1);
+      return at > 0 ? at : undefined;
+    }
+    this.onEventHeaders(headers);
+  }
+
+  private onCallHeaders(h: Readonly<Record<string, unknown>>): void {
+    const profile = h['variable_sofia_profile_name'];
+    try {
+      this.listener.onEventReceived(CALL_EVENT_NAME, typeof profile === 'string' ? profile : '');
+    } catch (err) {
+      this.listenerThrew(err);
+    }
+    const result = normalizeCallEvent(h, this.normalizeOptions);
+    if (!result.ok) {
+      this.dropped(result.reason, result.detail);
+      return;
+    }
+    if (this.listener.onCallEvent === undefined) return;
+    try {
+      this.listener.onCallEvent(result.event);
+    } catch (err) {
+      this.listenerThrew(err);
+    }
   }
 
   private onNormalized(result: NormalizeResult): void {

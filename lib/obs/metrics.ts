@@ -30,6 +30,12 @@ export class FsguardMetrics {
     labelNames: ['kind'] as const,
     registers: [this.registry],
   });
+  readonly callsTotal = new Counter({
+    name: 'fsguard_calls_total',
+    help: 'Finished inbound calls of watched profiles (CHANNEL_HANGUP_COMPLETE), by profile and outcome (answered, unrouted, refused, unanswered)',
+    labelNames: ['profile', 'outcome'] as const,
+    registers: [this.registry],
+  });
   readonly nftBatches = new Counter({
     name: 'fsguard_nft_batches_total',
     help: 'nft transactions that committed',

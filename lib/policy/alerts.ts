@@ -28,6 +28,11 @@ export class AlertDesk {
     (this.out ??= []).push(a);
   }
 
+  /** An alert decided elsewhere (the call evidence's toll_fraud). */
+  add(a: PolicyAlert): void {
+    (this.out ??= []).push(a);
+  }
+
   /** A host judged and not banned: the alerts its evidence calls for. */
   host(s: SourceState, f: HostFactsView, rs: RuleSettings, now: number, e: AuthEvent | null): void {
     const r = rs.raw;

@@ -1,5 +1,6 @@
 // The effective policy in plain words with its numbers, for `fsguard policy`: an operator
 // should be able to read what gets banned, when, and for how long, without opening the code.
+import { describeCallRules } from './calls/describe.js';
 import { RULES, type Rule, type RuleScope } from './rules.js';
 import { isBaseOnlyKey, POLICY_KEYS, policyKnobDoc, settingsForProfile, type PolicyKey, type PolicySettings } from './settings.js';
 import { formatDuration as dur } from '../text/duration.js';
@@ -17,7 +18,7 @@ export function describePolicy(s: PolicySettings): string[] {
   say('Who is trusted');
   say(`  Never banned: ${s.allow.join(', ') || '(nothing)'} and FreeSWITCH's own addresses (from each event).`);
   say(`  A source is proven legitimate by a successful authentication (REGISTER or INVITE) or a live registration; it stays proven ${dur(s.legitimacySeconds)} after its last success.`);
-  say(`  A challenge answered within ${dur(s.answerTimeoutSeconds)} proves the source is real; unanswered challenges prove nothing about it (UDP can be forged).`);
+  say(`  A challenge not answered within ${dur(s.answerTimeoutSeconds)} counts unanswered (an answer arriving later takes it back); unanswered challenges prove nothing about the source (UDP can be forged), and over UDP even answered failures can be forged (FreeSWITCH does not bind a nonce to an address).`);
   say('');
   const ruleLine = (r: Rule): string => `  ${r.id.padEnd(36)} ${r.summary(s)}`;
   say('Sources with no proven legitimacy are banned for');
@@ -33,6 +34,8 @@ export function describePolicy(s: PolicySettings): string[] {
   say('');
   say(`IPv6: evidence from unproven hosts is also added up per /${s.ipv6PrefixLength}; the prefix is banned once the evidence comes from ${s.prefixMinAddresses}+ addresses, never when a proven host lives in it, for`);
   for (const r of RULES) if (r.scope === 'ipv6_prefix') say(ruleLine(r));
+  say('');
+  for (const line of describeCallRules(s)) say(line);
   say('');
   say(`Clock: event time; an event more than ${dur(s.maxEventLeadSeconds)} ahead of the wall clock, or a jump of more than ${dur(s.clockStepSeconds)} that the next event does not confirm, does not move it; sources may differ by ${dur(s.maxSourceSkewSeconds)}.`);
   say('');

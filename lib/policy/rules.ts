@@ -28,7 +28,16 @@ export type RuleId =
   | 'ipv6_prefix_credential_scan'
   | 'ipv6_prefix_slow_guessing'
   | 'ipv6_prefix_unanswered_challenges'
-  | 'ipv6_prefix_slow_unanswered_challenges';
+  | 'ipv6_prefix_slow_unanswered_challenges'
+  // Calls (lib/policy/calls): dialplan probing from unauthenticated sources, toll fraud.
+  | 'call_scanner_user_agent'
+  | 'call_probing_international'
+  | 'call_probing'
+  | 'slow_call_probing_international'
+  | 'slow_call_probing'
+  | 'ipv6_prefix_call_probing_international'
+  | 'ipv6_prefix_call_probing'
+  | 'toll_fraud';
 
 /**
  * Whom a rule can ban: a source that never proved itself legitimate, a proven site (only on
@@ -72,6 +81,20 @@ export interface HostFacts {
   readonly worstUserFailuresShort: number;
   /** A few of the users tried, for the reason sentence. */
   readonly sampleUsers: readonly string[];
+  // Calls (CHANNEL_HANGUP_COMPLETE; lib/policy/calls). "Probing calls": unauthenticated, in a
+  // public context, ended unrouted or refused; each number counted once per long horizon.
+  /** An unauthenticated call of it was answered (callProofMinSeconds+): a carrier, a trunk. */
+  readonly provenByCalls: boolean;
+  /** The first attack-tool user agent of its unauthenticated calls ('' for none). */
+  readonly callScannerUserAgent: string;
+  /** Distinct numbers of its probing calls within the short window / the long horizon. */
+  readonly callNumbersShort: number;
+  readonly callNumbersLong: number;
+  /** …of them international or premium. */
+  readonly callCostlyNumbersShort: number;
+  readonly callCostlyNumbersLong: number;
+  /** A few of the numbers, for the reason sentence. */
+  readonly sampleNumbers: readonly string[];
 }
 
 /** What the evidence says about one IPv6 prefix now (only unproven hosts feed it). */
@@ -86,6 +109,10 @@ export interface PrefixFacts {
   readonly failingUsers: number;
   readonly unansweredShort: number;
   readonly unansweredLong: number;
+  /** Calls: a host inside was proven by an answered call; distinct probed numbers (long horizon). */
+  readonly provenByCalls: boolean;
+  readonly callNumbersLong: number;
+  readonly callCostlyNumbersLong: number;
 }
 
 interface RuleBase<F> {
@@ -125,6 +152,9 @@ export type Rule = HostRule | PrefixRule;
 function who(f: HostFacts): string {
   return f.answered ? 'a source that answered challenges but never authenticated successfully' : 'a source that never proved itself legitimate';
 }
+
+/** What a probing call is, in the rules' sentences. */
+const PROBING = 'unauthenticated calls in a public context ending unrouted or refused';
 
 function spread(f: PrefixFacts): string {
   return `spread over ${f.addresses} addresses of ${f.key}, none proven legitimate`;
@@ -235,6 +265,52 @@ export const HOST_RULES: readonly HostRule[] = [
     nearMiss: false, answeredFailures: true,
     situation: 'password cracking through the address of a site: no phone retries that fast',
   },
+  // ---- calls (lib/policy/calls): only sources no answered call proved (carriers, trunks)
+  {
+    id: 'call_scanner_user_agent', scope: 'unproven_source', fact: 'callScannerUserAgent', keys: ['scannerUserAgents'],
+    value: (f) => (f.callScannerUserAgent !== '' ? 1 : 0), threshold: () => 1, when: (f) => !f.provenByCalls,
+    summary: () => 'one unauthenticated call whose user agent contains an attack-tool name',
+    reason: (f) => `an unauthenticated call from ${f.key} carried the attack-tool user agent ${quoted(f.callScannerUserAgent)}`,
+    explain: (f) => (f.callScannerUserAgent !== '' ? `attack-tool user agent ${quoted(f.callScannerUserAgent)} on a call` : 'no attack-tool user agent on its calls'),
+    situation: 'a SIP scanner calling the public profile announces itself (friendly-scanner, sipvicious, …): banned at its first call; never a source proven by answered calls',
+    nearMiss: false, answeredFailures: false,
+  },
+  {
+    id: 'call_probing_international', scope: 'unproven_source', fact: 'callCostlyNumbersShort', keys: ['callProbeInternational', 'shortWindowSeconds', 'callInternationalPrefixes', 'callPremiumPrefixes'],
+    value: (f) => f.callCostlyNumbersShort, threshold: (s) => s.callProbeInternational, when: (f) => !f.provenByCalls,
+    summary: (s) => `${s.callProbeInternational} distinct international/premium numbers within about ${humanSeconds(s.shortWindowSeconds)}, ${PROBING}`,
+    reason: (f, s) => `${f.key} dialled ${f.callCostlyNumbersShort} distinct international/premium numbers within ${humanSeconds(s.shortWindowSeconds)} (${f.sampleNumbers.slice(0, 4).join(', ')}), ${PROBING}: probing the dialplan for a route out`,
+    explain: (_f, s) => `distinct international/premium numbers of probing calls, in the last ${humanSeconds(s.shortWindowSeconds)}`,
+    situation: 'a scanner dialling 00…, 011…, 9011…, +… on the public profile to find a route out (no sofia auth event exists there): banned at its third number',
+    nearMiss: true, answeredFailures: false,
+  },
+  {
+    id: 'call_probing', scope: 'unproven_source', fact: 'callNumbersShort', keys: ['callProbeDestinations', 'shortWindowSeconds', 'callPublicContexts'],
+    value: (f) => f.callNumbersShort, threshold: (s) => s.callProbeDestinations, when: (f) => !f.provenByCalls,
+    summary: (s) => `${s.callProbeDestinations} distinct numbers within about ${humanSeconds(s.shortWindowSeconds)}, ${PROBING}`,
+    reason: (f, s) => `${f.key} dialled ${f.callNumbersShort} distinct numbers within ${humanSeconds(s.shortWindowSeconds)} (${f.sampleNumbers.slice(0, 4).join(', ')}), ${PROBING}: scanning the dialplan`,
+    explain: (_f, s) => `distinct numbers of probing calls, in the last ${humanSeconds(s.shortWindowSeconds)}`,
+    situation: "a dialplan scan walking numbers or extensions on the public profile; a carrier's misdials never reach it (its answered calls prove it)",
+    nearMiss: true, answeredFailures: false,
+  },
+  {
+    id: 'slow_call_probing_international', scope: 'unproven_source', fact: 'callCostlyNumbersLong', keys: ['slowCallProbeInternational', 'longWindowSeconds'],
+    value: (f) => f.callCostlyNumbersLong, threshold: (s) => s.slowCallProbeInternational, when: (f) => !f.provenByCalls,
+    summary: (s) => `${s.slowCallProbeInternational} distinct international/premium numbers within about ${humanSeconds(s.longWindowSeconds)} (slow probing)`,
+    reason: (f, s) => `${f.key} dialled ${f.callCostlyNumbersLong} distinct international/premium numbers within ${humanSeconds(s.longWindowSeconds)} (${f.sampleNumbers.slice(0, 4).join(', ')}), ${PROBING}: slow probing for a route out`,
+    explain: (_f, s) => `distinct international/premium numbers of probing calls, in the last ${humanSeconds(s.longWindowSeconds)}`,
+    situation: 'the same probe spread over hours (one call every few minutes) to stay under any short window',
+    nearMiss: true, answeredFailures: false,
+  },
+  {
+    id: 'slow_call_probing', scope: 'unproven_source', fact: 'callNumbersLong', keys: ['slowCallProbeDestinations', 'longWindowSeconds'],
+    value: (f) => f.callNumbersLong, threshold: (s) => s.slowCallProbeDestinations, when: (f) => !f.provenByCalls,
+    summary: (s) => `${s.slowCallProbeDestinations} distinct numbers within about ${humanSeconds(s.longWindowSeconds)} (slow dialplan scan)`,
+    reason: (f, s) => `${f.key} dialled ${f.callNumbersLong} distinct numbers within ${humanSeconds(s.longWindowSeconds)} (${f.sampleNumbers.slice(0, 4).join(', ')}), ${PROBING}: slow dialplan scan`,
+    explain: (_f, s) => `distinct numbers of probing calls, in the last ${humanSeconds(s.longWindowSeconds)}`,
+    situation: 'a slow dialplan scan: one call every few minutes for a day',
+    nearMiss: true, answeredFailures: false,
+  },
 ];
 
 /** Prefix rules: the host rules' thresholds, over evidence from several unproven addresses. */
@@ -292,6 +368,24 @@ export const PREFIX_RULES: readonly PrefixRule[] = [
     explain: (_f, s) => `unanswered challenges in the last ${humanSeconds(s.longWindowSeconds)}`,
     nearMiss: true, answeredFailures: false,
     situation: 'a slow scanner rotating addresses',
+  },
+  {
+    id: 'ipv6_prefix_call_probing_international', scope: 'ipv6_prefix', fact: 'callCostlyNumbersLong', keys: ['callProbeInternational', 'longWindowSeconds', 'prefixMinAddresses'],
+    value: (f) => f.callCostlyNumbersLong, threshold: (s) => s.callProbeInternational, when: (f) => !f.provenByCalls,
+    summary: (s) => `${s.callProbeInternational} distinct international/premium numbers of probing calls within about ${humanSeconds(s.longWindowSeconds)}`,
+    reason: (f, s) => `${f.callCostlyNumbersLong} distinct international/premium numbers dialled within ${humanSeconds(s.longWindowSeconds)} ${spread(f)}, ${PROBING}: probing with address rotation`,
+    explain: (_f, s) => `distinct international/premium numbers of probing calls, in the last ${humanSeconds(s.longWindowSeconds)}`,
+    situation: 'a prober rotating addresses inside its /64, one call each',
+    nearMiss: false, answeredFailures: false,
+  },
+  {
+    id: 'ipv6_prefix_call_probing', scope: 'ipv6_prefix', fact: 'callNumbersLong', keys: ['callProbeDestinations', 'longWindowSeconds', 'prefixMinAddresses'],
+    value: (f) => f.callNumbersLong, threshold: (s) => s.callProbeDestinations, when: (f) => !f.provenByCalls,
+    summary: (s) => `${s.callProbeDestinations} distinct numbers of probing calls within about ${humanSeconds(s.longWindowSeconds)}`,
+    reason: (f, s) => `${f.callNumbersLong} distinct numbers dialled within ${humanSeconds(s.longWindowSeconds)} ${spread(f)}, ${PROBING}: scanning with address rotation`,
+    explain: (_f, s) => `distinct numbers of probing calls, in the last ${humanSeconds(s.longWindowSeconds)}`,
+    situation: 'a dialplan scan rotating addresses inside its /64',
+    nearMiss: false, answeredFailures: false,
   },
 ];
 

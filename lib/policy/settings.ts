@@ -3,9 +3,11 @@
 // policy: they are chosen from how phones, offices and attackers behave (see docs/policy.md),
 // not from any particular trace.
 import { parseCidr } from '../net/ip.js';
+import { CALL_KNOBS, callSettingsProblems, DEFAULT_CALL_POLICY_SETTINGS, type CallPolicySettings } from './calls/settings.js';
 import { DURATION_FORMS, parseDurationSeconds } from '../text/duration.js';
 
-export interface PolicySettings {
+/** The call rules' knobs (lib/policy/calls/settings.ts) are policy keys too. */
+export interface PolicySettings extends CallPolicySettings {
   /** CIDRs never banned (FreeSWITCH's own addresses are added from each event). */
   readonly allow: readonly string[];
   /** Case-insensitive substrings of user agents that only attack tools send. */
@@ -151,6 +153,7 @@ export const DEFAULT_POLICY_SETTINGS: PolicySettings = {
   maxUsersPerSource: 4096,
   maxPendingChallengesPerSource: 1024,
   maxOffenceRecords: 100_000,
+  ...DEFAULT_CALL_POLICY_SETTINGS,
 };
 
 export type PolicyKey = keyof PolicySettings;
@@ -208,6 +211,7 @@ const KNOBS: { readonly [K in PolicyKey]: KnobSpec } = {
   maxUsersPerSource: { doc: 'Users remembered per source', kind: 'count', min: 10, max: 1e6, integer: true },
   maxPendingChallengesPerSource: { doc: 'Unanswered challenges remembered per source', kind: 'count', min: 10, max: 1e6, integer: true },
   maxOffenceRecords: { doc: 'Repeat-offence records kept', kind: 'count', min: 10, max: 1e8, integer: true , baseOnly: true },
+  ...CALL_KNOBS,
 };
 
 export const POLICY_KEYS: readonly PolicyKey[] = Object.keys(KNOBS) as PolicyKey[];
@@ -340,6 +344,7 @@ export function policySettingsProblems(settings: PolicySettings, path = 'policy'
   if (settings.banMaxSeconds < settings.banSeconds) problems.push(`${path}.banMaxSeconds: must be at least banSeconds (${settings.banSeconds})`);
   if (settings.challengeFloodAgeSeconds > settings.answerTimeoutSeconds) problems.push(`${path}.challengeFloodAgeSeconds: must not exceed answerTimeoutSeconds (${settings.answerTimeoutSeconds})`);
   if (settings.answerTimeoutSeconds >= settings.shortWindowSeconds) problems.push(`${path}.answerTimeoutSeconds: must be shorter than shortWindowSeconds (${settings.shortWindowSeconds})`);
+  problems.push(...callSettingsProblems(settings, path));
   return problems;
 }
 

@@ -252,7 +252,7 @@ export function rigConfig(t: Test, label: string, eslPort: number, o: RigOptions
   const table = uniqueTableName(label);
   const config = writeConfig({
     esl: { host: '127.0.0.1', port: eslPort, password: 'ClueCon', authRetrySeconds: 1, ...o.esl },
-    nft: { table, reconcileSeconds: 0.5, ...o.nft },
+    nft: { table, reconcileSeconds: 0.5, journalDir: mkdtempSync(join(tmpdir(), 'fsguard-journal-')), ...o.nft },
     metrics: { enabled: false, ...o.metrics },
     ...(o.policy ? { policy: o.policy } : {}),
     log: { level: 'debug', ...o.log },
