@@ -304,7 +304,7 @@ export class EslTestServer {
   }
 
   /** Resolves once `count` successful `event` commands were received in total (since start). */
-  waitForSubscriptions(count: number, timeoutMs = 10_000): Promise<void> {
+  waitForSubscriptions(count: number, timeoutMs = 30_000): Promise<void> {
     if (this.subscribedCount >= count) return Promise.resolve();
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error(`timed out waiting for subscription #${count} (have ${this.subscribedCount})`)), timeoutMs);
