@@ -231,6 +231,7 @@ export function deleteTable(table: string): void {
   nft(['delete', 'table', 'inet', table]);
 }
 
+
 /**
  * `nft monitor new elements`: the hrtime at which each address first showed up in a set
  * (the kernel's netlink notification, read as soon as nft prints it).

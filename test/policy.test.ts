@@ -77,9 +77,10 @@ t.test('settings: defaults are valid, overrides are checked key by key', async (
 });
 
 t.test('settings: the convict schema validates, and env overrides apply', async (t) => {
-  const c = convict({ policy: policySchema }, { env: { FSGUARD_POLICY_BAN_SECONDS: '120', FSGUARD_POLICY_ALLOW: '10.0.0.0/8,192.0.2.0/24' } });
+  const c = convict({ policy: policySchema }, { env: { FSGUARD_POLICY_BAN_SECONDS: '120', FSGUARD_POLICY_ALLOW: '10.0.0.0/8,192.0.2.0/24', FSGUARD_POLICY_FAILURES_FORGEABLE: 'false' } });
   c.validate({ allowed: 'strict' });
   const p = c.get('policy') as PolicySettings;
+  t.equal(p.failuresForgeable, false, 'a boolean knob from the environment');
   t.equal(p.banSeconds, 120);
   t.same(p.allow, ['10.0.0.0/8', '192.0.2.0/24']);
   t.equal(p.bruteForceFailures, DEFAULT_POLICY_SETTINGS.bruteForceFailures);

@@ -82,3 +82,25 @@ t.test('bans: a kernel comment with control characters is shown escaped; --json 
   const doc = JSON.parse(json.stdout) as { bans: Array<{ target: string; comment: string | null }> };
   t.equal(doc.bans.find((x) => x.target === '198.51.100.9')?.comment, comment, 'JSON keeps the exact comment');
 });
+
+t.test('fsguard logs: the daemon\'s JSON lines for a person, attacker text escaped', async (t) => {
+  const { spawn } = await import('node:child_process');
+  const lines = [
+    JSON.stringify({ level: 'info', time: '2026-11-02T09:00:00.000Z', name: 'fsguard', event: 'ban', target: ATTACKER, rule: 'brute_force', reason: `users u${HOSTILE} from ${ATTACKER}`, evidence: { users: [`u${HOSTILE}`, BIG] }, msg: 'banned' }),
+    // (A raw line break would end the input line itself: the rest of the hostile set, without it.)
+    `not json ${HOSTILE.replace(/[\r\n]/g, '')}`,
+    JSON.stringify({ level: 'warn', time: '2026-11-02T09:00:01.000Z', msg: `ua ${HOSTILE}`, userAgent: BIG }),
+  ];
+  const child = spawn(FSGUARD, ['logs'], { env: cliEnv(), stdio: ['pipe', 'pipe', 'pipe'] });
+  let out = '';
+  child.stdout.setEncoding('utf8').on('data', (d: string) => { out += d; });
+  child.stdin.end(`${lines.join('\n')}\n`);
+  const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
+  t.equal(code, 0);
+  const shown = out.trimEnd().split('\n');
+  t.equal(shown.length, 3, 'one line per log line, none forged');
+  t.match(shown[0], /^2026-11-02T09:00:00\.000Z INFO  banned event=ban target=203\.0\.113\.66 rule=brute_force reason="users u\\e\[2J/);
+  t.match(shown[1], /^not json \\e\[2J/);
+  t.match(shown[2], /WARN  ua \\e\[2J.* userAgent="B+…\[\+\d+ chars\]"$/);
+  assertTerminalSafe(t, out, 'stdout');
+});

@@ -242,6 +242,8 @@ export class ClusterEvidence<M> {
           continue;
         }
       }
+      // Judged already (an own event judged locally, a message sent twice): not even decoded.
+      if (this.ledger.has(origin)) { this.options.metrics.duplicates.inc(); continue; }
       const body = this.options.codec.decodeBody(entry.lines[i]!);
       if (!body.ok) { this.malformed(id, body.reason); continue; }
       this.onMessage(origin, ms, body.body);

@@ -27,6 +27,8 @@ export interface EslConfig {
 export interface NftConfig extends Omit<NftLayout, 'family'> {
   /** libnftables' soname or path. */
   readonly library: string;
+  /** Where decided bans are journaled until they are in the kernel (kill -9 safety). */
+  readonly journalDir: string;
   /** `fsguard ban` refuses IPv4 prefixes shorter than this without --force. */
   readonly widestPrefix4: number;
   /** `fsguard ban` refuses IPv6 prefixes shorter than this without --force. */
@@ -77,6 +79,7 @@ const baseSchema = {
   },
   nft: {
     library: { doc: 'libnftables, by soname or path (Debian: libnftables1, installed with nftables)', format: String, default: 'libnftables.so.1' },
+    journalDir: { doc: 'Folder of the journal of decided bans not yet in the kernel (systemd: StateDirectory)', format: String, default: '/var/lib/fsguard' },
     table: { doc: 'Name of fsguard\'s own inet table', format: String, default: 'fsguard' },
     set4: { doc: 'Set of banned IPv4 hosts', format: String, default: 'banned4' },
     set6: { doc: 'Set of banned IPv6 hosts', format: String, default: 'banned6' },

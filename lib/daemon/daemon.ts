@@ -2,6 +2,7 @@
 // and handles the process lifecycle: SIGTERM/SIGINT write the pending batch and exit 0,
 // SIGHUP reloads the config.
 import type { Server } from 'node:http';
+import { join } from 'node:path';
 import { setFlagsFromString } from 'node:v8';
 import { ConfigError, loadConfig, type FsguardConfig } from '../config/config.js';
 import { EslEventSource } from '../esl/index.js';
@@ -11,6 +12,7 @@ import { LibnftablesRunner, NftError, NftSetWriter, resolveNftLayout, systemSche
 import type { Logger } from '../obs/logger.js';
 import { FsguardMetrics, serveMetrics } from '../obs/metrics.js';
 import { createPolicy } from '../policy/engine.js';
+import { BanJournal } from './ban-journal.js';
 import { DaemonCluster } from '../cluster/daemon-cluster.js';
 import { Guard } from './guard.js';
 import { NftTableWatch } from './nft-monitor.js';
@@ -123,9 +125,13 @@ export async function runDaemon(configFile: string | null, initial: FsguardConfi
   const writer = writerFor(runner, config, logger, metrics, () => {
     guardRef?.onTableRecreated().catch((err: unknown) => logger.error({ err: String(err) }, 'restoring bans failed'));
   });
+  const journal = new BanJournal({
+    path: join(config.nft.journalDir, `${config.nft.table}.bans.jsonl`),
+    onError: (message) => logger.error({}, message),
+  });
   // With a cluster section the policy is fed the shared stream, not this node's events alone.
   const cluster = config.cluster.enabled ? new DaemonCluster(config, logger, metrics.registry) : null;
-  const guard = new Guard(createPolicy(config.policy, config.profiles), writer, logger, metrics, { allow: config.policy.allow, ...cluster?.guardOptions() });
+  const guard = new Guard(createPolicy(config.policy, config.profiles), writer, logger, metrics, { allow: config.policy.allow, journal, ...cluster?.guardOptions() });
   guardRef = guard;
   /** Ends the process: normally by returning, with `_exit` when a libnftables call is hung. */
   const finish = (code: number): number => {

@@ -11,10 +11,13 @@ import type { BanComment, ElementOutcome, KernelBan, KernelBanList, NftExecution
 import { unredacted, type Logger } from '../obs/logger.js';
 import type { FsguardMetrics } from '../obs/metrics.js';
 import type { BanDecision, ClockReading, ExistingBan, Policy, PolicyAlert, PolicyOutput } from '../policy/types.js';
+import type { BanJournal } from './ban-journal.js';
 import { SeedingHold, systemGuardClock, type GuardClock } from './seeding-hold.js';
 
 /** The part of NftSetWriter the guard uses (a narrow seam for tests). */
 export interface BanWriter {
+  /** Requests queued or being written (0: everything decided so far has been dealt with). */
+  readonly queued?: number;
   /** Creates or checks the table; what it held. */
   setup(): Promise<{ readonly list: KernelBanList }>;
   /** Records FreeSWITCH's own addresses in the table, for `fsguard ban` to refuse them. */
@@ -28,6 +31,8 @@ export interface BanWriter {
 export interface GuardOptions {
   /** CIDRs that must never be written to the kernel, whatever the policy says. */
   readonly allow: readonly string[];
+  /** Where decisions are written down before they reach the kernel (kill -9 safety). */
+  readonly journal?: BanJournal;
   /**
    * A ban runs from the time of the event that decided it, not from the moment it is written:
    * a ban decided while replaying the cluster's history has only its remaining time left (or
@@ -75,6 +80,7 @@ export class Guard implements EslSourceListener {
   /** Targets of unwritten bans whose retry is in flight. */
   private readonly retrying = new Set<string>();
   private readonly allow: Cidr[];
+  private readonly journal: BanJournal | null;
   /** FreeSWITCH's own addresses, learnt from events; never banned. */
   private readonly switchAddresses = new Map<string, Cidr | null>();
   /** The last switchAddresses array seen (events of one stream share it): skip re-adding. */
@@ -103,6 +109,7 @@ export class Guard implements EslSourceListener {
     private readonly clock: GuardClock = systemGuardClock,
   ) {
     this.allow = options.allow.map((a) => parseCidr(a)).filter((c): c is Cidr => c !== null);
+    this.journal = options.journal ?? null;
     this.banLogger = unredacted(logger);
     this.banFromEventTime = options.banFromEventTime ?? false;
     this.hold = new SeedingHold(clock, (e) => this.judge(e), (why, held) => {
@@ -114,7 +121,21 @@ export class Guard implements EslSourceListener {
   async start(): Promise<void> {
     const { list } = await this.writer.setup();
     this.adoptKernelBans(list.bans, this.nowMs());
+    await this.replayJournal(list);
     this.logger.info({ bans: list.bans.length, unrecognized: list.unrecognized.length }, 'nft table ready; bans read back from the kernel');
+  }
+
+  /** Bans an earlier run decided and did not get into the kernel (it was killed): written now. */
+  private async replayJournal(list: KernelBanList): Promise<void> {
+    if (!this.journal) return;
+    const now = this.nowMs();
+    const inKernel = new Set(list.bans.map((b) => b.target.text));
+    const missing = this.journal.readBack().filter((j) => j.expiresAtMs > now + EXPIRY_SLACK_MS && !inKernel.has(j.target.text) && !this.protectedBy(j.target));
+    if (missing.length === 0) return;
+    this.logger.warn({ bans: missing.length, journal: this.journal.path }, 'writing bans decided before the last exit that were not in the kernel (the daemon was killed?)');
+    this.policy.restoreBans(missing.map(existingBan));
+    for (const j of missing) this.journal.record(j);
+    await Promise.all(missing.map((j) => this.writeBan(j.target, Math.ceil((j.expiresAtMs - now) / 1000), j.comment, j.expiresAtMs)));
   }
 
   /** Swaps the policy (config reload); kernel bans are handed to the new one. */
@@ -225,6 +246,7 @@ export class Guard implements EslSourceListener {
     this.apply(this.policy.noteClock(this.reading()));
     this.armDeadline();
     this.metrics.trackedSources.set(this.policy.trackedSources());
+    this.clearJournalIfDone();
     const c = this.policy.clockStats();
     const out = c.aheadOfWallClock + c.unconfirmedJumps + c.behind + c.steps;
     if (out !== this.clockOutOfBound) {
@@ -304,6 +326,7 @@ export class Guard implements EslSourceListener {
     // The write is queued first (it leaves on this turn's setImmediate): the log line and
     // the metrics are not on the way from the deciding event to the kernel.
     void this.writeBan(target, seconds, comment, requestedAtMs + seconds * 1000);
+    this.journal?.record({ target, expiresAtMs: requestedAtMs + seconds * 1000, comment });
     this.metrics.bansTotal.inc({ rule: decision.rule });
     const e = decision.evidence;
     this.banLogger.info({
@@ -483,11 +506,18 @@ export class Guard implements EslSourceListener {
     return this.unwritten.size;
   }
 
+  /** Everything journaled is in the kernel (or was refused): the journal can start empty. */
+  private clearJournalIfDone(): void {
+    if (this.journal && (this.writer.queued ?? 0) === 0 && this.unwritten.size === 0) this.journal.clear();
+  }
+
   /** Writes everything pending (SIGTERM), and gives the unwritten bans one more try. */
   async flush(): Promise<void> {
     this.hold.release('stopping');
     if (this.deadlineTimer !== null) { this.clock.clearTimeout(this.deadlineTimer); this.deadlineTimer = null; }
     await Promise.all([this.retryUnwritten(), this.writer.flush()]);
+    this.clearJournalIfDone();
+    this.journal?.close();
     if (this.unwritten.size > 0) {
       this.logger.error({ bans: this.unwritten.size, targets: [...this.unwritten.keys()].slice(0, LOG_SAMPLE) }, 'bans that nft failed to write are lost at exit');
     }

@@ -18,7 +18,7 @@ export function describePolicy(s: PolicySettings): string[] {
   say('Who is trusted');
   say(`  Never banned: ${s.allow.join(', ') || '(nothing)'} and FreeSWITCH's own addresses (from each event).`);
   say(`  A source is proven legitimate by a successful authentication (REGISTER or INVITE) or a live registration; it stays proven ${dur(s.legitimacySeconds)} after its last success.`);
-  say(`  A challenge answered within ${dur(s.answerTimeoutSeconds)} proves the source is real; unanswered challenges prove nothing about it (UDP can be forged).`);
+  say(`  A challenge not answered within ${dur(s.answerTimeoutSeconds)} counts unanswered (an answer arriving later takes it back); unanswered challenges prove nothing about the source (UDP can be forged), and over UDP even answered failures can be forged (FreeSWITCH does not bind a nonce to an address).`);
   say('');
   const ruleLine = (r: Rule): string => `  ${r.id.padEnd(36)} ${r.summary(s)}`;
   say('Sources with no proven legitimacy are banned for');
