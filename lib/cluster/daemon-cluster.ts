@@ -73,6 +73,9 @@ export class DaemonCluster {
     const evidence = this.evidence;
     return {
       onEvent: (event: AuthEvent) => evidence.publish({ kind: 'auth', event }),
+      // Calls are judged by this node only (not yet in the shared evidence stream): a prober
+      // is banned by the node it calls; the ban is this node's.
+      onCallEvent: (event) => guard.onCallEvent?.(event),
       onEventReceived: (subclass, profile) => guard.onEventReceived(subclass, profile),
       onDropped: (reason, detail) => guard.onDropped(reason, detail),
       onRegistrations: (registrations) => guard.onRegistrations(registrations),
