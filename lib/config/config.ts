@@ -8,6 +8,8 @@ import {
 } from '../policy/settings.js';
 import type { LogLevel } from '../obs/logger.js';
 import type { NftLayout } from '../nft/index.js';
+import { notifyProblems, notifySchema, redactedNotify, type NotifyConfig } from '../notify/config.js';
+import { statusProblems, statusSchema, type StatusConfig } from '../status/config.js';
 
 export interface EslConfig {
   readonly host: string;
@@ -35,6 +37,8 @@ export interface FsguardConfig {
   readonly profiles: Readonly<Record<string, Partial<PolicySettings>>>;
   readonly metrics: { readonly enabled: boolean; readonly host: string; readonly port: number };
   readonly log: { readonly level: LogLevel };
+  readonly notify: NotifyConfig;
+  readonly status: StatusConfig;
 }
 
 export class ConfigError extends Error {
@@ -77,6 +81,8 @@ const baseSchema = {
   log: {
     level: { doc: 'Log level', format: ['debug', 'info', 'warn', 'error'], default: 'info' },
   },
+  notify: notifySchema,
+  status: statusSchema,
 };
 
 type SchemaNode = { [key: string]: unknown };
@@ -125,6 +131,7 @@ function semanticProblems(c: FsguardConfig): string[] {
     if (!Number.isInteger(p) || p < 1 || p > 65535) problems.push(`nft.ports[${i}]: not a port number: ${JSON.stringify(p)}`);
   });
   problems.push(...policySettingsProblems(c.policy));
+  problems.push(...notifyProblems(c.notify), ...statusProblems(c.status));
   for (const [name, override] of Object.entries(c.profiles)) {
     problems.push(...policySettingsProblems({ ...c.policy, ...override }, `profiles.${name}`));
   }
@@ -216,5 +223,5 @@ function splitConvictError(err: unknown): string[] {
 
 /** The config as JSON with the password masked, for `fsguard policy --json` and check. */
 export function redactedConfig(c: FsguardConfig): FsguardConfig {
-  return { ...c, esl: { ...c.esl, password: '[redacted]' } };
+  return { ...c, esl: { ...c.esl, password: '[redacted]' }, notify: redactedNotify(c.notify) };
 }

@@ -10,6 +10,7 @@ import { InteractiveNftRunner, NftError, NftSetWriter, resolveNftLayout } from '
 import type { Logger } from '../obs/logger.js';
 import { FsguardMetrics, serveMetrics } from '../obs/metrics.js';
 import { createPolicy } from '../policy/engine.js';
+import { DaemonOps } from '../status/wiring.js';
 import { Guard } from './guard.js';
 import { NftTableMonitor } from './nft-monitor.js';
 
@@ -69,7 +70,7 @@ function eslOptions(c: FsguardConfig) {
  * in the kernel within about a millisecond instead of the ~5 ms a new nft process takes, and
  * the reconcile forks nothing); big batches still spawn `nft -j -f` (see InteractiveNftRunner).
  */
-function writerFor(config: FsguardConfig, logger: Logger, metrics: FsguardMetrics, onTableRecreated: () => void): NftSetWriter {
+function writerFor(config: FsguardConfig, logger: Logger, metrics: FsguardMetrics, onTableRecreated: () => void, onFailure: (message: string) => void = () => {}): NftSetWriter {
   const runner = new InteractiveNftRunner({
     binary: config.nft.binary,
     onStatus: (s) => {
@@ -84,10 +85,12 @@ function writerFor(config: FsguardConfig, logger: Logger, metrics: FsguardMetric
       batchWritten: () => metrics.nftBatches.inc(),
       elementRefused: (target, message) => {
         metrics.nftErrors.inc();
+        onFailure(`nft refused ${target.text}: ${message}`);
         logger.error({ target: target.text, nft: message }, 'nft refused a ban element');
       },
       runFailed: (error, willRetry) => {
         metrics.nftErrors.inc();
+        onFailure(`nft run failed: ${error.message}`);
         logger[willRetry ? 'warn' : 'error']({ kind: error.kind, nft: error.detail, willRetry }, `nft run failed: ${error.message}`);
       },
       tableRecreated: () => {
@@ -106,10 +109,20 @@ export async function runDaemon(configFile: string | null, initial: FsguardConfi
   const metrics = new FsguardMetrics();
   // The writer recreates a vanished table on its own; the guard then restores every ban.
   let guardRef: Guard | null = null;
+  // `fsguard status` and notifications (lib/status, lib/notify); the policy is read through
+  // a getter because a reload replaces it.
+  let policy = createPolicy(config.policy, config.profiles);
+  const ops: DaemonOps = new DaemonOps(config, {
+    logger, metrics,
+    configSource: configFile ?? deps.env.FSGUARD_CONFIG ?? 'built-in defaults',
+    policy: () => policy,
+    bansInForce: () => guard.bansInForce(),
+    nftQueued: () => writer.queued,
+  });
   const writer = writerFor(config, logger, metrics, () => {
     guardRef?.onTableRecreated().catch((err: unknown) => logger.error({ err: String(err) }, 'restoring bans failed'));
-  });
-  const guard = new Guard(createPolicy(config.policy, config.profiles), writer, logger, metrics, { allow: config.policy.allow });
+  }, (message) => ops.status.nftFailed(message));
+  const guard = new Guard(policy, writer, logger, metrics, { allow: config.policy.allow, observers: ops.observers, recentSources: ops.recentSources });
   guardRef = guard;
   try {
     await guard.start();
@@ -134,6 +147,7 @@ export async function runDaemon(configFile: string | null, initial: FsguardConfi
     }
   };
   await startMetrics(config);
+  await ops.start();
 
   let source = new EslEventSource(eslOptions(config), guard, { logger });
   // Without the wasm line scanner (a build without dist/wasm) the same events are read in
@@ -153,7 +167,7 @@ export async function runDaemon(configFile: string | null, initial: FsguardConfi
   // source's events stamped in the past (a clock behind, a replayed trace) get bans that
   // "expire" at the first tick, and are banned a second time as repeat offenders.
   guard.tick();
-  const tick = setInterval(() => guard.tick(), TICK_MS);
+  const tick = setInterval(() => { guard.tick(); ops.status.tick(); }, TICK_MS);
   // The periodic read-back lists every ban: with 100,000 of them that is ~1.5 s of nft and
   // ~10 MB of JSON for the daemon to parse, which every 2 s would take most of a core in a
   // flood. So the next one starts no sooner than RECONCILE_SHARE times the last one's
@@ -197,7 +211,8 @@ export async function runDaemon(configFile: string | null, initial: FsguardConfi
     logger.level = next.log.level;
     if (changed(config.nft, next.nft)) logger.warn({}, 'nft settings changed: they take effect on restart (bans in the old table stay until they expire)');
     if (changed(config.policy, next.policy) || changed(config.profiles, next.profiles)) {
-      guard.replacePolicy(createPolicy(next.policy, next.profiles));
+      policy = createPolicy(next.policy, next.profiles);
+      guard.replacePolicy(policy);
       logger.info({}, 'policy reloaded (evidence gathered so far starts afresh; kernel bans are kept)');
     }
     if (changed(config.esl, next.esl)) {
@@ -212,6 +227,7 @@ export async function runDaemon(configFile: string | null, initial: FsguardConfi
       if (old) await new Promise<void>((resolve) => old.close(() => resolve()));
       await startMetrics(next);
     }
+    await ops.reload(next);
     if (reconcile !== null) clearTimeout(reconcile);
     config = next;
     scheduleReconcile(next.nft.reconcileSeconds * 1000);
@@ -233,6 +249,7 @@ export async function runDaemon(configFile: string | null, initial: FsguardConfi
         await source.stop();
         await guard.flush();
         await writer.close();
+        await ops.stop();
       } catch (err) {
         logger.error({ err: String(err) }, 'error while stopping');
       }

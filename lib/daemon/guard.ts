@@ -10,6 +10,7 @@ import type { BanComment, ElementOutcome, KernelBan, KernelBanList } from '../nf
 import { unredacted, type Logger } from '../obs/logger.js';
 import type { FsguardMetrics } from '../obs/metrics.js';
 import type { BanDecision, ExistingBan, Policy, PolicyAlert, PolicyOutput } from '../policy/types.js';
+import type { GuardObserver, SwitchInfo } from './guard-observer.js';
 
 /** The part of NftSetWriter the guard uses (a narrow seam for tests). */
 export interface BanWriter {
@@ -22,6 +23,10 @@ export interface BanWriter {
 export interface GuardOptions {
   /** CIDRs that must never be written to the kernel, whatever the policy says. */
   readonly allow: readonly string[];
+  /** Told of bans, unbans, alerts and the connection (status, notifications). */
+  readonly observers?: readonly GuardObserver[];
+  /** Fed with every event's source (status's fallback for nearest thresholds, lib/status/thresholds.ts). */
+  readonly recentSources?: { note(source: string, profile: string): void };
 }
 
 /** What the guard believes is in the kernel, and since when. */
@@ -66,6 +71,8 @@ export class Guard implements EslSourceListener {
   private connections = 0;
   /** Bumped whenever the table is found missing and rebuilt; a reconcile spanning it is void. */
   private tableGeneration = 0;
+  private readonly observers: readonly GuardObserver[];
+  private readonly recentSources: { note(source: string, profile: string): void } | null;
 
   constructor(
     private policy: Policy,
@@ -77,6 +84,33 @@ export class Guard implements EslSourceListener {
   ) {
     this.allow = options.allow.map((a) => parseCidr(a)).filter((c): c is Cidr => c !== null);
     this.banLogger = unredacted(logger);
+    this.observers = options.observers ?? [];
+    this.recentSources = options.recentSources ?? null;
+  }
+
+  /** Hands an observer what the guard did; an observer that throws is logged, never fatal. */
+  private tell<K extends keyof GuardObserver>(method: K, ...args: Parameters<NonNullable<GuardObserver[K]>>): void {
+    for (const o of this.observers) {
+      const f = o[method] as ((...a: typeof args) => void) | undefined;
+      if (!f) continue;
+      try {
+        f.apply(o, args);
+      } catch (err) {
+        this.logger.error({ observer: method, err: err instanceof Error ? err.message : String(err) }, 'a guard observer failed');
+      }
+    }
+  }
+
+  /** Bans the guard knows are in the kernel now, by kind (for `fsguard status`). */
+  bansInForce(): { ipv4Hosts: number; ipv6Hosts: number; ipv4Prefixes: number; ipv6Prefixes: number; unwritten: number } {
+    const n = { ipv4Hosts: 0, ipv6Hosts: 0, ipv4Prefixes: 0, ipv6Prefixes: 0, unwritten: this.unwritten.size };
+    const now = this.nowMs();
+    for (const k of this.known.values()) {
+      if (k.expiresAtMs <= now) continue;
+      const host = k.target.prefixLength === (k.target.family === 4 ? 32 : 128);
+      if (k.target.family === 4) { if (host) n.ipv4Hosts++; else n.ipv4Prefixes++; } else if (host) n.ipv6Hosts++; else n.ipv6Prefixes++;
+    }
+    return n;
   }
 
   /** Creates the table (idempotent) and restores state from the sets. Throws NftError. */
@@ -100,6 +134,7 @@ export class Guard implements EslSourceListener {
       this.lastSwitchAddresses = event.switchAddresses;
       for (const a of event.switchAddresses) if (!this.switchAddresses.has(a)) this.switchAddresses.set(a, parseCidr(a));
     }
+    this.recentSources?.note(event.source.text, event.profile);
     this.apply(this.policy.observe(event));
   }
 
@@ -120,15 +155,22 @@ export class Guard implements EslSourceListener {
   onConnected(): void {
     this.metrics.eslConnected.set(1);
     if (this.connections++ > 0) this.metrics.eslReconnects.inc();
+    this.tell('connection', 'connected', '', this.nowMs());
   }
 
   onDisconnected(reason: string): void {
     this.metrics.eslConnected.set(0);
     this.logger.warn({ reason }, 'event socket disconnected');
+    this.tell('connection', 'disconnected', reason, this.nowMs());
+  }
+
+  onHeartbeat(info: SwitchInfo): void {
+    this.tell('heartbeat', info, this.nowMs());
   }
 
   onAuthRejected(kind: AuthRejection): void {
     this.metrics.eslConnected.set(0);
+    this.tell('connection', 'rejected', kind, this.nowMs());
     this.logger.error({ kind }, kind === 'invalid_password'
       ? 'FreeSWITCH refused the event socket password (esl.password / FSGUARD_ESL_PASSWORD); retrying slowly'
       : 'FreeSWITCH rejected the event socket connection by ACL (event_socket.conf.xml apply-inbound-acl); retrying slowly');
@@ -173,6 +215,7 @@ export class Guard implements EslSourceListener {
     // the metrics are not on the way from the deciding event to the kernel.
     void this.writeBan(target, seconds, comment, requestedAtMs + seconds * 1000);
     this.metrics.bansTotal.inc({ rule: decision.rule });
+    if (this.observers.length) this.tell('banned', decision, seconds, requestedAtMs);
     const e = decision.evidence;
     this.banLogger.info({
       event: 'ban',
@@ -231,6 +274,7 @@ export class Guard implements EslSourceListener {
 
   private alert(alert: PolicyAlert): void {
     this.metrics.alertsTotal.inc({ kind: alert.kind });
+    this.tell('alerted', alert, this.nowMs());
     this.logger.warn({
       event: 'alert',
       kind: alert.kind,
@@ -288,7 +332,11 @@ export class Guard implements EslSourceListener {
     const generation = this.tableGeneration;
     const list = await this.writer.list();
     const now = this.nowMs();
-    for (const [key, k] of this.known) if (k.expiresAtMs <= now + EXPIRY_SLACK_MS) this.known.delete(key);
+    for (const [key, k] of this.known) {
+      if (k.expiresAtMs > now + EXPIRY_SLACK_MS) continue;
+      this.known.delete(key);
+      this.tell('unbanned', key, k.comment.rule, 'expired', now);
+    }
     if (!list.tableExists) {
       this.logger.warn({ bans: this.known.size }, 'fsguard\'s nft table is gone (flush ruleset?): recreating it');
       await this.writer.setup();
@@ -304,6 +352,7 @@ export class Guard implements EslSourceListener {
       if (inKernel.has(key) || k.confirmedAtMs > listedAtMs) continue;
       this.known.delete(key);
       this.policy.manualUnban(k.target, now * 1000);
+      this.tell('unbanned', key, k.comment.rule, 'lifted', now);
       this.logger.info({ target: key, rule: k.comment.rule }, 'ban lifted outside fsguard (fsguard unban?): grace period before it can be banned again');
     }
     this.adoptKernelBans(list.bans.filter((b) => !this.known.has(b.target.text)), now);

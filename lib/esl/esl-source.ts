@@ -44,6 +44,8 @@ export interface EslSourceListener {
   /** A connection that was up is gone (including on stop()). */
   onDisconnected(reason: string): void;
   onAuthRejected(kind: AuthRejection): void;
+  /** FreeSWITCH's host name, version and uptime, from each HEARTBEAT (for `fsguard status`). */
+  onHeartbeat?(info: { hostname: string; version: string; uptimeMs: number | null }): void;
 }
 
 /** The logging surface used here; pino's Logger satisfies it. */
@@ -333,6 +335,12 @@ export class EslEventSource {
         return;
       }
       if (fast !== null) {
+        // The fast reader keeps only the auth events' headers; a HEARTBEAT (every 20 s) is
+        // read in full for FreeSWITCH's host name and version.
+        if ((fast as Readonly<Record<string, unknown>>)['Event-Name'] === 'HEARTBEAT' && this.listener.onHeartbeat) {
+          try { this.heartbeat(JSON.parse(body.toString('utf8')) as Record<string, unknown>); } catch { /* a malformed HEARTBEAT is only not shown */ }
+          return;
+        }
         this.onEventHeaders(fast);
         return;
       }
@@ -364,7 +372,7 @@ export class EslEventSource {
     if (typeof headers === 'object' && headers !== null && !Array.isArray(headers)) {
       const h = headers as Readonly<Record<string, unknown>>;
       const name = h['Event-Name'];
-      if (name === 'HEARTBEAT') return;
+      if (name === 'HEARTBEAT') { this.heartbeat(h); return; }
       const subclass = h['Event-Subclass'];
       if (name === 'CUSTOM' && typeof subclass === 'string' && (AUTH_SUBCLASSES as readonly string[]).includes(subclass)) {
         const profile = h['profile-name'];
@@ -378,6 +386,14 @@ export class EslEventSource {
       }
     }
     this.onNormalized(normalizeEvent(headers, this.normalizeOptions));
+  }
+
+  private heartbeat(h: Readonly<Record<string, unknown>>): void {
+    if (!this.listener.onHeartbeat) return;
+    const text = (v: unknown): string => (typeof v === 'string' ? v.slice(0, 200) : '');
+    const uptime = Number(h['Uptime-msec']);
+    const info = { hostname: text(h['FreeSWITCH-Hostname']), version: text(h['FreeSWITCH-Version']), uptimeMs: Number.isFinite(uptime) && uptime >= 0 ? uptime : null };
+    this.notify(() => this.listener.onHeartbeat?.(info));
   }
 
   private onNormalized(result: NormalizeResult): void {
