@@ -69,8 +69,9 @@ class BatchBuilder {
     if (atMs > this.toMs) this.toMs = atMs;
   }
 
-  build(): NoticeBatch {
-    return { fromMs: this.fromMs, toMs: this.toMs, total: this.total, byKind: { ...this.byKind }, byRule: { ...this.byRule }, first: [...this.first] };
+  /** `endMs`: when the interval the batch covers ended (default: its last notice). */
+  build(endMs = this.toMs): NoticeBatch {
+    return { fromMs: this.fromMs, toMs: Math.max(this.toMs, endMs), total: this.total, byKind: { ...this.byKind }, byRule: { ...this.byRule }, first: [...this.first] };
   }
 }
 
@@ -99,6 +100,8 @@ export class NotifyChannel {
   private pending: BatchBuilder | null = null;
   /** Running while the channel is inside a digest interval. */
   private windowTimer: TimerHandle | null = null;
+  /** When the current interval began (the message that opened it was sent). */
+  private windowOpenedAtMs = 0;
   private inFlight: Outgoing | null = null;
   /** The one message waiting behind the one in flight; later digests merge into it. */
   private waiting: Outgoing | null = null;
@@ -141,11 +144,12 @@ export class NotifyChannel {
       this.openWindow();
       return;
     }
-    this.pending ??= new BatchBuilder(now, this.settings.digestFirst);
+    this.pending ??= new BatchBuilder(this.windowOpenedAtMs, this.settings.digestFirst);
     this.pending.add(kind, rule, notice, now);
   }
 
   private openWindow(): void {
+    this.windowOpenedAtMs = this.clock();
     this.windowTimer = this.timers.setTimeout(() => this.windowEnded(), this.settings.digestMs);
   }
 
@@ -154,7 +158,7 @@ export class NotifyChannel {
     const pending = this.pending;
     this.pending = null;
     if (pending === null || this.closed) { this.settleIfIdle(); return; }
-    this.enqueue(pending.build());
+    this.enqueue(pending.build(this.clock()));
     this.openWindow();
   }
 
@@ -243,7 +247,7 @@ export class NotifyChannel {
       this.windowTimer = null;
       const pending = this.pending;
       this.pending = null;
-      if (pending !== null) this.enqueue(pending.build());
+      if (pending !== null) this.enqueue(pending.build(this.clock()));
     }
     return this.whenIdle();
   }
