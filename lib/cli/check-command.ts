@@ -7,6 +7,7 @@ import { silentLogger } from '../obs/logger.js';
 import { parseArgs, UsageError } from './args.js';
 import type { CliIo } from './main.js';
 import { nftWriterFromConfig } from './nft-writer.js';
+import { checkNotify } from '../notify/check.js';
 
 const ESL_CHECK_TIMEOUT_MS = 5000;
 
@@ -62,11 +63,18 @@ export async function runCheckCommand(argv: string[], configFile: string | null,
     for (const p of err instanceof ConfigError ? err.problems : [String(err)]) io.stderr.write(`config: ${p}\n`);
     return 1;
   }
-  const results = await Promise.allSettled([checkNft(config), checkEsl(config)]);
-  for (const r of results) {
+  const [nftResult, eslResult, notifyResult] = await Promise.allSettled([checkNft(config), checkEsl(config), checkNotify(config.notify)]);
+  for (const r of [nftResult, eslResult]) {
     if (r.status === 'fulfilled') ok(r.value);
     else problems.push(r.reason instanceof Error ? r.reason.message : String(r.reason));
   }
-  for (const p of problems) io.stderr.write(`${p.startsWith('esl:') || p.startsWith('nft:') ? '' : 'nft: '}${p}\n`);
+  // Notification lines (lib/notify/check.ts): already prefixed, never holding a secret.
+  if (notifyResult.status === 'fulfilled') {
+    for (const line of notifyResult.value.ok) ok(line);
+    problems.push(...notifyResult.value.problems);
+  } else {
+    problems.push(`notify: ${notifyResult.reason instanceof Error ? notifyResult.reason.message : String(notifyResult.reason)}`);
+  }
+  for (const p of problems) io.stderr.write(`${p.startsWith('esl:') || p.startsWith('nft:') || p.startsWith('notify:') ? '' : 'nft: '}${p}\n`);
   return problems.length ? 1 : 0;
 }

@@ -7,7 +7,8 @@ import type { MailConfig } from './config.js';
 import { DeliveryError, type Transport } from './channel.js';
 import { isDigest, mailBody, mailSubject, type NoticeBatch, type NoticeOrigin } from './notice.js';
 
-function transporterFor(config: MailConfig): Transporter {
+/** `timeoutMs` bounds connecting and the greeting; an idle socket gets twice that. */
+export function transporterFor(config: MailConfig, timeoutMs = 30_000): Transporter {
   if (config.transport === 'sendmail') {
     return createTransport({ sendmail: true, path: config.sendmailPath, newline: 'unix' });
   }
@@ -20,9 +21,9 @@ function transporterFor(config: MailConfig): Transporter {
     ignoreTLS: s.security === 'none',
     ...(s.user ? { auth: { user: s.user, pass: s.password } } : {}),
     ...(s.caFile ? { tls: { ca: readFileSync(s.caFile) } } : {}),
-    connectionTimeout: 30_000,
-    greetingTimeout: 30_000,
-    socketTimeout: 60_000,
+    connectionTimeout: timeoutMs,
+    greetingTimeout: timeoutMs,
+    socketTimeout: 2 * timeoutMs,
     // nodemailer logs nothing unless asked; keep it that way (its debug log shows AUTH).
     logger: false,
     debug: false,

@@ -60,7 +60,7 @@ export class DaemonOps {
 
   async reload(next: FsguardConfig): Promise<void> {
     const prev = this.config;
-    this.config = next;
+    this.config = { ...next, status: prev.status };
     const changed = (a: unknown, b: unknown): boolean => JSON.stringify(a) !== JSON.stringify(b);
     if (changed(prev.notify, next.notify)) {
       const old = this.notifier;
@@ -71,10 +71,8 @@ export class DaemonOps {
       this.notifier = new Notifier(next.notify, { logger: this.deps.logger, registry: this.deps.metrics.registry });
       this.deps.logger.info({}, 'notification settings reloaded');
     }
-    if (changed(prev.status, next.status)) {
-      await this.server?.close();
-      this.server = next.status.socket ? await serveStatus(next.status.socket, () => this.status.report(), this.deps.logger) : null;
-    }
+    // Like the nft settings: the socket stays where `fsguard status` of the running config looks.
+    if (changed(prev.status, next.status)) this.deps.logger.warn({}, 'status.socket changed: it takes effect on restart');
   }
 
   async stop(): Promise<void> {
