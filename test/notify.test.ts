@@ -15,7 +15,7 @@ import { SMTPServer } from 'smtp-server';
 import { parseCidr } from '../lib/net/ip.js';
 import type { MailConfig, NotifyConfig } from '../lib/notify/config.js';
 import { Notifier } from '../lib/notify/notifier.js';
-import type { BanDecision, PolicyAlert } from '../lib/policy/types.js';
+import type { BanDecision, PolicyAlert, RuleId } from '../lib/policy/types.js';
 import { RecordingLogger } from './support/esl-test-helpers.js';
 import { FakeTimers, until } from './support/fake-timers.js';
 
@@ -38,7 +38,7 @@ function notifyConfig(over: { mail?: Partial<Omit<MailConfig, 'smtp'>> & { smtp?
 }
 
 let serial = 0;
-function ban(rule: string, users: string[] = ['1000'], userAgents: string[] = ['friendly-scanner']): BanDecision {
+function ban(rule: RuleId, users: string[] = ['1000'], userAgents: string[] = ['friendly-scanner']): BanDecision {
   const n = serial++;
   const cidr = parseCidr(`10.${(n >> 16) & 255}.${(n >> 8) & 255}.${n & 255}`)!;
   return {

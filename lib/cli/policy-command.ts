@@ -138,6 +138,11 @@ async function replay(
     };
     stats.lines += await scanTrace(path, { profiles, firstIndex: stats.lines }, visitor);
   }
+  if (stderr.length) await write(ctx.stderr, stderr.join(''));
+  // The daemon's timers keep running after the last event: challenges still awaiting an
+  // answer time out, as they would have there. Their decisions belong to the last record.
+  const tail = policy.drain();
+  if (stats.lines > 0) visit(stats.lines - 1, null, tail);
   return stats;
 }
 

@@ -9,8 +9,9 @@ import { cidrsOverlap, parseCidr, type Cidr } from '../net/ip.js';
 import type { BanComment, ElementOutcome, KernelBan, KernelBanList } from '../nft/index.js';
 import { unredacted, type Logger } from '../obs/logger.js';
 import type { FsguardMetrics } from '../obs/metrics.js';
-import type { BanDecision, ExistingBan, Policy, PolicyAlert, PolicyOutput } from '../policy/types.js';
+import type { BanDecision, ClockReading, ExistingBan, Policy, PolicyAlert, PolicyOutput } from '../policy/types.js';
 import type { GuardObserver, SwitchInfo } from './guard-observer.js';
+import { SeedingHold, systemGuardClock, type GuardClock } from './seeding-hold.js';
 
 /** The part of NftSetWriter the guard uses (a narrow seam for tests). */
 export interface BanWriter {
@@ -73,6 +74,12 @@ export class Guard implements EslSourceListener {
   private tableGeneration = 0;
   private readonly observers: readonly GuardObserver[];
   private readonly recentSources: { note(source: string, profile: string): void } | null;
+  /** The wall-clock timer for the policy's next deadline (null: none armed). */
+  private deadlineTimer: unknown = null;
+  /** Events held at (re)connect until the live registrations are known. */
+  private readonly hold: SeedingHold;
+  /** Clock events out of bound, as last logged. */
+  private clockOutOfBound = 0;
 
   constructor(
     private policy: Policy,
@@ -81,11 +88,15 @@ export class Guard implements EslSourceListener {
     private readonly metrics: FsguardMetrics,
     options: GuardOptions,
     private readonly nowMs: () => number = Date.now,
+    private readonly clock: GuardClock = systemGuardClock,
   ) {
     this.allow = options.allow.map((a) => parseCidr(a)).filter((c): c is Cidr => c !== null);
     this.banLogger = unredacted(logger);
     this.observers = options.observers ?? [];
     this.recentSources = options.recentSources ?? null;
+    this.hold = new SeedingHold(clock, (e) => this.judge(e), (why, held) => {
+      if (why !== 'registrations') this.logger.warn({ held, reason: why }, 'judging events held at connect without the live registrations');
+    });
   }
 
   /** Hands an observer what the guard did; an observer that throws is logged, never fatal. */
@@ -134,8 +145,31 @@ export class Guard implements EslSourceListener {
       this.lastSwitchAddresses = event.switchAddresses;
       for (const a of event.switchAddresses) if (!this.switchAddresses.has(a)) this.switchAddresses.set(a, parseCidr(a));
     }
+    // At (re)connect, nothing is judged before the live registrations are known.
+    if (this.hold.active) { this.hold.add(event); return; }
+    this.judge(event);
+  }
+
+  private judge(event: AuthEvent): void {
     this.recentSources?.note(event.source.text, event.profile);
     this.apply(this.policy.observe(event));
+    if (this.deadlineTimer === null) this.armDeadline();
+  }
+
+  private reading(): ClockReading {
+    return { wallUs: this.nowMs() * 1000, monotonicUs: this.clock.monotonicMs() * 1000 };
+  }
+
+  /** Arms the wall-clock timer for the policy's next deadline (challenges timing out). */
+  private armDeadline(): void {
+    if (this.deadlineTimer !== null) { this.clock.clearTimeout(this.deadlineTimer); this.deadlineTimer = null; }
+    const ms = this.policy.msUntilNextDeadline(this.reading());
+    if (ms === null) return;
+    this.deadlineTimer = this.clock.setTimeout(() => {
+      this.deadlineTimer = null;
+      this.apply(this.policy.noteClock(this.reading()));
+      this.armDeadline();
+    }, Math.min(Math.max(5, Math.ceil(ms)), 1000));
   }
 
   onEventReceived(subclass: string, profile: string): void {
@@ -149,16 +183,19 @@ export class Guard implements EslSourceListener {
 
   onRegistrations(registrations: LiveRegistration[]): void {
     this.policy.seedRegistrations(registrations, this.nowMs() * 1000);
-    this.logger.info({ registrations: registrations.length, sources: new Set(registrations.map((r) => r.source.text)).size }, 'live registrations loaded: their sources count as legitimate');
+    this.logger.info({ registrations: registrations.length, sources: new Set(registrations.map((r) => r.source.text)).size, held: this.hold.size }, 'live registrations loaded: their sources count as legitimate');
+    this.hold.release('registrations');
   }
 
   onConnected(): void {
     this.metrics.eslConnected.set(1);
     if (this.connections++ > 0) this.metrics.eslReconnects.inc();
     this.tell('connection', 'connected', '', this.nowMs());
+    this.hold.start();
   }
 
   onDisconnected(reason: string): void {
+    this.hold.release('disconnected');
     this.metrics.eslConnected.set(0);
     this.logger.warn({ reason }, 'event socket disconnected');
     this.tell('connection', 'disconnected', reason, this.nowMs());
@@ -178,8 +215,15 @@ export class Guard implements EslSourceListener {
 
   /** Lets event time pass without an event (called on a timer by the daemon). */
   tick(): void {
-    this.apply(this.policy.advance(this.nowMs() * 1000));
+    this.apply(this.policy.noteClock(this.reading()));
+    this.armDeadline();
     this.metrics.trackedSources.set(this.policy.trackedSources());
+    const c = this.policy.clockStats();
+    const out = c.aheadOfWallClock + c.unconfirmedJumps + c.behind + c.steps;
+    if (out !== this.clockOutOfBound) {
+      this.clockOutOfBound = out;
+      this.logger.warn({ ...c }, 'event timestamps out of bound (a FreeSWITCH clock ahead, stepping, or one bad stamp): judged at the policy clock');
+    }
   }
 
   // ---- policy → nft ----------------------------------------------------------------------
@@ -386,6 +430,8 @@ export class Guard implements EslSourceListener {
 
   /** Writes everything pending (SIGTERM), and gives the unwritten bans one more try. */
   async flush(): Promise<void> {
+    this.hold.release('stopping');
+    if (this.deadlineTimer !== null) { this.clock.clearTimeout(this.deadlineTimer); this.deadlineTimer = null; }
     await Promise.all([this.retryUnwritten(), this.writer.flush()]);
     if (this.unwritten.size > 0) {
       this.logger.error({ bans: this.unwritten.size, targets: [...this.unwritten.keys()].slice(0, LOG_SAMPLE) }, 'bans that nft failed to write are lost at exit');

@@ -60,6 +60,28 @@ export class WindowCounter {
     return this.total;
   }
 
+  /**
+   * Takes back `n` events counted earlier (an answer that came late): from the newest slot, so
+   * the window may forget them a little early or late, never below zero overall.
+   */
+  take(nowUs: number, windowUs: number, n = 1): number {
+    this.advance(nowUs, windowUs);
+    const k = Math.min(n, this.total);
+    if (k <= 0) return this.total;
+    if (this.slots !== null) {
+      // Take from the newest slots first, so no slot goes negative.
+      let left = k;
+      for (let d = 0; d < SLOTS && left > 0; d++) {
+        const i = (((this.head - d) % SLOTS) + SLOTS) % SLOTS;
+        const got = Math.min(left, this.slots[i]!);
+        this.slots[i]! -= got;
+        left -= got;
+      }
+    }
+    this.total -= k;
+    return this.total;
+  }
+
   reset(): void {
     this.slots = null;
     this.total = 0;

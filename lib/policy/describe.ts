@@ -1,5 +1,6 @@
 // The effective policy in plain words with its numbers, for `fsguard policy`: an operator
 // should be able to read what gets banned, when, and for how long, without opening the code.
+import { RULES, type Rule } from './rules.js';
 import { POLICY_KEYS, policyKnobDoc, settingsForProfile, type PolicyKey, type PolicySettings } from './settings.js';
 
 function dur(seconds: number): string {
@@ -25,23 +26,22 @@ export function describePolicy(s: PolicySettings): string[] {
   say(`  A source is proven legitimate by a successful authentication (REGISTER or INVITE) or a live registration; it stays proven ${dur(s.legitimacySeconds)} after its last success.`);
   say(`  A challenge answered within ${dur(s.answerTimeoutSeconds)} proves the source is real; unanswered challenges prove nothing about it (UDP can be forged).`);
   say('');
+  const ruleLine = (r: Rule): string => `  ${r.id.padEnd(36)} ${r.summary(s)}`;
   say('Sources with no proven legitimacy are banned for');
-  say(`  scanner_user_agent       one request whose user agent contains an attack-tool name (${s.scannerUserAgents.length} patterns, e.g. ${s.scannerUserAgents.slice(0, 4).join(', ')})`);
-  say(`  brute_force              ${s.bruteForceFailures} answered authentication failures within about ${dur(s.shortWindowSeconds)}, or ${s.sameUserChallenges} requests in a row for one user each within ${dur(s.answerTimeoutSeconds)} (pipelined cracker)`);
-  say(`  credential_scan          ${s.credentialScanUsers} distinct users failing, none succeeding, within ${dur(s.longWindowSeconds)}`);
-  say(`  slow_guessing            ${s.slowGuessingFailures} answered failures within about ${dur(s.longWindowSeconds)} (guessing below any short window)`);
-  say(`  unanswered_challenges    ${s.unansweredChallenges} challenges unanswered within about ${dur(s.shortWindowSeconds)}, or ${s.challengeBurst} outstanding at once, or ${s.challengeFloodOutstanding} outstanding with the oldest unanswered for ${dur(s.challengeFloodAgeSeconds)}`);
-  say(`  slow_unanswered_challenges ${s.slowUnansweredChallenges} unanswered challenges within about ${dur(s.longWindowSeconds)}`);
+  for (const r of RULES) if (r.scope === 'unproven_source') say(ruleLine(r));
   say('  (windows slide in eighths: "within 1 minute" means the last 52-60 seconds)');
   say('');
   say('Proven sources (sites) are banned only for');
-  say(`  credential_scan          failures spread over more distinct users than the site explains: ${s.credentialScanUsers} + ${s.credentialScanUsersPerSiteUser} per user that works there (a stolen account used as a foothold)`);
-  say(s.provenBruteForceFailures > 0
-    ? `  proven_source_brute_force one user failing ${s.provenBruteForceFailures} times within about ${dur(s.shortWindowSeconds)} (no phone retries that fast)`
-    : '  proven_source_brute_force disabled');
+  for (const r of RULES) if (r.scope === 'proven_site') say(ruleLine(r));
+  say(s.forgedFailureShieldUsers > 0
+    ? `  ...and never on answered failures alone once ${s.forgedFailureShieldUsers}+ users are registered there and its profile takes UDP (${s.failuresForgeable ? 'failures can be forged' : 'this profile: they cannot'}): a forged_failures alert instead.`
+    : '  (forgedFailureShieldUsers is 0: answered failures ban a site whatever its size)');
   say(`  A user failing ${s.misprovisionedFailures}+ times there without success is a misprovisioned_device alert, not a ban; unanswered challenges there are a spoofed_challenges alert.`);
   say('');
-  say(`IPv6: evidence from unproven hosts is also added up per /${s.ipv6PrefixLength}; the prefix is banned (rules ipv6_prefix_*) by the same thresholds once the evidence comes from ${s.prefixMinAddresses}+ addresses, never when a proven host lives in it.`);
+  say(`IPv6: evidence from unproven hosts is also added up per /${s.ipv6PrefixLength}; the prefix is banned once the evidence comes from ${s.prefixMinAddresses}+ addresses, never when a proven host lives in it, for`);
+  for (const r of RULES) if (r.scope === 'ipv6_prefix') say(ruleLine(r));
+  say('');
+  say(`Clock: event time; an event more than ${dur(s.maxEventLeadSeconds)} ahead of the wall clock, or a jump of more than ${dur(s.clockStepSeconds)} that the next event does not confirm, does not move it; sources may differ by ${dur(s.maxSourceSkewSeconds)}.`);
   say('');
   const ladder = banLadder(s).map(dur);
   say(`Ban length: ${dur(s.banSeconds)}, times ${s.banIncrementFactor} per repeat offence (${ladder.join(', ')}, …) up to ${dur(s.banMaxSeconds)}, plus up to ${Math.round(s.banJitterFraction * 100)}% deterministic jitter; offences are remembered ${dur(s.offenceMemorySeconds)}.`);

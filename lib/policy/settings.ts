@@ -29,16 +29,32 @@ export interface PolicySettings {
   readonly unansweredChallenges: number;
   /** Unanswered challenges from an unproven source within the long horizon that ban. */
   readonly slowUnansweredChallenges: number;
-  /** Challenges outstanding at once (not yet answered) from an unproven source that ban. */
-  readonly challengeBurst: number;
   /** This many outstanding challenges from an unproven source ban once the oldest is… */
   readonly challengeFloodOutstanding: number;
   /** …older than this: phones answer in 20-150 ms, a flood never does. */
   readonly challengeFloodAgeSeconds: number;
+  /** Answer latency (s) of this source's slowest answer times this is how long its challenges may wait. */
+  readonly slowLinkFactor: number;
   /** Challenges in a row for one user, each within the answer timeout of the last, that ban an unproven source. */
   readonly sameUserChallenges: number;
   /** Failures of one user within the short window that ban even a proven source (0 = never). */
   readonly provenBruteForceFailures: number;
+
+  /**
+   * A proven site with at least this many users registered from its address is never banned on
+   * answered failures alone while they can be forged (UDP: FreeSWITCH does not bind a nonce to an
+   * address): a forged_failures alert instead. 0 = never shield.
+   */
+  readonly forgedFailureShieldUsers: number;
+  /** false for a profile that only accepts TCP/TLS/WSS: its answered failures cannot be forged. */
+  readonly failuresForgeable: boolean;
+
+  /** Event time more than this ahead of the daemon's wall clock is out of bound (not the clock). */
+  readonly maxEventLeadSeconds: number;
+  /** Clocks of event sources (sofia threads, FreeSWITCH nodes) may differ by this much. */
+  readonly maxSourceSkewSeconds: number;
+  /** A jump of event time beyond this moves the clock only once a second event confirms it. */
+  readonly clockStepSeconds: number;
 
   /** Failures of one user at a proven source, with no success since, that raise an alert. */
   readonly misprovisionedFailures: number;
@@ -106,11 +122,16 @@ export const DEFAULT_POLICY_SETTINGS: PolicySettings = {
   credentialScanUsersPerSiteUser: 0.25,
   unansweredChallenges: 10,
   slowUnansweredChallenges: 30,
-  challengeBurst: 100,
   challengeFloodOutstanding: 20,
-  challengeFloodAgeSeconds: 0.4,
+  challengeFloodAgeSeconds: 1.5,
+  slowLinkFactor: 2,
   sameUserChallenges: 10,
   provenBruteForceFailures: 60,
+  forgedFailureShieldUsers: 3,
+  failuresForgeable: true,
+  maxEventLeadSeconds: 10,
+  maxSourceSkewSeconds: 2,
+  clockStepSeconds: 300,
   misprovisionedFailures: 3,
   nearMissFraction: 0.7,
   alertIntervalSeconds: 3600,
@@ -136,7 +157,9 @@ export type PolicyKey = keyof PolicySettings;
 /** How one knob is checked; the same rule serves the convict schema and profile overrides. */
 interface KnobSpec {
   readonly doc: string;
-  readonly kind: 'seconds' | 'count' | 'fraction' | 'factor' | 'prefix' | 'cidrs' | 'patterns';
+  readonly kind: 'seconds' | 'count' | 'fraction' | 'factor' | 'prefix' | 'cidrs' | 'patterns' | 'boolean';
+  /** Shared by every profile (the challenge queue, memory caps, the clock): not overridable per profile. */
+  readonly baseOnly?: boolean;
   /** Inclusive bounds for numbers. */
   readonly min?: number;
   readonly max?: number;
@@ -147,7 +170,7 @@ interface KnobSpec {
 const KNOBS: { readonly [K in PolicyKey]: KnobSpec } = {
   allow: { doc: 'CIDRs never banned (FreeSWITCH\'s own addresses are always added)', kind: 'cidrs' },
   scannerUserAgents: { doc: 'Case-insensitive user-agent substrings of attack tools: ban an unproven source at once', kind: 'patterns' },
-  answerTimeoutSeconds: { doc: 'A challenge not answered within this many seconds counts as unanswered', kind: 'seconds', min: 0.05, max: 60 },
+  answerTimeoutSeconds: { doc: 'A challenge not answered within this many seconds counts as unanswered', kind: 'seconds', min: 0.05, max: 60 , baseOnly: true },
   shortWindowSeconds: { doc: 'Short window (s) for bursts: brute force, unanswered challenges', kind: 'seconds', min: 1, max: 86400 },
   longWindowSeconds: { doc: 'Long horizon (s) for slow guessing and distinct failing users', kind: 'seconds', min: 60, max: 7 * 86400 },
   bruteForceFailures: { doc: 'Answered failures within the short window that ban an unproven source', kind: 'count', min: 1, max: 1e6, integer: true },
@@ -156,9 +179,14 @@ const KNOBS: { readonly [K in PolicyKey]: KnobSpec } = {
   credentialScanUsersPerSiteUser: { doc: 'Extra failing users tolerated per user that succeeded at the source', kind: 'fraction', min: 0, max: 10 },
   unansweredChallenges: { doc: 'Unanswered challenges within the short window that ban an unproven source', kind: 'count', min: 1, max: 1e6, integer: true },
   slowUnansweredChallenges: { doc: 'Unanswered challenges within the long horizon that ban an unproven source', kind: 'count', min: 1, max: 1e6, integer: true },
-  challengeBurst: { doc: 'Challenges outstanding at once that ban an unproven source before any times out', kind: 'count', min: 2, max: 1e6, integer: true },
   challengeFloodOutstanding: { doc: 'Outstanding challenges from an unproven source that ban once the oldest is older than challengeFloodAgeSeconds', kind: 'count', min: 2, max: 1e6, integer: true },
-  challengeFloodAgeSeconds: { doc: 'Age (s) of the oldest outstanding challenge at which challengeFloodOutstanding applies', kind: 'seconds', min: 0.05, max: 60 },
+  challengeFloodAgeSeconds: { doc: 'Age (s) of the oldest outstanding challenge at which challengeFloodOutstanding applies: the slowest answer a real link gives (RTT)', kind: 'seconds', min: 0.05, max: 60 },
+  slowLinkFactor: { doc: 'A source that answered before may take this many times its slowest answer before its outstanding challenges count as a flood', kind: 'factor', min: 1, max: 100 },
+  forgedFailureShieldUsers: { doc: 'Users registered from a proven site that shield it from bans on answered failures alone over UDP (0 = never shield)', kind: 'count', min: 0, max: 1e6, integer: true },
+  failuresForgeable: { doc: 'Answered failures on this profile can be forged (it accepts UDP); false for a TCP/TLS-only profile', kind: 'boolean' },
+  maxEventLeadSeconds: { doc: 'Event time further than this ahead of the wall clock is out of bound: counted, logged, judged at the policy clock', kind: 'seconds', min: 0.5, max: 86400, baseOnly: true },
+  maxSourceSkewSeconds: { doc: 'How far the clocks of event sources (FreeSWITCH nodes, sofia threads) may differ', kind: 'seconds', min: 0.01, max: 3600, baseOnly: true },
+  clockStepSeconds: { doc: 'A jump of event time beyond this moves the policy clock only once a second event confirms it (a host clock step)', kind: 'seconds', min: 1, max: 7 * 86400, baseOnly: true },
   sameUserChallenges: { doc: 'Challenges in a row for one user (new call-ids, each within the answer timeout) that ban an unproven source', kind: 'count', min: 2, max: 1e6, integer: true },
   provenBruteForceFailures: { doc: 'Failures of one user within the short window that ban even a proven source (0 = never)', kind: 'count', min: 0, max: 1e6, integer: true },
   misprovisionedFailures: { doc: 'Failures of one user at a proven source, no success since, that raise a misprovisioned_device alert', kind: 'count', min: 1, max: 1e6, integer: true },
@@ -170,21 +198,26 @@ const KNOBS: { readonly [K in PolicyKey]: KnobSpec } = {
   banMaxSeconds: { doc: 'Longest ban (s)', kind: 'seconds', min: 1, max: 10 * 365 * 86400 },
   banJitterFraction: { doc: 'Up to this fraction added to a ban length, deterministic per target and offence', kind: 'fraction', min: 0, max: 1 },
   offenceMemorySeconds: { doc: 'How long (s) past offences count toward longer bans', kind: 'seconds', min: 0, max: 10 * 365 * 86400 },
-  unbanGraceSeconds: { doc: 'After a manual unban, seconds before the target can be banned again', kind: 'seconds', min: 0, max: 30 * 86400 },
-  ipv6PrefixLength: { doc: 'IPv6 evidence is aggregated and banned per prefix of this length (64..127)', kind: 'prefix', min: 64, max: 127, integer: true },
+  unbanGraceSeconds: { doc: 'After a manual unban, seconds before the target can be banned again', kind: 'seconds', min: 0, max: 30 * 86400 , baseOnly: true },
+  ipv6PrefixLength: { doc: 'IPv6 evidence is aggregated and banned per prefix of this length (64..127)', kind: 'prefix', min: 64, max: 127, integer: true , baseOnly: true },
   prefixMinAddresses: { doc: 'Distinct addresses a prefix\'s evidence must come from before the prefix is banned', kind: 'count', min: 2, max: 1e6, integer: true },
-  maxTrackedSources: { doc: 'Unproven sources tracked at once (least recently seen evicted)', kind: 'count', min: 100, max: 1e8, integer: true },
-  maxLegitimateSources: { doc: 'Proven-legitimate sources tracked at once', kind: 'count', min: 10, max: 1e8, integer: true },
-  maxTrackedPrefixes: { doc: 'IPv6 prefixes tracked at once', kind: 'count', min: 10, max: 1e8, integer: true },
+  maxTrackedSources: { doc: 'Unproven sources tracked at once (least recently seen evicted)', kind: 'count', min: 100, max: 1e8, integer: true , baseOnly: true },
+  maxLegitimateSources: { doc: 'Proven-legitimate sources tracked at once', kind: 'count', min: 10, max: 1e8, integer: true , baseOnly: true },
+  maxTrackedPrefixes: { doc: 'IPv6 prefixes tracked at once', kind: 'count', min: 10, max: 1e8, integer: true , baseOnly: true },
   maxUsersPerSource: { doc: 'Users remembered per source', kind: 'count', min: 10, max: 1e6, integer: true },
   maxPendingChallengesPerSource: { doc: 'Unanswered challenges remembered per source', kind: 'count', min: 10, max: 1e6, integer: true },
-  maxOffenceRecords: { doc: 'Repeat-offence records kept', kind: 'count', min: 10, max: 1e8, integer: true },
+  maxOffenceRecords: { doc: 'Repeat-offence records kept', kind: 'count', min: 10, max: 1e8, integer: true , baseOnly: true },
 };
 
 export const POLICY_KEYS: readonly PolicyKey[] = Object.keys(KNOBS) as PolicyKey[];
 
 export function policyKnobDoc(key: PolicyKey): string {
   return KNOBS[key].doc;
+}
+
+/** Keys a profile cannot override (the challenge queue, memory caps and the clock are shared). */
+export function isBaseOnlyKey(key: PolicyKey): boolean {
+  return KNOBS[key].baseOnly === true;
 }
 
 /** Why a value is wrong for a knob, or null if it is right. */
@@ -198,6 +231,7 @@ function knobProblem(key: PolicyKey, value: unknown): string | null {
     }
     return null;
   }
+  if (spec.kind === 'boolean') return typeof value === 'boolean' ? null : `must be true or false, got ${JSON.stringify(value)}`;
   if (spec.kind === 'patterns') {
     if (!Array.isArray(value)) return 'must be a list of strings';
     for (let i = 0; i < value.length; i++) {
@@ -223,8 +257,8 @@ function convictFormat(key: PolicyKey): (value: unknown) => void {
 
 export interface PolicySchemaItem {
   readonly doc: string;
-  readonly format: ((value: unknown) => void) | ArrayConstructor;
-  readonly default: number | string[];
+  readonly format: ((value: unknown) => void) | ArrayConstructor | BooleanConstructor;
+  readonly default: number | boolean | string[];
   readonly env: string;
 }
 
@@ -241,8 +275,8 @@ function buildSchema(): { readonly [K in PolicyKey]: PolicySchemaItem } {
     // on commas like every other list; their contents are checked by policySettingsProblems.
     out[key] = {
       doc: spec.doc,
-      format: spec.kind === 'cidrs' || spec.kind === 'patterns' ? Array : convictFormat(key),
-      default: Array.isArray(def) ? [...(def as readonly string[])] : (def as number),
+      format: spec.kind === 'cidrs' || spec.kind === 'patterns' ? Array : spec.kind === 'boolean' ? Boolean : convictFormat(key),
+      default: Array.isArray(def) ? [...(def as readonly string[])] : (def as number | boolean),
       env: envName(key),
     };
   }
@@ -285,6 +319,7 @@ export function parsePolicyOverride(value: unknown, path: string): Partial<Polic
     if (!Object.prototype.hasOwnProperty.call(KNOBS, key)) {
       throw new Error(`${path}.${key}: unknown policy key (known: ${POLICY_KEYS.join(', ')})`);
     }
+    if (KNOBS[key as PolicyKey].baseOnly) throw new Error(`${path}.${key}: set it in policy, not per profile (${KNOBS[key as PolicyKey].doc.toLowerCase()}; shared by every profile)`);
     const problem = knobProblem(key as PolicyKey, v);
     if (problem) throw new Error(`${path}.${key}${problem.startsWith('[') ? '' : ': '}${problem}`);
     out[key] = Array.isArray(v) ? [...(v as string[])] : v;

@@ -3,6 +3,11 @@
 // trace replays to the same decisions.
 import type { AuthEvent, LiveRegistration } from '../events/auth-event.js';
 import type { Cidr } from '../net/ip.js';
+import type { ClockReading, ClockStats } from './clock.js';
+import type { RuleId } from './rules.js';
+
+export type { ClockReading, ClockStats } from './clock.js';
+export type { RuleId } from './rules.js';
 
 /** What a ban covers: one host (IPv4 or IPv6), or an IPv6 prefix. */
 export interface BanTarget {
@@ -31,8 +36,8 @@ export interface BanDecision {
   readonly target: BanTarget;
   /** Ban length in seconds (already grown for repeat offenders, jittered). */
   readonly seconds: number;
-  /** Stable rule identifier, used as metrics label and nft element comment. */
-  readonly rule: string;
+  /** The rule that decided it: metrics label, nft element comment, log field. */
+  readonly rule: RuleId;
   /** One human sentence: why. */
   readonly reason: string;
   readonly evidence: BanEvidence;
@@ -42,7 +47,7 @@ export interface BanDecision {
   readonly previousOffences: number;
 }
 
-export type AlertKind = 'misprovisioned_device' | 'near_miss' | 'spoofed_challenges';
+export type AlertKind = 'misprovisioned_device' | 'near_miss' | 'spoofed_challenges' | 'forged_failures';
 
 export interface PolicyAlert {
   readonly kind: AlertKind;
@@ -58,6 +63,16 @@ export interface PolicyAlert {
 export interface PolicyOutput {
   readonly bans: readonly BanDecision[];
   readonly alerts: readonly PolicyAlert[];
+}
+
+export interface EventGap {
+  /** Event times (µs) of the last event before and the first after the gap. */
+  readonly fromUs: number;
+  readonly toUs: number;
+  /** How many events are missing (from the sequence numbers). */
+  readonly missing: number;
+  /** The profile, when the gap is known to concern one. */
+  readonly profile?: string;
 }
 
 /** A ban already in the kernel (read back at start): the policy must not re-decide it. */
@@ -77,10 +92,25 @@ export interface Policy {
   /** Feed one event; returns what it decided (usually nothing). */
   observe(event: AuthEvent): PolicyOutput;
   /**
-   * Let time pass without an event (the daemon calls it on a timer): challenges left unanswered
-   * past the answer timeout become evidence even when their source falls silent.
+   * Let event time pass to `toUs` without an event: every deadline (a challenge's answer
+   * timeout) before it is processed, in deadline order, and the clock moves to the last one.
    */
-  advance(nowUs: number): PolicyOutput;
+  advance(toUs: number): PolicyOutput;
+  /**
+   * The daemon's clocks, on its timer: they bound event time (maxEventLeadSeconds), tell clock
+   * steps from quiet gaps, and the deadlines due by them (event time estimated from the
+   * monotonic clock, less a slack for events still in flight) are processed.
+   */
+  noteClock(reading: ClockReading): PolicyOutput;
+  /** In how many ms (by the daemon's monotonic clock) the next deadline is due; null: none. */
+  msUntilNextDeadline(reading: ClockReading): number | null;
+  /** Processes every pending deadline (end of a replayed trace). */
+  drain(): PolicyOutput;
+  /**
+   * Events were lost between these event times (an Event-Sequence gap): evidence in that
+   * window is incomplete, so no proof expires and no challenge counts unanswered because of it.
+   */
+  noteEventGap(gap: EventGap): void;
   /** Registrations FreeSWITCH holds right now: their sources are proven legitimate. */
   seedRegistrations(registrations: readonly LiveRegistration[], nowUs: number): void;
   /** Bans found in the kernel at start, so they are not decided again while active. */
@@ -89,4 +119,6 @@ export interface Policy {
   manualUnban(target: Cidr, nowUs: number): void;
   /** Number of sources and prefixes currently tracked (for metrics and bounds). */
   trackedSources(): number;
+  /** Events the clock held out of bound, and absorbed clock steps (logged by the daemon). */
+  clockStats(): Readonly<ClockStats>;
 }

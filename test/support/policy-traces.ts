@@ -34,14 +34,63 @@ export function rng(seed: number): () => number {
 
 const T0 = 1_793_610_000_000_000; // 2026-11-02 09:00 UTC, µs
 
+/**
+ * The network between a client and FreeSWITCH. A REGISTER (or INVITE) that gets no response
+ * is resent after 0.5, 1, 2 and 4 s (SIP timer T1 doubling) and the transaction gives up
+ * after the fifth send. FreeSWITCH's transaction layer absorbs a resent request: no second
+ * challenge event, the client just gets the 401 (or its answer lands) later.
+ */
+export interface LinkModel {
+  /** Round-trip time, seconds, drawn per transaction from [lo, hi]. */
+  readonly rttS: readonly [number, number];
+  /** Probability that one packet (either direction) is lost. */
+  readonly loss?: number;
+  /**
+   * sofia emits events from several threads: each Event-Date-Timestamp is off by up to this
+   * many ms (either way), so the stream is not in timestamp order.
+   */
+  readonly reorderMs?: number;
+}
+
+/** Send times (s after the first) of a request and its retransmissions. */
+const RESEND_AT = [0, 0.5, 1.5, 3.5, 7.5];
+
 export class TraceBuilder {
   private readonly items: { t: number; seq: number; h: RawEvent }[] = [];
   private seq = 0;
   private ids = 0;
   readonly random: () => number;
+  /** Transactions that gave up (every resend lost): the client tries again later. */
+  lostTransactions = 0;
 
-  constructor(seed: number, readonly profile = 'internal') {
+  constructor(seed: number, readonly profile = 'internal', readonly link: LinkModel | null = null) {
     this.random = rng(seed);
+  }
+
+  /** Whether one packet gets through the link. */
+  private through(): boolean {
+    return this.link === null || this.random() >= (this.link.loss ?? 0);
+  }
+
+  /**
+   * Over the link: when (s after the client first sends) FreeSWITCH sees the request (the
+   * challenge event), and when it sees the answer to its 401 (the attempt); null where every
+   * resend was lost.
+   */
+  private transaction(): { challengeS: number; answerS: number | null } | null {
+    const l = this.link!;
+    const rtt = this.between(l.rttS[0], l.rttS[1]);
+    let seen = -1;
+    let got401 = -1;
+    for (const at of RESEND_AT) {
+      if (!this.through()) continue; // the request was lost
+      if (seen < 0) seen = at + rtt / 2;
+      if (this.through()) { got401 = at + rtt; break; } // else the 401 was lost: the client resends
+    }
+    if (seen < 0) return null;
+    if (got401 < 0) return { challengeS: seen, answerS: null };
+    for (const at of RESEND_AT) if (this.through()) return { challengeS: seen, answerS: got401 + at + rtt / 2 };
+    return { challengeS: seen, answerS: null };
   }
 
   /** Seconds from the trace start → µs timestamp. */
@@ -63,10 +112,11 @@ export class TraceBuilder {
   }
 
   private push(sub: string, tUs: number, ip: string, port: number, ua: string, extra: RawEvent): void {
+    const jitter = this.link?.reorderMs ? Math.round((this.random() * 2 - 1) * this.link.reorderMs * 1000) : 0;
     const h: RawEvent = {
       'Event-Name': 'CUSTOM',
       'Event-Subclass': `sofia::${sub}`,
-      'Event-Date-Timestamp': String(tUs),
+      'Event-Date-Timestamp': String(tUs + jitter),
       'FreeSWITCH-IPv4': '192.0.2.10',
       'FreeSWITCH-IPv6': '::1',
       'profile-name': this.profile,
@@ -89,7 +139,15 @@ export class TraceBuilder {
   }): void {
     const method = o.method ?? 'REGISTER';
     const cid = this.callId();
-    const t = this.at(o.atS);
+    let t = this.at(o.atS);
+    let latencyS = o.latencyS;
+    let answer = o.answer;
+    if (this.link !== null && o.latencyS === undefined) {
+      const tx = this.transaction();
+      if (tx === null) { this.lostTransactions++; return; }
+      t += Math.round(tx.challengeS * 1e6);
+      if (tx.answerS === null) { this.lostTransactions++; answer = null; } else latencyS = tx.answerS - tx.challengeS;
+    }
     const to = method === 'INVITE' ? (o.dialled ?? '0044123456789') : o.user;
     const common = { 'call-id': cid, 'from-host': 'pbx.example.com', 'to-host': 'pbx.example.com' };
     if (o.challenge !== false) {
@@ -97,12 +155,12 @@ export class TraceBuilder {
         ...common, 'from-user': to, 'to-user': o.user, ...(method === 'REGISTER' ? { expires: '120' } : {}),
       });
     }
-    if (o.answer === null) return;
-    const ta = t + Math.round((o.latencyS ?? this.between(0.02, 0.15)) * 1e6);
+    if (answer === null) return;
+    const ta = t + Math.round((latencyS ?? this.between(0.02, 0.15)) * 1e6);
     this.push('register_attempt', ta, o.ip, o.port, o.ua, {
-      ...common, 'from-user': to, 'to-user': o.user, username: o.user, realm: 'pbx.example.com', 'auth-result': o.answer,
+      ...common, 'from-user': to, 'to-user': o.user, username: o.user, realm: 'pbx.example.com', 'auth-result': answer,
     });
-    if (o.answer === 'FORBIDDEN') {
+    if (answer === 'FORBIDDEN') {
       this.push('register_failure', ta, o.ip, o.port, o.ua, { 'to-user': to, 'to-host': 'pbx.example.com', 'registration-type': method });
     } else if (method === 'REGISTER') {
       this.push('register', ta + 300, o.ip, o.port, o.ua, { ...common, 'from-user': o.user, username: o.user, realm: 'pbx.example.com', expires: '120' });
@@ -178,12 +236,12 @@ export interface AttackOptions {
 
 /** Password guessing on one user (answered, FORBIDDEN). */
 export function bruteForce(b: TraceBuilder, o: AttackOptions & { user?: string }): void {
-  for (let i = 0; i < o.count; i++) b.auth({ ip: o.ip, port: o.port ?? 5070, user: o.user ?? '1000', ua: o.ua, atS: (o.startS ?? 0) + i / o.ratePerS, answer: 'FORBIDDEN', latencyS: b.between(0.01, 0.08) });
+  for (let i = 0; i < o.count; i++) b.auth({ ip: o.ip, port: o.port ?? 5070, user: o.user ?? '1000', ua: o.ua, atS: (o.startS ?? 0) + i / o.ratePerS, answer: 'FORBIDDEN', latencyS: b.link ? undefined : b.between(0.01, 0.08) });
 }
 
 /** One guessed password per user over many users (answered, FORBIDDEN). */
 export function credentialScan(b: TraceBuilder, o: AttackOptions & { firstUser?: number }): void {
-  for (let i = 0; i < o.count; i++) b.auth({ ip: o.ip, port: o.port ?? 5080, user: String((o.firstUser ?? 1000) + i), ua: o.ua, atS: (o.startS ?? 0) + i / o.ratePerS, answer: 'FORBIDDEN', latencyS: b.between(0.01, 0.08) });
+  for (let i = 0; i < o.count; i++) b.auth({ ip: o.ip, port: o.port ?? 5080, user: String((o.firstUser ?? 1000) + i), ua: o.ua, atS: (o.startS ?? 0) + i / o.ratePerS, answer: 'FORBIDDEN', latencyS: b.link ? undefined : b.between(0.01, 0.08) });
 }
 
 /** REGISTERs walking extensions that never answer the 401. */
@@ -227,6 +285,10 @@ export function replay(events: readonly RawEvent[], settings: PolicySettings = D
     for (const decision of out.bans) bans.push({ decision, index });
     for (const alert of out.alerts) alerts.push({ alert, index });
   });
+  // As simulate: the timers run on after the last event (pending challenges time out).
+  const tail = policy.drain();
+  for (const decision of tail.bans) bans.push({ decision, index: events.length - 1 });
+  for (const alert of tail.alerts) alerts.push({ alert, index: events.length - 1 });
   return { bans, alerts, policy };
 }
 

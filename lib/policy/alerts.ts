@@ -1,0 +1,94 @@
+// Alerts: what an operator should hear about without anyone being banned. A phone with a
+// stale password at a working site, forged challenges or forged failures framing a site, a
+// source close to a threshold. Each is rate-limited per source (and user).
+import type { AuthEvent } from '../events/auth-event.js';
+import type { RuleSettings } from './compiled-settings.js';
+import { countOf } from './counters.js';
+import type { HostFactsView, PrefixFactsView } from './facts.js';
+import { hostNearMiss, nearMissText, prefixNearMiss, type Verdict } from './rules.js';
+import { fewFirst, fewList, type EvidenceState, type PrefixState, type SourceState } from './source-state.js';
+import type { AlertKind, PolicyAlert } from './types.js';
+import { fmt, humanSeconds, quoted } from './words.js';
+
+/** Users named in a forged_failures alert. */
+const ALERT_USERS = 8;
+
+export class AlertDesk {
+  private out: PolicyAlert[] | null = null;
+
+  /** The alerts raised since the last take (null: none). */
+  take(): PolicyAlert[] | null {
+    const a = this.out;
+    this.out = null;
+    return a;
+  }
+
+  raise(kind: AlertKind, source: string, profile: string, message: string, now: number, user?: string, userAgent?: string): void {
+    const a: PolicyAlert = { kind, source, profile, message, atUs: now, ...(user !== undefined ? { user } : {}), ...(userAgent !== undefined ? { userAgent } : {}) };
+    (this.out ??= []).push(a);
+  }
+
+  /** A host judged and not banned: the alerts its evidence calls for. */
+  host(s: SourceState, f: HostFactsView, rs: RuleSettings, now: number, e: AuthEvent | null): void {
+    const r = rs.raw;
+    const proven = f.proven;
+    if (proven || f.inProvenPrefix) {
+      // A phone with a stale password at a working site: tell the admin, do not ban the site.
+      if (e !== null && e.kind === 'attempt' && e.result === 'forbidden' && s.users !== null) {
+        const user = e.authUser !== '' && e.authUser !== 'unknown' ? e.authUser : e.fromUser;
+        const rec = s.users.get(user);
+        if (rec !== undefined && rec.streak >= r.misprovisionedFailures && now - rec.lastAlertUs >= rs.alertIntervalUs) {
+          rec.lastAlertUs = now;
+          const since = rec.succeededUs > 0 ? 'since its last success' : 'and it never succeeded here';
+          this.raise('misprovisioned_device', s.key, rs.profile,
+            `user ${user} at ${s.key} (${rec.userAgent || 'no user agent'}) failed authentication ${rec.streak} times ${since}: a device with a stale or wrong password; the site is not banned`,
+            now, user, rec.userAgent);
+        }
+      }
+      if (!proven) return;
+      // Unanswered challenges at a proven site: someone forges its address (or phones lose 401s).
+      if (e === null && now - s.lastSpoofAlertUs >= rs.alertIntervalUs && countOf(s.unansShort, now, rs.shortWindowUs) >= r.unansweredChallenges) {
+        s.lastSpoofAlertUs = now;
+        this.raise('spoofed_challenges', s.key, rs.profile,
+          `${r.unansweredChallenges}+ challenges to ${s.key} went unanswered within ${humanSeconds(r.shortWindowSeconds)} although it is a proven site: forged requests (last user agent ${quoted(s.lastUa)}); not banned`,
+          now, undefined, s.lastUa || undefined);
+      }
+    }
+    const near = hostNearMiss(f, r);
+    if (near !== null) this.nearMiss(s, rs, now, `${s.key} came close to a ban: ${nearMissText(near)} (${near.description})`);
+  }
+
+  prefix(p: PrefixState, f: PrefixFactsView, rs: RuleSettings, now: number): void {
+    const near = prefixNearMiss(f, rs.raw);
+    if (near !== null) this.nearMiss(p, rs, now, `${p.key} came close to a ban: ${nearMissText(near)} (${near.description})`);
+  }
+
+  /**
+   * A shielded site (live registrations of several users, failures that can be forged) would
+   * have been banned on answered failures: name the users, the rate, and both explanations.
+   */
+  forgedFailures(s: SourceState, f: HostFactsView, v: Verdict, rs: RuleSettings, now: number): void {
+    const d = s.detail();
+    if (now - d.lastShieldAlertUs < rs.alertIntervalUs) return;
+    d.lastShieldAlertUs = now;
+    const failing: string[] = [];
+    if (s.users !== null) {
+      for (const [u, rec] of s.users) {
+        if (rec.streak > 0 && now - rec.lastFailureUs <= rs.longWindowUs) failing.push(u);
+        if (failing.length >= ALERT_USERS) break;
+      }
+    }
+    const users = failing.length ? failing : fewList(s.userSample).slice(0, ALERT_USERS);
+    this.raise('forged_failures', s.key, rs.profile,
+      `${s.key} holds live registrations of ${f.workingUsers} users, yet ${fmt(f.failuresShort)} answered failures came from it within ${humanSeconds(rs.raw.shortWindowSeconds)} ` +
+      `(users ${users.join(', ') || 'unknown'}; ${v.rule} would have banned it: ${v.reason}). Either someone forges them over UDP with a nonce obtained elsewhere ` +
+      '(FreeSWITCH does not bind nonces to addresses), or a device inside the site is compromised. Not banned: look at the site, or put its profile on TCP/TLS',
+      now, users[0], s.lastUa || undefined);
+  }
+
+  private nearMiss(st: EvidenceState, rs: RuleSettings, now: number, message: string): void {
+    if (now - st.lastNearMissUs < rs.alertIntervalUs) return;
+    st.lastNearMissUs = now;
+    this.raise('near_miss', st.key, rs.profile, message, now, undefined, fewFirst(st.agentSample));
+  }
+}

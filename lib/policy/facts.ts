@@ -1,0 +1,111 @@
+// The facts values the rules read: views over a source's (or prefix's) evidence at one moment,
+// judged with one profile's settings. One view of each kind per policy, re-bound for every
+// judgement, so judging allocates nothing; each fact is computed only when a rule reads it.
+import type { ChallengeQueue } from './challenge-queue.js';
+import type { RuleSettings } from './compiled-settings.js';
+import { countOf } from './counters.js';
+import type { HostFacts, PrefixFacts } from './rules.js';
+import { fewList, type PrefixState, type SourceState } from './source-state.js';
+
+export class HostFactsView implements HostFacts {
+  private s!: SourceState;
+  private rs!: RuleSettings;
+  private now = 0;
+  private prefix: PrefixState | null = null;
+  /** Explain and status want exact values; the verdict may skip work that cannot ban. */
+  private exact = false;
+  private worstDone = false;
+  private worstUserValue = '';
+  private worstValue = 0;
+
+  constructor(private readonly queue: ChallengeQueue) {}
+
+  bind(s: SourceState, rs: RuleSettings, now: number, prefix: PrefixState | null, exact: boolean): this {
+    this.s = s;
+    this.rs = rs;
+    this.now = now;
+    this.prefix = prefix;
+    this.exact = exact;
+    this.worstDone = false;
+    return this;
+  }
+
+  get key(): string { return this.s.key; }
+  get proven(): boolean { return this.s.isProven(this.now); }
+  get answered(): boolean { return this.s.answered; }
+  get inProvenPrefix(): boolean { return this.prefix !== null && this.prefix.provenUntilUs > this.now; }
+  get scannerUserAgent(): string { return this.s.scannerUa; }
+  get failuresShort(): number { return countOf(this.s.failShort, this.now, this.rs.shortWindowUs); }
+  get failuresLong(): number { return countOf(this.s.failLong, this.now, this.rs.longWindowUs); }
+  get failingUsers(): number { return this.s.failingUsers; }
+  get workingUsers(): number { return this.s.succeededUsers; }
+  get sameUserRun(): number { return this.s.runCount; }
+  get sameUserRunUser(): string { return this.s.runUser; }
+  get pendingChallenges(): number { return this.s.pendingSize(); }
+  get oldestPendingAgeUs(): number {
+    const seq = this.s.pendingOldestSeq();
+    return seq < 0 ? 0 : this.now - this.queue.timeOf(seq);
+  }
+  get answerWaitUs(): number {
+    const d = this.s.detailOrNull;
+    const slowest = d !== null ? d.slowestAnswerUs * this.rs.raw.slowLinkFactor : 0;
+    return slowest > this.rs.floodAgeUs ? slowest : this.rs.floodAgeUs;
+  }
+  get answeringNow(): boolean {
+    const d = this.s.detailOrNull;
+    return d !== null && this.now - d.lastAnswerUs <= this.rs.shortWindowUs;
+  }
+  get unansweredShort(): number { return countOf(this.s.unansShort, this.now, this.rs.shortWindowUs); }
+  get unansweredLong(): number { return countOf(this.s.unansLong, this.now, this.rs.longWindowUs); }
+  get worstUser(): string { this.findWorst(); return this.worstUserValue; }
+  get worstUserFailuresShort(): number { this.findWorst(); return this.worstValue; }
+  get sampleUsers(): readonly string[] { return fewList(this.s.userSample); }
+
+  /**
+   * The user failing fastest: failures within the short window, counted only as far as its
+   * streak (failures since its last success) goes. Every user is looked at only when one
+   * can reach the threshold (maxUserStreak), not on every event of a site.
+   */
+  private findWorst(): void {
+    if (this.worstDone) return;
+    this.worstDone = true;
+    this.worstUserValue = '';
+    this.worstValue = 0;
+    const s = this.s;
+    const users = s.users;
+    if (users === null) return;
+    const need = this.rs.raw.provenBruteForceFailures;
+    if (!this.exact && (need <= 0 || s.maxUserStreak < need)) return;
+    let longest = 0;
+    for (const [u, rec] of users) {
+      if (rec.streak > longest) longest = rec.streak;
+      const v = Math.min(rec.streak, countOf(rec.rate, this.now, this.rs.shortWindowUs));
+      if (v > this.worstValue) { this.worstValue = v; this.worstUserValue = u; }
+    }
+    s.maxUserStreak = longest;
+  }
+}
+
+export class PrefixFactsView implements PrefixFacts {
+  private p!: PrefixState;
+  private rs!: RuleSettings;
+  private now = 0;
+
+  bind(p: PrefixState, rs: RuleSettings, now: number): this {
+    this.p = p;
+    this.rs = rs;
+    this.now = now;
+    return this;
+  }
+
+  get key(): string { return this.p.key; }
+  get proven(): boolean { return this.p.provenUntilUs > this.now; }
+  get addresses(): number { return this.p.addressCount; }
+  get scannerAddresses(): number { return this.p.scannerAddressCount; }
+  get scannerUserAgent(): string { return this.p.scannerUa; }
+  get failuresShort(): number { return countOf(this.p.failShort, this.now, this.rs.shortWindowUs); }
+  get failuresLong(): number { return countOf(this.p.failLong, this.now, this.rs.longWindowUs); }
+  get failingUsers(): number { return this.p.failingUserCount; }
+  get unansweredShort(): number { return countOf(this.p.unansShort, this.now, this.rs.shortWindowUs); }
+  get unansweredLong(): number { return countOf(this.p.unansLong, this.now, this.rs.longWindowUs); }
+}

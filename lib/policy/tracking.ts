@@ -1,0 +1,155 @@
+// Which sources and prefixes are tracked, and for how long. Unproven sources, proven sources
+// and IPv6 prefixes live in three LRU maps with their own caps, so a spray of new addresses
+// evicts only other unproven sources, never a site's proof. Memory stays bounded whatever
+// arrives: a full map is cut back in one pass, and idle entries are dropped at its old end.
+import { cidrContainsIp, ipv6PrefixText, type IpAddress } from '../net/ip.js';
+import type { BanLedger } from './ban-ledger.js';
+import type { ChallengeQueue } from './challenge-queue.js';
+import type { RuleSettings } from './compiled-settings.js';
+import { PrefixState, SourceState, type EvidenceState } from './source-state.js';
+
+/**
+ * A full LRU map is cut to this fraction of its cap at once: finding a Map's oldest entry walks
+ * over the holes earlier deletions left at its front, so evicting one entry per insert cost
+ * O(cap) per new source under a spray (40 % of the CPU); one pass per cap/10 inserts is O(1) each.
+ */
+const EVICT_TO_FRACTION = 0.9;
+/** Idle entries are looked for at the old end of each LRU map once per this many inserts. */
+const IDLE_CHECK_INSERTS = 1024;
+
+export class SourceTracker {
+  /** Unproven sources, least recently seen first. */
+  readonly unproven = new Map<string, SourceState>();
+  /** Proven sources, kept apart so a spray of new addresses cannot evict a site's proof. */
+  readonly proven = new Map<string, SourceState>();
+  readonly prefixes = new Map<string, PrefixState>();
+  /** The most recently touched entry of each LRU map: a burst from one source skips the re-insert. */
+  private youngestUnproven: SourceState | null = null;
+  private youngestProven: SourceState | null = null;
+  private youngestPrefix: PrefixState | null = null;
+  /** Inserts into each LRU map since its old end was last looked at for idle entries. */
+  private unprovenInserts = 0;
+  private provenInserts = 0;
+  private prefixInserts = 0;
+  private prefixSerials = 0;
+
+  constructor(
+    private readonly base: RuleSettings,
+    private readonly prefixLength: number,
+    private readonly queue: ChallengeQueue,
+    private readonly ledger: BanLedger,
+  ) {}
+
+  get size(): number {
+    return this.unproven.size + this.proven.size + this.prefixes.size;
+  }
+
+  host(key: string): SourceState | undefined {
+    return this.unproven.get(key) ?? this.proven.get(key);
+  }
+
+  /** A host or prefix by its key. */
+  any(key: string): EvidenceState | undefined {
+    return this.unproven.get(key) ?? this.proven.get(key) ?? this.prefixes.get(key);
+  }
+
+  /** The state of a source, created (and the oldest evicted) if new; marks it seen now. */
+  source(addr: IpAddress, now: number): SourceState {
+    const key = addr.text;
+    let s = this.unproven.get(key);
+    if (s !== undefined) {
+      if (this.youngestUnproven !== s) { this.unproven.delete(key); this.unproven.set(key, s); this.youngestUnproven = s; }
+      s.lruUs = now;
+      return s;
+    }
+    s = this.proven.get(key);
+    if (s !== undefined) {
+      if (this.youngestProven !== s) { this.proven.delete(key); this.proven.set(key, s); this.youngestProven = s; }
+      s.lruUs = now;
+      return s;
+    }
+    s = new SourceState(addr, addr.family === 6 ? ipv6PrefixText(addr, this.prefixLength) : null);
+    s.lruUs = now;
+    s.firstSeenUs = now;
+    s.allowed = this.ledger.switchAddresses.has(key) || this.base.allow.some((c) => cidrContainsIp(c, addr));
+    const ban = this.ledger.running(key, now);
+    if (ban) { s.bannedUntilUs = ban.untilUs; s.bannedRule = ban.rule; }
+    this.unproven.set(key, s);
+    this.youngestUnproven = s;
+    if (this.unproven.size > this.base.raw.maxTrackedSources || ++this.unprovenInserts >= IDLE_CHECK_INSERTS) {
+      this.unprovenInserts = 0;
+      this.evict(this.unproven, this.base.raw.maxTrackedSources, now);
+    }
+    return s;
+  }
+
+  /** The prefix of an IPv6 host, created if new, and the host linked to it. */
+  prefixOf(s: SourceState, now: number): PrefixState {
+    const key = s.prefixKey!;
+    let p = this.prefixes.get(key);
+    if (p === undefined) {
+      p = new PrefixState(key);
+      p.serial = ++this.prefixSerials;
+      p.firstSeenUs = now;
+      p.lruUs = now;
+      const ban = this.ledger.running(key, now);
+      if (ban) { p.bannedUntilUs = ban.untilUs; p.bannedRule = ban.rule; }
+      this.prefixes.set(key, p);
+      if (this.prefixes.size > this.base.raw.maxTrackedPrefixes || ++this.prefixInserts >= IDLE_CHECK_INSERTS) {
+        this.prefixInserts = 0;
+        this.evict(this.prefixes, this.base.raw.maxTrackedPrefixes, now);
+      }
+    } else if (this.youngestPrefix !== p) {
+      this.prefixes.delete(key);
+      this.prefixes.set(key, p);
+    }
+    this.youngestPrefix = p;
+    p.lruUs = now;
+    if (s.provenUntilUs > p.provenUntilUs) p.provenUntilUs = s.provenUntilUs;
+    s.prefixSerial = p.serial;
+    return p;
+  }
+
+  /** The tracked prefix this host is linked to (null: IPv4, or its prefix was evicted since). */
+  linkedPrefix(s: SourceState): PrefixState | null {
+    if (s.prefixSerial === 0) return null;
+    const p = this.prefixes.get(s.prefixKey!);
+    return p !== undefined && p.serial === s.prefixSerial ? p : null;
+  }
+
+  /** A source just proved itself: it moves to the proven map (a spray cannot evict it there). */
+  promote(s: SourceState, now: number): void {
+    if (this.unproven.get(s.key) !== s) return;
+    this.unproven.delete(s.key);
+    this.proven.set(s.key, s);
+    this.youngestProven = s;
+    if (this.proven.size > this.base.raw.maxLegitimateSources || ++this.provenInserts >= IDLE_CHECK_INSERTS) {
+      this.provenInserts = 0;
+      this.evict(this.proven, this.base.raw.maxLegitimateSources, now);
+    }
+  }
+
+  /**
+   * Over `cap`: drops the least recently seen entries down to EVICT_TO_FRACTION of it. Then (and
+   * every IDLE_CHECK_INSERTS inserts) drops the idle entries at the old end. One pass over the
+   * map's front per call, not per insert (see EVICT_TO_FRACTION).
+   */
+  private evict<T extends EvidenceState>(map: Map<string, T>, cap: number, now: number): void {
+    const idleUs = this.base.longWindowUs;
+    const target = map.size > cap ? cap - Math.max(1, Math.floor(cap * (1 - EVICT_TO_FRACTION))) : Infinity;
+    for (const [k, v] of map) {
+      const over = map.size > target;
+      if (!over && !(now - v.lruUs > idleUs && v.bannedUntilUs <= now && !(v instanceof SourceState && v.isProven(now)))) break;
+      map.delete(k);
+      if (v instanceof SourceState) this.released(v, now);
+    }
+  }
+
+  /** An evicted source's pending challenges become orphans that count for its prefix. */
+  private released(s: SourceState, now: number): void {
+    if (s.pendingSize() === 0) return;
+    const prefixKey = s.prefixKey !== null && !s.isProven(now) ? s.prefixKey : '';
+    for (const seq of s.pendingSeqs()) this.queue.orphan(seq, prefixKey);
+    s.pendingClear();
+  }
+}
