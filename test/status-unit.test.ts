@@ -9,50 +9,30 @@ import { DEFAULT_POLICY_SETTINGS } from '../lib/policy/settings.js';
 import { renderStatus } from '../lib/status/render.js';
 import { StatusCollector, type StatusReport } from '../lib/status/report.js';
 import { terminalSafe } from '../lib/status/terminal-safe.js';
-import { RecentSources, thresholdInspection, type NearThreshold } from '../lib/status/thresholds.js';
+import { thresholdInspection } from '../lib/status/thresholds.js';
 import { FakeTimers } from './support/fake-timers.js';
 import { bruteForce, site, TraceBuilder } from './support/policy-traces.js';
 
-t.test('nearest thresholds (fallback): a source a few guesses short of a ban is listed, with how close', async (t) => {
+t.test('nearest thresholds through the seam: a source a few guesses short of a ban is listed, with how close', async (t) => {
   const b = new TraceBuilder(7);
   site(b, { ip: '198.51.100.60', phones: 5, bootSpreadS: 5, durationS: 120 });
   bruteForce(b, { ip: '203.0.113.50', ratePerS: 0.2, count: 2, ua: 'Zoiper 5', startS: 10 });
-  const policy = createPolicy(DEFAULT_POLICY_SETTINGS);
-  const recent = new RecentSources();
-  let lastMs = 0;
+  let policy = createPolicy(DEFAULT_POLICY_SETTINGS);
+  const seam = thresholdInspection(() => policy);
   for (const h of b.build()) {
     const r = normalizeEvent(h, { profiles: null });
     if (!r.ok) continue;
-    recent.note(r.event.source.text, r.event.profile);
-    const out = policy.observe(r.event);
-    t.equal(out.bans.length, 0, 'nobody banned');
-    lastMs = r.event.timeUs / 1000;
+    t.equal(policy.observe(r.event).bans.length, 0, 'nobody banned');
   }
-  const near = thresholdInspection(() => policy, recent, () => lastMs).nearestThresholds(5);
+  const near = seam.nearestThresholds(5);
   const guesser = near.find((n) => n.source === '203.0.113.50');
   t.ok(guesser, `the guesser is listed: ${JSON.stringify(near)}`);
   t.ok(guesser && guesser.fraction > 0 && guesser.fraction < 1 && guesser.value < guesser.threshold, 'below its threshold, with the fraction');
   t.equal(guesser?.profile, 'internal');
   t.ok(near.every((n, i) => i === 0 || near[i - 1]!.fraction >= n.fraction), 'closest first');
-  t.ok(near.length <= 5, 'at most the limit');
-});
-
-t.test('nearest thresholds: a policy with the agreed nearestThresholds() is asked directly', async (t) => {
-  const answer: NearThreshold[] = [{ source: '203.0.113.1', profile: 'external', rule: 'slow_guessing', value: 9, threshold: 10, fraction: 0.9 }];
-  let asked = 0;
-  const seam = thresholdInspection(() => ({ inspect: () => { throw new Error('not the fallback'); }, nearestThresholds: (limit: number) => { asked = limit; return answer; } }), new RecentSources(), () => 0);
-  t.same(seam.nearestThresholds(3), answer);
-  t.equal(asked, 3);
-});
-
-t.test('RecentSources keeps the last 512, distinct, newest first', async (t) => {
-  const r = new RecentSources();
-  for (let i = 0; i < 600; i++) r.note(`10.0.${i >> 8}.${i & 255}`, i % 2 ? 'a' : 'b');
-  r.note('10.0.2.87', 'a');
-  const d = r.distinct();
-  t.equal(d.length, RecentSources.RING_SIZE - 1, 'a repeat counts once');
-  t.same(d[0], { source: '10.0.2.87', profile: 'a' });
-  t.notOk(d.some((x) => x.source === '10.0.0.0'), 'the oldest fell out');
+  t.same(seam.nearestThresholds(1), near.slice(0, 1), 'at most the limit');
+  policy = createPolicy(DEFAULT_POLICY_SETTINGS);
+  t.same(seam.nearestThresholds(5), [], 'a reloaded policy is the one asked');
 });
 
 t.test('events in the last minute come from counter samples on the injected clock', async (t) => {

@@ -108,7 +108,7 @@ t.test('status shows the figures of a replayed trace; with the daemon stopped, t
   t.match(human.stdout, /^fsguard is running \(pid \d+/);
   t.match(human.stdout, new RegExp(`connected to 127\\.0\\.0\\.1:${server.port} since .* FreeSWITCH 1\\.10\\.9-release~64bit on test`));
   for (const [rule, n] of Object.entries(s.bans.sinceStart.byRule)) t.match(human.stdout, new RegExp(`bans since start +${s.bans.sinceStart.total}: .*${rule} ${n}`), `ban rule ${rule} shown`);
-  t.match(human.stdout, new RegExp(`bans now +${inKernel} \\(${inKernel} IPv4 hosts\\)`));
+  t.match(human.stdout, new RegExp(`bans now +${inKernel} \\(${inKernel} IPv4 hosts?\\)`));
   const stale = alertLines.find((l) => l.kind === 'misprovisioned_device')!;
   t.match(human.stdout, new RegExp(`misprovisioned_device \\(${String(stale.profile)}\\): user ${String(stale.user)} at ${String(stale.source).replace(/\./g, '\\.')}`), 'a stale-password phone: user and source');
   t.match(human.stdout, /nft writer +ok:/);

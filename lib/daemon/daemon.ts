@@ -122,7 +122,7 @@ export async function runDaemon(configFile: string | null, initial: FsguardConfi
   const writer = writerFor(config, logger, metrics, () => {
     guardRef?.onTableRecreated().catch((err: unknown) => logger.error({ err: String(err) }, 'restoring bans failed'));
   }, (message) => ops.status.nftFailed(message));
-  const guard = new Guard(policy, writer, logger, metrics, { allow: config.policy.allow, observers: ops.observers, recentSources: ops.recentSources });
+  const guard = new Guard(policy, writer, logger, metrics, { allow: config.policy.allow, observers: ops.observers });
   guardRef = guard;
   try {
     await guard.start();

@@ -26,8 +26,6 @@ export interface GuardOptions {
   readonly allow: readonly string[];
   /** Told of bans, unbans, alerts and the connection (status, notifications). */
   readonly observers?: readonly GuardObserver[];
-  /** Fed with every event's source (status's fallback for nearest thresholds, lib/status/thresholds.ts). */
-  readonly recentSources?: { note(source: string, profile: string): void };
 }
 
 /** What the guard believes is in the kernel, and since when. */
@@ -73,7 +71,6 @@ export class Guard implements EslSourceListener {
   /** Bumped whenever the table is found missing and rebuilt; a reconcile spanning it is void. */
   private tableGeneration = 0;
   private readonly observers: readonly GuardObserver[];
-  private readonly recentSources: { note(source: string, profile: string): void } | null;
   /** The wall-clock timer for the policy's next deadline (null: none armed). */
   private deadlineTimer: unknown = null;
   /** Events held at (re)connect until the live registrations are known. */
@@ -93,7 +90,6 @@ export class Guard implements EslSourceListener {
     this.allow = options.allow.map((a) => parseCidr(a)).filter((c): c is Cidr => c !== null);
     this.banLogger = unredacted(logger);
     this.observers = options.observers ?? [];
-    this.recentSources = options.recentSources ?? null;
     this.hold = new SeedingHold(clock, (e) => this.judge(e), (why, held) => {
       if (why !== 'registrations') this.logger.warn({ held, reason: why }, 'judging events held at connect without the live registrations');
     });
@@ -151,7 +147,6 @@ export class Guard implements EslSourceListener {
   }
 
   private judge(event: AuthEvent): void {
-    this.recentSources?.note(event.source.text, event.profile);
     this.apply(this.policy.observe(event));
     if (this.deadlineTimer === null) this.armDeadline();
   }

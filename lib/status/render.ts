@@ -6,6 +6,8 @@ import type { StatusReport } from './report.js';
 import { terminalSafe } from './terminal-safe.js';
 
 const n = (x: number): string => x.toLocaleString('en-US');
+/** `1 batch`, `2 batches`: `word` is the singular, `many` the plural when not word+s. */
+const count = (x: number, word: string, many = `${word}s`): string => `${n(x)} ${x === 1 ? word : many}`;
 const ago = (iso: string | null, nowMs: number): string => (iso === null ? '' : `${formatDuration((nowMs - Date.parse(iso)) / 1000)} ago`);
 const counts = (r: Readonly<Record<string, number>>): string =>
   Object.entries(r).sort((a, b) => b[1] - a[1] || a[0].localeCompare(b[0])).map(([k, v]) => `${terminalSafe(k.replace(/^sofia::/, ''), 40)} ${n(v)}`).join(', ');
@@ -30,9 +32,9 @@ export function renderStatus(r: StatusReport, nowMs: number): string {
   out.push(line(`events ${r.events.windowSeconds >= 60 ? 'last min' : `last ${r.events.windowSeconds}s`}`, ev.total ? `${n(ev.total)}: ${counts(ev.byKind)}` : 'none'));
   const profiles = Object.entries(ev.byProfile).sort();
   if (profiles.length > 1) for (const [profile, byKind] of profiles) out.push(line('', `  ${terminalSafe(profile || '(no profile)', 64)}: ${counts(byKind)}`));
-  out.push(line('', `${n(r.events.sinceStart)} since start; ${n(r.trackedSources)} sources tracked`));
+  out.push(line('', `${n(r.events.sinceStart)} since start; ${count(r.trackedSources, 'source')} tracked`));
   const b = r.bans.now;
-  const parts = [[b.ipv4Hosts, 'IPv4 hosts'], [b.ipv4Prefixes, 'IPv4 prefixes'], [b.ipv6Hosts, 'IPv6 hosts'], [b.ipv6Prefixes, 'IPv6 prefixes']].filter(([c]) => (c as number) > 0).map(([c, what]) => `${n(c as number)} ${what}`);
+  const parts = ([[b.ipv4Hosts, 'IPv4 host'], [b.ipv4Prefixes, 'IPv4 prefix'], [b.ipv6Hosts, 'IPv6 host'], [b.ipv6Prefixes, 'IPv6 prefix']] as const).filter(([c]) => c > 0).map(([c, what]) => count(c, what, what.endsWith('x') ? `${what}es` : `${what}s`));
   out.push(line('bans now', `${n(b.total)}${parts.length ? ` (${parts.join(', ')})` : ''}${r.bans.unwritten ? `; ${n(r.bans.unwritten)} NOT YET WRITTEN to the kernel (retrying)` : ''}`));
   out.push(line('bans since start', r.bans.sinceStart.total ? `${n(r.bans.sinceStart.total)}: ${counts(r.bans.sinceStart.byRule)}` : 'none'));
   if (r.nearestThresholds.length) {
@@ -50,10 +52,10 @@ export function renderStatus(r: StatusReport, nowMs: number): string {
     out.push(`  ${a.at} ${terminalSafe(a.kind, 40)}${a.profile ? ` (${terminalSafe(a.profile, 40)})` : ''}: ${terminalSafe(a.message, 300)}`);
   }
   const w = r.nftWriter;
-  out.push(line('nft writer', `${w.healthy ? 'ok' : 'TROUBLE'}: ${n(w.batches)} batches, ${n(w.errors)} errors, ${n(w.queued)} queued; table ${terminalSafe(w.table)}${w.lastError ? `; last error ${w.lastErrorAt} (${ago(w.lastErrorAt, nowMs)}): ${terminalSafe(w.lastError, 200)}` : ''}`));
+  out.push(line('nft writer', `${w.healthy ? 'ok' : 'TROUBLE'}: ${count(w.batches, 'batch', 'batches')}, ${count(w.errors, 'error')}, ${n(w.queued)} queued; table ${terminalSafe(w.table)}${w.lastError ? `; last error ${w.lastErrorAt} (${ago(w.lastErrorAt, nowMs)}): ${terminalSafe(w.lastError, 200)}` : ''}`));
   if (r.notifications.length) {
     for (const c of r.notifications) {
-      out.push(line(`notify ${c.channel}`, `${c.kinds.join(', ')}: ${n(c.messages)} sent, ${n(c.failures)} failed attempts, ${n(c.droppedNotices)} notices lost${c.lastError ? `; last error ${ago(c.lastErrorAtMs === null ? null : new Date(c.lastErrorAtMs).toISOString(), nowMs)}: ${terminalSafe(c.lastError, 200)}` : ''}`));
+      out.push(line(`notify ${c.channel}`, `${c.kinds.join(', ')}: ${n(c.messages)} sent, ${count(c.failures, 'failed attempt')}, ${count(c.droppedNotices, 'notice')} lost${c.lastError ? `; last error ${ago(c.lastErrorAtMs === null ? null : new Date(c.lastErrorAtMs).toISOString(), nowMs)}: ${terminalSafe(c.lastError, 200)}` : ''}`));
     }
   } else {
     out.push(line('notifications', 'off (notify.mail / notify.webhook)'));

@@ -7,13 +7,13 @@ import type { Logger } from '../obs/logger.js';
 import type { FsguardMetrics } from '../obs/metrics.js';
 import { StatusCollector } from './report.js';
 import { serveStatus, type StatusServer } from './socket.js';
-import { RecentSources, thresholdInspection, type InspectablePolicy } from './thresholds.js';
+import { thresholdInspection, type ThresholdInspection } from './thresholds.js';
 
 export interface OpsDeps {
   readonly logger: Logger;
   readonly metrics: FsguardMetrics;
   readonly configSource: string;
-  readonly policy: () => InspectablePolicy;
+  readonly policy: () => ThresholdInspection;
   readonly bansInForce: () => { ipv4Hosts: number; ipv6Hosts: number; ipv4Prefixes: number; ipv6Prefixes: number; unwritten: number };
   readonly nftQueued: () => number;
 }
@@ -22,7 +22,6 @@ export interface OpsDeps {
 const STOP_GRACE_MS = 3000;
 
 export class DaemonOps {
-  readonly recentSources = new RecentSources();
   readonly status: StatusCollector;
   private notifier: Notifier;
   private server: StatusServer | null = null;
@@ -44,7 +43,7 @@ export class DaemonOps {
       nftTable: () => `inet ${this.config.nft.table}`,
       bansInForce: deps.bansInForce,
       nftQueued: deps.nftQueued,
-      thresholds: thresholdInspection(deps.policy, this.recentSources, Date.now),
+      thresholds: thresholdInspection(deps.policy),
       notifications: () => this.notifier.channelHealth(),
     });
   }
