@@ -69,6 +69,8 @@ t.test('the daemon notifies a webhook, keeps banning with the mail server down, 
   await server.replay([...trace('brute-force-one-user'), ...trace('mass-reboot-office')]);
 
   await waitUntil('the attacker in the kernel', () => kernelElements(table, 'banned4').some((e) => e.key === ATTACKER));
+  // The trace's last decision: the stale-password phones of the reboot.
+  await daemon.waitForLog('the misprovisioned-phone alerts', (l) => l.event === 'alert' && l.kind === 'misprovisioned_device');
   const decided = (): number => daemon.lines.filter((l) => l.event === 'ban' || l.event === 'alert').length;
   const notified = (): number => got.map((m) => (JSON.parse(m.body) as { fsguard: { total: number } }).fsguard.total).reduce((a, b) => a + b, 0);
   // The first notice goes at once, the rest in the digest one interval (1 s) later.
