@@ -29,7 +29,7 @@ async function closedPort(): Promise<number> {
   return port;
 }
 
-async function waitUntil(what: string, cond: () => boolean | Promise<boolean>, timeoutMs = 20_000): Promise<void> {
+async function waitUntil(what: string, cond: () => boolean | Promise<boolean>, timeoutMs = 60_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!(await cond())) {
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
@@ -111,4 +111,45 @@ t.test('the daemon notifies a webhook, keeps banning with the mail server down, 
   t.equal(await daemon.stop('SIGTERM'), 0);
   const everything = [daemon.lines.map((l) => JSON.stringify(l)).join('\n'), daemon.strayStdout.join('\n'), daemon.stderr, st.stdout, human.stdout, check.stdout, check.stderr].join('\n');
   for (const secret of [HOOK_SECRET, SMTP_PASSWORD, TOKEN]) t.notOk(everything.includes(secret), `${secret.slice(0, 6)}…: in no log line, status or check output`);
+});
+
+t.test('unban notices: a ban that expires, and one lifted by hand', netnsTestOptions(), async (t) => {
+  const got: string[] = [];
+  const hook = createServer((req, res) => {
+    let body = '';
+    req.setEncoding('utf8').on('data', (d: string) => { body += d; }).on('end', () => { got.push(body); res.writeHead(200).end(); });
+  });
+  await new Promise<void>((r) => hook.listen(0, '127.0.0.1', r));
+  t.teardown(() => new Promise<void>((r) => hook.close(() => r())));
+  const server = await EslTestServer.start({ heartbeatIntervalMs: 500 });
+  const table = uniqueTableName('unb');
+  const config = writeConfig({
+    esl: { host: '127.0.0.1', port: server.port, password: 'ClueCon' },
+    nft: { table, reconcileSeconds: 0.5 },
+    metrics: { enabled: false },
+    notify: { digestSeconds: 1, webhook: { kinds: ['unban'], url: `http://127.0.0.1:${(hook.address() as AddressInfo).port}/hook` } },
+  });
+  const daemon = DaemonProcess.start(config);
+  t.teardown(async () => {
+    await daemon.stop('SIGKILL');
+    await server.close();
+    deleteTableIfExists('inet', table);
+  });
+  await server.waitForSubscriptions(1);
+  const known = async (): Promise<number> => {
+    const r = await fsguardCli(['status', '--json', '--config', config]);
+    return (JSON.parse(r.stdout) as StatusReport).bans.now.ipv4Hosts;
+  };
+  const texts = (): string => got.map((b) => (JSON.parse(b) as { text: string }).text).join('\n');
+  t.equal((await fsguardCli(['ban', '203.0.113.201', '--for', '1h', '--config', config])).status, 0);
+  await waitUntil('the ban adopted by the daemon', async () => (await known()) === 1);
+  t.equal((await fsguardCli(['unban', '203.0.113.201', '--config', config])).status, 0);
+  await waitUntil('the lifted notice', () => /ban lifted by hand: 203\.0\.113\.201 \(manual\)/.test(texts()));
+  // Long enough to be read back (reconciles are spaced by how long one takes) before it expires.
+  t.equal((await fsguardCli(['ban', '203.0.113.200', '--for', '12s', '--config', config])).status, 0);
+  await waitUntil('the expired notice', () => /ban expired: 203\.0\.113\.200 \(manual\)/.test(texts()), 45_000).catch((err: Error) => {
+    throw new Error(`${err.message}; got: ${texts()}; log: ${daemon.lines.filter((l) => JSON.stringify(l).includes('203.0.113.200') || l.channel !== undefined).map((l) => JSON.stringify(l)).join('\n')}`);
+  });
+  const total = got.map((b) => (JSON.parse(b) as { fsguard: { byKind: { unban: number } } }).fsguard.byKind.unban).reduce((a, b) => a + b, 0);
+  t.equal(total, 2, 'two unbans, notified once each');
 });

@@ -29,7 +29,7 @@ async function status(config: string): Promise<StatusReport & { running: boolean
 }
 
 /** Polls `fsguard status --json` until `done` holds (bounded). */
-async function statusWhen(config: string, what: string, done: (s: StatusReport) => boolean, timeoutMs = 20_000): Promise<StatusReport> {
+async function statusWhen(config: string, what: string, done: (s: StatusReport) => boolean, timeoutMs = 60_000): Promise<StatusReport> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const s = await status(config);

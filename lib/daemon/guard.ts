@@ -405,7 +405,9 @@ export class Guard implements EslSourceListener {
     for (const b of bans) {
       // Elements without timeout never expire; keep them known for a day at a time.
       const expiresAtMs = b.expiresAtMs ?? now + 86_400_000;
-      if (expiresAtMs <= now) continue;
+      // Within the slack it counts as expired already (see reconcileOnce): adopting it again
+      // would report its expiry twice.
+      if (expiresAtMs <= now + EXPIRY_SLACK_MS) continue;
       const k: KnownBan = { target: b.target, expiresAtMs, comment: { rule: b.rule ?? 'foreign', offences: b.offences ?? 1 }, confirmedAtMs: now };
       this.known.set(b.target.text, k);
       adopted.push(k);

@@ -43,7 +43,7 @@ export class FakeTimers implements EslTimers {
 }
 
 /** Waits (on real I/O, bounded) until `cond` holds: for deliveries over real sockets. */
-export async function until(what: string, cond: () => boolean, timeoutMs = 10_000): Promise<void> {
+export async function until(what: string, cond: () => boolean, timeoutMs = 30_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!cond()) {
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
