@@ -138,3 +138,37 @@ t.test('status shows the figures of a replayed trace; with the daemon stopped, t
   t.match(staleSocket.stdout, /nobody answers on .* \(left by a daemon that stopped\)/);
   t.match(staleSocket.stdout, new RegExp(ATTACKER.replace(/\./g, '\\.')));
 });
+
+t.test('daemon down: the unit\'s state and its last journal line when systemd has them; nothing when it has not', netnsTestOptions(), async (t) => {
+  const table = uniqueTableName('stdown');
+  t.teardown(() => deleteTableIfExists('inet', table));
+  const config = writeConfig({ nft: { table }, metrics: { enabled: false } });
+  t.equal((await fsguardCli(['ban', '203.0.113.77', '--for', '1h', '--config', config])).status, 0);
+
+  // This machine has no running systemd (a container): systemctl and journalctl fail, and
+  // status says only what it knows.
+  const bare = await fsguardCli(['status', '--config', config]);
+  t.equal(bare.status, 3);
+  t.match(bare.stdout, /^fsguard is NOT RUNNING: no status socket at .*\n {2}config .*\nbans in the kernel/);
+  t.match(bare.stdout, /203\.0\.113\.77\s+\d/);
+
+  // With systemd: its answers in the format `systemctl show` and `journalctl -o cat` print
+  // (systemd cannot run here; these two print what it would, including a hostile log line).
+  const bin = mkdtempSync(join(tmpdir(), 'fsguard-systemd-'));
+  const { writeFileSync, chmodSync } = await import('node:fs');
+  writeFileSync(join(bin, 'systemctl'), '#!/bin/sh\nprintf "LoadState=loaded\\nActiveState=failed\\nSubState=failed\\nResult=exit-code\\nExecMainStatus=78\\nStateChangeTimestamp=Tue 2026-12-01 09:10:11 UTC\\n"\n');
+  writeFileSync(join(bin, 'journalctl'), '#!/bin/sh\nprintf \'{"level":"error","time":1764580211000,"msg":"invalid configuration: notify.mail.to: needed \\\\u001b[31m"}\\n\'\n');
+  chmodSync(join(bin, 'systemctl'), 0o755);
+  chmodSync(join(bin, 'journalctl'), 0o755);
+  const { runProcess, FSGUARD, cliEnv } = await import('./support/daemon-process.js');
+  const env = cliEnv({ PATH: `${bin}:${process.env.PATH ?? ''}` });
+  const withUnit = await runProcess(FSGUARD, ['status', '--config', config], { env });
+  t.equal(withUnit.status, 3);
+  t.match(withUnit.stdout, /^ {2}unit fsguard\.service: failed \(failed\), result exit-code, exit status 78 since Tue 2026-12-01 09:10:11 UTC$/m);
+  t.match(withUnit.stdout, /^ {2}last log line: 2025-12-01T09:10:11\.000Z invalid configuration: notify\.mail\.to: needed \S+\[31m$/m);
+  t.notMatch(withUnit.stdout, /\u001b/, 'the log line is escaped');
+  const json = await runProcess(FSGUARD, ['status', '--json', '--config', config], { env });
+  const j = JSON.parse(json.stdout) as { running: boolean; reason: { unit: { activeState: string; exitStatus: string }; lastLogLine: string } };
+  t.match(j, { running: false, reason: { unit: { activeState: 'failed', exitStatus: '78' } } });
+  t.match(j.reason.lastLogLine, /invalid configuration/);
+});
