@@ -36,8 +36,8 @@ const MB = 1024 * 1024;
 /** A BanWriter that keeps bans in memory (the kernel side is covered by the fault tests). */
 class MemoryWriter implements BanWriter {
   readonly banned: Cidr[] = [];
-  setup(): Promise<void> { return Promise.resolve(); }
-  list(): Promise<KernelBanList> { return Promise.resolve({ bans: [], unrecognized: [], tableExists: true }); }
+  setup(): Promise<{ list: KernelBanList }> { return this.list().then((list) => ({ list })); }
+  list(): Promise<KernelBanList> { return Promise.resolve({ bans: [], unrecognized: [], tableExists: true, owned: true, switchAddresses: [] }); }
   ban(target: Cidr, _seconds: number, _comment: BanComment): Promise<ElementOutcome> {
     this.banned.push(target);
     return Promise.resolve({ status: 'written' });

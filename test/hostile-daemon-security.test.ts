@@ -67,8 +67,8 @@ t.test('the password is not printed by check, policy, or any error path', netnsT
   outputs.push(['typo key', await runCli(['run', '--config', bad('typo.json', JSON.stringify({ esl: { passwrod: SECRET } }))])]);
   outputs.push(['not JSON', await runCli(['run', '--config', bad('nojson.json', `{"esl": {"password": "${SECRET}"`)])]);
   outputs.push(['line break in env', await runCli(['check'], { FSGUARD_ESL_PASSWORD: `${SECRET}\r\nexit` })]);
-  // Fatal at start (nft missing) with the password only in the environment.
-  outputs.push(['nft missing', await runCli(['run', '--config', writeConfig({ nft: { binary: '/nonexistent/nft' } })], { FSGUARD_ESL_PASSWORD: SECRET })]);
+  // Fatal at start (libnftables missing) with the password only in the environment.
+  outputs.push(['nft missing', await runCli(['run', '--config', writeConfig({ nft: { library: '/nonexistent/libnftables.so.1' } })], { FSGUARD_ESL_PASSWORD: SECRET })]);
   for (const [what, r] of outputs) {
     t.same(leaked(r.stdout + r.stderr), [], `${what}: password not printed (exit ${r.status})`);
   }

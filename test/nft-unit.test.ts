@@ -14,7 +14,7 @@ import {
   resolveNftLayout,
   sanitizeCommentText,
   setRoleFor,
-  setupCommands,
+  createTableScript,
   type NftError,
   type NftRunResult,
 } from '../lib/nft/index.js';
@@ -27,9 +27,9 @@ function cidr(text: string): Cidr {
   return c;
 }
 
-const ok: NftRunResult = { kind: 'exited', exitCode: 0, stdout: '', stderr: '' };
-function failed(stderr: string, exitCode = 1): NftRunResult {
-  return { kind: 'exited', exitCode, stdout: '', stderr };
+const ok: NftRunResult = { kind: 'completed', ok: true, output: '', error: '' };
+function failed(error: string): NftRunResult {
+  return { kind: 'completed', ok: false, output: '', error };
 }
 
 /** Elements a transaction writes: created ones, plus each set's add+delete+add counted once. */
@@ -95,46 +95,48 @@ t.test('parses nft 1.0.6 list output: strings, elem objects, prefixes, ranges', 
   t.throws(() => parseListOutput('{"x":1}', layout, 0), { name: 'NftError' });
 });
 
-t.test('classifies nft failures by what nft 1.0.6 prints', async (t) => {
-  const kind = (r: NftRunResult): string | undefined => classifyRun(r, 'nft')?.kind;
+t.test('classifies libnftables failures by what libnftables 1.0.6 reports', async (t) => {
+  const kind = (r: NftRunResult): string | undefined => classifyRun(r, 'libnftables.so.1')?.kind;
   t.equal(kind(ok), undefined);
-  t.equal(kind({ kind: 'spawn-failed', code: 'ENOENT', message: 'spawn nft ENOENT' }), 'not-installed');
-  t.equal(kind({ kind: 'spawn-failed', code: 'EACCES', message: 'spawn nft EACCES' }), 'permission');
-  t.equal(kind({ kind: 'spawn-failed', code: 'EAGAIN', message: 'spawn nft EAGAIN' }), 'transient');
-  t.equal(kind({ kind: 'killed', signal: 'SIGKILL', timedOut: true, stderr: '' }), 'transient');
+  t.equal(kind({ kind: 'unavailable', message: 'libnftables.so.1: cannot open shared object file', permission: false }), 'not-installed');
+  t.equal(kind({ kind: 'unavailable', message: 'Operation not permitted', permission: true }), 'permission');
+  t.equal(kind({ kind: 'timed-out', afterMs: 5000, hungCalls: 1 }), 'timeout');
+  t.equal(kind({ kind: 'overloaded', hungCalls: 2 }), 'transient');
   t.equal(kind(failed('netlink: Error: cache initialization failed: Operation not permitted\n')), 'permission');
   t.equal(kind(failed('Operation not permitted (you must be root)\n')), 'permission');
   t.equal(kind(failed('netlink: Error: Could not process rule: Message too long\n')), 'too-large');
   t.equal(kind(failed('internal:0:0-0: Error: Could not process rule: Resource temporarily unavailable\n')), 'transient');
   t.equal(kind(failed('netlink: Error: Could not receive: No buffer space available\n')), 'transient');
-  t.equal(kind(failed('internal:0:0-0: Error: Could not process rule: Device or resource busy\n')), 'transient');
+  t.equal(kind(failed('internal:0:0-0: Error: Could not process rule: Device or resource busy\n')), 'busy');
   t.equal(kind(failed('internal:0:0-0: Error: No such file or directory\n\n')), 'missing-table');
   t.equal(kind(failed("internal:0:0-0: Error: No such file or directory; did you mean set 'banned6' in table inet 'fsguard'?\n")), 'missing-table');
   t.equal(kind(failed('internal:0:0-0: Error: Could not process rule: No such file or directory\n')), 'missing-element');
   t.equal(kind(failed('internal:0:0-0: Error: element does not exist\n')), 'missing-element');
-  t.equal(kind(failed('internal:0:0-0: Error: interval overlaps with an existing one\n')), 'rejected');
-  t.equal(kind(failed('netlink.c:186: Memory allocation failure\n', 2)), 'rejected');
+  t.equal(kind(failed('internal:0:0-0: Error: interval overlaps with an existing one\n')), 'overlap');
+  t.equal(kind(failed('netlink.c:186: Memory allocation failure\n')), 'rejected');
   const e = classifyRun(failed('internal:0:0-0: Error: interval overlaps with an existing one\n\ninternal:0:0-0: Error: interval overlaps with an existing one\n'), 'nft');
   t.equal(e?.detail, 'Error: interval overlaps with an existing one', 'detail is the first error line, location noise removed');
   t.equal(e?.fatal, false);
+  t.equal(classifyRun({ kind: 'timed-out', afterMs: 5000, hungCalls: 1 }, 'x')?.retryable, true, 'a timeout is retried');
+  t.equal(classifyRun(failed('Error: Could not process rule: Device or resource busy\n'), 'x')?.retryable, true, 'busy is retried');
 });
 
 t.test('layout validation and set choice', async (t) => {
   const layout = resolveNftLayout();
-  t.same(layout, { family: 'inet', table: 'fsguard', set4: 'banned4', set6: 'banned6', set6net: 'banned6net', chain: 'input', chainPriority: -10, ports: [] });
+  t.same(layout, { family: 'inet', table: 'fsguard', set4: 'banned4', set4net: 'banned4net', set6: 'banned6', set6net: 'banned6net', switch4: 'freeswitch4', switch6: 'freeswitch6', chain: 'input', chainPriority: -10, ports: [] });
   t.same(resolveNftLayout({ ports: [5080, 5060, 5060] }).ports, [5060, 5080]);
-  for (const bad of [{ table: 'x y' }, { table: 'fsguard; flush ruleset' }, { chain: '' }, { set4: 'a'.repeat(33) }, { ports: [0] }, { ports: [65536] }, { ports: [5060.5] }, { chainPriority: 1.5 }, { set6: 'banned4' }]) {
+  for (const bad of [{ table: 'x y' }, { table: 'fsguard; flush ruleset' }, { chain: '' }, { set4: 'a'.repeat(33) }, { ports: [0] }, { ports: [65536] }, { ports: [5060.5] }, { chainPriority: 1.5 }, { set6: 'banned4' }, { set4net: 'freeswitch4' }]) {
     t.throws(() => resolveNftLayout(bad), NftLayoutError, `rejects ${JSON.stringify(bad)}`);
   }
   t.equal(setRoleFor(cidr('192.0.2.1')), 'set4');
-  t.equal(setRoleFor(cidr('192.0.2.0/24')), null);
+  t.equal(setRoleFor(cidr('192.0.2.0/24')), 'set4net');
   t.equal(setRoleFor(cidr('2001:db8::1')), 'set6');
   t.equal(setRoleFor(cidr('2001:db8::/64')), 'set6net');
-  // Every command of the setup transaction names our table and nothing else, and never
-  // flushes or deletes a set.
-  const json = JSON.stringify(setupCommands(resolveNftLayout({ table: 'mine' })));
-  t.notMatch(json, /"table":"(?!mine")/);
-  t.notMatch(json, /"(flush|delete)":\{"set"/);
+  // Every command of the create transaction names our table and nothing else, and never
+  // flushes or deletes anything.
+  const script = createTableScript(resolveNftLayout({ table: 'mine', ports: [5060] })).script;
+  t.ok(script.split('\n').every((l) => l.startsWith('add ') && / inet mine /.test(`${l} `)), script);
+  t.notMatch(script, /flush|delete|destroy|owner/);
 });
 
 t.test('transient failures are retried with backoff, reported, then given up', async (t) => {
@@ -152,7 +154,7 @@ t.test('transient failures are retried with backoff, reported, then given up', a
   t.same(failures, [['transient', true], ['transient', true]]);
   t.same(scheduler.delays, [0, 10, 15], 'batch window, then backoff 10 ms doubling, capped at 15');
 
-  const always = new ScriptedRunner(() => ({ kind: 'spawn-failed', code: 'EAGAIN', message: 'spawn nft EAGAIN' }));
+  const always = new ScriptedRunner(() => ({ kind: 'overloaded', hungCalls: 2 }));
   const reported: Array<[string, boolean]> = [];
   const giveUp = new NftSetWriter(always, resolveNftLayout(), {
     scheduler: new ImmediateScheduler(),
@@ -193,7 +195,8 @@ t.test('bans arriving while nft runs accumulate into the next single batch', asy
   let release: (() => void) | null = null;
   const runs: number[] = [];
   const runner = {
-    binary: 'gated',
+    library: 'gated',
+    hungCalls: 0,
     run(commands: readonly NftCommand[]): Promise<NftRunResult> {
       runs.push(addedElements(commands));
       return new Promise((resolve) => { release = () => resolve(ok); });
@@ -220,7 +223,8 @@ t.test('a steady stream of bans goes in fewer transactions; a lone ban still goe
   let nowMs = 1_000_000;
   const runs: number[] = [];
   const runner = {
-    binary: 'counting',
+    library: 'counting',
+    hungCalls: 0,
     run(commands: readonly NftCommand[]): Promise<NftRunResult> {
       runs.push(addedElements(commands));
       return Promise.resolve(ok);
@@ -262,7 +266,8 @@ t.test('a full batch goes beside a running one, without a target that is still b
     return (body.element?.elem ?? []).map((e) => `${verb} ${JSON.stringify(e).match(/\d+\.\d+\.\d+\.\d+/)?.[0]}`);
   });
   const runner = {
-    binary: 'gated',
+    library: 'gated',
+    hungCalls: 0,
     run(commands: readonly NftCommand[]): Promise<NftRunResult> {
       runs.push(targetsOf(commands));
       running++;

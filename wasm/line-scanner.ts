@@ -1,36 +1,30 @@
 // AssemblyScript (compiled by `asc` to dist/wasm/line-scanner.wasm; not part of the tsc build).
 //
-// The byte work of `fsguard policy simulate`, in WebAssembly with 128-bit SIMD: split a chunk of
-// a trace into lines, tell plain lines (printable ASCII only) from the rest, and read each plain
-// line as a FreeSWITCH `event json` body — the byte ranges of the headers normalizeEvent needs —
-// exactly as lib/events/fast-json.ts's EventJsonExtractor.extractChecked does, and with the same
-// contract: it gives JSON.parse's answer for those headers or declines (status DECLINED) and the
-// caller uses JSON.parse. In JavaScript that walk costs ~2 µs a line (a String#indexOf call per
-// quote); here 16 bytes are looked at per instruction. lib/events/line-scanner.ts owns the
-// memory layout and turns the records into strings; test/fast-json.test.ts holds both to
-// JSON.parse.
+// The byte work of `fsguard policy simulate` and of the daemon's event bodies, in WebAssembly
+// with 128-bit SIMD: split a chunk of a trace into lines (the one trace-line splitter), tell
+// plain lines (printable ASCII only) from the rest, and read each plain line as a FreeSWITCH
+// `event json` body — the byte ranges of the wanted headers — with one contract: JSON.parse's
+// answer for those headers, or a decline (status DECLINED) and the caller uses JSON.parse.
+// 16 bytes are looked at per instruction. The module knows no header name and no header value:
+// lib/events/line-scanner.ts gives it the wanted keys, the value tables (subclasses, auth
+// results…) and the record layout at setup, owns the memory, and turns records into events;
+// test/event-reader.test.ts holds it to JSON.parse.
 //
 // Wanted values are also interned here: each is looked up in a direct-mapped table of recent
 // values (bytes kept in linear memory), so the JavaScript side reuses the string it made last
 // time instead of allocating one per event (user agents, realms, users, addresses repeat).
 
-/** Header slots (EVENT_HEADER_NAMES in lib/events/fast-json.ts). */
-const SLOTS: i32 = 17;
-/**
- * Ints of a record: line start, line end, status, then per slot value start, value end, pool
- * word, then what normalizeEvent would parse out of the values (FACTS, see classify()).
- */
-const FACTS: i32 = 3 + SLOTS * 3;
-const RECORD_INTS: i32 = FACTS + 8;
-// Slots classify() reads (EVENT_HEADER_NAMES order).
-const S_EVENT_NAME: i32 = 0;
-const S_SUBCLASS: i32 = 1;
-const S_TIMESTAMP: i32 = 2;
-const S_PORT: i32 = 5;
-const S_AUTH_RESULT: i32 = 14;
-const S_REGISTRATION_TYPE: i32 = 15;
-const S_EXPIRES: i32 = 16;
+/** Facts per record (see classify()); what each one is, is set by the caller (setFact). */
+const FACT_COUNT: i32 = 8;
+/** Fact kinds (FactKind in lib/events/line-scanner.ts). */
+const FACT_NONE: i32 = 0;
+const FACT_CHOICE: i32 = 1;
+const FACT_DIGITS: i32 = 2;
+const FACT_DIGITS_SPLIT: i32 = 3;
+/** Choices per fact at most, and the stride of one choice (its length, then its bytes). */
+const CHOICES_MAX: i32 = 8;
 const KEY_MAX: i32 = 32;
+const CHOICE_STRIDE: i32 = 4 + KEY_MAX;
 const TABLE_SIZE: i32 = 256;
 const POOL_MAX: i32 = 256;
 
@@ -54,9 +48,30 @@ let timestampSlot: i32 = -1;
 let poolBits: i32 = 12;
 let consumedAt: usize = 0;
 let lineOdd: i32 = 0;
+/** Wanted headers (slots), set by setup. */
+let slots: i32 = 0;
+/**
+ * Ints of a record: line start, line end, status, then per slot value start, value end, pool
+ * word, then FACT_COUNT facts parsed out of the values (from `factsAt` on, see classify()).
+ */
+let factsAt: i32 = 0;
+let recordLength: i32 = 0;
+/** Per fact: slot, kind, argument (choices or digits); and each fact's choices. */
+let factTable: usize = 0;
+let choiceTable: usize = 0;
 
-/** Areas laid out by the caller; key bytes and lengths are written there before addKey. */
-export function setup(keys: usize, lens: usize, hashTable: usize, poolLen: usize, poolData: usize, tsSlot: i32, bits: i32): void {
+/**
+ * Areas laid out by the caller; key bytes and lengths are written there before addKey, fact
+ * definitions and their choices before setFact.
+ */
+export function setup(slotCount: i32, keys: usize, lens: usize, hashTable: usize, poolLen: usize, poolData: usize, tsSlot: i32, bits: i32,
+  facts: usize, choices: usize): void {
+  slots = slotCount;
+  factsAt = 3 + slotCount * 3;
+  recordLength = factsAt + FACT_COUNT;
+  factTable = facts;
+  choiceTable = choices;
+  memory.fill(factTable, 0, <usize>(FACT_COUNT * 12));
   keyBytes = keys;
   keyLens = lens;
   table = hashTable;
@@ -176,7 +191,7 @@ export function addKey(slot: i32): void {
  * EXTRACTED or DECLINED, with the same cases as EventJsonExtractor.extractChecked.
  */
 function parseLine(s: usize, e: usize, rec: usize): i32 {
-  for (let k = 0; k < SLOTS; k++) store<i32>(rec + <usize>((3 + k * 3) * 4), -1);
+  for (let k = 0; k < slots; k++) store<i32>(rec + <usize>((3 + k * 3) * 4), -1);
   let i = skipSpaces(s, e);
   if (i >= e || load<u8>(i) != 123) return DECLINED;
   i = skipSpaces(i + 1, e);
@@ -256,7 +271,7 @@ function parseLine(s: usize, e: usize, rec: usize): i32 {
  * values over POOL_MAX bytes).
  */
 function intern(rec: usize): void {
-  for (let k = 0; k < SLOTS; k++) {
+  for (let k = 0; k < slots; k++) {
     const at = rec + <usize>((3 + k * 3) * 4);
     const vs = load<i32>(at);
     if (vs < 0) continue;
@@ -278,22 +293,29 @@ function intern(rec: usize): void {
   }
 }
 
-/** The value of slot `k` equals `text` (ASCII), byte for byte. */
-function valueIs(rec: usize, k: i32, text: string): bool {
-  const at = rec + <usize>((3 + k * 3) * 4);
-  const vs = load<i32>(at);
-  if (vs < 0) return false;
-  const len = load<i32>(at + 4) - vs;
-  if (len != text.length) return false;
-  // load<u16> of the string's own UTF-16 code units: charCodeAt would bring in bounds checks.
-  const chars = changetype<usize>(text);
-  for (let i = 0; i < len; i++) if (<u32>load<u8>(<usize>(vs + i)) != <u32>load<u16>(chars + <usize>(i << 1))) return false;
-  return true;
+/**
+ * Fact `fact` is slot `slot` read as `kind`: FACT_CHOICE (the index of its value among `arg`
+ * choices, whose lengths and bytes the caller wrote at choices + (fact * CHOICES_MAX + i) *
+ * CHOICE_STRIDE), FACT_DIGITS (its value as 1..arg decimal digits), FACT_DIGITS_SPLIT (the same,
+ * as value / 1e8 in this fact and value % 1e8 in the next). -1: absent or not of that form.
+ */
+export function setFact(fact: i32, slot: i32, kind: i32, arg: i32): void {
+  const at = factTable + <usize>(fact * 12);
+  store<i32>(at, slot);
+  store<i32>(at + 4, kind);
+  store<i32>(at + 8, kind == FACT_CHOICE ? min(arg, CHOICES_MAX) : arg);
 }
 
-/** Index of slot k's value in `texts`, or -1 (also when absent). */
-function valueIndex(rec: usize, k: i32, texts: string[]): i32 {
-  for (let i = 0; i < texts.length; i++) if (valueIs(rec, k, unchecked(texts[i]))) return i;
+/** Index among fact `fact`'s `count` choices of slot k's value, or -1 (also when absent). */
+function choiceOf(rec: usize, k: i32, fact: i32, count: i32): i32 {
+  const at = rec + <usize>((3 + k * 3) * 4);
+  const vs = load<i32>(at);
+  if (vs < 0) return -1;
+  const len = load<i32>(at + 4) - vs;
+  for (let i = 0; i < count; i++) {
+    const choice = choiceTable + <usize>((fact * CHOICES_MAX + i) * CHOICE_STRIDE);
+    if (load<i32>(choice) == len && sameBytes(choice + 4, <usize>vs, len)) return i;
+  }
   return -1;
 }
 
@@ -313,28 +335,30 @@ function digitsOf(rec: usize, k: i32, maxDigits: i32): f64 {
   return v;
 }
 
-const SUBCLASSES: string[] = ['sofia::pre_register', 'sofia::register_attempt', 'sofia::register_failure', 'sofia::register'];
-const AUTH_RESULTS: string[] = ['SUCCESS', 'RENEWED', 'STALE', 'FORBIDDEN'];
-const REGISTRATION_TYPES: string[] = ['REGISTER', 'INVITE'];
-
 /**
- * What normalizeEvent would parse from an extracted record's values, so the caller makes no
- * string it only parses: [Event-Name is CUSTOM (1/0), subclass index (-1: none of the four),
- * auth-result index, registration-type index, timestamp / 1e8, timestamp % 1e8 (-1: not 1..16
- * digits), port (-1: not 1..5 digits), expires (-1: not 1..9 digits)]. 16 digits fit a double
- * exactly; the caller checks the timestamp against Number.MAX_SAFE_INTEGER as normalize does.
+ * What the caller would parse from an extracted record's values, so it makes no string it only
+ * parses (an auth event's subclass, auth-result, timestamp, port…: the facts set by setFact).
+ * 16 digits fit a double exactly; the caller checks a timestamp against Number.MAX_SAFE_INTEGER.
  */
 function classify(rec: usize): void {
-  const at = rec + <usize>(FACTS * 4);
-  store<i32>(at, valueIs(rec, S_EVENT_NAME, 'CUSTOM') ? 1 : 0);
-  store<i32>(at + 4, valueIndex(rec, S_SUBCLASS, SUBCLASSES));
-  store<i32>(at + 8, valueIndex(rec, S_AUTH_RESULT, AUTH_RESULTS));
-  store<i32>(at + 12, valueIndex(rec, S_REGISTRATION_TYPE, REGISTRATION_TYPES));
-  const ts = digitsOf(rec, S_TIMESTAMP, 16);
-  store<i32>(at + 16, ts < 0 ? -1 : <i32>Math.floor(ts / 1e8));
-  store<i32>(at + 20, ts < 0 ? -1 : <i32>(ts % 1e8));
-  store<i32>(at + 24, <i32>digitsOf(rec, S_PORT, 5));
-  store<i32>(at + 28, <i32>digitsOf(rec, S_EXPIRES, 9));
+  const out = rec + <usize>(factsAt * 4);
+  for (let f = 0; f < FACT_COUNT; f++) {
+    const def = factTable + <usize>(f * 12);
+    const kind = load<i32>(def + 4);
+    if (kind == FACT_NONE) continue;
+    const slot = load<i32>(def);
+    const arg = load<i32>(def + 8);
+    const at = out + <usize>(f * 4);
+    if (kind == FACT_CHOICE) {
+      store<i32>(at, choiceOf(rec, slot, f, arg));
+    } else if (kind == FACT_DIGITS) {
+      store<i32>(at, <i32>digitsOf(rec, slot, arg));
+    } else if (kind == FACT_DIGITS_SPLIT && f + 1 < FACT_COUNT) {
+      const v = digitsOf(rec, slot, arg);
+      store<i32>(at, v < 0 ? -1 : <i32>Math.floor(v / 1e8));
+      store<i32>(at + 4, v < 0 ? -1 : <i32>(v % 1e8));
+    }
+  }
 }
 
 /**
@@ -347,7 +371,7 @@ export function scan(from: usize, to: usize, out: usize, cap: i32): i32 {
   while (n < cap) {
     const nl = lineEnd(p, to);
     if (nl >= to) break;
-    const rec = out + <usize>(n * RECORD_INTS * 4);
+    const rec = out + <usize>(n * recordLength * 4);
     store<i32>(rec, <i32>p);
     store<i32>(rec + 4, <i32>nl);
     let status: i32;
@@ -377,7 +401,7 @@ export function staticEnd(): usize {
   return __heap_base;
 }
 
-/** Ints per record (the caller checks its layout against it). */
+/** Ints per record, once set up (the caller checks its layout against it). */
 export function recordInts(): i32 {
-  return RECORD_INTS;
+  return recordLength;
 }

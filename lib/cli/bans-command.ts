@@ -1,9 +1,9 @@
 // `fsguard bans`, `fsguard ban`, `fsguard unban`: the kernel sets are the source of truth,
-// so these talk to nft directly; a running daemon notices the change on its next reconcile
-// (and gives an unbanned source a grace period).
+// so these talk to libnftables directly; a running daemon notices the change on its next
+// reconcile (and gives an unbanned source a grace period).
 import type { FsguardConfig } from '../config/config.js';
 import { cidrContainsCidr, cidrsOverlap, parseCidr, type Cidr } from '../net/ip.js';
-import { setRoleFor, type KernelBan } from '../nft/index.js';
+import { exitWithHungCalls, foreignTableError, resolveNftLayout, type KernelBan, type KernelBanList, type NftSetWriter } from '../nft/index.js';
 import { formatDuration, parseArgs, parseDuration, UsageError } from './args.js';
 import type { CliIo } from './main.js';
 import { nftWriterFromConfig } from './nft-writer.js';
@@ -14,84 +14,156 @@ function parseTarget(text: string | undefined, command: string): Cidr {
   if (!text) throw new UsageError(`${command}: which address or prefix? (e.g. ${command} 203.0.113.9)`);
   const cidr = parseCidr(text);
   if (!cidr) throw new UsageError(`${command}: not an IP address or CIDR: ${JSON.stringify(text)}`);
-  if (!setRoleFor(cidr)) throw new UsageError(`${command}: IPv4 prefixes are not supported (ban hosts, or IPv6 prefixes): ${cidr.text}`);
   return cidr;
 }
 
-function banRow(b: KernelBan): { target: string; seconds_left: number | null; timeout: number | null; rule: string; offences: number | null; comment: string | null } {
-  return {
-    target: b.target.text,
-    seconds_left: b.expiresSeconds,
-    timeout: b.timeoutSeconds,
-    rule: b.rule ?? 'foreign',
-    offences: b.offences ?? null,
-    comment: b.comment,
+interface BanRow {
+  target: string;
+  seconds_left: number | null;
+  timeout: number | null;
+  rule: string;
+  offences: number | null;
+  comment: string | null;
+  /** The banned prefix this host or narrower prefix lies in, if any. */
+  within: string | null;
+}
+
+function isHost(c: Cidr): boolean {
+  return c.prefixLength === (c.family === 4 ? 32 : 128);
+}
+
+/**
+ * Prefixes first (widest first), each followed by the bans inside it; then the rest by time left.
+ * A host inside a banned prefix is dropped by the prefix whatever its own time left: `within` says so.
+ */
+function banRows(bans: readonly KernelBan[]): BanRow[] {
+  const prefixes = bans.filter((b) => !isHost(b.target));
+  const row = (b: KernelBan): BanRow => {
+    const outer = prefixes.find((p) => p !== b && cidrContainsCidr(p.target, b.target));
+    return {
+      target: b.target.text, seconds_left: b.expiresSeconds, timeout: b.timeoutSeconds, rule: b.rule ?? 'foreign',
+      offences: b.offences ?? null, comment: b.comment, within: outer ? outer.target.text : null,
+    };
   };
+  const byLeft = (a: BanRow, b: BanRow): number => (b.seconds_left ?? Infinity) - (a.seconds_left ?? Infinity);
+  const rows = bans.map(row);
+  const top = rows.filter((r) => r.within === null).sort((a, b) => {
+    const pa = parseCidr(a.target)!;
+    const pb = parseCidr(b.target)!;
+    if (isHost(pa) !== isHost(pb)) return isHost(pa) ? 1 : -1;
+    return byLeft(a, b);
+  });
+  const out: BanRow[] = [];
+  for (const r of top) {
+    out.push(r);
+    out.push(...rows.filter((inner) => inner.within === r.target).sort(byLeft));
+  }
+  return out;
+}
+
+function printBans(rows: readonly BanRow[], out: (s: string) => void): void {
+  const label = (r: BanRow): string => (r.within === null ? r.target : `  ${r.target}`);
+  const width = Math.max(6, ...rows.map((r) => label(r).length));
+  out(`${'TARGET'.padEnd(width)}  ${'LEFT'.padStart(8)}  ${'OF'.padStart(8)}  RULE`);
+  for (const r of rows) {
+    const left = r.seconds_left === null ? 'never' : formatDuration(r.seconds_left);
+    const of = r.timeout === null ? '-' : formatDuration(r.timeout);
+    const note = r.rule === 'foreign' ? ` (${r.comment ?? 'no comment'})` : r.offences && r.offences > 1 ? ` (offence ${r.offences})` : '';
+    const inside = r.within === null ? '' : ` [inside ${r.within}]`;
+    out(`${label(r).padEnd(width)}  ${left.padStart(8)}  ${of.padStart(8)}  ${r.rule}${note}${inside}`);
+  }
+  const prefixes = rows.filter((r) => !isHost(parseCidr(r.target)!)).length;
+  out(`${rows.length} ban${rows.length === 1 ? '' : 's'} (${prefixes} prefix${prefixes === 1 ? '' : 'es'}, ${rows.length - prefixes} host${rows.length - prefixes === 1 ? '' : 's'})`);
+}
+
+/** Why `target` must not be banned by hand, or null. `--force` lifts only the width limit. */
+function refusal(target: Cidr, config: FsguardConfig, list: KernelBanList, force: boolean): string | null {
+  for (const a of config.policy.allow) {
+    const allowed = parseCidr(a);
+    if (allowed && cidrsOverlap(allowed, target)) return `${target.text} is in the allow-list (${allowed.text}); remove it from policy.allow first`;
+  }
+  const own = list.switchAddresses.find((s) => cidrsOverlap(s, target));
+  if (own) return `${target.text} covers FreeSWITCH's own address ${own.text} (recorded by the daemon in inet ${config.nft.table})`;
+  const widest = target.family === 4 ? config.nft.widestPrefix4 : config.nft.widestPrefix6;
+  if (!force && target.prefixLength < widest) {
+    return `${target.text} is wider than /${widest} (nft.widestPrefix${target.family}); add --force if you mean it`;
+  }
+  return null;
+}
+
+async function banCommand(argv: string[], config: FsguardConfig, writer: NftSetWriter, out: (s: string) => void): Promise<number> {
+  const { flags, positionals } = parseArgs(argv, { for: true, reason: true, force: false }, 'ban');
+  if (positionals.length > 1) throw new UsageError(`ban: one target at a time (got ${positionals.length})`);
+  const target = parseTarget(positionals[0], 'ban');
+  const forFlag = flags.get('for');
+  const seconds = typeof forFlag === 'string' ? parseDuration(forFlag) : DEFAULT_MANUAL_BAN_SECONDS;
+  const reason = flags.get('reason');
+  const { list } = await writer.setup();
+  const why = refusal(target, config, list, flags.has('force'));
+  if (why) throw new UsageError(`ban: ${why}`);
+  const previous = list.bans.find((b) => b.target.text === target.text);
+  const outcome = await writer.ban(target, seconds, {
+    rule: 'manual',
+    offences: (previous?.offences ?? 0) + 1,
+    ...(typeof reason === 'string' ? { note: reason } : {}),
+  });
+  if (outcome.status === 'covered') {
+    out(`${target.text} is already banned: inside ${outcome.by}${outcome.secondsLeft === null ? '' : ` (${formatDuration(outcome.secondsLeft)} left)`}`);
+    return 0;
+  }
+  if (outcome.status !== 'written') throw new Error(`ban ${target.text} failed: ${outcome.status === 'refused' ? outcome.message : outcome.status === 'failed' ? outcome.error.message : outcome.status}`);
+  const replaced = isHost(target) ? [] : list.bans.filter((b) => b.target.text !== target.text && !isHost(b.target) && cidrContainsCidr(target, b.target));
+  const hosts = isHost(target) ? 0 : list.bans.filter((b) => isHost(b.target) && cidrContainsCidr(target, b.target)).length;
+  const widened = replaced.length ? ` (widened: replaces ${replaced.map((b) => b.target.text).join(', ')})` : '';
+  out(`banned ${target.text} for ${formatDuration(seconds)}${widened}${hosts ? `; ${hosts} banned host${hosts === 1 ? '' : 's'} inside it` : ''}`);
+  return 0;
 }
 
 export async function runBansCommand(command: 'bans' | 'ban' | 'unban', argv: string[], config: FsguardConfig, io: CliIo): Promise<number> {
   const out = (s: string): void => { io.stdout.write(`${s}\n`); };
   const writer = nftWriterFromConfig(config.nft, { batchMs: 0 });
+  let code = 1;
   try {
-    if (command === 'bans') {
-      const { flags, positionals } = parseArgs(argv, { json: false }, 'bans');
-      if (positionals.length) throw new UsageError(`bans: unexpected argument ${positionals[0]}`);
-      const list = await writer.list();
-      const rows = list.bans.map(banRow).sort((a, b) => (b.seconds_left ?? Infinity) - (a.seconds_left ?? Infinity));
-      if (flags.has('json')) {
-        out(JSON.stringify({ table: config.nft.table, table_exists: list.tableExists, bans: rows }));
-        return 0;
-      }
-      if (!list.tableExists) { out(`no table inet ${config.nft.table}: fsguard has not run here yet (no bans)`); return 0; }
-      if (!rows.length) { out('no bans'); return 0; }
-      const width = Math.max(6, ...rows.map((r) => r.target.length));
-      out(`${'TARGET'.padEnd(width)}  ${'LEFT'.padStart(8)}  ${'OF'.padStart(8)}  RULE`);
-      for (const r of rows) {
-        const left = r.seconds_left === null ? 'never' : formatDuration(r.seconds_left);
-        const of = r.timeout === null ? '-' : formatDuration(r.timeout);
-        const note = r.rule === 'foreign' ? ` (${r.comment ?? 'no comment'})` : r.offences && r.offences > 1 ? ` (offence ${r.offences})` : '';
-        out(`${r.target.padEnd(width)}  ${left.padStart(8)}  ${of.padStart(8)}  ${r.rule}${note}`);
-      }
-      out(`${rows.length} ban${rows.length === 1 ? '' : 's'}`);
-      return 0;
-    }
-
-    if (command === 'ban') {
-      const { flags, positionals } = parseArgs(argv, { for: true, reason: true }, 'ban');
-      if (positionals.length > 1) throw new UsageError(`ban: one target at a time (got ${positionals.length})`);
-      const target = parseTarget(positionals[0], 'ban');
-      const allowed = config.policy.allow.map((a) => parseCidr(a)).find((a) => a && cidrsOverlap(a, target));
-      if (allowed) throw new UsageError(`ban: ${target.text} is in the allow-list (${allowed.text}); remove it from policy.allow first`);
-      const forFlag = flags.get('for');
-      const seconds = typeof forFlag === 'string' ? parseDuration(forFlag) : DEFAULT_MANUAL_BAN_SECONDS;
-      const reason = flags.get('reason');
-      await writer.setup();
-      const list = await writer.list();
-      const previous = list.bans.find((b) => b.target.text === target.text);
-      const outcome = await writer.ban(target, seconds, {
-        rule: 'manual',
-        offences: (previous?.offences ?? 0) + 1,
-        ...(typeof reason === 'string' ? { note: reason } : {}),
-      });
-      if (outcome.status !== 'written') throw new Error(`ban ${target.text} failed: ${outcome.status === 'refused' ? outcome.message : outcome.status === 'failed' ? outcome.error.message : outcome.status}`);
-      out(`banned ${target.text} for ${formatDuration(seconds)}`);
-      return 0;
-    }
-
-    const { positionals } = parseArgs(argv, {}, 'unban');
-    if (positionals.length > 1) throw new UsageError(`unban: one target at a time (got ${positionals.length})`);
-    const target = parseTarget(positionals[0], 'unban');
-    const outcome = await writer.unban(target);
-    if (outcome.status === 'removed') { out(`unbanned ${target.text}`); return 0; }
-    if (outcome.status === 'not-banned') {
-      const list = await writer.list();
-      const covering = list.bans.filter((b) => b.target.text !== target.text && cidrContainsCidr(b.target, target));
-      const hint = covering.length ? `; it is covered by ${covering.map((b) => b.target.text).join(', ')} (unban that)` : '';
-      io.stderr.write(`fsguard: ${target.text} is not banned${hint}\n`);
-      return 1;
-    }
-    throw new Error(`unban ${target.text} failed: ${outcome.status === 'refused' ? outcome.message : outcome.status === 'failed' ? outcome.error.message : outcome.status}`);
+    code = await bansCommand(command, argv, config, writer, out, io);
+    return code;
   } finally {
+    // A hung libnftables call holds a worker thread that a normal exit would wait for.
+    if (writer.hungCalls > 0) exitWithHungCalls(code);
     await writer.close();
   }
+}
+
+async function bansCommand(command: 'bans' | 'ban' | 'unban', argv: string[], config: FsguardConfig, writer: NftSetWriter, out: (s: string) => void, io: CliIo): Promise<number> {
+  if (command === 'bans') {
+    const { flags, positionals } = parseArgs(argv, { json: false }, 'bans');
+    if (positionals.length) throw new UsageError(`bans: unexpected argument ${positionals[0]}`);
+    const list = await writer.list();
+    if (list.tableExists && !list.owned) throw new Error(foreignTableError(resolveNftLayout(config.nft)).message);
+    const rows = banRows(list.bans);
+    if (flags.has('json')) {
+      out(JSON.stringify({ table: config.nft.table, table_exists: list.tableExists, bans: rows }));
+      return 0;
+    }
+    if (!list.tableExists) { out(`no table inet ${config.nft.table}: fsguard has not run here yet (no bans)`); return 0; }
+    if (!rows.length) { out('no bans'); return 0; }
+    printBans(rows, out);
+    return 0;
+  }
+
+  if (command === 'ban') return banCommand(argv, config, writer, out);
+
+  const { positionals } = parseArgs(argv, {}, 'unban');
+  if (positionals.length > 1) throw new UsageError(`unban: one target at a time (got ${positionals.length})`);
+  const target = parseTarget(positionals[0], 'unban');
+  const list = await writer.list();
+  if (list.tableExists && !list.owned) throw new Error(foreignTableError(resolveNftLayout(config.nft)).message);
+  const outcome = await writer.unban(target);
+  if (outcome.status === 'removed') { out(`unbanned ${target.text}`); return 0; }
+  if (outcome.status === 'not-banned') {
+    const covering = list.bans.filter((b) => b.target.text !== target.text && cidrContainsCidr(b.target, target));
+    const hint = covering.length ? `; it is covered by ${covering.map((b) => b.target.text).join(', ')} (unban that)` : '';
+    io.stderr.write(`fsguard: ${target.text} is not banned${hint}\n`);
+    return 1;
+  }
+  throw new Error(`unban ${target.text} failed: ${outcome.status === 'refused' ? outcome.message : outcome.status === 'failed' ? outcome.error.message : outcome.status}`);
 }

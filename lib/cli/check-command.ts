@@ -6,20 +6,30 @@ import { EslEventSource } from '../esl/index.js';
 import { silentLogger } from '../obs/logger.js';
 import { parseArgs, UsageError } from './args.js';
 import type { CliIo } from './main.js';
-import { nftWriterFromConfig } from './nft-writer.js';
+import { nftRunnerFromConfig } from './nft-writer.js';
+import { compareLayout, exitWithHungCalls, foreignTableError, inspectTable, resolveNftLayout, systemClock, systemScheduler, type NftRunner } from '../nft/index.js';
 import { checkNotify } from '../notify/check.js';
 
 const ESL_CHECK_TIMEOUT_MS = 5000;
+const NFT_CHECK_TIMEOUT_MS = 10_000;
+const NO_RETRY = { maxRetries: 0, baseDelayMs: 0, maxDelayMs: 0 };
 
-async function checkNft(config: FsguardConfig): Promise<string> {
-  const writer = nftWriterFromConfig(config.nft, { batchMs: 0, retry: { maxRetries: 0, baseDelayMs: 0, maxDelayMs: 0 } });
+/** Problems are thrown as one Error whose message has one `nft: ` line per problem. */
+async function checkNft(config: FsguardConfig, runner: NftRunner): Promise<string> {
+  const layout = resolveNftLayout(config.nft);
   try {
-    const list = await writer.list();
-    return list.tableExists
-      ? `nft: ok (table inet ${config.nft.table}, ${list.bans.length} bans)`
-      : `nft: ok (table inet ${config.nft.table} will be created by fsguard run)`;
+    const inspection = await inspectTable(runner, layout, systemClock, { retry: NO_RETRY, scheduler: systemScheduler });
+    const name = `inet ${layout.table}`;
+    if (inspection.table === null) return `nft: ok (libnftables answers; table ${name} will be created by fsguard run)`;
+    if (!inspection.owned) throw new Error(`nft: ${foreignTableError(layout).message}`);
+    const report = compareLayout(layout, inspection.table);
+    if (report.mismatches.length > 0) {
+      const fix = report.unrepairable.length > 0 ? 'fsguard run refuses this table' : 'fsguard run repairs these';
+      throw new Error([...report.mismatches.map((m) => `nft: ${m}`), `nft: (${fix})`].join('\n'));
+    }
+    return `nft: ok (table ${name}, fsguard's layout, ${inspection.list.bans.length} bans)`;
   } finally {
-    await writer.close();
+    if (runner.hungCalls === 0) await runner.close?.();
   }
 }
 
@@ -63,7 +73,8 @@ export async function runCheckCommand(argv: string[], configFile: string | null,
     for (const p of err instanceof ConfigError ? err.problems : [String(err)]) io.stderr.write(`config: ${p}\n`);
     return 1;
   }
-  const [nftResult, eslResult, notifyResult] = await Promise.allSettled([checkNft(config), checkEsl(config), checkNotify(config.notify)]);
+  const runner = nftRunnerFromConfig(config.nft, { timeoutMs: NFT_CHECK_TIMEOUT_MS, maxHungCalls: 1 });
+  const [nftResult, eslResult, notifyResult] = await Promise.allSettled([checkNft(config, runner), checkEsl(config), checkNotify(config.notify)]);
   for (const r of [nftResult, eslResult]) {
     if (r.status === 'fulfilled') ok(r.value);
     else problems.push(r.reason instanceof Error ? r.reason.message : String(r.reason));
@@ -76,5 +87,8 @@ export async function runCheckCommand(argv: string[], configFile: string | null,
     problems.push(`notify: ${notifyResult.reason instanceof Error ? notifyResult.reason.message : String(notifyResult.reason)}`);
   }
   for (const p of problems) io.stderr.write(`${p.startsWith('esl:') || p.startsWith('nft:') || p.startsWith('notify:') ? '' : 'nft: '}${p}\n`);
-  return problems.length ? 1 : 0;
+  const code = problems.length ? 1 : 0;
+  // A hung libnftables call holds a worker thread that a normal exit would wait for.
+  if (runner.hungCalls > 0) exitWithHungCalls(code);
+  return code;
 }

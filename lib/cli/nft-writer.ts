@@ -1,8 +1,14 @@
 // Builds the nft writer from config; shared by the daemon and the ban/unban/bans commands.
 import type { NftConfig } from '../config/config.js';
-import { NftSetWriter, SpawnNftRunner, resolveNftLayout, type NftSetWriterOptions } from '../nft/index.js';
+import {
+  LibnftablesBackend, LibnftablesRunner, NftSetWriter, resolveNftLayout, type LibnftablesRunnerOptions, type NftSetWriterOptions,
+} from '../nft/index.js';
 
-export function nftWriterFromConfig(nft: NftConfig, options: NftSetWriterOptions = {}): NftSetWriter {
+export function nftRunnerFromConfig(nft: NftConfig, options: Omit<LibnftablesRunnerOptions, 'backend'> = {}): LibnftablesRunner {
+  return new LibnftablesRunner({ backend: new LibnftablesBackend(nft.library), ...options });
+}
+
+export function nftWriterFromConfig(nft: NftConfig, options: NftSetWriterOptions = {}, runner: LibnftablesRunner = nftRunnerFromConfig(nft)): NftSetWriter {
   const layout = resolveNftLayout(nft);
-  return new NftSetWriter(new SpawnNftRunner({ binary: nft.binary }), layout, { batchMs: nft.batchMs, ...options });
+  return new NftSetWriter(runner, layout, { batchMs: nft.batchMs, ...options });
 }

@@ -11,7 +11,7 @@ import { createPolicy, type EvidenceSnapshot, type RatePolicy, type RuleStatus }
 import { describeOverrides, describePolicy, policyAsJson } from '../policy/describe.js';
 import type { PolicySettings } from '../policy/settings.js';
 import type { BanDecision, PolicyAlert, PolicyOutput } from '../policy/types.js';
-import { isoTime, scanTrace, type TraceVisitor } from '../trace/read-trace.js';
+import { isoTime, scanTrace, STDIN_TRACE, traceLabel, type TraceVisitor } from '../trace/read-trace.js';
 
 export interface PolicyCommandContext {
   readonly stdout: Writable;
@@ -117,6 +117,7 @@ async function replay(
   const stats: ReplayStats = { lines: 0, malformed: 0, dropped: {} };
   const profiles = ctx.watchedProfiles ? new Set(ctx.watchedProfiles) : null;
   let stderr: string[] = [];
+  if (traces.filter((name) => name === STDIN_TRACE).length > 1) throw new PolicyUsageError('standard input (-) can be given only once');
   for (const path of traces) {
     const visitor: TraceVisitor = {
       event: (event, index) => { visit(index, event, policy.observe(event)); },
@@ -126,7 +127,7 @@ async function replay(
       },
       malformed: (detail, index, line) => {
         stats.malformed++;
-        stderr.push(`${path}:${line}: malformed line (event ${index}) skipped: ${detail}\n`);
+        stderr.push(`${traceLabel(path)}:${line}: malformed line (event ${index}) skipped: ${detail}\n`);
         visit(index, null, NOTHING);
       },
       chunkDone: async () => {

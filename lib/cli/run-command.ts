@@ -1,6 +1,7 @@
 // `fsguard run [--config FILE]`
 import { loadConfig } from '../config/config.js';
 import { runDaemon } from '../daemon/daemon.js';
+import { exitWithHungCalls } from '../nft/index.js';
 import { createLogger } from '../obs/logger.js';
 import { parseArgs, UsageError } from './args.js';
 import type { CliIo } from './main.js';
@@ -16,6 +17,7 @@ export async function runDaemonCommand(argv: string[], configFile: string | null
     logger,
     env: io.env,
     fatal: (line) => io.stderr.write(`fsguard: ${line}\n`),
+    exitNow: exitWithHungCalls,
     onSignal: (signal, handler) => {
       process.on(signal, handler);
       return () => { process.off(signal, handler); };

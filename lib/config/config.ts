@@ -24,7 +24,12 @@ export interface EslConfig {
 
 /** The table layout (names, priority, ports: see lib/nft/layout.ts) plus how it is written. */
 export interface NftConfig extends Omit<NftLayout, 'family'> {
-  readonly binary: string;
+  /** libnftables' soname or path. */
+  readonly library: string;
+  /** `fsguard ban` refuses IPv4 prefixes shorter than this without --force. */
+  readonly widestPrefix4: number;
+  /** `fsguard ban` refuses IPv6 prefixes shorter than this without --force. */
+  readonly widestPrefix6: number;
   readonly batchMs: number;
   /** How often the sets are read back and compared with what fsguard wrote. */
   readonly reconcileSeconds: number;
@@ -61,11 +66,14 @@ const baseSchema = {
     heartbeatTimeoutSeconds: { doc: 'A connection without HEARTBEAT for this long is dead', format: Number, default: 60 },
   },
   nft: {
-    binary: { doc: 'Path of the nft program', format: String, default: 'nft' },
+    library: { doc: 'libnftables, by soname or path (Debian: libnftables1, installed with nftables)', format: String, default: 'libnftables.so.1' },
     table: { doc: 'Name of fsguard\'s own inet table', format: String, default: 'fsguard' },
     set4: { doc: 'Set of banned IPv4 hosts', format: String, default: 'banned4' },
     set6: { doc: 'Set of banned IPv6 hosts', format: String, default: 'banned6' },
     set6net: { doc: 'Set of banned IPv6 prefixes', format: String, default: 'banned6net' },
+    set4net: { doc: 'Set of banned IPv4 prefixes', format: String, default: 'banned4net' },
+    widestPrefix4: { doc: 'fsguard ban refuses IPv4 prefixes wider than this (shorter length) unless --force', format: 'int', default: 16 },
+    widestPrefix6: { doc: 'fsguard ban refuses IPv6 prefixes wider than this (shorter length) unless --force', format: 'int', default: 32 },
     chain: { doc: 'Input chain that drops banned sources', format: String, default: 'input' },
     chainPriority: { doc: 'Priority of the input hook (lower runs earlier)', format: 'int', default: -10 },
     ports: { doc: 'Ports the drop rule covers (udp+tcp); empty = all ports', format: Array, default: [] as number[] },
@@ -124,9 +132,11 @@ function semanticProblems(c: FsguardConfig): string[] {
   if (c.nft.reconcileSeconds < 0.5) problems.push('nft.reconcileSeconds: must be at least 0.5');
   if (c.esl.heartbeatTimeoutSeconds < 5) problems.push('esl.heartbeatTimeoutSeconds: must be at least 5 (FreeSWITCH sends HEARTBEAT every 20 s)');
   c.esl.profiles.forEach((p, i) => { if (typeof p !== 'string' || !/^[A-Za-z0-9_.-]{1,64}$/.test(p)) problems.push(`esl.profiles[${i}]: not a sofia profile name: ${JSON.stringify(p)}`); });
-  for (const key of ['table', 'set4', 'set6', 'set6net', 'chain'] as const) {
+  for (const key of ['table', 'set4', 'set4net', 'set6', 'set6net', 'chain'] as const) {
     if (!NFT_NAME.test(c.nft[key])) problems.push(`nft.${key}: must be a letter then up to 31 letters, digits or _, got ${JSON.stringify(c.nft[key])}`);
   }
+  if (!Number.isInteger(c.nft.widestPrefix4) || c.nft.widestPrefix4 < 0 || c.nft.widestPrefix4 > 32) problems.push(`nft.widestPrefix4: must be a prefix length 0-32, got ${JSON.stringify(c.nft.widestPrefix4)}`);
+  if (!Number.isInteger(c.nft.widestPrefix6) || c.nft.widestPrefix6 < 0 || c.nft.widestPrefix6 > 128) problems.push(`nft.widestPrefix6: must be a prefix length 0-128, got ${JSON.stringify(c.nft.widestPrefix6)}`);
   c.nft.ports.forEach((p, i) => {
     if (!Number.isInteger(p) || p < 1 || p > 65535) problems.push(`nft.ports[${i}]: not a port number: ${JSON.stringify(p)}`);
   });

@@ -6,13 +6,14 @@ import { setFlagsFromString } from 'node:v8';
 import { ConfigError, loadConfig, type FsguardConfig } from '../config/config.js';
 import { EslEventSource } from '../esl/index.js';
 import { loadLineScannerModule } from '../events/line-scanner.js';
-import { InteractiveNftRunner, NftError, NftSetWriter, resolveNftLayout } from '../nft/index.js';
+import { nftRunnerFromConfig } from '../cli/nft-writer.js';
+import { LibnftablesRunner, NftError, NftSetWriter, resolveNftLayout, systemScheduler, type NftBackend, type Scheduler } from '../nft/index.js';
 import type { Logger } from '../obs/logger.js';
 import { FsguardMetrics, serveMetrics } from '../obs/metrics.js';
 import { createPolicy } from '../policy/engine.js';
 import { DaemonOps } from '../status/wiring.js';
 import { Guard } from './guard.js';
-import { NftTableMonitor } from './nft-monitor.js';
+import { NftTableWatch } from './nft-monitor.js';
 
 /** The policy's clock advances on this timer too, so silent sources are still judged. */
 const TICK_MS = 1000;
@@ -40,6 +41,13 @@ export function limitHeapGrowth(execArgv: readonly string[], setV8Flags: (flags:
   setV8Flags(`--heap-growing-percent=${HEAP_GROWING_PERCENT}`);
 }
 
+/** At start, nftables must answer (table set up, bans read back) within this long, or fsguard exits. */
+export const NFT_START_DEADLINE_MS = 10_000;
+/** Each later call into libnftables gets this long before it is reported hung and its context dropped. */
+const NFT_CALL_DEADLINE_MS = 5000;
+/** After a stop signal, pending bans get this long to reach the kernel. */
+const STOP_FLUSH_LIMIT_MS = 10_000;
+
 export interface DaemonDeps {
   readonly logger: Logger & { level: string };
   /** Where the one-line fatal reason goes (stderr) besides the log. */
@@ -51,6 +59,15 @@ export interface DaemonDeps {
   readonly setV8Flags?: (flags: string) => void;
   /** Node's own flags; default process.execArgv. */
   readonly execArgv?: readonly string[];
+  /** libnftables (tests wrap it to inject faults); default the library named by nft.library. */
+  readonly nftBackend?: NftBackend;
+  /** Runs the libnftables deadlines (each call's, and the start's); default real timers. */
+  readonly nftScheduler?: Scheduler;
+  /**
+   * Called with the exit code instead of returning it when a libnftables call is still hung at
+   * exit (it holds a worker thread that a normal exit would wait for forever): `_exit`.
+   */
+  readonly exitNow?: (code: number) => void;
 }
 
 function eslOptions(c: FsguardConfig) {
@@ -65,20 +82,13 @@ function eslOptions(c: FsguardConfig) {
   };
 }
 
-/**
- * The daemon's writer keeps one `nft -j -i` for its small batches and its listings (a ban is
- * in the kernel within about a millisecond instead of the ~5 ms a new nft process takes, and
- * the reconcile forks nothing); big batches still spawn `nft -j -f` (see InteractiveNftRunner).
- */
-function writerFor(config: FsguardConfig, logger: Logger, metrics: FsguardMetrics, onTableRecreated: () => void, onFailure: (message: string) => void = () => {}): NftSetWriter {
-  const runner = new InteractiveNftRunner({
-    binary: config.nft.binary,
-    onStatus: (s) => {
-      if (s.kind === 'started') logger.debug({ pid: s.pid }, 'nft interactive process ready');
-      else if (s.kind === 'ended') logger[s.outstanding > 0 ? 'warn' : 'debug']({ pid: s.pid, reason: s.reason, outstanding: s.outstanding }, 'nft interactive process ended');
-      else logger.warn({ reason: s.reason }, 'nft interactive mode unusable: writing through one nft process per batch');
-    },
-  });
+function nftRunner(config: FsguardConfig, deps: DaemonDeps, limits: { maxContexts?: number; maxHungCalls?: number } = {}): LibnftablesRunner {
+  const options = { timeoutMs: NFT_CALL_DEADLINE_MS, scheduler: deps.nftScheduler ?? systemScheduler, ...limits };
+  return deps.nftBackend ? new LibnftablesRunner({ backend: deps.nftBackend, ...options }) : nftRunnerFromConfig(config.nft, options);
+}
+
+/** The daemon's writer: its own libnftables contexts (bans are written off the main thread). */
+function writerFor(runner: LibnftablesRunner, config: FsguardConfig, logger: Logger, metrics: FsguardMetrics, onTableRecreated: () => void, onFailure: (message: string) => void = () => {}): NftSetWriter {
   return new NftSetWriter(runner, resolveNftLayout(config.nft), {
     batchMs: config.nft.batchMs,
     observer: {
@@ -91,6 +101,7 @@ function writerFor(config: FsguardConfig, logger: Logger, metrics: FsguardMetric
       runFailed: (error, willRetry) => {
         metrics.nftErrors.inc();
         onFailure(`nft run failed: ${error.message}`);
+        if (error.kind === 'timeout') metrics.nftHungCalls.inc();
         logger[willRetry ? 'warn' : 'error']({ kind: error.kind, nft: error.detail, willRetry }, `nft run failed: ${error.message}`);
       },
       tableRecreated: () => {
@@ -119,19 +130,47 @@ export async function runDaemon(configFile: string | null, initial: FsguardConfi
     bansInForce: () => guard.bansInForce(),
     nftQueued: () => writer.queued,
   });
-  const writer = writerFor(config, logger, metrics, () => {
+  const runner = nftRunner(config, deps);
+  const writer = writerFor(runner, config, logger, metrics, () => {
     guardRef?.onTableRecreated().catch((err: unknown) => logger.error({ err: String(err) }, 'restoring bans failed'));
   }, (message) => ops.status.nftFailed(message));
   const guard = new Guard(policy, writer, logger, metrics, { allow: config.policy.allow, observers: ops.observers });
   guardRef = guard;
-  try {
-    await guard.start();
-  } catch (err) {
-    const msg = err instanceof NftError ? err.message : `cannot set up nftables: ${err instanceof Error ? err.message : String(err)}`;
+  /** Ends the process: normally by returning, with `_exit` when a libnftables call is hung. */
+  const finish = (code: number): number => {
+    if (runner.unfinishedCalls > 0) {
+      logger.warn({ hungCalls: runner.hungCalls, unfinishedCalls: runner.unfinishedCalls }, 'a libnftables call has not returned: exiting without waiting for it');
+      deps.exitNow?.(code);
+    }
+    return code;
+  };
+  // A stop signal during start ends the start, cleanly (nothing was started that could outlive us).
+  let stopDuringStart: ((signal: string) => void) | null = null;
+  const startSignals = (['SIGTERM', 'SIGINT'] as const).map((signal) => deps.onSignal(signal, () => stopDuringStart?.(signal)));
+  const started = await new Promise<'ok' | 'stopped' | Error>((resolve) => {
+    const deadline = (deps.nftScheduler ?? systemScheduler).schedule(() => resolve(new NftError('timeout',
+      `nftables did not answer within ${NFT_START_DEADLINE_MS / 1000} s at start (a libnftables call hung: is the kernel's netlink stuck?)`, 'start deadline')), NFT_START_DEADLINE_MS);
+    stopDuringStart = (signal) => {
+      logger.info({ signal }, 'stopping during start');
+      deadline();
+      resolve('stopped');
+    };
+    guard.start().then(() => { deadline(); resolve('ok'); }, (err: unknown) => { deadline(); resolve(err instanceof Error ? err : new Error(String(err))); });
+  });
+  stopDuringStart = null;
+  for (const off of startSignals) off();
+  if (started !== 'ok') {
+    if (started === 'stopped') {
+      logger.info({}, 'stopped; bans stay in the kernel until they expire');
+      if (runner.unfinishedCalls === 0) await writer.close();
+      return finish(0);
+    }
+    const err = started;
+    const msg = err instanceof NftError ? err.message : `cannot set up nftables: ${err.message}`;
     logger.error({ err: err instanceof NftError ? { kind: err.kind, detail: err.detail } : String(err) }, msg);
     deps.fatal(msg);
-    await writer.close();
-    return 1;
+    if (runner.unfinishedCalls === 0) await writer.close();
+    return finish(1);
   }
 
   let metricsServer: Server | null = null;
@@ -150,15 +189,17 @@ export async function runDaemon(configFile: string | null, initial: FsguardConfi
   await ops.start();
 
   let source = new EslEventSource(eslOptions(config), guard, { logger });
-  // Without the wasm line scanner (a build without dist/wasm) the same events are read in
-  // JavaScript, at about half the rate: worth a line in the log, not a refusal to run.
+  // Without the wasm line scanner (a build without dist/wasm) every event body goes to
+  // JSON.parse, with the same results, slower: worth a line in the log, not a refusal to run.
   const scanner = loadLineScannerModule();
-  if (scanner instanceof Error) logger.warn({ err: scanner.message }, 'the wasm event reader did not load (npm run build makes it): reading event json in JavaScript, slower');
+  if (scanner instanceof Error) logger.warn({ err: scanner.message }, 'the wasm event reader did not load (npm run build makes it): reading event json with JSON.parse, slower');
   source.start();
   logger.info({ esl: `${config.esl.host}:${config.esl.port}`, profiles: config.esl.profiles.length ? config.esl.profiles : 'all', table: `inet ${config.nft.table}` }, 'fsguard running');
 
-  // A deleted table is rebuilt at once, not at the next periodic reconcile.
-  const monitor = new NftTableMonitor({ binary: config.nft.binary, family: 'inet', table: config.nft.table }, () => {
+  // A deleted table is rebuilt at once, not at the next periodic reconcile: watched on a
+  // context of its own (its listings never wait behind a big write).
+  const watchRunner = nftRunner(config, deps, { maxContexts: 1, maxHungCalls: 1 });
+  const monitor = new NftTableWatch(watchRunner, { family: 'inet', table: config.nft.table, scheduler: systemScheduler }, () => {
     guard.kernelChanged().catch((err: unknown) => logger.error({ err: err instanceof Error ? err.message : String(err) }, 'rebuilding the nft table failed; the periodic reconcile retries'));
   }, logger);
   monitor.start();
@@ -247,8 +288,19 @@ export async function runDaemon(configFile: string | null, initial: FsguardConfi
       for (const off of unregister) off();
       try {
         await source.stop();
-        await guard.flush();
-        await writer.close();
+        // Bounded: with nft hung, the pending bans cannot be written (TimeoutStopSec is 15 s).
+        let cancelFlushLimit = (): void => undefined;
+        const flushed = await Promise.race([
+          guard.flush().then(() => true),
+          new Promise<false>((r) => { cancelFlushLimit = systemScheduler.schedule(() => r(false), STOP_FLUSH_LIMIT_MS); }),
+        ]);
+        cancelFlushLimit();
+        if (!flushed) {
+          logger.error({ queued: writer.queued }, `pending bans not written within ${STOP_FLUSH_LIMIT_MS / 1000} s of the stop signal (nftables hung?)`);
+          deps.exitNow?.(0);
+        }
+        if (runner.hungCalls === 0 && flushed) await writer.close();
+        if (watchRunner.hungCalls === 0) await watchRunner.close();
         await ops.stop();
       } catch (err) {
         logger.error({ err: String(err) }, 'error while stopping');
@@ -256,7 +308,8 @@ export async function runDaemon(configFile: string | null, initial: FsguardConfi
       const server: Server | null = metricsServer;
       if (server) await new Promise<void>((r) => server.close(() => r()));
       logger.info({}, 'stopped; bans stay in the kernel until they expire');
-      resolve(0);
+      if (watchRunner.hungCalls > 0) deps.exitNow?.(0);
+      resolve(finish(0));
     };
     const unregister = [
       deps.onSignal('SIGTERM', () => void stop('SIGTERM')),

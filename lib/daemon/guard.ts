@@ -6,7 +6,7 @@
 import type { AuthEvent, LiveRegistration } from '../events/auth-event.js';
 import type { EslDropReason, EslSourceListener, AuthRejection } from '../esl/index.js';
 import { cidrsOverlap, parseCidr, type Cidr } from '../net/ip.js';
-import type { BanComment, ElementOutcome, KernelBan, KernelBanList } from '../nft/index.js';
+import type { BanComment, ElementOutcome, KernelBan, KernelBanList, NftExecution } from '../nft/index.js';
 import { unredacted, type Logger } from '../obs/logger.js';
 import type { FsguardMetrics } from '../obs/metrics.js';
 import type { BanDecision, ClockReading, ExistingBan, Policy, PolicyAlert, PolicyOutput } from '../policy/types.js';
@@ -15,7 +15,10 @@ import { SeedingHold, systemGuardClock, type GuardClock } from './seeding-hold.j
 
 /** The part of NftSetWriter the guard uses (a narrow seam for tests). */
 export interface BanWriter {
-  setup(): Promise<void>;
+  /** Creates or checks the table; what it held. */
+  setup(): Promise<{ readonly list: KernelBanList }>;
+  /** Records FreeSWITCH's own addresses in the table, for `fsguard ban` to refuse them. */
+  recordSwitchAddresses?(addresses: readonly Cidr[], seconds: number): Promise<NftExecution>;
   list(): Promise<KernelBanList>;
   ban(target: Cidr, seconds: number, comment: BanComment): Promise<ElementOutcome>;
   flush(): Promise<void>;
@@ -44,6 +47,13 @@ interface UnwrittenBan {
   readonly comment: BanComment;
 }
 
+/** FreeSWITCH's addresses stay recorded in the table this long after the daemon last learnt them. */
+const SWITCH_ADDRESS_SECONDS = 7 * 86_400;
+/**
+ * Bans nft failed to write, kept for retry: at most this many (the oldest are dropped, each
+ * reported), so a long nft outage in a flood cannot grow the daemon without bound.
+ */
+const MAX_UNWRITTEN = 200_000;
 /** A ban is treated as expired this long before the kernel's own expiry (clock skew). */
 const EXPIRY_SLACK_MS = 1500;
 /** Log at most this many evidence users / user agents on a ban line. */
@@ -122,8 +132,7 @@ export class Guard implements EslSourceListener {
 
   /** Creates the table (idempotent) and restores state from the sets. Throws NftError. */
   async start(): Promise<void> {
-    await this.writer.setup();
-    const list = await this.writer.list();
+    const { list } = await this.writer.setup();
     this.adoptKernelBans(list.bans, this.nowMs());
     this.logger.info({ bans: list.bans.length, unrecognized: list.unrecognized.length }, 'nft table ready; bans read back from the kernel');
   }
@@ -139,7 +148,14 @@ export class Guard implements EslSourceListener {
   onEvent(event: AuthEvent): void {
     if (event.switchAddresses !== this.lastSwitchAddresses) {
       this.lastSwitchAddresses = event.switchAddresses;
-      for (const a of event.switchAddresses) if (!this.switchAddresses.has(a)) this.switchAddresses.set(a, parseCidr(a));
+      const learnt: Cidr[] = [];
+      for (const a of event.switchAddresses) {
+        if (this.switchAddresses.has(a)) continue;
+        const cidr = parseCidr(a);
+        this.switchAddresses.set(a, cidr);
+        if (cidr) learnt.push(cidr);
+      }
+      if (learnt.length > 0) this.recordSwitchAddresses(learnt);
     }
     // At (re)connect, nothing is judged before the live registrations are known.
     if (this.hold.active) { this.hold.add(event); return; }
@@ -165,6 +181,13 @@ export class Guard implements EslSourceListener {
       this.apply(this.policy.noteClock(this.reading()));
       this.armDeadline();
     }, Math.min(Math.max(5, Math.ceil(ms)), 1000));
+  }
+
+  /** The table is where `fsguard ban` learns FreeSWITCH's addresses: the daemon is their one owner. */
+  private recordSwitchAddresses(addresses: readonly Cidr[]): void {
+    void this.writer.recordSwitchAddresses?.(addresses, SWITCH_ADDRESS_SECONDS).then((r) => {
+      if (!r.ok) this.logger.warn({ addresses: addresses.map((a) => a.text), nft: r.error.message }, 'could not record FreeSWITCH\'s addresses in the nft table (fsguard ban cannot refuse them)');
+    });
   }
 
   onEventReceived(subclass: string, profile: string): void {
@@ -291,10 +314,23 @@ export class Guard implements EslSourceListener {
     } else if (outcome.status === 'failed') {
       this.known.delete(key);
       this.unwritten.set(key, { target, comment, expiresAtMs });
+      if (this.unwritten.size > MAX_UNWRITTEN) this.dropUnwritten();
       this.logger.error({ target: key, rule: comment.rule, outcome: outcome.status, detail: outcome.error.message, unwritten: this.unwritten.size }, 'ban not written to the kernel: will retry on the next reconcile');
+    } else if (outcome.status === 'covered') {
+      this.unwritten.delete(key);
+      this.logger.info({ target: key, rule: comment.rule, coveredBy: outcome.by }, 'ban not written: a wider prefix already banned covers it');
     } else if (outcome.status === 'refused') {
       this.logger.error({ target: key, rule: comment.rule, outcome: outcome.status, detail: outcome.message }, 'ban not written to the kernel');
     }
+  }
+
+  /** The queue of unwritten bans is full: the oldest goes (Map order is insertion order), reported. */
+  private dropUnwritten(): void {
+    const first = this.unwritten.entries().next().value;
+    if (!first) return;
+    this.unwritten.delete(first[0]);
+    this.metrics.nftErrors.inc();
+    this.logger.error({ target: first[0], rule: first[1].comment.rule, unwritten: this.unwritten.size }, `more than ${MAX_UNWRITTEN} bans wait for nft: dropped the oldest`);
   }
 
   /** Writes the bans whose earlier write failed again, with their remaining time. */

@@ -1,19 +1,18 @@
-// Notices at once when fsguard's table is deleted (`nft flush ruleset`, `systemctl restart
+// Notices soon when fsguard's table is deleted (`nft flush ruleset`, `systemctl restart
 // nftables`, `nft delete table`), so the guard can rebuild it and restore every ban well
-// within the periodic reconcile interval. Runs `nft -j monitor tables` (table events only: no
-// per-element traffic, whatever the ban rate) and restarts it with a backoff if it dies.
-// The periodic reconcile stays the safety net for anything this misses.
-import { spawn, type ChildProcess } from 'node:child_process';
-import { createInterface } from 'node:readline';
+// within the periodic reconcile interval. It asks libnftables for the list of tables (names
+// only: no elements, whatever the number of bans) on a context of its own, so it never waits
+// behind a big write. No child process: nothing to outlive the daemon, whatever kills it.
+// The periodic reconcile stays the safety net for anything this misses (a deleted set or chain).
 import type { Logger } from '../obs/logger.js';
+import { classifyRun, nftJson, type NftRunner, type Scheduler, type CancelScheduled } from '../nft/index.js';
 
-export interface NftTableMonitorOptions {
-  readonly binary: string;
+export interface NftTableWatchOptions {
   readonly family: string;
   readonly table: string;
-  /** First restart delay after the monitor process ended; doubles up to maxRestartMs. */
-  readonly restartMs?: number;
-  readonly maxRestartMs?: number;
+  /** How often the tables are listed. Default 250 ms. */
+  readonly intervalMs?: number;
+  readonly scheduler: Scheduler;
 }
 
 type JsonObject = { readonly [key: string]: unknown };
@@ -22,73 +21,66 @@ function isObject(v: unknown): v is JsonObject {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
-/** True when a `nft -j monitor` line says this table was deleted. */
-export function isTableDeletion(line: string, family: string, table: string): boolean {
+/** True when a `list tables` listing names this table; null when the output is not a listing. */
+export function listingHasTable(output: string, family: string, table: string): boolean | null {
   let doc: unknown;
   try {
-    doc = JSON.parse(line);
+    doc = JSON.parse(output);
   } catch {
-    return false;
+    return null;
   }
-  if (!isObject(doc)) return false;
-  const del = doc.delete ?? doc.destroy;
-  if (!isObject(del) || !isObject(del.table)) return false;
-  return del.table.family === family && del.table.name === table;
+  if (!isObject(doc) || !Array.isArray(doc.nftables)) return null;
+  return doc.nftables.some((item: unknown) => isObject(item) && isObject(item.table) && item.table.family === family && item.table.name === table);
 }
 
-export class NftTableMonitor {
-  private child: ChildProcess | null = null;
+export class NftTableWatch {
   private stopped = false;
-  private restartTimer: NodeJS.Timeout | null = null;
-  private delayMs: number;
-  private startedAt = 0;
+  private timer: CancelScheduled | null = null;
+  /** The table was there at the last look (a deletion is reported once, until it is back). */
+  private present = true;
   private failures = 0;
+  private readonly intervalMs: number;
 
   constructor(
-    private readonly options: NftTableMonitorOptions,
+    private readonly runner: NftRunner,
+    private readonly options: NftTableWatchOptions,
     private readonly onTableDeleted: () => void,
     private readonly logger: Logger,
   ) {
-    this.delayMs = options.restartMs ?? 1000;
+    this.intervalMs = options.intervalMs ?? 250;
   }
 
   start(): void {
-    if (this.stopped || this.child) return;
-    this.startedAt = Date.now();
-    const child = spawn(this.options.binary, ['-j', 'monitor', 'tables'], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-      env: { ...process.env, LC_ALL: 'C' },
-    });
-    this.child = child;
-    let stderr = '';
-    child.stderr?.setEncoding('utf8').on('data', (d: string) => { if (stderr.length < 2000) stderr += d; });
-    // Lines are capped by readline's own buffering of one table event: tiny.
-    createInterface({ input: child.stdout! }).on('line', (line) => {
-      if (isTableDeletion(line, this.options.family, this.options.table)) {
+    if (this.stopped || this.timer) return;
+    this.timer = this.options.scheduler.schedule(() => void this.look(), this.intervalMs);
+  }
+
+  private async look(): Promise<void> {
+    this.timer = null;
+    if (this.stopped) return;
+    const result = await this.runner.run([nftJson.listTables()]);
+    if (this.stopped) return;
+    const error = classifyRun(result, this.runner.library);
+    const has = error === null && result.kind === 'completed' ? listingHasTable(result.output, this.options.family, this.options.table) : null;
+    if (has === null) {
+      this.failures++;
+      if (this.failures === 1 || this.failures % 100 === 0) {
+        this.logger.warn({ failures: this.failures, nft: error?.message ?? 'not a listing' }, 'cannot list the nft tables: a deleted table is noticed by the periodic reconcile meanwhile');
+      }
+    } else {
+      this.failures = 0;
+      if (!has && this.present) {
         this.logger.warn({ table: `${this.options.family} ${this.options.table}` }, 'fsguard\'s nft table was deleted (flush ruleset / nftables reload?): rebuilding it now');
         this.onTableDeleted();
       }
-    });
-    child.on('error', (err) => { stderr += err.message; });
-    child.on('close', (code, signal) => {
-      this.child = null;
-      if (this.stopped) return;
-      // Ran a good while: it was working; start the backoff afresh.
-      if (Date.now() - this.startedAt > 60_000) { this.delayMs = this.options.restartMs ?? 1000; this.failures = 0; }
-      this.failures++;
-      const log = this.failures === 1 || this.failures % 20 === 0 ? 'warn' : 'debug';
-      this.logger[log]({ code, signal, stderr: stderr.trim().slice(0, 300), retryInMs: this.delayMs },
-        'nft monitor ended: table deletions are noticed by the periodic reconcile until it is back');
-      this.restartTimer = setTimeout(() => { this.restartTimer = null; this.start(); }, this.delayMs);
-      this.delayMs = Math.min(this.options.maxRestartMs ?? 60_000, this.delayMs * 2);
-    });
+      this.present = has;
+    }
+    this.start();
   }
 
   stop(): void {
     this.stopped = true;
-    if (this.restartTimer) clearTimeout(this.restartTimer);
-    this.restartTimer = null;
-    this.child?.kill('SIGTERM');
-    this.child = null;
+    this.timer?.();
+    this.timer = null;
   }
 }

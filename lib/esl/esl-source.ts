@@ -138,7 +138,7 @@ export class EslEventSource {
   private readonly random: () => number;
   private readonly connect: EslConnector;
   private readonly backoff: ReconnectBackoff;
-  /** Reads the ~17 headers fsguard needs from an event body without JSON.parse (per stream). */
+  /** Reads regular auth events without JSON.parse (per stream: its value pool is this connection's). */
   private readonly bodyReader = createEventBodyReader();
   /** Filled by the body reader for each regular auth event (reused). */
   private readonly preparsed = new PreparsedEvent();
@@ -327,21 +327,10 @@ export class EslEventSource {
     }
     let headers: unknown;
     if (frame.contentType === 'text/event-json') {
-      // The extractor answers exactly as JSON.parse would for the headers read downstream,
-      // or null when it cannot be sure (escapes, non-ASCII, odd syntax): JSON.parse then.
-      const fast = this.bodyReader.read(body, this.preparsed);
-      if (fast === this.preparsed) {
-        this.onPreparsed(fast);
-        return;
-      }
-      if (fast !== null) {
-        // The fast reader keeps only the auth events' headers; a HEARTBEAT (every 20 s) is
-        // read in full for FreeSWITCH's host name and version.
-        if ((fast as Readonly<Record<string, unknown>>)['Event-Name'] === 'HEARTBEAT' && this.listener.onHeartbeat) {
-          try { this.heartbeat(JSON.parse(body.toString('utf8')) as Record<string, unknown>); } catch { /* a malformed HEARTBEAT is only not shown */ }
-          return;
-        }
-        this.onEventHeaders(fast);
+      // A regular auth event is read without JSON.parse, with exactly its answer; any other
+      // body (other events with all their headers, escapes, non-ASCII, odd syntax) is parsed.
+      if (this.bodyReader.read(body, this.preparsed)) {
+        this.onPreparsed(this.preparsed);
         return;
       }
       try {

@@ -1,14 +1,27 @@
 // The JavaScript half of wasm/line-scanner.ts (AssemblyScript, compiled to
 // dist/wasm/line-scanner.wasm by `npm run build`): owns the WebAssembly memory — the input
-// bytes, the value pool, the records the scanner writes — and turns a record into the
-// EventHeaders normalizeEvent takes. One instance per event stream (its pool is that stream's):
-// a trace being replayed (TraceDecoder, scan-worker) or an ESL connection (WasmBodyReader).
-// When the module does not load, EventJsonExtractor and TraceDecoder's JavaScript line
-// splitter do the same work, with the same results (test/fast-json.test.ts).
+// bytes, the value pool, the records the scanner writes — gives the module the wanted headers
+// and the value tables it matches (normalize.ts's: subclasses, auth results, registration
+// types), and fills a PreparsedEvent from a record of a regular auth event. Anything else (any
+// other event, escapes, non-ASCII, odd syntax, a value normalize would cut) is left to JSON.parse
+// + normalizeEvent, the reference the reader is held to (test/event-reader.test.ts). One
+// instance per event stream (its pool is that stream's): a trace being replayed (TraceDecoder,
+// scan-worker) or an ESL connection (WasmBodyReader).
+//
+// It exists for speed only, and pays in two bench figures (bench/RESULTS.md): `policy simulate`
+// ≥ 500,000 events/s and the daemon's ≥ 100,000 events/s within one core.
 import { readFileSync } from 'node:fs';
-import type { AttemptResult, FailureMethod } from './auth-event.js';
-import { EVENT_HEADER_NAMES, EventJsonExtractor, headersOf, type EventHeaders } from './fast-json.js';
-import { MAX_FIELD_CHARS, type PreparsedEvent } from './normalize.js';
+import { AUTH_RESULT_TABLE, AUTH_SUBCLASSES, FAILURE_METHODS, MAX_FIELD_CHARS, type PreparsedEvent } from './normalize.js';
+
+/**
+ * The headers read from an event body (normalizeEvent's). Adding one (for call events, say)
+ * is a change here only: the module takes the list, and records grow by three ints a header.
+ */
+export const EVENT_HEADER_NAMES = [
+  'Event-Name', 'Event-Subclass', 'Event-Date-Timestamp', 'profile-name', 'network-ip', 'network-port',
+  'FreeSWITCH-IPv4', 'FreeSWITCH-IPv6', 'user-agent', 'call-id', 'to-user', 'from-user', 'username',
+  'realm', 'auth-result', 'registration-type', 'expires',
+] as const;
 
 /** What the scanner made of one line (the constants of wasm/line-scanner.ts). */
 export const LineStatus = { extracted: 0, blank: 1, declined: 2, unusual: 3 } as const;
@@ -19,8 +32,10 @@ type Latin1Buffer = Buffer & { latin1Slice(start: number, end: number): string }
 
 interface ScannerExports {
   readonly memory: WebAssembly.Memory;
-  setup(keys: number, lens: number, table: number, poolLens: number, poolBytes: number, timestampSlot: number, poolBits: number): void;
+  setup(slots: number, keys: number, lens: number, table: number, poolLens: number, poolBytes: number, timestampSlot: number, poolBits: number,
+    facts: number, choices: number): void;
   addKey(slot: number): void;
+  setFact(fact: number, slot: number, kind: number, arg: number): void;
   scan(from: number, to: number, out: number, cap: number): number;
   consumed(): number;
   staticEnd(): number;
@@ -28,10 +43,41 @@ interface ScannerExports {
 }
 
 const SLOTS = EVENT_HEADER_NAMES.length;
-/** Where a record's parsed facts start (FACTS in the wasm), and the record's length. */
+/** Where a record's parsed facts start (factsAt in the wasm), and the record's length. */
 const FACTS = 3 + SLOTS * 3;
-const RECORD_INTS = FACTS + 8;
+const FACT_COUNT = 8;
+const RECORD_INTS = FACTS + FACT_COUNT;
 const slot = (name: (typeof EVENT_HEADER_NAMES)[number]): number => EVENT_HEADER_NAMES.indexOf(name);
+
+/** How the module reads a fact out of a header's value (FACT_* in the wasm). */
+const FactKind = { choice: 1, digits: 2, digitsSplit: 3 } as const;
+type FactDefinition =
+  | { readonly header: (typeof EVENT_HEADER_NAMES)[number]; readonly choices: readonly string[] }
+  | { readonly header: (typeof EVENT_HEADER_NAMES)[number]; readonly digits: number; readonly split?: true };
+/**
+ * The facts of a record, in record order: what normalizeEvent parses out of the headers, read in
+ * the wasm so no string is made only to be parsed. Choices are normalize.ts's own tables (the
+ * one auth-result table); a split fact takes two places (value / 1e8, value % 1e8).
+ */
+const FACT_DEFINITIONS: readonly FactDefinition[] = [
+  { header: 'Event-Name', choices: ['CUSTOM'] },
+  { header: 'Event-Subclass', choices: AUTH_SUBCLASSES },
+  { header: 'auth-result', choices: AUTH_RESULT_TABLE.map(([text]) => text) },
+  { header: 'registration-type', choices: FAILURE_METHODS },
+  { header: 'Event-Date-Timestamp', digits: 16, split: true },
+  { header: 'network-port', digits: 5 },
+  { header: 'expires', digits: 9 },
+];
+/** Record offsets (from FACTS) of each fact, as laid out from FACT_DEFINITIONS. */
+const F_CUSTOM = 0;
+const F_SUBCLASS = 1;
+const F_AUTH_RESULT = 2;
+const F_METHOD = 3;
+const F_TIME_HIGH = 4;
+const F_TIME_LOW = 5;
+const F_PORT = 6;
+const F_EXPIRES = 7;
+const CHOICES_MAX = 8;
 /**
  * The slots normalizePreparsed needs as strings, by the PreparsedEvent field they fill. The
  * other slots are parsed in the wasm (facts) and never made into strings.
@@ -42,9 +88,10 @@ const STRING_SLOTS = {
   username: slot('username'), realm: slot('realm'),
 } as const;
 const STRING_SLOT_SET: readonly boolean[] = EVENT_HEADER_NAMES.map((_, k) => (Object.values(STRING_SLOTS) as number[]).includes(k));
-/** AUTH_RESULTS of the wasm, in its order. */
-const ATTEMPT_RESULT_OF: readonly AttemptResult[] = ['success', 'success', 'stale', 'forbidden'];
-const FAILURE_METHOD_OF: readonly FailureMethod[] = ['REGISTER', 'INVITE'];
+/** Subclass indexes (AUTH_SUBCLASSES order). */
+const ATTEMPT = AUTH_SUBCLASSES.indexOf('sofia::register_attempt');
+const FAILURE = AUTH_SUBCLASSES.indexOf('sofia::register_failure');
+const REGISTER = AUTH_SUBCLASSES.indexOf('sofia::register');
 const TIMESTAMP_SLOT = slot('Event-Date-Timestamp');
 /**
  * Interned values: 4,096 entries. What misses is new (call-ids, the users and ports of scans):
@@ -55,6 +102,7 @@ const POOL_SIZE = 1 << POOL_BITS;
 /** Longest value interned (POOL_MAX in the wasm). */
 const POOL_MAX = 256;
 const KEY_MAX = 32;
+const CHOICE_STRIDE = 4 + KEY_MAX;
 /** Records per scan call (the output area's size). */
 const RECORDS = 4096;
 /** Where each area is in the wasm memory (addresses); the input area grows at the end. */
@@ -64,6 +112,8 @@ interface Layout {
   readonly table: number;
   readonly poolLens: number;
   readonly poolBytes: number;
+  readonly facts: number;
+  readonly choices: number;
   readonly out: number;
   readonly in: number;
 }
@@ -75,15 +125,17 @@ function layoutAbove(staticEnd: number): Layout {
   const table = lens + 1024;
   const poolLens = table + 1024;
   const poolBytes = poolLens + POOL_SIZE * 4;
-  const out = poolBytes + POOL_SIZE * POOL_MAX;
-  return { keys, lens, table, poolLens, poolBytes, out, in: out + RECORDS * RECORD_INTS * 4 };
+  const facts = poolBytes + POOL_SIZE * POOL_MAX;
+  const choices = facts + 1024;
+  const out = choices + FACT_COUNT * CHOICES_MAX * CHOICE_STRIDE;
+  return { keys, lens, table, poolLens, poolBytes, facts, choices, out, in: out + RECORDS * RECORD_INTS * 4 };
 }
 /** Readable bytes the scanner may look at past the end of the input (16-byte loads). */
 const SLACK = 32;
 const PAGE = 65536;
 const LINE_FEED = Uint8Array.of(10);
 
-/** The compiled scanner, or the reason it is not available (then TraceDecoder uses JavaScript). */
+/** The compiled scanner, or the reason it is not available (then the daemon reads every body with JSON.parse). */
 export function loadLineScannerModule(): WebAssembly.Module | Error {
   try {
     return new WebAssembly.Module(readFileSync(new URL('../../wasm/line-scanner.wasm', import.meta.url)));
@@ -111,20 +163,37 @@ export class WasmLineScanner {
 
   constructor(module: WebAssembly.Module) {
     this.exports = new WebAssembly.Instance(module, {}).exports as unknown as ScannerExports;
-    if (this.exports.recordInts() !== RECORD_INTS) {
-      throw new Error(`line-scanner.wasm writes records of ${this.exports.recordInts()} ints, this code reads ${RECORD_INTS}: rebuild (npm run build)`);
-    }
     this.at = layoutAbove(this.exports.staticEnd());
     this.reserve(1 << 21);
     const x = this.exports;
     const at = this.at;
-    x.setup(at.keys, at.lens, at.table, at.poolLens, at.poolBytes, TIMESTAMP_SLOT, POOL_BITS);
+    x.setup(SLOTS, at.keys, at.lens, at.table, at.poolLens, at.poolBytes, TIMESTAMP_SLOT, POOL_BITS, at.facts, at.choices);
+    if (x.recordInts() !== RECORD_INTS) {
+      throw new Error(`line-scanner.wasm writes records of ${x.recordInts()} ints, this code reads ${RECORD_INTS}: rebuild (npm run build)`);
+    }
     const lens = new Int32Array(x.memory.buffer, at.lens, SLOTS);
     EVENT_HEADER_NAMES.forEach((name, slot) => {
       this.bytes.write(name, at.keys + slot * KEY_MAX, 'latin1');
       lens[slot] = name.length;
       x.addKey(slot);
     });
+    let fact = 0;
+    for (const def of FACT_DEFINITIONS) {
+      if ('choices' in def) {
+        if (def.choices.length > CHOICES_MAX || def.choices.some((text) => text.length > KEY_MAX)) {
+          throw new Error(`the wasm line scanner takes at most ${CHOICES_MAX} values of ${KEY_MAX} characters per header (${def.header})`);
+        }
+        def.choices.forEach((text, i) => {
+          const choice = at.choices + (fact * CHOICES_MAX + i) * CHOICE_STRIDE;
+          this.bytes.writeInt32LE(text.length, choice);
+          this.bytes.write(text, choice + 4, 'latin1');
+        });
+        x.setFact(fact++, slot(def.header), FactKind.choice, def.choices.length);
+      } else {
+        x.setFact(fact, slot(def.header), def.split ? FactKind.digitsSplit : FactKind.digits, def.digits);
+        fact += def.split ? 2 : 1;
+      }
+    }
   }
 
   /** Unread input bytes (an unfinished line, after scan()). */
@@ -228,31 +297,30 @@ export class LineRecords {
     return this.bytes.toString('utf8', r[k * RECORD_INTS]! - this.base, r[k * RECORD_INTS + 1]! - this.base);
   }
 
-  /** The headers of an `extracted` record; values seen recently come back as the same string. */
-  headers(k: number): EventHeaders {
-    const v = this.values;
-    for (let slot = 0; slot < SLOTS; slot++) v[slot] = this.value(k, slot);
-    return headersOf(v);
-  }
-
   /**
    * Fills `p` from an `extracted` record when normalizeEvent would find nothing irregular in it
    * (an auth event with a profile, an address and a good timestamp, known auth-result or
    * registration-type, no value cut to MAX_FIELD_CHARS): then normalizePreparsed(p) is exactly
-   * normalizeEvent(headers(k)), without the headers object and the strings it only parses.
-   * False otherwise: the caller uses headers(k) and normalizeEvent.
+   * normalizeEvent(JSON.parse(line)), without the headers object and the strings it only parses.
+   * False otherwise (any other event, an irregular one): the caller uses JSON.parse and
+   * normalizeEvent, which see every header.
    */
   preparse(k: number, p: PreparsedEvent): boolean {
     const r = this.records;
     const f = k * RECORD_INTS + FACTS;
-    const subclass = r[f + 1]!;
-    const tsHigh = r[f + 4]!;
-    if (r[f] !== 1 || subclass < 0 || tsHigh < 0) return false;
-    const timeUs = tsHigh * 1e8 + r[f + 5]!;
-    if (timeUs <= 0 || timeUs > Number.MAX_SAFE_INTEGER) return false;
-    const result = r[f + 2]!;
-    const method = r[f + 3]!;
-    if ((subclass === 1 && result < 0) || (subclass === 2 && method < 0)) return false;
+    const subclass = r[f + F_SUBCLASS]!;
+    const tsHigh = r[f + F_TIME_HIGH]!;
+    if (r[f + F_CUSTOM] !== 0 || subclass < 0 || tsHigh < 0) {
+      this.forgetAll(k);
+      return false;
+    }
+    const timeUs = tsHigh * 1e8 + r[f + F_TIME_LOW]!;
+    const result = r[f + F_AUTH_RESULT]!;
+    const method = r[f + F_METHOD]!;
+    if (timeUs <= 0 || timeUs > Number.MAX_SAFE_INTEGER || (subclass === ATTEMPT && result < 0) || (subclass === FAILURE && method < 0)) {
+      this.forgetAll(k);
+      return false;
+    }
     // Every value the wasm interned is settled here, needed or not, so the pools stay mirrors.
     let regular = true;
     const v = this.values;
@@ -269,7 +337,7 @@ export class LineRecords {
     p.profile = profile;
     p.networkIp = networkIp;
     p.timeUs = timeUs;
-    const port = r[f + 6]!;
+    const port = r[f + F_PORT]!;
     p.port = port >= 1 && port <= 65535 ? port : null;
     p.switchV4 = v[STRING_SLOTS.switchV4] ?? '';
     p.switchV6 = v[STRING_SLOTS.switchV6] ?? '';
@@ -279,11 +347,16 @@ export class LineRecords {
     p.fromUserHeader = v[STRING_SLOTS.fromUserHeader] ?? '';
     p.username = v[STRING_SLOTS.username] ?? '';
     p.realm = v[STRING_SLOTS.realm] ?? '';
-    p.result = subclass === 1 ? ATTEMPT_RESULT_OF[result]! : null;
-    p.method = subclass === 2 ? FAILURE_METHOD_OF[method]! : null;
-    const expires = r[f + 7]!;
-    p.expires = subclass === 3 && expires >= 0 ? expires : null;
+    p.result = subclass === ATTEMPT ? AUTH_RESULT_TABLE[result]![1] : null;
+    p.method = subclass === FAILURE ? FAILURE_METHODS[method]! : null;
+    const expires = r[f + F_EXPIRES]!;
+    p.expires = subclass === REGISTER && expires >= 0 ? expires : null;
     return true;
+  }
+
+  /** Record k is left to JSON.parse: the pool entries the wasm refilled for it are emptied. */
+  private forgetAll(k: number): void {
+    for (let slot = 0; slot < SLOTS; slot++) this.forget(k, slot);
   }
 
   /**
@@ -314,14 +387,14 @@ export class LineRecords {
   }
 }
 
-/** Reads one event body at a time (an ESL frame's), as EventJsonExtractor.extract does. */
+/** Reads one event body at a time (an ESL frame's). */
 export interface EventBodyReader {
   /**
-   * `p` itself when the body is a regular auth event and `p` was filled (see
-   * LineRecords.preparse: normalizePreparsed(p) is then normalizeEvent's answer), else the
-   * body's headers, or null when JSON.parse must decide (odd bytes, escapes, odd syntax).
+   * True when the body is a regular auth event and `p` was filled: normalizePreparsed(p) is
+   * then exactly normalizeEvent(JSON.parse(body)). False: the caller parses the body with
+   * JSON.parse (any other event, odd bytes, escapes, odd syntax; or no wasm at all).
    */
-  read(body: Uint8Array, p: PreparsedEvent): EventHeaders | PreparsedEvent | null;
+  read(body: Uint8Array, p: PreparsedEvent): boolean;
 }
 
 /** EventBodyReader on the wasm scanner: the body as one line. */
@@ -333,31 +406,29 @@ export class WasmBodyReader implements EventBodyReader {
     this.scanner = new WasmLineScanner(module);
   }
 
-  read(body: Uint8Array, p: PreparsedEvent): EventHeaders | PreparsedEvent | null {
+  read(body: Uint8Array, p: PreparsedEvent): boolean {
     const s = this.scanner;
     s.loadLine(body);
     const n = s.scan();
     this.records.use(s.records, s.bytes, 0);
     if (n === 1 && s.scannedTo === body.length + 1) {
-      if (this.records.status(0) !== LineStatus.extracted) return null;
-      return this.records.preparse(0, p) ? p : this.records.headers(0);
+      return this.records.status(0) === LineStatus.extracted && this.records.preparse(0, p);
     }
     // A line feed inside the body (JSON allows none in a string; FreeSWITCH writes one line):
-    // JSON.parse decides. The values interned for its lines are still taken, so this side's
+    // JSON.parse decides. The values interned for its lines are still settled, so this side's
     // pool stays the wasm pool's mirror.
-    for (let k = 0; k < n; k++) if (this.records.status(k) === LineStatus.extracted) this.records.headers(k);
-    return null;
+    for (let k = 0; k < n; k++) if (this.records.status(k) === LineStatus.extracted) this.records.preparse(k, p);
+    return false;
   }
 }
 
-/** The wasm reader when the module loads, else EventJsonExtractor (the same answers, slower). */
+/** The reader of the reference: every body to JSON.parse (when the wasm module does not load). */
+const JSON_PARSE_ONLY: EventBodyReader = { read: () => false };
+
+/** The wasm reader when the module loads, else JSON.parse for every body (the same answers, slower). */
 export function createEventBodyReader(): EventBodyReader {
   const module = loadLineScannerModule();
-  if (module instanceof Error) {
-    const extractor = new EventJsonExtractor();
-    return { read: (body) => extractor.extract(Buffer.from(body.buffer, body.byteOffset, body.byteLength)) };
-  }
-  return new WasmBodyReader(module);
+  return module instanceof Error ? JSON_PARSE_ONLY : new WasmBodyReader(module);
 }
 
 /** Ints of one record (for copies of the records area). */

@@ -41,12 +41,22 @@ function digits(s: string, maxDigits: number): number {
   return v;
 }
 
-const ATTEMPT_RESULTS: Readonly<Record<string, AttemptResult>> = {
-  SUCCESS: 'success',
-  RENEWED: 'success',
-  STALE: 'stale',
-  FORBIDDEN: 'forbidden',
-};
+/**
+ * The one table of `auth-result` values of a register_attempt (read here and, through
+ * line-scanner.ts, by the wasm reader). A correct login from a phone using qop=auth gives
+ * RENEWED, one without qop SUCCESS (../shared/esl/README.md); anything else is dropped.
+ */
+export const AUTH_RESULT_TABLE: readonly (readonly [text: string, result: AttemptResult])[] = [
+  ['SUCCESS', 'success'],
+  ['RENEWED', 'success'],
+  ['STALE', 'stale'],
+  ['FORBIDDEN', 'forbidden'],
+];
+
+const ATTEMPT_RESULTS: ReadonlyMap<string, AttemptResult> = new Map(AUTH_RESULT_TABLE);
+
+/** `registration-type` values of a register_failure. */
+export const FAILURE_METHODS: readonly FailureMethod[] = ['REGISTER', 'INVITE'];
 
 function fail(reason: DropReason, detail: string): NormalizeResult {
   return { ok: false, reason, detail };
@@ -230,13 +240,14 @@ export function normalizeEvent(h: unknown, opts: NormalizeOptions): NormalizeRes
   p.username = str(headers, 'username');
   p.realm = str(headers, 'realm');
   if (subclass === 'sofia::register_attempt') {
-    const result = ATTEMPT_RESULTS[str(headers, 'auth-result')];
+    const result = ATTEMPT_RESULTS.get(str(headers, 'auth-result'));
     if (!result) return fail('bad_auth_result', `unknown auth-result ${JSON.stringify(str(headers, 'auth-result').slice(0, 32))}`);
     p.result = result;
   } else if (subclass === 'sofia::register_failure') {
     const method = str(headers, 'registration-type');
-    if (method !== 'REGISTER' && method !== 'INVITE') return fail('bad_registration_type', `unknown registration-type ${JSON.stringify(method.slice(0, 32))}`);
-    p.method = method;
+    const known = FAILURE_METHODS.find((m) => m === method);
+    if (known === undefined) return fail('bad_registration_type', `unknown registration-type ${JSON.stringify(method.slice(0, 32))}`);
+    p.method = known;
   } else if (subclass === 'sofia::register') {
     const exp = digits(str(headers, 'expires'), 9);
     p.expires = exp >= 0 ? exp : null;

@@ -1,15 +1,17 @@
-// Public API of lib/nft: fsguard's typed nftables JSON client and ban-set writer.
+// Public API of lib/nft: fsguard's typed libnftables JSON client and ban-set writer.
 export { NftSetWriter } from './writer.js';
 export type { ElementOutcome, NftElementWrite, NftSetWriterOptions, NftWriteAction, NftWriterObserver } from './writer.js';
-export { InteractiveNftRunner, SpawnNftRunner } from './runner.js';
-export type { InteractiveNftRunnerOptions, InteractiveNftStatus, NftRunner, NftRunResult, SpawnNftRunnerOptions } from './runner.js';
+export { LibnftablesBackend, LibnftablesRunner, exitWithHungCalls } from './libnftables.js';
+export type { LibnftablesRunnerOptions, NftBackend, NftCallResult, NftContext, NftInput, NftRunner, NftRunResult } from './libnftables.js';
 export { NftError, classifyRun } from './errors.js';
 export type { NftErrorKind } from './errors.js';
-export { NftLayoutError, resolveNftLayout, setRoleFor, setupCommands } from './layout.js';
-export type { BanSetRole, NftLayout, NftLayoutOptions } from './layout.js';
-export { ensureNftTable } from './setup.js';
-export { listKernelBans, parseListOutput } from './readback.js';
-export type { KernelBan, KernelBanList } from './readback.js';
+export {
+  BAN_SET_ROLES, NftLayoutError, OWNER_MARK, compareLayout, createTableScript, isPrefixRole, resolveNftLayout, setRoleFor,
+} from './layout.js';
+export type { BanSetRole, KernelTable, LayoutReport, NftLayout, NftLayoutOptions } from './layout.js';
+export { ensureNftTable, foreignTableError } from './setup.js';
+export { inspectTable, listKernelBans, parseListOutput } from './readback.js';
+export type { KernelBan, KernelBanList, TableInspection } from './readback.js';
 export { formatBanComment, parseBanComment, sanitizeCommentText, MAX_COMMENT_BYTES } from './comment.js';
 export type { BanComment } from './comment.js';
 export { DEFAULT_RETRY_POLICY, executeNft } from './execute.js';

@@ -1,5 +1,5 @@
-// Reads the bans back from the kernel (`list table` through `nft -j -f -`, one process for
-// all three sets) and parses nft's JSON output without trusting its shape.
+// Reads the bans back from the kernel (`list table` through libnftables, one call for all
+// the sets) and parses the library's JSON output without trusting its shape.
 //
 // nft 1.0.6 prints an element as a bare string ("192.0.2.2", no timeout) or as
 // {"elem": {"val", "timeout", "expires", "comment"}}; in the interval set `val` is
@@ -10,8 +10,8 @@ import { listTable } from './builders.js';
 import { parseBanComment } from './comment.js';
 import { NftError } from './errors.js';
 import { executeNft, type ExecuteOptions } from './execute.js';
-import type { NftLayout, BanSetRole } from './layout.js';
-import type { NftRunner } from './runner.js';
+import { kernelTableFrom, ownedByFsguard, type BanSetRole, type KernelTable, type NftLayout } from './layout.js';
+import type { NftRunner } from './libnftables.js';
 import type { Clock } from './scheduler.js';
 
 export interface KernelBan {
@@ -35,6 +35,10 @@ export interface KernelBanList {
   readonly unrecognized: string[];
   /** False when our table does not exist yet (fresh machine): not an error. */
   readonly tableExists: boolean;
+  /** False when a table of our name exists that fsguard did not create (its elements are not listed). */
+  readonly owned: boolean;
+  /** FreeSWITCH's own addresses, as the daemon recorded them (never banned). */
+  readonly switchAddresses: Cidr[];
 }
 
 type JsonObject = { readonly [key: string]: unknown };
@@ -98,43 +102,83 @@ function parseElement(raw: unknown, role: BanSetRole, readAtMs: number): KernelB
   };
 }
 
-/** Parses `nft -j list table` output for our sets. Throws on output that is not nft JSON. */
-export function parseListOutput(stdout: string, layout: NftLayout, readAtMs: number): KernelBanList {
+function listedItems(output: string): unknown[] {
   let doc: unknown;
   try {
-    doc = JSON.parse(stdout);
+    doc = JSON.parse(output);
   } catch {
-    throw new NftError('rejected', 'nft printed something that is not JSON', stdout.slice(0, 200));
+    throw new NftError('rejected', 'libnftables printed something that is not JSON', output.slice(0, 200));
   }
   if (!isObject(doc) || !Array.isArray(doc.nftables)) {
-    throw new NftError('rejected', 'nft JSON output has no "nftables" array', stdout.slice(0, 200));
+    throw new NftError('rejected', 'libnftables JSON output has no "nftables" array', output.slice(0, 200));
   }
-  const roles = new Map<string, BanSetRole>([[layout.set4, 'set4'], [layout.set6, 'set6'], [layout.set6net, 'set6net']]);
+  return doc.nftables as unknown[];
+}
+
+/** Parses a `list table` listing: our bans and FreeSWITCH's recorded addresses. Throws on output that is not nft JSON. */
+export function parseListOutput(output: string, layout: NftLayout, readAtMs: number): KernelBanList {
+  return parseItems(listedItems(output), layout, readAtMs);
+}
+
+function parseItems(items: readonly unknown[], layout: NftLayout, readAtMs: number): KernelBanList {
+  const roles = new Map<string, BanSetRole>([[layout.set4, 'set4'], [layout.set4net, 'set4net'], [layout.set6, 'set6'], [layout.set6net, 'set6net']]);
   const bans: KernelBan[] = [];
   const unrecognized: string[] = [];
-  for (const item of doc.nftables as unknown[]) {
+  const switchAddresses: Cidr[] = [];
+  for (const item of items) {
     if (!isObject(item) || !isObject(item.set)) continue;
     const set = item.set;
     if (set.family !== layout.family || set.table !== layout.table || typeof set.name !== 'string') continue;
+    if (!Array.isArray(set.elem)) continue;
+    if (set.name === layout.switch4 || set.name === layout.switch6) {
+      for (const raw of set.elem as unknown[]) {
+        const key = isObject(raw) && isObject(raw.elem) ? raw.elem.val : raw;
+        const cidr = keyToCidr(key);
+        if (cidr) switchAddresses.push(cidr);
+      }
+      continue;
+    }
     const role = roles.get(set.name);
-    if (!role || !Array.isArray(set.elem)) continue;
+    if (!role) continue;
     for (const raw of set.elem as unknown[]) {
       const ban = parseElement(raw, role, readAtMs);
       if (ban) bans.push(ban);
       else unrecognized.push(JSON.stringify(raw));
     }
   }
-  return { bans, unrecognized, tableExists: true };
+  return { bans, unrecognized, tableExists: true, owned: true, switchAddresses };
+}
+
+/** Our table as the kernel holds it: null when there is none. */
+export interface TableInspection {
+  readonly table: KernelTable | null;
+  readonly owned: boolean;
+  /** The bans in it (empty when the table is missing or not ours). */
+  readonly list: KernelBanList;
+}
+
+const NO_TABLE: KernelBanList = Object.freeze({ bans: [], unrecognized: [], tableExists: false, owned: false, switchAddresses: [] });
+
+/** Lists our table once: its layout, whether it is ours, and (when it is) its bans. */
+export async function inspectTable(runner: NftRunner, layout: NftLayout, clock: Clock, execute: ExecuteOptions): Promise<TableInspection> {
+  const readAtMs = clock.nowMs();
+  const result = await executeNft(runner, [listTable({ family: layout.family, name: layout.table })], execute);
+  if (!result.ok) {
+    if (result.error.kind === 'missing-table') return { table: null, owned: false, list: NO_TABLE };
+    throw result.error;
+  }
+  const items = listedItems(result.output);
+  const table = kernelTableFrom(items, layout.family, layout.table);
+  const owned = ownedByFsguard(table);
+  if (!owned) return { table, owned, list: { bans: [], unrecognized: [], tableExists: true, owned: false, switchAddresses: [] } };
+  return { table, owned, list: parseItems(items, layout, readAtMs) };
 }
 
 /**
- * Every element of our three sets. A missing table (fresh machine) is an empty list; nft
- * missing or no permission throws the typed NftError so the caller can say what to do.
+ * Every element of our sets. A missing table (fresh machine) is an empty list; a table of our
+ * name that is not ours lists nothing (owned: false); the library missing or no permission
+ * throws the typed NftError so the caller can say what to do.
  */
 export async function listKernelBans(runner: NftRunner, layout: NftLayout, clock: Clock, execute: ExecuteOptions): Promise<KernelBanList> {
-  const readAtMs = clock.nowMs();
-  const result = await executeNft(runner, [listTable({ family: layout.family, name: layout.table })], execute);
-  if (result.ok) return parseListOutput(result.stdout, layout, readAtMs);
-  if (result.error.kind === 'missing-table') return { bans: [], unrecognized: [], tableExists: false };
-  throw result.error;
+  return (await inspectTable(runner, layout, clock, execute)).list;
 }

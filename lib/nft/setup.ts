@@ -1,14 +1,46 @@
+// Start-up of the kernel side: our table is created when there is none, checked when there
+// is one, repaired only when it is ours, and refused when it is not.
+import { NftError } from './errors.js';
 import { executeNft, type ExecuteOptions } from './execute.js';
-import { setupCommands, type NftLayout } from './layout.js';
-import type { NftRunner } from './runner.js';
+import { chainRepairCommands, compareLayout, createTableScript, missingSetsScript, type LayoutReport, type NftLayout } from './layout.js';
+import type { NftRunner } from './libnftables.js';
+import { inspectTable, type TableInspection } from './readback.js';
+import type { Clock } from './scheduler.js';
+
+export function foreignTableError(layout: NftLayout): NftError {
+  const name = `inet ${layout.table}`;
+  return new NftError('foreign-table',
+    `table ${name} exists and was not created by fsguard (none of its sets carries fsguard's mark): fsguard will not touch it; set nft.table to another name`,
+    `table ${name} is not fsguard's`);
+}
+
+export function layoutError(layout: NftLayout, report: LayoutReport): NftError {
+  return new NftError('layout',
+    `table inet ${layout.table} does not have fsguard's layout and cannot be repaired without deleting bans: ${report.unrepairable.join('; ')}`,
+    report.unrepairable.join('; '));
+}
 
 /**
- * Creates (or repairs) fsguard's table, sets and chain in one transaction. Safe to run on
- * every start and while bans exist: no set is flushed or deleted. Throws the NftError
- * (check `.fatal` / `.kind`) when nft is missing, not permitted, or refuses the layout
- * (e.g. a set of that name exists with another type).
+ * Makes our table match the layout and returns what it holds (for the read-back of bans).
+ * Safe on every start and while bans exist: no set of ours is flushed or deleted; the chain
+ * is rebuilt only when it differs. Throws the NftError (check `.fatal` / `.kind`) when the
+ * library is missing, not permitted, the table is someone else's, or a set has the wrong shape.
  */
-export async function ensureNftTable(runner: NftRunner, layout: NftLayout, execute: ExecuteOptions): Promise<void> {
-  const result = await executeNft(runner, setupCommands(layout), execute);
-  if (!result.ok) throw result.error;
+export async function ensureNftTable(runner: NftRunner, layout: NftLayout, execute: ExecuteOptions, clock: Clock): Promise<TableInspection> {
+  let inspection = await inspectTable(runner, layout, clock, execute);
+  if (inspection.table === null) {
+    const created = await executeNft(runner, createTableScript(layout), execute);
+    if (!created.ok) throw created.error;
+    inspection = await inspectTable(runner, layout, clock, execute);
+    if (inspection.table === null) throw new NftError('missing-table', `table inet ${layout.table} vanished right after it was created`, 'vanished');
+  }
+  if (!inspection.owned) throw foreignTableError(layout);
+  const report = compareLayout(layout, inspection.table!);
+  if (report.unrepairable.length > 0) throw layoutError(layout, report);
+  for (const repair of [missingSetsScript(layout, report), chainRepairCommands(layout, report)]) {
+    if (repair === null) continue;
+    const repaired = await executeNft(runner, repair, execute);
+    if (!repaired.ok) throw repaired.error;
+  }
+  return inspection;
 }

@@ -4,27 +4,28 @@
 // (only a full batch, in a flood, starts beside a running one: `maxConcurrent`). A transaction starts at most once per `batchMs`, counted
 // from the start of the previous one (a throttle, not a delay): after a quiet period the first
 // ban goes out on the next turn of the event loop — so every decision taken from one socket
-// read still shares it — instead of waiting out a window. Under a flood, nft's own run time
-// (≥ 4 ms for even one element) is what paces batches, and they grow up to `maxBatch`. Under a
-// steady stream of bans (the last transaction had `busyElements` or more) they start at most
-// once per `busyBatchMs`: such batches are too long for the persistent `nft -i` and each costs a
-// process, whose fork alone takes the daemon's thread ~3 ms. A transaction is all-or-nothing,
+// read still shares it — instead of waiting out a window. Under a flood, the library's own run
+// time is what paces batches, and they grow up to `maxBatch`. Under a steady stream of bans (the
+// last transaction had `busyElements` or more) they start at most once per `busyBatchMs`: fewer,
+// larger transactions, each one call into libnftables. A transaction is all-or-nothing,
 // so when nft refuses one, the batch is
 // bisected until the refused elements are isolated and reported one by one while the rest
 // land. New elements are sent with `create` (cheap); elements that may already be in the
 // kernel with add + delete + add (so the timeout is replaced on every kernel); if a
 // presumed-new element turns out to exist, the batch is re-sent the expensive way, so the
-// bookkeeping of what is present is an optimisation, never a source of wrong state.
+// bookkeeping of what is present is an optimisation, never a source of wrong state. A prefix
+// that overlaps one in the kernel is widened (the narrower prefixes inside it are replaced in
+// the same transaction) or reported as covered by the wider one already there.
 // Whole-run failures (nft missing, no permission, transient errors after bounded
 // retries) are reported to the observer and to every affected request, never swallowed.
-import type { Cidr } from '../net/ip.js';
-import { addElements, createElements, deleteElements, element, elements, prefix } from './builders.js';
+import { cidrContainsCidr, type Cidr } from '../net/ip.js';
+import { addElements, createElements, deleteElements, element, elements, listSet, prefix } from './builders.js';
 import { formatBanComment, type BanComment } from './comment.js';
 import { NftError } from './errors.js';
-import { DEFAULT_RETRY_POLICY, executeNft, type ExecuteOptions, type RetryPolicy } from './execute.js';
-import { setRoleFor, setupCommands, type BanSetRole, type NftLayout } from './layout.js';
-import { listKernelBans, type KernelBanList } from './readback.js';
-import type { NftRunner } from './runner.js';
+import { DEFAULT_RETRY_POLICY, executeNft, type ExecuteOptions, type NftExecution, type RetryPolicy } from './execute.js';
+import { BAN_SET_ROLES, isPrefixRole, setRoleFor, type BanSetRole, type NftLayout } from './layout.js';
+import type { NftRunner } from './libnftables.js';
+import { listKernelBans, parseListOutput, type KernelBanList, type TableInspection } from './readback.js';
 import type { NftCommand, NftElementExpression, NftElementKey } from './schema.js';
 import { systemClock, systemScheduler, type CancelScheduled, type Clock, type Scheduler } from './scheduler.js';
 import { ensureNftTable } from './setup.js';
@@ -41,6 +42,8 @@ export type ElementOutcome =
   | { readonly status: 'superseded' }
   /** nft refused this element on its own (isolated by bisection), or it was invalid. */
   | { readonly status: 'refused'; readonly message: string }
+  /** A wider prefix already banned covers this target (its ban was left as it is). */
+  | { readonly status: 'covered'; readonly by: string; readonly secondsLeft: number | null }
   /** The whole run failed: nft missing, no permission, or transient errors past the retries. */
   | { readonly status: 'failed'; readonly error: NftError };
 
@@ -114,7 +117,7 @@ function settled(outcome: ElementOutcome): Promise<ElementOutcome> {
 }
 
 function elementKey(target: Cidr, role: BanSetRole): NftElementKey {
-  return role === 'set6net' ? prefix(target.network, target.prefixLength) : target.network;
+  return isPrefixRole(role) ? prefix(target.network, target.prefixLength) : target.network;
 }
 
 export class NftSetWriter {
@@ -177,9 +180,37 @@ export class NftSetWriter {
     };
   }
 
-  /** Creates or repairs the table, sets and chain. Throws NftError (see `.fatal`). */
-  setup(): Promise<void> {
-    return ensureNftTable(this.runner, this.layout, this.execute);
+  /**
+   * Creates or repairs the table, sets and chain; returns what the table held (its bans).
+   * Throws NftError (see `.fatal`): also for a table of our name fsguard did not create.
+   */
+  async setup(): Promise<TableInspection> {
+    const inspection = await ensureNftTable(this.runner, this.layout, this.execute, this.clock);
+    for (const ban of inspection.list.bans) this.maybePresent.set(ban.target.text, ban.expiresAtMs ?? Number.POSITIVE_INFINITY);
+    return inspection;
+  }
+
+  /**
+   * Records FreeSWITCH's own addresses in our table (the one place `fsguard ban` reads them
+   * from); kept for `seconds`, written again when the daemon next learns them.
+   */
+  async recordSwitchAddresses(addresses: readonly Cidr[], seconds: number): Promise<NftExecution> {
+    const { family, table } = this.layout;
+    const commands: NftCommand[] = [];
+    for (const [set, fam] of [[this.layout.switch4, 4], [this.layout.switch6, 6]] as const) {
+      const elems = addresses.filter((a) => a.family === fam).map((a) => element(a.network, { timeout: Math.ceil(seconds) }));
+      if (elems.length === 0) continue;
+      // add + delete + add: the timeout is renewed whether or not it was there.
+      const add = addElements(elements(family, table, set, elems));
+      commands.push(add, deleteElements(elements(family, table, set, elems.map((e) => e.elem.val))), add);
+    }
+    if (commands.length === 0) return { ok: true, output: '' };
+    return executeNft(this.runner, commands, this.execute);
+  }
+
+  /** Calls into libnftables that passed their deadline and have not returned. */
+  get hungCalls(): number {
+    return this.runner.hungCalls;
   }
 
   /** Every ban in the kernel, read back now. Throws NftError; a missing table is empty. */
@@ -249,9 +280,7 @@ export class NftSetWriter {
 
   private checkTarget(target: Cidr): BanSetRole | Promise<ElementOutcome> {
     if (this.closed) return this.refuse(target, 'the nft writer is closed');
-    const role = setRoleFor(target);
-    if (role === null) return this.refuse(target, `IPv4 prefixes cannot be banned (only IPv4 hosts, IPv6 hosts and IPv6 prefixes): ${target.text}`);
-    return role;
+    return setRoleFor(target);
   }
 
   private refuse(target: Cidr, message: string): Promise<ElementOutcome> {
@@ -351,7 +380,7 @@ export class NftSetWriter {
     const { family, table } = this.layout;
     const nowMs = this.clock.nowMs();
     const commands: NftCommand[] = [];
-    for (const role of ['set4', 'set6', 'set6net'] as const) {
+    for (const role of BAN_SET_ROLES) {
       const created: NftElementExpression[] = [];
       const replaced: NftElementExpression[] = [];
       const replacedKeys: NftElementKey[] = [];
@@ -413,7 +442,7 @@ export class NftSetWriter {
       // forgot): the full form replaces it, whatever is present.
       return this.writeBatch(batch, tableRecreated, 'full');
     }
-    if (error.kind === 'transient' || error.fatal) {
+    if (error.retryable || error.fatal) {
       // executeNft already reported it (with willRetry false for this last attempt).
       for (const request of batch) request.resolve({ status: 'failed', error });
       return;
@@ -422,22 +451,24 @@ export class NftSetWriter {
       // Not about any one element: our table or a set is gone (`nft flush ruleset` by a
       // firewall reload, an admin). Put it back once and retry; never bisect this.
       if (this.recreateMissingTable && !tableRecreated && batch.some((r) => r.action === 'ban')) {
-        const repaired = await executeNft(this.runner, setupCommands(this.layout), this.execute);
-        if (repaired.ok) {
+        // Through ensureNftTable: a table of our name that someone else created since is refused, not written into.
+        const repaired = await ensureNftTable(this.runner, this.layout, this.execute, this.clock).then(() => null, (e: unknown) => e);
+        if (repaired === null) {
           this.observer.tableRecreated?.();
           return this.writeBatch(batch, true, mode);
         }
-        if (repaired.error.kind === 'transient' || repaired.error.fatal) {
-          for (const request of batch) request.resolve({ status: 'failed', error: repaired.error });
+        const repairError = repaired instanceof NftError ? repaired : new NftError('rejected', String(repaired), String(repaired));
+        if (repairError.retryable || repairError.fatal) {
+          for (const request of batch) request.resolve({ status: 'failed', error: repairError });
           return;
         }
       }
-      for (const request of batch) this.settleAlone(request, error);
+      for (const request of batch) await this.settleAlone(request, error);
       return;
     }
     if (error.kind === 'too-large') this.maxBatch = Math.max(1, Math.min(this.maxBatch, Math.floor(batch.length / 2)));
     if (batch.length === 1) {
-      this.settleAlone(batch[0]!, error);
+      await this.settleAlone(batch[0]!, error);
       return;
     }
     // One element spoils the transaction: halve until the refused ones stand alone.
@@ -446,7 +477,11 @@ export class NftSetWriter {
     await this.writeBatch(batch.slice(middle), tableRecreated, mode);
   }
 
-  private settleAlone(request: PendingRequest, error: NftError): void {
+  private async settleAlone(request: PendingRequest, error: NftError): Promise<void> {
+    if (error.kind === 'overlap' && request.action === 'ban' && isPrefixRole(request.role)) {
+      await this.resolveOverlap(request);
+      return;
+    }
     if (request.action === 'unban' && (error.kind === 'missing-element' || error.kind === 'missing-table')) {
       this.maybePresent.delete(request.target.text);
       request.resolve({ status: 'not-banned' });
@@ -454,5 +489,51 @@ export class NftSetWriter {
     }
     this.observer.elementRefused?.(request.target, error.detail);
     request.resolve({ status: 'refused', message: error.detail });
+  }
+
+  /**
+   * A prefix ban the interval set refused as overlapping: prefixes nest or are disjoint, so the
+   * set holds either a wider prefix covering it (the request is covered: that ban stays) or
+   * narrower ones inside it (widening: they are deleted and the wider one added, atomically).
+   */
+  private async resolveOverlap(request: PendingRequest): Promise<void> {
+    const { family, table } = this.layout;
+    const set = this.layout[request.role];
+    const listed = await executeNft(this.runner, [listSet(family, table, set)], this.execute);
+    if (!listed.ok) {
+      this.observer.elementRefused?.(request.target, listed.error.detail);
+      request.resolve(listed.error.retryable || listed.error.fatal ? { status: 'failed', error: listed.error } : { status: 'refused', message: listed.error.detail });
+      return;
+    }
+    const bans = parseListOutput(listed.output, this.layout, this.clock.nowMs()).bans.filter((b) => b.set === request.role);
+    const wider = bans.find((b) => cidrContainsCidr(b.target, request.target) && b.target.text !== request.target.text);
+    if (wider) {
+      request.resolve({ status: 'covered', by: wider.target.text, secondsLeft: wider.expiresSeconds });
+      return;
+    }
+    const inside = bans.filter((b) => cidrContainsCidr(request.target, b.target));
+    if (inside.length === 0) {
+      this.observer.elementRefused?.(request.target, 'interval overlaps, but no overlapping prefix was found');
+      request.resolve({ status: 'refused', message: 'interval overlaps, but no overlapping prefix was found' });
+      return;
+    }
+    const key = elementKey(request.target, request.role);
+    const result = await executeNft(this.runner, [
+      deleteElements(elements(family, table, set, inside.map((b) => elementKey(b.target, request.role)))),
+      addElements(elements(family, table, set, [element(key, { timeout: request.seconds, comment: request.comment })])),
+    ], this.execute);
+    if (result.ok) {
+      for (const b of inside) this.maybePresent.delete(b.target.text);
+      this.remember([request]);
+      request.resolve({ status: 'written' });
+      this.observer.batchWritten?.([request]);
+      return;
+    }
+    if (result.error.retryable || result.error.fatal) {
+      request.resolve({ status: 'failed', error: result.error });
+      return;
+    }
+    this.observer.elementRefused?.(request.target, result.error.detail);
+    request.resolve({ status: 'refused', message: result.error.detail });
   }
 }

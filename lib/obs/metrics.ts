@@ -40,6 +40,11 @@ export class FsguardMetrics {
     help: 'nft runs or elements that failed (retried runs count each failure)',
     registers: [this.registry],
   });
+  readonly nftHungCalls = new Counter({
+    name: 'fsguard_nft_hung_calls_total',
+    help: 'libnftables calls that passed their deadline (their context was dropped, the work retried)',
+    registers: [this.registry],
+  });
   readonly eslConnected = new Gauge({
     name: 'fsguard_esl_connected',
     help: '1 while authenticated and subscribed to the FreeSWITCH event socket',

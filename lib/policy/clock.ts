@@ -9,8 +9,9 @@
 //     resumed), absorbed into an offset, so no proof expires and no window empties.
 //   - Two events in a row further behind than maxSourceSkewSeconds are a step back: absorbed
 //     the same way, so the clock keeps running (a frozen clock would stop every timer).
-//   - In the daemon, event time never runs more than maxEventLeadSeconds ahead of the wall
-//     clock: beyond that an event is judged at that bound.
+//   - In the daemon, policy time never runs more than maxEventLeadSeconds ahead of the wall
+//     clock (as it was at start, advanced by the monotonic clock): beyond that an event is
+//     judged at that bound.
 // Everything out of bound is counted (ClockStats) and the daemon logs it.
 //
 // The daemon feeds readings of its wall and monotonic clocks (noteReading) on a timer; simulate
@@ -51,6 +52,12 @@ export class PolicyClock {
   /** The event time (corrected) of an event far behind, awaiting a second one, or NaN. */
   private heldBehindUs = Number.NaN;
   private reading: ClockReading | null = null;
+  /**
+   * Wall time minus monotonic time at the first reading: the wall clock the bound is taken
+   * from advances with the monotonic clock, so a step of the host clock (which also steps
+   * FreeSWITCH's stamps, absorbed into the offset) does not move the bound.
+   */
+  private wallMinusMonoUs = Number.NaN;
   /** The clock and the monotonic reading when an event last moved it (the anchor). */
   private anchorNowUs = Number.NaN;
   private anchorMonoUs = Number.NaN;
@@ -119,6 +126,7 @@ export class PolicyClock {
   /** A reading of the daemon's clocks: bounds event time, anchors the estimate of event time. */
   noteReading(r: ClockReading): void {
     this.reading = r;
+    if (Number.isNaN(this.wallMinusMonoUs)) this.wallMinusMonoUs = r.wallUs - r.monotonicUs;
     if (this.movedSinceReading || Number.isNaN(this.anchorMonoUs)) {
       this.movedSinceReading = false;
       this.anchorNowUs = this.nowUs;
@@ -146,7 +154,7 @@ export class PolicyClock {
   private wallBounded(t: number): number {
     const r = this.reading;
     if (r === null) return t;
-    const limit = r.wallUs - this.offsetUs + this.bounds.maxEventLeadUs;
+    const limit = r.monotonicUs + this.wallMinusMonoUs + this.bounds.maxEventLeadUs;
     if (t <= limit) return t;
     this.stats.aheadOfWallClock++;
     return Math.max(this.nowUs, limit);

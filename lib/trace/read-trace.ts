@@ -2,18 +2,17 @@
 // into AuthEvents by the same normalizeEvent the daemon uses, so a replay judges exactly what
 // live traffic would produce. Streaming: a trace of any size is read in constant memory.
 //
-// It is the hot path of `fsguard policy simulate` (≥ 500,000 events/s): lines are split on the
-// bytes (no readline, no string per line), each chunk is checked four bytes at a time for
-// anything but printable ASCII, and the headers normalize needs are taken from each line by
-// EventJsonExtractor without JSON.parse. A line it cannot take that way (non-ASCII, control
-// characters, escapes in a needed header, anything unusual) goes through JSON.parse exactly as
-// before, so every line gets the record it always got.
-import { createReadStream } from 'node:fs';
+// It is the hot path of `fsguard policy simulate` (≥ 500,000 events/s): the wasm line scanner
+// (lib/events/line-scanner.ts) splits the lines on the bytes — the one trace-line splitter —
+// and reads each regular auth event without JSON.parse; every other line (another event,
+// non-ASCII, control characters, escapes, anything unusual) goes through JSON.parse and
+// normalizeEvent, the reference the scanner is held to, so every line gets the same record.
+import { fstat as fsFstat, read as fsRead, type Stats } from 'node:fs';
 import { open, stat } from 'node:fs/promises';
+import { Readable } from 'node:stream';
 import { Worker } from 'node:worker_threads';
 import { createGunzip } from 'node:zlib';
 import type { AuthEvent, DropReason, NormalizeResult } from '../events/auth-event.js';
-import { EventJsonExtractor } from '../events/fast-json.js';
 import { AddressMemo, normalizeEvent, normalizePreparsed, PreparsedEvent, SwitchAddressMemo, type NormalizeOptions } from '../events/normalize.js';
 import { LineRecords, LineStatus, loadLineScannerModule, RECORD_SIZE, WasmLineScanner } from '../events/line-scanner.js';
 import { SlotKind, SlotRing, type ScanWorkerData, type ScanWorkerMessage } from './scan-protocol.js';
@@ -32,14 +31,8 @@ export interface ReadTraceOptions {
   /** Index of this trace's first line when several traces are replayed as one (default 0). */
   readonly firstIndex?: number;
   /**
-   * Who splits and reads the lines: `wasm` (wasm/line-scanner.ts, SIMD), `javascript`
-   * (EventJsonExtractor), or `auto` (default): wasm when the module loads, else JavaScript.
-   * All give the same records; `javascript` is there to hold them to each other.
-   */
-  readonly scanner?: 'auto' | 'wasm' | 'javascript';
-  /**
-   * scanTrace only: read and scan the file on a second thread (wasm scanner) while this one
-   * makes events of the records. Default: for files of 4 MB and more when the scanner loads.
+   * scanTrace only: read and scan the trace on a second thread while this one makes events of
+   * the records and runs the policy. Default: for files of 4 MB and more, pipes and FIFOs.
    */
   readonly thread?: boolean;
 }
@@ -53,80 +46,142 @@ export interface TraceVisitor {
   chunkDone?(): void | Promise<void>;
 }
 
-async function isGzip(path: string): Promise<boolean> {
-  if (path.endsWith('.gz')) return true;
-  const fh = await open(path, 'r');
-  try {
-    const buf = Buffer.alloc(2);
-    const { bytesRead } = await fh.read(buf, 0, 2, 0);
-    return bytesRead === 2 && buf[0] === 0x1f && buf[1] === 0x8b;
-  } finally {
-    await fh.close();
-  }
+/** The trace name that means standard input. */
+export const STDIN_TRACE = '-';
+
+/** How a trace is named in messages ('-' is "stdin"). */
+export function traceLabel(name: string): string {
+  return name === STDIN_TRACE ? 'stdin' : name;
 }
 
 const READ_CHUNK = 1 << 20;
+/** Standard input set non-blocking by another process (EAGAIN): looked at again after this long. */
+const STDIN_RETRY_MS = 5;
 
 /**
- * A trace file's bytes, chunk by chunk, gunzipping `.gz` (or gzip-magic) files on the fly. A
- * plain file is read into two reused buffers, the next read running while the caller works on
- * the chunk it has (a new 1 MB buffer per read cost more in page faults than the reading, and
- * a read started only when asked for left the caller waiting): each chunk is valid only until
- * the next one is asked for.
+ * A trace's bytes in order, read sequentially (never at a position: pipes, FIFOs, sockets and
+ * terminals cannot seek, and `zcat day.jsonl.gz | fsguard policy simulate -` is how a day is
+ * replayed). At most one read runs at a time; close() waits for it.
  */
-export async function* traceChunks(path: string): AsyncGenerator<Uint8Array> {
-  if (await isGzip(path)) {
-    const raw = createReadStream(path, { highWaterMark: READ_CHUNK });
-    // Large output chunks and a deep buffer: zlib inflates on a worker thread and can run ahead
-    // of the lines being judged (16 KB chunks cost more in callbacks than in inflating).
-    const gunzip = createGunzip({ chunkSize: 256 * 1024 });
-    raw.on('error', (err) => gunzip.destroy(err));
-    for await (const chunk of raw.pipe(gunzip)) yield chunk as Buffer;
-    return;
+interface TraceInput {
+  read(buf: Buffer, offset: number, length: number): Promise<number>;
+  close(): Promise<void>;
+}
+
+async function openTraceInput(name: string): Promise<TraceInput> {
+  if (name === STDIN_TRACE) {
+    let pending: Promise<unknown> = Promise.resolve();
+    const readOnce = (buf: Buffer, offset: number, length: number): Promise<number> => new Promise((resolve, reject) => {
+      fsRead(0, buf, offset, length, null, (err, n) => (err ? reject(err) : resolve(n)));
+    });
+    const readStdin = async (buf: Buffer, offset: number, length: number): Promise<number> => {
+      for (;;) {
+        try {
+          return await readOnce(buf, offset, length);
+        } catch (err) {
+          if ((err as NodeJS.ErrnoException).code !== 'EAGAIN') throw err;
+          await new Promise((resolve) => setTimeout(resolve, STDIN_RETRY_MS));
+        }
+      }
+    };
+    return {
+      read: (buf, offset, length) => {
+        const r = readStdin(buf, offset, length);
+        pending = r.catch(() => undefined);
+        return r;
+      },
+      // Standard input stays open: it is not ours.
+      close: async () => { await pending; },
+    };
   }
-  const fh = await open(path, 'r');
-  const buffers = [Buffer.allocUnsafe(READ_CHUNK), Buffer.allocUnsafe(READ_CHUNK)] as const;
-  let which = 0;
-  let position = 0;
-  let next = fh.read(buffers[0], 0, READ_CHUNK, position);
+  const fh = await open(name, 'r');
+  let pending: Promise<unknown> = Promise.resolve();
+  return {
+    read: async (buf, offset, length) => {
+      const r = fh.read(buf, offset, length, null);
+      pending = r.catch(() => undefined);
+      return (await r).bytesRead;
+    },
+    close: async () => {
+      await pending;
+      await fh.close();
+    },
+  };
+}
+
+/** Reads into buf from `from` until it holds `want` bytes or the input ends; returns the bytes held. */
+async function readAtLeast(input: TraceInput, buf: Buffer, from: number, want: number): Promise<number> {
+  let have = from;
+  while (have < want) {
+    const n = await input.read(buf, have, buf.length - have);
+    if (n === 0) break;
+    have += n;
+  }
+  return have;
+}
+
+const GZIP_MAGIC_0 = 0x1f;
+const GZIP_MAGIC_1 = 0x8b;
+
+/**
+ * A trace's bytes, chunk by chunk: from a file, a FIFO, a pipe or standard input ('-'), gunzipped
+ * on the fly when its first two bytes are gzip's magic (1f 8b), whatever its name. A plain trace
+ * is read into one reused buffer (a new 1 MB buffer per read cost more in page faults than the
+ * reading): each chunk is valid only until the next one is asked for. No read runs ahead: the
+ * scanning thread that reads large traces outpaces the policy's thread without it.
+ */
+export async function* traceChunks(name: string): AsyncGenerator<Uint8Array> {
+  const input = await openTraceInput(name);
+  const buffer = Buffer.allocUnsafe(READ_CHUNK);
   try {
-    for (;;) {
-      const { bytesRead } = await next;
-      if (bytesRead === 0) return;
-      const chunk = buffers[which]!.subarray(0, bytesRead);
-      position += bytesRead;
-      which ^= 1;
-      // Started at the exact position this read ended at (a short read cannot skip bytes).
-      next = fh.read(buffers[which]!, 0, READ_CHUNK, position);
-      yield chunk;
+    let n = await readAtLeast(input, buffer, 0, 2);
+    if (n >= 2 && buffer[0] === GZIP_MAGIC_0 && buffer[1] === GZIP_MAGIC_1) {
+      yield* gunzipped(input, Buffer.from(buffer.subarray(0, n)));
+      return;
+    }
+    while (n > 0) {
+      yield buffer.subarray(0, n);
+      n = await input.read(buffer, 0, READ_CHUNK);
     }
   } finally {
-    // The read started last may still be running: let it finish before closing its file.
-    await next.catch(() => undefined);
-    await fh.close();
+    await input.close();
   }
 }
 
-const NEWLINE = 10;
+/** The inflated bytes of a gzip input whose first bytes (`head`) were already read. */
+async function* gunzipped(input: TraceInput, head: Buffer): AsyncGenerator<Uint8Array> {
+  async function* compressed(): AsyncGenerator<Buffer> {
+    yield head;
+    for (;;) {
+      // A buffer per read: zlib may still hold the previous ones.
+      const buf = Buffer.allocUnsafe(READ_CHUNK);
+      const n = await input.read(buf, 0, READ_CHUNK);
+      if (n === 0) return;
+      yield buf.subarray(0, n);
+    }
+  }
+  const raw = Readable.from(compressed(), { objectMode: false });
+  // Large output chunks and a deep buffer: zlib inflates on a worker thread and can run ahead
+  // of the lines being judged (16 KB chunks cost more in callbacks than in inflating).
+  const gunzip = createGunzip({ chunkSize: 256 * 1024 });
+  raw.on('error', (err) => gunzip.destroy(err));
+  try {
+    for await (const chunk of raw.pipe(gunzip)) yield chunk as Buffer;
+  } finally {
+    raw.destroy();
+    gunzip.destroy();
+  }
+}
 
 /**
  * Turns a trace's bytes, fed chunk by chunk, into records. Lines are numbered as readline
- * numbered them (`\n`, `\r\n` and a lone `\r` end a line).
+ * numbered them (`\n`, `\r\n` and a lone `\r` end a line: the scanner splits at line feeds and
+ * marks lines with other control bytes unusual; those are split at `\r` here).
  */
 export class TraceDecoder {
-  /** Bytes of the unfinished line (at the front), then the chunk being split. 4-byte aligned. */
-  private work: Buffer = Buffer.alloc(0);
-  private words = new Int32Array(0);
-  /** Valid bytes in `work`; all of them have been scanned. */
-  private length = 0;
-  /** Positions in `work` of line feeds, and of other bytes outside printable ASCII (0x20-0x7f). */
-  private newlines = new Int32Array(1024);
-  private odd = new Int32Array(64);
-  private newlineCount = 0;
-  private oddCount = 0;
-  private readonly extractor = new EventJsonExtractor();
   private readonly normalizeOptions: NormalizeOptions;
-  private readonly wasm: WasmLineScanner | null;
+  /** This decoder's scanner, made when it is first fed bytes (never, when a scanning thread feeds decodeRecords). */
+  private scanner: WasmLineScanner | null = null;
   /** Reads the scanner's records: this decoder's, or those of a scanning thread (decodeRecords). */
   private readonly records = new LineRecords();
   /** Filled by LineRecords.preparse for each regular event (reused: one per decoder). */
@@ -137,15 +192,6 @@ export class TraceDecoder {
   constructor(options: ReadTraceOptions) {
     this.normalizeOptions = { profiles: options.profiles, switchMemo: new SwitchAddressMemo(), addressMemo: new AddressMemo() };
     this.index = options.firstIndex ?? 0;
-    const want = options.scanner ?? 'auto';
-    const module = want === 'javascript' ? null : loadLineScannerModule();
-    if (want === 'wasm' && module instanceof Error) throw new Error(`the wasm line scanner is not available: ${module.message}`);
-    this.wasm = module === null || module instanceof Error ? null : new WasmLineScanner(module);
-  }
-
-  /** Which line reader this decoder uses. */
-  get scanner(): 'wasm' | 'javascript' {
-    return this.wasm === null ? 'javascript' : 'wasm';
   }
 
   /** Non-blank lines so far (the next line's index, less firstIndex). */
@@ -154,105 +200,25 @@ export class TraceDecoder {
   }
 
   feed(chunk: Uint8Array, visitor: TraceVisitor): void {
-    if (this.wasm !== null) {
-      this.wasm.append(chunk);
-      this.drain(this.wasm, visitor);
-      return;
-    }
-    const start = this.length;
-    this.reserve(start + chunk.length);
-    this.work.set(chunk, start);
-    this.length = start + chunk.length;
-    this.scan(start, this.length);
-    if (this.newlineCount === 0) return;
-    const last = this.newlines[this.newlineCount - 1]!;
-    const text = this.work.toString('latin1', 0, last);
-    let from = 0;
-    let oi = 0;
-    for (let k = 0; k < this.newlineCount; k++) {
-      const nl = this.newlines[k]!;
-      let plain = true;
-      while (oi < this.oddCount && this.odd[oi]! < nl) { plain = false; oi++; }
-      if (plain) this.plainLine(text, from, nl, visitor);
-      else this.unusualLine(from, nl, visitor);
-      from = nl + 1;
-    }
-    // Keep the unfinished line (and what is known about it) at the front.
-    const rest = this.length - from;
-    this.work.copyWithin(0, from, this.length);
-    this.length = rest;
-    let kept = 0;
-    for (; oi < this.oddCount; oi++) this.odd[kept++] = this.odd[oi]! - from;
-    this.oddCount = kept;
-    this.newlineCount = 0;
+    const scanner = this.ownScanner();
+    scanner.append(chunk);
+    this.drain(scanner, visitor);
   }
 
   /** The end of the input: the last line, when it has no line feed. */
   finish(visitor: TraceVisitor): void {
-    if (this.wasm !== null) {
-      this.wasm.endInput();
-      this.drain(this.wasm, visitor);
-      return;
+    if (this.scanner === null) return;
+    this.scanner.endInput();
+    this.drain(this.scanner, visitor);
+  }
+
+  private ownScanner(): WasmLineScanner {
+    if (this.scanner === null) {
+      const module = loadLineScannerModule();
+      if (module instanceof Error) throw new Error(`cannot read traces without dist/wasm/line-scanner.wasm (npm run build makes it): ${module.message}`);
+      this.scanner = new WasmLineScanner(module);
     }
-    if (this.length === 0) return;
-    if (this.oddCount === 0) this.plainLine(this.work.toString('latin1', 0, this.length), 0, this.length, visitor);
-    else this.unusualLine(0, this.length, visitor);
-    this.length = 0;
-    this.oddCount = 0;
-  }
-
-  private reserve(size: number): void {
-    if (size + 8 <= this.work.length) return;
-    const ab = new ArrayBuffer(Math.max(READ_CHUNK * 2, (size + 8) * 2) & ~7);
-    const next = Buffer.from(ab);
-    next.set(this.work.subarray(0, this.length));
-    this.work = next;
-    this.words = new Int32Array(ab);
-  }
-
-  /** Records line feeds and unusual bytes of work[from, to): four bytes at a time while clean. */
-  private scan(from: number, to: number): void {
-    const work = this.work;
-    let i = from;
-    while (i < to && (i & 3) !== 0) this.classify(work[i]!, i++);
-    const words = this.words;
-    const lastWord = to >> 2;
-    for (let w = i >> 2; w < lastWord; w++) {
-      const x = words[w]!;
-      // Non-zero when a byte is < 0x20 or >= 0x80 (exact as a whole: borrows only follow a hit).
-      if (((((x - 0x20202020) & ~x) | x) & 0x80808080) !== 0) {
-        const b = w << 2;
-        this.classify(work[b]!, b);
-        this.classify(work[b + 1]!, b + 1);
-        this.classify(work[b + 2]!, b + 2);
-        this.classify(work[b + 3]!, b + 3);
-      }
-    }
-    for (i = Math.max(i, lastWord << 2); i < to; i++) this.classify(work[i]!, i);
-  }
-
-  private classify(c: number, at: number): void {
-    if (c >= 0x20 && c < 0x80) return;
-    if (c === NEWLINE) {
-      if (this.newlineCount === this.newlines.length) this.newlines = grow(this.newlines);
-      this.newlines[this.newlineCount++] = at;
-    } else {
-      if (this.oddCount === this.odd.length) this.odd = grow(this.odd);
-      this.odd[this.oddCount++] = at;
-    }
-  }
-
-  /** A line of printable ASCII only: text[s, e) (text is work from byte 0, as latin1). */
-  private plainLine(text: string, s: number, e: number, visitor: TraceVisitor): void {
-    this.line++;
-    let j = s;
-    while (j < e && text.charCodeAt(j) === 32) j++;
-    if (j === e) return;
-    const index = this.index++;
-    const headers = this.extractor.extractChecked(this.work, text, 0, s, e);
-    // A copy for JSON.parse: a view of `text` would keep the whole chunk alive in its values.
-    if (headers === null) this.parsed(this.work.toString('latin1', s, e), index, visitor);
-    else this.normalized(headers, index, visitor);
+    return this.scanner;
   }
 
   /** Every complete line the wasm scanner has, record by record. */
@@ -277,18 +243,13 @@ export class TraceDecoder {
       this.line++;
       if (status === LineStatus.blank) continue;
       const index = this.index++;
-      if (status === LineStatus.extracted) {
-        if (records.preparse(k, this.preparsed)) this.result(normalizePreparsed(this.preparsed, this.normalizeOptions), index, visitor);
-        else this.normalized(records.headers(k), index, visitor);
+      if (status === LineStatus.extracted && records.preparse(k, this.preparsed)) {
+        this.result(normalizePreparsed(this.preparsed, this.normalizeOptions), index, visitor);
       } else {
+        // Printable ASCII only (the scanner sent anything else to `unusual`): latin1 is UTF-8 here.
         this.parsed(records.latin1(k), index, visitor);
       }
     }
-  }
-
-  /** A line with control characters or non-ASCII bytes: decoded and parsed as readline + JSON.parse did. */
-  private unusualLine(s: number, e: number, visitor: TraceVisitor): void {
-    this.unusualText(this.work.toString('utf8', s, e), visitor);
   }
 
   private unusualText(decoded: string, visitor: TraceVisitor): void {
@@ -327,12 +288,6 @@ export class TraceDecoder {
   }
 }
 
-function grow(a: Int32Array): Int32Array<ArrayBuffer> {
-  const b = new Int32Array(a.length * 2);
-  b.set(a);
-  return b;
-}
-
 /** Files this big and more are scanned on a second thread by default (a thread costs ~30 ms to start). */
 const THREAD_MIN_BYTES = 4 << 20;
 /** Slots of the ring between the threads, and the bytes of lines a slot holds. */
@@ -347,7 +302,7 @@ export async function scanTrace(path: string, options: ReadTraceOptions, visitor
   if (await useThread(path, options)) return scanTraceThreaded(path, options, visitor);
   const decoder = new TraceDecoder(options);
   const first = options.firstIndex ?? 0;
-  for await (const chunk of traceChunks(path)) {
+  for await (const chunk of namedErrors(path, traceChunks(path))) {
     decoder.feed(chunk, visitor);
     if (visitor.chunkDone) await visitor.chunkDone();
   }
@@ -356,11 +311,35 @@ export async function scanTrace(path: string, options: ReadTraceOptions, visitor
   return decoder.nextIndex - first;
 }
 
+/** The chunks of `chunks`, its read and inflate errors prefixed with the trace's name (as the scanning thread's are). */
+async function* namedErrors(name: string, chunks: AsyncGenerator<Uint8Array>): AsyncGenerator<Uint8Array> {
+  try {
+    for (;;) {
+      let r: IteratorResult<Uint8Array>;
+      try {
+        r = await chunks.next();
+      } catch (err) {
+        throw new Error(`${traceLabel(name)}: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
+      }
+      if (r.done === true) return;
+      yield r.value;
+    }
+  } finally {
+    // The caller stopped early (or a read failed): the input is closed either way.
+    await chunks.return(undefined);
+  }
+}
+
 async function useThread(path: string, options: ReadTraceOptions): Promise<boolean> {
-  if (options.scanner === 'javascript' || options.thread === false) return false;
-  if (options.thread === true) return true;
-  if (loadLineScannerModule() instanceof Error) return false;
-  return (await stat(path)).size >= THREAD_MIN_BYTES;
+  if (options.thread !== undefined) return options.thread;
+  const st = await statTrace(path);
+  // A pipe, FIFO or terminal has no size to go by; it is how large traces arrive (zcat … |).
+  return !st.isFile() || st.size >= THREAD_MIN_BYTES;
+}
+
+function statTrace(name: string): Promise<Stats> {
+  if (name !== STDIN_TRACE) return stat(name);
+  return new Promise((resolve, reject) => fsFstat(0, (err, st) => (err ? reject(err) : resolve(st))));
 }
 
 /**
@@ -370,7 +349,7 @@ async function useThread(path: string, options: ReadTraceOptions): Promise<boole
  */
 async function scanTraceThreaded(path: string, options: ReadTraceOptions, visitor: TraceVisitor): Promise<number> {
   // This decoder is never fed bytes: it numbers lines and normalizes what the thread scanned.
-  const decoder = new TraceDecoder({ ...options, scanner: 'javascript' });
+  const decoder = new TraceDecoder(options);
   const records = new LineRecords();
   const first = options.firstIndex ?? 0;
   const ring = new SlotRing(SlotRing.create(THREAD_WINDOW, WasmLineScanner.RECORDS * RECORD_SIZE, SLOT_LINE_BYTES));
@@ -403,7 +382,7 @@ async function scanTraceThreaded(path: string, options: ReadTraceOptions, visito
         records.use(ring.records[slot]!, ring.bytes[slot]!, ring.base(seq));
       } else {
         const m = await nextMessage();
-        if (m.kind === 'error') throw new Error(`${path}: ${m.message}`);
+        if (m.kind === 'error') throw new Error(`${traceLabel(path)}: ${m.message}`);
         records.use(m.records, m.bytes, ring.base(seq));
       }
       decoder.decodeRecords(records, ring.count(seq), visitor);
@@ -415,29 +394,6 @@ async function scanTraceThreaded(path: string, options: ReadTraceOptions, visito
     await worker.terminate();
   }
   return decoder.nextIndex - first;
-}
-
-/**
- * Yields one record per non-blank line. `index` counts non-blank lines (the event_index of
- * simulate, the same count the scenario judge uses); `line` is the 1-based physical line, for
- * error messages. Blank lines are skipped and not counted.
- */
-export async function* readTrace(path: string, options: ReadTraceOptions): AsyncGenerator<TraceRecord> {
-  let records: TraceRecord[] = [];
-  const collect: TraceVisitor = {
-    event: (event, index, line) => { records.push({ kind: 'event', index, line, event }); },
-    dropped: (reason, detail, index, line) => { records.push({ kind: 'dropped', index, line, reason, detail }); },
-    malformed: (detail, index, line) => { records.push({ kind: 'malformed', index, line, detail }); },
-  };
-  const decoder = new TraceDecoder(options);
-  for await (const chunk of traceChunks(path)) {
-    decoder.feed(chunk, collect);
-    const out = records;
-    records = [];
-    yield* out;
-  }
-  decoder.finish(collect);
-  yield* records;
 }
 
 /** ISO-8601 time of an event timestamp (µs since the epoch), keeping the microseconds. */

@@ -2,7 +2,7 @@
 // lib/nft's own read-back, so the writer's tests assert on kernel state rather than on
 // the code under test.
 import { spawnSync } from 'node:child_process';
-import type { NftRunner, NftRunResult } from '../../lib/nft/index.js';
+import type { NftInput, NftRunner, NftRunResult } from '../../lib/nft/index.js';
 import type { NftCommand } from '../../lib/nft/schema.js';
 
 /** A table name unique to this test process and label, so parallel test files never collide. */
@@ -85,18 +85,31 @@ export function deleteTableIfExists(family: string, table: string): void {
   spawnSync('nft', ['delete', 'table', family, table], { stdio: 'ignore' });
 }
 
-/** Wraps a runner and records every run: how many nft processes, with what commands. */
+/** Wraps a runner and records every run: how many libnftables calls, with what commands. */
 export class RecordingRunner implements NftRunner {
   readonly runs: NftCommand[][] = [];
   /** The most nft processes that ran at the same time (the writer promises 1). */
   maxConcurrent = 0;
   private running = 0;
   constructor(private readonly inner: NftRunner) {}
-  get binary(): string {
-    return this.inner.binary;
+  get library(): string {
+    return this.inner.library;
   }
-  async run(commands: readonly NftCommand[]): Promise<NftRunResult> {
-    this.runs.push([...commands]);
+  get hungCalls(): number {
+    return this.inner.hungCalls;
+  }
+  close(): Promise<void> {
+    return this.inner.close?.() ?? Promise.resolve();
+  }
+  /** Runs that were scripts (table creation), in order; `runs` gets [] for each. */
+  readonly scripts: string[] = [];
+  async run(commands: NftInput): Promise<NftRunResult> {
+    if ('script' in commands) {
+      this.scripts.push(commands.script);
+      this.runs.push([]);
+    } else {
+      this.runs.push([...commands]);
+    }
     this.running++;
     this.maxConcurrent = Math.max(this.maxConcurrent, this.running);
     try {
@@ -119,10 +132,12 @@ export class ImmediateScheduler {
 
 /** A runner that answers from a script: for situations a real nft cannot be made to produce. */
 export class ScriptedRunner implements NftRunner {
-  readonly binary = 'scripted-nft';
+  readonly library = 'scripted-nft';
+  readonly hungCalls = 0;
   readonly runs: NftCommand[][] = [];
   constructor(private readonly answer: (commands: readonly NftCommand[], call: number) => NftRunResult) {}
-  run(commands: readonly NftCommand[]): Promise<NftRunResult> {
+  run(input: NftInput): Promise<NftRunResult> {
+    const commands = 'script' in input ? [] : input;
     this.runs.push([...commands]);
     return Promise.resolve(this.answer(commands, this.runs.length - 1));
   }

@@ -330,3 +330,18 @@ export function judge(events: readonly RawEvent[], r: Replay, mustBan: readonly 
   }
   return [...new Set(problems)];
 }
+
+/**
+ * Answered failures forged over UDP "from" `o.ip`: the attacker asks for a 401 on its own
+ * address (`nonceFrom`, one challenge per nonce it needs), then sends REGISTERs with a wrong
+ * digest and that nonce with the victim's address as source. FreeSWITCH looks the nonce up
+ * without the address (sofia_reg_parse_auth): no challenge for the forged packet, a FORBIDDEN
+ * attempt and a register_failure carrying the victim's address.
+ */
+export function forgedFailures(b: TraceBuilder, o: AttackOptions & { users: readonly string[]; nonceFrom: string }): void {
+  for (let i = 0; i < o.count; i++) {
+    const atS = (o.startS ?? 0) + i / o.ratePerS;
+    if (i % 20 === 0) b.auth({ ip: o.nonceFrom, port: 5099, user: o.users[0]!, ua: o.ua, atS: atS - 0.2, answer: null, latencyS: 0.01 });
+    b.auth({ ip: o.ip, port: o.port ?? 5060, user: o.users[i % o.users.length]!, ua: o.ua, atS, answer: 'FORBIDDEN', challenge: false, latencyS: 0 });
+  }
+}

@@ -1,0 +1,152 @@
+// The policy clock (issue 9): no single event moves it, a step of FreeSWITCH's host clock
+// forward or back neither bans anyone nor stops banning, event time never runs ahead of the
+// daemon's wall clock by more than maxEventLeadSeconds, and an Event-Sequence gap (events
+// lost) neither expires a proof nor counts a challenge unanswered because its answer is lost.
+import t from 'tap';
+import type { AttemptResult, AuthEvent } from '../lib/events/auth-event.js';
+import { parseIp } from '../lib/net/ip.js';
+import { createPolicy, type RatePolicy } from '../lib/policy/engine.js';
+import { DEFAULT_POLICY_SETTINGS, type PolicySettings } from '../lib/policy/settings.js';
+import type { BanDecision, ClockReading, PolicyAlert } from '../lib/policy/types.js';
+
+const S = 1_000_000;
+const T0 = 1_793_610_000_000_000;
+const DAY = 86_400 * S;
+const ATT = '203.0.113.66';
+const PROBER = '203.0.113.77';
+const OFFICE = '198.51.100.10';
+let ids = 0;
+
+/** An event stamped `stampUs` (absolute µs), as FreeSWITCH would. */
+function ev(kind: 'challenge' | 'forbidden' | 'success', ip: string, stampUs: number, user: string, callId = `c${++ids}`): AuthEvent[] {
+  const common = { profile: 'internal', source: parseIp(ip)!, port: 5060, userAgent: 'Yealink SIP-T46S', callId, timeUs: stampUs, switchAddresses: ['192.0.2.10'] };
+  if (kind === 'challenge') return [{ ...common, kind: 'challenge', fromUser: user, toUser: user }];
+  const result: AttemptResult = kind === 'success' ? 'success' : 'forbidden';
+  const out: AuthEvent[] = [{ ...common, kind: 'challenge', fromUser: user, toUser: user }, { ...common, timeUs: stampUs + 50_000, kind: 'attempt', result, authUser: user, fromUser: user, toUser: user, realm: 'pbx' }];
+  if (kind === 'forbidden') out.push({ ...common, callId: '', timeUs: stampUs + 50_000, kind: 'failure', method: 'REGISTER', toUser: user });
+  else out.push({ ...common, timeUs: stampUs + 51_000, kind: 'registered', authUser: user, expires: 120 });
+  return out;
+}
+
+interface Run { bans: BanDecision[]; alerts: PolicyAlert[] }
+function feed(p: RatePolicy, events: readonly AuthEvent[], run: Run = { bans: [], alerts: [] }): Run {
+  for (const e of events) { const o = p.observe(e); run.bans.push(...o.bans); run.alerts.push(...o.alerts); }
+  return run;
+}
+const policy = (o: Partial<PolicySettings> = {}): RatePolicy => createPolicy({ ...DEFAULT_POLICY_SETTINGS, ...o });
+/** A site of `n` users proven at `atUs`. */
+const office = (atUs: number, n = 10): AuthEvent[] => Array.from({ length: n }, (_, i) => ev('success', OFFICE, atUs + i * 100_000, String(1000 + i))).flat();
+const bansOf = (r: Run, ip: string): BanDecision[] => r.bans.filter((b) => b.target.cidr.text === ip);
+
+t.test('one event stamped days ahead moves nothing: proofs hold, bans still expire and recur', async (t) => {
+  const p = policy({ forgedFailureShieldUsers: 0 });
+  const r = feed(p, office(T0));
+  feed(p, ev('challenge', '192.0.2.200', T0 + 3 * DAY, 'x'), r); // the lone bad stamp
+  t.equal(p.clockStats().unconfirmedJumps + (p.clockUs() < T0 + DAY ? 0 : 1), 0, 'not yet counted: it waits for a confirmation');
+  // The office, proven a second earlier, is still proven: one forged failure does not ban it.
+  feed(p, ev('forbidden', OFFICE, T0 + 2 * S, '1000'), r);
+  t.equal(p.clockStats().unconfirmedJumps, 1, 'the next event did not confirm it: counted');
+  t.ok(p.clockUs() < T0 + 10 * S, 'the clock did not move');
+  t.same(bansOf(r, OFFICE), []);
+  // A brute forcer is banned, its ban ends an hour later, and it is banned again.
+  for (let i = 0; i < 6; i++) feed(p, ev('forbidden', ATT, T0 + 10 * S + i * S, '1000'), r);
+  t.equal(bansOf(r, ATT).length, 1);
+  const after = T0 + 10 * S + (bansOf(r, ATT)[0]!.seconds + 60) * S;
+  // Events keep flowing meanwhile (the office refreshes), so the clock runs.
+  for (let k = 1; k * 120 * S < after - T0; k++) feed(p, ev('success', OFFICE, T0 + k * 120 * S, '1000'), r);
+  for (let i = 0; i < 6; i++) feed(p, ev('forbidden', ATT, after + i * S, '1000'), r);
+  t.equal(bansOf(r, ATT).length, 2, 'banned again after the first ban ended');
+  t.equal(bansOf(r, ATT)[1]!.previousOffences, 1);
+});
+
+/** Feeds events with a reading of the daemon's clocks before each: wall = monotonic = `realUs`. */
+function live(p: RatePolicy, run: Run, realUs: number, events: readonly AuthEvent[]): void {
+  const reading: ClockReading = { wallUs: realUs, monotonicUs: realUs - T0 };
+  const o = p.noteClock(reading);
+  run.bans.push(...o.bans);
+  feed(p, events, run);
+}
+
+t.test('the host clock steps a day forward: no proof expires, no one is banned, attackers still are', async (t) => {
+  const p = policy({ forgedFailureShieldUsers: 0 });
+  const r: Run = { bans: [], alerts: [] };
+  live(p, r, T0, office(T0));
+  live(p, r, T0 + 5 * S, []);
+  // From here on FreeSWITCH stamps everything a day ahead; real time moves on by seconds.
+  const step = DAY;
+  live(p, r, T0 + 10 * S, ev('forbidden', OFFICE, T0 + 10 * S + step, '1003'));
+  live(p, r, T0 + 11 * S, ev('forbidden', OFFICE, T0 + 11 * S + step, '1004'));
+  t.equal(p.clockStats().steps, 1, 'a step, absorbed');
+  t.ok(p.clockUs() < T0 + 60 * S, 'policy time moved by seconds, not a day');
+  t.same(bansOf(r, OFFICE), [], 'the office is still proven: two failing phones are not a ban');
+  t.equal(p.inspect(OFFICE)?.proven, true);
+  for (let i = 0; i < 6; i++) live(p, r, T0 + (20 + i) * S, ev('forbidden', ATT, T0 + (20 + i) * S + step, '1000'));
+  t.equal(bansOf(r, ATT)[0]?.rule, 'brute_force', 'a brute forcer after the step is banned');
+  t.ok(Math.abs(bansOf(r, ATT)[0]!.atUs - (T0 + 25 * S + step)) < 2 * S, 'the ban is reported in FreeSWITCH\'s (event) time');
+});
+
+t.test('the host clock steps a day back: timers keep running, probers are still banned', async (t) => {
+  const p = policy();
+  const r: Run = { bans: [], alerts: [] };
+  live(p, r, T0, office(T0));
+  const back = -DAY;
+  live(p, r, T0 + 10 * S, ev('success', OFFICE, T0 + 10 * S + back, '1000'));
+  live(p, r, T0 + 11 * S, ev('success', OFFICE, T0 + 11 * S + back, '1001'));
+  t.equal(p.clockStats().steps, 1, 'a step back, absorbed');
+  // A prober that never answers, after the step, silent afterwards: only the timers can ban it.
+  for (let i = 0; i < 12; i++) live(p, r, T0 + (20 + i * 0.5) * S, ev('challenge', PROBER, T0 + (20 + i * 0.5) * S + back, String(100 + i)));
+  for (let k = 0; k < 10; k++) live(p, r, T0 + (30 + k) * S, []);
+  t.ok(bansOf(r, PROBER).length === 1, `the prober is banned by the deadlines (${bansOf(r, PROBER)[0]?.rule})`);
+  t.same(bansOf(r, OFFICE), []);
+});
+
+t.test('event time runs at most maxEventLeadSeconds ahead of the wall clock', async (t) => {
+  const p = policy();
+  const r: Run = { bans: [], alerts: [] };
+  live(p, r, T0, office(T0));
+  // A FreeSWITCH whose clock runs 200 s ahead of fsguard's host (less than a clock step).
+  live(p, r, T0 + 1 * S, ev('success', OFFICE, T0 + 201 * S, '1000'));
+  live(p, r, T0 + 2 * S, ev('success', OFFICE, T0 + 202 * S, '1001'));
+  t.ok(p.clockStats().aheadOfWallClock >= 1, 'counted');
+  t.ok(p.clockUs() <= T0 + 2 * S + DEFAULT_POLICY_SETTINGS.maxEventLeadSeconds * S, 'the clock stays within the lead of the wall clock');
+  // An hour ahead from one moment on: a step, absorbed; the clock keeps wall time.
+  const q = policy();
+  live(q, r, T0, office(T0));
+  live(q, r, T0 + 1 * S, ev('success', OFFICE, T0 + 3601 * S, '1000'));
+  t.equal(q.clockStats().steps, 1);
+  t.ok(q.clockUs() <= T0 + 2 * S + DEFAULT_POLICY_SETTINGS.maxEventLeadSeconds * S);
+});
+
+t.test('a reordered stream (stamps off by tens of ms) is judged as the ordered one', async (t) => {
+  const ordered: AuthEvent[] = [];
+  for (let i = 0; i < 200; i++) ordered.push(...(i % 2 ? ev('success', OFFICE, T0 + i * 200_000, String(1000 + (i % 7))) : ev(i % 10 === 0 ? 'forbidden' : 'challenge', ATT, T0 + i * 200_000, String(1000 + (i % 7)))));
+  const jittered = ordered.map((e, i) => ({ ...e, timeUs: e.timeUs + ((i * 7919) % 81) * 1000 - 40_000 }));
+  const a = feed(policy(), ordered).bans.map((b) => `${b.target.cidr.text} ${b.rule}`);
+  const b = feed(policy(), jittered).bans.map((b) => `${b.target.cidr.text} ${b.rule}`);
+  t.same(b, a);
+  t.ok(a.length > 0, 'the attacker is banned in both');
+});
+
+t.test('an event gap: no proof expires and no challenge counts unanswered because of it', async (t) => {
+  const p = policy({ legitimacySeconds: 600 });
+  const r = feed(p, office(T0, 3));
+  // Events were lost between T0+590 s and T0+700 s (the refresh that renewed the proof, say).
+  feed(p, ev('success', '198.51.100.99', T0 + 590 * S, '9'), r);
+  p.noteEventGap({ fromUs: T0 + 590 * S, toUs: T0 + 700 * S, missing: 400 });
+  feed(p, ev('success', '198.51.100.99', T0 + 700 * S, '9'), r);
+  t.equal(p.inspect(OFFICE)?.proven, true, 'the office is still proven after the gap');
+  // A prober's challenges right before a gap: their answers may be among the lost events.
+  const q = policy();
+  const rr: Run = { bans: [], alerts: [] };
+  for (let i = 0; i < 12; i++) feed(q, ev('challenge', PROBER, T0 + i * 100_000, String(100 + i)), rr);
+  q.noteEventGap({ fromUs: T0 + 1.2 * S, toUs: T0 + 5 * S, missing: 1000 });
+  feed(q, ev('challenge', '192.0.2.200', T0 + 6 * S, 'x'), rr);
+  t.same(bansOf(rr, PROBER), [], 'not banned on challenges whose answers may have been lost');
+  t.ok(q.gapStats.excusedChallenges >= 10);
+  // The same without the gap is banned.
+  const u = policy();
+  const ru: Run = { bans: [], alerts: [] };
+  for (let i = 0; i < 12; i++) feed(u, ev('challenge', PROBER, T0 + i * 100_000, String(100 + i)), ru);
+  feed(u, ev('challenge', '192.0.2.200', T0 + 6 * S, 'x'), ru);
+  t.equal(bansOf(ru, PROBER).length, 1);
+});

@@ -1,0 +1,76 @@
+// Every policy key a profile may override takes effect in every rule and window fed by that
+// profile's events, the timer-driven ones included (issue 9: a base-level shortWindowSeconds
+// of 300 banned a scanner at 200 s; the same key on the profile banned it at 600 s by another
+// rule). One test per window key: the key set on the profile decides exactly as the key set
+// at the base, and differently from the default.
+import t from 'tap';
+import type { AttemptResult, AuthEvent } from '../lib/events/auth-event.js';
+import { parseIp } from '../lib/net/ip.js';
+import { createPolicy } from '../lib/policy/engine.js';
+import { DEFAULT_POLICY_SETTINGS, type PolicySettings } from '../lib/policy/settings.js';
+
+const S = 1_000_000;
+const T0 = 1_793_610_000_000_000;
+const ATT = '203.0.113.66';
+const OFFICE = '198.51.100.10';
+let ids = 0;
+
+function ev(kind: 'challenge' | 'forbidden' | 'success', ip: string, atS: number, user: string): AuthEvent[] {
+  const callId = `p${++ids}`;
+  const common = { profile: 'external', source: parseIp(ip)!, port: 5080, userAgent: 'Yealink SIP-T46S', callId, timeUs: T0 + Math.round(atS * S), switchAddresses: ['192.0.2.10'] };
+  if (kind === 'challenge') return [{ ...common, kind: 'challenge', fromUser: user, toUser: user }];
+  const result: AttemptResult = kind === 'success' ? 'success' : 'forbidden';
+  const at = common.timeUs + 50_000;
+  const out: AuthEvent[] = [{ ...common, kind: 'challenge', fromUser: user, toUser: user }, { ...common, timeUs: at, kind: 'attempt', result, authUser: user, fromUser: user, toUser: user, realm: 'pbx' }];
+  if (kind === 'forbidden') out.push({ ...common, callId: '', timeUs: at, kind: 'failure', method: 'REGISTER', toUser: user });
+  return out;
+}
+
+/** Everything decided, as comparable text. */
+function decisions(settings: PolicySettings, overrides: Record<string, Partial<PolicySettings>>, events: readonly AuthEvent[]): string[] {
+  const p = createPolicy(settings, overrides);
+  const out: string[] = [];
+  const take = (o: ReturnType<typeof p.observe>): void => {
+    for (const b of o.bans) out.push(`ban ${b.target.cidr.text} ${b.rule} ${b.seconds}s at ${(b.atUs - T0) / S} prev ${b.previousOffences}`);
+    for (const a of o.alerts) out.push(`alert ${a.kind} ${a.source} ${a.profile} at ${(a.atUs - T0) / S}`);
+  };
+  for (const e of events) take(p.observe(e));
+  take(p.drain());
+  return out;
+}
+
+const SCENARIOS: { key: keyof PolicySettings; value: number; events: () => AuthEvent[] }[] = [
+  // A scanner sending one never-answered REGISTER every 20 s: with a 5 min short window ten of
+  // them ban it (unanswered_challenges, decided by the deadlines).
+  { key: 'shortWindowSeconds', value: 300, events: () => Array.from({ length: 40 }, (_, i) => ev('challenge', ATT, i * 20, String(100 + i))).flat() },
+  // One guess every 30 s: 15 within 6 h (the default) ban it; within 5 min they never do.
+  { key: 'longWindowSeconds', value: 300, events: () => Array.from({ length: 30 }, (_, i) => ev('forbidden', ATT, i * 30, '1000')).flat() },
+  // A flood every 20 ms: the age at which outstanding challenges count.
+  { key: 'challengeFloodAgeSeconds', value: 0.4, events: () => Array.from({ length: 120 }, (_, i) => ev('challenge', ATT, i * 0.02, String(100 + i))).flat() },
+  // A site proven at 0, then failures from its address at 100-110 s: still proven for 24 h,
+  // or unproven after 60 s (then brute_force).
+  { key: 'legitimacySeconds', value: 60, events: () => [...ev('success', OFFICE, 0, '1000'), ...Array.from({ length: 8 }, (_, i) => ev('forbidden', OFFICE, 100 + i, '1001')).flat()] },
+  // A stale phone at a site, failing every 40 s for an hour: one alert an hour, or one every 10 min.
+  { key: 'alertIntervalSeconds', value: 600, events: () => [...ev('success', OFFICE, 0, '1000'), ...Array.from({ length: 90 }, (_, i) => ev('forbidden', OFFICE, 10 + i * 40, '1002')).flat()] },
+  // A repeat offender after its first ban ends: remembered (the default 30 d) or not (0).
+  {
+    key: 'offenceMemorySeconds', value: 0, events: () => {
+      const first = Array.from({ length: 6 }, (_, i) => ev('forbidden', ATT, i, '1000')).flat();
+      const refresh = Array.from({ length: 40 }, (_, i) => ev('success', OFFICE, 100 + i * 100, '1000')).flat();
+      const again = Array.from({ length: 6 }, (_, i) => ev('forbidden', ATT, 4200 + i, '1000')).flat();
+      return [...first, ...refresh, ...again].sort((a, b) => a.timeUs - b.timeUs);
+    },
+  },
+];
+
+for (const sc of SCENARIOS) {
+  t.test(`profiles.external.${sc.key} = ${sc.value} takes effect in every rule and window`, async (t) => {
+    const events = sc.events();
+    const atBase = decisions({ ...DEFAULT_POLICY_SETTINGS, [sc.key]: sc.value }, {}, events);
+    const onProfile = decisions(DEFAULT_POLICY_SETTINGS, { external: { [sc.key]: sc.value } }, events);
+    const byDefault = decisions(DEFAULT_POLICY_SETTINGS, {}, events);
+    t.same(onProfile, atBase, 'on the profile as at the base');
+    t.notSame(onProfile, byDefault, 'and not as the default');
+    t.ok(onProfile.every((d) => !d.startsWith('alert ') || / external /.test(d)), 'alerts carry the profile, timer-driven ones too');
+  });
+}
