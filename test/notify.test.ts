@@ -314,3 +314,38 @@ t.test('a wrong SMTP password: refused, logged, never shown', async (t) => {
   t.match(logger.text, /EAUTH/, 'says why: authentication');
   t.notMatch(logger.text + JSON.stringify(notifier.channelHealth()), new RegExp(wrong), 'the password is in no log line nor the status');
 });
+
+t.test('a webhook that never answers: the attempt times out on the injected clock, its request is dropped, the retry goes out', async (t) => {
+  let requests = 0;
+  let aborted = 0;
+  const server = createServer((req, res) => {
+    requests++;
+    req.on('close', () => { if (!res.writableEnded) aborted++; });
+    if (requests > 1) { req.resume(); req.on('end', () => res.writeHead(200).end()); }
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  t.teardown(() => { server.closeAllConnections(); return new Promise<void>((r) => server.close(() => r())); });
+  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/hook`;
+  const { notifier, timers, logger } = rig(notifyConfig({ webhook: { kinds: ['ban'], url, timeoutSeconds: 10 } }));
+  t.teardown(() => notifier.stop(0));
+  notifier.banned(ban('brute_force'), 3600, timers.now);
+  await until('the request arrives', () => requests === 1);
+  timers.advance(10_000);
+  t.match(logger.records[0], { level: 'warn', obj: { channel: 'webhook', attempt: 1, error: 'no answer within 10s', retryInMs: 1000 } });
+  await until('the hanging request dropped', () => aborted === 1);
+  timers.advance(1000);
+  await until('delivered on the retry', () => notifier.channelHealth()[0]!.messages === 1);
+  t.equal(requests, 2);
+});
+
+t.test('a notifier replaced on reload hands its metric names to the new one', async (t) => {
+  const registry = new Registry();
+  const logger = new RecordingLogger();
+  const first = new Notifier(notifyConfig(), { logger, registry });
+  await first.stop(0);
+  t.throws(() => new Notifier(notifyConfig(), { logger, registry }), 'two notifiers cannot share the names');
+  first.unregister(registry);
+  const second = new Notifier(notifyConfig({ webhook: { kinds: ['ban'], url: 'http://127.0.0.1:9/x' } }), { logger, registry });
+  t.ok(registry.getSingleMetric('fsguard_notify_failures_total'), 'the new counters are registered');
+  await second.stop(0);
+});

@@ -2,7 +2,7 @@
 // socket. With no daemon answering, it says so, gives the reason it can find (the unit's
 // state, its last log line) and still lists the kernel's bans, which outlive the daemon.
 // Exit status: 0 running, 3 not running (as `systemctl status`), 1 on other errors.
-import { spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { Writable } from 'node:stream';
 import type { FsguardConfig } from '../config/config.js';
 import { renderStatus } from '../status/render.js';
@@ -23,21 +23,28 @@ interface DownReason {
   readonly lastLogLine: string | null;
 }
 
-function run(command: string, args: string[]): string | null {
-  const r = spawnSync(command, args, { encoding: 'utf8', timeout: 3000, stdio: ['ignore', 'pipe', 'ignore'] });
-  return r.status === 0 && typeof r.stdout === 'string' ? r.stdout : null;
+/** A program's stdout, or null when it is missing, fails or takes over 3 s (no shell). */
+function run(command: string, args: string[]): Promise<string | null> {
+  return new Promise((resolve) => {
+    let out = '';
+    const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'ignore'] });
+    const timer = setTimeout(() => child.kill('SIGKILL'), 3000);
+    child.stdout.setEncoding('utf8').on('data', (d: string) => { if (out.length < 65536) out += d; });
+    child.on('error', () => { clearTimeout(timer); resolve(null); });
+    child.on('close', (code) => { clearTimeout(timer); resolve(code === 0 ? out : null); });
+  });
 }
 
-function unitState(): DownReason['unit'] {
-  const out = run('systemctl', ['show', UNIT, '--property=LoadState,ActiveState,SubState,Result,ExecMainStatus,StateChangeTimestamp']);
+async function unitState(): Promise<DownReason['unit']> {
+  const out = await run('systemctl', ['show', UNIT, '--property=LoadState,ActiveState,SubState,Result,ExecMainStatus,StateChangeTimestamp']);
   if (out === null) return null;
   const p = new Map(out.split('\n').filter(Boolean).map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)] as const));
   if (p.get('LoadState') === 'not-found') return null;
   return { activeState: p.get('ActiveState') ?? '', subState: p.get('SubState') ?? '', result: p.get('Result') ?? '', exitStatus: p.get('ExecMainStatus') ?? '', since: p.get('StateChangeTimestamp') ?? '' };
 }
 
-function lastLogLine(): string | null {
-  const out = run('journalctl', ['--unit', UNIT, '--lines', '1', '--output', 'cat', '--no-pager', '--quiet']);
+async function lastLogLine(): Promise<string | null> {
+  const out = await run('journalctl', ['--unit', UNIT, '--lines', '1', '--output', 'cat', '--no-pager', '--quiet']);
   const lineText = out?.trim().split('\n').pop();
   if (!lineText) return null;
   // fsguard logs JSON lines: show the message and, for a fatal one, its reason.
@@ -88,7 +95,8 @@ export async function runStatusCommand(argv: string[], config: FsguardConfig, co
       unavailable = err;
     }
   }
-  const reason: DownReason = { socket: path ? socketComplaint(unavailable, path) : unavailable.message, unit: unitState(), lastLogLine: lastLogLine() };
+  const [unit, lastLine] = await Promise.all([unitState(), lastLogLine()]);
+  const reason: DownReason = { socket: path ? socketComplaint(unavailable, path) : unavailable.message, unit, lastLogLine: lastLine };
   const bans = await kernelBans(config, json, io);
   if (json) {
     let kernel: unknown = null;

@@ -22,8 +22,11 @@ export class DeliveryError extends Error {
 
 export interface Transport {
   readonly channel: ChannelName;
-  /** Delivers one message; rejects with a DeliveryError (or any error: retryable). */
-  send(batch: NoticeBatch, deliveryId: string): Promise<void>;
+  /**
+   * Delivers one message; rejects with a DeliveryError (or any error: retryable). `signal` is
+   * aborted when the attempt's time is up: a request still hanging then should be dropped.
+   */
+  send(batch: NoticeBatch, deliveryId: string, signal: AbortSignal): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -178,14 +181,16 @@ export class NotifyChannel {
     if (out === null) return;
     out.attempts++;
     let settled = false;
+    const abort = new AbortController();
     const timeout = this.timers.setTimeout(() => {
+      abort.abort();
       if (settled) return;
       settled = true;
       this.attemptFailed(out, new DeliveryError(`no answer within ${Math.round(this.settings.attemptTimeoutMs / 1000)}s`, true));
     }, this.settings.attemptTimeoutMs);
     let sending: Promise<void>;
     try {
-      sending = this.transport.send(out.batch, out.id);
+      sending = this.transport.send(out.batch, out.id, abort.signal);
     } catch (err) {
       sending = Promise.reject(err);
     }

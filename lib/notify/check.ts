@@ -24,7 +24,7 @@ export async function checkNotify(n: NotifyConfig): Promise<{ ok: string[]; prob
       }
     } else {
       const where = `${m.smtp.host}:${m.smtp.port} (${m.smtp.security}${m.smtp.user ? `, user ${m.smtp.user}` : ''})`;
-      const transporter = transporterFor(m, VERIFY_TIMEOUT_MS);
+      const transporter = await transporterFor(m, VERIFY_TIMEOUT_MS);
       try {
         await transporter.verify();
         ok.push(`notify: mail ${what} via SMTP ${where}: logged in`);

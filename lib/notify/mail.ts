@@ -2,13 +2,18 @@
 // with STARTTLS required (not merely offered: a server that does not offer it is refused, so
 // the password never crosses in clear) or implicit TLS, and AUTH when a user is set.
 import { readFileSync } from 'node:fs';
-import { createTransport, type Transporter } from 'nodemailer';
+import type { Transporter } from 'nodemailer';
 import type { MailConfig } from './config.js';
 import { DeliveryError, type Transport } from './channel.js';
 import { isDigest, mailBody, mailSubject, type NoticeBatch, type NoticeOrigin } from './notice.js';
 
-/** `timeoutMs` bounds connecting and the greeting; an idle socket gets twice that. */
-export function transporterFor(config: MailConfig, timeoutMs = 30_000): Transporter {
+/**
+ * `timeoutMs` bounds connecting and the greeting; an idle socket gets twice that. nodemailer
+ * is loaded here, on first use: a daemon without mail never loads it (it is most of the
+ * notification code's start-up cost).
+ */
+export async function transporterFor(config: MailConfig, timeoutMs = 30_000): Promise<Transporter> {
+  const { createTransport } = await import('nodemailer');
   if (config.transport === 'sendmail') {
     return createTransport({ sendmail: true, path: config.sendmailPath, newline: 'unix' });
   }
@@ -32,15 +37,15 @@ export function transporterFor(config: MailConfig, timeoutMs = 30_000): Transpor
 
 export class MailTransport implements Transport {
   readonly channel = 'mail' as const;
-  private readonly transporter: Transporter;
+  private transporter: Promise<Transporter> | null = null;
 
-  constructor(private readonly config: MailConfig, private readonly origin: NoticeOrigin) {
-    this.transporter = transporterFor(config);
-  }
+  constructor(private readonly config: MailConfig, private readonly origin: NoticeOrigin) {}
 
   async send(batch: NoticeBatch, deliveryId: string): Promise<void> {
     try {
-      await this.transporter.sendMail({
+      this.transporter ??= transporterFor(this.config);
+      const transporter = await this.transporter;
+      await transporter.sendMail({
         from: this.config.from,
         to: [...this.config.to],
         subject: mailSubject(batch, this.origin),
@@ -57,6 +62,6 @@ export class MailTransport implements Transport {
   }
 
   async close(): Promise<void> {
-    this.transporter.close();
+    if (this.transporter) (await this.transporter).close();
   }
 }

@@ -10,7 +10,7 @@ import type { BanDecision, PolicyAlert } from '../policy/types.js';
 import { NotifyChannel, type ChannelName, type ChannelObserver, type Transport } from './channel.js';
 import type { NoticeKind, NotifyConfig } from './config.js';
 import { MailTransport } from './mail.js';
-import { NOTICE_SAMPLE, type Notice, type NoticeBatch, type NoticeOrigin } from './notice.js';
+import { NOTICE_SAMPLE, type Notice, type NoticeOrigin } from './notice.js';
 import { WebhookTransport } from './webhook.js';
 
 export interface NotifyMetrics {
@@ -20,12 +20,20 @@ export interface NotifyMetrics {
   readonly dropped: Counter<'channel'>;
 }
 
+const METRIC_NAMES = {
+  notices: 'fsguard_notify_notices_total',
+  messages: 'fsguard_notify_messages_total',
+  failures: 'fsguard_notify_failures_total',
+  dropped: 'fsguard_notify_dropped_notices_total',
+} as const;
+
+/** The notifier's counters, in the daemon's registry (lib/obs/metrics.ts stays untouched). */
 export function registerNotifyMetrics(registry: Registry): NotifyMetrics {
   return {
-    notices: new Counter({ name: 'fsguard_notify_notices_total', help: 'Notices (ban, unban, alert) handed to a notification channel', labelNames: ['channel', 'kind'] as const, registers: [registry] }),
-    messages: new Counter({ name: 'fsguard_notify_messages_total', help: 'Notification messages (single or digest) delivered', labelNames: ['channel'] as const, registers: [registry] }),
-    failures: new Counter({ name: 'fsguard_notify_failures_total', help: 'Notification delivery attempts that failed (each retry counts)', labelNames: ['channel'] as const, registers: [registry] }),
-    dropped: new Counter({ name: 'fsguard_notify_dropped_notices_total', help: 'Notices lost: their message failed every attempt, or fsguard stopped first', labelNames: ['channel'] as const, registers: [registry] }),
+    notices: new Counter({ name: METRIC_NAMES.notices, help: 'Notices (ban, unban, alert) handed to a notification channel', labelNames: ['channel', 'kind'] as const, registers: [registry] }),
+    messages: new Counter({ name: METRIC_NAMES.messages, help: 'Notification messages (single or digest) delivered', labelNames: ['channel'] as const, registers: [registry] }),
+    failures: new Counter({ name: METRIC_NAMES.failures, help: 'Notification delivery attempts that failed (each retry counts)', labelNames: ['channel'] as const, registers: [registry] }),
+    dropped: new Counter({ name: METRIC_NAMES.dropped, help: 'Notices lost: their message failed every attempt, or fsguard stopped first', labelNames: ['channel'] as const, registers: [registry] }),
   };
 }
 
@@ -157,7 +165,7 @@ export class Notifier implements GuardObserver {
 
   /** Removes this notifier's counters from the registry (before a replacement registers its own). */
   unregister(registry: Registry): void {
-    for (const name of ['fsguard_notify_notices_total', 'fsguard_notify_messages_total', 'fsguard_notify_failures_total', 'fsguard_notify_dropped_notices_total']) registry.removeSingleMetric(name);
+    for (const name of Object.values(METRIC_NAMES)) registry.removeSingleMetric(name);
   }
 
   channelHealth(): ChannelHealth[] {
@@ -176,5 +184,3 @@ export class Notifier implements GuardObserver {
     await Promise.all(this.channels.map((c) => c.close()));
   }
 }
-
-export type { NoticeBatch };

@@ -52,7 +52,7 @@ export class WebhookTransport implements Transport {
     return redactedUrl(this.config.url);
   }
 
-  async send(batch: NoticeBatch, deliveryId: string): Promise<void> {
+  async send(batch: NoticeBatch, deliveryId: string, attemptSignal: AbortSignal): Promise<void> {
     const body = webhookBody(batch, this.origin);
     const timestamp = String(Math.floor(this.clock() / 1000));
     const headers: Record<string, string> = {
@@ -62,9 +62,11 @@ export class WebhookTransport implements Transport {
       [TIMESTAMP_HEADER]: timestamp,
     };
     if (this.config.secret) headers[SIGNATURE_HEADER] = webhookSignature(this.config.secret, timestamp, body);
-    // The channel bounds each attempt with its own (injected) timer; this controller lets
-    // close() and that bound cancel a request left hanging.
+    // The channel bounds each attempt with its own (injected) timer and aborts attemptSignal
+    // when it is up; close() aborts whatever is still in flight.
     const abort = new AbortController();
+    const onAttemptOver = (): void => abort.abort();
+    attemptSignal.addEventListener('abort', onAttemptOver, { once: true });
     this.inFlight.add(abort);
     try {
       let res: Response;
@@ -83,6 +85,7 @@ export class WebhookTransport implements Transport {
         throw new DeliveryError(`POST to ${this.where}: HTTP ${res.status}`, retryable);
       }
     } finally {
+      attemptSignal.removeEventListener('abort', onAttemptOver);
       this.inFlight.delete(abort);
     }
   }
