@@ -10,10 +10,11 @@
 // mulberry32, shared with the policy's variant traces: small, fast, good enough to pick
 // users and addresses.
 import { rng as prng } from '../test/support/policy-traces.js';
+import { captureEventFrames } from '../test/support/esl-test-helpers.js';
 
 export { prng };
 
-export type Subclass = 'sofia::pre_register' | 'sofia::register_attempt' | 'sofia::register_failure' | 'sofia::register';
+export type Subclass = 'sofia::pre_register' | 'sofia::register_attempt' | 'sofia::register_failure' | 'sofia::register' | 'CHANNEL_HANGUP_COMPLETE';
 
 /** What one event says; the body is rendered from it by `eventBody`. */
 export interface SynthEvent {
@@ -26,6 +27,9 @@ export interface SynthEvent {
   readonly callId: string;
   /** register_attempt only. */
   readonly authResult?: 'SUCCESS' | 'RENEWED' | 'FORBIDDEN';
+  /** CHANNEL_HANGUP_COMPLETE only: the number dialled; answered (an account's call) or a probe (unrouted). */
+  readonly number?: string;
+  readonly answered?: boolean;
   /** True for events an attacker caused (they also become fail2ban log lines). */
   readonly attack: boolean;
 }
@@ -37,6 +41,7 @@ const LINE: Record<Subclass, string> = {
   'sofia::register_attempt': '1870',
   'sofia::register_failure': '1960',
   'sofia::register': '2180',
+  CHANNEL_HANGUP_COMPLETE: '943',
 };
 
 const pad2 = (n: number): string => (n < 10 ? `0${n}` : String(n));
@@ -61,13 +66,70 @@ class DateCache {
   }
 }
 
+/**
+ * A captured CHANNEL_HANGUP_COMPLETE (../shared/esl, ~7-10 KB, every header and the duplicate
+ * Hangup-Cause as FreeSWITCH wrote them) with the values of some headers swapped per call.
+ */
+class CallTemplate {
+  private readonly pieces: string[] = [];
+  private readonly slots: string[] = [];
+
+  constructor(json: string, keys: readonly string[]) {
+    const at: Array<{ start: number; end: number; key: string }> = [];
+    for (const key of keys) {
+      const needle = `"${key}":"`;
+      for (let i = json.indexOf(needle); i !== -1; i = json.indexOf(needle, i + 1)) {
+        const start = i + needle.length;
+        at.push({ start, end: json.indexOf('"', start), key });
+      }
+    }
+    at.sort((a, b) => a.start - b.start);
+    let from = 0;
+    for (const a of at) { this.pieces.push(json.slice(from, a.start)); this.slots.push(a.key); from = a.end; }
+    this.pieces.push(json.slice(from));
+  }
+
+  render(values: Readonly<Record<string, string>>): string {
+    let out = this.pieces[0]!;
+    for (let i = 0; i < this.slots.length; i++) out += values[this.slots[i]!]! + this.pieces[i + 1]!;
+    return out;
+  }
+}
+
+const CALL_KEYS = [
+  'Event-Date-Local', 'Event-Date-GMT', 'Event-Date-Timestamp', 'Event-Sequence', 'FreeSWITCH-IPv4', 'Unique-ID',
+  'Caller-Network-Addr', 'variable_sip_network_ip', 'variable_sip_received_ip', 'variable_sip_network_port',
+  'Caller-Destination-Number', 'variable_sip_req_user', 'variable_sip_user_agent', 'variable_sip_call_id',
+  'variable_sip_auth_username', 'variable_sip_auth_realm',
+];
+
+/** Case a (an unauthenticated probe, unrouted) and case d1 (an account's answered call). */
+function callTemplates(): { probe: CallTemplate; answered: CallTemplate } {
+  const hangups = captureEventFrames('esl_json_CHANNEL_calls.raw').filter((f) => f.name === 'CHANNEL_HANGUP_COMPLETE').map((f) => f.body.toString('utf8'));
+  const probe = hangups.find((b) => b.includes('"variable_sip_user_agent":"friendly-scanner"'));
+  const answered = hangups.find((b) => b.includes('"variable_sip_authorized":"true"') && b.includes('"Hangup-Cause":"NORMAL_CLEARING"'));
+  if (!probe || !answered) throw new Error('../shared/esl/esl_json_CHANNEL_calls.raw lacks the calls of cases a and d1');
+  return { probe: new CallTemplate(probe, CALL_KEYS), answered: new CallTemplate(answered, CALL_KEYS) };
+}
+
 /** Renders `event json` bodies (as FreeSWITCH prints them: compact, header order kept). */
 export class EventRenderer {
   private readonly dates = new DateCache();
   private sequence = 1000;
+  private calls: ReturnType<typeof callTemplates> | null = null;
 
   body(e: SynthEvent): string {
     const d = this.dates.at(e.timeUs);
+    if (e.subclass === 'CHANNEL_HANGUP_COMPLETE') {
+      const t = (this.calls ??= callTemplates());
+      return (e.answered ? t.answered : t.probe).render({
+        'Event-Date-Local': d.local, 'Event-Date-GMT': d.gmt, 'Event-Date-Timestamp': String(e.timeUs),
+        'Event-Sequence': String(this.sequence++), 'FreeSWITCH-IPv4': '192.0.2.10', 'Unique-ID': e.callId.slice(0, 32),
+        'Caller-Network-Addr': e.ip, variable_sip_network_ip: e.ip, variable_sip_received_ip: e.ip, variable_sip_network_port: String(e.port),
+        'Caller-Destination-Number': e.number ?? '', variable_sip_req_user: e.number ?? '', variable_sip_user_agent: e.userAgent,
+        variable_sip_call_id: e.callId, variable_sip_auth_username: e.user, variable_sip_auth_realm: REALM,
+      });
+    }
     const head = `{${CORE},"Event-Date-Local":"${d.local}","Event-Date-GMT":"${d.gmt}","Event-Date-Timestamp":"${e.timeUs}","Event-Calling-File":"sofia_reg.c","Event-Calling-Function":"sofia_reg_handle_register_token","Event-Calling-Line-Number":"${LINE[e.subclass]}","Event-Sequence":"${this.sequence++}","Event-Subclass":"${e.subclass}","profile-name":"internal"`;
     const contact = `"contact":"\\"${e.user}\\" <sip:${e.user}@10.1.${e.port & 255}.${(e.port >> 8) & 255}:${e.port}>"`;
     switch (e.subclass) {
@@ -88,6 +150,8 @@ export class EventRenderer {
  * filter matches for this event, or null when FreeSWITCH logs nothing it would match.
  */
 export function logLine(e: SynthEvent): string | null {
+  // fail2ban's freeswitch filter has no line for a dialplan probe: it never sees one.
+  if (e.subclass === 'CHANNEL_HANGUP_COMPLETE') return null;
   const d = new Date(Math.floor(e.timeUs / 1000));
   const stamp = `${d.getUTCFullYear()}-${pad2(d.getUTCMonth() + 1)}-${pad2(d.getUTCDate())} ${pad2(d.getUTCHours())}:${pad2(d.getUTCMinutes())}:${pad2(d.getUTCSeconds())}.${String(e.timeUs % 1_000_000).padStart(6, '0')}`;
   if (e.subclass === 'sofia::pre_register') {
@@ -129,6 +193,13 @@ export interface MixedOptions {
   readonly eventsPerSecond?: number;
   /** Fraction of events caused by attackers; default 0.3. */
   readonly attackFraction?: number;
+  /**
+   * Fraction of events that are finished calls (CHANNEL_HANGUP_COMPLETE); default 0.05: a phone
+   * registering every 120 s (3 events) and making ~5 calls an hour. Of them, attackFraction are
+   * dialplan probes (unauthenticated, international numbers, unrouted), the rest answered calls
+   * of the offices' accounts.
+   */
+  readonly callFraction?: number;
 }
 
 /**
@@ -142,6 +213,19 @@ export function* mixedTrace(o: MixedOptions): Generator<SynthEvent> {
   const r = prng(o.seed);
   const rate = o.eventsPerSecond ?? 2000;
   const attackFraction = o.attackFraction ?? 0.3;
+  const callFraction = o.callFraction ?? 0.05;
+  let prober = 0;
+  let probes: SynthEvent[] = [];
+  const nextProbes = (): SynthEvent[] => {
+    // A dialplan prober: six international numbers from one address, a new source port each.
+    const n = prober++;
+    const ip = ipv4(ATTACK_BASE + 0x8000, n);
+    const ua = QUIET_AGENTS[n % QUIET_AGENTS.length]!;
+    return Array.from({ length: 6 }, (_, k) => ({
+      subclass: 'CHANNEL_HANGUP_COMPLETE' as const, timeUs: 0, ip, port: 1024 + ((n * 31 + k * 977) % 60000), user: '100', userAgent: ua,
+      callId: callId(r), number: `${['00', '011', '+', '9011'][k % 4]}${972590000000 + ((n * 7 + k) % 1e6)}`, answered: false, attack: true,
+    }));
+  };
   const stepUs = 1_000_000 / rate;
   // Enough phones that each refreshes every 120 s of event time at the legitimate rate.
   const phones = Math.max(10, Math.round(((1 - attackFraction) * rate * 120) / 3));
@@ -220,7 +304,18 @@ export function* mixedTrace(o: MixedOptions): Generator<SynthEvent> {
     t += stepUs;
     const timeUs = Math.round(t);
     let e: SynthEvent;
-    if (r() < attackFraction) {
+    if (callFraction > 0 && r() < callFraction) {
+      if (r() < attackFraction) {
+        if (probes.length === 0) probes = nextProbes().reverse();
+        e = probes.pop()!;
+      } else {
+        const p = Math.floor(r() * phones);
+        e = {
+          subclass: 'CHANNEL_HANGUP_COMPLETE', timeUs: 0, ip: ipv4(OFFICE_BASE, officeOf[p]!), port: 1024 + ((p * 7919) % 60000),
+          user: String(1000 + p), userAgent: agentOf[p]!, callId: callId(r), number: String(2000000 + Math.floor(r() * 8e6)), answered: true, attack: false,
+        };
+      }
+    } else if (r() < attackFraction) {
       if (attack.length === 0) attack = nextAttack().reverse();
       e = attack.pop()!;
     } else {

@@ -112,6 +112,8 @@ export interface DaemonOptions {
   readonly nft?: Record<string, unknown>;
   /** Extra node flags for the daemon (e.g. --cpu-prof). */
   readonly nodeArgs?: readonly string[];
+  /** Further config sections (e.g. `cluster`, for bench/cluster.ts). */
+  readonly config?: Record<string, unknown>;
 }
 
 /** `fsguard run` as the operator starts it, with its log going to a file (as journald would take it). */
@@ -131,6 +133,7 @@ export class Daemon {
       policy: o.policy ?? {},
       metrics: { enabled: true, host: '127.0.0.1', port: o.metricsPort },
       log: { level: 'info' },
+      ...o.config,
     }), { mode: 0o600 });
     const logPath = join(dir, 'daemon.log');
     const log = openSync(logPath, 'w');
@@ -227,6 +230,7 @@ export function setSize(table: string, set: string): number {
 export function deleteTable(table: string): void {
   nft(['delete', 'table', 'inet', table]);
 }
+
 
 /**
  * `nft monitor new elements`: the hrtime at which each address first showed up in a set

@@ -72,3 +72,73 @@ t.test('a world-readable config warns; the password never appears in errors', as
   t.ok(bad.length > 0);
   t.notMatch(bad.join('\n'), /TopSecret99/);
 });
+
+t.test('durations: a number of seconds or a number with a unit, in the file and the environment', async (t) => {
+  const f = write('dur.json', { policy: { banSeconds: '1h', banMaxSeconds: '7d', answerTimeoutSeconds: '1500ms' }, esl: { heartbeatTimeoutSeconds: '90s' }, profiles: { internal: { banSeconds: '2h' } } });
+  const { config } = loadConfig(f, { FSGUARD_POLICY_LONG_WINDOW_SECONDS: '6h', FSGUARD_ESL_AUTH_RETRY_SECONDS: '1m' });
+  t.equal(config.policy.banSeconds, 3600, '"1h" is an hour, not 1 s');
+  t.equal(config.policy.banMaxSeconds, 604800, '"7d" is a week, not 7 s');
+  t.equal(config.policy.answerTimeoutSeconds, 1.5);
+  t.equal(config.esl.heartbeatTimeoutSeconds, 90);
+  t.equal(config.profiles.internal?.banSeconds, 7200);
+  t.equal(config.policy.longWindowSeconds, 21600);
+  t.equal(config.esl.authRetrySeconds, 60);
+  t.equal(loadConfig(null, { FSGUARD_POLICY_BAN_SECONDS: '2h' }).config.policy.banSeconds, 7200, 'FSGUARD_POLICY_BAN_SECONDS=2h is 2 hours, not 2 s');
+  t.equal(loadConfig(null, { FSGUARD_POLICY_BAN_SECONDS: '120' }).config.policy.banSeconds, 120);
+});
+
+t.test('values are validated, never coerced: each case of issue 11', async (t) => {
+  const one = (body: unknown, env: NodeJS.ProcessEnv = {}): string => problemsOf(() => loadConfig(body === null ? null : write('v.json', body), env)).join('\n');
+  t.match(one({ esl: { port: '80 21' } }), /esl\.port = "80 21": expected a port number/);
+  t.match(one({ esl: { port: '8021x' } }), /esl\.port = "8021x": expected a port number/);
+  t.match(one(null, { FSGUARD_ESL_PORT: '8021x' }), /FSGUARD_ESL_PORT \(esl\.port\) = "8021x": expected a port number/);
+  t.match(one(null, { FSGUARD_ESL_PORT: '80 21' }), /FSGUARD_ESL_PORT/);
+  t.match(one({ metrics: { enabled: 'no' } }), /metrics\.enabled = "no": expected true or false/);
+  t.match(one(null, { FSGUARD_METRICS_ENABLED: 'maybe' }), /FSGUARD_METRICS_ENABLED \(metrics\.enabled\) = "maybe": expected true or false/);
+  t.match(one(null, { FSGUARD_METRICS_ENABLED: 'yes' }), /expected true or false/);
+  t.equal(loadConfig(null, { FSGUARD_METRICS_ENABLED: 'false' }).config.metrics.enabled, false);
+  t.equal(loadConfig(null, { FSGUARD_METRICS_ENABLED: 'true' }).config.metrics.enabled, true);
+  t.match(one(null, { FSGUARD_ESL_HOTS: '10.0.0.1' }), /FSGUARD_ESL_HOTS: unknown variable \(did you mean FSGUARD_ESL_HOST\?\)/);
+  t.match(one({ policy: { banSeconds: '1 hour' } }), /policy\.banSeconds = "1 hour": expected a duration: a number of seconds or a number with a unit/);
+  t.match(one(null, { FSGUARD_POLICY_BAN_SECONDS: '2x' }), /FSGUARD_POLICY_BAN_SECONDS \(policy\.banSeconds\) = "2x": expected a duration/);
+  t.match(one(null, { FSGUARD_POLICY_BRUTE_FORCE_FAILURES: '6x' }), /FSGUARD_POLICY_BRUTE_FORCE_FAILURES \(policy\.bruteForceFailures\) = "6x": expected a whole number/);
+  t.match(one({ policy: { bruteForceFailures: '6' } }), /policy\.bruteForceFailures = "6": expected a whole number/);
+  t.match(one({ nft: { chainPriority: 1.5 } }), /nft\.chainPriority = 1\.5: expected a whole number/);
+  t.match(one({ nft: { ports: [5060, '5080'] } }), /nft\.ports\[1\] = "5080": expected a port number/);
+  t.match(one(null, { FSGUARD_NFT_PORTS: '5060,50x' }), /FSGUARD_NFT_PORTS \(nft\.ports\)\[1\] = "50x": expected a port number/);
+  t.match(one({ log: { level: 'verbose' } }), /log\.level = "verbose": expected one of "debug", "info", "warn", "error"/);
+});
+
+t.test('retry intervals have sane minimums', async (t) => {
+  const one = (esl: unknown): string => problemsOf(() => loadConfig(write('m.json', { esl }), {})).join('\n');
+  t.match(one({ authRetrySeconds: 0 }), /esl\.authRetrySeconds = 0: must be at least 1 s/, 'a wrong password is not retried in a tight loop');
+  t.match(one({ reconnectMaxSeconds: 0 }), /esl\.reconnectMaxSeconds = 0: must be at least 0\.5 s/);
+  t.match(one({ heartbeatTimeoutSeconds: 1 }), /esl\.heartbeatTimeoutSeconds = 1: must be at least 5 s/);
+  t.match(problemsOf(() => loadConfig(write('m2.json', { nft: { reconcileSeconds: 0.1 } }), {})).join('\n'), /nft\.reconcileSeconds = 0\.1: must be at least 0\.5 s/);
+});
+
+t.test('every bad key and every unknown variable is reported at once', async (t) => {
+  const f = write('four.json', { esl: { port: '80 21', authRetrySeconds: 0 }, metrics: { enabled: 'no' }, policy: { banSeconds: '1 hour' }, nft: { tabel: 'x' } });
+  const problems = problemsOf(() => loadConfig(f, { FSGUARD_ESL_HOTS: 'x', FSGUARD_METRICS_ENABLED: 'maybe', FSGUARD_NETNS: '1', FSGUARD_REQUIRE_NETNS: '1' }));
+  t.equal(problems.length, 6, problems.join('\n'));
+  for (const key of ['FSGUARD_ESL_HOTS', 'esl.authRetrySeconds', 'esl.port', 'FSGUARD_METRICS_ENABLED', 'policy.banSeconds', 'nft.tabel']) {
+    t.ok(problems.some((p) => p.startsWith(key)), `${key} named`);
+  }
+  t.notOk(problems.some((p) => /FSGUARD_(REQUIRE_)?NETNS/.test(p)), 'the test harness switches are not config variables');
+  const pw = problemsOf(() => loadConfig(write('pw.json', { esl: { password: 42 } }), {})).join('\n');
+  t.match(pw, /esl\.password = \[redacted\]: expected a string/, 'a sensitive value is not echoed');
+});
+
+t.test('fsguard check (a child process) names every problem, as run and SIGHUP do', async (t) => {
+  const { runProcess, FSGUARD, cliEnv } = await import('./support/daemon-process.js');
+  const f = write('check.json', { esl: { port: '80 21' }, metrics: { enabled: 'no' }, policy: { banSeconds: '7 days' } });
+  const r = await runProcess(FSGUARD, ['check', '--config', f], { env: cliEnv({ FSGUARD_ESL_HOTS: 'x', FSGUARD_POLICY_BAN_MAX_SECONDS: '2h' }) });
+  t.equal(r.status, 1);
+  const lines = r.stderr.trim().split('\n');
+  t.equal(lines.length, 4, r.stderr);
+  t.match(r.stderr, /config: esl\.port = "80 21": expected a port number/);
+  t.match(r.stderr, /config: metrics\.enabled = "no"/);
+  t.match(r.stderr, /config: policy\.banSeconds = "7 days": expected a duration/);
+  t.match(r.stderr, /config: FSGUARD_ESL_HOTS: unknown variable/);
+  t.equal(r.stdout, '', 'nothing claims the config is ok');
+});

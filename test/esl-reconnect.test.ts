@@ -1,97 +1,9 @@
 // The event source's retry and liveness rules, with a fake connection, fake timers and a fake
 // clock: exact delays instead of wall-clock sampling.
 import t from 'tap';
-import {
-  EslEventSource, SUBSCRIPTION_COMMAND, type EslConnector, type EslLink, type EslLinkHandlers,
-  type EslSourceOptions, type EslTimers, type TimerHandle,
-} from '../lib/esl/index.js';
+import { EslEventSource, SUBSCRIPTION_COMMAND, type EslSourceOptions } from '../lib/esl/index.js';
 import { RecordingListener, RecordingLogger } from './support/esl-test-helpers.js';
-
-class FakeTimers implements EslTimers {
-  now = 0;
-  private seq = 0;
-  private pending = new Map<number, { at: number; fn: () => void }>();
-
-  setTimeout(fn: () => void, ms: number): TimerHandle {
-    const id = ++this.seq;
-    this.pending.set(id, { at: this.now + ms, fn });
-    return id;
-  }
-
-  clearTimeout(handle: TimerHandle): void {
-    this.pending.delete(handle as number);
-  }
-
-  /** Runs every timer due within `ms`, in order, moving the clock to each. */
-  advance(ms: number): void {
-    const until = this.now + ms;
-    for (;;) {
-      let next: [number, { at: number; fn: () => void }] | null = null;
-      for (const entry of this.pending) if (entry[1].at <= until && (!next || entry[1].at < next[1].at)) next = entry;
-      if (!next) break;
-      this.pending.delete(next[0]);
-      this.now = next[1].at;
-      next[1].fn();
-    }
-    this.now = until;
-  }
-}
-
-interface FakeLink {
-  readonly handlers: EslLinkHandlers;
-  readonly openedAt: number;
-  readonly commands: string[];
-  destroyedWith: string | null;
-}
-
-/** A FreeSWITCH whose behaviour per connection the test scripts. */
-class FakeSwitch {
-  readonly links: FakeLink[] = [];
-  /** 'refuse': connection refused; 'accept': auth ok; 'wrong-password'; 'acl'; 'silent': TCP up, nothing said. */
-  mode: 'refuse' | 'accept' | 'wrong-password' | 'acl' | 'silent' = 'refuse';
-
-  constructor(private readonly timers: FakeTimers) {}
-
-  readonly connect: EslConnector = (_host, _port, handlers) => {
-    const fake: FakeLink = { handlers, openedAt: this.timers.now, commands: [], destroyedWith: null };
-    this.links.push(fake);
-    let closed = false;
-    const close = (reason: string): void => {
-      if (closed) return;
-      closed = true;
-      handlers.onClosed(reason);
-    };
-    const link: EslLink = {
-      command: (line, onReply) => {
-        fake.commands.push(line);
-        if (line.startsWith('auth ')) {
-          onReply(this.mode === 'wrong-password' ? '-ERR invalid' : '+OK accepted');
-        } else {
-          onReply('+OK event listener enabled json');
-        }
-      },
-      api: (command, onResponse) => { fake.commands.push(`api ${command}`); onResponse('{"row_count": 0}\n'); },
-      close: () => close('closed by fsguard'),
-      destroy: (reason) => { fake.destroyedWith = reason; close(reason); },
-    };
-    // Connection outcomes happen "later", as with a socket.
-    this.timers.setTimeout(() => {
-      if (closed) return;
-      switch (this.mode) {
-        case 'refuse': close('socket error ECONNREFUSED'); break;
-        case 'acl': handlers.onTcpConnected(); handlers.onRudeRejection('Access Denied, go away.\n'); break;
-        case 'silent': handlers.onTcpConnected(); break;
-        default: handlers.onTcpConnected(); handlers.onAuthRequest();
-      }
-    }, 1);
-    return link;
-  };
-
-  /** Delays between consecutive connection attempts. */
-  gaps(): number[] {
-    return this.links.slice(1).map((l, i) => l.openedAt - this.links[i]!.openedAt);
-  }
-}
+import { FakeSwitch, FakeTimers } from './support/fake-switch.js';
 
 function setup(opts: Partial<EslSourceOptions> = {}, random = 0): {
   timers: FakeTimers; fs: FakeSwitch; listener: RecordingListener; logger: RecordingLogger; source: EslEventSource;
@@ -120,6 +32,22 @@ t.test('FreeSWITCH down: capped exponential backoff, then connected at the next 
   t.equal(listener.connects, 1);
   t.ok(fs.links.at(-1)!.openedAt - upAt <= 2000, 'at most the cap after FreeSWITCH is back');
   t.same(fs.links.at(-1)!.commands, ['auth pw', SUBSCRIPTION_COMMAND, 'api show registrations as json']);
+});
+
+t.test('FreeSWITCH unreachable, or accepting and closing at once: one warning, then capped backoff', async (t) => {
+  for (const mode of ['refuse', 'slam'] as const) {
+    const { timers, fs, listener, logger, source } = setup();
+    fs.mode = mode;
+    source.start();
+    timers.advance(60_000);
+    // 100 ms doubling to the 2 s cap (+1 ms the fake takes to fail): 35 attempts in 60 s, not a tight loop.
+    t.same(fs.gaps().slice(0, 7), [101, 201, 401, 801, 1601, 2001, 2001], `${mode}: capped exponential backoff`);
+    t.equal(fs.links.length, 34, `${mode}: attempts in 60 s`);
+    const warnings = logger.records.filter((r) => /cannot reach the FreeSWITCH event socket/.test(r.msg));
+    t.equal(warnings.length, 2, `${mode}: one warning when it starts, one at the 30th failure, not one per attempt`);
+    t.match(warnings[0]!.obj, { host: '127.0.0.1', port: 8021, failedAttempts: 1 });
+    t.equal(listener.connects, 0);
+  }
 });
 
 t.test('jitter shortens delays by up to reconnectJitter', async (t) => {

@@ -66,12 +66,12 @@ t.test('handshake: exact bytes on the wire, one subscription with HEARTBEAT befo
   await waitFor('connected', () => listener.connects === 1 && listener.registrations.length === 1);
   const wire = server.sessions[0]!.received.toString('latin1');
   t.equal(wire, 'auth S3cret pw\n\n'
-    + 'event json HEARTBEAT CUSTOM sofia::pre_register sofia::register_attempt sofia::register_failure sofia::register\n\n'
+    + 'event json HEARTBEAT CHANNEL_HANGUP_COMPLETE CUSTOM sofia::pre_register sofia::register_attempt sofia::register_failure sofia::register\n\n'
     + 'api show registrations as json\n\n', 'nothing but auth, the subscription and the registrations query');
   t.equal(SUBSCRIPTION_COMMAND, server.sessions[0]!.subscribeCommands[0]);
   t.notMatch(wire, /BACKGROUND_JOB|CHANNEL_EXECUTE_COMPLETE/, "modesl's own events are not subscribed");
   const sub = server.sessions[0]!.subscription;
-  t.same([...sub.events].sort(), ['CUSTOM', 'HEARTBEAT']);
+  t.same([...sub.events].sort(), ['CHANNEL_HANGUP_COMPLETE', 'CUSTOM', 'HEARTBEAT'], 'one channel event: one per finished call');
   t.same([...sub.subclasses].sort(), ['sofia::pre_register', 'sofia::register', 'sofia::register_attempt', 'sofia::register_failure']);
   t.equal(sub.format, 'json');
   t.same(listener.registrations[0], [{
@@ -117,20 +117,16 @@ t.test('only watched profiles are processed; others are counted and dropped', as
   t.equal(listener.received.length, 22, 'events_total still counts every received auth event');
 });
 
-t.test('wrong password: clear error, onAuthRejected, slow retries only', async (t) => {
+// How often a rejected or unreachable source retries is exact under fake timers
+// (test/esl-reconnect.test.ts); over real TCP these wait for events, never for time.
+t.test('wrong password: clear error, onAuthRejected, retried, recovers', async (t) => {
   const server = await serverFor(t, { password: 'right' });
   const { listener, logger } = startSource(t, server.port, {
     password: 'wrong-pw-123', authRetryMs: 300, reconnectInitialMs: 5, reconnectMaxMs: 10,
   });
-  await sleep(1550);
-  const attempts = server.authLog.length;
-  // Over 1.55 s at one try per 300 ms: the first at once, then ~5 more. A fast-path retry
-  // (5-10 ms) would make well over 100.
-  t.ok(attempts >= 4 && attempts <= 7, `auth attempts bounded (${attempts})`);
+  await waitFor('three attempts', () => server.authLog.length >= 3, 10_000);
   t.ok(server.authLog.every((a) => !a.accepted));
-  const gaps = server.authLog.slice(1).map((a, i) => a.at - server.authLog[i]!.at);
-  t.ok(gaps.every((g) => g >= 280), `at least authRetryMs between attempts (${gaps.join(',')})`);
-  t.ok(listener.rejections.length >= 4 && listener.rejections.every((r) => r.kind === 'invalid_password'));
+  t.ok(listener.rejections.length >= 3 && listener.rejections.every((r) => r.kind === 'invalid_password'));
   t.equal(listener.connects, 0);
   const err = logger.records.find((r) => r.level === 'error');
   t.match(err?.msg, /password/, 'the error says what is wrong');
@@ -138,21 +134,19 @@ t.test('wrong password: clear error, onAuthRejected, slow retries only', async (
 
   // Fixing the password on the FreeSWITCH side: the next slow retry gets in.
   server.password = 'wrong-pw-123';
-  await waitFor('connected', () => listener.connects === 1, 1000);
+  await waitFor('connected', () => listener.connects === 1, 10_000);
 });
 
-t.test('ESL ACL rejection (text/rude-rejection): clear error, onAuthRejected, slow retries only', async (t) => {
+t.test('ESL ACL rejection (text/rude-rejection): clear error, onAuthRejected, retried, recovers', async (t) => {
   const server = await serverFor(t);
   server.rudeRejection = true;
   const { listener, logger } = startSource(t, server.port, { authRetryMs: 300, reconnectInitialMs: 5, reconnectMaxMs: 10 });
-  await sleep(1000);
-  const connections = server.connectionLog.length;
-  t.ok(connections >= 3 && connections <= 5, `connections bounded (${connections})`);
-  t.ok(listener.rejections.length >= 3 && listener.rejections.every((r) => r.kind === 'acl_rejected'));
+  await waitFor('three connections', () => server.connectionLog.length >= 3 && listener.rejections.length >= 3, 10_000);
+  t.ok(listener.rejections.every((r) => r.kind === 'acl_rejected'));
   t.match(logger.records.find((r) => r.level === 'error')?.msg, /ACL/);
   t.equal(server.authLog.length, 0, 'no password sent to a socket that refused us');
   server.rudeRejection = false;
-  await waitFor('connected', () => listener.connects === 1, 1000);
+  await waitFor('connected', () => listener.connects === 1, 10_000);
 });
 
 t.test('server drops the connection mid-trace: reconnect, subscribe again, keep delivering', async (t) => {
@@ -174,38 +168,20 @@ t.test('server drops the connection mid-trace: reconnect, subscribe again, keep 
   t.equal(listener.registrations.length, 2, 'live registrations asked again on reconnect');
 });
 
-t.test('FreeSWITCH down at start, then up: connected within ~2 s', async (t) => {
+t.test('FreeSWITCH down at start, then up: one warning, connected once it listens', async (t) => {
   const port = await freePort();
   const { listener, logger } = startSource(t, port);
-  await sleep(2500);
+  const attempts = (): number => logger.records.filter((r) => /connecting to the FreeSWITCH event socket/.test(r.msg)).length;
+  await waitFor('four attempts', () => attempts() >= 4, 10_000);
   t.equal(listener.connects, 0);
   const warnings = logger.records.filter((r) => r.level === 'warn' && /cannot reach/.test(r.msg));
   t.equal(warnings.length, 1, 'one warning for the outage, not one per attempt');
-  const upAt = Date.now();
   const server = await serverFor(t, { port });
-  await waitFor('connected', () => listener.connects === 1, 4000);
-  const took = Date.now() - upAt;
-  t.ok(took <= 2200, `connected ${took} ms after FreeSWITCH came up`);
+  await waitFor('connected', () => listener.connects === 1, 10_000);
   t.equal(server.sessions.length, 1);
 });
 
-t.test('half-open peer: no HEARTBEAT for heartbeatTimeoutMs means dead; reconnect when it answers again', async (t) => {
-  const server = await serverFor(t, { heartbeatIntervalMs: 40 });
-  const { listener } = startSource(t, server.port, { heartbeatTimeoutMs: 300, handshakeTimeoutMs: 300 });
-  await waitFor('connected', () => listener.connects === 1);
-  await sleep(700);
-  t.equal(listener.disconnects.length, 0, 'heartbeats keep an idle connection alive');
-  const hungAt = Date.now();
-  server.setHung(true);
-  await waitFor('dead connection detected', () => listener.disconnects.length === 1, 2000);
-  const detectedAfter = Date.now() - hungAt;
-  t.ok(detectedAfter >= 250 && detectedAfter <= 800, `detected after ${detectedAfter} ms`);
-  t.equal(listener.disconnects[0], 'heartbeat timeout');
-  await sleep(400);
-  server.setHung(false);
-  await waitFor('reconnected', () => listener.connects === 2, 3000);
-  t.ok(server.connectionLog.length >= 2);
-});
+// The half-open peer is test/esl-liveness.test.ts (real TCP, fake timers: exact timeouts).
 
 t.test('live registrations on every connect; empty and garbage answers handled', async (t) => {
   const answers = [
@@ -223,7 +199,7 @@ t.test('live registrations on every connect; empty and garbage answers handled',
   const { listener, logger } = startSource(t, server.port, { reconnectInitialMs: 10, reconnectMaxMs: 20 });
   for (let i = 1; i <= answers.length; i++) {
     await waitFor(`connection ${i}`, () => listener.connects === i);
-    await sleep(50);
+    await waitFor(`answer ${i} read`, () => listener.registrations.length + logger.records.filter((r) => /could not read live registrations/.test(r.msg)).length === i);
     if (i < answers.length) server.dropConnections();
   }
   t.same(listener.registrations, [
@@ -319,8 +295,8 @@ t.test('a connection closed inside a frame counts truncated_frame and reconnects
   const { listener } = startSource(t, server.port, { reconnectInitialMs: 10 });
   await waitFor('connected', () => listener.connects === 1);
   server.sendRaw('Content-Length: 500\nContent-Type: text/event-json\n\n{"Event-Name":');
-  await sleep(50);
-  server.dropConnections();
+  // FIN after the bytes (not a reset): they are read before the close, whatever the load.
+  for (const s of server.sessions) s.socket.end();
   await waitFor('reconnected', () => listener.connects === 2, 3000);
   t.equal(listener.droppedBy('truncated_frame'), 1);
 });

@@ -1,4 +1,4 @@
-// Fuzzing the real parsing path with a million random and mutated event-socket frames:
+// Fuzzing the real parsing path with random and mutated event-socket frames:
 // EslFrameParser → EslEventSource (JSON / plain decoding, resynchronisation, normalizeEvent)
 // → Guard → the real policy, in-process with a seeded PRNG (set FSGUARD_FUZZ_SEED to
 // reproduce a failure); then a smaller run over real TCP through modesl and the same source.
@@ -28,7 +28,9 @@ const gc = runInNewContext('gc') as () => void;
 const heapAfterGc = (): number => { gc(); gc(); return process.memoryUsage().heapUsed; };
 
 const SEED = Number(process.env.FSGUARD_FUZZ_SEED ?? 0x5eed1234);
-const FRAMES = Number(process.env.FSGUARD_FUZZ_FRAMES ?? 1_000_000);
+// 200,000 frames by default: a million took over the suite's 120 s per file on a loaded 2-core
+// machine (the whole suite must pass there); FSGUARD_FUZZ_FRAMES=1000000 for a long run.
+const FRAMES = Number(process.env.FSGUARD_FUZZ_FRAMES ?? 200_000);
 const LIMITS: FrameLimits = { maxHeaderBytes: 64 * 1024, maxBodyBytes: 256 * 1024 };
 const POLICY = { ...DEFAULT_POLICY_SETTINGS, maxTrackedSources: 5000, maxLegitimateSources: 2000, maxTrackedPrefixes: 500 };
 const MB = 1024 * 1024;
@@ -42,6 +44,7 @@ class MemoryWriter implements BanWriter {
     this.banned.push(target);
     return Promise.resolve({ status: 'written' });
   }
+  unban(_target: Cidr): Promise<ElementOutcome> { return Promise.resolve({ status: 'not-banned' }); }
   flush(): Promise<void> { return Promise.resolve(); }
 }
 
@@ -186,21 +189,21 @@ t.test(`fuzz: ${FRAMES} random and mutated frames through parser → source → 
     }
     guard.tick();
     // Now and then FreeSWITCH restarts: the connection closes mid-frame, a new one starts.
-    if ((done / BLOCK) % 25 === 24) {
+    if ((done / BLOCK) % 8 === 7) {
       const before = connected;
       wire.drop('fuzz: connection reset');
       await waitFor('reconnected', () => connected > before, 5000, 1);
     } else {
       await new Promise((r) => setImmediate(r));
     }
-    if ((done / BLOCK) % 10 === 9) heapAt.push(heapAfterGc());
+    if ((done / BLOCK) % 5 === 4) heapAt.push(heapAfterGc());
   }
   const seconds = (Date.now() - startedAt) / 1000;
   await new Promise((r) => setImmediate(r)); // a logger may hand lines over at the end of a turn
   const end = heapAfterGc();
   t.comment(`${FRAMES} frames, ${(pushedBytes / MB).toFixed(0)} MB in ${seconds.toFixed(1)} s; kinds ${JSON.stringify(kinds)}`);
   t.comment(`accepted ${accepted}, drops ${JSON.stringify(Object.fromEntries(drops))}, bans ${writer.banned.length}, log lines ${logs.lines} ${JSON.stringify(Object.fromEntries(logs.levels))}`);
-  t.comment(`heap baseline ${(baseline / MB).toFixed(1)} MB, per 100k frames ${heapAt.map((h) => (h / MB).toFixed(1)).join(' ')}, end ${(end / MB).toFixed(1)} MB; parser buffer max ${maxBuffered} bytes`);
+  t.comment(`heap baseline ${(baseline / MB).toFixed(1)} MB, per 50k frames ${heapAt.map((h) => (h / MB).toFixed(1)).join(' ')}, end ${(end / MB).toFixed(1)} MB; parser buffer max ${maxBuffered} bytes`);
 
   t.ok(Object.values(kinds).every((n) => n > 0), 'every kind of broken input was generated');
   for (const reason of ['bad_frame_header', 'bad_content_length', 'frame_too_large', 'bad_json', 'bad_address', 'missing_address', 'not_an_object', 'bad_timestamp', 'truncated_frame']) {
@@ -216,7 +219,7 @@ t.test(`fuzz: ${FRAMES} random and mutated frames through parser → source → 
   t.ok(policy.trackedSources() <= POLICY.maxTrackedSources + POLICY.maxLegitimateSources + POLICY.maxTrackedPrefixes, `policy state within its caps (${policy.trackedSources()})`);
   // Growth from the first checkpoint to the end must be small: state is capped, buffers are freed.
   const first = heapAt[0] ?? baseline;
-  t.ok(end - first < 48 * MB, `no unbounded heap growth: ${((end - first) / MB).toFixed(1)} MB after the first 100k frames`);
+  t.ok(end - first < 48 * MB, `no unbounded heap growth: ${((end - first) / MB).toFixed(1)} MB after the first 50k frames`);
   t.ok(end - baseline < 160 * MB, `heap within 160 MB of the start (${((end - baseline) / MB).toFixed(1)} MB)`);
   await source.stop();
 });

@@ -150,3 +150,18 @@ t.test('an event gap: no proof expires and no challenge counts unanswered becaus
   feed(u, ev('challenge', '192.0.2.200', T0 + 6 * S, 'x'), ru);
   t.equal(bansOf(ru, PROBER).length, 1);
 });
+
+t.test('nearestThresholds: the tracked sources closest to a ban, for fsguard status', async (t) => {
+  const p = policy();
+  const r = feed(p, office(T0, 5));
+  for (let i = 0; i < 4; i++) feed(p, ev('forbidden', ATT, T0 + (1 + i) * S, '1000'), r);
+  for (let i = 0; i < 3; i++) feed(p, ev('challenge', PROBER, T0 + 5 * S + i * 100_000, String(100 + i)), r);
+  feed(p, ev('challenge', '192.0.2.200', T0 + 10 * S, 'x'), r);
+  const near = p.nearestThresholds(2);
+  t.equal(near.length, 2);
+  t.same(near[0], { source: ATT, profile: 'internal', rule: 'brute_force', value: 4, threshold: 6, fraction: 4 / 6 });
+  t.equal(near[1]!.source, PROBER);
+  t.equal(near[1]!.rule, 'unanswered_challenges');
+  t.ok(near.every((n) => n.fraction > 0 && n.fraction < 1));
+  t.same(p.nearestThresholds(0), []);
+});

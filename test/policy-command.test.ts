@@ -60,7 +60,7 @@ t.test('simulate without --json prints a table', async (t) => {
 t.test('policy prints the effective policy in plain words, with overrides; --json for machines', async (t) => {
   const r = await run([]);
   t.equal(r.code, 0);
-  t.match(r.out, /brute_force\s+6 answered authentication failures within about 1 min/);
+  t.match(r.out, /brute_force\s+6 answered authentication failures within about 1m\b/);
   t.match(r.out, /Profile external:\n\s+bruteForceFailures = 3 \(default 6\)/);
   const j = await run(['--json']);
   const doc = JSON.parse(j.out) as { policy: Record<string, { value: unknown }> };

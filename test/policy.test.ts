@@ -60,12 +60,13 @@ const OFFICE = '198.51.100.10';
 t.test('settings: defaults are valid, overrides are checked key by key', async (t) => {
   t.same(policySettingsProblems(DEFAULT_POLICY_SETTINGS), []);
   t.throws(() => parsePolicyOverride({ bruteForce: 3 }, 'profiles.internal'), /profiles\.internal\.bruteForce: unknown policy key/);
-  t.throws(() => parsePolicyOverride({ bruteForceFailures: 2.5 }, 'profiles.internal'), /profiles\.internal\.bruteForceFailures: must be a whole number/);
-  t.throws(() => parsePolicyOverride({ banSeconds: '1h' }, 'profiles.x'), /profiles\.x\.banSeconds: must be a number/);
+  t.throws(() => parsePolicyOverride({ bruteForceFailures: 2.5 }, 'profiles.internal'), /profiles\.internal\.bruteForceFailures = 2\.5: must be a whole number/);
+  t.throws(() => parsePolicyOverride({ banSeconds: '1 hour' }, 'profiles.x'), /profiles\.x\.banSeconds = "1 hour": expected a duration/);
+  t.same(parsePolicyOverride({ banSeconds: '1h', banMaxSeconds: '7d' }, 'profiles.x'), { banSeconds: 3600, banMaxSeconds: 604800 }, 'durations with a unit');
   t.throws(() => parsePolicyOverride({ allow: ['10.0.0.0/8', 'nope'] }, 'profiles.x'), /profiles\.x\.allow\[1\]: not an address or CIDR/);
   t.throws(() => parsePolicyOverride({ ipv6PrefixLength: 48 }, 'profiles.x'), /profiles\.x\.ipv6PrefixLength: set it in policy, not per profile/);
   t.throws(() => parsePolicyOverride({ answerTimeoutSeconds: 3 }, 'profiles.x'), /profiles\.x\.answerTimeoutSeconds: set it in policy, not per profile/);
-  t.throws(() => parsePolicyOverride({ failuresForgeable: 'no' }, 'profiles.x'), /profiles\.x\.failuresForgeable: must be true or false/);
+  t.throws(() => parsePolicyOverride({ failuresForgeable: 'no' }, 'profiles.x'), /profiles\.x\.failuresForgeable = "no": expected true or false/);
   t.same(parsePolicyOverride({ failuresForgeable: false }, 'profiles.tls'), { failuresForgeable: false });
   t.throws(() => parsePolicyOverride([], 'profiles.x'), /profiles\.x: must be an object/);
   t.same(parsePolicyOverride({ bruteForceFailures: 3, allow: ['10.0.0.0/8'] }, 'p'), { bruteForceFailures: 3, allow: ['10.0.0.0/8'] });
@@ -76,9 +77,10 @@ t.test('settings: defaults are valid, overrides are checked key by key', async (
 });
 
 t.test('settings: the convict schema validates, and env overrides apply', async (t) => {
-  const c = convict({ policy: policySchema }, { env: { FSGUARD_POLICY_BAN_SECONDS: '120', FSGUARD_POLICY_ALLOW: '10.0.0.0/8,192.0.2.0/24' } });
+  const c = convict({ policy: policySchema }, { env: { FSGUARD_POLICY_BAN_SECONDS: '120', FSGUARD_POLICY_ALLOW: '10.0.0.0/8,192.0.2.0/24', FSGUARD_POLICY_FAILURES_FORGEABLE: 'false' } });
   c.validate({ allowed: 'strict' });
   const p = c.get('policy') as PolicySettings;
+  t.equal(p.failuresForgeable, false, 'a boolean knob from the environment');
   t.equal(p.banSeconds, 120);
   t.same(p.allow, ['10.0.0.0/8', '192.0.2.0/24']);
   t.equal(p.bruteForceFailures, DEFAULT_POLICY_SETTINGS.bruteForceFailures);

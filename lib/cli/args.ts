@@ -1,3 +1,5 @@
+import { DURATION_FORMS, parseDurationSeconds } from '../text/duration.js';
+
 // A small, strict argument parser: known flags only, values where declared, a clear error
 // otherwise. (Node's util.parseArgs would do, but its errors name no command.)
 export interface ParsedArgs {
@@ -35,22 +37,11 @@ export function parseArgs(argv: readonly string[], spec: Readonly<Record<string,
   return { positionals, flags };
 }
 
-const UNITS: Readonly<Record<string, number>> = { s: 1, m: 60, h: 3600, d: 86400, w: 604800 };
-
-/** `90`, `90s`, `15m`, `1h`, `2d`, `1w` → seconds. */
+/** `fsguard ban --for`: a duration (lib/text/duration.ts) from 1 s to 365 d, seconds rounded. */
 export function parseDuration(text: string): number {
-  const m = /^(\d+(?:\.\d+)?)([smhdw]?)$/.exec(text.trim());
-  if (!m) throw new UsageError(`not a duration: ${JSON.stringify(text)} (use e.g. 90s, 15m, 1h, 2d)`);
-  const seconds = Math.round(Number(m[1]) * (UNITS[m[2] || 's'] ?? 1));
+  const parsed = parseDurationSeconds(text);
+  if (parsed === null) throw new UsageError(`not a duration: ${JSON.stringify(text)} (expected ${DURATION_FORMS})`);
+  const seconds = Math.round(parsed);
   if (seconds < 1 || seconds > 365 * 86400) throw new UsageError(`duration out of range (1s to 365d): ${text}`);
   return seconds;
-}
-
-/** Seconds → `1h02m`, `45s`, `3d04h`. */
-export function formatDuration(seconds: number): string {
-  const s = Math.max(0, Math.round(seconds));
-  if (s < 60) return `${s}s`;
-  if (s < 3600) return `${Math.floor(s / 60)}m${String(s % 60).padStart(2, '0')}s`;
-  if (s < 86400) return `${Math.floor(s / 3600)}h${String(Math.floor((s % 3600) / 60)).padStart(2, '0')}m`;
-  return `${Math.floor(s / 86400)}d${String(Math.floor((s % 86400) / 3600)).padStart(2, '0')}h`;
 }

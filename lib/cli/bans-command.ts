@@ -4,9 +4,12 @@
 import type { FsguardConfig } from '../config/config.js';
 import { cidrContainsCidr, cidrsOverlap, parseCidr, type Cidr } from '../net/ip.js';
 import { exitWithHungCalls, foreignTableError, resolveNftLayout, type KernelBan, type KernelBanList, type NftSetWriter } from '../nft/index.js';
-import { formatDuration, parseArgs, parseDuration, UsageError } from './args.js';
+import { parseArgs, parseDuration, UsageError } from './args.js';
+import { formatDuration } from '../text/duration.js';
+import { terminalSafe } from '../text/terminal.js';
 import type { CliIo } from './main.js';
 import { nftWriterFromConfig } from './nft-writer.js';
+import { publishManualAction, type ManualAction } from '../cluster/cli.js';
 
 const DEFAULT_MANUAL_BAN_SECONDS = 3600;
 
@@ -66,11 +69,12 @@ function printBans(rows: readonly BanRow[], out: (s: string) => void): void {
   const width = Math.max(6, ...rows.map((r) => label(r).length));
   out(`${'TARGET'.padEnd(width)}  ${'LEFT'.padStart(8)}  ${'OF'.padStart(8)}  RULE`);
   for (const r of rows) {
-    const left = r.seconds_left === null ? 'never' : formatDuration(r.seconds_left);
-    const of = r.timeout === null ? '-' : formatDuration(r.timeout);
-    const note = r.rule === 'foreign' ? ` (${r.comment ?? 'no comment'})` : r.offences && r.offences > 1 ? ` (offence ${r.offences})` : '';
+    const left = r.seconds_left === null ? 'never' : formatDuration(r.seconds_left, 2);
+    const of = r.timeout === null ? '-' : formatDuration(r.timeout, 2);
+    // A comment is anyone's text (a foreign element, a --reason): shown escaped, never raw.
+    const note = r.rule === 'foreign' ? ` (${r.comment === null ? 'no comment' : terminalSafe(r.comment)})` : r.offences && r.offences > 1 ? ` (offence ${r.offences})` : '';
     const inside = r.within === null ? '' : ` [inside ${r.within}]`;
-    out(`${label(r).padEnd(width)}  ${left.padStart(8)}  ${of.padStart(8)}  ${r.rule}${note}${inside}`);
+    out(`${label(r).padEnd(width)}  ${left.padStart(8)}  ${of.padStart(8)}  ${terminalSafe(r.rule)}${note}${inside}`);
   }
   const prefixes = rows.filter((r) => !isHost(parseCidr(r.target)!)).length;
   out(`${rows.length} ban${rows.length === 1 ? '' : 's'} (${prefixes} prefix${prefixes === 1 ? '' : 'es'}, ${rows.length - prefixes} host${rows.length - prefixes === 1 ? '' : 's'})`);
@@ -91,7 +95,20 @@ function refusal(target: Cidr, config: FsguardConfig, list: KernelBanList, force
   return null;
 }
 
-async function banCommand(argv: string[], config: FsguardConfig, writer: NftSetWriter, out: (s: string) => void): Promise<number> {
+/** With a cluster, a manual ban or unban goes to every node through the stream. */
+async function shareWithCluster(config: FsguardConfig, action: ManualAction, io: CliIo): Promise<number> {
+  if (!config.cluster.enabled) return 0;
+  try {
+    await publishManualAction(config, action);
+    io.stdout.write(`${action.type} of ${action.target.text} sent to every cluster node (stream ${config.cluster.stream})\n`);
+    return 0;
+  } catch (err) {
+    io.stderr.write(`fsguard: ${action.type} applied on this node only: the cluster is unreachable (${err instanceof Error ? err.message : String(err)}); run it again when Redis is back\n`);
+    return 1;
+  }
+}
+
+async function banCommand(argv: string[], config: FsguardConfig, writer: NftSetWriter, out: (s: string) => void, io: CliIo): Promise<number> {
   const { flags, positionals } = parseArgs(argv, { for: true, reason: true, force: false }, 'ban');
   if (positionals.length > 1) throw new UsageError(`ban: one target at a time (got ${positionals.length})`);
   const target = parseTarget(positionals[0], 'ban');
@@ -109,14 +126,14 @@ async function banCommand(argv: string[], config: FsguardConfig, writer: NftSetW
   });
   if (outcome.status === 'covered') {
     out(`${target.text} is already banned: inside ${outcome.by}${outcome.secondsLeft === null ? '' : ` (${formatDuration(outcome.secondsLeft)} left)`}`);
-    return 0;
+    return await shareWithCluster(config, { type: 'ban', target, seconds, note: typeof reason === 'string' ? reason : '' }, io);
   }
   if (outcome.status !== 'written') throw new Error(`ban ${target.text} failed: ${outcome.status === 'refused' ? outcome.message : outcome.status === 'failed' ? outcome.error.message : outcome.status}`);
   const replaced = isHost(target) ? [] : list.bans.filter((b) => b.target.text !== target.text && !isHost(b.target) && cidrContainsCidr(target, b.target));
   const hosts = isHost(target) ? 0 : list.bans.filter((b) => isHost(b.target) && cidrContainsCidr(target, b.target)).length;
   const widened = replaced.length ? ` (widened: replaces ${replaced.map((b) => b.target.text).join(', ')})` : '';
   out(`banned ${target.text} for ${formatDuration(seconds)}${widened}${hosts ? `; ${hosts} banned host${hosts === 1 ? '' : 's'} inside it` : ''}`);
-  return 0;
+  return await shareWithCluster(config, { type: 'ban', target, seconds, note: typeof reason === 'string' ? reason : '' }, io);
 }
 
 export async function runBansCommand(command: 'bans' | 'ban' | 'unban', argv: string[], config: FsguardConfig, io: CliIo): Promise<number> {
@@ -150,7 +167,7 @@ async function bansCommand(command: 'bans' | 'ban' | 'unban', argv: string[], co
     return 0;
   }
 
-  if (command === 'ban') return banCommand(argv, config, writer, out);
+  if (command === 'ban') return banCommand(argv, config, writer, out, io);
 
   const { positionals } = parseArgs(argv, {}, 'unban');
   if (positionals.length > 1) throw new UsageError(`unban: one target at a time (got ${positionals.length})`);
@@ -158,7 +175,9 @@ async function bansCommand(command: 'bans' | 'ban' | 'unban', argv: string[], co
   const list = await writer.list();
   if (list.tableExists && !list.owned) throw new Error(foreignTableError(resolveNftLayout(config.nft)).message);
   const outcome = await writer.unban(target);
-  if (outcome.status === 'removed') { out(`unbanned ${target.text}`); return 0; }
+  if (outcome.status === 'removed') { out(`unbanned ${target.text}`); return await shareWithCluster(config, { type: 'unban', target }, io); }
+  // In a cluster the ban may be in other nodes' kernels only: the unban goes to them all.
+  if (outcome.status === 'not-banned' && config.cluster.enabled) return await shareWithCluster(config, { type: 'unban', target }, io);
   if (outcome.status === 'not-banned') {
     const covering = list.bans.filter((b) => b.target.text !== target.text && cidrContainsCidr(b.target, target));
     const hint = covering.length ? `; it is covered by ${covering.map((b) => b.target.text).join(', ')} (unban that)` : '';

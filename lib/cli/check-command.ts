@@ -5,6 +5,7 @@ import { ConfigError, loadConfig, type FsguardConfig } from '../config/config.js
 import { EslEventSource } from '../esl/index.js';
 import { silentLogger } from '../obs/logger.js';
 import { parseArgs, UsageError } from './args.js';
+import { checkCluster } from '../cluster/cli.js';
 import type { CliIo } from './main.js';
 import { nftRunnerFromConfig } from './nft-writer.js';
 import { compareLayout, exitWithHungCalls, foreignTableError, inspectTable, resolveNftLayout, systemClock, systemScheduler, type NftRunner } from '../nft/index.js';
@@ -74,19 +75,22 @@ export async function runCheckCommand(argv: string[], configFile: string | null,
     return 1;
   }
   const runner = nftRunnerFromConfig(config.nft, { timeoutMs: NFT_CHECK_TIMEOUT_MS, maxHungCalls: 1 });
-  const [nftResult, eslResult, notifyResult] = await Promise.allSettled([checkNft(config, runner), checkEsl(config), checkNotify(config.notify)]);
-  for (const r of [nftResult, eslResult]) {
+  const [results, notifyResult] = await Promise.all([
+    Promise.allSettled([checkNft(config, runner), checkEsl(config), ...(config.cluster.enabled ? [checkCluster(config)] : [])]),
+    checkNotify(config.notify).then((v) => ({ ok: true as const, v }), (err: unknown) => ({ ok: false as const, err })),
+  ]);
+  for (const r of results) {
     if (r.status === 'fulfilled') ok(r.value);
     else problems.push(r.reason instanceof Error ? r.reason.message : String(r.reason));
   }
   // Notification lines (lib/notify/check.ts): already prefixed, never holding a secret.
-  if (notifyResult.status === 'fulfilled') {
-    for (const line of notifyResult.value.ok) ok(line);
-    problems.push(...notifyResult.value.problems);
+  if (notifyResult.ok) {
+    for (const line of notifyResult.v.ok) ok(line);
+    problems.push(...notifyResult.v.problems);
   } else {
-    problems.push(`notify: ${notifyResult.reason instanceof Error ? notifyResult.reason.message : String(notifyResult.reason)}`);
+    problems.push(`notify: ${notifyResult.err instanceof Error ? notifyResult.err.message : String(notifyResult.err)}`);
   }
-  for (const p of problems) io.stderr.write(`${p.startsWith('esl:') || p.startsWith('nft:') || p.startsWith('notify:') ? '' : 'nft: '}${p}\n`);
+  for (const p of problems) io.stderr.write(`${p.startsWith('esl:') || p.startsWith('nft:') || p.startsWith('cluster:') || p.startsWith('notify:') ? '' : 'nft: '}${p}\n`);
   const code = problems.length ? 1 : 0;
   // A hung libnftables call holds a worker thread that a normal exit would wait for.
   if (runner.hungCalls > 0) exitWithHungCalls(code);

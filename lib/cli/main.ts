@@ -20,6 +20,7 @@ const USAGE = `usage: fsguard <command> [--config FILE] ...
   policy [--json]              the effective policy in plain words
   policy simulate TRACE... [--json]
   policy explain ADDR --trace FILE [--json]
+  logs                         the daemon's JSON log lines (stdin) for a person, attacker text escaped
 `;
 
 /** Pulls `--config FILE` / `--config=FILE` out of argv (it is accepted by every command). */
@@ -90,6 +91,10 @@ export async function main(argv: readonly string[], io: CliIo = { stdout: proces
           profileOverrides: config.profiles,
           watchedProfiles: config.esl.profiles.length ? [...config.esl.profiles] : null,
         });
+      }
+      case 'logs': {
+        const { runLogsCommand } = await import('./logs-command.js');
+        return await runLogsCommand(args, io);
       }
       default:
         throw new UsageError(`unknown command ${JSON.stringify(command)}\n${USAGE}`);

@@ -6,12 +6,14 @@
 // all of them and `event_index` continues from one trace to the next.
 import type { Writable } from 'node:stream';
 import type { AuthEvent } from '../events/auth-event.js';
+import type { CallEvent } from '../events/call-event.js';
 import { parseCidr, parseIp, cidrContainsIp, type Cidr } from '../net/ip.js';
 import { createPolicy, type EvidenceSnapshot, type RatePolicy, type RuleStatus } from '../policy/engine.js';
 import { describeOverrides, describePolicy, policyAsJson } from '../policy/describe.js';
 import type { PolicySettings } from '../policy/settings.js';
 import type { BanDecision, PolicyAlert, PolicyOutput } from '../policy/types.js';
 import { isoTime, scanTrace, STDIN_TRACE, traceLabel, type TraceVisitor } from '../trace/read-trace.js';
+import { terminalSafe } from '../text/terminal.js';
 
 export interface PolicyCommandContext {
   readonly stdout: Writable;
@@ -26,6 +28,12 @@ const USAGE = `usage: fsguard policy [--json]
        fsguard policy explain ADDR|PREFIX --trace FILE [--trace FILE...] [--json]`;
 
 class PolicyUsageError extends Error {}
+
+/**
+ * Human output shows attacker text (user names, user agents, call-ids inside reasons and event
+ * descriptions) through terminalSafe, cut to this many characters; --json stays exact.
+ */
+const REASON_CHARS = 400;
 
 interface Parsed {
   readonly positionals: string[];
@@ -112,7 +120,7 @@ async function replay(
   traces: readonly string[],
   ctx: PolicyCommandContext,
   policy: RatePolicy,
-  visit: (index: number, event: AuthEvent | null, out: PolicyOutput) => void,
+  visit: (index: number, event: AuthEvent | CallEvent | null, out: PolicyOutput) => void,
 ): Promise<ReplayStats> {
   const stats: ReplayStats = { lines: 0, malformed: 0, dropped: {} };
   const profiles = ctx.watchedProfiles ? new Set(ctx.watchedProfiles) : null;
@@ -121,13 +129,14 @@ async function replay(
   for (const path of traces) {
     const visitor: TraceVisitor = {
       event: (event, index) => { visit(index, event, policy.observe(event)); },
+      call: (event, index) => { visit(index, event, policy.observeCall(event)); },
       dropped: (reason, _detail, index) => {
         stats.dropped[reason] = (stats.dropped[reason] ?? 0) + 1;
         visit(index, null, NOTHING);
       },
       malformed: (detail, index, line) => {
         stats.malformed++;
-        stderr.push(`${traceLabel(path)}:${line}: malformed line (event ${index}) skipped: ${detail}\n`);
+        stderr.push(`${terminalSafe(traceLabel(path))}:${line}: malformed line (event ${index}) skipped: ${terminalSafe(detail)}\n`);
         visit(index, null, NOTHING);
       },
       chunkDone: async () => {
@@ -162,6 +171,8 @@ interface AlertRow {
   readonly profile: string;
   readonly user?: string;
   readonly user_agent?: string;
+  readonly account?: string;
+  readonly numbers?: readonly string[];
   readonly event_index: number;
   readonly at: string;
   readonly message: string;
@@ -178,6 +189,8 @@ function alertRow(a: PolicyAlert, index: number): AlertRow {
     profile: a.profile,
     ...(a.user !== undefined ? { user: a.user } : {}),
     ...(a.userAgent !== undefined ? { user_agent: a.userAgent } : {}),
+    ...(a.account !== undefined ? { account: a.account } : {}),
+    ...(a.numbers !== undefined ? { numbers: a.numbers } : {}),
     event_index: index,
     at: isoTime(a.atUs),
     message: a.message,
@@ -212,14 +225,14 @@ async function simulate(p: Parsed, ctx: PolicyCommandContext): Promise<number> {
   else {
     out.push(`${bans.length} ban${bans.length === 1 ? '' : 's'}:`);
     out.push(table(['EVENT', 'TIME', 'TARGET', 'SECONDS', 'RULE', 'REASON'],
-      bans.map((b) => [String(b.event_index), b.at, b.target, String(b.seconds), b.rule, b.reason])));
+      bans.map((b) => [String(b.event_index), b.at, b.target, String(b.seconds), b.rule, terminalSafe(b.reason, REASON_CHARS)])));
   }
   out.push('');
   if (alerts.length === 0) out.push('No alerts.');
   else {
     out.push(`${alerts.length} alert${alerts.length === 1 ? '' : 's'}:`);
     out.push(table(['EVENT', 'TIME', 'KIND', 'SOURCE', 'MESSAGE'],
-      alerts.map((a) => [String(a.event_index), a.at, a.kind, a.source, a.message])));
+      alerts.map((a) => [String(a.event_index), a.at, a.kind, a.source, terminalSafe(a.message, REASON_CHARS)])));
   }
   await write(ctx.stdout, `${out.join('\n')}\n`);
   return 0;
@@ -237,10 +250,11 @@ interface TrailEntry {
   readonly decided?: string;
 }
 
-function describeEvent(e: AuthEvent | null): string {
+function describeEvent(e: AuthEvent | CallEvent | null): string {
   if (e === null) return 'time passed (a challenge timed out)';
   const ua = e.userAgent ? ` ua ${JSON.stringify(e.userAgent.slice(0, 48))}` : '';
   switch (e.kind) {
+    case 'call': return `call to ${JSON.stringify(e.destination.slice(0, 32))} in ${e.context || '?'} ${e.outcome} (${e.hangupCause})${e.account !== null ? ` by account ${e.account}` : ' unauthenticated'}${ua}`;
     case 'challenge': return `challenge ${e.fromUser}→${e.toUser} call-id ${e.callId.slice(0, 16)}${ua}`;
     case 'attempt': return `attempt ${e.result.toUpperCase()} user ${e.authUser || e.fromUser}${ua}`;
     case 'failure': return `failure ${e.method} ${e.toUser}${ua}`;
@@ -324,17 +338,17 @@ async function explain(p: Parsed, ctx: PolicyCommandContext): Promise<number> {
   for (const t of trail) {
     if (banned && !t.counted.length && !t.decided) { ignored++; continue; }
     flushIgnored();
-    out.push(`  #${t.event_index} ${t.at} ${t.source === target ? '' : `${t.source} `}${t.event}`);
+    out.push(`  #${t.event_index} ${t.at} ${t.source === target ? '' : `${t.source} `}${terminalSafe(t.event, REASON_CHARS)}`);
     if (t.counted.length) out.push(`      counted toward: ${t.counted.join(', ')}`);
-    if (t.decided) { out.push(`      ${t.decided}`); banned = true; }
+    if (t.decided) { out.push(`      ${terminalSafe(t.decided, REASON_CHARS)}`); banned = true; }
   }
   flushIgnored();
   out.push('');
-  out.push(...verdict);
+  out.push(...verdict.map((line) => terminalSafe(line, REASON_CHARS)));
   if (final) {
     out.push('');
     out.push('Distance to each rule at the end of the trace:');
-    for (const r of final.rules) out.push(`  ${r.rule.padEnd(40)} ${ruleValue(r).padStart(12)}  ${r.applies ? '' : '(does not apply) '}${r.description}`);
+    for (const r of final.rules) out.push(`  ${r.rule.padEnd(40)} ${ruleValue(r).padStart(12)}  ${r.applies ? '' : '(does not apply) '}${terminalSafe(r.description, REASON_CHARS)}`);
   }
   if (prefixFinal) {
     out.push('');

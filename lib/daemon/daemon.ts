@@ -2,6 +2,7 @@
 // and handles the process lifecycle: SIGTERM/SIGINT write the pending batch and exit 0,
 // SIGHUP reloads the config.
 import type { Server } from 'node:http';
+import { join } from 'node:path';
 import { setFlagsFromString } from 'node:v8';
 import { ConfigError, loadConfig, type FsguardConfig } from '../config/config.js';
 import { EslEventSource } from '../esl/index.js';
@@ -12,6 +13,8 @@ import type { Logger } from '../obs/logger.js';
 import { FsguardMetrics, serveMetrics } from '../obs/metrics.js';
 import { createPolicy } from '../policy/engine.js';
 import { DaemonOps } from '../status/wiring.js';
+import { BanJournal } from './ban-journal.js';
+import { DaemonCluster } from '../cluster/daemon-cluster.js';
 import { Guard } from './guard.js';
 import { NftTableWatch } from './nft-monitor.js';
 
@@ -79,6 +82,7 @@ function eslOptions(c: FsguardConfig) {
     reconnectMaxMs: c.esl.reconnectMaxSeconds * 1000,
     authRetryMs: c.esl.authRetrySeconds * 1000,
     heartbeatTimeoutMs: c.esl.heartbeatTimeoutSeconds * 1000,
+    eventGapThreshold: c.esl.eventGapThreshold,
   };
 }
 
@@ -134,7 +138,13 @@ export async function runDaemon(configFile: string | null, initial: FsguardConfi
   const writer = writerFor(runner, config, logger, metrics, () => {
     guardRef?.onTableRecreated().catch((err: unknown) => logger.error({ err: String(err) }, 'restoring bans failed'));
   }, (message) => ops.status.nftFailed(message));
-  const guard = new Guard(policy, writer, logger, metrics, { allow: config.policy.allow, observers: ops.observers });
+  const journal = new BanJournal({
+    path: join(config.nft.journalDir, `${config.nft.table}.bans.jsonl`),
+    onError: (message) => logger.error({}, message),
+  });
+  // With a cluster section the policy is fed the shared stream, not this node's events alone.
+  const cluster = config.cluster.enabled ? new DaemonCluster(config, logger, metrics.registry) : null;
+  const guard = new Guard(policy, writer, logger, metrics, { allow: config.policy.allow, journal, ...cluster?.guardOptions(), observers: ops.observers });
   guardRef = guard;
   /** Ends the process: normally by returning, with `_exit` when a libnftables call is hung. */
   const finish = (code: number): number => {
@@ -188,7 +198,9 @@ export async function runDaemon(configFile: string | null, initial: FsguardConfi
   await startMetrics(config);
   await ops.start();
 
-  let source = new EslEventSource(eslOptions(config), guard, { logger });
+  cluster?.start(guard);
+  const listener = cluster ? cluster.listenerFor(guard) : guard;
+  let source = new EslEventSource(eslOptions(config), listener, { logger });
   // Without the wasm line scanner (a build without dist/wasm) every event body goes to
   // JSON.parse, with the same results, slower: worth a line in the log, not a refusal to run.
   const scanner = loadLineScannerModule();
@@ -250,15 +262,17 @@ export async function runDaemon(configFile: string | null, initial: FsguardConfi
     }
     const changed = (a: unknown, b: unknown): boolean => JSON.stringify(a) !== JSON.stringify(b);
     logger.level = next.log.level;
+    if (changed(config.cluster, next.cluster)) logger.warn({}, 'cluster settings changed: they take effect on restart');
     if (changed(config.nft, next.nft)) logger.warn({}, 'nft settings changed: they take effect on restart (bans in the old table stay until they expire)');
     if (changed(config.policy, next.policy) || changed(config.profiles, next.profiles)) {
       policy = createPolicy(next.policy, next.profiles);
       guard.replacePolicy(policy);
+      cluster?.policyChanged(next.policy, next.profiles);
       logger.info({}, 'policy reloaded (evidence gathered so far starts afresh; kernel bans are kept)');
     }
     if (changed(config.esl, next.esl)) {
       await source.stop();
-      source = new EslEventSource(eslOptions(next), guard, { logger });
+      source = new EslEventSource(eslOptions(next), listener, { logger });
       source.start();
       logger.info({ esl: `${next.esl.host}:${next.esl.port}` }, 'event socket settings reloaded: reconnecting');
     }
@@ -288,6 +302,7 @@ export async function runDaemon(configFile: string | null, initial: FsguardConfi
       for (const off of unregister) off();
       try {
         await source.stop();
+        await cluster?.stop();
         // Bounded: with nft hung, the pending bans cannot be written (TimeoutStopSec is 15 s).
         let cancelFlushLimit = (): void => undefined;
         const flushed = await Promise.race([

@@ -4,23 +4,28 @@
 // with every ban's remaining time, a ban lifted by hand (`fsguard unban`) gives the source
 // a grace period, a ban added by hand is respected by the policy.
 import type { AuthEvent, LiveRegistration } from '../events/auth-event.js';
-import type { EslDropReason, EslSourceListener, AuthRejection } from '../esl/index.js';
+import type { CallEvent } from '../events/call-event.js';
+import type { EslDropReason, EslSourceListener, AuthRejection, EventGap } from '../esl/index.js';
 import { cidrsOverlap, parseCidr, type Cidr } from '../net/ip.js';
 import type { BanComment, ElementOutcome, KernelBan, KernelBanList, NftExecution } from '../nft/index.js';
 import { unredacted, type Logger } from '../obs/logger.js';
 import type { FsguardMetrics } from '../obs/metrics.js';
 import type { BanDecision, ClockReading, ExistingBan, Policy, PolicyAlert, PolicyOutput } from '../policy/types.js';
 import type { GuardObserver, SwitchInfo } from './guard-observer.js';
+import type { BanJournal } from './ban-journal.js';
 import { SeedingHold, systemGuardClock, type GuardClock } from './seeding-hold.js';
 
 /** The part of NftSetWriter the guard uses (a narrow seam for tests). */
 export interface BanWriter {
+  /** Requests queued or being written (0: everything decided so far has been dealt with). */
+  readonly queued?: number;
   /** Creates or checks the table; what it held. */
   setup(): Promise<{ readonly list: KernelBanList }>;
   /** Records FreeSWITCH's own addresses in the table, for `fsguard ban` to refuse them. */
   recordSwitchAddresses?(addresses: readonly Cidr[], seconds: number): Promise<NftExecution>;
   list(): Promise<KernelBanList>;
   ban(target: Cidr, seconds: number, comment: BanComment): Promise<ElementOutcome>;
+  unban(target: Cidr): Promise<ElementOutcome>;
   flush(): Promise<void>;
 }
 
@@ -29,6 +34,14 @@ export interface GuardOptions {
   readonly allow: readonly string[];
   /** Told of bans, unbans, alerts and the connection (status, notifications). */
   readonly observers?: readonly GuardObserver[];
+  /** Where decisions are written down before they reach the kernel (kill -9 safety). */
+  readonly journal?: BanJournal;
+  /**
+   * A ban runs from the time of the event that decided it, not from the moment it is written:
+   * a ban decided while replaying the cluster's history has only its remaining time left (or
+   * none). Off for a single node, whose events are judged as they happen.
+   */
+  readonly banFromEventTime?: boolean;
 }
 
 /** What the guard believes is in the kernel, and since when. */
@@ -70,6 +83,7 @@ export class Guard implements EslSourceListener {
   /** Targets of unwritten bans whose retry is in flight. */
   private readonly retrying = new Set<string>();
   private readonly allow: Cidr[];
+  private readonly journal: BanJournal | null;
   /** FreeSWITCH's own addresses, learnt from events; never banned. */
   private readonly switchAddresses = new Map<string, Cidr | null>();
   /** The last switchAddresses array seen (events of one stream share it): skip re-adding. */
@@ -87,6 +101,7 @@ export class Guard implements EslSourceListener {
   private readonly hold: SeedingHold;
   /** Clock events out of bound, as last logged. */
   private clockOutOfBound = 0;
+  private readonly banFromEventTime: boolean;
 
   constructor(
     private policy: Policy,
@@ -98,8 +113,10 @@ export class Guard implements EslSourceListener {
     private readonly clock: GuardClock = systemGuardClock,
   ) {
     this.allow = options.allow.map((a) => parseCidr(a)).filter((c): c is Cidr => c !== null);
+    this.journal = options.journal ?? null;
     this.banLogger = unredacted(logger);
     this.observers = options.observers ?? [];
+    this.banFromEventTime = options.banFromEventTime ?? false;
     this.hold = new SeedingHold(clock, (e) => this.judge(e), (why, held) => {
       if (why !== 'registrations') this.logger.warn({ held, reason: why }, 'judging events held at connect without the live registrations');
     });
@@ -134,7 +151,21 @@ export class Guard implements EslSourceListener {
   async start(): Promise<void> {
     const { list } = await this.writer.setup();
     this.adoptKernelBans(list.bans, this.nowMs());
+    await this.replayJournal(list);
     this.logger.info({ bans: list.bans.length, unrecognized: list.unrecognized.length }, 'nft table ready; bans read back from the kernel');
+  }
+
+  /** Bans an earlier run decided and did not get into the kernel (it was killed): written now. */
+  private async replayJournal(list: KernelBanList): Promise<void> {
+    if (!this.journal) return;
+    const now = this.nowMs();
+    const inKernel = new Set(list.bans.map((b) => b.target.text));
+    const missing = this.journal.readBack().filter((j) => j.expiresAtMs > now + EXPIRY_SLACK_MS && !inKernel.has(j.target.text) && !this.protectedBy(j.target));
+    if (missing.length === 0) return;
+    this.logger.warn({ bans: missing.length, journal: this.journal.path }, 'writing bans decided before the last exit that were not in the kernel (the daemon was killed?)');
+    this.policy.restoreBans(missing.map(existingBan));
+    for (const j of missing) this.journal.record(j);
+    await Promise.all(missing.map((j) => this.writeBan(j.target, Math.ceil((j.expiresAtMs - now) / 1000), j.comment, j.expiresAtMs)));
   }
 
   /** Swaps the policy (config reload); kernel bans are handed to the new one. */
@@ -146,24 +177,14 @@ export class Guard implements EslSourceListener {
   // ---- source → policy -------------------------------------------------------------------
 
   onEvent(event: AuthEvent): void {
-    if (event.switchAddresses !== this.lastSwitchAddresses) {
-      this.lastSwitchAddresses = event.switchAddresses;
-      const learnt: Cidr[] = [];
-      for (const a of event.switchAddresses) {
-        if (this.switchAddresses.has(a)) continue;
-        const cidr = parseCidr(a);
-        this.switchAddresses.set(a, cidr);
-        if (cidr) learnt.push(cidr);
-      }
-      if (learnt.length > 0) this.recordSwitchAddresses(learnt);
-    }
+    this.onSwitchAddresses(event.switchAddresses);
     // At (re)connect, nothing is judged before the live registrations are known.
     if (this.hold.active) { this.hold.add(event); return; }
     this.judge(event);
   }
 
-  private judge(event: AuthEvent): void {
-    this.apply(this.policy.observe(event));
+  private judge(event: AuthEvent | CallEvent): void {
+    this.apply(event.kind === 'call' ? this.policy.observeCall(event) : this.policy.observe(event));
     if (this.deadlineTimer === null) this.armDeadline();
   }
 
@@ -181,6 +202,21 @@ export class Guard implements EslSourceListener {
       this.apply(this.policy.noteClock(this.reading()));
       this.armDeadline();
     }, Math.min(Math.max(5, Math.ceil(ms)), 1000));
+  }
+
+  onCallEvent(event: CallEvent): void {
+    this.metrics.callsTotal.inc({ profile: event.profile, outcome: event.outcome });
+    this.onSwitchAddresses(event.switchAddresses);
+    // Held with the auth events at (re)connect: judged in arrival order once registrations are in.
+    if (this.hold.active) { this.hold.add(event); return; }
+    this.judge(event);
+  }
+
+  /** FreeSWITCH's own addresses, from every event's FreeSWITCH-IPv4/-IPv6 (one array per stream). */
+  private onSwitchAddresses(addresses: readonly string[]): void {
+    if (addresses === this.lastSwitchAddresses) return;
+    this.lastSwitchAddresses = addresses;
+    this.addSwitchAddresses(addresses);
   }
 
   /** The table is where `fsguard ban` learns FreeSWITCH's addresses: the daemon is their one owner. */
@@ -231,17 +267,65 @@ export class Guard implements EslSourceListener {
       : 'FreeSWITCH rejected the event socket connection by ACL (event_socket.conf.xml apply-inbound-acl); retrying slowly');
   }
 
+  /**
+   * Events may have been lost in this window (the source has logged it): counted, and handed
+   * to the policy so that no proof expires and no counter resets because of missing events.
+   */
+  onEventGap(gap: EventGap): void {
+    this.metrics.eslEventGaps.inc({ kind: gap.kind });
+    this.metrics.eslEventsMissing.inc({ kind: gap.kind }, gap.missing);
+    // Event-Sequence is one counter for all of FreeSWITCH: a gap concerns no profile in particular.
+    this.policy.noteEventGap({ fromUs: gap.fromUs, toUs: gap.toUs, missing: gap.missing });
+  }
+
   /** Lets event time pass without an event (called on a timer by the daemon). */
   tick(): void {
     this.apply(this.policy.noteClock(this.reading()));
     this.armDeadline();
     this.metrics.trackedSources.set(this.policy.trackedSources());
+    this.clearJournalIfDone();
     const c = this.policy.clockStats();
     const out = c.aheadOfWallClock + c.unconfirmedJumps + c.behind + c.steps;
     if (out !== this.clockOutOfBound) {
       this.clockOutOfBound = out;
       this.logger.warn({ ...c }, 'event timestamps out of bound (a FreeSWITCH clock ahead, stepping, or one bad stamp): judged at the policy clock');
     }
+  }
+
+  /** FreeSWITCH's addresses (from events, or other cluster nodes): never banned here. */
+  addSwitchAddresses(addresses: readonly string[]): void {
+    const learnt: Cidr[] = [];
+    for (const a of addresses) {
+      if (this.switchAddresses.has(a)) continue;
+      const cidr = parseCidr(a);
+      this.switchAddresses.set(a, cidr);
+      if (cidr) learnt.push(cidr);
+    }
+    if (learnt.length > 0) this.recordSwitchAddresses(learnt);
+  }
+
+  /** A manual ban from a cluster node (`fsguard ban` there): into the kernel, and the policy knows it. */
+  manualBan(target: Cidr, seconds: number, note: string): void {
+    const guard = this.protectedBy(target);
+    if (guard) {
+      this.logger.error({ target: target.text, protectedBy: guard }, 'refused a manual ban from the cluster: the address is protected here');
+      return;
+    }
+    const running = this.known.get(target.text);
+    const comment: BanComment = { rule: 'manual', offences: (running?.comment.offences ?? 0) + 1, ...(note ? { note } : {}) };
+    const expiresAtMs = this.nowMs() + seconds * 1000;
+    void this.writeBan(target, seconds, comment, expiresAtMs);
+    this.policy.restoreBans([existingBan({ target, expiresAtMs, comment })]);
+  }
+
+  /** A manual unban from a cluster node: out of the kernel, and a grace period (from `atMs`) in the policy. */
+  manualUnban(target: Cidr, atMs: number = this.nowMs()): void {
+    this.known.delete(target.text);
+    this.unwritten.delete(target.text);
+    void this.writer.unban(target).then((outcome) => {
+      if (outcome.status === 'failed') this.logger.error({ target: target.text, detail: outcome.error.message }, 'unban from the cluster not written to the kernel');
+    });
+    this.policy.manualUnban(target, atMs * 1000);
   }
 
   // ---- policy → nft ----------------------------------------------------------------------
@@ -272,10 +356,14 @@ export class Guard implements EslSourceListener {
     // A re-ban replaces the kernel timeout: never let a policy ban shorten a longer one
     // (a week-long manual ban, say) that is still running.
     const running = this.known.get(target.text);
-    const seconds = Math.max(decision.seconds, running ? Math.ceil((running.expiresAtMs - requestedAtMs) / 1000) : 0);
+    // Decided from the cluster's replayed history: only what is left of it, if anything.
+    const elapsed = this.banFromEventTime ? Math.max(0, Math.floor((requestedAtMs - decision.atUs / 1000) / 1000)) : 0;
+    if (elapsed >= decision.seconds) return;
+    const seconds = Math.max(decision.seconds - elapsed, running ? Math.ceil((running.expiresAtMs - requestedAtMs) / 1000) : 0);
     // The write is queued first (it leaves on this turn's setImmediate): the log line and
     // the metrics are not on the way from the deciding event to the kernel.
     void this.writeBan(target, seconds, comment, requestedAtMs + seconds * 1000);
+    this.journal?.record({ target, expiresAtMs: requestedAtMs + seconds * 1000, comment });
     this.metrics.bansTotal.inc({ rule: decision.rule });
     if (this.observers.length) this.tell('banned', decision, seconds, requestedAtMs);
     const e = decision.evidence;
@@ -295,6 +383,7 @@ export class Guard implements EslSourceListener {
         users: e.users.length > LOG_SAMPLE ? e.users.slice(0, LOG_SAMPLE) : e.users,
         userAgents: e.userAgents.length > LOG_SAMPLE ? e.userAgents.slice(0, LOG_SAMPLE) : e.userAgents,
         ...(e.addresses !== undefined ? { addresses: e.addresses } : {}),
+        ...(e.calls !== undefined ? { calls: { calls: e.calls.calls, probingCalls: e.calls.probingCalls, answeredCalls: e.calls.answeredCalls, distinctNumbers: e.calls.distinctNumbers, numbers: e.calls.numbers.slice(0, LOG_SAMPLE * 2) } } : {}),
         firstSeen: new Date(e.firstSeenUs / 1000).toISOString(),
         lastSeen: new Date(e.lastSeenUs / 1000).toISOString(),
       },
@@ -357,6 +446,8 @@ export class Guard implements EslSourceListener {
       profile: alert.profile,
       ...(alert.user !== undefined ? { user: alert.user } : {}),
       ...(alert.userAgent !== undefined ? { userAgent: alert.userAgent } : {}),
+      ...(alert.account !== undefined ? { account: alert.account } : {}),
+      ...(alert.numbers !== undefined ? { numbers: alert.numbers } : {}),
     }, alert.message);
   }
 
@@ -461,11 +552,18 @@ export class Guard implements EslSourceListener {
     return this.unwritten.size;
   }
 
+  /** Everything journaled is in the kernel (or was refused): the journal can start empty. */
+  private clearJournalIfDone(): void {
+    if (this.journal && (this.writer.queued ?? 0) === 0 && this.unwritten.size === 0) this.journal.clear();
+  }
+
   /** Writes everything pending (SIGTERM), and gives the unwritten bans one more try. */
   async flush(): Promise<void> {
     this.hold.release('stopping');
     if (this.deadlineTimer !== null) { this.clock.clearTimeout(this.deadlineTimer); this.deadlineTimer = null; }
     await Promise.all([this.retryUnwritten(), this.writer.flush()]);
+    this.clearJournalIfDone();
+    this.journal?.close();
     if (this.unwritten.size > 0) {
       this.logger.error({ bans: this.unwritten.size, targets: [...this.unwritten.keys()].slice(0, LOG_SAMPLE) }, 'bans that nft failed to write are lost at exit');
     }

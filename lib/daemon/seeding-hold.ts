@@ -5,6 +5,10 @@
 // time, so a FreeSWITCH that never answers (or a flood at connect) delays judging by at most
 // HOLD_MS and loses nothing.
 import type { AuthEvent } from '../events/auth-event.js';
+import type { CallEvent } from '../events/call-event.js';
+
+/** What is held: auth events and finished calls, in arrival order. */
+type HeldEvent = AuthEvent | CallEvent;
 
 /** Longest wait for the registrations answer (FreeSWITCH answers within milliseconds). */
 export const HOLD_MS = 5000;
@@ -32,12 +36,12 @@ export const systemGuardClock: GuardClock = {
 export type HoldRelease = 'registrations' | 'timeout' | 'full' | 'disconnected' | 'stopping';
 
 export class SeedingHold {
-  private held: AuthEvent[] | null = null;
+  private held: HeldEvent[] | null = null;
   private timer: unknown = null;
 
   constructor(
     private readonly clock: GuardClock,
-    private readonly judge: (e: AuthEvent) => void,
+    private readonly judge: (e: HeldEvent) => void,
     private readonly released: (why: HoldRelease, held: number) => void,
   ) {}
 
@@ -56,7 +60,7 @@ export class SeedingHold {
     this.timer = this.clock.setTimeout(() => { this.timer = null; this.release('timeout'); }, HOLD_MS);
   }
 
-  add(e: AuthEvent): void {
+  add(e: HeldEvent): void {
     const held = this.held!;
     held.push(e);
     if (held.length >= HOLD_EVENTS) this.release('full');

@@ -1,16 +1,20 @@
 // The event source: keeps one event-socket connection to FreeSWITCH alive, subscribes to the
-// sofia auth events, and hands each one to the listener as a typed AuthEvent.
+// sofia auth events and to CHANNEL_HANGUP_COMPLETE (one per finished call: the only channel
+// event the call rules need), and hands each one to the listener as a typed AuthEvent or
+// CallEvent.
 //
 // Connection lifecycle:
 //   connect → auth/request → `auth <password>` → `+OK accepted`
-//     → `event json HEARTBEAT CUSTOM <auth subclasses>` and `api show registrations as json`
+//     → `event json HEARTBEAT CHANNEL_HANGUP_COMPLETE CUSTOM <auth subclasses>` and `api show registrations as json`
 //     → ready (onConnected, onRegistrations) → events … → closed (onDisconnected) → retry.
 // Retries: capped exponential backoff with jitter while FreeSWITCH is down or restarting (so
 // it is back within ~reconnectMaxMs of FreeSWITCH), but a wrong password or an ACL rejection
 // retries only every authRetryMs: hammering a socket that said no helps nobody. No frame for
-// heartbeatTimeoutMs (FreeSWITCH sends HEARTBEAT every 20 s) means a dead or hung peer: the
+// heartbeatTimeoutMs (FreeSWITCH sends HEARTBEAT every 20 s; junk bytes do not count) means a dead or hung peer: the
 // connection is destroyed and made again. Every new connection subscribes again.
 import type { AuthEvent, DropReason, LiveRegistration, NormalizeResult } from '../events/auth-event.js';
+import { looksLikeCallBody, parseCallBody } from '../events/call-json.js';
+import { CALL_EVENT_NAME, isCallEventName, normalizeCallEvent, type CallDropReason, type CallEvent } from '../events/call-event.js';
 import { createEventBodyReader } from '../events/line-scanner.js';
 import { AddressMemo, AUTH_SUBCLASSES, normalizeEvent, normalizePreparsed, PreparsedEvent, SwitchAddressMemo, type NormalizeOptions } from '../events/normalize.js';
 import { ReconnectBackoff } from './backoff.js';
@@ -18,6 +22,7 @@ import {
   parsePlainEventBody, type EslFrame, type FrameDropReason, type FrameLimits, DEFAULT_FRAME_LIMITS,
 } from './frame-parser.js';
 import { connectWithModesl, type EslConnector, type EslLink } from './modesl-link.js';
+import { DEFAULT_EVENT_GAP_THRESHOLD, EventSequenceTracker, readCoreUuid, readSequence, type EventGap } from './event-sequence.js';
 import { parseRegistrations, REGISTRATIONS_API_COMMAND } from './registrations.js';
 
 /**
@@ -25,16 +30,21 @@ import { parseRegistrations, REGISTRATIONS_API_COMMAND } from './registrations.j
  * HEARTBEAT must come before it (modesl's own `subscribe` would append BACKGROUND_JOB and
  * CHANNEL_EXECUTE_COMPLETE after CUSTOM, where they would be taken as subclasses).
  */
-export const SUBSCRIPTION_COMMAND = `event json HEARTBEAT CUSTOM ${AUTH_SUBCLASSES.join(' ')}`;
+export const SUBSCRIPTION_COMMAND = `event json HEARTBEAT ${CALL_EVENT_NAME} CUSTOM ${AUTH_SUBCLASSES.join(' ')}`;
 
 /** Why an event or frame did not become an AuthEvent; the `reason` label of drop metrics. */
-export type EslDropReason = DropReason | FrameDropReason;
+export type EslDropReason = DropReason | CallDropReason | FrameDropReason;
 
 export type AuthRejection = 'invalid_password' | 'acl_rejected';
 
 export interface EslSourceListener {
   onEvent(event: AuthEvent): void;
-  /** Every sofia auth event received, before filtering: for events_total{subclass,profile}. */
+  /**
+   * One finished inbound call (CHANNEL_HANGUP_COMPLETE of a watched profile). A listener
+   * without it (fsguard check) only has the calls counted by onEventReceived.
+   */
+  onCallEvent?(event: CallEvent): void;
+  /** Every sofia auth event and CHANNEL_HANGUP_COMPLETE received, before filtering: for events_total{subclass,profile}. */
   onEventReceived(subclass: string, profile: string): void;
   onDropped(reason: EslDropReason, detail: string): void;
   /** The registrations FreeSWITCH holds, asked for on every (re)connect. */
@@ -46,6 +56,8 @@ export interface EslSourceListener {
   onAuthRejected(kind: AuthRejection): void;
   /** FreeSWITCH's host name, version and uptime, from each HEARTBEAT (for `fsguard status`). */
   onHeartbeat?(info: { hostname: string; version: string; uptimeMs: number | null }): void;
+  /** Events may have been lost in this window (Event-Sequence jumped, or fsguard was away): see event-sequence.ts. */
+  onEventGap?(gap: EventGap): void;
 }
 
 /** The logging surface used here; pino's Logger satisfies it. */
@@ -78,7 +90,10 @@ export interface EslSourceOptions {
   readonly reconnectJitter?: number;
   /** Retry interval after a wrong password, an ACL rejection or a refused subscription. Default 30 s. */
   readonly authRetryMs?: number;
-  /** A connection with no frame (HEARTBEAT or other) for this long is dead. Default 60 s. */
+  /**
+   * A connection with no complete frame (HEARTBEAT, an event, a reply) for this long is dead;
+   * bytes that never make a frame do not count. Default 60 s.
+   */
   readonly heartbeatTimeoutMs?: number;
   /** Connect + auth + subscribe must finish within this. Default 10 s. */
   readonly handshakeTimeoutMs?: number;
@@ -87,6 +102,8 @@ export interface EslSourceOptions {
   /** `exit` is given this long to close the socket on stop() before it is destroyed. Default 500 ms. */
   readonly closeGraceMs?: number;
   readonly frameLimits?: FrameLimits;
+  /** Event-Sequence numbers skipped between two consecutive events that count as a gap. Default 1000. */
+  readonly eventGapThreshold?: number;
 }
 
 export const ESL_SOURCE_DEFAULTS = {
@@ -101,6 +118,7 @@ export const ESL_SOURCE_DEFAULTS = {
   handshakeTimeoutMs: 10_000,
   stableAfterMs: 10_000,
   closeGraceMs: 500,
+  eventGapThreshold: DEFAULT_EVENT_GAP_THRESHOLD,
 } as const;
 
 export interface EslSourceDeps {
@@ -119,6 +137,8 @@ type Phase = 'idle' | 'connecting' | 'authenticating' | 'subscribing' | 'ready' 
 
 /** Malformed input is logged this many times per connection, then only counted. */
 const MALFORMED_LOG_LIMIT = 20;
+/** Event-Sequence gaps are logged (one line each, with the window) this many times per connection, then only counted. */
+const GAP_LOG_LIMIT = 10;
 
 const systemTimers: EslTimers = {
   setTimeout: (fn, ms) => setTimeout(fn, ms),
@@ -152,6 +172,8 @@ export class EslEventSource {
   private lastFrameAt = 0;
   private failuresInARow = 0;
   private malformedLogged = 0;
+  private gapsLogged = 0;
+  private sequence!: EventSequenceTracker;
   private retryTimer: TimerHandle | null = null;
   private watchdogTimer: TimerHandle | null = null;
   private closeGraceTimer: TimerHandle | null = null;
@@ -176,6 +198,7 @@ export class EslEventSource {
     this.now = deps.clock ?? Date.now;
     this.random = deps.random ?? Math.random;
     this.connect = deps.connect ?? connectWithModesl;
+    this.sequence = new EventSequenceTracker(this.opts.eventGapThreshold);
     this.backoff = new ReconnectBackoff({
       initialMs: this.opts.reconnectInitialMs,
       maxMs: this.opts.reconnectMaxMs,
@@ -216,6 +239,8 @@ export class EslEventSource {
     this.phase = 'connecting';
     this.rejection = null;
     this.malformedLogged = 0;
+    this.gapsLogged = 0;
+    this.sequence.newConnection();
     const generation = ++this.generation;
     const current = (): boolean => generation === this.generation && this.phase !== 'stopped';
     this.lastFrameAt = this.now();
@@ -319,14 +344,17 @@ export class EslEventSource {
   }
 
   private onEventFrame(frame: EslFrame): number | void {
-    this.lastFrameAt = this.now();
+    // Not alive yet: only a body that reads as an event is (see alive()).
     const body = frame.body;
     if (!body || body.length === 0) {
       this.dropped('missing_content_length', `${frame.contentType} frame without a body`);
       return;
     }
+    this.trackSequence(body, frame.contentType === 'text/event-json');
     let headers: unknown;
     if (frame.contentType === 'text/event-json') {
+      // A call event (5-10 KB) is read by its own extractor, not scanned for auth headers first.
+      if (looksLikeCallBody(body)) return this.onCallJson(body);
       // A regular auth event is read without JSON.parse, with exactly its answer; any other
       // body (other events with all their headers, escapes, non-ASCII, odd syntax) is parsed.
       if (this.bodyReader.read(body, this.preparsed)) {
@@ -349,6 +377,7 @@ export class EslEventSource {
 
   /** A regular auth event the body reader parsed itself: as onEventHeaders, without the headers. */
   private onPreparsed(p: PreparsedEvent): void {
+    this.alive();
     try {
       this.listener.onEventReceived(AUTH_SUBCLASSES[p.subclass]!, p.profile);
     } catch (err) {
@@ -361,7 +390,12 @@ export class EslEventSource {
     if (typeof headers === 'object' && headers !== null && !Array.isArray(headers)) {
       const h = headers as Readonly<Record<string, unknown>>;
       const name = h['Event-Name'];
+      if (typeof name === 'string') this.alive();
       if (name === 'HEARTBEAT') { this.heartbeat(h); return; }
+      if (isCallEventName(name)) {
+        this.onCallHeaders(h);
+        return;
+      }
       const subclass = h['Event-Subclass'];
       if (name === 'CUSTOM' && typeof subclass === 'string' && (AUTH_SUBCLASSES as readonly string[]).includes(subclass)) {
         const profile = h['profile-name'];
@@ -385,6 +419,38 @@ export class EslEventSource {
     this.notify(() => this.listener.onHeartbeat?.(info));
   }
 
+  private onCallJson(body: Buffer): number | void {
+    let headers: unknown;
+    try {
+      headers = parseCallBody(body.toString('utf8'));
+    } catch {
+      this.dropped('bad_json', `event body is not JSON: ${JSON.stringify(body.toString('utf8', 0, 40))}`);
+      const at = body.indexOf('Content-Length: ', 1);
+      return at > 0 ? at : undefined;
+    }
+    this.onEventHeaders(headers);
+  }
+
+  private onCallHeaders(h: Readonly<Record<string, unknown>>): void {
+    const profile = h['variable_sofia_profile_name'];
+    try {
+      this.listener.onEventReceived(CALL_EVENT_NAME, typeof profile === 'string' ? profile : '');
+    } catch (err) {
+      this.listenerThrew(err);
+    }
+    const result = normalizeCallEvent(h, this.normalizeOptions);
+    if (!result.ok) {
+      this.dropped(result.reason, result.detail);
+      return;
+    }
+    if (this.listener.onCallEvent === undefined) return;
+    try {
+      this.listener.onCallEvent(result.event);
+    } catch (err) {
+      this.listenerThrew(err);
+    }
+  }
+
   private onNormalized(result: NormalizeResult): void {
     if (result.ok) {
       try {
@@ -397,8 +463,36 @@ export class EslEventSource {
     }
   }
 
-  private onMalformed(reason: FrameDropReason, detail: string): void {
+  /**
+   * A complete frame that reads as what it claims (an event, a reply): the connection is
+   * alive. Junk, however much of it streams in, is not (the watchdog then reconnects).
+   */
+  private alive(): void {
     this.lastFrameAt = this.now();
+  }
+
+  private trackSequence(body: Buffer, json: boolean): void {
+    const s = readSequence(body, json);
+    if (!s) return;
+    const gap = this.sequence.observe(s.seq, s.timeUs, this.sequence.awaitingFirst ? readCoreUuid(body, json) : null);
+    if (gap) this.onGap(gap);
+  }
+
+  private onGap(gap: EventGap): void {
+    if (this.gapsLogged < GAP_LOG_LIMIT) {
+      this.gapsLogged++;
+      this.logger.warn({
+        kind: gap.kind, fromSeq: gap.fromSeq, toSeq: gap.toSeq, missing: gap.missing,
+        from: new Date(gap.fromUs / 1000).toISOString(), to: new Date(gap.toUs / 1000).toISOString(),
+        ...(this.gapsLogged === GAP_LOG_LIMIT ? { note: 'further gaps on this connection are only counted' } : {}),
+      }, gap.kind === 'reconnect'
+        ? 'events fired while fsguard was not connected: evidence of this window may be incomplete'
+        : 'Event-Sequence jumped: FreeSWITCH may have dropped events for this connection; evidence of this window may be incomplete');
+    }
+    this.notify(() => this.listener.onEventGap?.(gap));
+  }
+
+  private onMalformed(reason: FrameDropReason, detail: string): void {
     if (this.malformedLogged < MALFORMED_LOG_LIMIT) {
       this.malformedLogged++;
       this.logger.warn(

@@ -9,4 +9,5 @@ export {
   DEFAULT_FRAME_LIMITS, EslFrameParser, decodePlainValue, parsePlainEventBody,
   type EslFrame, type FrameDropReason, type FrameLimits, type FrameSink, type PlainEventHeaders,
 } from './frame-parser.js';
+export { DEFAULT_EVENT_GAP_THRESHOLD, EventSequenceTracker, readCoreUuid, readSequence, type EventGap } from './event-sequence.js';
 export { parseRegistrations, REGISTRATIONS_API_COMMAND, type RegistrationsResult } from './registrations.js';

@@ -4,6 +4,7 @@
 // escaped here, in the one place that renders it.
 import type { NoticeKind } from './config.js';
 import { terminalSafe } from '../status/terminal-safe.js';
+import { formatDuration } from '../text/duration.js';
 
 /** How many users / user agents a ban notice carries. */
 export const NOTICE_SAMPLE = 5;
@@ -61,12 +62,7 @@ export interface NoticeOrigin {
 
 const plural = (n: number, word: string): string => `${n.toLocaleString('en-US')} ${word}${n === 1 ? '' : 's'}`;
 
-function duration(seconds: number): string {
-  if (seconds % 86400 === 0) return `${seconds / 86400}d`;
-  if (seconds % 3600 === 0) return `${seconds / 3600}h`;
-  if (seconds % 60 === 0) return `${seconds / 60}m`;
-  return `${seconds}s`;
-}
+const duration = (seconds: number): string => formatDuration(seconds, 2);
 
 /** Text that may quote the network (the policy's sentences), made safe for a chat message. */
 function chatSentence(value: string): string {

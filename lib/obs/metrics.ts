@@ -30,6 +30,12 @@ export class FsguardMetrics {
     labelNames: ['kind'] as const,
     registers: [this.registry],
   });
+  readonly callsTotal = new Counter({
+    name: 'fsguard_calls_total',
+    help: 'Finished inbound calls of watched profiles (CHANNEL_HANGUP_COMPLETE), by profile and outcome (answered, unrouted, refused, unanswered)',
+    labelNames: ['profile', 'outcome'] as const,
+    registers: [this.registry],
+  });
   readonly nftBatches = new Counter({
     name: 'fsguard_nft_batches_total',
     help: 'nft transactions that committed',
@@ -53,6 +59,18 @@ export class FsguardMetrics {
   readonly eslReconnects = new Counter({
     name: 'fsguard_esl_reconnects_total',
     help: 'Event socket connections established after the first one',
+    registers: [this.registry],
+  });
+  readonly eslEventGaps = new Counter({
+    name: 'fsguard_esl_event_gaps_total',
+    help: 'Windows in which FreeSWITCH events may have been lost (Event-Sequence jumped within a connection, or events fired while disconnected), by kind',
+    labelNames: ['kind'] as const,
+    registers: [this.registry],
+  });
+  readonly eslEventsMissing = new Counter({
+    name: 'fsguard_esl_events_missing_total',
+    help: 'Event-Sequence numbers skipped in those windows (an upper bound of the events lost), by kind',
+    labelNames: ['kind'] as const,
     registers: [this.registry],
   });
   readonly trackedSources = new Gauge({

@@ -28,6 +28,11 @@ export class AlertDesk {
     (this.out ??= []).push(a);
   }
 
+  /** An alert decided elsewhere (the call evidence's toll_fraud). */
+  add(a: PolicyAlert): void {
+    (this.out ??= []).push(a);
+  }
+
   /** A host judged and not banned: the alerts its evidence calls for. */
   host(s: SourceState, f: HostFactsView, rs: RuleSettings, now: number, e: AuthEvent | null): void {
     const r = rs.raw;
@@ -54,11 +59,16 @@ export class AlertDesk {
           now, undefined, s.lastUa || undefined);
       }
     }
+    // Rate-limited anyway: not even looked for while the last one is recent, nor where no
+    // counting rule has anything to count (a sprayed address's one challenge).
+    if (now - s.lastNearMissUs < rs.alertIntervalUs) return;
+    if (s.failShort === null && s.failLong === null && s.unansShort === null && s.unansLong === null && s.failingUsers === 0) return;
     const near = hostNearMiss(f, r);
     if (near !== null) this.nearMiss(s, rs, now, `${s.key} came close to a ban: ${nearMissText(near)} (${near.description})`);
   }
 
   prefix(p: PrefixState, f: PrefixFactsView, rs: RuleSettings, now: number): void {
+    if (now - p.lastNearMissUs < rs.alertIntervalUs) return;
     const near = prefixNearMiss(f, rs.raw);
     if (near !== null) this.nearMiss(p, rs, now, `${p.key} came close to a ban: ${nearMissText(near)} (${near.description})`);
   }

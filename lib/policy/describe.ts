@@ -1,15 +1,9 @@
 // The effective policy in plain words with its numbers, for `fsguard policy`: an operator
 // should be able to read what gets banned, when, and for how long, without opening the code.
-import { RULES, type Rule } from './rules.js';
-import { POLICY_KEYS, policyKnobDoc, settingsForProfile, type PolicyKey, type PolicySettings } from './settings.js';
-
-function dur(seconds: number): string {
-  const s = Math.round(seconds * 1000) / 1000;
-  if (s >= 86400 && s % 86400 === 0) return `${s / 86400} day${s === 86400 ? '' : 's'}`;
-  if (s >= 3600 && s % 3600 === 0) return `${s / 3600} hour${s === 3600 ? '' : 's'}`;
-  if (s >= 60 && s % 60 === 0) return `${s / 60} minute${s === 60 ? '' : 's'}`;
-  return `${s} second${s === 1 ? '' : 's'}`;
-}
+import { describeCallRules } from './calls/describe.js';
+import { RULES, type Rule, type RuleScope } from './rules.js';
+import { isBaseOnlyKey, POLICY_KEYS, policyKnobDoc, settingsForProfile, type PolicyKey, type PolicySettings } from './settings.js';
+import { formatDuration as dur } from '../text/duration.js';
 
 /** The ban lengths of the first few offences (without jitter). */
 export function banLadder(s: PolicySettings, steps = 5): number[] {
@@ -24,12 +18,12 @@ export function describePolicy(s: PolicySettings): string[] {
   say('Who is trusted');
   say(`  Never banned: ${s.allow.join(', ') || '(nothing)'} and FreeSWITCH's own addresses (from each event).`);
   say(`  A source is proven legitimate by a successful authentication (REGISTER or INVITE) or a live registration; it stays proven ${dur(s.legitimacySeconds)} after its last success.`);
-  say(`  A challenge answered within ${dur(s.answerTimeoutSeconds)} proves the source is real; unanswered challenges prove nothing about it (UDP can be forged).`);
+  say(`  A challenge not answered within ${dur(s.answerTimeoutSeconds)} counts unanswered (an answer arriving later takes it back); unanswered challenges prove nothing about the source (UDP can be forged), and over UDP even answered failures can be forged (FreeSWITCH does not bind a nonce to an address).`);
   say('');
   const ruleLine = (r: Rule): string => `  ${r.id.padEnd(36)} ${r.summary(s)}`;
   say('Sources with no proven legitimacy are banned for');
   for (const r of RULES) if (r.scope === 'unproven_source') say(ruleLine(r));
-  say('  (windows slide in eighths: "within 1 minute" means the last 52-60 seconds)');
+  say(`  (windows slide in eighths: "within about ${dur(s.shortWindowSeconds)}" means the last ${dur(s.shortWindowSeconds * 7 / 8)}-${dur(s.shortWindowSeconds)})`);
   say('');
   say('Proven sources (sites) are banned only for');
   for (const r of RULES) if (r.scope === 'proven_site') say(ruleLine(r));
@@ -41,9 +35,11 @@ export function describePolicy(s: PolicySettings): string[] {
   say(`IPv6: evidence from unproven hosts is also added up per /${s.ipv6PrefixLength}; the prefix is banned once the evidence comes from ${s.prefixMinAddresses}+ addresses, never when a proven host lives in it, for`);
   for (const r of RULES) if (r.scope === 'ipv6_prefix') say(ruleLine(r));
   say('');
+  for (const line of describeCallRules(s)) say(line);
+  say('');
   say(`Clock: event time; an event more than ${dur(s.maxEventLeadSeconds)} ahead of the wall clock, or a jump of more than ${dur(s.clockStepSeconds)} that the next event does not confirm, does not move it; sources may differ by ${dur(s.maxSourceSkewSeconds)}.`);
   say('');
-  const ladder = banLadder(s).map(dur);
+  const ladder = banLadder(s).map((seconds) => dur(seconds));
   say(`Ban length: ${dur(s.banSeconds)}, times ${s.banIncrementFactor} per repeat offence (${ladder.join(', ')}, …) up to ${dur(s.banMaxSeconds)}, plus up to ${Math.round(s.banJitterFraction * 100)}% deterministic jitter; offences are remembered ${dur(s.offenceMemorySeconds)}.`);
   say(`After a manual unban the target cannot be banned again for ${dur(s.unbanGraceSeconds)}.`);
   say(`Alerts: near_miss at ${Math.round(s.nearMissFraction * 100)}% of a threshold; at most one per kind, source and user every ${dur(s.alertIntervalSeconds)}.`);
@@ -76,4 +72,34 @@ export function policyAsJson(s: PolicySettings): Record<string, { value: unknown
   const out: Record<string, { value: unknown; doc: string }> = {};
   for (const key of POLICY_KEYS) out[key] = { value: s[key], doc: policyKnobDoc(key) };
   return out;
+}
+
+function cell(text: string): string {
+  return text.replace(/\|/g, '\\|');
+}
+
+/**
+ * One scope's rules as the markdown table in docs/policy.md (test/policy-docs.test.ts checks
+ * the docs carry exactly this): id, the fact it reads, when it fires with these settings,
+ * the keys it takes its numbers from, and the situation it answers.
+ */
+export function ruleTableMarkdown(s: PolicySettings, scope: RuleScope): string[] {
+  const rows = ['| rule | reads | fires when (defaults) | settings | real-world situation |', '|---|---|---|---|---|'];
+  for (const r of RULES) {
+    if (r.scope !== scope) continue;
+    rows.push(`| \`${r.id}\` | \`${r.fact}\` | ${cell(r.summary(s))} | ${r.keys.map((k) => `\`${k}\``).join(', ')} | ${cell(r.situation)} |`);
+  }
+  return rows;
+}
+
+function defaultText(key: PolicyKey, v: unknown): string {
+  if (key === 'scannerUserAgents') return `${(v as readonly string[]).length} tool names`;
+  return `\`${JSON.stringify(v)}\``;
+}
+
+/** Every knob as the markdown table in docs/policy.md. */
+export function knobTableMarkdown(s: PolicySettings): string[] {
+  const rows = ['| key | default | per profile | meaning |', '|---|---|---|---|'];
+  for (const key of POLICY_KEYS) rows.push(`| \`${key}\` | ${defaultText(key, s[key])} | ${isBaseOnlyKey(key) ? 'no' : 'yes'} | ${cell(policyKnobDoc(key))} |`);
+  return rows;
 }

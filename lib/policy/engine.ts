@@ -27,6 +27,8 @@
 //     once an answer could have come back over the slowest link), and on attack-tool agents.
 //   - IPv6 evidence from unproven hosts is also added up per prefix (/64 by default).
 import type { AuthEvent, LiveRegistration } from '../events/auth-event.js';
+import type { CallEvent } from '../events/call-event.js';
+import { CallPolicy } from './calls/call-policy.js';
 import { ipv6PrefixText, parseCidr, type Cidr, type IpAddress } from '../net/ip.js';
 import { AlertDesk } from './alerts.js';
 import { BanLedger } from './ban-ledger.js';
@@ -102,7 +104,9 @@ export class RatePolicy implements Policy {
   private readonly tracker: SourceTracker;
   private readonly alerts = new AlertDesk();
   private readonly hostFacts: HostFactsView;
-  private readonly prefixFacts = new PrefixFactsView();
+  private readonly prefixFacts: PrefixFactsView;
+  /** Call evidence (lib/policy/calls): the call rows of the rule table read it through the facts views. */
+  private readonly calls: CallPolicy;
   private readonly uaMemo = new Map<string, boolean>();
   /** Recent event gaps, in policy time. */
   private readonly gaps: { fromUs: number; toUs: number }[] = [];
@@ -128,7 +132,9 @@ export class RatePolicy implements Policy {
     });
     this.ledger = new BanLedger(this.base);
     this.tracker = new SourceTracker(this.base, this.prefixLength, this.queue, this.ledger);
-    this.hostFacts = new HostFactsView(this.queue);
+    this.calls = new CallPolicy(settings, overrides);
+    this.hostFacts = new HostFactsView(this.queue, this.calls);
+    this.prefixFacts = new PrefixFactsView(this.calls);
   }
 
   // ---------------------------------------------------------------- Policy interface
@@ -150,6 +156,45 @@ export class RatePolicy implements Policy {
     const p = s.prefixKey !== null ? (this.tracker.linkedPrefix(s) ?? this.tracker.prefixOf(s, now)) : null;
     if (p !== null && p.bannedUntilUs > now) return this.flush();
     this.record(s, p, event, rs, now);
+    return this.flush();
+  }
+
+  observeCall(event: CallEvent): PolicyOutput {
+    const now = this.clock.place(event.timeUs);
+    this.expireChallenges(now);
+    const source = event.source.text;
+    const known = this.ledger.switchAddresses;
+    for (const a of event.switchAddresses) {
+      if (!known.has(a)) known.add(a);
+      if (a === source) return this.flush();
+    }
+    const rs = this.settingsFor(event.profile);
+    const s = this.tracker.source(event.source, now);
+    if (s.allowed || s.bannedUntilUs > now) return this.flush();
+    const p = s.prefixKey !== null ? (this.tracker.linkedPrefix(s) ?? this.tracker.prefixOf(s, now)) : null;
+    if (p !== null && p.bannedUntilUs > now) return this.flush();
+    s.lastSeenUs = now;
+    s.version++;
+    if (s.lastProfile !== event.profile) s.lastProfile = event.profile;
+    const proven = s.isProven(now);
+    const o = this.calls.observe(event, {
+      provenByAuth: proven,
+      prefixProvenByAuth: p !== null && p.provenUntilUs > now,
+      siteAccounts: s.succeededUsers,
+    }, now, p !== null && p.provenUntilUs <= now);
+    if (o.feedPrefix && p !== null) {
+      // The prefix's address count (and its scanner rule) take call evidence like auth evidence.
+      p.noteAddress(s.key);
+      if (o.scanner) { p.noteScannerAddress(s.key); if (p.scannerUa === '') p.scannerUa = event.userAgent; }
+      p.version++;
+      p.lastSeenUs = now;
+      if (p.lastProfile !== event.profile) p.lastProfile = event.profile;
+    }
+    for (const a of o.alerts) this.alerts.add(a);
+    for (const v of o.verdicts) {
+      if (s.bannedUntilUs <= now) this.ban(s, { rule: v.rule, reason: v.reason }, rs, now);
+    }
+    if (o.judge) this.judge(s, rs, now, null);
     return this.flush();
   }
 
@@ -198,6 +243,7 @@ export class RatePolicy implements Policy {
       const expiresUs = r.expiresAtSec !== null ? r.expiresAtSec * US - this.clock.offset : now;
       this.prove(s, Math.max(expiresUs, now), this.base, now);
       if (r.user) this.userSucceeded(s, r.user, r.userAgent, now, this.base);
+      if (r.user) this.calls.noteAuthSuccess(r.user, r.realm, s.key, now);
       s.sampleUser(r.user);
       s.sampleAgent(r.userAgent);
     }
@@ -222,11 +268,12 @@ export class RatePolicy implements Policy {
         st.resetEvidence();
         st.version++;
       }
+      this.calls.forget(key);
     }
   }
 
   trackedSources(): number {
-    return this.tracker.size;
+    return this.tracker.size + this.calls.tracked();
   }
 
   // ---------------------------------------------------------------- inspection
@@ -421,6 +468,7 @@ export class RatePolicy implements Policy {
           if (feedPrefix) p.successes++;
           this.prove(s, now, rs, now);
           this.userSucceeded(s, user, ua, now, rs);
+          this.calls.noteAuthSuccess(user, e.realm, s.key, now);
         } else if (e.result === 'forbidden') {
           const d = s.detail();
           if (d.unpairedFailures > 0 && now - d.lastUnpairedFailureUs <= FAILURE_PAIR_US) {
@@ -629,7 +677,9 @@ export class RatePolicy implements Policy {
     const active = this.ledger.running(cidr.text, now);
     if (active) { st.bannedUntilUs = active.untilUs; return; }
     const { seconds, previous, untilUs } = this.ledger.book(cidr, v.rule, rs, now);
-    const evidence = this.evidence(st);
+    const calls = this.calls.summary(st.key);
+    const evidence = calls !== undefined ? { ...this.evidence(st), calls } : this.evidence(st);
+    this.calls.forget(st.key);
     st.bannedUntilUs = untilUs;
     st.bannedRule = v.rule;
     st.resetEvidence();

@@ -1,6 +1,7 @@
 // The facts values the rules read: views over a source's (or prefix's) evidence at one moment,
 // judged with one profile's settings. One view of each kind per policy, re-bound for every
 // judgement, so judging allocates nothing; each fact is computed only when a rule reads it.
+import type { CallEvidenceLookup, ProbeEvidence } from './calls/call-policy.js';
 import type { ChallengeQueue } from './challenge-queue.js';
 import type { RuleSettings } from './compiled-settings.js';
 import { countOf } from './counters.js';
@@ -15,10 +16,14 @@ export class HostFactsView implements HostFacts {
   /** Explain and status want exact values; the verdict may skip work that cannot ban. */
   private exact = false;
   private worstDone = false;
+  /** Read by every rule's scope: computed once per judgement. */
+  private provenNow = false;
   private worstUserValue = '';
   private worstValue = 0;
+  /** The host's call evidence, looked up when a call rule first reads it (undefined: not yet). */
+  private callEvidence: ProbeEvidence | null | undefined = undefined;
 
-  constructor(private readonly queue: ChallengeQueue) {}
+  constructor(private readonly queue: ChallengeQueue, private readonly calls: CallEvidenceLookup) {}
 
   bind(s: SourceState, rs: RuleSettings, now: number, prefix: PrefixState | null, exact: boolean): this {
     this.s = s;
@@ -27,11 +32,26 @@ export class HostFactsView implements HostFacts {
     this.prefix = prefix;
     this.exact = exact;
     this.worstDone = false;
+    this.callEvidence = undefined;
+    this.provenNow = s.provenUntilUs > now;
     return this;
   }
 
+  private get call(): ProbeEvidence | null {
+    if (this.callEvidence === undefined) this.callEvidence = this.calls.hostEvidence(this.s.key);
+    return this.callEvidence;
+  }
+
+  get provenByCalls(): boolean { const c = this.call; return c !== null && c.provenUntilUs > this.now; }
+  get callScannerUserAgent(): string { const c = this.call; return c !== null ? c.scannerUa : ''; }
+  get callNumbersShort(): number { const c = this.call; return c !== null ? countOf(c.distinctShort, this.now, this.rs.shortWindowUs) : 0; }
+  get callNumbersLong(): number { const c = this.call; return c !== null ? countOf(c.distinctLong, this.now, this.rs.longWindowUs) : 0; }
+  get callCostlyNumbersShort(): number { const c = this.call; return c !== null ? countOf(c.intlShort, this.now, this.rs.shortWindowUs) : 0; }
+  get callCostlyNumbersLong(): number { const c = this.call; return c !== null ? countOf(c.intlLong, this.now, this.rs.longWindowUs) : 0; }
+  get sampleNumbers(): readonly string[] { const c = this.call; return c !== null ? c.numbers : []; }
+
   get key(): string { return this.s.key; }
-  get proven(): boolean { return this.s.isProven(this.now); }
+  get proven(): boolean { return this.provenNow; }
   get answered(): boolean { return this.s.answered; }
   get inProvenPrefix(): boolean { return this.prefix !== null && this.prefix.provenUntilUs > this.now; }
   get scannerUserAgent(): string { return this.s.scannerUa; }
@@ -90,13 +110,26 @@ export class PrefixFactsView implements PrefixFacts {
   private p!: PrefixState;
   private rs!: RuleSettings;
   private now = 0;
+  private callEvidence: ProbeEvidence | null | undefined = undefined;
+
+  constructor(private readonly calls: CallEvidenceLookup) {}
 
   bind(p: PrefixState, rs: RuleSettings, now: number): this {
     this.p = p;
     this.rs = rs;
     this.now = now;
+    this.callEvidence = undefined;
     return this;
   }
+
+  private get call(): ProbeEvidence | null {
+    if (this.callEvidence === undefined) this.callEvidence = this.calls.prefixEvidence(this.p.key);
+    return this.callEvidence;
+  }
+
+  get provenByCalls(): boolean { const c = this.call; return c !== null && c.provenUntilUs > this.now; }
+  get callNumbersLong(): number { const c = this.call; return c !== null ? countOf(c.distinctLong, this.now, this.rs.longWindowUs) : 0; }
+  get callCostlyNumbersLong(): number { const c = this.call; return c !== null ? countOf(c.intlLong, this.now, this.rs.longWindowUs) : 0; }
 
   get key(): string { return this.p.key; }
   get proven(): boolean { return this.p.provenUntilUs > this.now; }

@@ -28,7 +28,16 @@ export type RuleId =
   | 'ipv6_prefix_credential_scan'
   | 'ipv6_prefix_slow_guessing'
   | 'ipv6_prefix_unanswered_challenges'
-  | 'ipv6_prefix_slow_unanswered_challenges';
+  | 'ipv6_prefix_slow_unanswered_challenges'
+  // Calls (lib/policy/calls): dialplan probing from unauthenticated sources, toll fraud.
+  | 'call_scanner_user_agent'
+  | 'call_probing_international'
+  | 'call_probing'
+  | 'slow_call_probing_international'
+  | 'slow_call_probing'
+  | 'ipv6_prefix_call_probing_international'
+  | 'ipv6_prefix_call_probing'
+  | 'toll_fraud';
 
 /**
  * Whom a rule can ban: a source that never proved itself legitimate, a proven site (only on
@@ -72,6 +81,20 @@ export interface HostFacts {
   readonly worstUserFailuresShort: number;
   /** A few of the users tried, for the reason sentence. */
   readonly sampleUsers: readonly string[];
+  // Calls (CHANNEL_HANGUP_COMPLETE; lib/policy/calls). "Probing calls": unauthenticated, in a
+  // public context, ended unrouted or refused; each number counted once per long horizon.
+  /** An unauthenticated call of it was answered (callProofMinSeconds+): a carrier, a trunk. */
+  readonly provenByCalls: boolean;
+  /** The first attack-tool user agent of its unauthenticated calls ('' for none). */
+  readonly callScannerUserAgent: string;
+  /** Distinct numbers of its probing calls within the short window / the long horizon. */
+  readonly callNumbersShort: number;
+  readonly callNumbersLong: number;
+  /** …of them international or premium. */
+  readonly callCostlyNumbersShort: number;
+  readonly callCostlyNumbersLong: number;
+  /** A few of the numbers, for the reason sentence. */
+  readonly sampleNumbers: readonly string[];
 }
 
 /** What the evidence says about one IPv6 prefix now (only unproven hosts feed it). */
@@ -86,6 +109,10 @@ export interface PrefixFacts {
   readonly failingUsers: number;
   readonly unansweredShort: number;
   readonly unansweredLong: number;
+  /** Calls: a host inside was proven by an answered call; distinct probed numbers (long horizon). */
+  readonly provenByCalls: boolean;
+  readonly callNumbersLong: number;
+  readonly callCostlyNumbersLong: number;
 }
 
 interface RuleBase<F> {
@@ -108,6 +135,8 @@ interface RuleBase<F> {
   readonly nearMiss: boolean;
   /** Reads answered failures only: on UDP they can be forged (see forgedFailureShieldUsers). */
   readonly answeredFailures: boolean;
+  /** The real-world situation it answers (docs/policy.md). */
+  readonly situation: string;
 }
 
 export interface HostRule extends RuleBase<HostFacts> {
@@ -123,6 +152,9 @@ export type Rule = HostRule | PrefixRule;
 function who(f: HostFacts): string {
   return f.answered ? 'a source that answered challenges but never authenticated successfully' : 'a source that never proved itself legitimate';
 }
+
+/** What a probing call is, in the rules' sentences. */
+const PROBING = 'unauthenticated calls in a public context ending unrouted or refused';
 
 function spread(f: PrefixFacts): string {
   return `spread over ${f.addresses} addresses of ${f.key}, none proven legitimate`;
@@ -142,6 +174,7 @@ export const HOST_RULES: readonly HostRule[] = [
     reason: (f) => `user agent ${quoted(f.scannerUserAgent)} is a SIP attack tool, sent from ${who(f)}`,
     explain: (f) => (f.scannerUserAgent !== '' ? `attack-tool user agent ${quoted(f.scannerUserAgent)} seen` : 'no attack-tool user agent seen'),
     nearMiss: false, answeredFailures: false,
+    situation: 'scanners announce themselves (friendly-scanner, sipvicious, sipcli, …): banned at the first packet; never a proven site (a forged agent on a forged packet)',
   },
   {
     id: 'brute_force', scope: 'unproven_source', fact: 'failuresShort', keys: ['bruteForceFailures', 'shortWindowSeconds'],
@@ -150,6 +183,7 @@ export const HOST_RULES: readonly HostRule[] = [
     reason: (f, s) => `${s.bruteForceFailures} answered authentication failures within ${humanSeconds(s.shortWindowSeconds)} (users ${f.sampleUsers.slice(0, 4).join(', ') || 'unknown'}) from ${who(f)}`,
     explain: (_f, s) => `answered failures, in the last ${humanSeconds(s.shortWindowSeconds)}`,
     nearMiss: true, answeredFailures: true,
+    situation: 'a password cracker, at any rate above one guess per 10 s',
   },
   {
     id: 'credential_scan', scope: 'unproven_source', fact: 'failingUsers', keys: ['credentialScanUsers', 'credentialScanUsersPerSiteUser', 'longWindowSeconds'],
@@ -158,6 +192,7 @@ export const HOST_RULES: readonly HostRule[] = [
     reason: (f, s) => `${f.failingUsers} distinct users failed authentication and none succeeded, from ${who(f)} (tolerance ${credentialScanTolerance(s, f.workingUsers) - 1})`,
     explain: (f, s) => `distinct users failing and never succeeding here (${s.credentialScanUsers} + ${s.credentialScanUsersPerSiteUser} × ${f.workingUsers} working users)`,
     nearMiss: true, answeredFailures: true,
+    situation: 'one guessed password per extension, at any rate',
   },
   {
     // A host of an IPv6 subnet where a proven host lives is probably one of the site's own
@@ -169,6 +204,7 @@ export const HOST_RULES: readonly HostRule[] = [
     reason: (f, s) => `${s.slowGuessingFailures} answered authentication failures within ${humanSeconds(s.longWindowSeconds)}, below any short window, from ${who(f)}`,
     explain: (_f, s) => `answered failures, in the last ${humanSeconds(s.longWindowSeconds)}`,
     nearMiss: true, answeredFailures: true,
+    situation: 'guessing below any short window (one guess every 90 s or slower)',
   },
   {
     id: 'pipelined_cracker', scope: 'unproven_source', fact: 'sameUserRun', keys: ['sameUserChallenges', 'answerTimeoutSeconds'],
@@ -177,6 +213,7 @@ export const HOST_RULES: readonly HostRule[] = [
     reason: (f, s) => `${f.sameUserRun} requests in a row for user ${f.sameUserRunUser}, each within ${humanSeconds(s.answerTimeoutSeconds)} of the last, from ${who(f)}: a pipelined password cracker (a phone sends one at a time)`,
     explain: (f, s) => `challenges in a row for user ${quoted(f.sameUserRunUser)}, each within ${humanSeconds(s.answerTimeoutSeconds)} of the last`,
     nearMiss: false, answeredFailures: false,
+    situation: 'a cracker pipelining requests (1000/s) is banned before its answers arrive',
   },
   {
     // Nothing is concluded before an answer could have come back: the oldest challenge must
@@ -190,6 +227,7 @@ export const HOST_RULES: readonly HostRule[] = [
     reason: (f) => `${f.pendingChallenges} challenges outstanding, the oldest unanswered for ${humanSeconds(Math.round(f.oldestPendingAgeUs / 1000) / 1000)}, longer than any answer of its link, from ${who(f)}: a scanner or INVITE flood`,
     explain: (f) => `challenges outstanding, none answered lately, the oldest for ${humanSeconds(Math.round(f.oldestPendingAgeUs / 1000) / 1000)} (counts from ${humanSeconds(Math.round(f.answerWaitUs / 1000) / 1000)})`,
     nearMiss: false, answeredFailures: false,
+    situation: 'scanners and INVITE floods that never answer, banned as soon as an answer over the slowest link (RTT 1.5 s) is overdue; a site on a congested link keeps answering, so it never is',
   },
   {
     id: 'unanswered_challenges', scope: 'unproven_source', fact: 'unansweredShort', keys: ['unansweredChallenges', 'shortWindowSeconds', 'answerTimeoutSeconds'],
@@ -198,6 +236,7 @@ export const HOST_RULES: readonly HostRule[] = [
     reason: (_f, s) => `${s.unansweredChallenges} challenges left unanswered within ${humanSeconds(s.shortWindowSeconds)} from a source that never proved itself legitimate: an extension scanner or toll-fraud INVITE flood`,
     explain: (_f, s) => `challenges unanswered after ${humanSeconds(s.answerTimeoutSeconds)}, in the last ${humanSeconds(s.shortWindowSeconds)}`,
     nearMiss: true, answeredFailures: false,
+    situation: 'extension scanners and toll-fraud INVITE floods, which never answer the 401/407',
   },
   {
     id: 'slow_unanswered_challenges', scope: 'unproven_source', fact: 'unansweredLong', keys: ['slowUnansweredChallenges', 'longWindowSeconds'],
@@ -206,6 +245,7 @@ export const HOST_RULES: readonly HostRule[] = [
     reason: (_f, s) => `${s.slowUnansweredChallenges} challenges left unanswered within ${humanSeconds(s.longWindowSeconds)} from a source that never proved itself legitimate: a slow scanner`,
     explain: (_f, s) => `unanswered challenges, in the last ${humanSeconds(s.longWindowSeconds)}`,
     nearMiss: true, answeredFailures: false,
+    situation: 'a slow scanner',
   },
   {
     id: 'foothold_credential_scan', scope: 'proven_site', fact: 'failingUsers', keys: ['credentialScanUsers', 'credentialScanUsersPerSiteUser', 'longWindowSeconds'],
@@ -214,6 +254,7 @@ export const HOST_RULES: readonly HostRule[] = [
     reason: (f, s) => `${f.failingUsers} distinct users failed authentication from ${f.key} and never succeeded there, more than a site with ${f.workingUsers} working users explains (tolerance ${credentialScanTolerance(s, f.workingUsers) - 1}): a scan through a foothold account`,
     explain: (f, s) => `distinct users failing and never succeeding here (${s.credentialScanUsers} + ${s.credentialScanUsersPerSiteUser} × ${f.workingUsers} working users)`,
     nearMiss: true, answeredFailures: true,
+    situation: 'a stolen account used as a foothold to scan other extensions; a 500-phone site with a few stale phones, or a shift start where one in five mistypes, stays far below',
   },
   {
     id: 'proven_source_brute_force', scope: 'proven_site', fact: 'worstUserFailuresShort', keys: ['provenBruteForceFailures', 'shortWindowSeconds'],
@@ -222,6 +263,53 @@ export const HOST_RULES: readonly HostRule[] = [
     reason: (f, s) => `user ${f.worstUser} failed authentication about ${s.provenBruteForceFailures} times within ${humanSeconds(s.shortWindowSeconds)} from ${f.key}, far faster than any phone retries: password cracking through a site address`,
     explain: (_f, s) => `failures of one user at a proven site, in the last ${humanSeconds(s.shortWindowSeconds)}`,
     nearMiss: false, answeredFailures: true,
+    situation: 'password cracking through the address of a site: no phone retries that fast',
+  },
+  // ---- calls (lib/policy/calls): only sources no answered call proved (carriers, trunks)
+  {
+    id: 'call_scanner_user_agent', scope: 'unproven_source', fact: 'callScannerUserAgent', keys: ['scannerUserAgents'],
+    value: (f) => (f.callScannerUserAgent !== '' ? 1 : 0), threshold: () => 1, when: (f) => !f.provenByCalls,
+    summary: () => 'one unauthenticated call whose user agent contains an attack-tool name',
+    reason: (f) => `an unauthenticated call from ${f.key} carried the attack-tool user agent ${quoted(f.callScannerUserAgent)}`,
+    explain: (f) => (f.callScannerUserAgent !== '' ? `attack-tool user agent ${quoted(f.callScannerUserAgent)} on a call` : 'no attack-tool user agent on its calls'),
+    situation: 'a SIP scanner calling the public profile announces itself (friendly-scanner, sipvicious, …): banned at its first call; never a source proven by answered calls',
+    nearMiss: false, answeredFailures: false,
+  },
+  {
+    id: 'call_probing_international', scope: 'unproven_source', fact: 'callCostlyNumbersShort', keys: ['callProbeInternational', 'shortWindowSeconds', 'callInternationalPrefixes', 'callPremiumPrefixes'],
+    value: (f) => f.callCostlyNumbersShort, threshold: (s) => s.callProbeInternational, when: (f) => !f.provenByCalls,
+    summary: (s) => `${s.callProbeInternational} distinct international/premium numbers within about ${humanSeconds(s.shortWindowSeconds)}, ${PROBING}`,
+    reason: (f, s) => `${f.key} dialled ${f.callCostlyNumbersShort} distinct international/premium numbers within ${humanSeconds(s.shortWindowSeconds)} (${f.sampleNumbers.slice(0, 4).join(', ')}), ${PROBING}: probing the dialplan for a route out`,
+    explain: (_f, s) => `distinct international/premium numbers of probing calls, in the last ${humanSeconds(s.shortWindowSeconds)}`,
+    situation: 'a scanner dialling 00…, 011…, 9011…, +… on the public profile to find a route out (no sofia auth event exists there): banned at its third number',
+    nearMiss: true, answeredFailures: false,
+  },
+  {
+    id: 'call_probing', scope: 'unproven_source', fact: 'callNumbersShort', keys: ['callProbeDestinations', 'shortWindowSeconds', 'callPublicContexts'],
+    value: (f) => f.callNumbersShort, threshold: (s) => s.callProbeDestinations, when: (f) => !f.provenByCalls,
+    summary: (s) => `${s.callProbeDestinations} distinct numbers within about ${humanSeconds(s.shortWindowSeconds)}, ${PROBING}`,
+    reason: (f, s) => `${f.key} dialled ${f.callNumbersShort} distinct numbers within ${humanSeconds(s.shortWindowSeconds)} (${f.sampleNumbers.slice(0, 4).join(', ')}), ${PROBING}: scanning the dialplan`,
+    explain: (_f, s) => `distinct numbers of probing calls, in the last ${humanSeconds(s.shortWindowSeconds)}`,
+    situation: "a dialplan scan walking numbers or extensions on the public profile; a carrier's misdials never reach it (its answered calls prove it)",
+    nearMiss: true, answeredFailures: false,
+  },
+  {
+    id: 'slow_call_probing_international', scope: 'unproven_source', fact: 'callCostlyNumbersLong', keys: ['slowCallProbeInternational', 'longWindowSeconds'],
+    value: (f) => f.callCostlyNumbersLong, threshold: (s) => s.slowCallProbeInternational, when: (f) => !f.provenByCalls,
+    summary: (s) => `${s.slowCallProbeInternational} distinct international/premium numbers within about ${humanSeconds(s.longWindowSeconds)} (slow probing)`,
+    reason: (f, s) => `${f.key} dialled ${f.callCostlyNumbersLong} distinct international/premium numbers within ${humanSeconds(s.longWindowSeconds)} (${f.sampleNumbers.slice(0, 4).join(', ')}), ${PROBING}: slow probing for a route out`,
+    explain: (_f, s) => `distinct international/premium numbers of probing calls, in the last ${humanSeconds(s.longWindowSeconds)}`,
+    situation: 'the same probe spread over hours (one call every few minutes) to stay under any short window',
+    nearMiss: true, answeredFailures: false,
+  },
+  {
+    id: 'slow_call_probing', scope: 'unproven_source', fact: 'callNumbersLong', keys: ['slowCallProbeDestinations', 'longWindowSeconds'],
+    value: (f) => f.callNumbersLong, threshold: (s) => s.slowCallProbeDestinations, when: (f) => !f.provenByCalls,
+    summary: (s) => `${s.slowCallProbeDestinations} distinct numbers within about ${humanSeconds(s.longWindowSeconds)} (slow dialplan scan)`,
+    reason: (f, s) => `${f.key} dialled ${f.callNumbersLong} distinct numbers within ${humanSeconds(s.longWindowSeconds)} (${f.sampleNumbers.slice(0, 4).join(', ')}), ${PROBING}: slow dialplan scan`,
+    explain: (_f, s) => `distinct numbers of probing calls, in the last ${humanSeconds(s.longWindowSeconds)}`,
+    situation: 'a slow dialplan scan: one call every few minutes for a day',
+    nearMiss: true, answeredFailures: false,
   },
 ];
 
@@ -234,6 +322,7 @@ export const PREFIX_RULES: readonly PrefixRule[] = [
     reason: (f) => `attack-tool user agent ${quoted(f.scannerUserAgent)} from ${f.scannerAddresses} addresses of ${f.key}, none proven legitimate: address rotation`,
     explain: () => 'addresses with an attack-tool user agent',
     nearMiss: false, answeredFailures: false,
+    situation: 'an attack tool rotating addresses inside its /64',
   },
   {
     id: 'ipv6_prefix_brute_force', scope: 'ipv6_prefix', fact: 'failuresShort', keys: ['bruteForceFailures', 'shortWindowSeconds'],
@@ -242,6 +331,7 @@ export const PREFIX_RULES: readonly PrefixRule[] = [
     reason: (f, s) => `${s.bruteForceFailures} answered authentication failures within ${humanSeconds(s.shortWindowSeconds)} ${spread(f)}: address rotation`,
     explain: (_f, s) => `answered failures in the last ${humanSeconds(s.shortWindowSeconds)}`,
     nearMiss: true, answeredFailures: true,
+    situation: 'a cracker rotating addresses inside its /64',
   },
   {
     id: 'ipv6_prefix_credential_scan', scope: 'ipv6_prefix', fact: 'failingUsers', keys: ['credentialScanUsers', 'longWindowSeconds'],
@@ -250,6 +340,7 @@ export const PREFIX_RULES: readonly PrefixRule[] = [
     reason: (f) => `${f.failingUsers} distinct users failed authentication ${spread(f)}: address rotation`,
     explain: () => 'distinct failing users',
     nearMiss: true, answeredFailures: true,
+    situation: 'a credential scan rotating addresses',
   },
   {
     id: 'ipv6_prefix_slow_guessing', scope: 'ipv6_prefix', fact: 'failuresLong', keys: ['slowGuessingFailures', 'longWindowSeconds'],
@@ -258,6 +349,7 @@ export const PREFIX_RULES: readonly PrefixRule[] = [
     reason: (f, s) => `${s.slowGuessingFailures} answered authentication failures within ${humanSeconds(s.longWindowSeconds)} ${spread(f)}: slow guessing with address rotation`,
     explain: (_f, s) => `answered failures in the last ${humanSeconds(s.longWindowSeconds)}`,
     nearMiss: true, answeredFailures: true,
+    situation: 'slow guessing rotating addresses',
   },
   {
     id: 'ipv6_prefix_unanswered_challenges', scope: 'ipv6_prefix', fact: 'unansweredShort', keys: ['unansweredChallenges', 'shortWindowSeconds'],
@@ -266,6 +358,7 @@ export const PREFIX_RULES: readonly PrefixRule[] = [
     reason: (f, s) => `${s.unansweredChallenges} challenges left unanswered within ${humanSeconds(s.shortWindowSeconds)} ${spread(f)}: scanning with address rotation`,
     explain: (_f, s) => `unanswered challenges in the last ${humanSeconds(s.shortWindowSeconds)}`,
     nearMiss: true, answeredFailures: false,
+    situation: 'a scanner rotating addresses',
   },
   {
     id: 'ipv6_prefix_slow_unanswered_challenges', scope: 'ipv6_prefix', fact: 'unansweredLong', keys: ['slowUnansweredChallenges', 'longWindowSeconds'],
@@ -274,8 +367,31 @@ export const PREFIX_RULES: readonly PrefixRule[] = [
     reason: (f, s) => `${s.slowUnansweredChallenges} challenges left unanswered within ${humanSeconds(s.longWindowSeconds)} ${spread(f)}`,
     explain: (_f, s) => `unanswered challenges in the last ${humanSeconds(s.longWindowSeconds)}`,
     nearMiss: true, answeredFailures: false,
+    situation: 'a slow scanner rotating addresses',
+  },
+  {
+    id: 'ipv6_prefix_call_probing_international', scope: 'ipv6_prefix', fact: 'callCostlyNumbersLong', keys: ['callProbeInternational', 'longWindowSeconds', 'prefixMinAddresses'],
+    value: (f) => f.callCostlyNumbersLong, threshold: (s) => s.callProbeInternational, when: (f) => !f.provenByCalls,
+    summary: (s) => `${s.callProbeInternational} distinct international/premium numbers of probing calls within about ${humanSeconds(s.longWindowSeconds)}`,
+    reason: (f, s) => `${f.callCostlyNumbersLong} distinct international/premium numbers dialled within ${humanSeconds(s.longWindowSeconds)} ${spread(f)}, ${PROBING}: probing with address rotation`,
+    explain: (_f, s) => `distinct international/premium numbers of probing calls, in the last ${humanSeconds(s.longWindowSeconds)}`,
+    situation: 'a prober rotating addresses inside its /64, one call each',
+    nearMiss: false, answeredFailures: false,
+  },
+  {
+    id: 'ipv6_prefix_call_probing', scope: 'ipv6_prefix', fact: 'callNumbersLong', keys: ['callProbeDestinations', 'longWindowSeconds', 'prefixMinAddresses'],
+    value: (f) => f.callNumbersLong, threshold: (s) => s.callProbeDestinations, when: (f) => !f.provenByCalls,
+    summary: (s) => `${s.callProbeDestinations} distinct numbers of probing calls within about ${humanSeconds(s.longWindowSeconds)}`,
+    reason: (f, s) => `${f.callNumbersLong} distinct numbers dialled within ${humanSeconds(s.longWindowSeconds)} ${spread(f)}, ${PROBING}: scanning with address rotation`,
+    explain: (_f, s) => `distinct numbers of probing calls, in the last ${humanSeconds(s.longWindowSeconds)}`,
+    situation: 'a dialplan scan rotating addresses inside its /64',
+    nearMiss: false, answeredFailures: false,
   },
 ];
+
+/** The host rules by scope, in table order (the verdict reads only the rows that can apply). */
+const UNPROVEN_RULES: readonly HostRule[] = HOST_RULES.filter((r) => r.scope === 'unproven_source');
+const SITE_RULES: readonly HostRule[] = HOST_RULES.filter((r) => r.scope === 'proven_site');
 
 /** The whole table, host rules first (docs and `fsguard policy` list it in this order). */
 export const RULES: readonly Rule[] = [...HOST_RULES, ...PREFIX_RULES];
@@ -317,8 +433,10 @@ export function prefixJudged(f: PrefixFacts, s: PolicySettings): boolean {
  * bans on answered failures (they can be forged), so rules reading only them do not ban.
  */
 export function hostVerdict(f: HostFacts, s: PolicySettings, skipAnsweredFailures = false): Verdict | null {
-  for (const r of HOST_RULES) {
-    if (!hostScopeHolds(r, f) || (skipAnsweredFailures && r.answeredFailures)) continue;
+  const rules = f.proven ? SITE_RULES : UNPROVEN_RULES;
+  for (let i = 0; i < rules.length; i++) {
+    const r = rules[i]!;
+    if (skipAnsweredFailures && r.answeredFailures) continue;
     if (r.value(f) >= r.threshold(s, f) && (r.when === null || r.when(f, s))) return { rule: r.id, reason: r.reason(f, s) };
   }
   return null;
@@ -326,8 +444,10 @@ export function hostVerdict(f: HostFacts, s: PolicySettings, skipAnsweredFailure
 
 /** The host rules that would hold if the site were not shielded (the forged_failures alert). */
 export function shieldedVerdict(f: HostFacts, s: PolicySettings): Verdict | null {
-  for (const r of HOST_RULES) {
-    if (!hostScopeHolds(r, f) || !r.answeredFailures) continue;
+  const rules = f.proven ? SITE_RULES : UNPROVEN_RULES;
+  for (let i = 0; i < rules.length; i++) {
+    const r = rules[i]!;
+    if (!r.answeredFailures) continue;
     if (r.value(f) >= r.threshold(s, f) && (r.when === null || r.when(f, s))) return { rule: r.id, reason: r.reason(f, s) };
   }
   return null;
@@ -346,8 +466,10 @@ export function prefixVerdict(f: PrefixFacts, s: PolicySettings): Verdict | null
  * threshold (and at least 2), not yet over it. The same numbers explain prints.
  */
 export function hostNearMiss(f: HostFacts, s: PolicySettings): RuleStatus | null {
-  for (const r of HOST_RULES) {
-    if (!r.nearMiss || !hostScopeHolds(r, f)) continue;
+  const rules = f.proven ? SITE_RULES : UNPROVEN_RULES;
+  for (let i = 0; i < rules.length; i++) {
+    const r = rules[i]!;
+    if (!r.nearMiss) continue;
     const v = r.value(f);
     const t = r.threshold(s, f);
     if (v >= 2 && v >= s.nearMissFraction * t && v < t && (r.when === null || r.when(f, s))) {

@@ -3,8 +3,11 @@
 // policy: they are chosen from how phones, offices and attackers behave (see docs/policy.md),
 // not from any particular trace.
 import { parseCidr } from '../net/ip.js';
+import { CALL_KNOBS, callSettingsProblems, DEFAULT_CALL_POLICY_SETTINGS, type CallPolicySettings } from './calls/settings.js';
+import { DURATION_FORMS, parseDurationSeconds } from '../text/duration.js';
 
-export interface PolicySettings {
+/** The call rules' knobs (lib/policy/calls/settings.ts) are policy keys too. */
+export interface PolicySettings extends CallPolicySettings {
   /** CIDRs never banned (FreeSWITCH's own addresses are added from each event). */
   readonly allow: readonly string[];
   /** Case-insensitive substrings of user agents that only attack tools send. */
@@ -150,6 +153,7 @@ export const DEFAULT_POLICY_SETTINGS: PolicySettings = {
   maxUsersPerSource: 4096,
   maxPendingChallengesPerSource: 1024,
   maxOffenceRecords: 100_000,
+  ...DEFAULT_CALL_POLICY_SETTINGS,
 };
 
 export type PolicyKey = keyof PolicySettings;
@@ -207,6 +211,7 @@ const KNOBS: { readonly [K in PolicyKey]: KnobSpec } = {
   maxUsersPerSource: { doc: 'Users remembered per source', kind: 'count', min: 10, max: 1e6, integer: true },
   maxPendingChallengesPerSource: { doc: 'Unanswered challenges remembered per source', kind: 'count', min: 10, max: 1e6, integer: true },
   maxOffenceRecords: { doc: 'Repeat-offence records kept', kind: 'count', min: 10, max: 1e8, integer: true , baseOnly: true },
+  ...CALL_KNOBS,
 };
 
 export const POLICY_KEYS: readonly PolicyKey[] = Object.keys(KNOBS) as PolicyKey[];
@@ -255,11 +260,48 @@ function convictFormat(key: PolicyKey): (value: unknown) => void {
   };
 }
 
+/** A knob's value as read from the config, or why it is wrong (naming what was expected). */
+export type KnobParse = { readonly ok: true; readonly value: unknown } | { readonly ok: false; readonly problem: string };
+
+const DECIMAL = /^\d+(?:\.\d+)?$/;
+
+/**
+ * Reads one knob from the config: `raw` is the JSON value from the file, or the text of its
+ * FSGUARD_POLICY_* variable (`fromEnv`). Durations (the *Seconds knobs) take a number of seconds
+ * or a string with a unit ("90s", "1h", "7d"); numbers must be numbers (from the environment:
+ * plain decimal text), never a prefix of one ("2h" is not 2); lists come from the environment
+ * comma-separated. Then the knob's range applies.
+ */
+export function parseKnobValue(key: PolicyKey, raw: unknown, fromEnv: boolean): KnobParse {
+  const spec = KNOBS[key];
+  let value: unknown = raw;
+  if (spec.kind === 'cidrs' || spec.kind === 'patterns') {
+    if (fromEnv && typeof raw === 'string') value = raw.split(',').map((v) => v.trim()).filter((v) => v !== '');
+  } else if (spec.kind === 'boolean') {
+    // true/false only: from the environment the text "true"/"false", never "no" or "1".
+    if (fromEnv ? raw !== 'true' && raw !== 'false' : typeof raw !== 'boolean') return { ok: false, problem: fromEnv ? 'expected true or false' : 'expected true or false (a JSON boolean)' };
+    value = raw === true || raw === 'true';
+  } else if (spec.kind === 'seconds') {
+    const seconds = parseDurationSeconds(raw);
+    if (seconds === null) return { ok: false, problem: `expected a duration: ${DURATION_FORMS}` };
+    value = seconds;
+  } else if (fromEnv) {
+    if (typeof raw !== 'string' || !DECIMAL.test(raw.trim())) return { ok: false, problem: `expected ${spec.integer ? 'a whole number' : 'a number'}` };
+    value = Number(raw.trim());
+  } else if (typeof raw !== 'number') {
+    return { ok: false, problem: `expected ${spec.integer ? 'a whole number' : 'a number'} (a JSON number, not ${Array.isArray(raw) ? 'a list' : typeof raw})` };
+  }
+  const problem = knobProblem(key, value);
+  return problem ? { ok: false, problem } : { ok: true, value };
+}
+
 export interface PolicySchemaItem {
   readonly doc: string;
   readonly format: ((value: unknown) => void) | ArrayConstructor | BooleanConstructor;
   readonly default: number | boolean | string[];
   readonly env: string;
+  /** How the config loader reads this knob (see parseKnobValue). */
+  readonly parse: (raw: unknown, fromEnv: boolean) => KnobParse;
 }
 
 function envName(key: string): string {
@@ -278,6 +320,7 @@ function buildSchema(): { readonly [K in PolicyKey]: PolicySchemaItem } {
       format: spec.kind === 'cidrs' || spec.kind === 'patterns' ? Array : spec.kind === 'boolean' ? Boolean : convictFormat(key),
       default: Array.isArray(def) ? [...(def as readonly string[])] : (def as number | boolean),
       env: envName(key),
+      parse: (raw, fromEnv) => parseKnobValue(key, raw, fromEnv),
     };
   }
   return out as { readonly [K in PolicyKey]: PolicySchemaItem };
@@ -301,6 +344,7 @@ export function policySettingsProblems(settings: PolicySettings, path = 'policy'
   if (settings.banMaxSeconds < settings.banSeconds) problems.push(`${path}.banMaxSeconds: must be at least banSeconds (${settings.banSeconds})`);
   if (settings.challengeFloodAgeSeconds > settings.answerTimeoutSeconds) problems.push(`${path}.challengeFloodAgeSeconds: must not exceed answerTimeoutSeconds (${settings.answerTimeoutSeconds})`);
   if (settings.answerTimeoutSeconds >= settings.shortWindowSeconds) problems.push(`${path}.answerTimeoutSeconds: must be shorter than shortWindowSeconds (${settings.shortWindowSeconds})`);
+  problems.push(...callSettingsProblems(settings, path));
   return problems;
 }
 
@@ -310,20 +354,30 @@ function isPlainObject(value: unknown): value is Record<string, unknown> {
 
 /**
  * Validates one per-profile override object (`profiles.<name>` in the config). Throws an Error
- * naming the exact key path and the problem for an unknown key or a bad value.
+ * with one line per problem (every unknown key and bad value, each naming its key path, the
+ * value and what was expected). Durations may be written with a unit, as in `policy`.
  */
 export function parsePolicyOverride(value: unknown, path: string): Partial<PolicySettings> {
   if (!isPlainObject(value)) throw new Error(`${path}: must be an object of policy keys, got ${Array.isArray(value) ? 'a list' : JSON.stringify(value)}`);
   const out: Record<string, unknown> = {};
+  const problems: string[] = [];
   for (const [key, v] of Object.entries(value)) {
     if (!Object.prototype.hasOwnProperty.call(KNOBS, key)) {
-      throw new Error(`${path}.${key}: unknown policy key (known: ${POLICY_KEYS.join(', ')})`);
+      problems.push(`${path}.${key}: unknown policy key (known: ${POLICY_KEYS.join(', ')})`);
+      continue;
     }
-    if (KNOBS[key as PolicyKey].baseOnly) throw new Error(`${path}.${key}: set it in policy, not per profile (${KNOBS[key as PolicyKey].doc.toLowerCase()}; shared by every profile)`);
-    const problem = knobProblem(key as PolicyKey, v);
-    if (problem) throw new Error(`${path}.${key}${problem.startsWith('[') ? '' : ': '}${problem}`);
-    out[key] = Array.isArray(v) ? [...(v as string[])] : v;
+    if (KNOBS[key as PolicyKey].baseOnly) {
+      problems.push(`${path}.${key}: set it in policy, not per profile (${KNOBS[key as PolicyKey].doc.toLowerCase()}; shared by every profile)`);
+      continue;
+    }
+    const parsed = parseKnobValue(key as PolicyKey, v, false);
+    if (!parsed.ok) {
+      problems.push(`${path}.${key}${parsed.problem.startsWith('[') ? '' : ` = ${JSON.stringify(v)}: `}${parsed.problem}`);
+      continue;
+    }
+    out[key] = Array.isArray(parsed.value) ? [...(parsed.value as string[])] : parsed.value;
   }
+  if (problems.length) throw new Error(problems.join('\n'));
   return out as Partial<PolicySettings>;
 }
 

@@ -2,6 +2,8 @@
 // nothing of sockets or nft; its clock is the events' own timestamps (µs), so a recorded
 // trace replays to the same decisions.
 import type { AuthEvent, LiveRegistration } from '../events/auth-event.js';
+import type { CallEvent } from '../events/call-event.js';
+import type { CallEvidenceSummary } from './calls/call-policy.js';
 import type { Cidr } from '../net/ip.js';
 import type { ClockReading, ClockStats } from './clock.js';
 import type { RuleId } from './rules.js';
@@ -30,6 +32,8 @@ export interface BanEvidence {
   readonly lastSeenUs: number;
   /** For prefix bans: distinct addresses seen inside the prefix. */
   readonly addresses?: number;
+  /** For bans by a call rule: the calls behind it. */
+  readonly calls?: CallEvidenceSummary;
 }
 
 export interface BanDecision {
@@ -47,7 +51,7 @@ export interface BanDecision {
   readonly previousOffences: number;
 }
 
-export type AlertKind = 'misprovisioned_device' | 'near_miss' | 'spoofed_challenges' | 'forged_failures';
+export type AlertKind = 'misprovisioned_device' | 'near_miss' | 'spoofed_challenges' | 'forged_failures' | 'toll_fraud';
 
 export interface PolicyAlert {
   readonly kind: AlertKind;
@@ -56,6 +60,9 @@ export interface PolicyAlert {
   readonly profile: string;
   readonly user?: string;
   readonly userAgent?: string;
+  /** toll_fraud: the account (`user@realm`) and the numbers it dialled. */
+  readonly account?: string;
+  readonly numbers?: readonly string[];
   readonly message: string;
   readonly atUs: number;
 }
@@ -91,6 +98,8 @@ export interface ExistingBan {
 export interface Policy {
   /** Feed one event; returns what it decided (usually nothing). */
   observe(event: AuthEvent): PolicyOutput;
+  /** Feed one finished call (CHANNEL_HANGUP_COMPLETE); the call rules judge it. */
+  observeCall(event: CallEvent): PolicyOutput;
   /**
    * Let event time pass to `toUs` without an event: every deadline (a challenge's answer
    * timeout) before it is processed, in deadline order, and the clock moves to the last one.

@@ -1,11 +1,9 @@
 // Small formatters shared by the rule table's sentences, explain and `fsguard policy`.
+import { formatDuration } from '../text/duration.js';
 
-/** Seconds in the largest whole unit: "90 s", "5 min", "6 h", "1 d". */
+/** Seconds as fsguard prints every duration (lib/text/duration.ts): "90s", "5m", "6h", "1d", "1h30m". */
 export function humanSeconds(s: number): string {
-  if (s >= 86400 && s % 86400 === 0) return `${s / 86400} d`;
-  if (s >= 3600 && s % 3600 === 0) return `${s / 3600} h`;
-  if (s >= 60 && s % 60 === 0) return `${s / 60} min`;
-  return `${Math.round(s * 100) / 100} s`;
+  return formatDuration(s);
 }
 
 /** A count, with one decimal when it is not whole (window counts interpolate). */

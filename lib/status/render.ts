@@ -1,14 +1,17 @@
 // `fsguard status` for a person: one screen. Every string that may have come from the
 // network (user names, user agents, the policy's sentences quoting them, FreeSWITCH's own
 // headers) goes through terminalSafe.
-import { formatDuration } from '../cli/args.js';
+import { formatDuration } from '../text/duration.js';
+
+/** At a glance: whole seconds, the two largest units ("3d4h", "2m5s"). */
+const dur = (seconds: number): string => formatDuration(Math.max(0, Math.round(seconds)), 2);
 import type { StatusReport } from './report.js';
 import { terminalSafe } from './terminal-safe.js';
 
 const n = (x: number): string => x.toLocaleString('en-US');
 /** `1 batch`, `2 batches`: `word` is the singular, `many` the plural when not word+s. */
 const count = (x: number, word: string, many = `${word}s`): string => `${n(x)} ${x === 1 ? word : many}`;
-const ago = (iso: string | null, nowMs: number): string => (iso === null ? '' : `${formatDuration((nowMs - Date.parse(iso)) / 1000)} ago`);
+const ago = (iso: string | null, nowMs: number): string => (iso === null ? '' : `${dur((nowMs - Date.parse(iso)) / 1000)} ago`);
 const counts = (r: Readonly<Record<string, number>>): string =>
   Object.entries(r).sort((a, b) => b[1] - a[1] || a[0].localeCompare(b[0])).map(([k, v]) => `${terminalSafe(k.replace(/^sofia::/, ''), 40)} ${n(v)}`).join(', ');
 
@@ -17,10 +20,10 @@ const line = (label: string, text: string): string => `${label.padEnd(LABEL)}${t
 
 export function renderStatus(r: StatusReport, nowMs: number): string {
   const out: string[] = [];
-  out.push(`fsguard is running (pid ${r.daemon.pid}, up ${formatDuration(r.daemon.uptimeSeconds)}), config ${terminalSafe(r.daemon.config)}`);
+  out.push(`fsguard is running (pid ${r.daemon.pid}, up ${dur(r.daemon.uptimeSeconds)}), config ${terminalSafe(r.daemon.config)}`);
   const es = r.eventSocket;
   const fs = es.freeswitch;
-  const who = fs ? ` — FreeSWITCH ${terminalSafe(fs.version || 'version unknown', 60)} on ${terminalSafe(fs.hostname || 'an unnamed host', 60)}${fs.uptimeSeconds !== null ? `, up ${formatDuration(fs.uptimeSeconds)}` : ''}` : ' — FreeSWITCH not identified yet (it says who it is in its HEARTBEAT, every 20 s)';
+  const who = fs ? ` — FreeSWITCH ${terminalSafe(fs.version || 'version unknown', 60)} on ${terminalSafe(fs.hostname || 'an unnamed host', 60)}${fs.uptimeSeconds !== null ? `, up ${dur(fs.uptimeSeconds)}` : ''}` : ' — FreeSWITCH not identified yet (it says who it is in its HEARTBEAT, every 20 s)';
   if (es.state === 'connected') {
     out.push(line('event socket', `connected to ${terminalSafe(es.endpoint)} since ${es.since ?? '?'} (${ago(es.since, nowMs)})${who}`));
   } else {

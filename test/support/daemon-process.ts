@@ -102,8 +102,12 @@ export class DaemonProcess {
     return this.exitCode === undefined;
   }
 
-  /** Resolves with the first log line matching, or rejects after `timeoutMs`. */
-  async waitForLog(what: string, match: (l: LogLine) => boolean, timeoutMs = 10_000): Promise<LogLine> {
+  /**
+   * Resolves with the first log line matching, or rejects after `timeoutMs`: a bound for a
+   * broken daemon, not a measurement (on a loaded 2-core machine a daemon's first line took
+   * over 10 s), so it is generous and costs nothing when the line comes.
+   */
+  async waitForLog(what: string, match: (l: LogLine) => boolean, timeoutMs = 30_000): Promise<LogLine> {
     const deadline = Date.now() + timeoutMs;
     for (;;) {
       const hit = this.lines.find(match);

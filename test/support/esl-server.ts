@@ -172,6 +172,14 @@ export class EslServerSession {
   }
 }
 
+/** One event frame of a capture, as the bytes FreeSWITCH sent. */
+export interface CapturedEventFrame {
+  readonly name: string;
+  readonly subclass: string | null;
+  /** The whole frame: its Content-Length and Content-Type lines, the blank line, the body. */
+  readonly frame: Buffer;
+}
+
 interface PreparedEvent {
   readonly name: string;
   readonly subclass: string | null;
@@ -395,6 +403,28 @@ export class EslTestServer {
     }
     if (opts.dropAfter !== undefined && opts.dropAfter < events.length) this.dropConnections();
     return limit;
+  }
+
+  /**
+   * Sends the event frames of two captures of the same events (../shared/esl: a json one and
+   * a plain one, frame i of each the same event), byte for byte as FreeSWITCH sent them, to
+   * every subscriber whose subscription matches: the plain frame to plain subscribers (or all,
+   * with forceFormat 'plain'), the json one to the others. Returns the frames sent.
+   */
+  replayCaptured(json: readonly CapturedEventFrame[], plain: readonly CapturedEventFrame[]): number {
+    if (json.length !== plain.length) throw new Error(`the captures differ: ${json.length} json and ${plain.length} plain events`);
+    let sent = 0;
+    json.forEach((j, i) => {
+      const p = plain[i]!;
+      if (j.name !== p.name || j.subclass !== p.subclass) throw new Error(`capture event ${i}: ${j.name} in json, ${p.name} in plain`);
+      for (const s of this.sessions) {
+        if (!s.open || !s.authed || !s.subscription.active || !s.subscription.matches(j.name, j.subclass)) continue;
+        const format = this.forceFormat ?? (s.subscription.format === 'plain' ? 'plain' : 'json');
+        s.write(format === 'plain' ? p.frame : j.frame);
+        sent++;
+      }
+    });
+    return sent;
   }
 
   /** Replays a .jsonl file. */

@@ -4,7 +4,8 @@ import { connect, type Socket } from 'node:net';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import type { AuthEvent, LiveRegistration } from '../../lib/events/auth-event.js';
-import type { AuthRejection, EslLogger, EslSourceListener } from '../../lib/esl/index.js';
+import type { CallEvent } from '../../lib/events/call-event.js';
+import type { AuthRejection, EslLogger, EslSourceListener, EventGap } from '../../lib/esl/index.js';
 
 /** ../shared relative to the project root (dist/test/support → ../../../../shared). */
 export const SHARED_DIR = fileURLToPath(new URL('../../../../shared/', import.meta.url));
@@ -128,6 +129,7 @@ export class RecordingLogger implements EslLogger {
 
 export class RecordingListener implements EslSourceListener {
   readonly events: AuthEvent[] = [];
+  readonly calls: CallEvent[] = [];
   readonly received: Array<{ subclass: string; profile: string }> = [];
   readonly dropped: Array<{ reason: string; detail: string }> = [];
   readonly registrations: LiveRegistration[][] = [];
@@ -137,14 +139,39 @@ export class RecordingListener implements EslSourceListener {
   readonly connectTimes: number[] = [];
 
   onEvent(event: AuthEvent): void { this.events.push(event); }
+  onCallEvent(event: CallEvent): void { this.calls.push(event); }
   onEventReceived(subclass: string, profile: string): void { this.received.push({ subclass, profile }); }
   onDropped(reason: string, detail: string): void { this.dropped.push({ reason, detail }); }
   onRegistrations(regs: LiveRegistration[]): void { this.registrations.push(regs); }
   onConnected(): void { this.connects++; this.connectTimes.push(Date.now()); }
   onDisconnected(reason: string): void { this.disconnects.push(reason); }
   onAuthRejected(kind: AuthRejection): void { this.rejections.push({ kind, at: Date.now() }); }
+  readonly gaps: EventGap[] = [];
+  onEventGap(gap: EventGap): void { this.gaps.push(gap); }
 
   droppedBy(reason: string): number {
     return this.dropped.filter((d) => d.reason === reason).length;
   }
+}
+
+/** The event frames of a capture (json or plain), with their Event-Name and Event-Subclass. */
+export function captureEventFrames(name: string): Array<{ name: string; subclass: string | null; frame: Buffer; body: Buffer }> {
+  return splitCapture(readCapture(name))
+    .filter((f) => f.headers['Content-Type'] === 'text/event-json' || f.headers['Content-Type'] === 'text/event-plain')
+    .map((f) => {
+      const body = f.body!;
+      let eventName = '';
+      let subclass: string | null = null;
+      if (f.headers['Content-Type'] === 'text/event-json') {
+        const h = JSON.parse(body.toString('utf8')) as Record<string, unknown>;
+        eventName = String(h['Event-Name']);
+        subclass = typeof h['Event-Subclass'] === 'string' ? h['Event-Subclass'] : null;
+      } else {
+        for (const line of body.toString('latin1').split('\n')) {
+          if (line.startsWith('Event-Name: ')) eventName = line.slice(12);
+          if (line.startsWith('Event-Subclass: ')) subclass = decodeURIComponent(line.slice(16));
+        }
+      }
+      return { name: eventName, subclass, frame: f.raw, body };
+    });
 }

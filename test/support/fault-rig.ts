@@ -101,7 +101,7 @@ export function ipv4Of(i: number): string {
 export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 /** Polls `probe` until it returns a value (not undefined/false) or the time is up. */
-export async function waitFor<T>(what: string, probe: () => T | undefined | false | Promise<T | undefined | false>, timeoutMs = 10_000, everyMs = 20): Promise<T> {
+export async function waitFor<T>(what: string, probe: () => T | undefined | false | Promise<T | undefined | false>, timeoutMs = 30_000, everyMs = 20): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const v = await probe();
@@ -252,7 +252,7 @@ export function rigConfig(t: Test, label: string, eslPort: number, o: RigOptions
   const table = uniqueTableName(label);
   const config = writeConfig({
     esl: { host: '127.0.0.1', port: eslPort, password: 'ClueCon', authRetrySeconds: 1, ...o.esl },
-    nft: { table, reconcileSeconds: 0.5, ...o.nft },
+    nft: { table, reconcileSeconds: 0.5, journalDir: mkdtempSync(join(tmpdir(), 'fsguard-journal-')), ...o.nft },
     metrics: { enabled: false, ...o.metrics },
     ...(o.policy ? { policy: o.policy } : {}),
     log: { level: 'debug', ...o.log },

@@ -1,0 +1,219 @@
+// The typed form of one finished call, from FreeSWITCH's CHANNEL_HANGUP_COMPLETE, and its
+// normalization. CHANNEL_HANGUP_COMPLETE alone carries everything the policy needs (source,
+// profile, context, dialled number, cause, answer time, billed time, the authenticated
+// account): fsguard subscribes to it and to nothing else of the channel events, so one call
+// is one event (CHANNEL_DESTROY repeats it header for header and is ignored when a trace
+// recorded with `event json ALL` carries both).
+//
+// What the bytes of a real FreeSWITCH 1.10.9 show (../shared/esl/README.md, "Call events"):
+//   - the source is `Caller-Network-Addr` (= `variable_sip_network_ip`), its port
+//     `variable_sip_network_port`; Via, Contact and SDP addresses are what the caller wrote;
+//   - the profile is `variable_sofia_profile_name`, the context `Caller-Context`;
+//   - the dialled number is `Caller-Destination-Number` (the Request-URI user; `%2B` in plain
+//     is decoded by the plain parser like every value);
+//   - `Hangup-Cause` comes twice (two plain lines, a duplicate JSON key): the same value;
+//   - an authenticated call has `variable_sip_authorized: true` and
+//     `variable_sip_auth_username`/`_realm`; an unauthenticated one has no such header;
+//   - a call refused at the auth step (407 never answered, wrong password) has no `Caller-*`
+//     header, no address and no profile variable. It is dropped here (reason
+//     `call_refused_at_auth`): its `sofia::pre_register` / `register_attempt` /
+//     `register_failure` already put it in the auth evidence of its source (unanswered
+//     challenge, FORBIDDEN attempt), and counting it again as a call would count one INVITE
+//     twice. Nothing would be gained by linking it back through its call-id either: the
+//     pre_register already holds the number dialled (`from-user`).
+//   - outbound legs (`Call-Direction: outbound`, e.g. the leg FreeSWITCH sends to a carrier
+//     gateway) name the gateway as their network address: they are not calls *from* it and
+//     are dropped (reason `outbound_leg`).
+import type { IpAddress } from '../net/ip.js';
+import type { AddressMemo, Headers, SwitchAddressMemo } from './normalize.js';
+import { MAX_FIELD_CHARS } from './normalize.js';
+import { parseIp } from '../net/ip.js';
+
+/** The one channel event fsguard subscribes to. */
+export const CALL_EVENT_NAME = 'CHANNEL_HANGUP_COMPLETE';
+
+/** How a call ended, as far as the policy cares. */
+export type CallOutcome =
+  /** Answered (`variable_answer_uepoch` > 0): the dialplan routed it and someone picked up. */
+  | 'answered'
+  /** The dialplan had no route for it (NO_ROUTE_DESTINATION, UNALLOCATED_NUMBER, …): a 404. */
+  | 'unrouted'
+  /** The dialplan refused it (CALL_REJECTED from `respond 403`, barred, …). */
+  | 'refused'
+  /** Routed but not answered: busy, no answer, cancelled by the caller, a gateway failure. */
+  | 'unanswered';
+
+export const CALL_OUTCOMES: readonly CallOutcome[] = ['answered', 'unrouted', 'refused', 'unanswered'];
+
+/** Hangup causes that say the dialplan found nothing for the number. */
+const UNROUTED_CAUSES: ReadonlySet<string> = new Set([
+  'NO_ROUTE_DESTINATION', 'UNALLOCATED_NUMBER', 'NO_ROUTE_TRANSIT_NET', 'INVALID_NUMBER_FORMAT',
+  'NUMBER_CHANGED', 'INCOMPATIBLE_DESTINATION',
+]);
+/** Hangup causes that say the dialplan (or a policy in it) refused the call. */
+const REFUSED_CAUSES: ReadonlySet<string> = new Set([
+  'CALL_REJECTED', 'OUTGOING_CALL_BARRED', 'INCOMING_CALL_BARRED', 'FACILITY_REJECTED',
+  'BEARERCAPABILITY_NOTAUTH', 'FACILITY_NOT_SUBSCRIBED',
+]);
+
+/** The outcome of a call that was not answered, from its hangup cause. */
+export function outcomeOfCause(cause: string): Exclude<CallOutcome, 'answered'> {
+  if (UNROUTED_CAUSES.has(cause)) return 'unrouted';
+  if (REFUSED_CAUSES.has(cause)) return 'refused';
+  return 'unanswered';
+}
+
+/** One finished inbound call. Attacker-controlled strings are cut to MAX_FIELD_CHARS. */
+export interface CallEvent {
+  readonly kind: 'call';
+  /** `variable_sofia_profile_name`. */
+  readonly profile: string;
+  /** Validated, canonical source address (`Caller-Network-Addr`). */
+  readonly source: IpAddress;
+  /** `variable_sip_network_port`, or null. */
+  readonly port: number | null;
+  /** `Caller-Context`: the dialplan context the call ran in. */
+  readonly context: string;
+  /** `Caller-Destination-Number`: the number dialled (Request-URI user), decoded. */
+  readonly destination: string;
+  /** `Hangup-Cause` (e.g. NO_ROUTE_DESTINATION). */
+  readonly hangupCause: string;
+  readonly outcome: CallOutcome;
+  /** Billed (answered) time in seconds, 0 when not answered. */
+  readonly answeredSeconds: number;
+  /** `variable_sip_auth_username` of an authenticated call, else null. */
+  readonly account: string | null;
+  /** `variable_sip_auth_realm` of an authenticated call ('' when absent or unauthenticated). */
+  readonly realm: string;
+  /** `variable_sip_user_agent`, attacker-controlled ('' when absent). */
+  readonly userAgent: string;
+  /** `variable_sip_call_id`. */
+  readonly callId: string;
+  /** `Unique-ID` of the channel. */
+  readonly uuid: string;
+  /** `Event-Date-Timestamp` (µs): the hangup. */
+  readonly timeUs: number;
+  /** FreeSWITCH's own addresses (`FreeSWITCH-IPv4` / `-IPv6`), canonical text. */
+  readonly switchAddresses: readonly string[];
+}
+
+/** Why a channel event did not become a CallEvent; each is a metrics label. */
+export type CallDropReason =
+  | 'not_call_event'
+  | 'call_refused_at_auth'
+  | 'outbound_leg'
+  | 'missing_address'
+  | 'bad_address'
+  | 'bad_timestamp'
+  | 'missing_profile'
+  | 'profile_not_watched'
+  | 'missing_destination';
+
+export type CallNormalizeResult =
+  | { readonly ok: true; readonly event: CallEvent }
+  | { readonly ok: false; readonly reason: CallDropReason; readonly detail: string };
+
+export interface CallNormalizeOptions {
+  readonly profiles: ReadonlySet<string> | null;
+  readonly switchMemo?: SwitchAddressMemo;
+  readonly addressMemo?: AddressMemo;
+}
+
+function str(h: Headers, name: string): string {
+  let v = h[name];
+  // Hangup-Cause is repeated (the plain parser hands an array; JSON keeps the last): the same value.
+  if (Array.isArray(v)) v = v[0];
+  if (typeof v !== 'string') return '';
+  return v.length > MAX_FIELD_CHARS ? v.slice(0, MAX_FIELD_CHARS) : v;
+}
+
+/** The value of `s` if it is 1..maxDigits ASCII digits, else -1. */
+function digits(s: string, maxDigits: number): number {
+  const n = s.length;
+  if (n === 0 || n > maxDigits) return -1;
+  let v = 0;
+  for (let i = 0; i < n; i++) {
+    const c = s.charCodeAt(i) - 48;
+    if (c < 0 || c > 9) return -1;
+    v = v * 10 + c;
+  }
+  return v;
+}
+
+function fail(reason: CallDropReason, detail: string): CallNormalizeResult {
+  return { ok: false, reason, detail };
+}
+
+function switchAddressesOf(v4: string, v6: string, memo: SwitchAddressMemo | undefined): readonly string[] {
+  if (memo && memo.v4Raw === v4 && memo.v6Raw === v6) return memo.addresses;
+  const out: string[] = [];
+  const a = v4 ? parseIp(v4) : null;
+  if (a) out.push(a.text);
+  const b = v6 ? parseIp(v6) : null;
+  if (b) out.push(b.text);
+  const frozen = Object.freeze(out);
+  if (memo) { memo.v4Raw = v4; memo.v6Raw = v6; memo.addresses = frozen; }
+  return frozen;
+}
+
+/** Turns the decoded headers of a CHANNEL_HANGUP_COMPLETE (JSON or plain) into a CallEvent. */
+export function normalizeCallEvent(h: unknown, opts: CallNormalizeOptions): CallNormalizeResult {
+  if (typeof h !== 'object' || h === null || Array.isArray(h)) return fail('not_call_event', 'event body is not an object');
+  const headers = h as Headers;
+  const name = str(headers, 'Event-Name');
+  if (name !== CALL_EVENT_NAME) return fail('not_call_event', `not ${CALL_EVENT_NAME}: ${name}`.slice(0, 120));
+  const tsRaw = str(headers, 'Event-Date-Timestamp');
+  const timeUs = digits(tsRaw, 16);
+  if (timeUs <= 0 || !Number.isSafeInteger(timeUs)) return fail('bad_timestamp', `bad Event-Date-Timestamp: ${JSON.stringify(tsRaw.slice(0, 32))}`);
+  const ipRaw = str(headers, 'Caller-Network-Addr') || str(headers, 'variable_sip_network_ip');
+  const profile = str(headers, 'variable_sofia_profile_name');
+  if (ipRaw === '') {
+    // Refused at the auth step (no CHANNEL_CREATE, no caller profile): see the file comment.
+    if (str(headers, 'Caller-Destination-Number') === '' && profile === '') {
+      return fail('call_refused_at_auth', `call ${str(headers, 'variable_sip_call_id').slice(0, 64)} refused before the dialplan (${str(headers, 'Hangup-Cause')}): counted by its auth events`);
+    }
+    return fail('missing_address', `${CALL_EVENT_NAME} without Caller-Network-Addr`);
+  }
+  if (profile === '') return fail('missing_profile', `${CALL_EVENT_NAME} without variable_sofia_profile_name`);
+  if (opts.profiles && !opts.profiles.has(profile)) return fail('profile_not_watched', `profile ${profile} is not watched`);
+  if (str(headers, 'Call-Direction') === 'outbound') return fail('outbound_leg', `outbound leg to ${ipRaw.slice(0, 64)}: not a call from it`);
+  const source = opts.addressMemo ? opts.addressMemo.parse(ipRaw) : parseIp(ipRaw);
+  if (!source) return fail('bad_address', `Caller-Network-Addr is not an IP address: ${JSON.stringify(ipRaw.slice(0, 64))}`);
+  const destination = str(headers, 'Caller-Destination-Number') || str(headers, 'variable_sip_req_user');
+  if (destination === '') return fail('missing_destination', `${CALL_EVENT_NAME} from ${source.text} without Caller-Destination-Number`);
+  const hangupCause = str(headers, 'Hangup-Cause') || str(headers, 'variable_hangup_cause');
+  const answerUs = digits(str(headers, 'variable_answer_uepoch'), 16);
+  const answered = answerUs > 0;
+  let answeredSeconds = 0;
+  if (answered) {
+    const billUs = digits(str(headers, 'variable_billusec'), 16);
+    answeredSeconds = billUs > 0 ? billUs / 1e6 : Math.max(0, (timeUs - answerUs) / 1e6);
+  }
+  const authorized = str(headers, 'variable_sip_authorized') === 'true';
+  const account = authorized ? (str(headers, 'variable_sip_auth_username') || str(headers, 'variable_user_name')) : '';
+  const port = digits(str(headers, 'variable_sip_network_port'), 5);
+  const event: CallEvent = {
+    kind: 'call',
+    profile,
+    source,
+    port: port >= 1 && port <= 65535 ? port : null,
+    context: str(headers, 'Caller-Context'),
+    destination,
+    hangupCause,
+    outcome: answered ? 'answered' : outcomeOfCause(hangupCause),
+    answeredSeconds,
+    account: authorized && account !== '' ? account : null,
+    realm: authorized ? (str(headers, 'variable_sip_auth_realm') || str(headers, 'variable_domain_name')) : '',
+    userAgent: str(headers, 'variable_sip_user_agent'),
+    callId: str(headers, 'variable_sip_call_id'),
+    uuid: str(headers, 'Unique-ID'),
+    timeUs,
+    switchAddresses: switchAddressesOf(str(headers, 'FreeSWITCH-IPv4'), str(headers, 'FreeSWITCH-IPv6'), opts.switchMemo),
+  };
+  return { ok: true, event };
+}
+
+/** True for the Event-Name of the channel event fsguard reads (a cheap test before parsing). */
+export function isCallEventName(name: unknown): boolean {
+  return name === CALL_EVENT_NAME;
+}

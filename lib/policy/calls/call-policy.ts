@@ -1,0 +1,422 @@
+// The call evidence of the policy: what CallEvents say about hosts, IPv6 prefixes and accounts.
+// Pure and clocked by the events' own time, like the auth half. The probing rules are rows of
+// the one rule table (rules.ts) and read this evidence through the facts views (facts.ts); the
+// engine judges and books the bans (one owner of what is banned). Toll fraud is about an
+// account, not a source: its alert (and opt-in ban verdict) is decided here.
+//
+// What a call proves (docs/policy.md, "Calls"):
+//   - An unauthenticated call in a public context that ends unrouted or refused is the trace of
+//     a dialplan probe: scanners dial 00972…, 9011…, +44… to find a route out. One such call
+//     proves nothing (carriers misdial); several distinct numbers do, quickly or over hours.
+//     A call's source is real (FreeSWITCH answered the INVITE and the caller's ACK came back,
+//     or the 404 was sent to it after a TCP/UDP exchange): unlike an unanswered challenge,
+//     forging one from someone else's address takes a full SIP transaction.
+//   - An answered call proves its source: a carrier or an ITSP trunk delivering DIDs. Its
+//     misdials never ban it, whatever they look like (carriers deliver DIDs in E.164).
+//   - An authenticated call belongs to an account. An account dialling many international or
+//     premium numbers it never dialled before, within minutes, beyond its own usual peak — or
+//     from an address it never used — is toll fraud with a stolen password: an alert naming
+//     the account, the address and the numbers; banning the address is opt-in per profile and
+//     never hits a proven multi-account site unless asked.
+import type { CallEvent } from '../../events/call-event.js';
+import { ipv6PrefixText } from '../../net/ip.js';
+import { WindowCounter } from '../counters.js';
+// engine.js imports this module too: only functions cross the cycle, used after both loaded.
+import { matchesScannerPattern } from '../engine.js';
+import type { RuleId } from '../rules.js';
+import { settingsForProfile, type PolicySettings } from '../settings.js';
+import { classifyNumber, isCostly, type NumberClass, type NumberPatterns } from './numbers.js';
+
+const US = 1_000_000;
+/** Destinations remembered per host or prefix (beyond that a new one still counts). */
+const HOST_DESTINATIONS = 256;
+/** Numbers remembered per account (its history), oldest forgotten first. */
+const ACCOUNT_NUMBERS = 512;
+/** Addresses remembered per account. */
+const ACCOUNT_ADDRESSES = 32;
+/** Numbers and user agents kept for a ban's log line or an alert. */
+const SAMPLE = 10;
+const EVICT_TO_FRACTION = 0.9;
+
+/** What the auth evidence says about a call's source (the engine owns it). */
+export interface CallContext {
+  /** A successful authentication or live registration from it: a site. */
+  readonly provenByAuth: boolean;
+  /** Its IPv6 prefix holds a host proven by auth. */
+  readonly prefixProvenByAuth: boolean;
+  /** Accounts that authenticated successfully at it (2+: a multi-phone site). */
+  readonly siteAccounts: number;
+}
+
+/** Summary of the call evidence behind a ban (logged with it). */
+export interface CallEvidenceSummary {
+  readonly calls: number;
+  readonly probingCalls: number;
+  readonly answeredCalls: number;
+  readonly distinctNumbers: number;
+  readonly numbers: readonly string[];
+  readonly userAgents: readonly string[];
+}
+
+/** A toll-fraud ban (opt-in): the engine books it like any verdict. */
+export interface CallVerdict {
+  readonly target: string;
+  readonly rule: RuleId;
+  readonly reason: string;
+  readonly evidence: CallEvidenceSummary;
+}
+
+export interface CallAlert {
+  readonly kind: 'toll_fraud' | 'near_miss';
+  readonly source: string;
+  readonly profile: string;
+  /** `user@realm`. */
+  readonly account: string;
+  readonly numbers?: readonly string[];
+  readonly userAgent?: string;
+  readonly message: string;
+  readonly atUs: number;
+}
+
+/** What one call changed. */
+export interface CallObservation {
+  /** Probing evidence or an attack-tool user agent was added: judge the source (and prefix). */
+  readonly judge: boolean;
+  /** It was a probing call or carried a scanner user agent, from an unproven host: feed its prefix. */
+  readonly feedPrefix: boolean;
+  readonly scanner: boolean;
+  readonly verdicts: readonly CallVerdict[];
+  readonly alerts: readonly CallAlert[];
+}
+
+const QUIET: CallObservation = Object.freeze({ judge: false, feedPrefix: false, scanner: false, verdicts: Object.freeze([]) as readonly CallVerdict[], alerts: Object.freeze([]) as readonly CallAlert[] });
+
+/** One profile's settings, compiled. */
+interface CallRuleSettings {
+  readonly raw: PolicySettings;
+  readonly publicContexts: ReadonlySet<string>;
+  readonly patterns: NumberPatterns;
+  readonly scannerPatterns: readonly string[];
+  readonly shortUs: number;
+  readonly longUs: number;
+  readonly tollWindowUs: number;
+  readonly historyUs: number;
+  readonly legitimacyUs: number;
+  readonly alertIntervalUs: number;
+}
+
+function compile(s: PolicySettings): CallRuleSettings {
+  return {
+    raw: s,
+    publicContexts: new Set(s.callPublicContexts),
+    patterns: { international: s.callInternationalPrefixes, premium: s.callPremiumPrefixes },
+    scannerPatterns: s.scannerUserAgents.map((p) => p.toLowerCase()),
+    shortUs: s.shortWindowSeconds * US,
+    longUs: s.longWindowSeconds * US,
+    tollWindowUs: s.tollFraudWindowSeconds * US,
+    historyUs: s.tollFraudHistorySeconds * US,
+    legitimacyUs: s.legitimacySeconds * US,
+    alertIntervalUs: s.alertIntervalSeconds * US,
+  };
+}
+
+function addSample(list: string[], v: string): void {
+  if (v !== '' && list.length < SAMPLE && !list.includes(v)) list.push(v);
+}
+
+/** Probing evidence of a host or a prefix (the facts views read it). */
+export class ProbeEvidence {
+  lruUs = 0;
+  calls = 0;
+  probingCalls = 0;
+  answeredCalls = 0;
+  /** Proven by an answered call until then. */
+  provenUntilUs = 0;
+  scannerUa = '';
+  /** Number → when it was last counted as distinct. */
+  destinations: Map<string, number> | null = null;
+  distinctShort: WindowCounter | null = null;
+  distinctLong: WindowCounter | null = null;
+  intlShort: WindowCounter | null = null;
+  intlLong: WindowCounter | null = null;
+  numbers: string[] = [];
+  agents: string[] = [];
+  lastNearMissUs = -Infinity;
+
+  constructor(readonly key: string) {}
+
+  /** Counts a probing call to `number`; a number already counted within the long horizon counts once. */
+  probe(number: string, cls: NumberClass, now: number, rs: CallRuleSettings): void {
+    this.probingCalls++;
+    const d = (this.destinations ??= new Map());
+    const last = d.get(number);
+    if (last !== undefined && now - last <= rs.longUs) return;
+    if (last !== undefined) d.delete(number);
+    else if (d.size >= HOST_DESTINATIONS) d.delete(d.keys().next().value!);
+    d.set(number, now);
+    addSample(this.numbers, number);
+    (this.distinctShort ??= new WindowCounter()).add(now, rs.shortUs);
+    (this.distinctLong ??= new WindowCounter()).add(now, rs.longUs);
+    if (isCostly(cls)) {
+      (this.intlShort ??= new WindowCounter()).add(now, rs.shortUs);
+      (this.intlLong ??= new WindowCounter()).add(now, rs.longUs);
+    }
+  }
+
+  reset(): void {
+    this.destinations = null;
+    this.distinctShort = null;
+    this.distinctLong = null;
+    this.intlShort = null;
+    this.intlLong = null;
+    this.scannerUa = '';
+    this.numbers = [];
+  }
+
+  summary(): CallEvidenceSummary {
+    return {
+      calls: this.calls,
+      probingCalls: this.probingCalls,
+      answeredCalls: this.answeredCalls,
+      distinctNumbers: this.destinations !== null ? this.destinations.size : 0,
+      numbers: [...this.numbers],
+      userAgents: [...this.agents],
+    };
+  }
+}
+
+/** How the facts views find a target's call evidence. */
+export interface CallEvidenceLookup {
+  hostEvidence(key: string): ProbeEvidence | null;
+  prefixEvidence(key: string): ProbeEvidence | null;
+}
+
+/** What one authenticated account did, for toll fraud. */
+class AccountState {
+  lruUs = 0;
+  /** Address → when the account first used it. */
+  readonly addresses = new Map<string, number>();
+  /** International/premium number → when it last dialled it (its history). */
+  readonly numbers = new Map<string, number>();
+  /** Costly numbers new to it, in the toll-fraud window. */
+  newCostly: WindowCounter | null = null;
+  /** The most new costly numbers it reached in a window that raised no alert (its usual peak). */
+  peak = 0;
+  peakUs = 0;
+  /** Tumbling window over which `peak` is taken. */
+  bucketStartUs = 0;
+  bucketMax = 0;
+  bucketAlerted = false;
+  /** The new costly numbers of the current window, for the alert. */
+  recent: string[] = [];
+  recentUs = 0;
+  lastAlertUs = -Infinity;
+  lastNearMissUs = -Infinity;
+
+  constructor(readonly key: string) {}
+
+  /** Remembers an address (its first use is kept). */
+  noteAddress(address: string, now: number): void {
+    if (this.addresses.has(address)) return;
+    if (this.addresses.size >= ACCOUNT_ADDRESSES) this.addresses.delete(this.addresses.keys().next().value!);
+    this.addresses.set(address, now);
+  }
+
+  /** True when `address` is one the account first used within this window (and it used others before). */
+  isNewAddress(address: string, now: number, rs: CallRuleSettings): boolean {
+    const first = this.addresses.get(address);
+    if (first === undefined) return this.addresses.size > 0;
+    if (now - first >= rs.tollWindowUs) return false;
+    for (const [a, t] of this.addresses) if (a !== address && t < first) return true;
+    return false;
+  }
+
+  rollBucket(now: number, rs: CallRuleSettings): void {
+    if (this.peakUs > 0 && now - this.peakUs > rs.historyUs) { this.peak = 0; this.peakUs = 0; }
+    if (now - this.bucketStartUs < rs.tollWindowUs) return;
+    if (!this.bucketAlerted && this.bucketMax > this.peak) { this.peak = this.bucketMax; this.peakUs = now; }
+    this.bucketStartUs = now;
+    this.bucketMax = 0;
+    this.bucketAlerted = false;
+  }
+}
+
+/** An LRU map's oldest entries dropped down to 90 % of `cap` once it is over it. */
+function trim<T>(map: Map<string, T>, cap: number): void {
+  if (map.size <= cap) return;
+  const target = Math.floor(cap * EVICT_TO_FRACTION);
+  for (const k of map.keys()) {
+    if (map.size <= target) break;
+    map.delete(k);
+  }
+}
+
+function touch<T extends { lruUs: number }>(map: Map<string, T>, key: string, make: () => T, now: number, cap: number): T {
+  let v = map.get(key);
+  if (v === undefined) {
+    v = make();
+    map.set(key, v);
+    trim(map, cap);
+  } else {
+    map.delete(key);
+    map.set(key, v);
+  }
+  v.lruUs = now;
+  return v;
+}
+
+export class CallPolicy implements CallEvidenceLookup {
+  private readonly base: CallRuleSettings;
+  private readonly byProfile = new Map<string, CallRuleSettings>();
+  private readonly hosts = new Map<string, ProbeEvidence>();
+  private readonly prefixes = new Map<string, ProbeEvidence>();
+  private readonly accounts = new Map<string, AccountState>();
+  private readonly prefixLength: number;
+
+  constructor(settings: PolicySettings, overrides: Readonly<Record<string, Partial<PolicySettings>>> = {}) {
+    this.base = compile(settings);
+    for (const name of Object.keys(overrides)) this.byProfile.set(name, compile(settingsForProfile(settings, overrides, name)));
+    this.prefixLength = settings.ipv6PrefixLength;
+  }
+
+  private settingsFor(profile: string): CallRuleSettings {
+    return this.byProfile.get(profile) ?? this.base;
+  }
+
+  hostEvidence(key: string): ProbeEvidence | null {
+    return this.hosts.size === 0 ? null : this.hosts.get(key) ?? null;
+  }
+
+  prefixEvidence(key: string): ProbeEvidence | null {
+    return this.prefixes.size === 0 ? null : this.prefixes.get(key) ?? null;
+  }
+
+  /** A successful authentication of `account@realm` from `source`: the account uses that address. */
+  noteAuthSuccess(account: string, realm: string, source: string, nowUs: number): void {
+    if (account === '') return;
+    const key = accountKey(account, realm);
+    touch(this.accounts, key, () => new AccountState(key), nowUs, this.base.raw.maxTrackedAccounts).noteAddress(source, nowUs);
+  }
+
+  /** A ban or a manual unban: its call evidence starts afresh (proof by answered calls is kept). */
+  forget(target: string): void {
+    this.hosts.get(target)?.reset();
+    this.prefixes.get(target)?.reset();
+  }
+
+  /** The call evidence behind a ban of `target`, if it has any. */
+  summary(target: string): CallEvidenceSummary | undefined {
+    const ev = this.hosts.get(target) ?? this.prefixes.get(target);
+    return ev !== undefined && (ev.probingCalls > 0 || ev.scannerUa !== '') ? ev.summary() : undefined;
+  }
+
+  /** Hosts, prefixes and accounts with call state. */
+  tracked(): number {
+    return this.hosts.size + this.prefixes.size + this.accounts.size;
+  }
+
+  /**
+   * Records one call from a source the engine may still judge (not allowed, not FreeSWITCH,
+   * not banned). `prefixOpen`: its IPv6 prefix may still gather evidence (not banned, no host
+   * proven by auth inside).
+   */
+  observe(e: CallEvent, ctx: CallContext, nowUs: number, prefixOpen: boolean): CallObservation {
+    const rs = this.settingsFor(e.profile);
+    const key = e.source.text;
+    const host = touch(this.hosts, key, () => new ProbeEvidence(key), nowUs, this.base.raw.maxTrackedSources);
+    const prefixKey = e.source.family === 6 ? ipv6PrefixText(e.source, this.prefixLength) : null;
+    const prefix = prefixKey !== null
+      ? touch(this.prefixes, prefixKey, () => new ProbeEvidence(prefixKey), nowUs, this.base.raw.maxTrackedPrefixes)
+      : null;
+    host.calls++;
+    if (prefix !== null) prefix.calls++;
+    addSample(host.agents, e.userAgent);
+    if (e.account !== null) return this.accountCall(e, ctx, rs, nowUs);
+
+    if (e.outcome === 'answered' && e.answeredSeconds >= rs.raw.callProofMinSeconds) {
+      // A carrier or trunk: its calls reach someone. Its prefix is a live site too.
+      host.answeredCalls++;
+      host.provenUntilUs = Math.max(host.provenUntilUs, nowUs + rs.legitimacyUs);
+      if (prefix !== null) { prefix.answeredCalls++; prefix.provenUntilUs = Math.max(prefix.provenUntilUs, host.provenUntilUs); }
+      return QUIET;
+    }
+    if (ctx.provenByAuth || host.provenUntilUs > nowUs) return QUIET;
+    const open = prefix !== null && prefixOpen && prefix.provenUntilUs <= nowUs;
+    const scanner = e.userAgent !== '' && matchesScannerPattern(e.userAgent.toLowerCase(), rs.scannerPatterns);
+    if (scanner && host.scannerUa === '') host.scannerUa = e.userAgent;
+    const probing = rs.publicContexts.has(e.context) && (e.outcome === 'unrouted' || e.outcome === 'refused');
+    if (probing) {
+      const cls = classifyNumber(e.destination, rs.patterns);
+      host.probe(e.destination, cls, nowUs, rs);
+      if (open) prefix.probe(e.destination, cls, nowUs, rs);
+    }
+    if (!probing && !scanner) return QUIET;
+    return { judge: true, feedPrefix: open, scanner, verdicts: [], alerts: [] };
+  }
+
+  private accountCall(e: CallEvent, ctx: CallContext, rs: CallRuleSettings, now: number): CallObservation {
+    const key = accountKey(e.account!, e.realm);
+    const a = touch(this.accounts, key, () => new AccountState(key), now, this.base.raw.maxTrackedAccounts);
+    const source = e.source.text;
+    const newAddress = a.isNewAddress(source, now, rs);
+    a.noteAddress(source, now);
+    a.rollBucket(now, rs);
+    const cls = classifyNumber(e.destination, rs.patterns);
+    if (!isCostly(cls)) return QUIET;
+    const last = a.numbers.get(e.destination);
+    if (last !== undefined && now - last <= rs.historyUs) {
+      // One of its own numbers: its history, not fraud.
+      a.numbers.delete(e.destination);
+      a.numbers.set(e.destination, now);
+      return QUIET;
+    }
+    if (last !== undefined) a.numbers.delete(e.destination);
+    else if (a.numbers.size >= ACCOUNT_NUMBERS) a.numbers.delete(a.numbers.keys().next().value!);
+    a.numbers.set(e.destination, now);
+    if (now - a.recentUs > rs.tollWindowUs) a.recent = [];
+    a.recentUs = now;
+    addSample(a.recent, e.destination);
+    const value = (a.newCostly ??= new WindowCounter()).add(now, rs.tollWindowUs);
+    if (value > a.bucketMax) a.bucketMax = value;
+    const base = newAddress ? Math.min(rs.raw.tollFraudNewAddressDestinations, rs.raw.tollFraudDestinations) : rs.raw.tollFraudDestinations;
+    const threshold = base + a.peak;
+    if (value < threshold) {
+      if (value >= 2 && value >= rs.raw.nearMissFraction * threshold && now - a.lastNearMissUs >= rs.alertIntervalUs) {
+        a.lastNearMissUs = now;
+        return { ...QUIET, alerts: [{ kind: 'near_miss', source, profile: e.profile, account: key, message: `account ${key} at ${source} came close to a toll_fraud alert: toll_fraud at ${value} of ${threshold} new international/premium numbers`, atUs: now }] };
+      }
+      return QUIET;
+    }
+    if (now - a.lastAlertUs < rs.alertIntervalUs) return QUIET;
+    a.lastAlertUs = now;
+    a.bucketAlerted = true;
+    const numbers = [...a.recent];
+    const where = newAddress ? `from ${source}, an address it never used before` : `from ${source}`;
+    const alerts: CallAlert[] = [{
+      kind: 'toll_fraud', source, profile: e.profile, account: key, numbers, atUs: now,
+      message: `toll fraud? account ${key} dialled ${value} international/premium numbers new to it within ${rs.raw.tollFraudWindowSeconds} s ${where} (usual peak ${a.peak}): ${numbers.join(', ')}`,
+      ...(e.userAgent ? { userAgent: e.userAgent } : {}),
+    }];
+    const verdicts: CallVerdict[] = [];
+    const site = ctx.siteAccounts >= 2 || this.accountsAt(source) >= 2;
+    if (rs.raw.tollFraudBan && (!site || rs.raw.tollFraudBanSites)) {
+      verdicts.push({
+        target: source, rule: 'toll_fraud',
+        reason: `account ${key} dialled ${value} international/premium numbers new to it within ${rs.raw.tollFraudWindowSeconds} s ${where}: toll fraud with a stolen password`,
+        evidence: { calls: 0, probingCalls: 0, answeredCalls: 0, distinctNumbers: value, numbers, userAgents: e.userAgent ? [e.userAgent] : [] },
+      });
+    }
+    return { judge: false, feedPrefix: false, scanner: false, verdicts, alerts };
+  }
+
+  /** Accounts seen at an address (a multi-phone site has several). */
+  private accountsAt(source: string): number {
+    let n = 0;
+    for (const a of this.accounts.values()) if (a.addresses.has(source) && ++n >= 2) return n;
+    return n;
+  }
+}
+
+function accountKey(account: string, realm: string): string {
+  return realm === '' ? account : `${account}@${realm}`;
+}

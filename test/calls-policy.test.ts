@@ -1,0 +1,210 @@
+// The call rules: one test per rule, the numbering-plan classification, and the variant
+// traces of issue 12 — a carrier with 5,000 answered calls and 2 % misdials is never banned, a
+// prober at one call a second is banned within 10 calls, a slow prober (one call every 2
+// minutes for a day) within an hour, a stolen account's 30 international calls in 5 minutes
+// from a new address raise a toll_fraud alert.
+import t from 'tap';
+import { classifyNumber } from '../lib/policy/calls/numbers.js';
+import { RULES } from '../lib/policy/rules.js';
+import { describePolicy } from '../lib/policy/describe.js';
+import { DEFAULT_POLICY_SETTINGS, parsePolicyOverride, policySettingsProblems, type PolicySettings } from '../lib/policy/settings.js';
+import { CallTraceBuilder, carrier, judgeMixed, prober, randomNumber, replayMixed } from './support/call-traces.js';
+import { site } from './support/policy-traces.js';
+
+const S = DEFAULT_POLICY_SETTINGS;
+const PROBER = '203.0.113.71';
+const CARRIER = ['198.51.100.40', '198.51.100.42', '198.51.100.43'];
+const OFFICE = '198.51.100.30';
+const THIEF = '203.0.113.90';
+
+const rulesOf = (r: ReturnType<typeof replayMixed>): string[] => r.bans.map((b) => `${b.decision.target.cidr.text} ${b.decision.rule}`);
+
+t.test('numbers: international and premium by prefix, never a short extension', async (t) => {
+  const p = { international: S.callInternationalPrefixes, premium: S.callPremiumPrefixes };
+  for (const n of ['00972592123456', '9011441234567', '+442071234567', '0046812345678', '011972599999999', '90044123456789', '810495123456']) t.equal(classifyNumber(n, p), 'international', n);
+  for (const n of ['19005551234', '09001234567', '09061234567']) t.equal(classifyNumber(n, p), 'premium', n);
+  for (const n of ['100', '1001', '5551000', '5559999', '0301234567', '8101', '9001', '+4930', '00']) t.equal(classifyNumber(n, p), 'other', n);
+});
+
+t.test('the call knobs are policy keys: validated, per profile', async (t) => {
+  t.same(policySettingsProblems(S), []);
+  t.match(policySettingsProblems({ ...S, slowCallProbeDestinations: 2 }).join(), /slowCallProbeDestinations: must be at least callProbeDestinations/);
+  t.match(policySettingsProblems({ ...S, tollFraudBanSites: true }).join(), /tollFraudBanSites: needs tollFraudBan/);
+  t.same(parsePolicyOverride({ tollFraudBan: true, callPublicContexts: ['public', 'from-carrier'] }, 'profiles.external'), { tollFraudBan: true, callPublicContexts: ['public', 'from-carrier'] });
+  t.throws(() => parsePolicyOverride({ tollFraudBan: 'yes' }, 'profiles.external'), /profiles\.external\.tollFraudBan = "yes": expected true or false/);
+  t.throws(() => parsePolicyOverride({ callInternationalPrefixes: [''] }, 'profiles.external'), /callInternationalPrefixes\[0\]/);
+});
+
+t.test('fsguard policy describes every call rule from the table', async (t) => {
+  const text = describePolicy(S).join('\n');
+  const callRules = RULES.filter((r) => r.id.includes('call_'));
+  t.equal(callRules.length, 7, 'the call rules are rows of the one rule table');
+  for (const r of callRules) t.match(text, r.id, r.id);
+  t.match(text, /toll_fraud/);
+  t.match(text, /the dialplan must still refuse/);
+});
+
+t.test('call_scanner_user_agent: the first unauthenticated call with an attack-tool user agent', async (t) => {
+  const b = new CallTraceBuilder(1);
+  b.call({ ip: '203.0.113.70', atS: 0, number: '00972592123456', outcome: 'unrouted', ua: 'friendly-scanner' });
+  const r = replayMixed(b.build());
+  t.same(rulesOf(r), ['203.0.113.70 call_scanner_user_agent']);
+  t.same(r.bans[0]!.decision.evidence.calls?.numbers, ['00972592123456'], 'the ban carries the numbers');
+  // A source proven by an answered call is not banned for it (the user agent may be forged).
+  const c = new CallTraceBuilder(2);
+  c.call({ ip: '198.51.100.40', atS: 0, number: '5551000', outcome: 'answered', seconds: 30 });
+  c.call({ ip: '198.51.100.40', atS: 5, number: '5559999', outcome: 'unrouted', ua: 'friendly-scanner' });
+  t.same(rulesOf(replayMixed(c.build())), []);
+});
+
+t.test('call_probing_international: three distinct international numbers within the short window', async (t) => {
+  const b = new CallTraceBuilder(3);
+  for (const [i, n] of ['9011441234567', '+442071234567', '0046812345678', '011972599999999', '100'].entries()) b.call({ ip: PROBER, atS: i * 0.8, number: n, outcome: 'unrouted', ua: 'Zoiper rv2.10.19.4' });
+  const r = replayMixed(b.build());
+  t.same(rulesOf(r), [`${PROBER} call_probing_international`]);
+  t.equal(r.bans[0]!.index, 2, 'at the third call');
+  // One number dialled again and again is one number.
+  const c = new CallTraceBuilder(4);
+  for (let i = 0; i < 10; i++) c.call({ ip: PROBER, atS: i, number: '+442071234567', outcome: 'unrouted' });
+  t.same(rulesOf(replayMixed(c.build())), []);
+});
+
+t.test('call_probing: five distinct numbers within the short window, refused or unrouted, in a public context only', async (t) => {
+  const b = new CallTraceBuilder(5);
+  for (let i = 0; i < 5; i++) b.call({ ip: PROBER, atS: i * 2, number: String(100 + i), outcome: i % 2 ? 'refused' : 'unrouted' });
+  const r = replayMixed(b.build());
+  t.same(rulesOf(r), [`${PROBER} call_probing`]);
+  t.equal(r.bans[0]!.index, 4);
+  const c = new CallTraceBuilder(6);
+  for (let i = 0; i < 20; i++) c.call({ ip: PROBER, atS: i * 2, number: String(100 + i), outcome: 'unrouted', context: 'default' });
+  for (let i = 0; i < 20; i++) c.call({ ip: '203.0.113.80', atS: i * 2, number: String(100 + i), outcome: 'unanswered' });
+  t.same(rulesOf(replayMixed(c.build())), [], 'not in another context (ACL-trusted callers), nor calls that were routed');
+  const d = new CallTraceBuilder(7);
+  for (let i = 0; i < 20; i++) d.call({ ip: PROBER, atS: i * 2, number: String(100 + i), outcome: 'unrouted', context: 'from-carrier' });
+  t.same(rulesOf(replayMixed(d.build(), S, { external: { callPublicContexts: ['public', 'from-carrier'] } })), [`${PROBER} call_probing`], 'public contexts are per-profile configuration');
+});
+
+t.test('slow_call_probing and slow_call_probing_international: the same spread over hours', async (t) => {
+  const b = new CallTraceBuilder(8);
+  for (let i = 0; i < 30; i++) b.call({ ip: PROBER, atS: i * 300, number: String(2000 + i), outcome: 'unrouted' });
+  const r = replayMixed(b.build());
+  t.same(rulesOf(r)[0], `${PROBER} slow_call_probing`);
+  t.equal(r.bans[0]!.index, S.slowCallProbeDestinations - 1);
+  const c = new CallTraceBuilder(9);
+  prober(c, { ip: PROBER, count: 30, ratePerS: 1 / 300 });
+  const rc = replayMixed(c.build());
+  t.same(rulesOf(rc)[0], `${PROBER} slow_call_probing_international`, 'and again when the ban ends and it goes on');
+  t.equal(rc.bans[0]!.index, S.slowCallProbeInternational - 1);
+});
+
+t.test('ipv6_prefix_call_*: a prober rotating addresses inside a /64 is banned as the prefix', async (t) => {
+  const b = new CallTraceBuilder(10);
+  for (let i = 0; i < 12; i++) b.call({ ip: `2001:db8:bad:1::${(i + 1).toString(16)}`, atS: i * 600, number: randomNumber(b, '00972', 9), outcome: 'unrouted' });
+  const r = replayMixed(b.build());
+  t.same(new Set(rulesOf(r)), new Set(['2001:db8:bad:1::/64 ipv6_prefix_call_probing_international']), 'one call per address, one every 10 min: only the prefix sees it');
+  t.equal(r.bans[0]!.index, 2, 'at the third address');
+  const s = new CallTraceBuilder(11);
+  for (let i = 0; i < 5; i++) s.call({ ip: `2001:db8:bad:2::${i + 1}`, atS: i * 60, number: '5551000', outcome: 'unrouted', ua: 'sipvicious' });
+  t.same(rulesOf(replayMixed(s.build())).at(-1), '2001:db8:bad:2::/64 ipv6_prefix_scanner_user_agent', 'attack-tool user agents on calls count for the prefix like those on registrations');
+  // A /64 where a carrier's answered calls come from is never banned as a whole.
+  const c = new CallTraceBuilder(12);
+  c.call({ ip: '2001:db8:ca:1::1', atS: 0, number: '5551000', outcome: 'answered', seconds: 60 });
+  for (let i = 0; i < 12; i++) c.call({ ip: `2001:db8:ca:1::${(i + 2).toString(16)}`, atS: 10 + i * 600, number: randomNumber(c, '+4930', 8), outcome: 'unrouted' });
+  t.same(rulesOf(replayMixed(c.build())).filter((x) => x.includes('/64')), []);
+});
+
+t.test('toll_fraud: an account dialling many new international numbers; alert names account, address, numbers', async (t) => {
+  const b = new CallTraceBuilder(13);
+  // The account's own history: it calls two relatives abroad every day, from the office.
+  b.auth.auth({ ip: OFFICE, port: 5062, user: '1001', ua: 'Yealink SIP-T46S 66.86.0.15', atS: 0, answer: 'RENEWED' });
+  for (let d = 0; d < 3; d++) for (const n of ['0044207123456', '0033142123456']) b.call({ ip: OFFICE, atS: 60 + d * 86400, number: n, outcome: 'answered', seconds: 600, account: '1001' });
+  // A burst far beyond it, from the same address.
+  for (let i = 0; i < 15; i++) b.call({ ip: OFFICE, atS: 3 * 86400 + i * 10, number: randomNumber(b, '00882', 8), outcome: i % 3 ? 'refused' : 'answered', seconds: 30, account: '1001' });
+  const r = replayMixed(b.build());
+  const alerts = r.alerts.filter((a) => a.alert.kind === 'toll_fraud');
+  t.equal(alerts.length, 1, 'one alert (rate-limited)');
+  t.match(alerts[0]!.alert, { source: OFFICE, account: '1001@pbx.example.com', profile: 'internal' });
+  t.equal(alerts[0]!.alert.numbers!.length, S.tollFraudDestinations);
+  t.ok(alerts[0]!.alert.numbers!.every((n) => n.startsWith('00882')), 'the new numbers, not its usual ones');
+  t.same(rulesOf(r), [], 'not banned: banning is opt-in');
+  t.same(rulesOf(replayMixed(b.build(), S, { internal: { tollFraudBan: true } })), [`${OFFICE} toll_fraud`], 'tollFraudBan: the address is banned');
+});
+
+t.test('toll_fraud: the usual international calls of an account raise nothing', async (t) => {
+  const b = new CallTraceBuilder(14);
+  b.auth.auth({ ip: OFFICE, port: 5062, user: '1001', ua: 'Yealink SIP-T46S 66.86.0.15', atS: 0, answer: 'RENEWED' });
+  const customers = Array.from({ length: 40 }, () => randomNumber(b, '0049', 10));
+  // An export desk: 40 customers abroad, 8 of them a day, for 5 days, the same customers again.
+  for (let d = 0; d < 5; d++) for (let k = 0; k < 8; k++) b.call({ ip: OFFICE, atS: 3600 + d * 86400 + k * 120, number: customers[(d * 8 + k) % 40]!, outcome: 'answered', seconds: 300, account: '1001' });
+  const r = replayMixed(b.build());
+  t.same(r.alerts.filter((a) => a.alert.kind === 'toll_fraud'), []);
+});
+
+t.test('variant: a carrier with 5,000 answered calls and 2 % misdials is never banned', async (t) => {
+  for (const [seed, e164, hours] of [[20, true, 8], [21, false, 8], [22, true, 2]] as const) {
+    const b = new CallTraceBuilder(seed);
+    carrier(b, { ips: CARRIER, calls: 5000, misdialShare: 0.02, durationS: hours * 3600, e164 });
+    prober(b, { ip: PROBER, count: 20, ratePerS: 1, startS: 1800 });
+    const events = b.build();
+    const r = replayMixed(events);
+    t.same(judgeMixed(events, r, [{ source: PROBER, withinEvents: 10, withinSeconds: 60 }], CARRIER), [], `${e164 ? 'E.164' : 'national'} DIDs over ${hours} h, a prober among them`);
+  }
+});
+
+t.test('variant: a prober dialling 20 international numbers at one a second is banned within 10 calls', async (t) => {
+  for (const [seed, prefix] of [[30, '00'], [31, '011'], [32, '+'], [33, '9011'], [34, '1900']] as const) {
+    const b = new CallTraceBuilder(seed);
+    prober(b, { ip: PROBER, count: 20, ratePerS: 1, prefix, digits: 11 });
+    const events = b.build();
+    t.same(judgeMixed(events, replayMixed(events), [{ source: PROBER, withinEvents: 10, withinSeconds: 10 }]), [], prefix);
+  }
+});
+
+t.test('variant: a slow prober, one call every 2 minutes for a day, is banned within an hour', async (t) => {
+  for (const [seed, prefix, digits] of [[40, '00', 11], [41, '', 4]] as const) {
+    const b = new CallTraceBuilder(seed);
+    prober(b, { ip: PROBER, count: 720, ratePerS: 1 / 120, prefix, digits });
+    const events = b.build();
+    t.same(judgeMixed(events, replayMixed(events), [{ source: PROBER, withinEvents: 30, withinSeconds: 3600 }]), [], prefix ? 'international numbers' : 'extension-like numbers');
+  }
+});
+
+t.test('variant: a stolen account making 30 international calls in 5 minutes from a new address raises the alert', async (t) => {
+  const b = new CallTraceBuilder(50);
+  // A 20-phone office registered and calling as usual (a few calls abroad among them).
+  site(b.auth, { ip: OFFICE, phones: 20, bootSpreadS: 30, durationS: 4 * 3600 });
+  for (let k = 0; k < 60; k++) {
+    const user = String(1000 + Math.floor(b.random() * 20));
+    b.call({ ip: OFFICE, atS: 120 + k * 200, number: b.random() < 0.1 ? randomNumber(b, '0044', 10) : randomNumber(b, '0301', 6), outcome: 'answered', seconds: 90, account: user });
+  }
+  // 1007's password leaked: a new address authenticates as 1007 and calls abroad.
+  const t0 = 3 * 3600;
+  for (let i = 0; i < 30; i++) {
+    b.auth.auth({ ip: THIEF, port: 5090, user: '1007', ua: 'Zoiper rv2.10.19.4', atS: t0 + i * 10 - 0.2, answer: 'RENEWED', method: 'INVITE', dialled: '0088213' });
+    b.call({ ip: THIEF, atS: t0 + i * 10, number: randomNumber(b, i % 2 ? '00882' : '+53', 9), outcome: 'answered', seconds: 5, account: '1007', ua: 'Zoiper rv2.10.19.4' });
+  }
+  const events = b.build();
+  for (const ban of [false, true]) {
+    const r = replayMixed(events, S, ban ? { internal: { tollFraudBan: true } } : {});
+    const alert = r.alerts.find((a) => a.alert.kind === 'toll_fraud');
+    t.ok(alert, 'a toll_fraud alert');
+    t.match(alert?.alert, { source: THIEF, account: '1007@pbx.example.com' });
+    t.match(alert?.alert.message, /an address it never used before/);
+    t.equal(alert?.alert.numbers?.length, S.tollFraudNewAddressDestinations, `named numbers at the alert (the ${S.tollFraudNewAddressDestinations}rd new one from a new address)`);
+    const callsBefore = events.slice(0, alert!.index + 1).filter((e) => e['Caller-Network-Addr'] === THIEF).length;
+    t.equal(callsBefore, S.tollFraudNewAddressDestinations, 'at its third call');
+    t.same(r.alerts.filter((a) => a.alert.kind === 'toll_fraud' && a.alert.source === OFFICE), [], 'the office\'s usual calls abroad raise nothing');
+    t.same(rulesOf(r), ban ? [`${THIEF} toll_fraud`] : [], ban ? 'opt-in: the thief\'s address is banned' : 'by default: alert only');
+  }
+});
+
+t.test('toll_fraud through a proven multi-phone site: alert, never a ban unless tollFraudBanSites', async (t) => {
+  const b = new CallTraceBuilder(60);
+  site(b.auth, { ip: OFFICE, phones: 10, bootSpreadS: 10, durationS: 3600 });
+  for (let i = 0; i < 20; i++) b.call({ ip: OFFICE, atS: 1800 + i * 5, number: randomNumber(b, '00882', 9), outcome: 'answered', seconds: 20, account: '1003' });
+  const events = b.build();
+  const opt = (o: Partial<PolicySettings>): ReturnType<typeof replayMixed> => replayMixed(events, S, { internal: o });
+  t.ok(opt({ tollFraudBan: true }).alerts.some((a) => a.alert.kind === 'toll_fraud' && a.alert.source === OFFICE));
+  t.same(rulesOf(opt({ tollFraudBan: true })), [], 'the site keeps working');
+  t.same(rulesOf(opt({ tollFraudBan: true, tollFraudBanSites: true })), [`${OFFICE} toll_fraud`]);
+});
