@@ -9,6 +9,7 @@ import { checkCluster } from '../cluster/cli.js';
 import type { CliIo } from './main.js';
 import { nftRunnerFromConfig } from './nft-writer.js';
 import { compareLayout, exitWithHungCalls, foreignTableError, inspectTable, resolveNftLayout, systemClock, systemScheduler, type NftRunner } from '../nft/index.js';
+import { checkNotify } from '../notify/check.js';
 
 const ESL_CHECK_TIMEOUT_MS = 5000;
 const NFT_CHECK_TIMEOUT_MS = 10_000;
@@ -74,12 +75,22 @@ export async function runCheckCommand(argv: string[], configFile: string | null,
     return 1;
   }
   const runner = nftRunnerFromConfig(config.nft, { timeoutMs: NFT_CHECK_TIMEOUT_MS, maxHungCalls: 1 });
-  const results = await Promise.allSettled([checkNft(config, runner), checkEsl(config), ...(config.cluster.enabled ? [checkCluster(config)] : [])]);
+  const [results, notifyResult] = await Promise.all([
+    Promise.allSettled([checkNft(config, runner), checkEsl(config), ...(config.cluster.enabled ? [checkCluster(config)] : [])]),
+    checkNotify(config.notify).then((v) => ({ ok: true as const, v }), (err: unknown) => ({ ok: false as const, err })),
+  ]);
   for (const r of results) {
     if (r.status === 'fulfilled') ok(r.value);
     else problems.push(r.reason instanceof Error ? r.reason.message : String(r.reason));
   }
-  for (const p of problems) io.stderr.write(`${p.startsWith('esl:') || p.startsWith('nft:') || p.startsWith('cluster:') ? '' : 'nft: '}${p}\n`);
+  // Notification lines (lib/notify/check.ts): already prefixed, never holding a secret.
+  if (notifyResult.ok) {
+    for (const line of notifyResult.v.ok) ok(line);
+    problems.push(...notifyResult.v.problems);
+  } else {
+    problems.push(`notify: ${notifyResult.err instanceof Error ? notifyResult.err.message : String(notifyResult.err)}`);
+  }
+  for (const p of problems) io.stderr.write(`${p.startsWith('esl:') || p.startsWith('nft:') || p.startsWith('cluster:') || p.startsWith('notify:') ? '' : 'nft: '}${p}\n`);
   const code = problems.length ? 1 : 0;
   // A hung libnftables call holds a worker thread that a normal exit would wait for.
   if (runner.hungCalls > 0) exitWithHungCalls(code);

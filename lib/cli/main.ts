@@ -16,6 +16,7 @@ const USAGE = `usage: fsguard <command> [--config FILE] ...
   ban ADDR|CIDR [--for 1h] [--reason TEXT]
   unban ADDR|CIDR
   check                        validate config, nft, and the event socket login
+  status [--json]              the running daemon at a glance (or why it is not running, and the kernel's bans)
   policy [--json]              the effective policy in plain words
   policy simulate TRACE... [--json]
   policy explain ADDR --trace FILE [--json]
@@ -70,6 +71,11 @@ export async function main(argv: readonly string[], io: CliIo = { stdout: proces
       case 'unban': {
         const { runBansCommand } = await import('./bans-command.js');
         return await runBansCommand(command, args, load().config, io);
+      }
+      case 'status': {
+        const { config, source } = load();
+        const { runStatusCommand } = await import('./status-command.js');
+        return await runStatusCommand(args, config, source, io);
       }
       case 'check': {
         const { runCheckCommand } = await import('./check-command.js');

@@ -8,6 +8,8 @@ import {
 import { readConfigTree, type ConfigSchemaNode } from './strict.js';
 import type { LogLevel } from '../obs/logger.js';
 import type { NftLayout } from '../nft/index.js';
+import { notifyProblems, notifySchema, redactedNotify, type NotifyConfig } from '../notify/config.js';
+import { statusProblems, statusSchema, type StatusConfig } from '../status/config.js';
 import { clusterConfigProblems, clusterSchema, type ClusterConfig } from '../cluster/config.js';
 
 export interface EslConfig {
@@ -45,6 +47,8 @@ export interface FsguardConfig {
   readonly profiles: Readonly<Record<string, Partial<PolicySettings>>>;
   readonly metrics: { readonly enabled: boolean; readonly host: string; readonly port: number };
   readonly log: { readonly level: LogLevel };
+  readonly notify: NotifyConfig;
+  readonly status: StatusConfig;
   /** Several nodes sharing evidence and bans through Redis (lib/cluster); off by default. */
   readonly cluster: ClusterConfig;
 }
@@ -102,6 +106,8 @@ const baseSchema = {
   log: {
     level: { doc: 'Log level', format: ['debug', 'info', 'warn', 'error'], default: 'info' },
   },
+  notify: notifySchema,
+  status: statusSchema,
   cluster: clusterSchema,
 };
 
@@ -145,6 +151,7 @@ function semanticProblems(c: FsguardConfig): string[] {
   if (!Number.isInteger(c.nft.widestPrefix4) || c.nft.widestPrefix4 < 0 || c.nft.widestPrefix4 > 32) problems.push(`nft.widestPrefix4: must be a prefix length 0-32, got ${JSON.stringify(c.nft.widestPrefix4)}`);
   if (!Number.isInteger(c.nft.widestPrefix6) || c.nft.widestPrefix6 < 0 || c.nft.widestPrefix6 > 128) problems.push(`nft.widestPrefix6: must be a prefix length 0-128, got ${JSON.stringify(c.nft.widestPrefix6)}`);
   problems.push(...policySettingsProblems(c.policy));
+  problems.push(...notifyProblems(c.notify), ...statusProblems(c.status));
   problems.push(...clusterConfigProblems(c.cluster));
   for (const [name, override] of Object.entries(c.profiles)) {
     problems.push(...policySettingsProblems({ ...c.policy, ...override }, `profiles.${name}`));
@@ -218,5 +225,5 @@ export function loadConfig(file: string | null, env: NodeJS.ProcessEnv = process
 
 /** The config as JSON with the password masked, for `fsguard policy --json` and check. */
 export function redactedConfig(c: FsguardConfig): FsguardConfig {
-  return { ...c, esl: { ...c.esl, password: '[redacted]' }, cluster: { ...c.cluster, password: c.cluster.password ? '[redacted]' : '' } };
+  return { ...c, esl: { ...c.esl, password: '[redacted]' }, cluster: { ...c.cluster, password: c.cluster.password ? '[redacted]' : '' }, notify: redactedNotify(c.notify) };
 }

@@ -12,6 +12,7 @@ import { LibnftablesRunner, NftError, NftSetWriter, resolveNftLayout, systemSche
 import type { Logger } from '../obs/logger.js';
 import { FsguardMetrics, serveMetrics } from '../obs/metrics.js';
 import { createPolicy } from '../policy/engine.js';
+import { DaemonOps } from '../status/wiring.js';
 import { BanJournal } from './ban-journal.js';
 import { DaemonCluster } from '../cluster/daemon-cluster.js';
 import { Guard } from './guard.js';
@@ -91,17 +92,19 @@ function nftRunner(config: FsguardConfig, deps: DaemonDeps, limits: { maxContext
 }
 
 /** The daemon's writer: its own libnftables contexts (bans are written off the main thread). */
-function writerFor(runner: LibnftablesRunner, config: FsguardConfig, logger: Logger, metrics: FsguardMetrics, onTableRecreated: () => void): NftSetWriter {
+function writerFor(runner: LibnftablesRunner, config: FsguardConfig, logger: Logger, metrics: FsguardMetrics, onTableRecreated: () => void, onFailure: (message: string) => void = () => {}): NftSetWriter {
   return new NftSetWriter(runner, resolveNftLayout(config.nft), {
     batchMs: config.nft.batchMs,
     observer: {
       batchWritten: () => metrics.nftBatches.inc(),
       elementRefused: (target, message) => {
         metrics.nftErrors.inc();
+        onFailure(`nft refused ${target.text}: ${message}`);
         logger.error({ target: target.text, nft: message }, 'nft refused a ban element');
       },
       runFailed: (error, willRetry) => {
         metrics.nftErrors.inc();
+        onFailure(`nft run failed: ${error.message}`);
         if (error.kind === 'timeout') metrics.nftHungCalls.inc();
         logger[willRetry ? 'warn' : 'error']({ kind: error.kind, nft: error.detail, willRetry }, `nft run failed: ${error.message}`);
       },
@@ -121,17 +124,27 @@ export async function runDaemon(configFile: string | null, initial: FsguardConfi
   const metrics = new FsguardMetrics();
   // The writer recreates a vanished table on its own; the guard then restores every ban.
   let guardRef: Guard | null = null;
+  // `fsguard status` and notifications (lib/status, lib/notify); the policy is read through
+  // a getter because a reload replaces it.
+  let policy = createPolicy(config.policy, config.profiles);
+  const ops: DaemonOps = new DaemonOps(config, {
+    logger, metrics,
+    configSource: configFile ?? deps.env.FSGUARD_CONFIG ?? 'built-in defaults',
+    policy: () => policy,
+    bansInForce: () => guard.bansInForce(),
+    nftQueued: () => writer.queued,
+  });
   const runner = nftRunner(config, deps);
   const writer = writerFor(runner, config, logger, metrics, () => {
     guardRef?.onTableRecreated().catch((err: unknown) => logger.error({ err: String(err) }, 'restoring bans failed'));
-  });
+  }, (message) => ops.status.nftFailed(message));
   const journal = new BanJournal({
     path: join(config.nft.journalDir, `${config.nft.table}.bans.jsonl`),
     onError: (message) => logger.error({}, message),
   });
   // With a cluster section the policy is fed the shared stream, not this node's events alone.
   const cluster = config.cluster.enabled ? new DaemonCluster(config, logger, metrics.registry) : null;
-  const guard = new Guard(createPolicy(config.policy, config.profiles), writer, logger, metrics, { allow: config.policy.allow, journal, ...cluster?.guardOptions() });
+  const guard = new Guard(policy, writer, logger, metrics, { allow: config.policy.allow, journal, ...cluster?.guardOptions(), observers: ops.observers });
   guardRef = guard;
   /** Ends the process: normally by returning, with `_exit` when a libnftables call is hung. */
   const finish = (code: number): number => {
@@ -183,6 +196,7 @@ export async function runDaemon(configFile: string | null, initial: FsguardConfi
     }
   };
   await startMetrics(config);
+  await ops.start();
 
   cluster?.start(guard);
   const listener = cluster ? cluster.listenerFor(guard) : guard;
@@ -206,7 +220,7 @@ export async function runDaemon(configFile: string | null, initial: FsguardConfi
   // source's events stamped in the past (a clock behind, a replayed trace) get bans that
   // "expire" at the first tick, and are banned a second time as repeat offenders.
   guard.tick();
-  const tick = setInterval(() => guard.tick(), TICK_MS);
+  const tick = setInterval(() => { guard.tick(); ops.status.tick(); }, TICK_MS);
   // The periodic read-back lists every ban: with 100,000 of them that is ~1.5 s of nft and
   // ~10 MB of JSON for the daemon to parse, which every 2 s would take most of a core in a
   // flood. So the next one starts no sooner than RECONCILE_SHARE times the last one's
@@ -251,7 +265,8 @@ export async function runDaemon(configFile: string | null, initial: FsguardConfi
     if (changed(config.cluster, next.cluster)) logger.warn({}, 'cluster settings changed: they take effect on restart');
     if (changed(config.nft, next.nft)) logger.warn({}, 'nft settings changed: they take effect on restart (bans in the old table stay until they expire)');
     if (changed(config.policy, next.policy) || changed(config.profiles, next.profiles)) {
-      guard.replacePolicy(createPolicy(next.policy, next.profiles));
+      policy = createPolicy(next.policy, next.profiles);
+      guard.replacePolicy(policy);
       cluster?.policyChanged(next.policy, next.profiles);
       logger.info({}, 'policy reloaded (evidence gathered so far starts afresh; kernel bans are kept)');
     }
@@ -267,6 +282,7 @@ export async function runDaemon(configFile: string | null, initial: FsguardConfi
       if (old) await new Promise<void>((resolve) => old.close(() => resolve()));
       await startMetrics(next);
     }
+    await ops.reload(next);
     if (reconcile !== null) clearTimeout(reconcile);
     config = next;
     scheduleReconcile(next.nft.reconcileSeconds * 1000);
@@ -300,6 +316,7 @@ export async function runDaemon(configFile: string | null, initial: FsguardConfi
         }
         if (runner.hungCalls === 0 && flushed) await writer.close();
         if (watchRunner.hungCalls === 0) await watchRunner.close();
+        await ops.stop();
       } catch (err) {
         logger.error({ err: String(err) }, 'error while stopping');
       }

@@ -11,6 +11,7 @@ import type { BanComment, ElementOutcome, KernelBan, KernelBanList, NftExecution
 import { unredacted, type Logger } from '../obs/logger.js';
 import type { FsguardMetrics } from '../obs/metrics.js';
 import type { BanDecision, ClockReading, ExistingBan, Policy, PolicyAlert, PolicyOutput } from '../policy/types.js';
+import type { GuardObserver, SwitchInfo } from './guard-observer.js';
 import type { BanJournal } from './ban-journal.js';
 import { SeedingHold, systemGuardClock, type GuardClock } from './seeding-hold.js';
 
@@ -31,6 +32,8 @@ export interface BanWriter {
 export interface GuardOptions {
   /** CIDRs that must never be written to the kernel, whatever the policy says. */
   readonly allow: readonly string[];
+  /** Told of bans, unbans, alerts and the connection (status, notifications). */
+  readonly observers?: readonly GuardObserver[];
   /** Where decisions are written down before they reach the kernel (kill -9 safety). */
   readonly journal?: BanJournal;
   /**
@@ -91,6 +94,7 @@ export class Guard implements EslSourceListener {
   private connections = 0;
   /** Bumped whenever the table is found missing and rebuilt; a reconcile spanning it is void. */
   private tableGeneration = 0;
+  private readonly observers: readonly GuardObserver[];
   /** The wall-clock timer for the policy's next deadline (null: none armed). */
   private deadlineTimer: unknown = null;
   /** Events held at (re)connect until the live registrations are known. */
@@ -111,10 +115,36 @@ export class Guard implements EslSourceListener {
     this.allow = options.allow.map((a) => parseCidr(a)).filter((c): c is Cidr => c !== null);
     this.journal = options.journal ?? null;
     this.banLogger = unredacted(logger);
+    this.observers = options.observers ?? [];
     this.banFromEventTime = options.banFromEventTime ?? false;
     this.hold = new SeedingHold(clock, (e) => this.judge(e), (why, held) => {
       if (why !== 'registrations') this.logger.warn({ held, reason: why }, 'judging events held at connect without the live registrations');
     });
+  }
+
+  /** Hands an observer what the guard did; an observer that throws is logged, never fatal. */
+  private tell<K extends keyof GuardObserver>(method: K, ...args: Parameters<NonNullable<GuardObserver[K]>>): void {
+    for (const o of this.observers) {
+      const f = o[method] as ((...a: typeof args) => void) | undefined;
+      if (!f) continue;
+      try {
+        f.apply(o, args);
+      } catch (err) {
+        this.logger.error({ observer: method, err: err instanceof Error ? err.message : String(err) }, 'a guard observer failed');
+      }
+    }
+  }
+
+  /** Bans the guard knows are in the kernel now, by kind (for `fsguard status`). */
+  bansInForce(): { ipv4Hosts: number; ipv6Hosts: number; ipv4Prefixes: number; ipv6Prefixes: number; unwritten: number } {
+    const n = { ipv4Hosts: 0, ipv6Hosts: 0, ipv4Prefixes: 0, ipv6Prefixes: 0, unwritten: this.unwritten.size };
+    const now = this.nowMs();
+    for (const k of this.known.values()) {
+      if (k.expiresAtMs <= now) continue;
+      const host = k.target.prefixLength === (k.target.family === 4 ? 32 : 128);
+      if (k.target.family === 4) { if (host) n.ipv4Hosts++; else n.ipv4Prefixes++; } else if (host) n.ipv6Hosts++; else n.ipv6Prefixes++;
+    }
+    return n;
   }
 
   /** Creates the table (idempotent) and restores state from the sets. Throws NftError. */
@@ -214,6 +244,7 @@ export class Guard implements EslSourceListener {
   onConnected(): void {
     this.metrics.eslConnected.set(1);
     if (this.connections++ > 0) this.metrics.eslReconnects.inc();
+    this.tell('connection', 'connected', '', this.nowMs());
     this.hold.start();
   }
 
@@ -221,10 +252,16 @@ export class Guard implements EslSourceListener {
     this.hold.release('disconnected');
     this.metrics.eslConnected.set(0);
     this.logger.warn({ reason }, 'event socket disconnected');
+    this.tell('connection', 'disconnected', reason, this.nowMs());
+  }
+
+  onHeartbeat(info: SwitchInfo): void {
+    this.tell('heartbeat', info, this.nowMs());
   }
 
   onAuthRejected(kind: AuthRejection): void {
     this.metrics.eslConnected.set(0);
+    this.tell('connection', 'rejected', kind, this.nowMs());
     this.logger.error({ kind }, kind === 'invalid_password'
       ? 'FreeSWITCH refused the event socket password (esl.password / FSGUARD_ESL_PASSWORD); retrying slowly'
       : 'FreeSWITCH rejected the event socket connection by ACL (event_socket.conf.xml apply-inbound-acl); retrying slowly');
@@ -328,6 +365,7 @@ export class Guard implements EslSourceListener {
     void this.writeBan(target, seconds, comment, requestedAtMs + seconds * 1000);
     this.journal?.record({ target, expiresAtMs: requestedAtMs + seconds * 1000, comment });
     this.metrics.bansTotal.inc({ rule: decision.rule });
+    if (this.observers.length) this.tell('banned', decision, seconds, requestedAtMs);
     const e = decision.evidence;
     this.banLogger.info({
       event: 'ban',
@@ -400,6 +438,7 @@ export class Guard implements EslSourceListener {
 
   private alert(alert: PolicyAlert): void {
     this.metrics.alertsTotal.inc({ kind: alert.kind });
+    this.tell('alerted', alert, this.nowMs());
     this.logger.warn({
       event: 'alert',
       kind: alert.kind,
@@ -459,7 +498,11 @@ export class Guard implements EslSourceListener {
     const generation = this.tableGeneration;
     const list = await this.writer.list();
     const now = this.nowMs();
-    for (const [key, k] of this.known) if (k.expiresAtMs <= now + EXPIRY_SLACK_MS) this.known.delete(key);
+    for (const [key, k] of this.known) {
+      if (k.expiresAtMs > now + EXPIRY_SLACK_MS) continue;
+      this.known.delete(key);
+      this.tell('unbanned', key, k.comment.rule, 'expired', now);
+    }
     if (!list.tableExists) {
       this.logger.warn({ bans: this.known.size }, 'fsguard\'s nft table is gone (flush ruleset?): recreating it');
       await this.writer.setup();
@@ -475,6 +518,7 @@ export class Guard implements EslSourceListener {
       if (inKernel.has(key) || k.confirmedAtMs > listedAtMs) continue;
       this.known.delete(key);
       this.policy.manualUnban(k.target, now * 1000);
+      this.tell('unbanned', key, k.comment.rule, 'lifted', now);
       this.logger.info({ target: key, rule: k.comment.rule }, 'ban lifted outside fsguard (fsguard unban?): grace period before it can be banned again');
     }
     this.adoptKernelBans(list.bans.filter((b) => !this.known.has(b.target.text)), now);
@@ -488,7 +532,9 @@ export class Guard implements EslSourceListener {
     for (const b of bans) {
       // Elements without timeout never expire; keep them known for a day at a time.
       const expiresAtMs = b.expiresAtMs ?? now + 86_400_000;
-      if (expiresAtMs <= now) continue;
+      // Within the slack it counts as expired already (see reconcileOnce): adopting it again
+      // would report its expiry twice.
+      if (expiresAtMs <= now + EXPIRY_SLACK_MS) continue;
       const k: KnownBan = { target: b.target, expiresAtMs, comment: { rule: b.rule ?? 'foreign', offences: b.offences ?? 1 }, confirmedAtMs: now };
       this.known.set(b.target.text, k);
       adopted.push(k);

@@ -54,6 +54,8 @@ export interface EslSourceListener {
   /** A connection that was up is gone (including on stop()). */
   onDisconnected(reason: string): void;
   onAuthRejected(kind: AuthRejection): void;
+  /** FreeSWITCH's host name, version and uptime, from each HEARTBEAT (for `fsguard status`). */
+  onHeartbeat?(info: { hostname: string; version: string; uptimeMs: number | null }): void;
   /** Events may have been lost in this window (Event-Sequence jumped, or fsguard was away): see event-sequence.ts. */
   onEventGap?(gap: EventGap): void;
 }
@@ -389,7 +391,7 @@ export class EslEventSource {
       const h = headers as Readonly<Record<string, unknown>>;
       const name = h['Event-Name'];
       if (typeof name === 'string') this.alive();
-      if (name === 'HEARTBEAT') return;
+      if (name === 'HEARTBEAT') { this.heartbeat(h); return; }
       if (isCallEventName(name)) {
         this.onCallHeaders(h);
         return;
@@ -407,6 +409,14 @@ export class EslEventSource {
       }
     }
     this.onNormalized(normalizeEvent(headers, this.normalizeOptions));
+  }
+
+  private heartbeat(h: Readonly<Record<string, unknown>>): void {
+    if (!this.listener.onHeartbeat) return;
+    const text = (v: unknown): string => (typeof v === 'string' ? v.slice(0, 200) : '');
+    const uptime = Number(h['Uptime-msec']);
+    const info = { hostname: text(h['FreeSWITCH-Hostname']), version: text(h['FreeSWITCH-Version']), uptimeMs: Number.isFinite(uptime) && uptime >= 0 ? uptime : null };
+    this.notify(() => this.listener.onHeartbeat?.(info));
   }
 
   private onCallJson(body: Buffer): number | void {

@@ -18,11 +18,17 @@ export function cliEnv(extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
   return env;
 }
 
-/** Writes a config file (mode 600) and returns its path. */
+/**
+ * Writes a config file (mode 600) and returns its path. Unless the config says otherwise, the
+ * daemon's status socket goes beside it: tests must not touch the host's /run/fsguard.
+ */
 export function writeConfig(config: unknown): string {
   const dir = mkdtempSync(join(tmpdir(), 'fsguard-e2e-'));
   const path = join(dir, 'fsguard.json');
-  writeFileSync(path, JSON.stringify(config, null, 2));
+  const withStatus = typeof config === 'object' && config !== null && !Array.isArray(config) && !('status' in config)
+    ? { ...config, status: { socket: join(dir, 'status.sock') } }
+    : config;
+  writeFileSync(path, JSON.stringify(withStatus, null, 2));
   chmodSync(path, 0o600);
   return path;
 }
