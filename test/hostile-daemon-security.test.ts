@@ -80,11 +80,22 @@ t.test('a crash prints no secret: uncaught exception in the running daemon', net
   const server = await EslTestServer.start({ heartbeatIntervalMs: 500, password: SECRET });
   t.teardown(() => server.close());
   const { config } = rigConfig(t, 's_crash', server.port, { esl: { password: SECRET } });
-  // Preloaded into the daemon: once it is logged in, something throws where nothing catches.
+  // Preloaded into the daemon: once the test has seen it log in (the flag file appears),
+  // something throws where nothing catches. The poll only paces the check; what decides the
+  // moment is the login the test server saw, not a guess of how long start-up takes.
   const dir = mkdtempSync(join(tmpdir(), 'fsguard-crash-'));
   const crash = join(dir, 'crash.mjs');
-  writeFileSync(crash, "setTimeout(() => { throw new Error('forced crash for the test'); }, 1500);\n");
-  const result = await runProcess(process.execPath, [`--import=${crash}`, FSGUARD, 'run', '--config', config], { timeoutMs: 20_000 });
+  const flag = join(dir, 'logged-in');
+  writeFileSync(crash, [
+    "import { existsSync } from 'node:fs';",
+    `const flag = ${JSON.stringify(flag)};`,
+    "const poll = setInterval(() => { if (existsSync(flag)) { clearInterval(poll); throw new Error('forced crash for the test'); } }, 20);",
+    '',
+  ].join('\n'));
+  const running = runProcess(process.execPath, [`--import=${crash}`, FSGUARD, 'run', '--config', config], { timeoutMs: 60_000 });
+  await waitFor('the daemon logs in', () => server.authLog.some((a) => a.accepted));
+  writeFileSync(flag, '');
+  const result = await running;
   t.match(result.stderr, /forced crash for the test/, 'it did crash, with a stack on stderr');
   t.not(result.status, 0, 'non-zero exit');
   t.ok(server.authLog.some((a) => a.accepted), 'after logging in with the password');
