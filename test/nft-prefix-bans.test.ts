@@ -1,0 +1,83 @@
+// IPv4 prefix bans, widening, and what `fsguard ban` refuses: the real CLI against the real
+// library in the test namespace.
+import t from 'tap';
+import { fsguardCli, writeConfig, type ProcessResult } from './support/daemon-process.js';
+import { netnsTestOptions } from './support/netns.js';
+import { deleteTableIfExists, kernelElement, kernelElements, nftCli, uniqueTableName } from './support/nft-kernel.js';
+
+const ns = netnsTestOptions();
+
+function configFor(table: string, extra: Record<string, unknown> = {}): string {
+  return writeConfig({ esl: { host: '127.0.0.1', port: 1 }, nft: { table, ...extra }, metrics: { enabled: false } });
+}
+
+t.test('IPv4 prefix bans, widening over narrower prefixes, hosts shown inside prefixes', ns, async (t) => {
+  const table = uniqueTableName('prefix4');
+  t.teardown(() => deleteTableIfExists('inet', table));
+  const config = configFor(table);
+  const cli = (...args: string[]): Promise<ProcessResult> => fsguardCli([...args, '--config', config]);
+
+  const first = await cli('ban', '203.0.113.0/26', '--for', '2h');
+  t.equal(first.status, 0, first.stderr);
+  t.equal(kernelElement(table, 'banned4net', '203.0.113.0/26')?.timeout, 7200, 'the /26 is in banned4net');
+  t.equal((await cli('ban', '203.0.113.64/26', '--for', '2h')).status, 0);
+  t.equal((await cli('ban', '203.0.113.9', '--for', '30m')).status, 0, 'a host inside the prefix');
+  t.ok(kernelElement(table, 'banned4', '203.0.113.9'), 'the host goes to banned4');
+
+  const widen = await cli('ban', '203.0.113.0/24', '--for', '1d');
+  t.equal(widen.status, 0, widen.stderr);
+  t.match(widen.stdout, /banned 203\.0\.113\.0\/24 for 1d \(widened: replaces 203\.0\.113\.(0|64)\/26, 203\.0\.113\.(0|64)\/26\); 1 banned host inside it/);
+  t.same(kernelElements(table, 'banned4net').map((e) => [e.key, e.timeout]), [['203.0.113.0/24', 86400]], 'one /24 replaced both /26s');
+
+  const covered = await cli('ban', '203.0.113.128/25');
+  t.equal(covered.status, 0);
+  t.match(covered.stdout, /203\.0\.113\.128\/25 is already banned: inside 203\.0\.113\.0\/24/);
+  t.same(kernelElements(table, 'banned4net').map((e) => e.key), ['203.0.113.0/24'], 'the narrower one is not written');
+
+  t.equal((await cli('ban', '198.51.100.5')).status, 0);
+  const listed = await cli('bans');
+  const rows = listed.stdout.split('\n');
+  const at = (s: string): number => rows.findIndex((r) => r.includes(s));
+  t.ok(at('203.0.113.0/24') >= 0 && at('203.0.113.9') === at('203.0.113.0/24') + 1, `the host right under its prefix:\n${listed.stdout}`);
+  t.match(rows[at('203.0.113.9')], /^ {2}203\.0\.113\.9 .*\[inside 203\.0\.113\.0\/24\]$/);
+  t.match(listed.stdout, /3 bans \(1 prefix, 2 hosts\)/);
+  const json = JSON.parse((await cli('bans', '--json')).stdout) as { bans: Array<{ target: string; within: string | null }> };
+  t.same(json.bans.map((b) => [b.target, b.within]), [['203.0.113.0/24', null], ['203.0.113.9', '203.0.113.0/24'], ['198.51.100.5', null]]);
+
+  t.equal((await cli('unban', '203.0.113.0/24')).status, 0);
+  t.same(kernelElements(table, 'banned4net'), [], 'unbanned');
+});
+
+t.test('ban refuses FreeSWITCH\'s own addresses, the allow-list and prefixes wider than the limit (unless --force)', ns, async (t) => {
+  const table = uniqueTableName('refuse');
+  t.teardown(() => deleteTableIfExists('inet', table));
+  const config = configFor(table, { widestPrefix4: 16, widestPrefix6: 32 });
+  const cli = (...args: string[]): Promise<ProcessResult> => fsguardCli([...args, '--config', config]);
+  t.equal((await cli('ban', '192.0.2.200')).status, 0, 'sets the table up');
+  // What the daemon records when it learns FreeSWITCH's addresses from the events.
+  nftCli(['add', 'element', 'inet', table, 'freeswitch4', '{ 192.0.2.10 timeout 7d }']);
+  nftCli(['add', 'element', 'inet', table, 'freeswitch6', '{ 2001:db8:5::10 timeout 7d }']);
+
+  const refusals: Array<[string[], RegExp]> = [
+    [['192.0.2.10'], /192\.0\.2\.10 covers FreeSWITCH's own address 192\.0\.2\.10/],
+    [['192.0.2.0/24'], /covers FreeSWITCH's own address 192\.0\.2\.10/],
+    [['2001:db8:5::/48'], /covers FreeSWITCH's own address 2001:db8:5::10/],
+    [['127.0.0.5'], /is in the allow-list \(127\.0\.0\.0\/8\)/],
+    [['2000::/3'], /2000::\/3 covers FreeSWITCH's own address 2001:db8:5::10/],
+    [['8000::/1'], /8000::\/1 is wider than \/32 \(nft\.widestPrefix6\); add --force/],
+    [['4000::/2', '--for', '1d'], /wider than \/32/],
+    [['10.0.0.0/8'], /10\.0\.0\.0\/8 is wider than \/16 \(nft\.widestPrefix4\)/],
+    [['0.0.0.0/0', '--force'], /is in the allow-list|FreeSWITCH/],
+  ];
+  for (const [args, message] of refusals) {
+    const r = await cli('ban', ...args);
+    t.equal(r.status, 2, `ban ${args.join(' ')} refused`);
+    t.match(r.stderr, message);
+  }
+  t.same(kernelElements(table, 'banned4net'), [], 'nothing written to the IPv4 prefixes');
+  t.same(kernelElements(table, 'banned6net'), [], 'nor to the IPv6 prefixes');
+  const forced = await cli('ban', '10.0.0.0/8', '--force', '--for', '10m');
+  t.equal(forced.status, 0, '--force lifts the width limit only');
+  t.ok(kernelElement(table, 'banned4net', '10.0.0.0/8'));
+  t.equal((await cli('ban', '198.51.0.0/16')).status, 0, 'a /16 is at the limit, not over it');
+});
