@@ -245,9 +245,12 @@ t.test('nft flush ruleset by an admin: table, chain and bans are back within 2 s
   const { nftCli } = await import('./support/nft-kernel.js');
   const flushedAt = Date.now();
   const linesBefore = daemon.lines.length;
-  nftCli(['flush', 'ruleset']);
-  // fsguard notices the deletion at once (nft monitor) and may have restored it before a
-  // check here could run: the flush is proven by the daemon's reaction instead.
+  // What `flush ruleset` does to fsguard: its table is deleted. Only ours is deleted here: the
+  // namespace is shared with the test files running beside this one, whose tables a real
+  // flush would take too (their bans vanished mid-test).
+  nftCli(['delete', 'table', 'inet', table]);
+  // fsguard notices the deletion at once and may have restored it before a check here could
+  // run: the deletion is proven by the daemon's reaction instead.
   await daemon.waitForLog('the flush noticed', (l) => daemon.lines.indexOf(l) >= linesBefore && /restoring every ban/.test(l.msg ?? ''), 2000);
   const after = await waitForElement(table, 'banned4', ATTACKER, 2000);
   t.ok(after, `restored within 2 s (${Date.now() - flushedAt} ms)`);

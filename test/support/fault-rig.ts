@@ -129,8 +129,9 @@ export function elementIfAny(table: string, set: string, key: string): RawElemen
 }
 
 /** Keys of every element in fsguard's three sets. */
+/** Every banned key across the four ban sets; a failed listing throws (an empty answer would hide it). */
 export function allBannedKeys(table: string): Set<string> {
-  return new Set(['banned4', 'banned6', 'banned6net'].flatMap((s) => elementsIfAny(table, s).map((e) => e.key)));
+  return new Set(['banned4', 'banned4net', 'banned6', 'banned6net'].flatMap((s) => kernelElements(table, s).map((e) => e.key)));
 }
 
 /** Prometheus text → value of an unlabelled series (or the sum over its label sets). */

@@ -11,8 +11,11 @@ export function uniqueTableName(label: string): string {
 }
 
 /** Runs the nft CLI with arguments (no shell); returns stdout, throws on failure. */
+/** Listings of a flood's sets run to megabytes: spawnSync's default 1 MiB would cut them (ENOBUFS). */
+const NFT_CLI_MAX_OUTPUT = 512 * 1024 * 1024;
+
 export function nftCli(args: readonly string[], input?: string): string {
-  const r = spawnSync('nft', args, { encoding: 'utf8', input, env: { ...process.env, LC_ALL: 'C' } });
+  const r = spawnSync('nft', args, { encoding: 'utf8', input, maxBuffer: NFT_CLI_MAX_OUTPUT, env: { ...process.env, LC_ALL: 'C' } });
   if (r.status !== 0) throw new Error(`nft ${args.join(' ')} failed: ${r.stderr || r.error?.message}`);
   return r.stdout;
 }
