@@ -10,7 +10,7 @@ import { readCapture, RecordingListener, RecordingLogger, splitCapture, waitFor 
 import { FakeSwitch, FakeTimers } from './support/fake-switch.js';
 
 function setup(opts: Partial<EslSourceOptions> = {}): { timers: FakeTimers; fs: FakeSwitch; listener: RecordingListener; logger: RecordingLogger; source: EslEventSource } {
-  const timers = new FakeTimers();
+  const timers = new FakeTimers(0);
   const fs = new FakeSwitch(timers);
   const listener = new RecordingListener();
   const logger = new RecordingLogger();
@@ -59,7 +59,7 @@ t.test('watchdog: any complete event counts as life, not only HEARTBEAT', async 
 t.test('watchdog over real TCP: a peer streaming junk is reconnected after heartbeatTimeoutMs', async (t) => {
   const server = await EslTestServer.start({ heartbeatIntervalMs: null });
   t.teardown(() => server.close());
-  const timers = new FakeTimers();
+  const timers = new FakeTimers(0);
   const listener = new RecordingListener();
   const logger = new RecordingLogger();
   const source = new EslEventSource({ host: '127.0.0.1', port: server.port, password: 'ClueCon', profiles: null, heartbeatTimeoutMs: 60_000 }, listener, { logger, timers, clock: () => timers.now, random: () => 0 });
@@ -88,7 +88,7 @@ t.test('watchdog over real TCP: a peer streaming junk is reconnected after heart
 t.test('watchdog over real TCP: a half-open peer (silent, socket open) is reconnected; a hung one times out the handshake', async (t) => {
   const server = await EslTestServer.start({ heartbeatIntervalMs: null });
   t.teardown(() => server.close());
-  const timers = new FakeTimers();
+  const timers = new FakeTimers(0);
   const listener = new RecordingListener();
   const logger = new RecordingLogger();
   const source = new EslEventSource({ host: '127.0.0.1', port: server.port, password: 'ClueCon', profiles: null, heartbeatTimeoutMs: 5_000, handshakeTimeoutMs: 10_000 }, listener, { logger, timers, clock: () => timers.now, random: () => 0 });

@@ -8,7 +8,7 @@ import { FakeSwitch, FakeTimers } from './support/fake-switch.js';
 function setup(opts: Partial<EslSourceOptions> = {}, random = 0): {
   timers: FakeTimers; fs: FakeSwitch; listener: RecordingListener; logger: RecordingLogger; source: EslEventSource;
 } {
-  const timers = new FakeTimers();
+  const timers = new FakeTimers(0);
   const fs = new FakeSwitch(timers);
   const listener = new RecordingListener();
   const logger = new RecordingLogger();

@@ -26,7 +26,7 @@
 //     are dropped (reason `outbound_leg`).
 import type { IpAddress } from '../net/ip.js';
 import type { AddressMemo, Headers, SwitchAddressMemo } from './normalize.js';
-import { MAX_FIELD_CHARS } from './normalize.js';
+import { digits, str } from './normalize.js';
 import { parseIp } from '../net/ip.js';
 
 /** The one channel event fsguard subscribes to. */
@@ -119,26 +119,6 @@ export interface CallNormalizeOptions {
   readonly addressMemo?: AddressMemo;
 }
 
-function str(h: Headers, name: string): string {
-  let v = h[name];
-  // Hangup-Cause is repeated (the plain parser hands an array; JSON keeps the last): the same value.
-  if (Array.isArray(v)) v = v[0];
-  if (typeof v !== 'string') return '';
-  return v.length > MAX_FIELD_CHARS ? v.slice(0, MAX_FIELD_CHARS) : v;
-}
-
-/** The value of `s` if it is 1..maxDigits ASCII digits, else -1. */
-function digits(s: string, maxDigits: number): number {
-  const n = s.length;
-  if (n === 0 || n > maxDigits) return -1;
-  let v = 0;
-  for (let i = 0; i < n; i++) {
-    const c = s.charCodeAt(i) - 48;
-    if (c < 0 || c > 9) return -1;
-    v = v * 10 + c;
-  }
-  return v;
-}
 
 function fail(reason: CallDropReason, detail: string): CallNormalizeResult {
   return { ok: false, reason, detail };

@@ -19,7 +19,7 @@ export const AUTH_SUBCLASSES = [
 
 export type Headers = Readonly<Record<string, unknown>>;
 
-function str(h: Headers, name: string): string {
+export function str(h: Headers, name: string): string {
   let v = h[name];
   // FreeSWITCH repeats some headers (profile-name on register_failure); JSON keeps the last,
   // a plain-format parser may hand us an array: take the first.
@@ -29,7 +29,7 @@ function str(h: Headers, name: string): string {
 }
 
 /** The decimal value of `s` if it is 1..maxDigits ASCII digits, else -1. */
-function digits(s: string, maxDigits: number): number {
+export function digits(s: string, maxDigits: number): number {
   const n = s.length;
   if (n === 0 || n > maxDigits) return -1;
   let v = 0;

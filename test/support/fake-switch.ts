@@ -1,36 +1,11 @@
-// A fake clock with timers and a scripted fake FreeSWITCH connection for the event source:
-// exact delays instead of wall-clock sampling (test/esl-reconnect.test.ts, test/esl-liveness.test.ts).
-import type { EslConnector, EslLink, EslLinkHandlers, EslTimers, TimerHandle } from '../../lib/esl/index.js';
+// A scripted fake FreeSWITCH connection for the event source, driven by the one fake clock of
+// the tests (support/fake-timers.ts): exact delays instead of wall-clock sampling
+// (test/esl-reconnect.test.ts, test/esl-liveness.test.ts).
+import type { EslConnector, EslLink, EslLinkHandlers } from '../../lib/esl/index.js';
+import { FakeTimers } from './fake-timers.js';
 
-export class FakeTimers implements EslTimers {
-  now = 0;
-  private seq = 0;
-  private pending = new Map<number, { at: number; fn: () => void }>();
+export { FakeTimers };
 
-  setTimeout(fn: () => void, ms: number): TimerHandle {
-    const id = ++this.seq;
-    this.pending.set(id, { at: this.now + ms, fn });
-    return id;
-  }
-
-  clearTimeout(handle: TimerHandle): void {
-    this.pending.delete(handle as number);
-  }
-
-  /** Runs every timer due within `ms`, in order, moving the clock to each. */
-  advance(ms: number): void {
-    const until = this.now + ms;
-    for (;;) {
-      let next: [number, { at: number; fn: () => void }] | null = null;
-      for (const entry of this.pending) if (entry[1].at <= until && (!next || entry[1].at < next[1].at)) next = entry;
-      if (!next) break;
-      this.pending.delete(next[0]);
-      this.now = next[1].at;
-      next[1].fn();
-    }
-    this.now = until;
-  }
-}
 
 export interface FakeLink {
   readonly handlers: EslLinkHandlers;
