@@ -129,7 +129,8 @@ export class Daemon {
     const configPath = join(dir, 'fsguard.json');
     writeFileSync(configPath, JSON.stringify({
       esl: { host: '127.0.0.1', port: o.eslPort, password: 'ClueCon' },
-      nft: { table: o.table, ...o.nft },
+      // The ban journal beside the config: the bench never writes the host's /var/lib/fsguard.
+      nft: { table: o.table, journalDir: join(dir, 'journal'), ...o.nft },
       policy: o.policy ?? {},
       metrics: { enabled: true, host: '127.0.0.1', port: o.metricsPort },
       log: { level: 'info' },

@@ -22,13 +22,26 @@ export function cliEnv(extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
  * Writes a config file (mode 600) and returns its path. Unless the config says otherwise, the
  * daemon's status socket goes beside it: tests must not touch the host's /run/fsguard.
  */
+/**
+ * The status socket and the ban journal of a daemon under test live beside its config, never in
+ * the host's /run/fsguard and /var/lib/fsguard (a test must not write the host's state), unless
+ * the test sets them itself.
+ */
+function privateStatePaths(config: unknown, dir: string): unknown {
+  if (typeof config !== 'object' || config === null || Array.isArray(config)) return config;
+  const c = config as Record<string, unknown>;
+  const nft = (typeof c.nft === 'object' && c.nft !== null ? c.nft : {}) as Record<string, unknown>;
+  return {
+    ...c,
+    ...('status' in c ? {} : { status: { socket: join(dir, 'status.sock') } }),
+    nft: 'journalDir' in nft ? nft : { ...nft, journalDir: join(dir, 'journal') },
+  };
+}
+
 export function writeConfig(config: unknown): string {
   const dir = mkdtempSync(join(tmpdir(), 'fsguard-e2e-'));
   const path = join(dir, 'fsguard.json');
-  const withStatus = typeof config === 'object' && config !== null && !Array.isArray(config) && !('status' in config)
-    ? { ...config, status: { socket: join(dir, 'status.sock') } }
-    : config;
-  writeFileSync(path, JSON.stringify(withStatus, null, 2));
+  writeFileSync(path, JSON.stringify(privateStatePaths(config, dir), null, 2));
   chmodSync(path, 0o600);
   return path;
 }
