@@ -1,7 +1,8 @@
 // The event reader on the hot path (the wasm line scanner, lib/events/line-scanner.ts) against
-// its reference, JSON.parse + normalizeEvent: a differential fuzz test, seeded and reproducible
-// (FSGUARD_FUZZ_SEED=<n> replays a run; every failure names its seed). The reader must give
-// exactly the reference's event or drop for a body it takes, and leave the rest to JSON.parse;
+// its reference, JSON.parse + normalizeEvent (normalizeCallEvent for a finished call): a
+// differential fuzz test, seeded and reproducible (FSGUARD_FUZZ_SEED=<n> replays a run; every
+// failure names its seed). The reader must give exactly the reference's event or drop for a
+// body it takes, and leave the rest to JSON.parse;
 // TraceDecoder (scanner + JSON.parse) must give exactly the records readline + JSON.parse +
 // normalizeEvent give, whatever the line ends, blank lines, bytes and chunking, on one thread or
 // with a scanning thread.
@@ -14,6 +15,7 @@ import { createInterface } from 'node:readline';
 import { Readable } from 'node:stream';
 import { loadLineScannerModule, WasmBodyReader } from '../lib/events/line-scanner.js';
 import { normalizeEvent, normalizePreparsed, PreparsedEvent, SwitchAddressMemo, type NormalizeOptions } from '../lib/events/normalize.js';
+import { CALL_EVENT_NAME, normalizeCallEvent, type CallNormalizeResult } from '../lib/events/call-event.js';
 import type { NormalizeResult } from '../lib/events/auth-event.js';
 import { scanTrace, TraceDecoder, type ReadTraceOptions, type TraceRecord, type TraceVisitor } from '../lib/trace/read-trace.js';
 import { captureEventBodies, ESL_CAPTURES } from './support/esl-test-helpers.js';
@@ -48,37 +50,41 @@ function variantLines(): string[] {
 }
 
 /** The reference: what the daemon and simulate made of a body before any fast reader. */
-function referenceResult(body: Buffer, options: NormalizeOptions): NormalizeResult | 'not JSON' {
+function referenceResult(body: Buffer, options: NormalizeOptions): NormalizeResult | CallNormalizeResult | 'not JSON' {
   let parsed: unknown;
   try {
     parsed = JSON.parse(body.toString('utf8'));
   } catch {
     return 'not JSON';
   }
-  return normalizeEvent(parsed, options);
+  const name = typeof parsed === 'object' && parsed !== null ? (parsed as { 'Event-Name'?: unknown })['Event-Name'] : undefined;
+  return name === CALL_EVENT_NAME ? normalizeCallEvent(parsed, options) : normalizeEvent(parsed, options);
 }
 
 /**
  * Reads each body with `reader`: null when it agrees with the reference everywhere it took a
  * body (or declined), else the first difference. Also counts the bodies it took.
  */
-function compareBodies(reader: WasmBodyReader, bodies: readonly Buffer[]): { problems: string[]; taken: number } {
+function compareBodies(reader: WasmBodyReader, bodies: readonly Buffer[]): { problems: string[]; taken: number; calls: number } {
   const p = new PreparsedEvent();
   // A profile filter, so "not watched" drops are compared too.
   const mine: NormalizeOptions = { profiles: new Set(['internal']), switchMemo: new SwitchAddressMemo() };
   const theirs: NormalizeOptions = { profiles: new Set(['internal']), switchMemo: new SwitchAddressMemo() };
   const problems: string[] = [];
   let taken = 0;
+  let calls = 0;
   for (const body of bodies) {
     const want = referenceResult(body, theirs);
-    if (!reader.read(body, p)) continue;
+    const read = reader.read(body, p);
+    if (read === 'other') continue;
     taken++;
-    const got = JSON.stringify(normalizePreparsed(p, mine));
+    if (read === 'call') calls++;
+    const got = JSON.stringify(read === 'auth' ? normalizePreparsed(p, mine) : normalizeCallEvent(reader.call, mine));
     if (got !== JSON.stringify(want) && problems.length < 5) {
       problems.push(`${got.slice(0, 160)} instead of ${JSON.stringify(want).slice(0, 160)}: ${JSON.stringify(body.toString('utf8')).slice(0, 200)}`);
     }
   }
-  return { problems, taken };
+  return { problems, taken, calls };
 }
 
 t.test('the reader takes the shared traces and generated variants without JSON.parse, with its answers', async (t) => {
@@ -91,18 +97,34 @@ t.test('the reader takes the shared traces and generated variants without JSON.p
   t.ok(taken >= lines.length * 0.95, `fast path for ${taken} of ${lines.length}`);
 });
 
-t.test('call events (CHANNEL_*, several KB) are left to JSON.parse, with all their headers', { skip: existsSync(ESL_CAPTURES) ? false : 'no shared captures' }, async (t) => {
+t.test('finished calls (CHANNEL_HANGUP_COMPLETE, several KB) are read without JSON.parse, with its answers', { skip: existsSync(ESL_CAPTURES) ? false : 'no shared captures' }, async (t) => {
   const bodies = captureEventBodies('esl_json_CHANNEL_calls.raw').map((b) => Buffer.from(b, 'utf8'));
-  const calls = bodies.filter((b) => b.includes('"Event-Name":"CHANNEL_'));
-  t.ok(calls.length >= 20, `${calls.length} channel events`);
-  t.ok(calls.some((b) => b.includes('CHANNEL_HANGUP_COMPLETE') && b.length > 4000), 'hangup bodies of several KB among them');
-  const reader = new WasmBodyReader(wasmModule());
-  const p = new PreparsedEvent();
-  t.equal(calls.filter((b) => reader.read(b, p)).length, 0, 'none taken by the reader');
-  // The auth events of the same capture still are (and agree with the reference).
-  const { problems, taken } = compareBodies(reader, bodies);
+  const hangups = bodies.filter((b) => b.includes(`"Event-Name":"${CALL_EVENT_NAME}"`));
+  t.ok(hangups.length >= 10, `${hangups.length} hangup events`);
+  t.ok(hangups.some((b) => b.length > 4000), 'bodies of several KB among them');
+  t.ok(hangups.some((b) => b.includes('"variable_DP_MATCH":[')), 'and arrays of strings among their values');
+  const { problems, taken, calls } = compareBodies(new WasmBodyReader(wasmModule()), bodies);
   t.same(problems, []);
-  t.ok(taken >= bodies.length - calls.length - 2, `${taken} auth events read without JSON.parse`);
+  t.equal(calls, hangups.length, 'every hangup read by the reader');
+  // The other channel events (CREATE, ANSWER, DESTROY…) are JSON.parse's; the auth events of the capture are the reader's.
+  t.ok(taken - calls >= bodies.filter((b) => b.includes('"Event-Name":"CUSTOM"')).length - 2, `${taken - calls} auth events read without JSON.parse`);
+});
+
+/** Pieces the call mutator inserts: syntax, escapes, controls, arrays, and wanted call keys twice. */
+const CALL_PIECES = ['"', '\\', '\n', '\u0001', '{', '}', ',', ':', 'x', '\\u00e9', '\\"', ' ', '[', ']', '["a"]', '[]', '["a",]', '[1]',
+  '\u0001', 'é', ',"Hangup-Cause":"NORMAL_CLEARING"', ',"Caller-Network-Addr":"203.0.113.7"', ',"Caller-Network-Addr":["203.0.113.7"]',
+  ',"variable_sip_authorized":"true"', ',"Call-Direction":"outbound"', ',"Event-Name":"CUSTOM"', ',"variable_sip_user_agent":"a\\"b"'];
+
+t.test(`differential fuzz: reader = JSON.parse + normalizeCallEvent on mutated call bodies ${replay}`, { skip: existsSync(ESL_CAPTURES) ? false : 'no shared captures' }, async (t) => {
+  const hangups = captureEventBodies('esl_json_CHANNEL_calls.raw').filter((b) => b.includes(`"Event-Name":"${CALL_EVENT_NAME}"`));
+  const random = rng(seedOf(2));
+  const bodies: Buffer[] = [];
+  for (let k = 0; k < 3000; k++) bodies.push(Buffer.from(mutateLine(hangups[k % hangups.length]!, random, CALL_PIECES, false), 'utf8'));
+  const { problems, calls } = compareBodies(new WasmBodyReader(wasmModule()), bodies);
+  t.same(problems, [], `${bodies.length} mutated call bodies compared`);
+  // Most edits break the JSON; of the bodies that stay JSON, the reader takes nearly all.
+  const parsed = bodies.filter((b) => { try { JSON.parse(b.toString('utf8')); return true; } catch { return false; } }).length;
+  t.ok(calls >= parsed * 0.8, `${calls} of the ${parsed} still JSON read without JSON.parse`);
 });
 
 /**

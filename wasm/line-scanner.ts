@@ -3,7 +3,7 @@
 // The byte work of `fsguard policy simulate` and of the daemon's event bodies, in WebAssembly
 // with 128-bit SIMD: split a chunk of a trace into lines (the one trace-line splitter), tell
 // plain lines (printable ASCII only) from the rest, and read each plain line as a FreeSWITCH
-// `event json` body — the byte ranges of the wanted headers — with one contract: JSON.parse's
+// `event json` body (an auth event or a finished call) — the byte ranges of the wanted headers — with one contract: JSON.parse's
 // answer for those headers, or a decline (status DECLINED) and the caller uses JSON.parse.
 // 16 bytes are looked at per instruction. The module knows no header name and no header value:
 // lib/events/line-scanner.ts gives it the wanted keys, the value tables (subclasses, auth
@@ -59,14 +59,22 @@ let recordLength: i32 = 0;
 /** Per fact: slot, kind, argument (choices or digits); and each fact's choices. */
 let factTable: usize = 0;
 let choiceTable: usize = 0;
+/**
+ * Per slot, a mask of the record kinds whose caller reads it as a string (setSlotKinds): a
+ * record's kind is its first fact (a choice: kind i is bit i), and only the values its caller
+ * reads are interned (a value interned and not read would leave the caller's mirror stale).
+ */
+let slotKinds: usize = 0;
 
 /**
  * Areas laid out by the caller; key bytes and lengths are written there before addKey, fact
  * definitions and their choices before setFact.
  */
 export function setup(slotCount: i32, keys: usize, lens: usize, hashTable: usize, poolLen: usize, poolData: usize, tsSlot: i32, bits: i32,
-  facts: usize, choices: usize): void {
+  facts: usize, choices: usize, kinds: usize): void {
   slots = slotCount;
+  slotKinds = kinds;
+  memory.fill(slotKinds, 0, <usize>(slotCount * 4));
   factsAt = 3 + slotCount * 3;
   recordLength = factsAt + FACT_COUNT;
   factTable = facts;
@@ -186,9 +194,37 @@ export function addKey(slot: i32): void {
   return i;
 }
 
+/** stringEnd's last string held an escape. */
+let stringEscaped = false;
+
 /**
- * Reads the plain line [s, e) as an object of string values; fills the record's value ranges.
- * EXTRACTED or DECLINED, with the same cases as EventJsonExtractor.extractChecked.
+ * The closing quote of the JSON string whose first byte is at p (a position ≥ e: not a valid
+ * string before e); escapes are validated as JSON.parse would, and set stringEscaped.
+ */
+function stringEnd(p: usize, e: usize): usize {
+  stringEscaped = false;
+  while (p < e) {
+    const q = nextQuoteOrBackslash(p, e);
+    if (q >= e) return e;
+    if (load<u8>(q) == QUOTE) return q;
+    stringEscaped = true;
+    if (q + 1 >= e) return e;
+    const c = load<u8>(q + 1);
+    if (c == QUOTE || c == BACKSLASH || c == 47 || c == 98 || c == 102 || c == 110 || c == 114 || c == 116) {
+      p = q + 2;
+    } else if (c == 117 && q + 5 < e && isHex(load<u8>(q + 2)) && isHex(load<u8>(q + 3)) && isHex(load<u8>(q + 4)) && isHex(load<u8>(q + 5))) {
+      p = q + 6;
+    } else {
+      return e;
+    }
+  }
+  return e;
+}
+
+/**
+ * Reads the plain line [s, e) as an object of string values (and arrays of strings, never
+ * wanted); fills the record's value ranges.
+ * EXTRACTED, or DECLINED wherever JSON.parse could answer otherwise or refuse the line.
  */
 function parseLine(s: usize, e: usize, rec: usize): i32 {
   for (let k = 0; k < slots; k++) store<i32>(rec + <usize>((3 + k * 3) * 4), -1);
@@ -207,39 +243,41 @@ function parseLine(s: usize, e: usize, rec: usize): i32 {
       i = skipSpaces(ke + 1, e);
       if (i >= e || load<u8>(i) != 58) return DECLINED;
       i = skipSpaces(i + 1, e);
-      if (i >= e || load<u8>(i) != QUOTE) return DECLINED;
-      const vs = i + 1;
-      let p = vs;
-      let escaped = false;
-      let ve: usize = 0;
-      for (;;) {
-        const q = nextQuoteOrBackslash(p, e);
-        if (q >= e) return DECLINED;
-        if (load<u8>(q) == QUOTE) {
-          ve = q;
-          break;
-        }
-        // An escape, validated as JSON.parse would.
-        escaped = true;
-        if (q + 1 >= e) return DECLINED;
-        const c = load<u8>(q + 1);
-        if (c == QUOTE || c == BACKSLASH || c == 47 || c == 98 || c == 102 || c == 110 || c == 114 || c == 116) {
-          p = q + 2;
-        } else if (c == 117 && q + 5 < e && isHex(load<u8>(q + 2)) && isHex(load<u8>(q + 3)) && isHex(load<u8>(q + 4)) && isHex(load<u8>(q + 5))) {
-          p = q + 6;
-        } else {
-          return DECLINED;
-        }
-      }
       const slot = slotOf(ks, <i32>(ke - ks));
-      if (slot >= 0) {
-        // An escape in a wanted value: JSON.parse decodes it.
-        if (escaped) return DECLINED;
-        const at = rec + <usize>((3 + slot * 3) * 4);
-        store<i32>(at, <i32>vs);
-        store<i32>(at + 4, <i32>ve);
+      if (i < e && load<u8>(i) == 91) {
+        // An array of strings (a channel event's `variable_DP_MATCH`): never a wanted value.
+        if (slot >= 0) return DECLINED;
+        i = skipSpaces(i + 1, e);
+        if (i < e && load<u8>(i) == 93) {
+          i++;
+        } else {
+          for (;;) {
+            if (i >= e || load<u8>(i) != QUOTE) return DECLINED;
+            const end = stringEnd(i + 1, e);
+            if (end >= e) return DECLINED;
+            i = skipSpaces(end + 1, e);
+            if (i >= e) return DECLINED;
+            const c = load<u8>(i++);
+            if (c == 93) break;
+            if (c != 44) return DECLINED;
+            i = skipSpaces(i, e);
+          }
+        }
+      } else {
+        if (i >= e || load<u8>(i) != QUOTE) return DECLINED;
+        const vs = i + 1;
+        const ve = stringEnd(vs, e);
+        if (ve >= e) return DECLINED;
+        if (slot >= 0) {
+          // An escape in a wanted value: JSON.parse decodes it.
+          if (stringEscaped) return DECLINED;
+          const at = rec + <usize>((3 + slot * 3) * 4);
+          store<i32>(at, <i32>vs);
+          store<i32>(at + 4, <i32>ve);
+        }
+        i = ve + 1;
       }
-      i = skipSpaces(ve + 1, e);
+      i = skipSpaces(i, e);
       if (i >= e) return DECLINED;
       const c = load<u8>(i++);
       if (c == 125) break;
@@ -264,19 +302,26 @@ function parseLine(s: usize, e: usize, rec: usize): i32 {
   return <i32>(h >>> (32 - poolBits));
 }
 
+/** Slot `slot` is read as a string by the callers of the record kinds in `mask`. */
+export function setSlotKinds(slot: i32, mask: i32): void {
+  store<i32>(slotKinds + <usize>(slot * 4), mask);
+}
+
 /**
- * Interns the record's wanted values (only once the line is known good, so every entry changed
- * here is one the caller sees): pool word = entry * 2 + 1 on a hit, entry * 2 on a miss (the
- * caller makes the string and keeps it at that entry), -1 when not pooled (the timestamp,
- * values over POOL_MAX bytes).
+ * Interns the record's wanted values that its kind's caller reads (only once the line is known
+ * good and classified, so every entry changed here is one the caller sees): pool word = entry
+ * * 2 + 1 on a hit, entry * 2 on a miss (the caller makes the string and keeps it at that
+ * entry), -1 when not pooled (not read for this kind, the timestamp, values over POOL_MAX bytes).
  */
 function intern(rec: usize): void {
+  const kind = load<i32>(rec + <usize>(factsAt * 4));
+  const mask = kind >= 0 && kind < 32 ? 1 << kind : 0;
   for (let k = 0; k < slots; k++) {
     const at = rec + <usize>((3 + k * 3) * 4);
     const vs = load<i32>(at);
     if (vs < 0) continue;
     const len = load<i32>(at + 4) - vs;
-    if (k == timestampSlot || len > POOL_MAX) {
+    if ((load<i32>(slotKinds + <usize>(k * 4)) & mask) == 0 || k == timestampSlot || len > POOL_MAX) {
       store<i32>(at + 8, -1);
       continue;
     }
@@ -380,8 +425,8 @@ export function scan(from: usize, to: usize, out: usize, cap: i32): i32 {
     else {
       status = parseLine(p, nl, rec);
       if (status == EXTRACTED) {
-        intern(rec);
         classify(rec);
+        intern(rec);
       }
     }
     store<i32>(rec + 8, status);

@@ -13,7 +13,6 @@
 // heartbeatTimeoutMs (FreeSWITCH sends HEARTBEAT every 20 s; junk bytes do not count) means a dead or hung peer: the
 // connection is destroyed and made again. Every new connection subscribes again.
 import type { AuthEvent, DropReason, LiveRegistration, NormalizeResult } from '../events/auth-event.js';
-import { looksLikeCallBody, parseCallBody } from '../events/call-json.js';
 import { CALL_EVENT_NAME, isCallEventName, normalizeCallEvent, type CallDropReason, type CallEvent } from '../events/call-event.js';
 import { createEventBodyReader } from '../events/line-scanner.js';
 import { AddressMemo, AUTH_SUBCLASSES, normalizeEvent, normalizePreparsed, PreparsedEvent, SwitchAddressMemo, type NormalizeOptions } from '../events/normalize.js';
@@ -353,12 +352,17 @@ export class EslEventSource {
     this.trackSequence(body, frame.contentType === 'text/event-json');
     let headers: unknown;
     if (frame.contentType === 'text/event-json') {
-      // A call event (5-10 KB) is read by its own extractor, not scanned for auth headers first.
-      if (looksLikeCallBody(body)) return this.onCallJson(body);
-      // A regular auth event is read without JSON.parse, with exactly its answer; any other
-      // body (other events with all their headers, escapes, non-ASCII, odd syntax) is parsed.
-      if (this.bodyReader.read(body, this.preparsed)) {
+      // A regular auth event or a finished call is read without JSON.parse, with exactly its
+      // answer; any other body (other events with all their headers, escapes in a wanted value,
+      // non-ASCII, odd syntax) is parsed.
+      const read = this.bodyReader.read(body, this.preparsed);
+      if (read === 'auth') {
         this.onPreparsed(this.preparsed);
+        return;
+      }
+      if (read === 'call') {
+        this.alive();
+        this.onCallHeaders(this.bodyReader.call);
         return;
       }
       try {
@@ -417,18 +421,6 @@ export class EslEventSource {
     const uptime = Number(h['Uptime-msec']);
     const info = { hostname: text(h['FreeSWITCH-Hostname']), version: text(h['FreeSWITCH-Version']), uptimeMs: Number.isFinite(uptime) && uptime >= 0 ? uptime : null };
     this.notify(() => this.listener.onHeartbeat?.(info));
-  }
-
-  private onCallJson(body: Buffer): number | void {
-    let headers: unknown;
-    try {
-      headers = parseCallBody(body.toString('utf8'));
-    } catch {
-      this.dropped('bad_json', `event body is not JSON: ${JSON.stringify(body.toString('utf8', 0, 40))}`);
-      const at = body.indexOf('Content-Length: ', 1);
-      return at > 0 ? at : undefined;
-    }
-    this.onEventHeaders(headers);
   }
 
   private onCallHeaders(h: Readonly<Record<string, unknown>>): void {

@@ -32,6 +32,19 @@ import { parseIp } from '../net/ip.js';
 /** The one channel event fsguard subscribes to. */
 export const CALL_EVENT_NAME = 'CHANNEL_HANGUP_COMPLETE';
 
+/**
+ * The headers normalizeCallEvent reads (of a body's ~200): the event body reader takes these
+ * from a call's bytes without JSON.parse (lib/events/line-scanner.ts).
+ */
+export const CALL_HEADER_NAMES: readonly string[] = [
+  'Event-Name', 'Event-Date-Timestamp', 'FreeSWITCH-IPv4', 'FreeSWITCH-IPv6', 'Call-Direction', 'Unique-ID',
+  'Hangup-Cause', 'Caller-Network-Addr', 'Caller-Context', 'Caller-Destination-Number',
+  'variable_sip_network_ip', 'variable_sip_network_port', 'variable_sofia_profile_name', 'variable_sip_req_user',
+  'variable_hangup_cause', 'variable_answer_uepoch', 'variable_billusec', 'variable_sip_authorized',
+  'variable_sip_auth_username', 'variable_user_name', 'variable_sip_auth_realm', 'variable_domain_name',
+  'variable_sip_user_agent', 'variable_sip_call_id',
+];
+
 /** How a call ended, as far as the policy cares. */
 export type CallOutcome =
   /** Answered (`variable_answer_uepoch` > 0): the dialplan routed it and someone picked up. */

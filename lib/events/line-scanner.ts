@@ -2,9 +2,11 @@
 // dist/wasm/line-scanner.wasm by `npm run build`): owns the WebAssembly memory — the input
 // bytes, the value pool, the records the scanner writes — gives the module the wanted headers
 // and the value tables it matches (normalize.ts's: subclasses, auth results, registration
-// types), and fills a PreparsedEvent from a record of a regular auth event. Anything else (any
-// other event, escapes, non-ASCII, odd syntax, a value normalize would cut) is left to JSON.parse
-// + normalizeEvent, the reference the reader is held to (test/event-reader.test.ts). One
+// types), and fills a PreparsedEvent from a record of a regular auth event, or the headers
+// normalizeCallEvent reads from a record of a finished call (CHANNEL_HANGUP_COMPLETE: 5-10 KB
+// and ~200 headers, of which it reads 24). Anything else (any other event, escapes in a wanted
+// value, non-ASCII, odd syntax, a value normalize would cut) is left to JSON.parse and the
+// normalizers, the reference the reader is held to (test/event-reader.test.ts). One
 // instance per event stream (its pool is that stream's): a trace being replayed (TraceDecoder,
 // scan-worker) or an ESL connection (WasmBodyReader).
 //
@@ -12,16 +14,28 @@
 // ≥ 500,000 events/s and the daemon's ≥ 100,000 events/s within one core.
 import { readFileSync } from 'node:fs';
 import { AUTH_RESULT_TABLE, AUTH_SUBCLASSES, FAILURE_METHODS, MAX_FIELD_CHARS, type PreparsedEvent } from './normalize.js';
+import { CALL_EVENT_NAME, CALL_HEADER_NAMES } from './call-event.js';
 
-/**
- * The headers read from an event body (normalizeEvent's). Adding one (for call events, say)
- * is a change here only: the module takes the list, and records grow by three ints a header.
- */
-export const EVENT_HEADER_NAMES = [
+/** The headers read from an auth event body (normalizeEvent's). */
+const AUTH_HEADER_NAMES = [
   'Event-Name', 'Event-Subclass', 'Event-Date-Timestamp', 'profile-name', 'network-ip', 'network-port',
   'FreeSWITCH-IPv4', 'FreeSWITCH-IPv6', 'user-agent', 'call-id', 'to-user', 'from-user', 'username',
   'realm', 'auth-result', 'registration-type', 'expires',
 ] as const;
+type AuthHeaderName = (typeof AUTH_HEADER_NAMES)[number];
+
+/**
+ * The headers read from any body: the auth headers, then the call headers not among them.
+ * Adding one is a change to those lists only: the module takes this one, and records grow by
+ * three ints a header.
+ */
+export const EVENT_HEADER_NAMES: readonly string[] = [
+  ...AUTH_HEADER_NAMES,
+  ...CALL_HEADER_NAMES.filter((name) => !(AUTH_HEADER_NAMES as readonly string[]).includes(name)),
+];
+
+/** What LineRecords.read made of an extracted record. */
+export type RecordRead = 'auth' | 'call' | 'other';
 
 /** What the scanner made of one line (the constants of wasm/line-scanner.ts). */
 export const LineStatus = { extracted: 0, blank: 1, declined: 2, unusual: 3 } as const;
@@ -33,8 +47,9 @@ type Latin1Buffer = Buffer & { latin1Slice(start: number, end: number): string }
 interface ScannerExports {
   readonly memory: WebAssembly.Memory;
   setup(slots: number, keys: number, lens: number, table: number, poolLens: number, poolBytes: number, timestampSlot: number, poolBits: number,
-    facts: number, choices: number): void;
+    facts: number, choices: number, kinds: number): void;
   addKey(slot: number): void;
+  setSlotKinds(slot: number, mask: number): void;
   setFact(fact: number, slot: number, kind: number, arg: number): void;
   scan(from: number, to: number, out: number, cap: number): number;
   consumed(): number;
@@ -47,20 +62,20 @@ const SLOTS = EVENT_HEADER_NAMES.length;
 const FACTS = 3 + SLOTS * 3;
 const FACT_COUNT = 8;
 const RECORD_INTS = FACTS + FACT_COUNT;
-const slot = (name: (typeof EVENT_HEADER_NAMES)[number]): number => EVENT_HEADER_NAMES.indexOf(name);
+const slot = (name: AuthHeaderName): number => EVENT_HEADER_NAMES.indexOf(name);
 
 /** How the module reads a fact out of a header's value (FACT_* in the wasm). */
 const FactKind = { choice: 1, digits: 2, digitsSplit: 3 } as const;
 type FactDefinition =
-  | { readonly header: (typeof EVENT_HEADER_NAMES)[number]; readonly choices: readonly string[] }
-  | { readonly header: (typeof EVENT_HEADER_NAMES)[number]; readonly digits: number; readonly split?: true };
+  | { readonly header: AuthHeaderName; readonly choices: readonly string[] }
+  | { readonly header: AuthHeaderName; readonly digits: number; readonly split?: true };
 /**
  * The facts of a record, in record order: what normalizeEvent parses out of the headers, read in
  * the wasm so no string is made only to be parsed. Choices are normalize.ts's own tables (the
  * one auth-result table); a split fact takes two places (value / 1e8, value % 1e8).
  */
 const FACT_DEFINITIONS: readonly FactDefinition[] = [
-  { header: 'Event-Name', choices: ['CUSTOM'] },
+  { header: 'Event-Name', choices: ['CUSTOM', CALL_EVENT_NAME] },
   { header: 'Event-Subclass', choices: AUTH_SUBCLASSES },
   { header: 'auth-result', choices: AUTH_RESULT_TABLE.map(([text]) => text) },
   { header: 'registration-type', choices: FAILURE_METHODS },
@@ -69,7 +84,7 @@ const FACT_DEFINITIONS: readonly FactDefinition[] = [
   { header: 'expires', digits: 9 },
 ];
 /** Record offsets (from FACTS) of each fact, as laid out from FACT_DEFINITIONS. */
-const F_CUSTOM = 0;
+const F_EVENT_NAME = 0;
 const F_SUBCLASS = 1;
 const F_AUTH_RESULT = 2;
 const F_METHOD = 3;
@@ -87,7 +102,14 @@ const STRING_SLOTS = {
   userAgent: slot('user-agent'), callId: slot('call-id'), toUserHeader: slot('to-user'), fromUserHeader: slot('from-user'),
   username: slot('username'), realm: slot('realm'),
 } as const;
-const STRING_SLOT_SET: readonly boolean[] = EVENT_HEADER_NAMES.map((_, k) => (Object.values(STRING_SLOTS) as number[]).includes(k));
+const AUTH_STRING_SLOTS: readonly number[] = Object.values(STRING_SLOTS);
+/** The slots of the call headers (all read as strings). */
+const CALL_SLOTS: readonly number[] = CALL_HEADER_NAMES.map((name) => EVENT_HEADER_NAMES.indexOf(name));
+/** Event-Name choices (the first fact's): the record kinds, whose slots read as strings the wasm interns. */
+const EVENT_CUSTOM = 0;
+const EVENT_CALL = 1;
+const SLOT_KINDS: readonly number[] = EVENT_HEADER_NAMES.map((_, k) =>
+  (AUTH_STRING_SLOTS.includes(k) ? 1 << EVENT_CUSTOM : 0) | (CALL_SLOTS.includes(k) ? 1 << EVENT_CALL : 0));
 /** Subclass indexes (AUTH_SUBCLASSES order). */
 const ATTEMPT = AUTH_SUBCLASSES.indexOf('sofia::register_attempt');
 const FAILURE = AUTH_SUBCLASSES.indexOf('sofia::register_failure');
@@ -114,6 +136,7 @@ interface Layout {
   readonly poolBytes: number;
   readonly facts: number;
   readonly choices: number;
+  readonly kinds: number;
   readonly out: number;
   readonly in: number;
 }
@@ -127,8 +150,9 @@ function layoutAbove(staticEnd: number): Layout {
   const poolBytes = poolLens + POOL_SIZE * 4;
   const facts = poolBytes + POOL_SIZE * POOL_MAX;
   const choices = facts + 1024;
-  const out = choices + FACT_COUNT * CHOICES_MAX * CHOICE_STRIDE;
-  return { keys, lens, table, poolLens, poolBytes, facts, choices, out, in: out + RECORDS * RECORD_INTS * 4 };
+  const kinds = choices + FACT_COUNT * CHOICES_MAX * CHOICE_STRIDE;
+  const out = kinds + SLOTS * 4;
+  return { keys, lens, table, poolLens, poolBytes, facts, choices, kinds, out, in: out + RECORDS * RECORD_INTS * 4 };
 }
 /** Readable bytes the scanner may look at past the end of the input (16-byte loads). */
 const SLACK = 32;
@@ -167,7 +191,7 @@ export class WasmLineScanner {
     this.reserve(1 << 21);
     const x = this.exports;
     const at = this.at;
-    x.setup(SLOTS, at.keys, at.lens, at.table, at.poolLens, at.poolBytes, TIMESTAMP_SLOT, POOL_BITS, at.facts, at.choices);
+    x.setup(SLOTS, at.keys, at.lens, at.table, at.poolLens, at.poolBytes, TIMESTAMP_SLOT, POOL_BITS, at.facts, at.choices, at.kinds);
     if (x.recordInts() !== RECORD_INTS) {
       throw new Error(`line-scanner.wasm writes records of ${x.recordInts()} ints, this code reads ${RECORD_INTS}: rebuild (npm run build)`);
     }
@@ -176,6 +200,7 @@ export class WasmLineScanner {
       this.bytes.write(name, at.keys + slot * KEY_MAX, 'latin1');
       lens[slot] = name.length;
       x.addKey(slot);
+      x.setSlotKinds(slot, SLOT_KINDS[slot]!);
     });
     let fact = 0;
     for (const def of FACT_DEFINITIONS) {
@@ -273,6 +298,8 @@ export class LineRecords {
   private base = 0;
   private readonly pool: (string | undefined)[] = new Array<string | undefined>(POOL_SIZE).fill(undefined);
   private readonly values: (string | undefined)[] = new Array<string | undefined>(SLOTS).fill(undefined);
+  /** The call headers of the last record read() answered `call` for. */
+  call: Readonly<Record<string, string>> = {};
 
   /** The records to read next: `bytes` holds the scanner's memory from address `base` on. */
   use(records: Int32Array, bytes: Uint8Array, base: number): void {
@@ -298,34 +325,44 @@ export class LineRecords {
   }
 
   /**
-   * Fills `p` from an `extracted` record when normalizeEvent would find nothing irregular in it
-   * (an auth event with a profile, an address and a good timestamp, known auth-result or
-   * registration-type, no value cut to MAX_FIELD_CHARS): then normalizePreparsed(p) is exactly
-   * normalizeEvent(JSON.parse(line)), without the headers object and the strings it only parses.
-   * False otherwise (any other event, an irregular one): the caller uses JSON.parse and
-   * normalizeEvent, which see every header.
+   * Reads an `extracted` record k, settling every value the wasm interned for it (the values of
+   * the slots its kind reads: taken, or forgotten when the record turns out irregular, so the
+   * pools stay mirrors):
+   * - `auth`: `p` is filled; the record is an auth event in which normalizeEvent would find
+   *   nothing irregular (a profile, an address and a good timestamp, known auth-result or
+   *   registration-type, no value cut to MAX_FIELD_CHARS): normalizePreparsed(p) is exactly
+   *   normalizeEvent(JSON.parse(line)), without the headers object and the strings it only parses;
+   * - `call`: `call` holds the headers normalizeCallEvent reads of a finished call, each as
+   *   JSON.parse gives it (a repeated key: the last), an absent one absent: normalizeCallEvent
+   *   of them is exactly normalizeCallEvent(JSON.parse(line));
+   * - `other`: any other event, an irregular one: the caller uses JSON.parse.
    */
-  preparse(k: number, p: PreparsedEvent): boolean {
+  read(k: number, p: PreparsedEvent): RecordRead {
+    const name = this.records[k * RECORD_INTS + FACTS + F_EVENT_NAME];
+    if (name === EVENT_CALL) {
+      this.readCall(k);
+      return 'call';
+    }
+    if (name === EVENT_CUSTOM) return this.readAuth(k, p) ? 'auth' : 'other';
+    return 'other';
+  }
+
+  private readAuth(k: number, p: PreparsedEvent): boolean {
     const r = this.records;
     const f = k * RECORD_INTS + FACTS;
     const subclass = r[f + F_SUBCLASS]!;
     const tsHigh = r[f + F_TIME_HIGH]!;
-    if (r[f + F_CUSTOM] !== 0 || subclass < 0 || tsHigh < 0) {
-      this.forgetAll(k);
-      return false;
-    }
     const timeUs = tsHigh * 1e8 + r[f + F_TIME_LOW]!;
     const result = r[f + F_AUTH_RESULT]!;
     const method = r[f + F_METHOD]!;
-    if (timeUs <= 0 || timeUs > Number.MAX_SAFE_INTEGER || (subclass === ATTEMPT && result < 0) || (subclass === FAILURE && method < 0)) {
-      this.forgetAll(k);
+    if (subclass < 0 || tsHigh < 0 || timeUs <= 0 || timeUs > Number.MAX_SAFE_INTEGER
+      || (subclass === ATTEMPT && result < 0) || (subclass === FAILURE && method < 0)) {
+      for (const slot of AUTH_STRING_SLOTS) this.forget(k, slot);
       return false;
     }
-    // Every value the wasm interned is settled here, needed or not, so the pools stay mirrors.
     let regular = true;
     const v = this.values;
-    for (let slot = 0; slot < SLOTS; slot++) {
-      if (!STRING_SLOT_SET[slot]) { this.forget(k, slot); continue; }
+    for (const slot of AUTH_STRING_SLOTS) {
       const value = this.value(k, slot);
       if (value !== undefined && value.length > MAX_FIELD_CHARS) regular = false;
       v[slot] = value;
@@ -354,9 +391,13 @@ export class LineRecords {
     return true;
   }
 
-  /** Record k is left to JSON.parse: the pool entries the wasm refilled for it are emptied. */
-  private forgetAll(k: number): void {
-    for (let slot = 0; slot < SLOTS; slot++) this.forget(k, slot);
+  private readCall(k: number): void {
+    const out: Record<string, string> = {};
+    for (const slot of CALL_SLOTS) {
+      const value = this.value(k, slot);
+      if (value !== undefined) out[EVENT_HEADER_NAMES[slot]!] = value;
+    }
+    this.call = out;
   }
 
   /**
@@ -390,11 +431,14 @@ export class LineRecords {
 /** Reads one event body at a time (an ESL frame's). */
 export interface EventBodyReader {
   /**
-   * True when the body is a regular auth event and `p` was filled: normalizePreparsed(p) is
-   * then exactly normalizeEvent(JSON.parse(body)). False: the caller parses the body with
-   * JSON.parse (any other event, odd bytes, escapes, odd syntax; or no wasm at all).
+   * `auth`: the body is a regular auth event and `p` was filled (normalizePreparsed(p) is then
+   * exactly normalizeEvent(JSON.parse(body))). `call`: a finished call, whose headers are in
+   * `call` (normalizeCallEvent of them is exactly normalizeCallEvent(JSON.parse(body))).
+   * `other`: the caller parses the body with JSON.parse (any other event, odd bytes, an escape
+   * in a wanted value, odd syntax; or no wasm at all).
    */
-  read(body: Uint8Array, p: PreparsedEvent): boolean;
+  read(body: Uint8Array, p: PreparsedEvent): RecordRead;
+  readonly call: Readonly<Record<string, string>>;
 }
 
 /** EventBodyReader on the wasm scanner: the body as one line. */
@@ -406,24 +450,28 @@ export class WasmBodyReader implements EventBodyReader {
     this.scanner = new WasmLineScanner(module);
   }
 
-  read(body: Uint8Array, p: PreparsedEvent): boolean {
+  get call(): Readonly<Record<string, string>> {
+    return this.records.call;
+  }
+
+  read(body: Uint8Array, p: PreparsedEvent): RecordRead {
     const s = this.scanner;
     s.loadLine(body);
     const n = s.scan();
     this.records.use(s.records, s.bytes, 0);
     if (n === 1 && s.scannedTo === body.length + 1) {
-      return this.records.status(0) === LineStatus.extracted && this.records.preparse(0, p);
+      return this.records.status(0) === LineStatus.extracted ? this.records.read(0, p) : 'other';
     }
     // A line feed inside the body (JSON allows none in a string; FreeSWITCH writes one line):
     // JSON.parse decides. The values interned for its lines are still settled, so this side's
     // pool stays the wasm pool's mirror.
-    for (let k = 0; k < n; k++) if (this.records.status(k) === LineStatus.extracted) this.records.preparse(k, p);
-    return false;
+    for (let k = 0; k < n; k++) if (this.records.status(k) === LineStatus.extracted) this.records.read(k, p);
+    return 'other';
   }
 }
 
 /** The reader of the reference: every body to JSON.parse (when the wasm module does not load). */
-const JSON_PARSE_ONLY: EventBodyReader = { read: () => false };
+const JSON_PARSE_ONLY: EventBodyReader = { read: () => 'other', call: {} };
 
 /** The wasm reader when the module loads, else JSON.parse for every body (the same answers, slower). */
 export function createEventBodyReader(): EventBodyReader {

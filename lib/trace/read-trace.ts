@@ -14,7 +14,6 @@ import { Worker } from 'node:worker_threads';
 import { createGunzip } from 'node:zlib';
 import type { AuthEvent, DropReason, NormalizeResult } from '../events/auth-event.js';
 import { isCallEventName, normalizeCallEvent, type CallDropReason, type CallEvent } from '../events/call-event.js';
-import { extractCallHeaders, looksLikeCallBody } from '../events/call-json.js';
 import { AddressMemo, normalizeEvent, normalizePreparsed, PreparsedEvent, SwitchAddressMemo, type NormalizeOptions } from '../events/normalize.js';
 import { LineRecords, LineStatus, loadLineScannerModule, RECORD_SIZE, WasmLineScanner } from '../events/line-scanner.js';
 import { SlotKind, SlotRing, type ScanWorkerData, type ScanWorkerMessage } from './scan-protocol.js';
@@ -251,8 +250,11 @@ export class TraceDecoder {
       this.line++;
       if (status === LineStatus.blank) continue;
       const index = this.index++;
-      if (status === LineStatus.extracted && records.preparse(k, this.preparsed)) {
+      const read = status === LineStatus.extracted ? records.read(k, this.preparsed) : 'other';
+      if (read === 'auth') {
         this.result(normalizePreparsed(this.preparsed, this.normalizeOptions), index, visitor);
+      } else if (read === 'call') {
+        this.normalized(records.call, index, visitor);
       } else {
         // Printable ASCII only (the scanner sent anything else to `unusual`): latin1 is UTF-8 here.
         this.parsed(records.latin1(k), index, visitor);
@@ -272,9 +274,6 @@ export class TraceDecoder {
   }
 
   private parsed(text: string, index: number, visitor: TraceVisitor): void {
-    // A call event: its ~25 headers without JSON.parse's ~200 (null: JSON.parse decides).
-    const call = looksLikeCallBody(text) ? extractCallHeaders(text) : null;
-    if (call !== null) { this.normalized(call, index, visitor); return; }
     let body: unknown;
     try {
       body = JSON.parse(text);

@@ -37,6 +37,8 @@ const ACCOUNT_ADDRESSES = 32;
 /** Numbers and user agents kept for a ban's log line or an alert. */
 const SAMPLE = 10;
 const EVICT_TO_FRACTION = 0.9;
+/** Entries sampled for an eviction's cut-off time. */
+const TRIM_SAMPLE = 1024;
 
 /** What the auth evidence says about a call's source (the engine owns it). */
 export interface CallContext {
@@ -191,13 +193,19 @@ export interface CallEvidenceLookup {
   prefixEvidence(key: string): ProbeEvidence | null;
 }
 
-/** What one authenticated account did, for toll fraud. */
+/**
+ * What one authenticated account did, for toll fraud. One is kept per account that
+ * authenticates (tens of thousands on a provider's box), most of which never dial out: the
+ * addresses are two short arrays (an account uses one or a few) and the number history is made
+ * at its first costly call.
+ */
 class AccountState {
   lruUs = 0;
-  /** Address → when the account first used it. */
-  readonly addresses = new Map<string, number>();
-  /** International/premium number → when it last dialled it (its history). */
-  readonly numbers = new Map<string, number>();
+  /** Addresses the account used (oldest first), and when it first used each. */
+  readonly addresses: string[] = [];
+  readonly addressFirstUs: number[] = [];
+  /** International/premium number → when it last dialled it (its history); made at the first. */
+  numbers: Map<string, number> | null = null;
   /** Costly numbers new to it, in the toll-fraud window. */
   newCostly: WindowCounter | null = null;
   /** The most new costly numbers it reached in a window that raised no alert (its usual peak). */
@@ -217,17 +225,23 @@ class AccountState {
 
   /** Remembers an address (its first use is kept). */
   noteAddress(address: string, now: number): void {
-    if (this.addresses.has(address)) return;
-    if (this.addresses.size >= ACCOUNT_ADDRESSES) this.addresses.delete(this.addresses.keys().next().value!);
-    this.addresses.set(address, now);
+    if (this.addresses.includes(address)) return;
+    if (this.addresses.length >= ACCOUNT_ADDRESSES) { this.addresses.shift(); this.addressFirstUs.shift(); }
+    this.addresses.push(address);
+    this.addressFirstUs.push(now);
+  }
+
+  usesAddress(address: string): boolean {
+    return this.addresses.includes(address);
   }
 
   /** True when `address` is one the account first used within this window (and it used others before). */
   isNewAddress(address: string, now: number, rs: CallRuleSettings): boolean {
-    const first = this.addresses.get(address);
-    if (first === undefined) return this.addresses.size > 0;
+    const at = this.addresses.indexOf(address);
+    if (at < 0) return this.addresses.length > 0;
+    const first = this.addressFirstUs[at]!;
     if (now - first >= rs.tollWindowUs) return false;
-    for (const [a, t] of this.addresses) if (a !== address && t < first) return true;
+    for (let i = 0; i < this.addresses.length; i++) if (i !== at && this.addressFirstUs[i]! < first) return true;
     return false;
   }
 
@@ -241,12 +255,30 @@ class AccountState {
   }
 }
 
-/** An LRU map's oldest entries dropped down to 90 % of `cap` once it is over it. */
-function trim<T>(map: Map<string, T>, cap: number): void {
+/**
+ * A map's least recently used entries (by `lruUs`, event time) dropped down to 90 % of `cap`
+ * once it is over it. Eviction reads the times rather than keeping the map in use order (a
+ * touch is then a lookup, not a delete and re-insert for every successful authentication);
+ * the cut-off time is the quantile of an evenly spaced sample of 1,024 entries, and if that
+ * drops too few, the oldest inserted go next.
+ */
+function trim<T extends { lruUs: number }>(map: Map<string, T>, cap: number): void {
   if (map.size <= cap) return;
-  const target = Math.floor(cap * EVICT_TO_FRACTION);
+  const drop = map.size - Math.floor(cap * EVICT_TO_FRACTION);
+  const step = Math.max(1, Math.floor(map.size / TRIM_SAMPLE));
+  const sample = new Float64Array(Math.ceil(map.size / step));
+  let i = 0;
+  let n = 0;
+  for (const v of map.values()) if (i++ % step === 0) sample[n++] = v.lruUs;
+  sample.sort();
+  const cutoff = sample[Math.min(n - 1, Math.floor((drop / map.size) * n))]!;
+  let dropped = 0;
+  for (const [k, v] of map) {
+    if (dropped >= drop) return;
+    if (v.lruUs <= cutoff) { map.delete(k); dropped++; }
+  }
   for (const k of map.keys()) {
-    if (map.size <= target) break;
+    if (dropped++ >= drop) return;
     map.delete(k);
   }
 }
@@ -255,13 +287,11 @@ function touch<T extends { lruUs: number }>(map: Map<string, T>, key: string, ma
   let v = map.get(key);
   if (v === undefined) {
     v = make();
+    v.lruUs = now;
     map.set(key, v);
     trim(map, cap);
-  } else {
-    map.delete(key);
-    map.set(key, v);
   }
-  v.lruUs = now;
+  if (now > v.lruUs) v.lruUs = now;
   return v;
 }
 
@@ -363,16 +393,17 @@ export class CallPolicy implements CallEvidenceLookup {
     a.rollBucket(now, rs);
     const cls = classifyNumber(e.destination, rs.patterns);
     if (!isCostly(cls)) return QUIET;
-    const last = a.numbers.get(e.destination);
+    const numbers = (a.numbers ??= new Map<string, number>());
+    const last = numbers.get(e.destination);
     if (last !== undefined && now - last <= rs.historyUs) {
       // One of its own numbers: its history, not fraud.
-      a.numbers.delete(e.destination);
-      a.numbers.set(e.destination, now);
+      numbers.delete(e.destination);
+      numbers.set(e.destination, now);
       return QUIET;
     }
-    if (last !== undefined) a.numbers.delete(e.destination);
-    else if (a.numbers.size >= ACCOUNT_NUMBERS) a.numbers.delete(a.numbers.keys().next().value!);
-    a.numbers.set(e.destination, now);
+    if (last !== undefined) numbers.delete(e.destination);
+    else if (numbers.size >= ACCOUNT_NUMBERS) numbers.delete(numbers.keys().next().value!);
+    numbers.set(e.destination, now);
     if (now - a.recentUs > rs.tollWindowUs) a.recent = [];
     a.recentUs = now;
     addSample(a.recent, e.destination);
@@ -390,11 +421,11 @@ export class CallPolicy implements CallEvidenceLookup {
     if (now - a.lastAlertUs < rs.alertIntervalUs) return QUIET;
     a.lastAlertUs = now;
     a.bucketAlerted = true;
-    const numbers = [...a.recent];
+    const sample = [...a.recent];
     const where = newAddress ? `from ${source}, an address it never used before` : `from ${source}`;
     const alerts: CallAlert[] = [{
-      kind: 'toll_fraud', source, profile: e.profile, account: key, numbers, atUs: now,
-      message: `toll fraud? account ${key} dialled ${value} international/premium numbers new to it within ${rs.raw.tollFraudWindowSeconds} s ${where} (usual peak ${a.peak}): ${numbers.join(', ')}`,
+      kind: 'toll_fraud', source, profile: e.profile, account: key, numbers: sample, atUs: now,
+      message: `toll fraud? account ${key} dialled ${value} international/premium numbers new to it within ${rs.raw.tollFraudWindowSeconds} s ${where} (usual peak ${a.peak}): ${sample.join(', ')}`,
       ...(e.userAgent ? { userAgent: e.userAgent } : {}),
     }];
     const verdicts: CallVerdict[] = [];
@@ -403,7 +434,7 @@ export class CallPolicy implements CallEvidenceLookup {
       verdicts.push({
         target: source, rule: 'toll_fraud',
         reason: `account ${key} dialled ${value} international/premium numbers new to it within ${rs.raw.tollFraudWindowSeconds} s ${where}: toll fraud with a stolen password`,
-        evidence: { calls: 0, probingCalls: 0, answeredCalls: 0, distinctNumbers: value, numbers, userAgents: e.userAgent ? [e.userAgent] : [] },
+        evidence: { calls: 0, probingCalls: 0, answeredCalls: 0, distinctNumbers: value, numbers: sample, userAgents: e.userAgent ? [e.userAgent] : [] },
       });
     }
     return { judge: false, feedPrefix: false, scanner: false, verdicts, alerts };
@@ -412,7 +443,7 @@ export class CallPolicy implements CallEvidenceLookup {
   /** Accounts seen at an address (a multi-phone site has several). */
   private accountsAt(source: string): number {
     let n = 0;
-    for (const a of this.accounts.values()) if (a.addresses.has(source) && ++n >= 2) return n;
+    for (const a of this.accounts.values()) if (a.usesAddress(source) && ++n >= 2) return n;
     return n;
   }
 }
