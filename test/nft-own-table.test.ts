@@ -44,7 +44,7 @@ t.test("an admin's table of our name (policy drop, a set named like ours) is ref
 
   const run = await fsguardCli(['run', '--config', config]);
   t.equal(run.status, 1, 'run refuses to start');
-  t.same(run.stderr.trim().split('\n'), [`fsguard: table inet ${table} exists and was not created by fsguard (none of its sets carries fsguard's mark): fsguard will not touch it; set nft.table to another name`]);
+  t.same(run.stderr.trim().split('\n'), [`fsguard: table inet ${table} exists and was not created by fsguard (none of its sets carries fsguard's mark, and it holds more than an earlier fsguard's sets and rules): fsguard will not touch it; set nft.table to another name`]);
 
   const ban = await fsguardCli(['ban', '203.0.113.9', '--config', config]);
   t.not(ban.status, 0, 'ban refuses');
@@ -97,3 +97,56 @@ t.test('check names each mismatch of a broken layout; run refuses what it cannot
   t.same(nftLines(repaired), [], `repaired: ${repaired.stderr}`);
 });
 
+
+/** The table fsguard made before its sets carried the mark (b5081d4's setupCommands), with bans in it. */
+function earlierFsguardTable(table: string, extra: readonly string[] = []): void {
+  nftCli(['-f', '-'], [
+    `table inet ${table} {`,
+    '  set banned4 { type ipv4_addr; flags timeout; elements = { 198.51.100.7 timeout 1h comment "fsguard:brute_force" } }',
+    '  set banned6 { type ipv6_addr; flags timeout; elements = { 2001:db8::7 timeout 1h } }',
+    '  set banned6net { type ipv6_addr; flags interval,timeout; elements = { 2001:db8:bad::/64 timeout 1h } }',
+    '  chain input {',
+    '    type filter hook input priority -10; policy accept;',
+    '    ip saddr @banned4 counter drop',
+    '    ip6 saddr @banned6 counter drop',
+    '    ip6 saddr @banned6net counter drop',
+    ...extra,
+    '  }',
+    '}',
+  ].join('\n'));
+}
+
+t.test('the table an earlier fsguard made (no mark) is adopted with its bans; with anything else in it, refused', ns, async (t) => {
+  const table = uniqueTableName('earlier');
+  t.teardown(() => deleteTableIfExists('inet', table));
+  earlierFsguardTable(table);
+  const config = configFor(table);
+
+  const check = await fsguardCli(['check', '--config', config]);
+  t.same(nftLines(check), [], `no nft problem: ${check.stderr}`);
+  t.match(check.stdout, new RegExp(`nft: ok \\(table inet ${table} was made by an earlier fsguard.*keeps its 3 bans\\)`));
+  const listed = await fsguardCli(['bans', '--json', '--config', config]);
+  t.equal(listed.status, 0, `bans reads it: ${listed.stderr}`);
+  t.same((JSON.parse(listed.stdout) as { bans: { target: string }[] }).bans.map((b) => b.target).sort(), ['198.51.100.7', '2001:db8::7', '2001:db8:bad::/64']);
+
+  t.equal((await fsguardCli(['ban', '203.0.113.0/24', '--for', '1h', '--config', config])).status, 0, 'ban (which sets up) adopts it');
+  const after = JSON.parse(nftCli(['-j', 'list', 'table', 'inet', table])) as { nftables: Record<string, { name?: string; comment?: string }>[] };
+  const sets = after.nftables.flatMap((i) => (i.set ? [i.set] : []));
+  t.same(sets.map((s) => s.name).sort(), ['banned4', 'banned4net', 'banned6', 'banned6net', 'freeswitch4', 'freeswitch6'], 'the sets this version has were added');
+  t.ok(sets.filter((s) => s.name === 'banned4net' || s.name === 'freeswitch4').every((s) => s.comment === OWNER_MARK), 'the new sets carry the mark');
+  const now = await fsguardCli(['bans', '--json', '--config', config]);
+  t.same((JSON.parse(now.stdout) as { bans: { target: string }[] }).bans.map((b) => b.target).sort(), ['198.51.100.7', '2001:db8::7', '2001:db8:bad::/64', '203.0.113.0/24'], 'its bans kept, the new one beside them');
+  const recheck = await fsguardCli(['check', '--config', config]);
+  t.same(nftLines(recheck), [], `fsguard's layout now: ${recheck.stderr}`);
+  t.match(recheck.stdout, /nft: ok \(table inet \S+, fsguard's layout, 4 bans\)/);
+
+  // The same table with one rule an admin added is not an earlier fsguard's: refused, untouched.
+  const other = uniqueTableName('earlier_edited');
+  t.teardown(() => deleteTableIfExists('inet', other));
+  earlierFsguardTable(other, ['    tcp dport 22 accept']);
+  const before = snapshot('inet', other);
+  const refused = await fsguardCli(['ban', '203.0.113.9', '--config', configFor(other)]);
+  t.not(refused.status, 0);
+  t.match(refused.stderr, /was not created by fsguard/);
+  t.equal(snapshot('inet', other), before, 'left as it was');
+});

@@ -23,6 +23,9 @@ async function checkNft(config: FsguardConfig, runner: NftRunner): Promise<strin
     const name = `inet ${layout.table}`;
     if (inspection.table === null) return `nft: ok (libnftables answers; table ${name} will be created by fsguard run)`;
     if (!inspection.owned) throw new Error(`nft: ${foreignTableError(layout).message}`);
+    if (inspection.earlier) {
+      return `nft: ok (table ${name} was made by an earlier fsguard, before its sets carried the mark: fsguard run adopts it — adds the sets this version has, rebuilds its chain — and keeps its ${inspection.list.bans.length} bans)`;
+    }
     const report = compareLayout(layout, inspection.table);
     if (report.mismatches.length > 0) {
       const fix = report.unrepairable.length > 0 ? 'fsguard run refuses this table' : 'fsguard run repairs these';

@@ -19,8 +19,8 @@ import { SeedingHold, systemGuardClock, type GuardClock } from './seeding-hold.j
 export interface BanWriter {
   /** Requests queued or being written (0: everything decided so far has been dealt with). */
   readonly queued?: number;
-  /** Creates or checks the table; what it held. */
-  setup(): Promise<{ readonly list: KernelBanList }>;
+  /** Creates or checks the table; what it held, and whether an earlier fsguard had made it (adopted). */
+  setup(): Promise<{ readonly list: KernelBanList; readonly earlier?: boolean }>;
   /** Records FreeSWITCH's own addresses in the table, for `fsguard ban` to refuse them. */
   recordSwitchAddresses?(addresses: readonly Cidr[], seconds: number): Promise<NftExecution>;
   list(): Promise<KernelBanList>;
@@ -149,7 +149,8 @@ export class Guard implements EslSourceListener {
 
   /** Creates the table (idempotent) and restores state from the sets. Throws NftError. */
   async start(): Promise<void> {
-    const { list } = await this.writer.setup();
+    const { list, earlier } = await this.writer.setup();
+    if (earlier) this.logger.warn({ bans: list.bans.length }, 'adopted the table an earlier fsguard made (before its sets carried the mark): added this version\'s sets, rebuilt its chain, kept its bans');
     this.adoptKernelBans(list.bans, this.nowMs());
     await this.replayJournal(list);
     this.logger.info({ bans: list.bans.length, unrecognized: list.unrecognized.length }, 'nft table ready; bans read back from the kernel');

@@ -196,15 +196,22 @@ export interface KernelTable {
   readonly chains: ReadonlyMap<string, { readonly type: unknown; readonly hook: unknown; readonly prio: unknown; readonly policy: unknown }>;
   /** Rules by chain, each as its normalized expression JSON. */
   readonly rules: ReadonlyMap<string, readonly string[]>;
+  /** Kinds of the table's other objects (map, flowtable, counter, quota…), one entry each. */
+  readonly otherObjects: readonly string[];
 }
+
+/** Items of a `list table` document that are not objects inside the table. */
+const NOT_TABLE_OBJECTS: ReadonlySet<string> = new Set(['metainfo', 'table', 'set', 'chain', 'rule', 'element']);
 
 /** The objects of `family table` in a `list table` document. */
 export function kernelTableFrom(items: readonly unknown[], family: string, table: string): KernelTable {
   const sets = new Map<string, { type: unknown; flags: string[]; comment: string | null }>();
   const chains = new Map<string, { type: unknown; hook: unknown; prio: unknown; policy: unknown }>();
   const rules = new Map<string, string[]>();
+  const otherObjects: string[] = [];
   for (const item of items) {
     if (!isObject(item)) continue;
+    for (const kind of Object.keys(item)) if (!NOT_TABLE_OBJECTS.has(kind)) otherObjects.push(kind);
     const o = item.set ?? item.chain ?? item.rule;
     if (!isObject(o) || o.family !== family || o.table !== table) continue;
     if (isObject(item.set) && typeof o.name === 'string') {
@@ -218,7 +225,7 @@ export function kernelTableFrom(items: readonly unknown[], family: string, table
       rules.set(o.chain, list);
     }
   }
-  return { sets, chains, rules };
+  return { sets, chains, rules, otherObjects };
 }
 
 /** Counter values dropped, a one-element set literal as its element (the library prints `{ 5060 }` as 5060). */
@@ -240,6 +247,31 @@ function normalizedRule(expr: unknown): string {
 export function ownedByFsguard(table: KernelTable): boolean {
   for (const s of table.sets.values()) if (s.comment === OWNER_MARK) return true;
   return false;
+}
+
+/**
+ * True when the table is one an earlier fsguard made, before sets carried the mark: nothing in
+ * it but sets named as this layout's with their shapes and no comment (the hosts sets at
+ * least: every version made them), and at most our chain, as a filter/input/accept base chain
+ * holding only our drop rules. Such a table is adopted (the sets added since are created with
+ * the mark, the chain rebuilt) and its bans kept; anything else in it, and it is refused.
+ */
+export function madeByEarlierFsguard(layout: NftLayout, table: KernelTable): boolean {
+  if (ownedByFsguard(table) || table.otherObjects.length > 0) return false;
+  if (!table.sets.has(layout.set4) || !table.sets.has(layout.set6)) return false;
+  for (const [name, set] of table.sets) {
+    const role = SET_ROLES.find((r) => layout[r] === name);
+    if (role === undefined || set.comment !== null || set.type !== SET_SHAPES[role].type || !sameFlags(set.flags, SET_SHAPES[role].flags)) return false;
+  }
+  for (const [name, chain] of table.chains) {
+    const want = baseChain(layout);
+    if (name !== layout.chain || chain.type !== want.type || chain.hook !== want.hook || chain.policy !== want.policy) return false;
+  }
+  const ours = new Set(dropRules(layout).map(normalizedRule));
+  for (const [chain, rules] of table.rules) {
+    if (chain !== layout.chain || rules.some((r) => !ours.has(r))) return false;
+  }
+  return true;
 }
 
 export interface LayoutReport {
@@ -282,7 +314,6 @@ export function compareLayout(layout: NftLayout, table: KernelTable): LayoutRepo
       mismatches.push(line);
       unrepairable.push(line);
     }
-    if (have.comment !== OWNER_MARK) mismatches.push(`set ${where} ${name} does not carry fsguard's mark (comment ${JSON.stringify(OWNER_MARK)})`);
   }
   let chainDiffers = false;
   const chain = table.chains.get(layout.chain);

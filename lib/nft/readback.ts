@@ -10,7 +10,7 @@ import { listTable } from './builders.js';
 import { parseBanComment } from './comment.js';
 import { NftError } from './errors.js';
 import { executeNft, type ExecuteOptions } from './execute.js';
-import { kernelTableFrom, ownedByFsguard, type BanSetRole, type KernelTable, type NftLayout } from './layout.js';
+import { kernelTableFrom, madeByEarlierFsguard, ownedByFsguard, type BanSetRole, type KernelTable, type NftLayout } from './layout.js';
 import type { NftRunner } from './libnftables.js';
 import type { Clock } from './scheduler.js';
 
@@ -152,7 +152,10 @@ function parseItems(items: readonly unknown[], layout: NftLayout, readAtMs: numb
 /** Our table as the kernel holds it: null when there is none. */
 export interface TableInspection {
   readonly table: KernelTable | null;
+  /** Ours: carries the mark, or (`earlier`) was made by an earlier fsguard and is adopted at start. */
   readonly owned: boolean;
+  /** Made by an earlier fsguard, before the mark (see madeByEarlierFsguard). */
+  readonly earlier: boolean;
   /** The bans in it (empty when the table is missing or not ours). */
   readonly list: KernelBanList;
 }
@@ -164,14 +167,15 @@ export async function inspectTable(runner: NftRunner, layout: NftLayout, clock: 
   const readAtMs = clock.nowMs();
   const result = await executeNft(runner, [listTable({ family: layout.family, name: layout.table })], execute);
   if (!result.ok) {
-    if (result.error.kind === 'missing-table') return { table: null, owned: false, list: NO_TABLE };
+    if (result.error.kind === 'missing-table') return { table: null, owned: false, earlier: false, list: NO_TABLE };
     throw result.error;
   }
   const items = listedItems(result.output);
   const table = kernelTableFrom(items, layout.family, layout.table);
-  const owned = ownedByFsguard(table);
-  if (!owned) return { table, owned, list: { bans: [], unrecognized: [], tableExists: true, owned: false, switchAddresses: [] } };
-  return { table, owned, list: parseItems(items, layout, readAtMs) };
+  const earlier = madeByEarlierFsguard(layout, table);
+  const owned = earlier || ownedByFsguard(table);
+  if (!owned) return { table, owned, earlier, list: { bans: [], unrecognized: [], tableExists: true, owned: false, switchAddresses: [] } };
+  return { table, owned, earlier, list: parseItems(items, layout, readAtMs) };
 }
 
 /**

@@ -10,7 +10,7 @@ import type { Clock } from './scheduler.js';
 export function foreignTableError(layout: NftLayout): NftError {
   const name = `inet ${layout.table}`;
   return new NftError('foreign-table',
-    `table ${name} exists and was not created by fsguard (none of its sets carries fsguard's mark): fsguard will not touch it; set nft.table to another name`,
+    `table ${name} exists and was not created by fsguard (none of its sets carries fsguard's mark, and it holds more than an earlier fsguard's sets and rules): fsguard will not touch it; set nft.table to another name`,
     `table ${name} is not fsguard's`);
 }
 
@@ -34,6 +34,8 @@ export async function ensureNftTable(runner: NftRunner, layout: NftLayout, execu
     inspection = await inspectTable(runner, layout, clock, execute);
     if (inspection.table === null) throw new NftError('missing-table', `table inet ${layout.table} vanished right after it was created`, 'vanished');
   }
+  // A table an earlier fsguard made (before the mark) is adopted: the sets added since are
+  // created with the mark below, the chain rebuilt, its bans kept.
   if (!inspection.owned) throw foreignTableError(layout);
   const report = compareLayout(layout, inspection.table!);
   if (report.unrepairable.length > 0) throw layoutError(layout, report);
