@@ -62,8 +62,12 @@ export type RedisEndpoint =
   | { readonly kind: 'tcp'; readonly host: string; readonly port: number; readonly tls: boolean; readonly db: number }
   | { readonly kind: 'unix'; readonly path: string; readonly db: number };
 
-/** Parses cluster.url; a string is the problem (naming the key). */
-export function parseRedisUrl(url: string): RedisEndpoint | string {
+/**
+ * Parses cluster.url; a string is the problem (naming the key). With Sentinel the URL may leave
+ * the host out (`redis://`, `rediss://`): the Sentinels name the master; a host given is then
+ * only the name its TLS certificate is checked against.
+ */
+export function parseRedisUrl(url: string, sentinel = false): RedisEndpoint | string {
   let u: URL;
   try {
     u = new URL(url);
@@ -83,7 +87,7 @@ export function parseRedisUrl(url: string): RedisEndpoint | string {
     return typeof db === 'string' ? db : { kind: 'unix', path: decodeURIComponent(u.pathname), db };
   }
   if (u.protocol !== 'redis:' && u.protocol !== 'rediss:') return `cluster.url: the scheme must be redis://, rediss:// or unix://, got ${u.protocol}//`;
-  if (!u.hostname) return 'cluster.url: needs a host';
+  if (!u.hostname && !sentinel) return 'cluster.url: needs a host';
   const port = u.port ? Number(u.port) : 6379;
   const db = dbOf(u.pathname);
   if (typeof db === 'string') return db;
@@ -94,7 +98,7 @@ export function parseRedisUrl(url: string): RedisEndpoint | string {
 export function clusterConfigProblems(c: ClusterConfig): string[] {
   const problems: string[] = [];
   // Checked even when disabled: a section that is wrong now is wrong on the day it is enabled.
-  const endpoint = parseRedisUrl(c.url);
+  const endpoint = parseRedisUrl(c.url, c.sentinels.length > 0);
   if (typeof endpoint === 'string') problems.push(endpoint);
   if (c.node !== '' && !NODE_NAME.test(c.node)) problems.push(`cluster.node: letters, digits, _ . - (up to 63), got ${JSON.stringify(c.node)}`);
   if (!STREAM_KEY.test(c.stream)) problems.push(`cluster.stream: a Redis key of printable characters without spaces, got ${JSON.stringify(c.stream)}`);

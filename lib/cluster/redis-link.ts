@@ -28,7 +28,7 @@ const FIRST_RETRY_MS = 100;
 
 /** ioredis options for cluster config (TLS, Unix socket, ACL user, Sentinel). */
 export function redisOptions(c: ClusterConfig, retry: (attempt: number) => number | null, connectionName: string): RedisOptions {
-  const endpoint = parseRedisUrl(c.url);
+  const endpoint = parseRedisUrl(c.url, c.sentinels.length > 0);
   if (typeof endpoint === 'string') throw new Error(endpoint);
   const common: RedisOptions = {
     ...(c.username ? { username: c.username } : {}),
@@ -45,7 +45,8 @@ export function redisOptions(c: ClusterConfig, retry: (attempt: number) => numbe
     lazyConnect: true,
   };
   if (endpoint.kind === 'unix') return { ...common, path: endpoint.path };
-  const tls = endpoint.tls ? { tls: c.tlsCaFile ? { ca: readFileSync(c.tlsCaFile), servername: endpoint.host } : { servername: endpoint.host } } : {};
+  const servername = endpoint.host ? { servername: endpoint.host } : {};
+  const tls = endpoint.tls ? { tls: c.tlsCaFile ? { ca: readFileSync(c.tlsCaFile), ...servername } : servername } : {};
   if (c.sentinels.length) {
     return {
       ...common,
