@@ -80,4 +80,10 @@ t.test('nodes with different policies: each logs the mismatch, fsguard check sho
   t.equal(check.status, 1, 'check fails');
   t.match(check.stderr, /^cluster: policy digest differs: this config [0-9a-f]{16}, b [0-9a-f]{16}/m);
   t.match(check.stdout, /^esl: ok/m, 'the other checks still run');
+  const status = await fsguardCli(['status', '--config', a.config]);
+  t.equal(status.status, 0, status.stderr);
+  t.match(status.stdout, /^cluster {11}node a, live on unix:\/\/\S+; policy digest [0-9a-f]{16}; 1 other node: b$/m, 'status shows the cluster');
+  t.match(status.stdout, /POLICY DIGEST DIFFERS on b \([0-9a-f]{16}\)/, 'and the node whose policy differs');
+  const json = JSON.parse((await fsguardCli(['status', '--json', '--config', a.config])).stdout) as { cluster: { nodes: { node: string; sameDigest: boolean }[] } };
+  t.same(json.cluster.nodes.map((x) => [x.node, x.sameDigest]), [['b', false]]);
 });

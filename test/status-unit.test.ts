@@ -83,8 +83,13 @@ t.test('hostile text in the status screen is escaped; nothing can act on the ter
     alerts: { sinceStart: { misprovisioned_device: 1 }, latest: [{ at: '2026-12-01T09:00:30.000Z', kind: 'misprovisioned_device', source: '198.51.100.10', profile: 'internal', user: `10${evil}`, userAgent: `UA${evil}`, message: `user 10${evil} at 198.51.100.10 (UA${evil}) failed` }] },
     nftWriter: { table: 'inet fsguard', healthy: true, batches: 1, errors: 0, queued: 0, lastError: null, lastErrorAt: null },
     notifications: [],
+    // Node names and digests come from Redis, written by other hosts.
+    cluster: { node: 'pbx-a', redis: 'redis://10.0.0.5:6379', state: 'live', downSince: null, lastProblem: null, queued: 0, digest: '0123456789abcdef',
+      nodes: [{ node: `pbx-b${evil}`, digest: `feed${evil}`, sameDigest: false, seenAt: '2026-12-01T09:00:55.000Z' }] },
   };
   const out = renderStatus(report, Date.parse('2026-12-01T09:01:00.000Z'));
+  t.match(out, /^cluster {11}node pbx-a, live on redis:\/\/10\.0\.0\.5:6379; policy digest 0123456789abcdef; 1 other node: pbx-b/m, 'the cluster line');
+  t.match(out, /POLICY DIGEST DIFFERS on pbx-b.*: their bans will differ/, 'a node judging with another policy is called out');
   // eslint-disable-next-line no-control-regex
   t.notMatch(out, /[\u0000-\u0009\u000b-\u001f\u007f-\u009f\u2028-\u202e\u2066-\u2069]/, 'no control, C1 or bidi character; only fsguard\'s own line breaks');
   t.notMatch(out, /^fsguard is NOT RUNNING/m, 'a forged line cannot start a line');

@@ -54,7 +54,22 @@ export interface ClusterEvidenceOptions<M> {
   readonly switchAddressesOf?: (event: KindedEvent<M>) => readonly string[];
 }
 
-type ClusterState = 'starting' | 'replaying' | 'live' | 'down' | 'stopped';
+export type ClusterState = 'starting' | 'replaying' | 'live' | 'down' | 'stopped';
+
+/** What `fsguard status` shows of the cluster. */
+export interface ClusterStatus {
+  readonly node: string;
+  readonly redis: string;
+  readonly state: ClusterState;
+  /** While down: since when (ms), and why. */
+  readonly downSinceMs: number | null;
+  readonly lastProblem: string | null;
+  /** Own messages waiting for Redis. */
+  readonly queued: number;
+  readonly digest: string;
+  /** The other nodes of the last registry read (fresh records only), with their digests. */
+  readonly others: readonly { readonly node: string; readonly digest: string; readonly updatedMs: number }[];
+}
 
 interface PendingEvent<M> {
   readonly seq: number;
@@ -95,6 +110,8 @@ export class ClusterEvidence<M> {
   private switchAddressesChanged = false;
   private digest: string;
   private mismatchKey = '';
+  private lastProblem: string | null = null;
+  private others: ClusterStatus['others'] = [];
   private backlogReported = false;
   private replayStats = { entries: 0, judged: 0 };
 
@@ -174,6 +191,13 @@ export class ClusterEvidence<M> {
   }
 
   /** Own messages waiting for Redis. */
+  status(): ClusterStatus {
+    return {
+      node: this.node, redis: describeEndpoint(this.options.config), state: this.state, downSinceMs: this.downSinceMs,
+      lastProblem: this.state === 'down' ? this.lastProblem : null, queued: this.queued, digest: this.digest, others: this.others,
+    };
+  }
+
   get queued(): number {
     return this.appender.queued;
   }
@@ -371,6 +395,7 @@ export class ClusterEvidence<M> {
     this.updateConnected();
     // Everything waiting for the stream is judged now: no gap in this node's protection.
     if (this.pending.length > this.pendingHead) this.judgePendingUpTo(this.pending[this.pending.length - 1]!.seq, 'outage');
+    this.lastProblem = problem.message;
     if (!wasUp) return;
     this.downSinceMs = this.nowMs();
     this.options.metrics.outages.inc();
@@ -416,6 +441,7 @@ export class ClusterEvidence<M> {
       await publishNode(this.writeLink.client, this.options.config.stream, record);
       const nodes = await readNodes(this.writeLink.client, this.options.config.stream);
       const fresh = nodes.filter((n) => Math.abs(this.nowMs() - n.updatedMs) < REGISTRY_STALE_MS);
+      this.others = fresh.filter((n) => n.node !== this.node).map((n) => ({ node: n.node, digest: n.digest, updatedMs: n.updatedMs }));
       const others = fresh.flatMap((n) => (n.node === this.node ? [] : n.switchAddresses));
       if (others.length) this.sink?.protectSwitchAddresses(others);
       const mismatches = digestMismatches(fresh, this.node, this.digest);

@@ -8,7 +8,7 @@ import type { Cidr } from '../net/ip.js';
 import type { Logger } from '../obs/logger.js';
 import type { PolicySettings } from '../policy/settings.js';
 import type { Registry } from 'prom-client';
-import { ClusterEvidence } from './cluster-evidence.js';
+import { ClusterEvidence, type ClusterStatus } from './cluster-evidence.js';
 import { clusterCodec, type ClusterEventKinds } from './codec.js';
 import { clusterNodeName } from './config.js';
 import { ClusterMetrics } from './metrics.js';
@@ -51,6 +51,10 @@ export class DaemonCluster {
 
   get node(): string {
     return this.evidence.node;
+  }
+
+  status(): ClusterStatus {
+    return this.evidence.status();
   }
 
   /** The guard's options for a cluster node (see GuardOptions). */

@@ -133,6 +133,7 @@ export async function runDaemon(configFile: string | null, initial: FsguardConfi
     policy: () => policy,
     bansInForce: () => guard.bansInForce(),
     nftQueued: () => writer.queued,
+    cluster: () => cluster?.status() ?? null,
   });
   const runner = nftRunner(config, deps);
   const writer = writerFor(runner, config, logger, metrics, () => {

@@ -63,5 +63,15 @@ export function renderStatus(r: StatusReport, nowMs: number): string {
   } else {
     out.push(line('notifications', 'off (notify.mail / notify.webhook)'));
   }
+  const c = r.cluster;
+  if (c !== null) {
+    const differ = c.nodes.filter((x) => !x.sameDigest);
+    const peers = c.nodes.length ? `; ${count(c.nodes.length, 'other node')}: ${c.nodes.map((x) => terminalSafe(x.node, 64)).join(', ')}` : '; no other node seen';
+    const state = c.state === 'down'
+      ? `REDIS UNREACHABLE${c.downSince ? ` since ${c.downSince} (${ago(c.downSince, nowMs)})` : ''}${c.lastProblem ? `: ${terminalSafe(c.lastProblem, 200)}` : ''}; protecting with this node's events alone, ${n(c.queued)} queued for Redis`
+      : `${c.state} on ${terminalSafe(c.redis)}${c.queued ? `, ${n(c.queued)} queued` : ''}`;
+    out.push(line('cluster', `node ${terminalSafe(c.node, 64)}, ${state}; policy digest ${c.digest}${peers}`));
+    if (differ.length) out.push(line('', `POLICY DIGEST DIFFERS on ${differ.map((x) => `${terminalSafe(x.node, 64)} (${terminalSafe(x.digest, 64)})`).join(', ')}: their bans will differ; align their policy settings`));
+  }
   return `${out.join('\n')}\n`;
 }

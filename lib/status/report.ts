@@ -8,6 +8,7 @@ import type { ChannelHealth } from '../notify/notifier.js';
 import type { FsguardMetrics } from '../obs/metrics.js';
 import type { PolicyAlert } from '../policy/types.js';
 import type { NearThreshold, ThresholdInspection } from './thresholds.js';
+import type { ClusterStatus } from '../cluster/cluster-evidence.js';
 
 export const STATUS_FORMAT = 1;
 
@@ -62,6 +63,17 @@ export interface StatusReport {
     readonly lastErrorAt: string | null;
   };
   readonly notifications: readonly ChannelHealth[];
+  /** Null without a cluster section. */
+  readonly cluster: {
+    readonly node: string;
+    readonly redis: string;
+    readonly state: ClusterStatus['state'];
+    readonly downSince: string | null;
+    readonly lastProblem: string | null;
+    readonly queued: number;
+    readonly digest: string;
+    readonly nodes: readonly { readonly node: string; readonly digest: string; readonly sameDigest: boolean; readonly seenAt: string }[];
+  } | null;
 }
 
 /** What the collector reads from the daemon when asked. */
@@ -75,6 +87,7 @@ export interface StatusSources {
   readonly nftQueued: () => number;
   readonly thresholds: ThresholdInspection;
   readonly notifications: () => ChannelHealth[];
+  readonly cluster?: () => ClusterStatus | null;
   readonly clock?: () => number;
   readonly pid?: number;
 }
@@ -230,6 +243,15 @@ export class StatusCollector implements GuardObserver {
         lastErrorAt: iso(this.lastNftError?.atMs ?? null),
       },
       notifications: s.notifications(),
+      cluster: clusterReport(s.cluster?.() ?? null),
     };
   }
+}
+
+function clusterReport(c: ClusterStatus | null): StatusReport['cluster'] {
+  if (c === null) return null;
+  return {
+    node: c.node, redis: c.redis, state: c.state, downSince: iso(c.downSinceMs), lastProblem: c.lastProblem, queued: c.queued, digest: c.digest,
+    nodes: c.others.map((o) => ({ node: o.node, digest: o.digest, sameDigest: o.digest === c.digest, seenAt: iso(o.updatedMs)! })),
+  };
 }

@@ -6,6 +6,7 @@ import { Notifier } from '../notify/notifier.js';
 import type { Logger } from '../obs/logger.js';
 import type { FsguardMetrics } from '../obs/metrics.js';
 import { StatusCollector } from './report.js';
+import type { ClusterStatus } from '../cluster/cluster-evidence.js';
 import { serveStatus, type StatusServer } from './socket.js';
 import { thresholdInspection, type ThresholdInspection } from './thresholds.js';
 
@@ -16,6 +17,7 @@ export interface OpsDeps {
   readonly policy: () => ThresholdInspection;
   readonly bansInForce: () => { ipv4Hosts: number; ipv6Hosts: number; ipv4Prefixes: number; ipv6Prefixes: number; unwritten: number };
   readonly nftQueued: () => number;
+  readonly cluster?: () => ClusterStatus | null;
 }
 
 /** How long a stopping daemon waits for the last digests to go out. */
@@ -45,6 +47,7 @@ export class DaemonOps {
       nftQueued: deps.nftQueued,
       thresholds: thresholdInspection(deps.policy),
       notifications: () => this.notifier.channelHealth(),
+      ...(deps.cluster ? { cluster: deps.cluster } : {}),
     });
   }
 
