@@ -198,6 +198,27 @@ t.test('variant: a stolen account making 30 international calls in 5 minutes fro
   }
 });
 
+t.test('maxTrackedAccounts: the least recently used accounts go, an active one keeps its addresses', async (t) => {
+  const b = new CallTraceBuilder(51);
+  const t0 = 3 * 3600;
+  const ua = 'Yealink SIP-T46S';
+  // 1007 authenticates first of all, from the office, and goes on renewing until shortly before t0.
+  for (let at = 100; at <= t0 - 70; at += 60) b.auth.auth({ ip: OFFICE, port: 5060, user: '1007', ua, atS: at, answer: at === 100 ? 'SUCCESS' : 'RENEWED' });
+  // 40 accounts authenticate once, early; 30 new ones just before t0: 71 accounts, 50 tracked.
+  for (let i = 0; i < 40; i++) b.auth.auth({ ip: `198.51.100.${100 + i}`, port: 5060, user: String(5000 + i), ua, atS: 200 + i, answer: 'SUCCESS' });
+  for (let i = 0; i < 30; i++) b.auth.auth({ ip: `198.51.100.${150 + i}`, port: 5060, user: String(6000 + i), ua, atS: t0 - 60 + i, answer: 'SUCCESS' });
+  for (let i = 0; i < 10; i++) {
+    b.auth.auth({ ip: THIEF, port: 5090, user: '1007', ua: 'Zoiper rv2.10.19.4', atS: t0 + i * 10 - 0.2, answer: 'RENEWED', method: 'INVITE', dialled: '0088213' });
+    b.call({ ip: THIEF, atS: t0 + i * 10, number: randomNumber(b, '00882', 9), outcome: 'answered', seconds: 5, account: '1007', ua: 'Zoiper rv2.10.19.4' });
+  }
+  const r = replayMixed(b.build(), { ...S, maxTrackedAccounts: 50 });
+  // The 40 idle accounts went, not 1007: it was used recently, so it keeps its office address
+  // and the thief's is new to it. (Evicting the first inserted would drop 1007 and that with it.)
+  const alert = r.alerts.find((a) => a.alert.kind === 'toll_fraud');
+  t.match(alert?.alert, { source: THIEF, account: '1007@pbx.example.com' });
+  t.match(alert?.alert.message, /an address it never used before/);
+});
+
 t.test('toll_fraud through a proven multi-phone site: alert, never a ban unless tollFraudBanSites', async (t) => {
   const b = new CallTraceBuilder(60);
   site(b.auth, { ip: OFFICE, phones: 10, bootSpreadS: 10, durationS: 3600 });

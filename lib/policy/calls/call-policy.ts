@@ -221,7 +221,12 @@ class AccountState {
   lastAlertUs = -Infinity;
   lastNearMissUs = -Infinity;
 
-  constructor(readonly key: string) {}
+  constructor(readonly account: string, readonly realm: string) {}
+
+  /** `user@realm` (as the alerts name it). */
+  get key(): string {
+    return accountKey(this.account, this.realm);
+  }
 
   /** Remembers an address (its first use is kept). */
   noteAddress(address: string, now: number): void {
@@ -295,12 +300,65 @@ function touch<T extends { lruUs: number }>(map: Map<string, T>, key: string, ma
   return v;
 }
 
+/**
+ * The accounts, by realm then user: the keys are the event's own strings (interned by the
+ * reader, their hashes cached), so the lookup made for every successful authentication builds
+ * no `user@realm` string. Over `cap`, the least recently used go (by time, from a sampled
+ * cut-off, as trim()).
+ */
+class AccountTable {
+  private readonly byRealm = new Map<string, Map<string, AccountState>>();
+  size = 0;
+
+  touch(account: string, realm: string, now: number, cap: number): AccountState {
+    let users = this.byRealm.get(realm);
+    if (users === undefined) { users = new Map(); this.byRealm.set(realm, users); }
+    let a = users.get(account);
+    if (a === undefined) {
+      a = new AccountState(account, realm);
+      a.lruUs = now;
+      users.set(account, a);
+      if (++this.size > cap) this.trim(cap);
+    } else if (now > a.lruUs) {
+      a.lruUs = now;
+    }
+    return a;
+  }
+
+  *values(): IterableIterator<AccountState> {
+    for (const users of this.byRealm.values()) yield* users.values();
+  }
+
+  private trim(cap: number): void {
+    const drop = this.size - Math.floor(cap * EVICT_TO_FRACTION);
+    const step = Math.max(1, Math.floor(this.size / TRIM_SAMPLE));
+    const sample = new Float64Array(Math.ceil(this.size / step));
+    let i = 0;
+    let n = 0;
+    for (const a of this.values()) if (i++ % step === 0) sample[n++] = a.lruUs;
+    sample.sort();
+    const cutoff = sample[Math.min(n - 1, Math.floor((drop / this.size) * n))]!;
+    let dropped = 0;
+    for (const pass of [0, 1]) {
+      for (const [realm, users] of this.byRealm) {
+        for (const [account, a] of users) {
+          if (dropped >= drop) break;
+          // First pass: the least recently used; second (if the sample cut too few): the oldest inserted.
+          if (pass === 1 || a.lruUs <= cutoff) { users.delete(account); dropped++; }
+        }
+        if (users.size === 0) this.byRealm.delete(realm);
+      }
+    }
+    this.size -= dropped;
+  }
+}
+
 export class CallPolicy implements CallEvidenceLookup {
   private readonly base: CallRuleSettings;
   private readonly byProfile = new Map<string, CallRuleSettings>();
   private readonly hosts = new Map<string, ProbeEvidence>();
   private readonly prefixes = new Map<string, ProbeEvidence>();
-  private readonly accounts = new Map<string, AccountState>();
+  private readonly accounts = new AccountTable();
   private readonly prefixLength: number;
 
   constructor(settings: PolicySettings, overrides: Readonly<Record<string, Partial<PolicySettings>>> = {}) {
@@ -324,8 +382,7 @@ export class CallPolicy implements CallEvidenceLookup {
   /** A successful authentication of `account@realm` from `source`: the account uses that address. */
   noteAuthSuccess(account: string, realm: string, source: string, nowUs: number): void {
     if (account === '') return;
-    const key = accountKey(account, realm);
-    touch(this.accounts, key, () => new AccountState(key), nowUs, this.base.raw.maxTrackedAccounts).noteAddress(source, nowUs);
+    this.accounts.touch(account, realm, nowUs, this.base.raw.maxTrackedAccounts).noteAddress(source, nowUs);
   }
 
   /** A ban or a manual unban: its call evidence starts afresh (proof by answered calls is kept). */
@@ -385,8 +442,8 @@ export class CallPolicy implements CallEvidenceLookup {
   }
 
   private accountCall(e: CallEvent, ctx: CallContext, rs: CallRuleSettings, now: number): CallObservation {
-    const key = accountKey(e.account!, e.realm);
-    const a = touch(this.accounts, key, () => new AccountState(key), now, this.base.raw.maxTrackedAccounts);
+    const a = this.accounts.touch(e.account!, e.realm, now, this.base.raw.maxTrackedAccounts);
+    const key = a.key;
     const source = e.source.text;
     const newAddress = a.isNewAddress(source, now, rs);
     a.noteAddress(source, now);
