@@ -270,13 +270,7 @@ class AccountState {
 function trim<T extends { lruUs: number }>(map: Map<string, T>, cap: number): void {
   if (map.size <= cap) return;
   const drop = map.size - Math.floor(cap * EVICT_TO_FRACTION);
-  const step = Math.max(1, Math.floor(map.size / TRIM_SAMPLE));
-  const sample = new Float64Array(Math.ceil(map.size / step));
-  let i = 0;
-  let n = 0;
-  for (const v of map.values()) if (i++ % step === 0) sample[n++] = v.lruUs;
-  sample.sort();
-  const cutoff = sample[Math.min(n - 1, Math.floor((drop / map.size) * n))]!;
+  const cutoff = lruCutoff(map.values(), map.size, drop);
   let dropped = 0;
   for (const [k, v] of map) {
     if (dropped >= drop) return;
@@ -286,6 +280,17 @@ function trim<T extends { lruUs: number }>(map: Map<string, T>, cap: number): vo
     if (dropped++ >= drop) return;
     map.delete(k);
   }
+}
+
+/** The `lruUs` at or below which about `drop` of the `size` entries lie (from an evenly spaced sample). */
+function lruCutoff(entries: Iterable<{ readonly lruUs: number }>, size: number, drop: number): number {
+  const step = Math.max(1, Math.floor(size / TRIM_SAMPLE));
+  const sample = new Float64Array(Math.ceil(size / step));
+  let i = 0;
+  let n = 0;
+  for (const v of entries) if (i++ % step === 0) sample[n++] = v.lruUs;
+  sample.sort();
+  return sample[Math.min(n - 1, Math.floor((drop / size) * n))]!;
 }
 
 function touch<T extends { lruUs: number }>(map: Map<string, T>, key: string, make: () => T, now: number, cap: number): T {
@@ -331,13 +336,7 @@ class AccountTable {
 
   private trim(cap: number): void {
     const drop = this.size - Math.floor(cap * EVICT_TO_FRACTION);
-    const step = Math.max(1, Math.floor(this.size / TRIM_SAMPLE));
-    const sample = new Float64Array(Math.ceil(this.size / step));
-    let i = 0;
-    let n = 0;
-    for (const a of this.values()) if (i++ % step === 0) sample[n++] = a.lruUs;
-    sample.sort();
-    const cutoff = sample[Math.min(n - 1, Math.floor((drop / this.size) * n))]!;
+    const cutoff = lruCutoff(this.values(), this.size, drop);
     let dropped = 0;
     for (const pass of [0, 1]) {
       for (const [realm, users] of this.byRealm) {
