@@ -7,9 +7,11 @@ import { OriginLedger } from '../lib/cluster/origin-ledger.js';
 import { policyDigest } from '../lib/cluster/node-registry.js';
 import { ConfigError, loadConfig } from '../lib/config/config.js';
 import { normalizeEvent } from '../lib/events/normalize.js';
+import { CALL_EVENT_NAME, normalizeCallEvent } from '../lib/events/call-event.js';
+import { CallTraceBuilder, carrier, prober } from './support/call-traces.js';
 import { parseCidr } from '../lib/net/ip.js';
 import { DEFAULT_POLICY_SETTINGS } from '../lib/policy/settings.js';
-import { SCENARIOS } from './support/esl-test-helpers.js';
+import { captureEventBodies, SCENARIOS } from './support/esl-test-helpers.js';
 
 const origin = { node: 'a', incarnation: 'i1', seq: 1 };
 
@@ -29,6 +31,37 @@ t.test('every auth event of the shared traces survives the stream unchanged', as
     }
   }
   t.same([...kinds].sort(), ['attempt', 'challenge', 'failure', 'registered'], 'all four kinds seen');
+});
+
+t.test('every call of the captured bytes and of generated traces survives the stream unchanged; a bad one is refused', async (t) => {
+  const codec = clusterCodec();
+  const b = new CallTraceBuilder(3);
+  carrier(b, { ips: ['198.51.100.40'], calls: 20, misdialShare: 0.2, durationS: 600 });
+  prober(b, { ip: '2001:db8:bad:1::9', count: 10, ratePerS: 1 });
+  for (let i = 0; i < 5; i++) b.call({ ip: '198.51.100.30', atS: 10 + i, number: '0044207123456', outcome: 'answered', seconds: 30, account: '1001' });
+  const bodies = [...b.build().filter((h) => h['Event-Name'] === CALL_EVENT_NAME), ...captureEventBodies('esl_json_CHANNEL_calls.raw').map((x) => JSON.parse(x) as Record<string, unknown>)];
+  const outcomes = new Set<string>();
+  let n = 0;
+  for (const h of bodies) {
+    const r = normalizeCallEvent(h, { profiles: null });
+    if (!r.ok) continue;
+    const d = codec.decode(codec.encodeEvent({ ...origin, seq: ++n }, { kind: 'call', event: r.event }));
+    if (!d.ok || d.message.type !== 'event') { t.fail(`not decoded: ${d.ok ? d.message.type : d.reason}`); return; }
+    t.same(d.message.event, r.event);
+    outcomes.add(r.event.outcome);
+  }
+  t.ok(n >= 30, `${n} calls`);
+  t.ok(outcomes.has('answered') && outcomes.has('unrouted'), 'answered and unrouted among them');
+  const first = normalizeCallEvent(bodies[0]!, { profiles: null });
+  if (!first.ok) throw new Error(first.detail);
+  const [header, body] = codec.encodeEvent(origin, { kind: 'call', event: first.event }).split('\n') as [string, string];
+  const e = (JSON.parse(body) as unknown[])[2] as unknown[];
+  const withField = (i: number, v: unknown): string => `${header}\n${JSON.stringify(['e', 'call', e.map((x, j) => (j === i ? v : x))])}`;
+  for (const [what, raw] of [['bad source', withField(1, '10.0.0.256')], ['no destination', withField(4, '')], ['unknown outcome', withField(6, 9)],
+    ['negative answer time', withField(7, -1)], ['bad timestamp', withField(13, 1.5)], ['a long user agent', withField(10, 'x'.repeat(100_000))],
+    ['too few fields', `${header}\n${JSON.stringify(['e', 'call', e.slice(0, 14)])}`]] as const) {
+    t.notOk(codec.decode(raw).ok, `${what}: refused`);
+  }
 });
 
 t.test('bans and unbans travel with their target, length and note', async (t) => {

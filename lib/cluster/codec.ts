@@ -1,7 +1,7 @@
 // The stream's wire format. Each Redis Stream entry has one field `m`: lines of JSON arrays.
 // The first line is the header `[2, node, incarnation, firstSeq]`, naming who published the
 // entry; each further line is one message, numbered firstSeq, firstSeq+1, …: a normalized
-// event of a registered kind (auth events now, call events later), or a manual ban or unban.
+// event of a registered kind (auth or call), or a manual ban or unban.
 // A node puts what it publishes in one turn into one entry: one XADD per message cost ioredis
 // and Redis ~40 µs each, and the origin is written once per entry, not per message.
 //
@@ -12,6 +12,7 @@
 // Entries come from other hosts: everything is validated on the way in, and a malformed entry
 // or message is counted and skipped, never trusted.
 import type { AttemptResult, AuthEvent, FailureMethod } from '../events/auth-event.js';
+import { CALL_OUTCOMES, type CallEvent } from '../events/call-event.js';
 import { AddressMemo, MAX_FIELD_CHARS } from '../events/normalize.js';
 import { parseCidr, parseIp, type Cidr } from '../net/ip.js';
 
@@ -258,25 +259,83 @@ export class AuthEventCodec implements EventCodec<AuthEvent> {
   }
 
   private switchAddressesOf(v: unknown): readonly string[] | null {
-    if (!Array.isArray(v) || v.length > MAX_SWITCH_ADDRESSES) return null;
-    const last = this.lastSwitch;
-    if (v.length === last.length && v.every((a, i) => a === last[i])) return last;
-    const out: string[] = [];
-    for (const a of v) {
-      const ip = typeof a === 'string' ? parseIp(a) : null;
-      if (!ip || ip.text !== a) return null;
-      out.push(ip.text);
-    }
-    this.lastSwitch = out;
+    const out = switchAddressesOf(v, this.lastSwitch);
+    if (out !== null) this.lastSwitch = out;
     return out;
   }
 }
 
-/** The event kinds the cluster carries today (the calls work adds `call`). */
+/** FreeSWITCH's addresses of a decoded event; `last` itself when they are the same (see AuthEventCodec). */
+function switchAddressesOf(v: unknown, last: readonly string[]): readonly string[] | null {
+  if (!Array.isArray(v) || v.length > MAX_SWITCH_ADDRESSES) return null;
+  if (v.length === last.length && v.every((a, i) => a === last[i])) return last;
+  const out: string[] = [];
+  for (const a of v) {
+    const ip = typeof a === 'string' ? parseIp(a) : null;
+    if (!ip || ip.text !== a) return null;
+    out.push(ip.text);
+  }
+  return out;
+}
+
+// ---- call events ------------------------------------------------------------------------
+
+/**
+ * CallEvents as `[profile, source, port, context, destination, hangupCause, outcome,
+ * answeredSeconds, account, realm, userAgent, callId, uuid, timeUs, switchAddresses]`: what the
+ * call rules read, never the call's media or SDP (CHANNEL_HANGUP_COMPLETE has ~200 headers,
+ * normalizeCallEvent keeps these).
+ */
+export class CallEventCodec implements EventCodec<CallEvent> {
+  private lastSwitch: readonly string[] = [];
+  private readonly addresses = new AddressMemo();
+
+  encode(e: CallEvent): unknown {
+    return [e.profile, e.source.text, e.port, e.context, e.destination, e.hangupCause, CALL_OUTCOMES.indexOf(e.outcome), e.answeredSeconds,
+      e.account, e.realm, e.userAgent, e.callId, e.uuid, e.timeUs, e.switchAddresses];
+  }
+
+  timeUs(e: CallEvent): number {
+    return e.timeUs;
+  }
+
+  withTimeUs(e: CallEvent, timeUs: number): CallEvent {
+    return { ...e, timeUs };
+  }
+
+  decode(v: unknown): CallEvent | string {
+    if (!Array.isArray(v) || v.length !== 15) return 'not an array of 15';
+    const raw = v[1];
+    const source = typeof raw === 'string' ? this.addresses.parse(raw) : null;
+    if (!source || source.text !== raw) return 'bad source address';
+    const [profile, context, destination, hangupCause, realm, userAgent, callId, uuid] = [v[0], v[3], v[4], v[5], v[9], v[10], v[11], v[12]].map((x) => text(x));
+    if (!profile || context === null || !destination || hangupCause === null || realm === null || userAgent === null || callId === null || uuid === null) return 'bad call fields';
+    const port = v[2];
+    if (port !== null && !(typeof port === 'number' && Number.isInteger(port) && port >= 1 && port <= 65535)) return 'bad port';
+    const outcome = CALL_OUTCOMES[v[6] as number];
+    if (outcome === undefined) return `unknown call outcome ${JSON.stringify(v[6])}`;
+    const answeredSeconds = v[7];
+    if (typeof answeredSeconds !== 'number' || !Number.isFinite(answeredSeconds) || answeredSeconds < 0) return 'bad answered time';
+    const account = v[8] === null ? null : text(v[8]);
+    if (account === null && v[8] !== null) return 'bad account';
+    const timeUs = v[13];
+    if (typeof timeUs !== 'number' || !Number.isSafeInteger(timeUs) || timeUs <= 0) return 'bad timestamp';
+    const switchAddresses = switchAddressesOf(v[14], this.lastSwitch);
+    if (switchAddresses === null) return 'bad switch addresses';
+    this.lastSwitch = switchAddresses;
+    return {
+      kind: 'call', profile, source, port, context, destination, hangupCause, outcome, answeredSeconds, account: account === '' ? null : account,
+      realm, userAgent, callId, uuid, timeUs, switchAddresses,
+    };
+  }
+}
+
+/** The event kinds the cluster carries. */
 export interface ClusterEventKinds {
   auth: AuthEvent;
+  call: CallEvent;
 }
 
 export function clusterCodec(): ClusterCodec<ClusterEventKinds> {
-  return new ClusterCodec<ClusterEventKinds>({ auth: new AuthEventCodec() });
+  return new ClusterCodec<ClusterEventKinds>({ auth: new AuthEventCodec(), call: new CallEventCodec() });
 }

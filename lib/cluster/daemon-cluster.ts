@@ -4,6 +4,7 @@
 import type { FsguardConfig } from '../config/config.js';
 import type { EslSourceListener } from '../esl/index.js';
 import type { AuthEvent } from '../events/auth-event.js';
+import type { CallEvent } from '../events/call-event.js';
 import type { Cidr } from '../net/ip.js';
 import type { Logger } from '../obs/logger.js';
 import type { PolicySettings } from '../policy/settings.js';
@@ -16,6 +17,8 @@ import { policyDigest } from './node-registry.js';
 
 /** The part of the Guard the cluster drives. */
 export interface ClusterGuard extends EslSourceListener {
+  countCall(event: CallEvent): void;
+  judgeCall(event: CallEvent): void;
   manualBan(target: Cidr, seconds: number, note: string): void;
   manualUnban(target: Cidr, atMs: number): void;
   addSwitchAddresses(addresses: readonly string[]): void;
@@ -65,7 +68,7 @@ export class DaemonCluster {
   /** Connects and feeds `guard` the stream. */
   start(guard: ClusterGuard): void {
     this.evidence.start({
-      judge: (e) => guard.onEvent(e.event),
+      judge: (e) => (e.kind === 'auth' ? guard.onEvent(e.event) : guard.judgeCall(e.event)),
       manualBan: (target, seconds, note) => guard.manualBan(target, seconds, note),
       manualUnban: (target, atMs) => guard.manualUnban(target, atMs),
       protectSwitchAddresses: (addresses) => guard.addSwitchAddresses(addresses),
@@ -77,9 +80,8 @@ export class DaemonCluster {
     const evidence = this.evidence;
     return {
       onEvent: (event: AuthEvent) => evidence.publish({ kind: 'auth', event }),
-      // Calls are judged by this node only (not yet in the shared evidence stream): a prober
-      // is banned by the node it calls; the ban is this node's.
-      onCallEvent: (event) => guard.onCallEvent?.(event),
+      // Calls too: a prober spreading its calls over the nodes is judged on all of them.
+      onCallEvent: (event: CallEvent) => { guard.countCall(event); evidence.publish({ kind: 'call', event }); },
       onEventReceived: (subclass, profile) => guard.onEventReceived(subclass, profile),
       onDropped: (reason, detail) => guard.onDropped(reason, detail),
       onRegistrations: (registrations) => guard.onRegistrations(registrations),

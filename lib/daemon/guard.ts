@@ -206,7 +206,17 @@ export class Guard implements EslSourceListener {
   }
 
   onCallEvent(event: CallEvent): void {
+    this.countCall(event);
+    this.judgeCall(event);
+  }
+
+  /** A call this node's FreeSWITCH saw (fsguard_calls_total). */
+  countCall(event: CallEvent): void {
     this.metrics.callsTotal.inc({ profile: event.profile, outcome: event.outcome });
+  }
+
+  /** A call to judge: this node's, or one of the cluster's stream. */
+  judgeCall(event: CallEvent): void {
     this.onSwitchAddresses(event.switchAddresses);
     // Held with the auth events at (re)connect: judged in arrival order once registrations are in.
     if (this.hold.active) { this.hold.add(event); return; }

@@ -151,7 +151,7 @@ export async function streamEvents(redis: TestRedis): Promise<AuthEvent[]> {
       if (!entry.ok) throw new Error(entry.reason);
       for (const line of entry.lines) {
         const d = codec.decodeBody(line);
-        if (d.ok && d.body.type === 'event') out.push(d.body.event);
+        if (d.ok && d.body.type === 'event' && d.body.kind === 'auth') out.push(d.body.event);
       }
     }
     return out;
