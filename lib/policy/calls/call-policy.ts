@@ -37,8 +37,6 @@ const ACCOUNT_ADDRESSES = 32;
 /** Numbers and user agents kept for a ban's log line or an alert. */
 const SAMPLE = 10;
 const EVICT_TO_FRACTION = 0.9;
-/** Entries sampled for an eviction's cut-off time. */
-const TRIM_SAMPLE = 1024;
 
 /** What the auth evidence says about a call's source (the engine owns it). */
 export interface CallContext {
@@ -260,56 +258,37 @@ class AccountState {
   }
 }
 
-/**
- * A map's least recently used entries (by `lruUs`, event time) dropped down to 90 % of `cap`
- * once it is over it. Eviction reads the times rather than keeping the map in use order (a
- * touch is then a lookup, not a delete and re-insert for every successful authentication);
- * the cut-off time is the quantile of an evenly spaced sample of 1,024 entries, and if that
- * drops too few, the oldest inserted go next.
- */
-function trim<T extends { lruUs: number }>(map: Map<string, T>, cap: number): void {
+/** A map kept in use order (oldest first): its oldest entries dropped down to 90 % of `cap` once it is over it. */
+function trim<T>(map: Map<string, T>, cap: number): void {
   if (map.size <= cap) return;
-  const drop = map.size - Math.floor(cap * EVICT_TO_FRACTION);
-  const cutoff = lruCutoff(map.values(), map.size, drop);
-  let dropped = 0;
-  for (const [k, v] of map) {
-    if (dropped >= drop) return;
-    if (v.lruUs <= cutoff) { map.delete(k); dropped++; }
-  }
+  const target = Math.floor(cap * EVICT_TO_FRACTION);
   for (const k of map.keys()) {
-    if (dropped++ >= drop) return;
+    if (map.size <= target) break;
     map.delete(k);
   }
-}
-
-/** The `lruUs` at or below which about `drop` of the `size` entries lie (from an evenly spaced sample). */
-function lruCutoff(entries: Iterable<{ readonly lruUs: number }>, size: number, drop: number): number {
-  const step = Math.max(1, Math.floor(size / TRIM_SAMPLE));
-  const sample = new Float64Array(Math.ceil(size / step));
-  let i = 0;
-  let n = 0;
-  for (const v of entries) if (i++ % step === 0) sample[n++] = v.lruUs;
-  sample.sort();
-  return sample[Math.min(n - 1, Math.floor((drop / size) * n))]!;
 }
 
 function touch<T extends { lruUs: number }>(map: Map<string, T>, key: string, make: () => T, now: number, cap: number): T {
   let v = map.get(key);
   if (v === undefined) {
     v = make();
-    v.lruUs = now;
     map.set(key, v);
     trim(map, cap);
+  } else {
+    map.delete(key);
+    map.set(key, v);
   }
-  if (now > v.lruUs) v.lruUs = now;
+  v.lruUs = now;
   return v;
 }
 
 /**
- * The accounts, by realm then user: the keys are the event's own strings (interned by the
- * reader, their hashes cached), so the lookup made for every successful authentication builds
- * no `user@realm` string. Over `cap`, the least recently used go (by time, from a sampled
- * cut-off, as trim()).
+ * The accounts, by realm then user, each realm's map in use order: the keys are the event's
+ * own strings (interned by the reader, their hashes cached), so the lookup made for every
+ * successful authentication builds no `user@realm` string. Over `cap`, each realm gives up its
+ * least recently used, in proportion to its size. (Measured against one map of `user@realm`
+ * keys and against eviction by time from a sampled cut-off: this was the fastest of the three,
+ * bench/RESULTS.md "Session 4".)
  */
 class AccountTable {
   private readonly byRealm = new Map<string, Map<string, AccountState>>();
@@ -321,12 +300,13 @@ class AccountTable {
     let a = users.get(account);
     if (a === undefined) {
       a = new AccountState(account, realm);
-      a.lruUs = now;
       users.set(account, a);
       if (++this.size > cap) this.trim(cap);
-    } else if (now > a.lruUs) {
-      a.lruUs = now;
+    } else {
+      users.delete(account);
+      users.set(account, a);
     }
+    a.lruUs = now;
     return a;
   }
 
@@ -336,19 +316,16 @@ class AccountTable {
 
   private trim(cap: number): void {
     const drop = this.size - Math.floor(cap * EVICT_TO_FRACTION);
-    const cutoff = lruCutoff(this.values(), this.size, drop);
-    let dropped = 0;
-    for (const pass of [0, 1]) {
-      for (const [realm, users] of this.byRealm) {
-        for (const [account, a] of users) {
-          if (dropped >= drop) break;
-          // First pass: the least recently used; second (if the sample cut too few): the oldest inserted.
-          if (pass === 1 || a.lruUs <= cutoff) { users.delete(account); dropped++; }
-        }
-        if (users.size === 0) this.byRealm.delete(realm);
+    const total = this.size;
+    for (const [realm, users] of this.byRealm) {
+      let n = Math.ceil((drop * users.size) / total);
+      for (const account of users.keys()) {
+        if (n-- <= 0) break;
+        users.delete(account);
+        this.size--;
       }
+      if (users.size === 0) this.byRealm.delete(realm);
     }
-    this.size -= dropped;
   }
 }
 
