@@ -77,6 +77,15 @@ export function listTables(): NftCommand {
   return { list: { tables: null } };
 }
 
+/**
+ * The chains of every table, without rules or set elements: the cheap listing. (libnftables
+ * 1.0.6 builds its full cache — every set element — for `list tables`, `list sets` and `list
+ * table`; for `list chains` only tables and chains: 1.6 ms against 165 ms with 26,000 bans.)
+ */
+export function listChains(): NftCommand {
+  return { list: { chains: null } };
+}
+
 export function payload(protocol: NftPayloadProtocol, field: NftPayloadExpression['payload']['field']): NftPayloadExpression {
   return { payload: { protocol, field } };
 }

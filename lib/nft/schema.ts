@@ -137,7 +137,8 @@ export type NftFlushObject = { readonly chain: NftChain };
 export type NftListObject =
   | { readonly table: NftTable }
   | { readonly set: Pick<NftSet, 'family' | 'table' | 'name'> }
-  | { readonly tables: null };
+  | { readonly tables: null }
+  | { readonly chains: null };
 
 export type NftCommand =
   | { readonly add: NftAddObject }
