@@ -124,9 +124,10 @@ t.test('wrong password: clear error, onAuthRejected, retried, recovers', async (
   const { listener, logger } = startSource(t, server.port, {
     password: 'wrong-pw-123', authRetryMs: 300, reconnectInitialMs: 5, reconnectMaxMs: 10,
   });
-  await waitFor('three attempts', () => server.authLog.length >= 3, 10_000);
+  // The server logs an attempt before the client has read the refusal: wait for both.
+  await waitFor('three attempts, each refused', () => server.authLog.length >= 3 && listener.rejections.length >= 3, 10_000);
   t.ok(server.authLog.every((a) => !a.accepted));
-  t.ok(listener.rejections.length >= 3 && listener.rejections.every((r) => r.kind === 'invalid_password'));
+  t.ok(listener.rejections.every((r) => r.kind === 'invalid_password'));
   t.equal(listener.connects, 0);
   const err = logger.records.find((r) => r.level === 'error');
   t.match(err?.msg, /password/, 'the error says what is wrong');

@@ -14,6 +14,7 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { Readable } from 'node:stream';
 import { loadLineScannerModule, WasmBodyReader } from '../lib/events/line-scanner.js';
+import { readSequence } from '../lib/esl/event-sequence.js';
 import { normalizeEvent, normalizePreparsed, PreparsedEvent, SwitchAddressMemo, type NormalizeOptions } from '../lib/events/normalize.js';
 import { CALL_EVENT_NAME, normalizeCallEvent, type CallNormalizeResult } from '../lib/events/call-event.js';
 import type { NormalizeResult } from '../lib/events/auth-event.js';
@@ -65,7 +66,7 @@ function referenceResult(body: Buffer, options: NormalizeOptions): NormalizeResu
  * Reads each body with `reader`: null when it agrees with the reference everywhere it took a
  * body (or declined), else the first difference. Also counts the bodies it took.
  */
-function compareBodies(reader: WasmBodyReader, bodies: readonly Buffer[]): { problems: string[]; taken: number; calls: number } {
+function compareBodies(reader: WasmBodyReader, bodies: readonly Buffer[]): { problems: string[]; taken: number; calls: number; sequenced: number } {
   const p = new PreparsedEvent();
   // A profile filter, so "not watched" drops are compared too.
   const mine: NormalizeOptions = { profiles: new Set(['internal']), switchMemo: new SwitchAddressMemo() };
@@ -73,9 +74,25 @@ function compareBodies(reader: WasmBodyReader, bodies: readonly Buffer[]): { pro
   const problems: string[] = [];
   let taken = 0;
   let calls = 0;
+  let sequenced = 0;
   for (const body of bodies) {
     const want = referenceResult(body, theirs);
     const read = reader.read(body, p);
+    // The Event-Sequence the reader took is JSON.parse's (a repeated key: the last), read as the
+    // gap tracker reads it (1-16 digits); on a body without repeated keys, what readSequence finds.
+    if (reader.sequence >= 0) {
+      sequenced++;
+      const o = JSON.parse(body.toString('utf8')) as Record<string, unknown>;
+      const num = (v: unknown): number => (typeof v === 'string' && /^\d{1,16}$/.test(v) ? Number(v) : -1);
+      const ts = num(o['Event-Date-Timestamp']);
+      if ((num(o['Event-Sequence']) !== reader.sequence || (ts < 0 ? 0 : ts) !== reader.sequenceTimeUs) && problems.length < 5) {
+        problems.push(`Event-Sequence ${reader.sequence} at ${reader.sequenceTimeUs}: ${JSON.stringify(body.toString('utf8')).slice(0, 200)}`);
+      }
+      const ref = readSequence(body, true);
+      if (!/"Event-Sequence":[\s\S]*"Event-Sequence":/.test(body.toString('latin1')) && ref?.seq !== reader.sequence && problems.length < 5) {
+        problems.push(`Event-Sequence ${reader.sequence}, readSequence ${JSON.stringify(ref)}: ${JSON.stringify(body.toString('utf8')).slice(0, 200)}`);
+      }
+    }
     if (read === 'other') continue;
     taken++;
     if (read === 'call') calls++;
@@ -84,14 +101,15 @@ function compareBodies(reader: WasmBodyReader, bodies: readonly Buffer[]): { pro
       problems.push(`${got.slice(0, 160)} instead of ${JSON.stringify(want).slice(0, 160)}: ${JSON.stringify(body.toString('utf8')).slice(0, 200)}`);
     }
   }
-  return { problems, taken, calls };
+  return { problems, taken, calls, sequenced };
 }
 
 t.test('the reader takes the shared traces and generated variants without JSON.parse, with its answers', async (t) => {
   const lines = [...sharedLines(), ...variantLines()];
   t.ok(lines.length > 1000, `${lines.length} lines`);
-  const { problems, taken } = compareBodies(new WasmBodyReader(wasmModule()), lines.map((l) => Buffer.from(l)));
+  const { problems, taken, sequenced } = compareBodies(new WasmBodyReader(wasmModule()), lines.map((l) => Buffer.from(l)));
   t.same(problems, []);
+  t.ok(sequenced > lines.length / 2, `Event-Sequence read by the reader for ${sequenced}`);
   // Every regular auth event takes the fast path: a reader that declined everything would
   // agree with the reference trivially and pay for nothing.
   t.ok(taken >= lines.length * 0.95, `fast path for ${taken} of ${lines.length}`);

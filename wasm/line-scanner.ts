@@ -15,7 +15,7 @@
 // time instead of allocating one per event (user agents, realms, users, addresses repeat).
 
 /** Facts per record (see classify()); what each one is, is set by the caller (setFact). */
-const FACT_COUNT: i32 = 8;
+const FACT_COUNT: i32 = 10;
 /** Fact kinds (FactKind in lib/events/line-scanner.ts). */
 const FACT_NONE: i32 = 0;
 const FACT_CHOICE: i32 = 1;

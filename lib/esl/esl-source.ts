@@ -349,13 +349,16 @@ export class EslEventSource {
       this.dropped('missing_content_length', `${frame.contentType} frame without a body`);
       return;
     }
-    this.trackSequence(body, frame.contentType === 'text/event-json');
     let headers: unknown;
     if (frame.contentType === 'text/event-json') {
       // A regular auth event or a finished call is read without JSON.parse, with exactly its
       // answer; any other body (other events with all their headers, escapes in a wanted value,
-      // non-ASCII, odd syntax) is parsed.
+      // non-ASCII, odd syntax) is parsed. The reader has its Event-Sequence too (else the bytes
+      // are searched for it).
       const read = this.bodyReader.read(body, this.preparsed);
+      const seq = this.bodyReader.sequence;
+      if (seq >= 0) this.trackSequence(body, seq, this.bodyReader.sequenceTimeUs, true);
+      else this.trackSequenceIn(body, true);
       if (read === 'auth') {
         this.onPreparsed(this.preparsed);
         return;
@@ -374,6 +377,7 @@ export class EslEventSource {
         return at > 0 ? at : undefined;
       }
     } else {
+      this.trackSequenceIn(body, false);
       headers = parsePlainEventBody(body);
     }
     this.onEventHeaders(headers);
@@ -463,10 +467,13 @@ export class EslEventSource {
     this.lastFrameAt = this.now();
   }
 
-  private trackSequence(body: Buffer, json: boolean): void {
+  private trackSequenceIn(body: Buffer, json: boolean): void {
     const s = readSequence(body, json);
-    if (!s) return;
-    const gap = this.sequence.observe(s.seq, s.timeUs, this.sequence.awaitingFirst ? readCoreUuid(body, json) : null);
+    if (s) this.trackSequence(body, s.seq, s.timeUs, json);
+  }
+
+  private trackSequence(body: Buffer, seq: number, timeUs: number, json: boolean): void {
+    const gap = this.sequence.observe(seq, timeUs, this.sequence.awaitingFirst ? readCoreUuid(body, json) : null);
     if (gap) this.onGap(gap);
   }
 

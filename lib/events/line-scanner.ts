@@ -16,11 +16,11 @@ import { readFileSync } from 'node:fs';
 import { AUTH_RESULT_TABLE, AUTH_SUBCLASSES, FAILURE_METHODS, MAX_FIELD_CHARS, type PreparsedEvent } from './normalize.js';
 import { CALL_EVENT_NAME, CALL_HEADER_NAMES } from './call-event.js';
 
-/** The headers read from an auth event body (normalizeEvent's). */
+/** The headers read from an auth event body (normalizeEvent's), and Event-Sequence (the gap tracker's). */
 const AUTH_HEADER_NAMES = [
   'Event-Name', 'Event-Subclass', 'Event-Date-Timestamp', 'profile-name', 'network-ip', 'network-port',
   'FreeSWITCH-IPv4', 'FreeSWITCH-IPv6', 'user-agent', 'call-id', 'to-user', 'from-user', 'username',
-  'realm', 'auth-result', 'registration-type', 'expires',
+  'realm', 'auth-result', 'registration-type', 'expires', 'Event-Sequence',
 ] as const;
 type AuthHeaderName = (typeof AUTH_HEADER_NAMES)[number];
 
@@ -60,7 +60,7 @@ interface ScannerExports {
 const SLOTS = EVENT_HEADER_NAMES.length;
 /** Where a record's parsed facts start (factsAt in the wasm), and the record's length. */
 const FACTS = 3 + SLOTS * 3;
-const FACT_COUNT = 8;
+const FACT_COUNT = 10;
 const RECORD_INTS = FACTS + FACT_COUNT;
 const slot = (name: AuthHeaderName): number => EVENT_HEADER_NAMES.indexOf(name);
 
@@ -82,6 +82,7 @@ const FACT_DEFINITIONS: readonly FactDefinition[] = [
   { header: 'Event-Date-Timestamp', digits: 16, split: true },
   { header: 'network-port', digits: 5 },
   { header: 'expires', digits: 9 },
+  { header: 'Event-Sequence', digits: 16, split: true },
 ];
 /** Record offsets (from FACTS) of each fact, as laid out from FACT_DEFINITIONS. */
 const F_EVENT_NAME = 0;
@@ -92,6 +93,8 @@ const F_TIME_HIGH = 4;
 const F_TIME_LOW = 5;
 const F_PORT = 6;
 const F_EXPIRES = 7;
+const F_SEQ_HIGH = 8;
+const F_SEQ_LOW = 9;
 const CHOICES_MAX = 8;
 /**
  * The slots normalizePreparsed needs as strings, by the PreparsedEvent field they fill. The
@@ -312,6 +315,23 @@ export class LineRecords {
     return this.records[k * RECORD_INTS + 2] as LineStatus;
   }
 
+  /**
+   * Event-Sequence and Event-Date-Timestamp of an `extracted` record (whatever its kind), as
+   * readSequence (lib/esl/event-sequence.ts) reads them from the bytes: -1 when absent or not
+   * 1-16 digits (then the time is 0).
+   */
+  sequence(k: number): number {
+    const f = k * RECORD_INTS + FACTS;
+    const high = this.records[f + F_SEQ_HIGH]!;
+    return high < 0 ? -1 : high * 1e8 + this.records[f + F_SEQ_LOW]!;
+  }
+
+  sequenceTimeUs(k: number): number {
+    const f = k * RECORD_INTS + FACTS;
+    const high = this.records[f + F_TIME_HIGH]!;
+    return high < 0 ? 0 : high * 1e8 + this.records[f + F_TIME_LOW]!;
+  }
+
   /** The line as latin1 (what JSON.parse gets for a declined plain line). */
   latin1(k: number): string {
     const r = this.records;
@@ -439,6 +459,9 @@ export interface EventBodyReader {
    */
   read(body: Uint8Array, p: PreparsedEvent): RecordRead;
   readonly call: Readonly<Record<string, string>>;
+  /** The last body's Event-Sequence (-1: not read here; the caller reads it from the bytes) and its time. */
+  readonly sequence: number;
+  readonly sequenceTimeUs: number;
 }
 
 /** EventBodyReader on the wasm scanner: the body as one line. */
@@ -450,6 +473,9 @@ export class WasmBodyReader implements EventBodyReader {
     this.scanner = new WasmLineScanner(module);
   }
 
+  sequence = -1;
+  sequenceTimeUs = 0;
+
   get call(): Readonly<Record<string, string>> {
     return this.records.call;
   }
@@ -459,8 +485,12 @@ export class WasmBodyReader implements EventBodyReader {
     s.loadLine(body);
     const n = s.scan();
     this.records.use(s.records, s.bytes, 0);
+    this.sequence = -1;
     if (n === 1 && s.scannedTo === body.length + 1) {
-      return this.records.status(0) === LineStatus.extracted ? this.records.read(0, p) : 'other';
+      if (this.records.status(0) !== LineStatus.extracted) return 'other';
+      this.sequence = this.records.sequence(0);
+      this.sequenceTimeUs = this.records.sequenceTimeUs(0);
+      return this.records.read(0, p);
     }
     // A line feed inside the body (JSON allows none in a string; FreeSWITCH writes one line):
     // JSON.parse decides. The values interned for its lines are still settled, so this side's
@@ -471,7 +501,7 @@ export class WasmBodyReader implements EventBodyReader {
 }
 
 /** The reader of the reference: every body to JSON.parse (when the wasm module does not load). */
-const JSON_PARSE_ONLY: EventBodyReader = { read: () => 'other', call: {} };
+const JSON_PARSE_ONLY: EventBodyReader = { read: () => 'other', call: {}, sequence: -1, sequenceTimeUs: 0 };
 
 /** The wasm reader when the module loads, else JSON.parse for every body (the same answers, slower). */
 export function createEventBodyReader(): EventBodyReader {
