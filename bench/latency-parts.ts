@@ -1,9 +1,12 @@
 // The latency figure's chain, part by part: how long the kernel writer itself takes from a
 // decided ban to the element's NEWSETELEM notification, without the event socket and the
 // policy. `node dist/bench/latency-parts.js` (re-executes itself under unshare -n); prints
-// p50/p99/max of: one library call from the main thread through koffi's async call (the
-// runner), and NftSetWriter.ban() (its scheduling on top), one every 12 ms as in the figure.
+// p50/p99/max of: one libnftables call made synchronously on the main thread (the library's
+// own floor: it fetches its cache from the kernel on every call), the same through koffi's
+// async call (the runner), and NftSetWriter.ban() (its scheduling on top), one every 12 ms
+// as in the figure.
 import { spawnSync } from 'node:child_process';
+import { createRequire } from 'node:module';
 import { performance } from 'node:perf_hooks';
 import { KernelElementWatch } from './kernel-elements.js';
 import { LibnftablesBackend, LibnftablesRunner, NftSetWriter, resolveNftLayout } from '../lib/nft/index.js';
@@ -46,6 +49,17 @@ async function main(): Promise<void> {
   const watch = new KernelElementWatch(TABLE);
   await watch.ready;
   const t0 = performance.now();
+  // The library bound by hand for the synchronous call: fsguard itself never calls it on the main thread.
+  const koffi = createRequire(import.meta.url)('koffi') as { load(path: string): { func(signature: string): (...args: unknown[]) => unknown } };
+  const lib = koffi.load('libnftables.so.1');
+  const ctx = lib.func('void *nft_ctx_new(uint32_t flags)')(0);
+  lib.func('int nft_ctx_buffer_output(void *ctx)')(ctx);
+  lib.func('int nft_ctx_buffer_error(void *ctx)')(ctx);
+  const runSync = lib.func('int nft_run_cmd_from_buffer(void *ctx, const char *buf)');
+  await measure('nft_run_cmd_from_buffer, synchronous', watch, 3, (ip) => {
+    runSync(ctx, `create element inet ${TABLE} banned4 { ${ip} timeout 1h }`);
+  });
+  lib.func('void nft_ctx_free(void *ctx)')(ctx);
   await measure('runner.run(create element), koffi async', watch, 1, (ip) => {
     void runner.run({ script: `create element inet ${TABLE} banned4 { ${ip} timeout 1h }` });
   });
