@@ -5,10 +5,10 @@
 // carrier of case c and the account of case d are not; the calls are counted by outcome.
 import t from 'tap';
 import { EslTestServer } from './support/esl-server.js';
-import { DaemonProcess, writeConfig, type LogLine } from './support/daemon-process.js';
+import { writeConfig, type LogLine, startDaemonWith } from './support/daemon-process.js';
 import { captureEventFrames } from './support/esl-test-helpers.js';
 import { netnsTestOptions } from './support/netns.js';
-import { deleteTableIfExists, kernelElements, uniqueTableName } from './support/nft-kernel.js';
+import { kernelElements, uniqueTableName } from './support/nft-kernel.js';
 
 const json = captureEventFrames('esl_json_CHANNEL_calls.raw');
 const plain = captureEventFrames('esl_plain_CHANNEL_calls.raw');
@@ -22,12 +22,7 @@ t.test('the captured calls: scanners of cases a and b banned, the carrier of cas
     metrics: { enabled: true, host: '127.0.0.1', port: 0 },
     log: { level: 'debug' },
   });
-  const daemon = DaemonProcess.start(config);
-  t.teardown(async () => {
-    await daemon.stop('SIGKILL');
-    await server.close();
-    deleteTableIfExists('inet', table);
-  });
+  const daemon = startDaemonWith(t, config, server, table);
   await server.waitForSubscriptions(1);
   t.match(server.sessions[0]!.subscribeCommands[0], /^event json HEARTBEAT CHANNEL_HANGUP_COMPLETE CUSTOM /);
   t.equal(server.replayCaptured(json, plain), 20, '12 CHANNEL_HANGUP_COMPLETE and 8 sofia events: what FreeSWITCH sends for that subscription');

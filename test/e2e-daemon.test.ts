@@ -4,7 +4,7 @@ import t, { type Test } from 'tap';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { EslTestServer } from './support/esl-server.js';
-import { DaemonProcess, fsguardCli, writeConfig, type LogLine } from './support/daemon-process.js';
+import { DaemonProcess, fsguardCli, writeConfig, type LogLine, startDaemonWith } from './support/daemon-process.js';
 import { netnsTestOptions } from './support/netns.js';
 import { deleteTableIfExists, kernelElement, kernelElements, uniqueTableName } from './support/nft-kernel.js';
 
@@ -30,12 +30,7 @@ async function rig(t: Test, label: string, overrides: { esl?: object; nft?: obje
     metrics: { enabled: false, ...overrides.metrics },
     log: { level: 'debug' },
   });
-  const daemon = DaemonProcess.start(config);
-  t.teardown(async () => {
-    await daemon.stop('SIGKILL');
-    await server.close();
-    deleteTableIfExists('inet', table);
-  });
+  const daemon = startDaemonWith(t, config, server, table);
   return { server, table, config, daemon };
 }
 

@@ -9,9 +9,9 @@ import type { AddressInfo } from 'node:net';
 import { createServer as createTcpServer } from 'node:net';
 import { join } from 'node:path';
 import { EslTestServer } from './support/esl-server.js';
-import { DaemonProcess, fsguardCli, writeConfig } from './support/daemon-process.js';
+import { fsguardCli, writeConfig, startDaemonWith } from './support/daemon-process.js';
 import { netnsTestOptions } from './support/netns.js';
-import { deleteTableIfExists, kernelElements, uniqueTableName } from './support/nft-kernel.js';
+import { kernelElements, uniqueTableName } from './support/nft-kernel.js';
 import type { StatusReport } from '../lib/status/report.js';
 
 const SCENARIOS = new URL('../../../shared/scenarios/', import.meta.url).pathname;
@@ -59,12 +59,7 @@ t.test('the daemon notifies a webhook, keeps banning with the mail server down, 
     },
     log: { level: 'debug' },
   });
-  const daemon = DaemonProcess.start(config);
-  t.teardown(async () => {
-    await daemon.stop('SIGKILL');
-    await server.close();
-    deleteTableIfExists('inet', table);
-  });
+  const daemon = startDaemonWith(t, config, server, table);
   await server.waitForSubscriptions(1);
   await server.replay([...trace('brute-force-one-user'), ...trace('mass-reboot-office')]);
 
@@ -129,12 +124,7 @@ t.test('unban notices: a ban that expires, and one lifted by hand', netnsTestOpt
     metrics: { enabled: false },
     notify: { digestSeconds: 1, webhook: { kinds: ['unban'], url: `http://127.0.0.1:${(hook.address() as AddressInfo).port}/hook` } },
   });
-  const daemon = DaemonProcess.start(config);
-  t.teardown(async () => {
-    await daemon.stop('SIGKILL');
-    await server.close();
-    deleteTableIfExists('inet', table);
-  });
+  const daemon = startDaemonWith(t, config, server, table);
   await server.waitForSubscriptions(1);
   const known = async (): Promise<number> => {
     const r = await fsguardCli(['status', '--json', '--config', config]);

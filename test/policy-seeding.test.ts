@@ -5,9 +5,9 @@
 // burst still is. With everything real: the daemon, nft in a namespace, the event socket.
 import t from 'tap';
 import { EslTestServer } from './support/esl-server.js';
-import { DaemonProcess, writeConfig } from './support/daemon-process.js';
+import { writeConfig, startDaemonWith } from './support/daemon-process.js';
 import { netnsTestOptions } from './support/netns.js';
-import { deleteTableIfExists, uniqueTableName } from './support/nft-kernel.js';
+import { uniqueTableName } from './support/nft-kernel.js';
 
 const OFFICE = '198.51.100.30';
 const SCANNER = '203.0.113.70';
@@ -41,12 +41,7 @@ t.test('events before the registrations answer wait for it: a registered office 
     metrics: { enabled: false },
     log: { level: 'info' },
   });
-  const daemon = DaemonProcess.start(config);
-  t.teardown(async () => {
-    await daemon.stop('SIGKILL');
-    await server.close();
-    deleteTableIfExists('inet', table);
-  });
+  const daemon = startDaemonWith(t, config, server, table);
   await daemon.waitForLog('the scanner banned', (l) => l.event === 'ban' && l.target === SCANNER, 20_000);
   const loaded = await daemon.waitForLog('registrations loaded', (l) => l.msg === 'live registrations loaded: their sources count as legitimate');
   t.ok((loaded.held as number) >= 21, `${String(loaded.held)} events were held until the answer`);

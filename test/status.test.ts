@@ -6,7 +6,7 @@ import { mkdtempSync, readFileSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { EslTestServer } from './support/esl-server.js';
-import { DaemonProcess, fsguardCli, writeConfig, type LogLine } from './support/daemon-process.js';
+import { DaemonProcess, fsguardCli, writeConfig, type LogLine, startDaemonWith } from './support/daemon-process.js';
 import { netnsTestOptions } from './support/netns.js';
 import { deleteTableIfExists, kernelElements, uniqueTableName } from './support/nft-kernel.js';
 import type { StatusReport } from '../lib/status/report.js';
@@ -50,12 +50,7 @@ t.test('status shows the figures of a replayed trace; with the daemon stopped, t
     status: { socket },
     log: { level: 'info' },
   });
-  const daemon = DaemonProcess.start(config);
-  t.teardown(async () => {
-    await daemon.stop('SIGKILL');
-    await server.close();
-    deleteTableIfExists('inet', table);
-  });
+  const daemon = startDaemonWith(t, config, server, table);
   await server.waitForSubscriptions(1);
   // A brute force (bans) beside an office, then a mass reboot with stale passwords (alerts).
   const lines = [...trace('brute-force-one-user'), ...trace('mass-reboot-office')];

@@ -4,6 +4,8 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { chmodSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import type { Test } from 'tap';
+import { deleteTableIfExists } from './nft-kernel.js';
 
 export const ROOT = new URL('../../../', import.meta.url).pathname;
 export const FSGUARD = join(ROOT, 'bin/fsguard');
@@ -144,4 +146,18 @@ export class DaemonProcess {
   waitExit(): Promise<number | null> {
     return this.exited;
   }
+}
+
+/**
+ * A daemon under test beside its own event-socket test server and nft table: at the test's
+ * end the daemon is killed, the server closed and the table deleted.
+ */
+export function startDaemonWith(t: Test, config: string, server: { close(): Promise<void> }, table: string): DaemonProcess {
+  const daemon = DaemonProcess.start(config);
+  t.teardown(async () => {
+    await daemon.stop('SIGKILL');
+    await server.close();
+    deleteTableIfExists('inet', table);
+  });
+  return daemon;
 }
