@@ -10,20 +10,13 @@ import t from 'tap';
 import { createServer, type AddressInfo, type Socket } from 'node:net';
 import { EslTestServer } from './support/esl-server.js';
 import { netnsTestOptions } from './support/netns.js';
+import { freeLoopbackPort } from './support/daemon-process.js';
 import {
   allBannedKeys, elementIfAny, EslServerProcess, fetchMetrics, ipv4Of, metricValue, rigConfig,
   scannerEvents, startDaemon, traceFile, waitFor,
 } from './support/fault-rig.js';
 
 const OFFICE = '198.51.100.30';
-
-async function freePort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const port = (s.address() as AddressInfo).port;
-  await new Promise<void>((r) => s.close(() => r()));
-  return port;
-}
 
 t.test('FreeSWITCH restarts mid-attack: reconnected, re-subscribed, registrations re-seeded, bans kept', netnsTestOptions(), async (t) => {
   const registrations = [{ user: '1001', realm: 'pbx.example.com', ip: OFFICE }];
@@ -74,7 +67,7 @@ t.test('FreeSWITCH restarts mid-attack: reconnected, re-subscribed, registration
 });
 
 t.test('FreeSWITCH unreachable at start: one clear warning, retries, connects once it is up', netnsTestOptions(), async (t) => {
-  const port = await freePort();
+  const port = await freeLoopbackPort();
   const { table, config } = rigConfig(t, 'f_unreach', port);
   const daemon = startDaemon(t, config);
   await daemon.waitForLog('running', (l) => l.msg === 'fsguard running');

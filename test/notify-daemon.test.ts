@@ -6,10 +6,9 @@ import { createHmac } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { createServer, type IncomingHttpHeaders } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { createServer as createTcpServer } from 'node:net';
 import { join } from 'node:path';
 import { EslTestServer } from './support/esl-server.js';
-import { fsguardCli, writeConfig, startDaemonWith } from './support/daemon-process.js';
+import { fsguardCli, writeConfig, startDaemonWith, freeLoopbackPort } from './support/daemon-process.js';
 import { netnsTestOptions } from './support/netns.js';
 import { kernelElements, uniqueTableName } from './support/nft-kernel.js';
 import type { StatusReport } from '../lib/status/report.js';
@@ -20,14 +19,6 @@ const ATTACKER = '203.0.113.66';
 const HOOK_SECRET = 'hook-S3cret-4242';
 const SMTP_PASSWORD = 'smtp-S3cret-4343';
 const TOKEN = 'XyZtoken9876';
-
-async function closedPort(): Promise<number> {
-  const s = createTcpServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const port = (s.address() as AddressInfo).port;
-  await new Promise<void>((r) => s.close(() => r()));
-  return port;
-}
 
 async function waitUntil(what: string, cond: () => boolean | Promise<boolean>, timeoutMs = 60_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
@@ -47,7 +38,7 @@ t.test('the daemon notifies a webhook, keeps banning with the mail server down, 
   t.teardown(() => new Promise<void>((r) => hook.close(() => r())));
   const server = await EslTestServer.start({ heartbeatIntervalMs: 500 });
   const table = uniqueTableName('ntf');
-  const smtpPort = await closedPort();
+  const smtpPort = await freeLoopbackPort();
   const config = writeConfig({
     esl: { host: '127.0.0.1', port: server.port, password: 'ClueCon' },
     nft: { table, reconcileSeconds: 0.5 },

@@ -7,7 +7,6 @@ import { createHmac } from 'node:crypto';
 import { mkdtempSync, readFileSync } from 'node:fs';
 import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { createServer as createTcpServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Registry } from 'prom-client';
@@ -19,6 +18,7 @@ import type { BanDecision, PolicyAlert, RuleId } from '../lib/policy/types.js';
 import { terminalSafe } from '../lib/status/terminal-safe.js';
 import { RecordingLogger } from './support/esl-test-helpers.js';
 import { FakeTimers, until } from './support/fake-timers.js';
+import { freeLoopbackPort } from './support/daemon-process.js';
 
 const SECRET = 'webhook-s3cret-value';
 const SMTP_PASSWORD = 'smtp-pa55word-value';
@@ -229,15 +229,6 @@ async function smtpServer(t: Test, tls: { key: string; cert: string }, port = 0)
   return { port: addr.port, messages, close };
 }
 
-/** A loopback port nobody listens on (bound, then released). */
-async function closedPort(): Promise<number> {
-  const s = createTcpServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const port = (s.address() as AddressInfo).port;
-  await new Promise<void>((r) => s.close(() => r()));
-  return port;
-}
-
 t.test('mail over SMTP with STARTTLS and AUTH; hostile names escaped in headers and body', async (t) => {
   const tls = selfSignedCert(mkdtempSync(join(tmpdir(), 'fsguard-smtp-')));
   const smtp = await smtpServer(t, tls);
@@ -265,7 +256,7 @@ t.test('mail over SMTP with STARTTLS and AUTH; hostile names escaped in headers 
 
 t.test('SMTP server down: retried with backoff, counted, nothing blocks; delivered once it is back', async (t) => {
   const tls = selfSignedCert(mkdtempSync(join(tmpdir(), 'fsguard-smtp-')));
-  const port = await closedPort();
+  const port = await freeLoopbackPort();
   const { notifier, timers, registry, logger } = rig(notifyConfig({ mail: { kinds: ['ban'], smtp: { port, user: 'fsguard', password: SMTP_PASSWORD, caFile: tls.certFile } } }));
   t.teardown(() => notifier.stop(0));
   notifier.banned(ban('brute_force'), 3600, timers.now);

@@ -5,12 +5,10 @@
 import t from 'tap';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
-import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { EslTestServer } from './support/esl-server.js';
-import { DaemonProcess, ROOT, writeConfig } from './support/daemon-process.js';
+import { DaemonProcess, ROOT, writeConfig, freeLoopbackPort } from './support/daemon-process.js';
 import { netnsTestOptions } from './support/netns.js';
 import { deleteTableIfExists, uniqueTableName } from './support/nft-kernel.js';
 
@@ -56,14 +54,6 @@ t.test('the dashboard: every panel with queries names its data source; the panel
   t.match(exprs, /sum by \(rule\)/, 'bans by rule');
 });
 
-async function freePort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const port = (s.address() as AddressInfo).port;
-  await new Promise<void>((r) => s.close(() => r()));
-  return port;
-}
-
 async function getJson(url: string): Promise<{ status: number; body: unknown }> {
   try {
     const res = await fetch(url);
@@ -76,7 +66,7 @@ async function getJson(url: string): Promise<{ status: number; body: unknown }> 
 t.test('a real Prometheus scraping a real daemon: every dashboard query returns data, the rules load', { ...netnsTestOptions(), ...(promSkip('prometheus') ? { skip: promSkip('prometheus') } : {}) }, async (t) => {
   const server = await EslTestServer.start({ heartbeatIntervalMs: 500 });
   const table = uniqueTableName('prom');
-  const deadWebhook = await freePort();
+  const deadWebhook = await freeLoopbackPort();
   const config = writeConfig({
     esl: { host: '127.0.0.1', port: server.port, password: 'ClueCon' },
     nft: { table, reconcileSeconds: 0.5 },
@@ -107,7 +97,7 @@ t.test('a real Prometheus scraping a real daemon: every dashboard query returns 
   await daemon.waitForLog('a notification failure', (l) => /notification failed/.test(l.msg ?? ''));
 
   const dir = mkdtempSync(join(tmpdir(), 'fsguard-prom-'));
-  const promPort = await freePort();
+  const promPort = await freeLoopbackPort();
   writeFileSync(join(dir, 'prometheus.yml'), [
     'global:',
     '  scrape_interval: 1s',

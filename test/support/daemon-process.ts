@@ -4,6 +4,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { chmodSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { createServer, type AddressInfo } from 'node:net';
 import type { Test } from 'tap';
 import { deleteTableIfExists } from './nft-kernel.js';
 
@@ -160,4 +161,13 @@ export function startDaemonWith(t: Test, config: string, server: { close(): Prom
     deleteTableIfExists('inet', table);
   });
   return daemon;
+}
+
+/** A loopback port nobody listens on (bound, then released): a free port, or a refused connection. */
+export async function freeLoopbackPort(): Promise<number> {
+  const s = createServer();
+  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
+  const port = (s.address() as AddressInfo).port;
+  await new Promise<void>((r) => s.close(() => r()));
+  return port;
 }
