@@ -108,7 +108,7 @@ t.test('brute force against a working office: attacker in the kernel set, office
   // Manual ban with a duration and reason.
   const ban = await fsguardCli(['ban', '2001:db8:bad:1::/64', '--for', '2h', '--reason', 'test "quoted"\nreason', '--config', config]);
   t.equal(ban.status, 0, ban.stderr);
-  const prefix = kernelElement(table, 'banned6net', '2001:db8:bad:1::/64');
+  const prefix = kernelElement(table, 'banned6p64', '2001:db8:bad:1::');
   t.ok(prefix && (prefix.timeout ?? 0) >= 7000, 'manual prefix ban with its duration');
   t.match(prefix?.comment ?? '', /rule=manual/);
   const refused = await fsguardCli(['ban', '127.0.0.1', '--config', config]);

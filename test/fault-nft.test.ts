@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { DaemonProcess, FSGUARD, fsguardCli, type LogLine } from './support/daemon-process.js';
 import { EslTestServer } from './support/esl-server.js';
 import { netnsTestOptions } from './support/netns.js';
-import { chainRules, kernelElements, nftCli } from './support/nft-kernel.js';
+import { BAN_SETS, banTargetOf, chainRules, kernelElements, nftCli } from './support/nft-kernel.js';
 import {
   allBannedKeys, elementIfAny, elementsIfAny, ipv4Of, rigConfig, scannerEvents, sleep,
   startDaemon, waitFor,
@@ -26,11 +26,11 @@ async function banSome(server: EslTestServer, table: string, base: number, n: nu
   return ips;
 }
 
-/** Every element with its seconds left, across the three sets. */
+/** Every element with its seconds left, across the ban sets. */
 function snapshot(table: string): Map<string, number> {
   const out = new Map<string, number>();
-  for (const set of ['banned4', 'banned6', 'banned6net']) {
-    for (const e of elementsIfAny(table, set)) out.set(e.key, e.expires ?? -1);
+  for (const set of BAN_SETS) {
+    for (const e of elementsIfAny(table, set)) out.set(banTargetOf(set, e.key), e.expires ?? -1);
   }
   return out;
 }
@@ -77,7 +77,7 @@ t.test('nft flush ruleset: table, sets, chain and every ban back within 2 s with
   const restoring = await daemon.waitForLog('restoring line', (l) => daemon.lines.indexOf(l) >= linesBefore && /restoring every ban/.test(l.msg ?? ''), 5000);
   t.ok((restoring.bans as number) >= before.size, `the flush removed the table and fsguard restored ${String(restoring.bans)} bans`);
   t.same(chainRules(table, 'input'), rulesBefore, 'the drop rules are back, the same');
-  t.match(kernelElements(table, 'banned6net').find((e) => e.key === '2001:db8:bad:1::/64')?.comment ?? '', /rule=manual/, 'the manual ban keeps its comment');
+  t.match(kernelElements(table, 'banned6p64').find((e) => e.key === '2001:db8:bad:1::')?.comment ?? '', /rule=manual/, 'the manual ban keeps its comment');
   await sleep(1500);
   t.notOk(daemon.lines.some((l) => /lifted outside fsguard/.test(l.msg ?? '')), 'a flush is not mistaken for manual unbans');
   t.ok(daemon.running);

@@ -6,7 +6,7 @@ import t from 'tap';
 import { EslTestServer } from './support/esl-server.js';
 import { fsguardCli, type LogLine } from './support/daemon-process.js';
 import { netnsTestOptions } from './support/netns.js';
-import { nftCli } from './support/nft-kernel.js';
+import { BAN_SETS, nftCli } from './support/nft-kernel.js';
 import {
   allBannedKeys, elementIfAny, elementsIfAny, eventBody, rigConfig, sleep, startDaemon, waitFor, type EventSpec,
 } from './support/fault-rig.js';
@@ -82,7 +82,7 @@ t.test('hostile strings in user agent, users and call-id: one JSON line per log 
   t.ok(uaLogged.some((ua) => ua.includes('\u001b[31m')), 'hostile text is logged as data (escaped inside a JSON string), not dropped');
   t.ok(daemon.lines.some((l: LogLine) => l.event === 'alert' && String(l.user).includes('\n')), 'alerts carry the hostile user as a JSON string');
 
-  for (const set of ['banned4', 'banned6', 'banned6net']) {
+  for (const set of BAN_SETS) {
     for (const e of elementsIfAny(table, set)) t.match(e.comment ?? '', COMMENT, `comment of ${e.key} is fsguard's own format`);
   }
   // An operator's --reason is the only free text that reaches a comment: sanitized.

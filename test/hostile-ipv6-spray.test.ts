@@ -87,7 +87,7 @@ function rssOf(pid: number): number {
   return m ? Number(m[1]) * 1024 : Number.NaN;
 }
 
-t.test('an IPv6 spray through the real daemon: the /64 lands in banned6net, tracked state within the configured caps', netnsTestOptions(), async (t) => {
+t.test('an IPv6 spray through the real daemon: the /64 lands in banned6p64, tracked state within the configured caps', netnsTestOptions(), async (t) => {
   const server = await EslTestServer.start({ heartbeatIntervalMs: 1000 });
   t.teardown(() => server.close());
   const policy = { maxTrackedSources: 1000, maxLegitimateSources: 100, maxTrackedPrefixes: 100 };
@@ -105,7 +105,7 @@ t.test('an IPv6 spray through the real daemon: the /64 lands in banned6net, trac
     lines.push(JSON.stringify(eventObject({ ip, userAgent: 'Yealink SIP-T46S 66.86.0.15', callId: `s${i}` })));
   }
   await server.replay(lines, { eventsPerSecond: 5000 });
-  await waitFor('the /64 in banned6net', () => elementIfAny(table, 'banned6net', '2001:db8:bad:2::/64'), 20_000);
+  await waitFor('the /64 in banned6p64', () => elementIfAny(table, 'banned6p64', '2001:db8:bad:2::'), 20_000);
   await new Promise((r) => setTimeout(r, 1500));
   const body = await fetchMetrics(port);
   const tracked = metricValue(body, 'fsguard_policy_tracked_sources');

@@ -3,7 +3,7 @@
 import t from 'tap';
 import { fsguardCli, writeConfig, type ProcessResult } from './support/daemon-process.js';
 import { netnsTestOptions } from './support/netns.js';
-import { deleteTableIfExists, nftCli, uniqueTableName } from './support/nft-kernel.js';
+import { deleteTableIfExists, kernelElements, nftCli, uniqueTableName } from './support/nft-kernel.js';
 import { OWNER_MARK } from '../lib/nft/index.js';
 
 const ns = netnsTestOptions();
@@ -82,7 +82,7 @@ t.test('check names each mismatch of a broken layout; run refuses what it cannot
   t.match(lines.join('\n'), new RegExp(`set inet ${table} banned4 has type "ipv6_addr", expected ipv4_addr`), 'the wrong type, named');
   t.match(lines.join('\n'), new RegExp(`set inet ${table} banned4net \\(IPv4 prefixes\\) is missing`), 'the missing set, named');
   t.match(lines.join('\n'), /chain inet \S+ input has priority 5, expected -10/, 'the priority, named');
-  t.match(lines.join('\n'), /chain inet \S+ input has 1 rules, expected 4 drop rules/, 'the rules, counted');
+  t.match(lines.join('\n'), /chain inet \S+ input has 1 rules, expected 5 drop rules/, 'the rules, counted');
   t.match(lines.at(-1) ?? '', /fsguard run refuses this table/);
 
   const run = await fsguardCli(['run', '--config', config]);
@@ -132,8 +132,10 @@ t.test('the table an earlier fsguard made (no mark) is adopted with its bans; wi
   t.equal((await fsguardCli(['ban', '203.0.113.0/24', '--for', '1h', '--config', config])).status, 0, 'ban (which sets up) adopts it');
   const after = JSON.parse(nftCli(['-j', 'list', 'table', 'inet', table])) as { nftables: Record<string, { name?: string; comment?: string }>[] };
   const sets = after.nftables.flatMap((i) => (i.set ? [i.set] : []));
-  t.same(sets.map((s) => s.name).sort(), ['banned4', 'banned4net', 'banned6', 'banned6net', 'freeswitch4', 'freeswitch6'], 'the sets this version has were added');
-  t.ok(sets.filter((s) => s.name === 'banned4net' || s.name === 'freeswitch4').every((s) => s.comment === OWNER_MARK), 'the new sets carry the mark');
+  t.same(sets.map((s) => s.name).sort(), ['banned4', 'banned4net', 'banned6', 'banned6net', 'banned6p64', 'freeswitch4', 'freeswitch6'], 'the sets this version has were added');
+  t.ok(sets.filter((s) => s.name === 'banned4net' || s.name === 'banned6p64' || s.name === 'freeswitch4').every((s) => s.comment === OWNER_MARK), 'the new sets carry the mark');
+  t.same(kernelElements(table, 'banned6p64').map((e) => e.key), ['2001:db8:bad::'], 'its /64 moved to the /64 set');
+  t.same(kernelElements(table, 'banned6net'), [], 'and out of the interval set');
   const now = await fsguardCli(['bans', '--json', '--config', config]);
   t.same((JSON.parse(now.stdout) as { bans: { target: string }[] }).bans.map((b) => b.target).sort(), ['198.51.100.7', '2001:db8::7', '2001:db8:bad::/64', '203.0.113.0/24'], 'its bans kept, the new one beside them');
   const recheck = await fsguardCli(['check', '--config', config]);

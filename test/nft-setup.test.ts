@@ -6,7 +6,7 @@ import { spawnSync } from 'node:child_process';
 import { parseCidr, type Cidr } from '../lib/net/ip.js';
 import { LibnftablesBackend, LibnftablesRunner, NftError, NftSetWriter, OWNER_MARK, resolveNftLayout, type NftWriterObserver } from '../lib/nft/index.js';
 import { netnsTestOptions } from './support/netns.js';
-import { chainRules, deleteTableIfExists, kernelElement, nftCli, uniqueTableName } from './support/nft-kernel.js';
+import { chainRules, deleteTableIfExists, kernelElement, kernelElements, nftCli, uniqueTableName } from './support/nft-kernel.js';
 
 const nsOptions = netnsTestOptions();
 
@@ -49,20 +49,28 @@ t.test('setup is idempotent, keeps bans, and touches no other table', nsOptions,
 
   await writer.setup();
   const rulesOnce = chainRules(table, 'input');
-  t.equal(rulesOnce.filter((l) => l.endsWith('drop')).length, 4, 'four drop rules (v4 hosts and prefixes, v6 hosts and prefixes)');
+  t.equal(rulesOnce.filter((l) => l.endsWith('drop')).length, 5, 'five drop rules (v4 hosts and prefixes, v6 hosts, /64s and other prefixes)');
   t.match(rulesOnce.join('\n'), /ip saddr @banned4 meta l4proto \{ tcp, udp \} th dport \{ 5060, 5061 \} counter drop/);
   t.match(rulesOnce.join('\n'), /ip6 saddr @banned6 meta l4proto/);
+  t.match(rulesOnce.join('\n'), /ip6 saddr & ffff:ffff:ffff:ffff:: == @banned6p64 meta l4proto/);
   t.match(rulesOnce.join('\n'), /ip6 saddr @banned6net meta l4proto/);
 
-  // A ban made in between must survive the next start.
+  // Bans made in between must survive the next start; a /64 an earlier fsguard put in the
+  // interval set moves to the /64 set, with its time and comment.
   nftCli(['add', 'element', 'inet', table, 'banned4', '{ 203.0.113.9 timeout 1h comment "fsguard rule=x n=1" }']);
-  nftCli(['add', 'element', 'inet', table, 'banned6net', '{ 2001:db8:9::/64 timeout 1h }']);
-  await writer.setup();
+  nftCli(['add', 'element', 'inet', table, 'banned6net', '{ 2001:db8:9::/64 timeout 1h comment "fsguard rule=prefix n=2" }']);
+  nftCli(['add', 'element', 'inet', table, 'banned6net', '{ 2001:db8:8::/56 timeout 1h }']);
+  const started = await writer.setup();
+  t.same(started.list.bans.filter((b) => b.target.family === 6).map((b) => [b.set, b.target.text, b.rule]).sort(),
+    [['set6net', '2001:db8:8::/56', undefined], ['set6p64', '2001:db8:9::/64', 'prefix']], 'setup reports the /64 where it now is');
   await writer.setup();
   t.same(chainRules(table, 'input'), rulesOnce, 'rules not duplicated by repeated setup');
   t.equal(kernelElement(table, 'banned4', '203.0.113.9')?.timeout, 3600, 'existing IPv4 ban kept with its timeout');
   t.equal(kernelElement(table, 'banned4', '203.0.113.9')?.comment, 'fsguard rule=x n=1');
-  t.ok(kernelElement(table, 'banned6net', '2001:db8:9::/64'), 'existing prefix ban kept');
+  t.same(kernelElements(table, 'banned6net').map((e) => e.key), ['2001:db8:8::/56'], 'the /56 stays in the interval set');
+  const moved = kernelElement(table, 'banned6p64', '2001:db8:9::');
+  t.ok(moved && moved.timeout !== undefined && moved.timeout > 3500 && moved.timeout <= 3600, `the /64 moved with what was left of its hour (${moved?.timeout})`);
+  t.equal(moved?.comment, 'fsguard rule=prefix n=2');
 
   const sets = JSON.parse(nftCli(['-j', 'list', 'sets', 'inet'])) as { nftables: Array<{ set?: { table: string; name: string; type: string; flags?: string[] } }> };
   const ours = sets.nftables.flatMap((i) => (i.set && i.set.table === table ? [i.set] : []));
@@ -71,6 +79,7 @@ t.test('setup is idempotent, keeps bans, and touches no other table', nsOptions,
     ['banned4net', 'ipv4_addr', ['interval', 'timeout']],
     ['banned6', 'ipv6_addr', ['timeout']],
     ['banned6net', 'ipv6_addr', ['interval', 'timeout']],
+    ['banned6p64', 'ipv6_addr', ['timeout']],
     ['freeswitch4', 'ipv4_addr', ['timeout']],
     ['freeswitch6', 'ipv6_addr', ['timeout']],
   ]);
@@ -91,6 +100,7 @@ t.test('a restart with another priority and all ports rebuilds our chain', nsOpt
     'ip saddr @banned4 counter drop',
     'ip saddr @banned4net counter drop',
     'ip6 saddr @banned6 counter drop',
+    'ip6 saddr & ffff:ffff:ffff:ffff:: == @banned6p64 counter drop',
     'ip6 saddr @banned6net counter drop',
   ]);
   t.ok(kernelElement(table, 'banned4', '203.0.113.10'), 'ban survived the chain rebuild');
@@ -141,6 +151,14 @@ t.test('the chain really drops banned sources (only on the configured ports)', n
   t.equal(await udpReceives('127.0.0.2', '127.0.0.1', 5999), true, 'banned source still reaches a non-SIP port');
   t.same(await writer.ban(cidr('::1'), 60, { rule: 'test', offences: 1 }), { status: 'written' });
   t.equal(await udpReceives('::1', '::1', port), false, 'banned IPv6 host dropped');
+  // Addresses of this test's own namespace: one inside the /64 banned next, one outside it.
+  for (const address of ['2001:db8:64::5', '2001:db8:64::6', '2001:db8:65::5']) {
+    t.equal(spawnSync('ip', ['-6', 'addr', 'add', `${address}/128`, 'dev', 'lo', 'nodad']).status, 0, `ip addr add ${address}`);
+  }
+  t.equal(await udpReceives('2001:db8:64::5', '2001:db8:65::5', port), true, 'reachable before the /64 ban');
+  t.same(await writer.ban(cidr('2001:db8:64::/64'), 60, { rule: 'test', offences: 1 }), { status: 'written' });
+  t.equal(await udpReceives('2001:db8:64::5', '2001:db8:65::5', port), false, 'an address inside a banned /64 dropped');
+  t.equal(await udpReceives('2001:db8:65::5', '2001:db8:64::6', port), true, 'an address outside it still reachable');
   t.same(await writer.unban(cidr('127.0.0.2')), { status: 'removed' });
   t.equal(await udpReceives('127.0.0.2', '127.0.0.1', port), true, 'reachable again after unban');
   await writer.close();

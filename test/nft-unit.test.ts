@@ -71,6 +71,8 @@ t.test('parses nft 1.0.6 list output: strings, elem objects, prefixes, ranges', 
       { set: { family: 'inet', name: 'banned4', table: 'fsguard', type: 'ipv4_addr', handle: 1, flags: ['timeout'],
         elem: [{ elem: { val: '192.0.2.1', timeout: 3600, expires: 3599, comment: 'fsguard rule=x n=1' } }, '192.0.2.2'] } },
       { set: { family: 'inet', name: 'banned6', table: 'fsguard', type: 'ipv6_addr', handle: 2, flags: ['timeout'] } },
+      { set: { family: 'inet', name: 'banned6p64', table: 'fsguard', type: 'ipv6_addr', handle: 5, flags: ['timeout'],
+        elem: [{ elem: { val: '2001:db8:64::', timeout: 600, expires: 5, comment: 'fsguard rule=y n=2' } }, '2001:db8:64::1'] } },
       { set: { family: 'inet', name: 'banned6net', table: 'fsguard', type: 'ipv6_addr', handle: 3, flags: ['interval', 'timeout'],
         elem: [
           { elem: { val: { prefix: { addr: '2001:db8::', len: 64 } }, timeout: 3600, expires: 10, comment: 'p' } },
@@ -87,10 +89,11 @@ t.test('parses nft 1.0.6 list output: strings, elem objects, prefixes, ranges', 
   t.same(list.bans.map((b) => [b.set, b.target.text, b.timeoutSeconds, b.expiresSeconds, b.expiresAtMs, b.comment, b.rule, b.offences]), [
     ['set4', '192.0.2.1', 3600, 3599, 5_000 + 3_599_000, 'fsguard rule=x n=1', 'x', 1],
     ['set4', '192.0.2.2', null, null, null, null, undefined, undefined],
+    ['set6p64', '2001:db8:64::/64', 600, 5, 10_000, 'fsguard rule=y n=2', 'y', 2],
     ['set6net', '2001:db8::/64', 3600, 10, 15_000, 'p', undefined, undefined],
     ['set6net', '2001:db8:1::/120', 60, 59, 64_000, null, undefined, undefined],
   ]);
-  t.equal(list.unrecognized.length, 2, 'non-prefix range and unknown shape reported');
+  t.equal(list.unrecognized.length, 3, 'non-prefix range, unknown shape and a host in the /64 set reported');
   t.throws(() => parseListOutput('not json', layout, 0), { name: 'NftError' });
   t.throws(() => parseListOutput('{"x":1}', layout, 0), { name: 'NftError' });
 });
@@ -123,15 +126,17 @@ t.test('classifies libnftables failures by what libnftables 1.0.6 reports', asyn
 
 t.test('layout validation and set choice', async (t) => {
   const layout = resolveNftLayout();
-  t.same(layout, { family: 'inet', table: 'fsguard', set4: 'banned4', set4net: 'banned4net', set6: 'banned6', set6net: 'banned6net', switch4: 'freeswitch4', switch6: 'freeswitch6', chain: 'input', chainPriority: -10, ports: [] });
+  t.same(layout, { family: 'inet', table: 'fsguard', set4: 'banned4', set4net: 'banned4net', set6: 'banned6', set6net: 'banned6net', set6p64: 'banned6p64', switch4: 'freeswitch4', switch6: 'freeswitch6', chain: 'input', chainPriority: -10, ports: [] });
   t.same(resolveNftLayout({ ports: [5080, 5060, 5060] }).ports, [5060, 5080]);
-  for (const bad of [{ table: 'x y' }, { table: 'fsguard; flush ruleset' }, { chain: '' }, { set4: 'a'.repeat(33) }, { ports: [0] }, { ports: [65536] }, { ports: [5060.5] }, { chainPriority: 1.5 }, { set6: 'banned4' }, { set4net: 'freeswitch4' }]) {
+  for (const bad of [{ table: 'x y' }, { table: 'fsguard; flush ruleset' }, { chain: '' }, { set4: 'a'.repeat(33) }, { ports: [0] }, { ports: [65536] }, { ports: [5060.5] }, { chainPriority: 1.5 }, { set6: 'banned4' }, { set4net: 'freeswitch4' }, { set6net: 'banned6p64' }]) {
     t.throws(() => resolveNftLayout(bad), NftLayoutError, `rejects ${JSON.stringify(bad)}`);
   }
   t.equal(setRoleFor(cidr('192.0.2.1')), 'set4');
   t.equal(setRoleFor(cidr('192.0.2.0/24')), 'set4net');
   t.equal(setRoleFor(cidr('2001:db8::1')), 'set6');
-  t.equal(setRoleFor(cidr('2001:db8::/64')), 'set6net');
+  t.equal(setRoleFor(cidr('2001:db8::/64')), 'set6p64', 'a /64 in the hash set of /64s');
+  t.equal(setRoleFor(cidr('2001:db8::/56')), 'set6net');
+  t.equal(setRoleFor(cidr('2001:db8::/80')), 'set6net');
   // Every command of the create transaction names our table and nothing else, and never
   // flushes or deletes anything.
   const script = createTableScript(resolveNftLayout({ table: 'mine', ports: [5060] })).script;

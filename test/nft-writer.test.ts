@@ -61,17 +61,20 @@ t.test('IPv4, IPv6 and IPv6-prefix bans land in their sets with timeout and comm
     writer.ban(cidr('203.0.113.66'), 3600, { rule: 'brute-force', offences: 1 }),
     writer.ban(cidr('2001:db8::66'), 600, { rule: 'scanner-ua', offences: 2 }),
     writer.ban(cidr('2001:db8:bad:1::/64'), 86400.2, { rule: 'prefix-aggregate', offences: 3 }),
+    writer.ban(cidr('2001:db8:bad:100::/56'), 60, { rule: 'by-hand', offences: 1 }),
   ]);
-  t.same(outcomes, [{ status: 'written' }, { status: 'written' }, { status: 'written' }]);
+  t.same(outcomes, [{ status: 'written' }, { status: 'written' }, { status: 'written' }, { status: 'written' }]);
   const v4 = kernelElement(table, 'banned4', '203.0.113.66');
   t.equal(v4?.timeout, 3600);
   t.ok(v4?.expires !== undefined && v4.expires <= 3600 && v4.expires >= 3590, 'expires counts down from the timeout');
   t.equal(v4?.comment, 'fsguard rule=brute-force n=1');
   t.same(kernelElement(table, 'banned6', '2001:db8::66'), { key: '2001:db8::66', timeout: 600, expires: kernelElement(table, 'banned6', '2001:db8::66')?.expires, comment: 'fsguard rule=scanner-ua n=2' });
-  const net = kernelElement(table, 'banned6net', '2001:db8:bad:1::/64');
+  // A /64 goes into the /64 set as its network address; any other prefix into the interval set.
+  const net = kernelElement(table, 'banned6p64', '2001:db8:bad:1::');
   t.equal(net?.timeout, 86401, 'fractional seconds round up');
   t.equal(net?.comment, 'fsguard rule=prefix-aggregate n=3');
-  t.equal(kernelElements(table, 'banned4').length + kernelElements(table, 'banned6').length + kernelElements(table, 'banned6net').length, 3, 'nothing else written');
+  t.equal(kernelElement(table, 'banned6net', '2001:db8:bad:100::/56')?.timeout, 60);
+  t.equal(['banned4', 'banned6', 'banned6p64', 'banned6net'].reduce((n, set) => n + kernelElements(table, set).length, 0), 4, 'nothing else written');
   t.same(log.refused, []);
   await writer.close();
 });
@@ -97,7 +100,7 @@ t.test('re-banning replaces timeout and comment (extends a running ban)', nsOpti
 t.test('a ban of an element someone else added replaces it (create, then the full form)', nsOptions, async (t) => {
   const { table, writer, runner } = await fixture(t, 'foreignreban');
   nftCli(['add', 'element', 'inet', table, 'banned4', '{ 192.0.2.40 timeout 30s comment "by hand" }']);
-  nftCli(['add', 'element', 'inet', table, 'banned6net', '{ 2001:db8:40::/64 timeout 30s }']);
+  nftCli(['add', 'element', 'inet', table, 'banned6p64', '{ 2001:db8:40:: timeout 30s }']);
   const outcomes = await Promise.all([
     writer.ban(cidr('192.0.2.40'), 5000, { rule: 'r', offences: 1 }),
     writer.ban(cidr('2001:db8:40::/64'), 5000, { rule: 'r', offences: 1 }),
@@ -105,7 +108,7 @@ t.test('a ban of an element someone else added replaces it (create, then the ful
   ]);
   t.same(outcomes.map((o) => o.status), ['written', 'written', 'written']);
   t.same(kernelElement(table, 'banned4', '192.0.2.40') && [kernelElement(table, 'banned4', '192.0.2.40')?.timeout, kernelElement(table, 'banned4', '192.0.2.40')?.comment], [5000, 'fsguard rule=r n=1']);
-  t.equal(kernelElement(table, 'banned6net', '2001:db8:40::/64')?.timeout, 5000);
+  t.equal(kernelElement(table, 'banned6p64', '2001:db8:40::')?.timeout, 5000);
   t.equal(kernelElement(table, 'banned4', '192.0.2.41')?.timeout, 5000);
   t.equal(runner.runs.length, 2, 'the create attempt failed with EEXIST, then one full run');
   t.ok(runner.runs[0]?.some((c) => 'create' in c), 'first attempt used create');
@@ -160,20 +163,20 @@ t.test('the size cap sends full batches at once, two at most side by side, a par
 
 t.test('an overlapping prefix is isolated by bisection and found covered; the rest of the batch lands', nsOptions, async (t) => {
   const { table, writer, runner, log } = await fixture(t, 'bisect');
-  // An existing /48 makes a /64 inside it overlap: the interval set refuses it, and the /48 covers it.
+  // An existing /48 makes a /56 inside it overlap: the interval set refuses it, and the /48 covers it.
   nftCli(['add', 'element', 'inet', table, 'banned6net', '{ 2001:db8:aa::/48 timeout 1h }']);
-  const good = ['192.0.2.1', '192.0.2.2', '192.0.2.3', '192.0.2.4', '192.0.2.5', '2001:db8::5', '2001:db8:bb::/64', '2001:db8:cc::/64'];
+  const good = ['192.0.2.1', '192.0.2.2', '192.0.2.3', '192.0.2.4', '192.0.2.5', '2001:db8::5', '2001:db8:bb::/56', '2001:db8:cc::/56'];
   const pending = good.map((g) => writer.ban(cidr(g), 600, { rule: 'ok', offences: 1 }));
-  const bad = writer.ban(cidr('2001:db8:aa:1::/64'), 600, { rule: 'overlap', offences: 1 });
+  const bad = writer.ban(cidr('2001:db8:aa:100::/56'), 600, { rule: 'overlap', offences: 1 });
   await writer.flush();
   t.ok((await Promise.all(pending)).every((o) => o.status === 'written'), 'good elements written');
-  t.match(await bad, { status: 'covered', by: '2001:db8:aa::/48' }, 'the /64 is reported covered by the /48');
+  t.match(await bad, { status: 'covered', by: '2001:db8:aa::/48' }, 'the /56 is reported covered by the /48');
   t.same(log.refused, [], 'nothing refused');
   for (const g of good) {
     const set = g.includes('/') ? 'banned6net' : g.includes(':') ? 'banned6' : 'banned4';
     t.ok(kernelElement(table, set, g), `${g} in the kernel`);
   }
-  t.notOk(kernelElement(table, 'banned6net', '2001:db8:aa:1::/64'), 'the bad one is not');
+  t.notOk(kernelElement(table, 'banned6net', '2001:db8:aa:100::/56'), 'the bad one is not');
   t.ok(kernelElement(table, 'banned6net', '2001:db8:aa::/48'), 'the existing /48 untouched');
   t.ok(runner.runs.length > 1 && runner.runs.length <= 2 * Math.ceil(Math.log2(good.length + 1)) + 2, `bisection used ${runner.runs.length} runs`);
   t.equal(log.batches.flat().length, good.length, 'observer saw every good element committed once');
@@ -195,7 +198,7 @@ t.test('unban removes; unban of a missing element is "not banned", not a failure
     writer.unban(cidr('2001:db8::10')),
   ]);
   t.same(outcomes.map((o) => o.status), ['removed', 'not-banned', 'removed', 'not-banned', 'removed']);
-  t.same([...kernelElements(table, 'banned4'), ...kernelElements(table, 'banned6'), ...kernelElements(table, 'banned6net')], [], 'all sets empty');
+  t.same(['banned4', 'banned6', 'banned6p64', 'banned6net'].flatMap((set) => kernelElements(table, set)), [], 'all sets empty');
   t.same(log.refused, [], 'a missing element is not reported as refused');
   t.same(log.runFailures, []);
   t.same(await writer.unban(cidr('192.0.2.99')), { status: 'not-banned' }, 'alone in its batch too');
@@ -229,6 +232,8 @@ t.test('read-back parses our elements, comments and foreign ones', nsOptions, as
   nftCli(['add', 'element', 'inet', table, 'banned4', '{ 198.51.100.1 }']);
   nftCli(['add', 'element', 'inet', table, 'banned6net', '{ 2001:db8:f::-2001:db8:f::ff timeout 1h comment "by hand" }']);
   nftCli(['add', 'element', 'inet', table, 'banned6net', '{ 2001:db8:e::3-2001:db8:e::9 timeout 1h }']);
+  // In the /64 set, an address that is not a /64's network address never matches the rule.
+  nftCli(['add', 'element', 'inet', table, 'banned6p64', '{ 2001:db8:d::1 timeout 1h }']);
   const list = await writer.list();
   t.equal(list.tableExists, true);
   const byTarget = new Map(list.bans.map((b) => [b.target.text, b]));
@@ -239,14 +244,15 @@ t.test('read-back parses our elements, comments and foreign ones', nsOptions, as
   const v6 = byTarget.get('2001:db8::1');
   t.same(v6 && [v6.set, v6.rule, v6.comment], ['set6', 'manual', 'fsguard rule=manual n=1 note=office asked']);
   const net = byTarget.get('2001:db8:1:2::/64');
-  t.same(net && [net.set, net.target.prefixLength, net.timeoutSeconds, net.rule], ['set6net', 64, 120, 'prefix']);
+  t.same(net && [net.set, net.target.prefixLength, net.timeoutSeconds, net.rule], ['set6p64', 64, 120, 'prefix']);
   const foreign = byTarget.get('198.51.100.1');
   t.same(foreign && [foreign.timeoutSeconds, foreign.expiresSeconds, foreign.comment, foreign.rule], [null, null, null, undefined]);
   const range = byTarget.get('2001:db8:f::/120');
   t.same(range && [range.set, range.comment, range.rule], ['set6net', 'by hand', undefined], 'a range that is a prefix reads as that prefix');
   t.equal(list.bans.length, 5);
-  t.same(list.unrecognized.length, 1, 'a range that is no prefix is reported, not dropped silently');
-  t.match(list.unrecognized[0] ?? '', /2001:db8:e::3/);
+  t.same(list.unrecognized.length, 2, 'a range that is no prefix, and a host in the /64 set, are reported, not dropped silently');
+  t.match(list.unrecognized.join(' '), /2001:db8:e::3/);
+  t.match(list.unrecognized.join(' '), /2001:db8:d::1/);
   await writer.close();
 });
 

@@ -1,6 +1,7 @@
 // Small constructors for the schema objects, so callers never assemble nft JSON by hand
 // (and never text: nothing here concatenates a command line).
 import type {
+  NftBitwiseAndExpression,
   NftChain,
   NftCommand,
   NftCounterStatement,
@@ -101,6 +102,11 @@ export function setReference(name: string): string {
 
 export function setLiteral(values: readonly NftImmediate[]): NftSetLiteral {
   return { set: values };
+}
+
+/** `left & mask`. */
+export function bitwiseAnd(left: NftPayloadExpression, mask: NftImmediate): NftBitwiseAndExpression {
+  return { '&': [left, mask] };
 }
 
 export function prefix(addr: string, len: number): NftPrefixExpression {

@@ -9,7 +9,7 @@
 // else and is never changed.
 import type { Cidr } from '../net/ip.js';
 import {
-  addChain, addRule, counter, deleteChain, drop, flushChain, matchEquals, meta, payload, setLiteral,
+  addChain, addRule, bitwiseAnd, counter, deleteChain, drop, flushChain, matchEquals, meta, payload, setLiteral,
   setReference,
 } from './builders.js';
 import type { NftChain, NftCommand, NftPayloadProtocol, NftSetFlag, NftSetKeyType, NftStatement } from './schema.js';
@@ -44,6 +44,8 @@ export interface NftLayout {
   readonly set4net: string;
   readonly set6: string;
   readonly set6net: string;
+  /** IPv6 /64 prefixes, by their network address (see SET6_64_MASK). */
+  readonly set6p64: string;
   /** FreeSWITCH's own addresses as the daemon learnt them (never dropped: no rule uses them). */
   readonly switch4: string;
   readonly switch6: string;
@@ -53,8 +55,8 @@ export interface NftLayout {
 }
 
 /** Which of the ban sets an element belongs in. */
-export type BanSetRole = 'set4' | 'set4net' | 'set6' | 'set6net';
-export const BAN_SET_ROLES: readonly BanSetRole[] = ['set4', 'set4net', 'set6', 'set6net'];
+export type BanSetRole = 'set4' | 'set4net' | 'set6' | 'set6p64' | 'set6net';
+export const BAN_SET_ROLES: readonly BanSetRole[] = ['set4', 'set4net', 'set6', 'set6p64', 'set6net'];
 type SetRole = BanSetRole | 'switch4' | 'switch6';
 const SET_ROLES: readonly SetRole[] = [...BAN_SET_ROLES, 'switch4', 'switch6'];
 
@@ -63,11 +65,22 @@ const SET_SHAPES: Readonly<Record<SetRole, { readonly type: NftSetKeyType; reado
   set4net: { type: 'ipv4_addr', flags: ['interval', 'timeout'], what: 'IPv4 prefixes' },
   set6: { type: 'ipv6_addr', flags: ['timeout'], what: 'IPv6 hosts' },
   set6net: { type: 'ipv6_addr', flags: ['interval', 'timeout'], what: 'IPv6 prefixes' },
+  set6p64: { type: 'ipv6_addr', flags: ['timeout'], what: 'IPv6 /64 prefixes' },
   switch4: { type: 'ipv4_addr', flags: ['timeout'], what: 'FreeSWITCH\'s IPv4 addresses' },
   switch6: { type: 'ipv6_addr', flags: ['timeout'], what: 'FreeSWITCH\'s IPv6 addresses' },
 };
 
 const NAME = /^[A-Za-z][A-Za-z0-9_]{0,31}$/;
+
+/**
+ * /64s — what the policy bans for IPv6 rotation, by the thousand in an attack — are kept apart
+ * from the other prefixes, in a plain hash set of network addresses that the drop rule looks
+ * the source's /64 up in. The reason is the library: libnftables 1.0.6 fetches every element
+ * of every interval set in the ruleset before each element command (NFT_CACHE_SETELEM_MAYBE in
+ * cache.c), so with 5,000 /64s in the interval set each ban, of any kind, cost ~40 ms of CPU
+ * (bench/RESULTS.md, session 5); a hash set's elements are never fetched.
+ */
+const SET6_64_MASK = 'ffff:ffff:ffff:ffff::';
 
 export class NftLayoutError extends Error {
   override readonly name = 'NftLayoutError';
@@ -82,6 +95,7 @@ export function resolveNftLayout(options: NftLayoutOptions = {}): NftLayout {
     set4net: options.set4net ?? 'banned4net',
     set6: options.set6 ?? 'banned6',
     set6net: options.set6net ?? 'banned6net',
+    set6p64: 'banned6p64',
     switch4: 'freeswitch4',
     switch6: 'freeswitch6',
     chain: options.chain ?? 'input',
@@ -94,7 +108,7 @@ export function resolveNftLayout(options: NftLayoutOptions = {}): NftLayout {
     }
   }
   if (new Set(SET_ROLES.map((r) => layout[r])).size !== SET_ROLES.length) {
-    throw new NftLayoutError(`nft.set4, nft.set4net, nft.set6 and nft.set6net must be four different names, and not ${layout.switch4} or ${layout.switch6}`);
+    throw new NftLayoutError(`nft.set4, nft.set4net, nft.set6 and nft.set6net must be four different names, and not ${layout.set6p64}, ${layout.switch4} or ${layout.switch6}`);
   }
   if (!Number.isInteger(layout.chainPriority) || Math.abs(layout.chainPriority) > 2 ** 31 - 1) {
     throw new NftLayoutError(`nft.chainPriority: must be an integer, got ${JSON.stringify(layout.chainPriority)}`);
@@ -113,9 +127,10 @@ export function resolveNftLayout(options: NftLayoutOptions = {}): NftLayout {
  */
 export function setRoleFor(target: Cidr): BanSetRole {
   if (target.family === 4) return target.prefixLength === 32 ? 'set4' : 'set4net';
-  return target.prefixLength === 128 ? 'set6' : 'set6net';
+  return target.prefixLength === 128 ? 'set6' : target.prefixLength === 64 ? 'set6p64' : 'set6net';
 }
 
+/** An interval set: its elements are prefixes (the /64 set holds plain network addresses). */
 export function isPrefixRole(role: BanSetRole): boolean {
   return role === 'set4net' || role === 'set6net';
 }
@@ -124,8 +139,9 @@ function baseChain(layout: NftLayout): NftChain {
   return { family: layout.family, table: layout.table, name: layout.chain, type: 'filter', hook: 'input', prio: layout.chainPriority, policy: 'accept' };
 }
 
-function dropRuleExpr(layout: NftLayout, protocol: NftPayloadProtocol, set: string): NftStatement[] {
-  const expr: NftStatement[] = [matchEquals(payload(protocol, 'saddr'), setReference(set))];
+function dropRuleExpr(layout: NftLayout, protocol: NftPayloadProtocol, set: string, mask: string | null = null): NftStatement[] {
+  const source = payload(protocol, 'saddr');
+  const expr: NftStatement[] = [matchEquals(mask === null ? source : bitwiseAnd(source, mask), setReference(set))];
   if (layout.ports.length > 0) {
     expr.push(matchEquals(meta('l4proto'), setLiteral(['tcp', 'udp'])));
     expr.push(matchEquals(payload('th', 'dport'), setLiteral(layout.ports)));
@@ -140,6 +156,7 @@ function dropRules(layout: NftLayout): NftStatement[][] {
     dropRuleExpr(layout, 'ip', layout.set4),
     dropRuleExpr(layout, 'ip', layout.set4net),
     dropRuleExpr(layout, 'ip6', layout.set6),
+    dropRuleExpr(layout, 'ip6', layout.set6p64, SET6_64_MASK),
     dropRuleExpr(layout, 'ip6', layout.set6net),
   ];
 }
@@ -161,9 +178,9 @@ function setScript(layout: NftLayout, role: SetRole): string {
   return `add set ${layout.family} ${layout.table} ${layout[role]} { type ${shape.type}; flags ${shape.flags.join(',')}; comment "${OWNER_MARK}"; }`;
 }
 
-function ruleScript(layout: NftLayout, protocol: 'ip' | 'ip6', set: string): string {
+function ruleScript(layout: NftLayout, protocol: 'ip' | 'ip6', set: string, mask: string | null = null): string {
   const ports = layout.ports.length > 0 ? ` meta l4proto { tcp, udp } th dport { ${layout.ports.join(', ')} }` : '';
-  return `add rule ${layout.family} ${layout.table} ${layout.chain} ${protocol} saddr @${set}${ports} counter drop`;
+  return `add rule ${layout.family} ${layout.table} ${layout.chain} ${protocol} saddr${mask === null ? '' : ` & ${mask}`} @${set}${ports} counter drop`;
 }
 
 /** One transaction (one script: one netlink batch) that creates the whole table, marked. */
@@ -177,6 +194,7 @@ export function createTableScript(layout: NftLayout): { readonly script: string 
       ruleScript(layout, 'ip', layout.set4),
       ruleScript(layout, 'ip', layout.set4net),
       ruleScript(layout, 'ip6', layout.set6),
+      ruleScript(layout, 'ip6', layout.set6p64, SET6_64_MASK),
       ruleScript(layout, 'ip6', layout.set6net),
     ].join('\n'),
   };

@@ -4,13 +4,14 @@
 // nft 1.0.6 prints an element as a bare string ("192.0.2.2", no timeout) or as
 // {"elem": {"val", "timeout", "expires", "comment"}}; in the interval set `val` is
 // {"prefix": {"addr", "len"}}, a single address, or {"range": [first, last]} when someone
-// added a range that is not a prefix. timeout/expires are whole seconds.
+// added a range that is not a prefix; in the /64 set `val` is the /64's network address.
+// timeout/expires are whole seconds.
 import { ipValue, makeCidr, parseCidr, parseIp, type Cidr } from '../net/ip.js';
 import { listTable } from './builders.js';
 import { parseBanComment } from './comment.js';
 import { NftError } from './errors.js';
 import { executeNft, type ExecuteOptions } from './execute.js';
-import { kernelTableFrom, madeByEarlierFsguard, ownedByFsguard, type BanSetRole, type KernelTable, type NftLayout } from './layout.js';
+import { BAN_SET_ROLES, kernelTableFrom, madeByEarlierFsguard, ownedByFsguard, type BanSetRole, type KernelTable, type NftLayout } from './layout.js';
 import type { NftRunner } from './libnftables.js';
 import type { Clock } from './scheduler.js';
 
@@ -77,6 +78,13 @@ function keyToCidr(val: unknown): Cidr | null {
   return null;
 }
 
+/** An element of the /64 set (a plain address) as its /64; null unless it is one's network address. */
+function slash64(address: Cidr | null): Cidr | null {
+  if (address === null || address.family !== 6 || address.prefixLength !== 128) return null;
+  const value = ipValue(parseIp(address.network)!);
+  return (value & ((1n << 64n) - 1n)) === 0n ? makeCidr(6, value, 64) : null;
+}
+
 function parseElement(raw: unknown, role: BanSetRole, readAtMs: number): KernelBan | null {
   let val: unknown = raw;
   let timeout: number | null = null;
@@ -88,7 +96,7 @@ function parseElement(raw: unknown, role: BanSetRole, readAtMs: number): KernelB
     expires = nonNegativeInteger(raw.elem.expires);
     comment = typeof raw.elem.comment === 'string' ? raw.elem.comment : null;
   }
-  const target = keyToCidr(val);
+  const target = role === 'set6p64' ? slash64(keyToCidr(val)) : keyToCidr(val);
   if (!target) return null;
   const parsed = comment === null ? null : parseBanComment(comment);
   return {
@@ -121,7 +129,7 @@ export function parseListOutput(output: string, layout: NftLayout, readAtMs: num
 }
 
 function parseItems(items: readonly unknown[], layout: NftLayout, readAtMs: number): KernelBanList {
-  const roles = new Map<string, BanSetRole>([[layout.set4, 'set4'], [layout.set4net, 'set4net'], [layout.set6, 'set6'], [layout.set6net, 'set6net']]);
+  const roles = new Map<string, BanSetRole>(BAN_SET_ROLES.map((role) => [layout[role], role]));
   const bans: KernelBan[] = [];
   const unrecognized: string[] = [];
   const switchAddresses: Cidr[] = [];

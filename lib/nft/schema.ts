@@ -51,6 +51,10 @@ export interface NftPayloadExpression {
 export interface NftMetaExpression {
   readonly meta: { readonly key: 'l4proto' | 'nfproto' | 'iifname' | 'oifname' };
 }
+/** `ip6 saddr & ffff:ffff:ffff:ffff::`: the payload masked (here, to its /64). */
+export interface NftBitwiseAndExpression {
+  readonly '&': readonly [NftPayloadExpression, NftImmediate];
+}
 export interface NftPrefixExpression {
   readonly prefix: { readonly addr: string; readonly len: number };
 }
@@ -82,6 +86,7 @@ export type NftElementExpression = NftElementKey | NftElementWithOptions;
 export type NftExpression =
   | NftImmediate
   | NftPayloadExpression
+  | NftBitwiseAndExpression
   | NftMetaExpression
   | NftPrefixExpression
   | NftRangeExpression

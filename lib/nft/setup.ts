@@ -1,10 +1,11 @@
 // Start-up of the kernel side: our table is created when there is none, checked when there
 // is one, repaired only when it is ours, and refused when it is not.
+import { addElements, deleteElements, element, elements, prefix } from './builders.js';
 import { NftError } from './errors.js';
 import { executeNft, type ExecuteOptions } from './execute.js';
 import { chainRepairCommands, compareLayout, createTableScript, missingSetsScript, type LayoutReport, type NftLayout } from './layout.js';
 import type { NftRunner } from './libnftables.js';
-import { inspectTable, type TableInspection } from './readback.js';
+import { inspectTable, type KernelBan, type TableInspection } from './readback.js';
 import type { Clock } from './scheduler.js';
 
 export function foreignTableError(layout: NftLayout): NftError {
@@ -44,5 +45,27 @@ export async function ensureNftTable(runner: NftRunner, layout: NftLayout, execu
     const repaired = await executeNft(runner, repair, execute);
     if (!repaired.ok) throw repaired.error;
   }
-  return inspection;
+  return moveSlash64s(runner, layout, execute, inspection);
+}
+
+/**
+ * /64 bans an earlier fsguard put in the interval set move to the /64 set (see layout.ts), in
+ * one transaction, with what is left of their time and their comment.
+ */
+async function moveSlash64s(runner: NftRunner, layout: NftLayout, execute: ExecuteOptions, inspection: TableInspection): Promise<TableInspection> {
+  const moving = inspection.list.bans.filter((b) => b.set === 'set6net' && b.target.prefixLength === 64);
+  if (moving.length === 0) return inspection;
+  const { family, table } = layout;
+  const kept = moving.filter((b) => b.expiresSeconds !== 0).map((b) => element(b.target.network, {
+    ...(b.expiresSeconds !== null ? { timeout: b.expiresSeconds } : {}),
+    ...(b.comment !== null ? { comment: b.comment } : {}),
+  }));
+  const moved = await executeNft(runner, [
+    ...(kept.length > 0 ? [addElements(elements(family, table, layout.set6p64, kept))] : []),
+    deleteElements(elements(family, table, layout.set6net, moving.map((b) => prefix(b.target.network, 64)))),
+  ], execute);
+  if (!moved.ok) throw moved.error;
+  const movedBans = new Set(moving);
+  const bans = inspection.list.bans.map((b): KernelBan => (movedBans.has(b) ? { ...b, set: 'set6p64' } : b));
+  return { ...inspection, list: { ...inspection.list, bans } };
 }

@@ -11,7 +11,7 @@ import { createInterface } from 'node:readline';
 import type { Test } from 'tap';
 import { DaemonProcess, writeConfig } from './daemon-process.js';
 import type { RegistrationSpec } from './esl-server.js';
-import { deleteTableIfExists, kernelElement, kernelElements, uniqueTableName, type RawElement } from './nft-kernel.js';
+import { BAN_SETS, banTargetOf, deleteTableIfExists, kernelElement, kernelElements, uniqueTableName, type RawElement } from './nft-kernel.js';
 
 export const SWITCH_V4 = '192.0.2.10';
 
@@ -128,10 +128,9 @@ export function elementIfAny(table: string, set: string, key: string): RawElemen
   }
 }
 
-/** Keys of every element in fsguard's three sets. */
-/** Every banned key across the four ban sets; a failed listing throws (an empty answer would hide it). */
+/** Every banned target across the ban sets (a /64 as `…::/64`); a failed listing throws (an empty answer would hide it). */
 export function allBannedKeys(table: string): Set<string> {
-  return new Set(['banned4', 'banned4net', 'banned6', 'banned6net'].flatMap((s) => kernelElements(table, s).map((e) => e.key)));
+  return new Set(BAN_SETS.flatMap((s) => kernelElements(table, s).map((e) => banTargetOf(s, e.key))));
 }
 
 /** Prometheus text → value of an unlabelled series (or the sum over its label sets). */

@@ -47,6 +47,14 @@ function keyText(val: Json): string {
   return JSON.stringify(val);
 }
 
+/** fsguard's ban sets. */
+export const BAN_SETS = ['banned4', 'banned4net', 'banned6', 'banned6p64', 'banned6net'] as const;
+
+/** An element's key as the target it bans: the /64 set holds each /64's network address. */
+export function banTargetOf(set: string, key: string): string {
+  return set === 'banned6p64' ? `${key}/64` : key;
+}
+
 /** The elements of one set, straight from `nft -j list set inet TABLE SET`. */
 export function kernelElements(table: string, set: string): RawElement[] {
   const doc = JSON.parse(nftCli(['-j', 'list', 'set', 'inet', table, set])) as { nftables: Array<{ [k: string]: Json }> };
