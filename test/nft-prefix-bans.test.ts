@@ -48,6 +48,40 @@ t.test('IPv4 prefix bans, widening over narrower prefixes, hosts shown inside pr
   t.same(kernelElements(table, 'banned4net'), [], 'unbanned');
 });
 
+t.test('IPv6: /64s in their own set, a wider prefix over them, and the listing', ns, async (t) => {
+  const table = uniqueTableName('prefix6');
+  t.teardown(() => deleteTableIfExists('inet', table));
+  const config = configFor(table);
+  const cli = (...args: string[]): Promise<ProcessResult> => fsguardCli([...args, '--config', config]);
+
+  t.equal((await cli('ban', '2001:db8:aa:1::/64', '--for', '2h')).status, 0);
+  t.equal((await cli('ban', '2001:db8:aa:2::/64', '--for', '2h')).status, 0);
+  t.equal((await cli('ban', '2001:db8:aa:1::7', '--for', '30m')).status, 0, 'a host inside the first /64');
+  t.same(kernelElements(table, 'banned6p64').map((e) => e.key).sort(), ['2001:db8:aa:1::', '2001:db8:aa:2::'], 'the /64s are in banned6p64');
+  const nested = JSON.parse((await cli('bans', '--json')).stdout) as { bans: Array<{ target: string; within: string | null }> };
+  t.same(nested.bans.map((b) => [b.target, b.within]).sort(), [['2001:db8:aa:1::/64', null], ['2001:db8:aa:1::7', '2001:db8:aa:1::/64'], ['2001:db8:aa:2::/64', null]]);
+
+  const widen = await cli('ban', '2001:db8:aa::/48', '--for', '1d');
+  t.equal(widen.status, 0, widen.stderr);
+  t.match(widen.stdout, /banned 2001:db8:aa::\/48 for 1d \(widened: replaces 2001:db8:aa:[12]::\/64, 2001:db8:aa:[12]::\/64\); 1 banned host inside it/);
+  t.same(kernelElements(table, 'banned6p64'), [], 'the /64s inside it are gone from their set');
+  t.same(kernelElements(table, 'banned6net').map((e) => e.key), ['2001:db8:aa::/48']);
+  const covered = await cli('ban', '2001:db8:aa:3::/64');
+  t.equal(covered.status, 0);
+  t.match(covered.stdout, /2001:db8:aa:3::\/64 is already banned: inside 2001:db8:aa::\/48/);
+  t.same(kernelElements(table, 'banned6p64'), [], 'a /64 inside it is not written');
+
+  // A /64 written beside the /48 anyway (by a cluster node, or by hand): every row is listed,
+  // each under the widest prefix it lies in.
+  nftCli(['add', 'element', 'inet', table, 'banned6p64', '{ 2001:db8:aa:1:: timeout 1h }']);
+  const listed = await cli('bans');
+  const rows = listed.stdout.split('\n');
+  const at = (s: string): number => rows.findIndex((r) => r.includes(s));
+  t.ok(at('2001:db8:aa::/48') >= 0 && at('2001:db8:aa:1::/64') > at('2001:db8:aa::/48') && at('2001:db8:aa:1::7') > at('2001:db8:aa::/48'), `both under the /48:\n${listed.stdout}`);
+  t.match(rows[at('2001:db8:aa:1::7')], /\[inside 2001:db8:aa::\/48\]$/);
+  t.match(listed.stdout, /3 bans/);
+});
+
 t.test('ban refuses FreeSWITCH\'s own addresses, the allow-list and prefixes wider than the limit (unless --force)', ns, async (t) => {
   const table = uniqueTableName('refuse');
   t.teardown(() => deleteTableIfExists('inet', table));

@@ -2,7 +2,7 @@
 // so these talk to libnftables directly; a running daemon notices the change on its next
 // reconcile (and gives an unbanned source a grace period).
 import type { FsguardConfig } from '../config/config.js';
-import { cidrContainsCidr, cidrsOverlap, parseCidr, type Cidr } from '../net/ip.js';
+import { cidrContainsCidr, cidrsOverlap, maskOf, parseCidr, type Cidr } from '../net/ip.js';
 import { exitWithHungCalls, foreignTableError, resolveNftLayout, type KernelBan, type KernelBanList, type NftSetWriter } from '../nft/index.js';
 import { parseArgs, parseDuration, UsageError } from './args.js';
 import { formatDuration } from '../text/duration.js';
@@ -38,28 +38,51 @@ function isHost(c: Cidr): boolean {
 /**
  * Prefixes first (widest first), each followed by the bans inside it; then the rest by time left.
  * A host inside a banned prefix is dropped by the prefix whatever its own time left: `within` says so.
+ * A ban inside several prefixes (a /64 under a /48, a host in both) is listed under the widest.
+ * Linear in the bans (a flood leaves 100,000 of them): each is looked up, per prefix length
+ * present, among the prefixes by network.
  */
 function banRows(bans: readonly KernelBan[]): BanRow[] {
-  const prefixes = bans.filter((b) => !isHost(b.target));
-  const row = (b: KernelBan): BanRow => {
-    const outer = prefixes.find((p) => p !== b && cidrContainsCidr(p.target, b.target));
+  const prefixes = new Map<string, Map<bigint, KernelBan>>();
+  for (const b of bans) {
+    if (isHost(b.target)) continue;
+    const key = `${b.target.family}/${b.target.prefixLength}`;
+    let byNetwork = prefixes.get(key);
+    if (!byNetwork) prefixes.set(key, (byNetwork = new Map()));
+    if (!byNetwork.has(b.target.value)) byNetwork.set(b.target.value, b);
+  }
+  const lengths = [...prefixes.keys()].map((k) => k.split('/').map(Number) as [4 | 6, number]).sort((a, b) => a[1] - b[1]);
+  const widestOuter = (b: KernelBan): KernelBan | null => {
+    for (const [family, length] of lengths) {
+      if (family !== b.target.family || length > b.target.prefixLength) continue;
+      const outer = prefixes.get(`${family}/${length}`)!.get(b.target.value & maskOf(family, length));
+      if (outer !== undefined && outer !== b) return outer;
+    }
+    return null;
+  };
+  const rows = bans.map((b): BanRow => {
+    const outer = widestOuter(b);
     return {
       target: b.target.text, seconds_left: b.expiresSeconds, timeout: b.timeoutSeconds, rule: b.rule ?? 'foreign',
       offences: b.offences ?? null, comment: b.comment, within: outer ? outer.target.text : null,
     };
-  };
+  });
   const byLeft = (a: BanRow, b: BanRow): number => (b.seconds_left ?? Infinity) - (a.seconds_left ?? Infinity);
-  const rows = bans.map(row);
+  const insideOf = new Map<string, BanRow[]>();
+  for (const r of rows) if (r.within !== null) (insideOf.get(r.within) ?? insideOf.set(r.within, []).get(r.within)!).push(r);
+  const hostRow = new Map(rows.map((r) => [r, isHost(parseCidr(r.target)!)]));
   const top = rows.filter((r) => r.within === null).sort((a, b) => {
-    const pa = parseCidr(a.target)!;
-    const pb = parseCidr(b.target)!;
-    if (isHost(pa) !== isHost(pb)) return isHost(pa) ? 1 : -1;
+    if (hostRow.get(a) !== hostRow.get(b)) return hostRow.get(a) ? 1 : -1;
     return byLeft(a, b);
   });
   const out: BanRow[] = [];
   for (const r of top) {
     out.push(r);
-    out.push(...rows.filter((inner) => inner.within === r.target).sort(byLeft));
+    const inner = insideOf.get(r.target);
+    if (inner) {
+      out.push(...inner.sort(byLeft));
+      insideOf.delete(r.target);
+    }
   }
   return out;
 }
@@ -119,6 +142,13 @@ async function banCommand(argv: string[], config: FsguardConfig, writer: NftSetW
   const why = refusal(target, config, list, flags.has('force'));
   if (why) throw new UsageError(`ban: ${why}`);
   const previous = list.bans.find((b) => b.target.text === target.text);
+  // A wider prefix already banned covers it. (The interval sets refuse a prefix inside one of
+  // theirs and the writer says `covered`; a /64 lives in a set of its own, so it is looked up here.)
+  const wider = isHost(target) ? undefined : list.bans.find((b) => b.target.prefixLength < target.prefixLength && cidrContainsCidr(b.target, target));
+  if (wider) {
+    out(`${target.text} is already banned: inside ${wider.target.text}${wider.expiresSeconds === null ? '' : ` (${formatDuration(wider.expiresSeconds)} left)`}`);
+    return await shareWithCluster(config, { type: 'ban', target, seconds, note: typeof reason === 'string' ? reason : '' }, io);
+  }
   const outcome = await writer.ban(target, seconds, {
     rule: 'manual',
     offences: (previous?.offences ?? 0) + 1,
@@ -130,6 +160,11 @@ async function banCommand(argv: string[], config: FsguardConfig, writer: NftSetW
   }
   if (outcome.status !== 'written') throw new Error(`ban ${target.text} failed: ${outcome.status === 'refused' ? outcome.message : outcome.status === 'failed' ? outcome.error.message : outcome.status}`);
   const replaced = isHost(target) ? [] : list.bans.filter((b) => b.target.text !== target.text && !isHost(b.target) && cidrContainsCidr(target, b.target));
+  // The writer replaced the narrower prefixes of the same interval set; the /64s inside a wider
+  // IPv6 prefix are in their own set.
+  const unbanned = await Promise.all(replaced.filter((b) => b.set === 'set6p64').map((b) => writer.unban(b.target)));
+  const notUnbanned = unbanned.find((o) => o.status === 'failed' || o.status === 'refused');
+  if (notUnbanned) throw new Error(`banned ${target.text}, but the /64s inside it were not removed: ${notUnbanned.status === 'refused' ? notUnbanned.message : notUnbanned.status === 'failed' ? notUnbanned.error.message : ''}`);
   const hosts = isHost(target) ? 0 : list.bans.filter((b) => isHost(b.target) && cidrContainsCidr(target, b.target)).length;
   const widened = replaced.length ? ` (widened: replaces ${replaced.map((b) => b.target.text).join(', ')})` : '';
   out(`banned ${target.text} for ${formatDuration(seconds)}${widened}${hosts ? `; ${hosts} banned host${hosts === 1 ? '' : 's'} inside it` : ''}`);
