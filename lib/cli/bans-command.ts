@@ -2,7 +2,7 @@
 // so these talk to libnftables directly; a running daemon notices the change on its next
 // reconcile (and gives an unbanned source a grace period).
 import type { FsguardConfig } from '../config/config.js';
-import { cidrContainsCidr, cidrsOverlap, maskOf, parseCidr, type Cidr } from '../net/ip.js';
+import { cidrContainsCidr, cidrsOverlap, parseCidr, type Cidr } from '../net/ip.js';
 import { exitWithHungCalls, foreignTableError, resolveNftLayout, type KernelBan, type KernelBanList, type NftSetWriter } from '../nft/index.js';
 import { parseArgs, parseDuration, UsageError } from './args.js';
 import { formatDuration } from '../text/duration.js';
@@ -43,19 +43,23 @@ function isHost(c: Cidr): boolean {
  * present, among the prefixes by network.
  */
 function banRows(bans: readonly KernelBan[]): BanRow[] {
+  // Keyed by the network's prefix bits shifted down: V8 hashes a bigint by its lowest 64 bits
+  // only, which are 0 for every /64 (10,000 of them made each lookup a walk of one bucket).
+  const networkKey = (c: Cidr, length: number): bigint => c.value >> BigInt((c.family === 4 ? 32 : 128) - length);
   const prefixes = new Map<string, Map<bigint, KernelBan>>();
   for (const b of bans) {
     if (isHost(b.target)) continue;
     const key = `${b.target.family}/${b.target.prefixLength}`;
     let byNetwork = prefixes.get(key);
     if (!byNetwork) prefixes.set(key, (byNetwork = new Map()));
-    if (!byNetwork.has(b.target.value)) byNetwork.set(b.target.value, b);
+    const network = networkKey(b.target, b.target.prefixLength);
+    if (!byNetwork.has(network)) byNetwork.set(network, b);
   }
   const lengths = [...prefixes.keys()].map((k) => k.split('/').map(Number) as [4 | 6, number]).sort((a, b) => a[1] - b[1]);
   const widestOuter = (b: KernelBan): KernelBan | null => {
     for (const [family, length] of lengths) {
       if (family !== b.target.family || length > b.target.prefixLength) continue;
-      const outer = prefixes.get(`${family}/${length}`)!.get(b.target.value & maskOf(family, length));
+      const outer = prefixes.get(`${family}/${length}`)!.get(networkKey(b.target, length));
       if (outer !== undefined && outer !== b) return outer;
     }
     return null;

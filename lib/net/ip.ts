@@ -175,7 +175,7 @@ export function ipValue(addr: IpAddress): bigint {
   return groupsValue(g);
 }
 
-export function maskOf(family: IpFamily, len: number): bigint {
+function maskOf(family: IpFamily, len: number): bigint {
   const bits = family === 4 ? 32 : 128;
   return len === 0 ? 0n : ((1n << BigInt(len)) - 1n) << BigInt(bits - len);
 }
