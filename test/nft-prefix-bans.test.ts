@@ -66,6 +66,11 @@ t.test('IPv6: /64s in their own set, a wider prefix over them, and the listing',
   t.match(widen.stdout, /banned 2001:db8:aa::\/48 for 1d \(widened: replaces 2001:db8:aa:[12]::\/64, 2001:db8:aa:[12]::\/64\); 1 banned host inside it/);
   t.same(kernelElements(table, 'banned6p64'), [], 'the /64s inside it are gone from their set');
   t.same(kernelElements(table, 'banned6net').map((e) => e.key), ['2001:db8:aa::/48']);
+  // A wider one still over many /64s names a few of them and counts the rest.
+  for (let i = 1; i <= 7; i++) t.equal((await cli('ban', `2001:db8:bb:${i}::/64`)).status, 0);
+  const many = await cli('ban', '2001:db8:bb::/48');
+  t.match(many.stdout, /\(widened: replaces (2001:db8:bb:\d::\/64, ){4}2001:db8:bb:\d::\/64 and 2 more\)/);
+  t.same(kernelElements(table, 'banned6p64'), [], 'all seven gone from the /64 set');
   const covered = await cli('ban', '2001:db8:aa:3::/64');
   t.equal(covered.status, 0);
   t.match(covered.stdout, /2001:db8:aa:3::\/64 is already banned: inside 2001:db8:aa::\/48/);
@@ -79,7 +84,7 @@ t.test('IPv6: /64s in their own set, a wider prefix over them, and the listing',
   const at = (s: string): number => rows.findIndex((r) => r.includes(s));
   t.ok(at('2001:db8:aa::/48') >= 0 && at('2001:db8:aa:1::/64') > at('2001:db8:aa::/48') && at('2001:db8:aa:1::7') > at('2001:db8:aa::/48'), `both under the /48:\n${listed.stdout}`);
   t.match(rows[at('2001:db8:aa:1::7')], /\[inside 2001:db8:aa::\/48\]$/);
-  t.match(listed.stdout, /3 bans/);
+  t.match(listed.stdout, /4 bans/);
 });
 
 t.test('ban refuses FreeSWITCH\'s own addresses, the allow-list and prefixes wider than the limit (unless --force)', ns, async (t) => {

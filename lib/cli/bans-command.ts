@@ -12,6 +12,8 @@ import { nftWriterFromConfig } from './nft-writer.js';
 import { publishManualAction, type ManualAction } from '../cluster/cli.js';
 
 const DEFAULT_MANUAL_BAN_SECONDS = 3600;
+/** Narrower prefixes a widening ban names on its line; the rest are counted. */
+const WIDENED_NAMED = 5;
 
 function parseTarget(text: string | undefined, command: string): Cidr {
   if (!text) throw new UsageError(`${command}: which address or prefix? (e.g. ${command} 203.0.113.9)`);
@@ -170,7 +172,9 @@ async function banCommand(argv: string[], config: FsguardConfig, writer: NftSetW
   const notUnbanned = unbanned.find((o) => o.status === 'failed' || o.status === 'refused');
   if (notUnbanned) throw new Error(`banned ${target.text}, but the /64s inside it were not removed: ${notUnbanned.status === 'refused' ? notUnbanned.message : notUnbanned.status === 'failed' ? notUnbanned.error.message : ''}`);
   const hosts = isHost(target) ? 0 : list.bans.filter((b) => isHost(b.target) && cidrContainsCidr(target, b.target)).length;
-  const widened = replaced.length ? ` (widened: replaces ${replaced.map((b) => b.target.text).join(', ')})` : '';
+  // A /48 over a rotation attack's /64s replaces hundreds: the line names a few.
+  const named = replaced.slice(0, WIDENED_NAMED).map((b) => b.target.text).join(', ');
+  const widened = replaced.length ? ` (widened: replaces ${named}${replaced.length > WIDENED_NAMED ? ` and ${replaced.length - WIDENED_NAMED} more` : ''})` : '';
   out(`banned ${target.text} for ${formatDuration(seconds)}${widened}${hosts ? `; ${hosts} banned host${hosts === 1 ? '' : 's'} inside it` : ''}`);
   return await shareWithCluster(config, { type: 'ban', target, seconds, note: typeof reason === 'string' ? reason : '' }, io);
 }
