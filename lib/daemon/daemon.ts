@@ -36,12 +36,26 @@ const RECONCILE_MAX_DEFER_MS = 30_000;
 export const HEAP_GROWING_PERCENT = 50;
 
 /**
- * Applies HEAP_GROWING_PERCENT unless node was started with its own --heap-growing-percent
- * (an operator's choice in the unit file wins).
+ * The V8 flags `fsguard run` sets for itself, each unless node was started with that flag (an
+ * operator's choice in the unit file wins):
+ * - HEAP_GROWING_PERCENT (above);
+ * - the event reader's wasm compiled by the optimizing compiler when it loads, not first by
+ *   Liftoff and then again when it is hot: the tier-up stalled the main thread 1.7-4.4 ms, a few
+ *   times in a fresh daemon's first seconds of traffic, in the reader of the very event whose
+ *   ban was waited for (bench/RESULTS.md, session 5). It costs ~20 ms once, at start.
  */
-export function limitHeapGrowth(execArgv: readonly string[], setV8Flags: (flags: string) => void): void {
-  if (execArgv.some((a) => /^--heap[-_]growing[-_]percent\b/.test(a))) return;
-  setV8Flags(`--heap-growing-percent=${HEAP_GROWING_PERCENT}`);
+export const DAEMON_V8_FLAGS: readonly { readonly name: string; readonly flag: string }[] = [
+  { name: 'heap-growing-percent', flag: `--heap-growing-percent=${HEAP_GROWING_PERCENT}` },
+  { name: 'liftoff', flag: '--no-liftoff' },
+  { name: 'wasm-lazy-compilation', flag: '--no-wasm-lazy-compilation' },
+];
+
+/** Sets DAEMON_V8_FLAGS, but those node was started with (in either spelling, with or without `no-`). */
+export function applyDaemonV8Flags(execArgv: readonly string[], setV8Flags: (flags: string) => void): void {
+  for (const { name, flag } of DAEMON_V8_FLAGS) {
+    const own = new RegExp(`^--(no[-_])?${name.replace(/-/g, '[-_]')}(=|$)`);
+    if (!execArgv.some((a) => own.test(a))) setV8Flags(flag);
+  }
 }
 
 /** At start, nftables must answer (table set up, bans read back) within this long, or fsguard exits. */
@@ -119,7 +133,8 @@ function writerFor(runner: LibnftablesRunner, config: FsguardConfig, logger: Log
 /** Runs until a stop signal; resolves with the exit code. */
 export async function runDaemon(configFile: string | null, initial: FsguardConfig, deps: DaemonDeps): Promise<number> {
   const { logger } = deps;
-  limitHeapGrowth(deps.execArgv ?? process.execArgv, deps.setV8Flags ?? setFlagsFromString);
+  // Before anything compiles the event reader's wasm (the ESL source, below).
+  applyDaemonV8Flags(deps.execArgv ?? process.execArgv, deps.setV8Flags ?? setFlagsFromString);
   let config = initial;
   const metrics = new FsguardMetrics();
   // The writer recreates a vanished table on its own; the guard then restores every ban.
