@@ -7,7 +7,7 @@ import { Writable } from 'node:stream';
 import { loadConfig } from '../lib/config/config.js';
 import { runDaemon } from '../lib/daemon/daemon.js';
 import {
-  LibnftablesBackend, LibnftablesRunner, classifyRun, nftJson, type NftBackend, type NftCallResult, type NftContext, type Scheduler,
+  LISTING_DEADLINE_MS, LibnftablesBackend, LibnftablesRunner, classifyRun, nftJson, type NftBackend, type NftCallResult, type NftContext, type Scheduler,
 } from '../lib/nft/index.js';
 import { createLogger } from '../lib/obs/logger.js';
 import { EslTestServer } from './support/esl-server.js';
@@ -194,6 +194,27 @@ t.test('SIGTERM during a hung start exits 0 at once', ns, async (t) => {
   t.same(d.fatal, []);
   t.ok(d.lines.some((l) => /stopping during start/.test(l.msg ?? '')), 'says so');
   t.same(d.exits, [0], 'without waiting for the hung call');
+});
+
+t.test('at start, a listing that takes longer than the deadlines (a large table) is waited for, not judged hung', ns, async (t) => {
+  const scheduler = new ManualScheduler();
+  const backend = new HangingBackend();
+  // The first listing of the table (with its bans) is held; the cheap probe (list chains) answers.
+  let listings = 0;
+  backend.hang = (text) => text.includes('"list":{"table"') && listings++ === 0;
+  t.teardown(() => backend.release());
+  const { config } = rigConfig(t, 'l_slowlist', 1);
+  const d = startDaemon(config, backend, scheduler);
+  await waitFor('the read-back under way', () => backend.held > 0, 5000, 5);
+  t.equal(scheduler.waiting(10_000), 0, 'nft answered the probe: the start deadline is off');
+  t.equal(scheduler.waiting(LISTING_DEADLINE_MS), 1, `the listing has a deadline of its own (${LISTING_DEADLINE_MS / 1000} s)`);
+  t.equal(scheduler.fire(5000), 0, 'no write deadline runs on it');
+  backend.release();
+  await waitFor('running', () => d.lines.some((l) => l.msg === 'fsguard running'), 5000, 5);
+  t.same(d.fatal, [], 'nothing fatal');
+  t.notOk(d.lines.some((l) => /did not answer/.test(l.msg ?? '')), 'nothing reported hung');
+  d.signal('SIGTERM');
+  t.equal(await d.done, 0);
 });
 
 t.test('hung writes: reported and counted, the daemon keeps deciding, the bans wait and land once nft answers', ns, async (t) => {

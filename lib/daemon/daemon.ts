@@ -8,7 +8,7 @@ import { ConfigError, loadConfig, type FsguardConfig } from '../config/config.js
 import { EslEventSource } from '../esl/index.js';
 import { loadLineScannerModule } from '../events/line-scanner.js';
 import { nftRunnerFromConfig } from '../cli/nft-writer.js';
-import { LibnftablesRunner, NftError, NftSetWriter, resolveNftLayout, systemScheduler, type NftBackend, type Scheduler } from '../nft/index.js';
+import { LISTING_DEADLINE_MS, LibnftablesRunner, NftError, NftSetWriter, nftJson, resolveNftLayout, systemScheduler, type NftBackend, type Scheduler } from '../nft/index.js';
 import type { Logger } from '../obs/logger.js';
 import { FsguardMetrics, serveMetrics } from '../obs/metrics.js';
 import { createPolicy } from '../policy/engine.js';
@@ -181,7 +181,14 @@ export async function runDaemon(configFile: string | null, initial: FsguardConfi
       deadline();
       resolve('stopped');
     };
-    guard.start().then(() => { deadline(); resolve('ok'); }, (err: unknown) => { deadline(); resolve(err instanceof Error ? err : new Error(String(err))); });
+    // The deadline is for a library that does not answer: a cheap call (no set elements) must
+    // come back within it. The table's read-back that follows takes as long as the bans need
+    // (LISTING_DEADLINE_MS): 300,000 of them took over 10 s to list.
+    void runner.run([nftJson.listChains()], { timeoutMs: LISTING_DEADLINE_MS }).then((probe) => {
+      if (probe.kind === 'timed-out') return;
+      deadline();
+      guard.start().then(() => resolve('ok'), (err: unknown) => resolve(err instanceof Error ? err : new Error(String(err))));
+    });
   });
   stopDuringStart = null;
   for (const off of startSignals) off();

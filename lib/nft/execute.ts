@@ -1,7 +1,7 @@
 // One nft transaction with bounded retries of transient failures. Everything that talks to
 // nft goes through here, so the retry rule is the same for setup, bans and read-back.
 import { classifyRun, NftError } from './errors.js';
-import type { NftInput, NftRunner } from './libnftables.js';
+import type { NftCallOptions, NftInput, NftRunner } from './libnftables.js';
 import { delay, type Scheduler } from './scheduler.js';
 
 export interface RetryPolicy {
@@ -25,9 +25,9 @@ export interface ExecuteOptions {
   readonly onRunFailed?: (error: NftError, willRetry: boolean) => void;
 }
 
-export async function executeNft(runner: NftRunner, commands: NftInput, options: ExecuteOptions): Promise<NftExecution> {
+export async function executeNft(runner: NftRunner, commands: NftInput, options: ExecuteOptions, call: NftCallOptions = {}): Promise<NftExecution> {
   for (let attempt = 0; ; attempt++) {
-    const result = await runner.run(commands);
+    const result = await runner.run(commands, call);
     const error = classifyRun(result, runner.library);
     if (!error) return { ok: true, output: result.kind === 'completed' ? result.output : '' };
     const willRetry = error.retryable && attempt < options.retry.maxRetries;

@@ -10,7 +10,7 @@ export {
 } from './layout.js';
 export type { BanSetRole, KernelTable, LayoutReport, NftLayout, NftLayoutOptions } from './layout.js';
 export { ensureNftTable, foreignTableError } from './setup.js';
-export { inspectTable, listKernelBans, parseListOutput } from './readback.js';
+export { LISTING_DEADLINE_MS, inspectTable, listKernelBans, parseListOutput } from './readback.js';
 export type { KernelBan, KernelBanList, TableInspection } from './readback.js';
 export { formatBanComment, parseBanComment, sanitizeCommentText, MAX_COMMENT_BYTES } from './comment.js';
 export type { BanComment } from './comment.js';

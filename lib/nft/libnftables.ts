@@ -36,11 +36,17 @@ export type NftRunResult =
  */
 export type NftInput = readonly NftCommand[] | { readonly script: string };
 
+/** Per call. */
+export interface NftCallOptions {
+  /** This call's deadline instead of the runner's (a listing grows with the bans). */
+  readonly timeoutMs?: number;
+}
+
 export interface NftRunner {
   /** What is called (the library's name), for error messages. */
   readonly library: string;
   /** Runs the commands as one atomic transaction. Never rejects. */
-  run(commands: NftInput): Promise<NftRunResult>;
+  run(commands: NftInput, options?: NftCallOptions): Promise<NftRunResult>;
   /** Calls that passed their deadline and have not returned (each holds a worker thread). */
   readonly hungCalls: number;
   /** Calls not returned yet: hung, running, or waiting for a context. */
@@ -189,6 +195,7 @@ export interface LibnftablesRunnerOptions {
 
 interface Waiter {
   readonly text: string;
+  readonly timeoutMs: number;
   readonly resolve: (result: NftRunResult) => void;
 }
 
@@ -227,12 +234,13 @@ export class LibnftablesRunner implements NftRunner {
     return this.hung + this.busy + this.waiting.length;
   }
 
-  run(commands: NftInput): Promise<NftRunResult> {
+  run(commands: NftInput, options: NftCallOptions = {}): Promise<NftRunResult> {
     if (this.hung >= this.maxHungCalls) return Promise.resolve({ kind: 'overloaded', hungCalls: this.hung });
     // Serialized here, on the calling thread: the worker thread only runs the library.
     const text = 'script' in commands ? commands.script : JSON.stringify(nftDocument(commands));
+    const timeoutMs = options.timeoutMs ?? this.timeoutMs;
     return new Promise((resolve) => {
-      this.waiting.push({ text, resolve });
+      this.waiting.push({ text, timeoutMs, resolve });
       this.next();
     });
   }
@@ -266,9 +274,9 @@ export class LibnftablesRunner implements NftRunner {
       // The context is abandoned: its call may return any time, or never.
       this.hung++;
       this.busy--;
-      waiter.resolve({ kind: 'timed-out', afterMs: this.timeoutMs, hungCalls: this.hung });
+      waiter.resolve({ kind: 'timed-out', afterMs: waiter.timeoutMs, hungCalls: this.hung });
       this.next();
-    }, this.timeoutMs);
+    }, waiter.timeoutMs);
     void context.run(waiter.text).then((r) => {
       if (timedOut) {
         // Late: whatever it did is reported by the next read-back, not to a caller who gave up.

@@ -170,10 +170,18 @@ export interface TableInspection {
 
 const NO_TABLE: KernelBanList = Object.freeze({ bans: [], unrecognized: [], tableExists: false, owned: false, switchAddresses: [] });
 
+/**
+ * The deadline of a listing of our table. Its time grows with the bans: libnftables fetches and
+ * prints every element (~3 s for 100,000 here; 300,000 took over 10 s, and at the 5 s write
+ * deadline a daemon could neither start nor read back after a large flood). A kernel that does
+ * not answer at all is caught by the cheap calls (the start probe, the table watch).
+ */
+export const LISTING_DEADLINE_MS = 120_000;
+
 /** Lists our table once: its layout, whether it is ours, and (when it is) its bans. */
 export async function inspectTable(runner: NftRunner, layout: NftLayout, clock: Clock, execute: ExecuteOptions): Promise<TableInspection> {
   const readAtMs = clock.nowMs();
-  const result = await executeNft(runner, [listTable({ family: layout.family, name: layout.table })], execute);
+  const result = await executeNft(runner, [listTable({ family: layout.family, name: layout.table })], execute, { timeoutMs: LISTING_DEADLINE_MS });
   if (!result.ok) {
     if (result.error.kind === 'missing-table') return { table: null, owned: false, earlier: false, list: NO_TABLE };
     throw result.error;

@@ -25,7 +25,7 @@ import { NftError } from './errors.js';
 import { DEFAULT_RETRY_POLICY, executeNft, type ExecuteOptions, type NftExecution, type RetryPolicy } from './execute.js';
 import { BAN_SET_ROLES, isPrefixRole, setRoleFor, type BanSetRole, type NftLayout } from './layout.js';
 import type { NftRunner } from './libnftables.js';
-import { listKernelBans, parseListOutput, type KernelBanList, type TableInspection } from './readback.js';
+import { LISTING_DEADLINE_MS, listKernelBans, parseListOutput, type KernelBanList, type TableInspection } from './readback.js';
 import type { NftCommand, NftElementExpression, NftElementKey } from './schema.js';
 import { systemClock, systemScheduler, type CancelScheduled, type Clock, type Scheduler } from './scheduler.js';
 import { ensureNftTable } from './setup.js';
@@ -499,7 +499,7 @@ export class NftSetWriter {
   private async resolveOverlap(request: PendingRequest): Promise<void> {
     const { family, table } = this.layout;
     const set = this.layout[request.role];
-    const listed = await executeNft(this.runner, [listSet(family, table, set)], this.execute);
+    const listed = await executeNft(this.runner, [listSet(family, table, set)], this.execute, { timeoutMs: LISTING_DEADLINE_MS });
     if (!listed.ok) {
       this.observer.elementRefused?.(request.target, listed.error.detail);
       request.resolve(listed.error.retryable || listed.error.fatal ? { status: 'failed', error: listed.error } : { status: 'refused', message: listed.error.detail });
