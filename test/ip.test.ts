@@ -1,5 +1,5 @@
 import t from 'tap';
-import { parseIp, parseCidr, cidrContainsIp, ipv6PrefixText } from '../lib/net/ip.js';
+import { parseIp, parseCidr, cidrContainsIp, ipValue, ipv6PrefixText, makeCidr } from '../lib/net/ip.js';
 
 t.test('parseIp canonicalizes and rejects garbage', async (t) => {
   t.same(parseIp('203.0.113.66'), { family: 4, text: '203.0.113.66' });
@@ -26,4 +26,27 @@ t.test('CIDR parsing and containment', async (t) => {
   t.equal(parseCidr('10.0.0.1/'), null);
   t.equal(ipv6PrefixText(parseIp('2001:db8:bad:1:aa:bb:cc:dd')!, 64), '2001:db8:bad:1::/64');
   t.equal(ipv6PrefixText(parseIp('2001:db8:bad:1:aa:bb:cc:dd')!, 56), '2001:db8:bad::/56');
+});
+
+t.test('a host parsed by parseCidr is what makeCidr makes of its value (the host path skips the mask); IPv4 values by octets', async (t) => {
+  let seed = 7;
+  const next = (n: number): number => { seed = (seed * 1103515245 + 12345) >>> 0; return seed % n; };
+  const hex = (): string => next(0x10000).toString(16);
+  const inputs = ['0.0.0.0', '255.255.255.255', '::', '::1', '::ffff:192.0.2.1', '[2001:db8::1]', '2001:DB8:0:0:0:0:0:1', '::ffff:0:1'];
+  for (let i = 0; i < 2000; i++) {
+    inputs.push(`${next(256)}.${next(256)}.${next(256)}.${next(256)}`);
+    inputs.push(`${hex()}:${hex()}:${hex()}:${hex()}:${hex()}:${hex()}:${hex()}:${hex()}`);
+    inputs.push(`2001:db8:${hex()}::${next(2) ? hex() : '0'}`);
+  }
+  let compared = 0;
+  for (const raw of inputs) {
+    const a = parseIp(raw);
+    const host = parseCidr(raw);
+    t.equal(host === null, a === null, raw);
+    if (a === null || host === null) continue;
+    t.same(host, makeCidr(a.family, ipValue(a), a.family === 4 ? 32 : 128), raw);
+    if (a.family === 4) t.equal(ipValue(a), a.text.split('.').reduce((v, o) => v * 256n + BigInt(o), 0n), `value of ${a.text}`);
+    compared++;
+  }
+  t.ok(compared > 6000, `${compared} compared`);
 });
