@@ -48,37 +48,40 @@ function banRows(bans: readonly KernelBan[]): BanRow[] {
   // Keyed by the network's prefix bits shifted down: V8 hashes a bigint by its lowest 64 bits
   // only, which are 0 for every /64 (10,000 of them made each lookup a walk of one bucket).
   const networkKey = (c: Cidr, length: number): bigint => c.value >> BigInt((c.family === 4 ? 32 : 128) - length);
-  const prefixes = new Map<string, Map<bigint, KernelBan>>();
+  /** The banned prefixes of one family and length, by network; widest first once sorted. */
+  const levels: { family: 4 | 6; length: number; byNetwork: Map<bigint, KernelBan> }[] = [];
   for (const b of bans) {
     if (isHost(b.target)) continue;
-    const key = `${b.target.family}/${b.target.prefixLength}`;
-    let byNetwork = prefixes.get(key);
-    if (!byNetwork) prefixes.set(key, (byNetwork = new Map()));
-    const network = networkKey(b.target, b.target.prefixLength);
-    if (!byNetwork.has(network)) byNetwork.set(network, b);
+    const { family, prefixLength: length } = b.target;
+    let level = levels.find((l) => l.family === family && l.length === length);
+    if (!level) levels.push((level = { family, length, byNetwork: new Map() }));
+    const network = networkKey(b.target, length);
+    if (!level.byNetwork.has(network)) level.byNetwork.set(network, b);
   }
-  const lengths = [...prefixes.keys()].map((k) => k.split('/').map(Number) as [4 | 6, number]).sort((a, b) => a[1] - b[1]);
+  levels.sort((a, b) => a.length - b.length);
   const widestOuter = (b: KernelBan): KernelBan | null => {
-    for (const [family, length] of lengths) {
-      if (family !== b.target.family || length > b.target.prefixLength) continue;
-      const outer = prefixes.get(`${family}/${length}`)!.get(networkKey(b.target, length));
+    for (const l of levels) {
+      if (l.family !== b.target.family || l.length > b.target.prefixLength) continue;
+      const outer = l.byNetwork.get(networkKey(b.target, l.length));
       if (outer !== undefined && outer !== b) return outer;
     }
     return null;
   };
+  const hostRow = new Set<BanRow>();
   const rows = bans.map((b): BanRow => {
     const outer = widestOuter(b);
-    return {
+    const row: BanRow = {
       target: b.target.text, seconds_left: b.expiresSeconds, timeout: b.timeoutSeconds, rule: b.rule ?? 'foreign',
       offences: b.offences ?? null, comment: b.comment, within: outer ? outer.target.text : null,
     };
+    if (isHost(b.target)) hostRow.add(row);
+    return row;
   });
   const byLeft = (a: BanRow, b: BanRow): number => (b.seconds_left ?? Infinity) - (a.seconds_left ?? Infinity);
   const insideOf = new Map<string, BanRow[]>();
   for (const r of rows) if (r.within !== null) (insideOf.get(r.within) ?? insideOf.set(r.within, []).get(r.within)!).push(r);
-  const hostRow = new Map(rows.map((r) => [r, isHost(parseCidr(r.target)!)]));
   const top = rows.filter((r) => r.within === null).sort((a, b) => {
-    if (hostRow.get(a) !== hostRow.get(b)) return hostRow.get(a) ? 1 : -1;
+    if (hostRow.has(a) !== hostRow.has(b)) return hostRow.has(a) ? 1 : -1;
     return byLeft(a, b);
   });
   const out: BanRow[] = [];

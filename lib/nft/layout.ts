@@ -139,7 +139,7 @@ function baseChain(layout: NftLayout): NftChain {
   return { family: layout.family, table: layout.table, name: layout.chain, type: 'filter', hook: 'input', prio: layout.chainPriority, policy: 'accept' };
 }
 
-function dropRuleExpr(layout: NftLayout, protocol: NftPayloadProtocol, set: string, mask: string | null = null): NftStatement[] {
+function dropRuleExpr(layout: NftLayout, protocol: NftPayloadProtocol, set: string, mask: string | null): NftStatement[] {
   const source = payload(protocol, 'saddr');
   const expr: NftStatement[] = [matchEquals(mask === null ? source : bitwiseAnd(source, mask), setReference(set))];
   if (layout.ports.length > 0) {
@@ -151,14 +151,17 @@ function dropRuleExpr(layout: NftLayout, protocol: NftPayloadProtocol, set: stri
   return expr;
 }
 
+/** The chain's drop rules in order, one per ban set: the JSON rules and the create script read it. */
+const DROP_RULES: readonly { readonly protocol: 'ip' | 'ip6'; readonly role: BanSetRole; readonly mask: string | null }[] = [
+  { protocol: 'ip', role: 'set4', mask: null },
+  { protocol: 'ip', role: 'set4net', mask: null },
+  { protocol: 'ip6', role: 'set6', mask: null },
+  { protocol: 'ip6', role: 'set6p64', mask: SET6_64_MASK },
+  { protocol: 'ip6', role: 'set6net', mask: null },
+];
+
 function dropRules(layout: NftLayout): NftStatement[][] {
-  return [
-    dropRuleExpr(layout, 'ip', layout.set4),
-    dropRuleExpr(layout, 'ip', layout.set4net),
-    dropRuleExpr(layout, 'ip6', layout.set6),
-    dropRuleExpr(layout, 'ip6', layout.set6p64, SET6_64_MASK),
-    dropRuleExpr(layout, 'ip6', layout.set6net),
-  ];
+  return DROP_RULES.map((r) => dropRuleExpr(layout, r.protocol, layout[r.role], r.mask));
 }
 
 function chainCommands(layout: NftLayout): NftCommand[] {
@@ -178,7 +181,7 @@ function setScript(layout: NftLayout, role: SetRole): string {
   return `add set ${layout.family} ${layout.table} ${layout[role]} { type ${shape.type}; flags ${shape.flags.join(',')}; comment "${OWNER_MARK}"; }`;
 }
 
-function ruleScript(layout: NftLayout, protocol: 'ip' | 'ip6', set: string, mask: string | null = null): string {
+function ruleScript(layout: NftLayout, protocol: 'ip' | 'ip6', set: string, mask: string | null): string {
   const ports = layout.ports.length > 0 ? ` meta l4proto { tcp, udp } th dport { ${layout.ports.join(', ')} }` : '';
   return `add rule ${layout.family} ${layout.table} ${layout.chain} ${protocol} saddr${mask === null ? '' : ` & ${mask}`} @${set}${ports} counter drop`;
 }
@@ -191,11 +194,7 @@ export function createTableScript(layout: NftLayout): { readonly script: string 
       `add table ${family} ${table}`,
       ...SET_ROLES.map((r) => setScript(layout, r)),
       `add chain ${family} ${table} ${chain} { type filter hook input priority ${layout.chainPriority}; policy accept; }`,
-      ruleScript(layout, 'ip', layout.set4),
-      ruleScript(layout, 'ip', layout.set4net),
-      ruleScript(layout, 'ip6', layout.set6),
-      ruleScript(layout, 'ip6', layout.set6p64, SET6_64_MASK),
-      ruleScript(layout, 'ip6', layout.set6net),
+      ...DROP_RULES.map((r) => ruleScript(layout, r.protocol, layout[r.role], r.mask)),
     ].join('\n'),
   };
 }

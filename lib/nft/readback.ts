@@ -81,8 +81,7 @@ function keyToCidr(val: unknown): Cidr | null {
 /** An element of the /64 set (a plain address) as its /64; null unless it is one's network address. */
 function slash64(address: Cidr | null): Cidr | null {
   if (address === null || address.family !== 6 || address.prefixLength !== 128) return null;
-  const value = ipValue(parseIp(address.network)!);
-  return (value & ((1n << 64n) - 1n)) === 0n ? makeCidr(6, value, 64) : null;
+  return (address.value & ((1n << 64n) - 1n)) === 0n ? makeCidr(6, address.value, 64) : null;
 }
 
 function parseElement(raw: unknown, role: BanSetRole, readAtMs: number): KernelBan | null {
