@@ -4,6 +4,13 @@ import t from 'tap';
 import { fsguardCli, writeConfig, type ProcessResult } from './support/daemon-process.js';
 import { netnsTestOptions } from './support/netns.js';
 import { deleteTableIfExists, kernelElement, kernelElements, nftCli, uniqueTableName } from './support/nft-kernel.js';
+import { RecordingLogger } from './support/esl-test-helpers.js';
+import { Guard } from '../lib/daemon/guard.js';
+import { parseCidr, type Cidr } from '../lib/net/ip.js';
+import { LibnftablesRunner, NftSetWriter, resolveNftLayout } from '../lib/nft/index.js';
+import { FsguardMetrics } from '../lib/obs/metrics.js';
+import { createPolicy } from '../lib/policy/engine.js';
+import { DEFAULT_POLICY_SETTINGS } from '../lib/policy/settings.js';
 
 const ns = netnsTestOptions();
 
@@ -119,4 +126,33 @@ t.test('ban refuses FreeSWITCH\'s own addresses, the allow-list and prefixes wid
   t.equal(forced.status, 0, '--force lifts the width limit only');
   t.ok(kernelElement(table, 'banned4net', '10.0.0.0/8'));
   t.equal((await cli('ban', '198.51.0.0/16')).status, 0, 'a /16 is at the limit, not over it');
+});
+
+t.test('the daemon\'s reconcile: a /64 replaced by a wider ban is still banned, not lifted by hand', ns, async (t) => {
+  const table = uniqueTableName('widened');
+  t.teardown(() => deleteTableIfExists('inet', table));
+  const cidr = (text: string): Cidr => parseCidr(text)!;
+  const layout = resolveNftLayout({ table });
+  // The operator's CLI writes beside the daemon's writer, as `fsguard ban` does.
+  const operator = new NftSetWriter(new LibnftablesRunner(), layout, { batchMs: 0 });
+  const daemonWriter = new NftSetWriter(new LibnftablesRunner(), layout, { batchMs: 0 });
+  t.teardown(async () => { await operator.close(); await daemonWriter.close(); });
+  await operator.setup();
+  t.same(await operator.ban(cidr('2001:db8:77:1::/64'), 3600, { rule: 'ipv6_rotation', offences: 1 }), { status: 'written' });
+  const logger = new RecordingLogger();
+  const guard = new Guard(createPolicy(DEFAULT_POLICY_SETTINGS), daemonWriter, logger as never, new FsguardMetrics(false), { allow: [] });
+  await guard.start();
+  t.equal(guard.knownBans, 1, 'the /64 read back at start');
+  const lifted = (target: string): boolean => logger.records.some((r) => /lifted outside fsguard/.test(r.msg) && (r.obj as { target?: string }).target === target);
+
+  t.same(await operator.ban(cidr('2001:db8:77::/48'), 3600, { rule: 'manual', offences: 1 }), { status: 'written' });
+  t.same(kernelElements(table, 'banned6p64'), [], 'widening took the /64 out of its set');
+  await guard.reconcile();
+  t.notOk(lifted('2001:db8:77:1::/64'), 'the /64 is not taken for lifted by hand: the /48 covers it');
+  t.equal(guard.knownBans, 2, 'the /64 still known, the /48 adopted');
+
+  t.same(await operator.unban(cidr('2001:db8:77::/48')), { status: 'removed' });
+  await guard.reconcile();
+  t.ok(lifted('2001:db8:77::/48') && lifted('2001:db8:77:1::/64'), 'lifting the /48 lifts what it covered');
+  t.equal(guard.knownBans, 0);
 });

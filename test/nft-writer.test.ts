@@ -183,6 +183,49 @@ t.test('an overlapping prefix is isolated by bisection and found covered; the re
   await writer.close();
 });
 
+t.test('IPv6 prefixes nest across the interval set and the /64 set: widened, covered, and a stale hint', nsOptions, async (t) => {
+  const { table, writer, runner, log } = await fixture(t, 'nest6');
+  const keys = (set: string): string[] => kernelElements(table, set).map((e) => e.key).sort();
+  const ban = (text: string, seconds = 600): Promise<unknown> => writer.ban(cidr(text), seconds, { rule: 'r', offences: 1 });
+  t.same(await Promise.all(['2001:db8:aa:1::/64', '2001:db8:aa:2::/64', '2001:db8:bb:1::/64', '2001:db8:cc:1:2::/80'].map((c) => ban(c))),
+    Array(4).fill({ status: 'written' }));
+  t.same(keys('banned6p64'), ['2001:db8:aa:1::', '2001:db8:aa:2::', '2001:db8:bb:1::']);
+
+  // A /48 over two /64s of the hash set: one transaction deletes them and adds the /48.
+  runner.runs.length = 0;
+  t.same(await ban('2001:db8:aa::/48', 3600), { status: 'written' }, 'the wider one is written');
+  t.same(keys('banned6p64'), ['2001:db8:bb:1::'], 'the /64s inside it are gone, the other stays');
+  t.equal(kernelElement(table, 'banned6net', '2001:db8:aa::/48')?.timeout, 3600, 'the /48 is in the interval set');
+  const writes = runner.runs.filter((run) => run.some((c) => !('list' in c)));
+  t.equal(writes.length, 1, 'one transaction for the deletes and the add');
+  t.ok(writes[0]!.some((c) => 'delete' in c) && writes[0]!.some((c) => 'add' in c), 'it deletes and adds');
+
+  // A /64 inside the /48 is covered (the kernel would have taken it: another set).
+  t.match(await ban('2001:db8:aa:3::/64'), { status: 'covered', by: '2001:db8:aa::/48' });
+  t.same(keys('banned6p64'), ['2001:db8:bb:1::'], 'not written');
+  // A /96 inside a banned /64 is covered by it; a /64 over a banned /80 replaces it.
+  t.match(await ban('2001:db8:bb:1:0:1::/96'), { status: 'covered', by: '2001:db8:bb:1::/64' });
+  t.same(await ban('2001:db8:cc:1::/64'), { status: 'written' });
+  t.same(keys('banned6net'), ['2001:db8:aa::/48'], 'the /80 was replaced by the /64 over it');
+  t.same(keys('banned6p64'), ['2001:db8:bb:1::', '2001:db8:cc:1::']);
+
+  // The /48 banned again while a /64 inside it was added beside it by hand: the /64 goes, the
+  // /48 takes the new timeout.
+  nftCli(['add', 'element', 'inet', table, 'banned6p64', '{ 2001:db8:aa:9:: timeout 1h }']);
+  await writer.list();
+  t.same(await ban('2001:db8:aa::/48', 7200), { status: 'written' });
+  t.equal(kernelElement(table, 'banned6net', '2001:db8:aa::/48')?.timeout, 7200, 'the new timeout');
+  t.notOk(kernelElement(table, 'banned6p64', '2001:db8:aa:9::'), 'the /64 beside it is gone');
+
+  // The writer believes a /64 is there that someone deleted: the /56 over it is an ordinary write.
+  nftCli(['delete', 'element', 'inet', table, 'banned6p64', '{ 2001:db8:cc:1:: }']);
+  t.same(await ban('2001:db8:cc::/56'), { status: 'written' }, 'a stale hint costs a listing, not the ban');
+  t.ok(kernelElement(table, 'banned6net', '2001:db8:cc::/56'));
+  t.same(log.refused, [], 'nothing refused');
+  t.same(log.runFailures, []);
+  await writer.close();
+});
+
 t.test('unban removes; unban of a missing element is "not banned", not a failure', nsOptions, async (t) => {
   const { table, writer, log } = await fixture(t, 'unban');
   await Promise.all([

@@ -151,13 +151,6 @@ async function banCommand(argv: string[], config: FsguardConfig, writer: NftSetW
   const why = refusal(target, config, list, flags.has('force'));
   if (why) throw new UsageError(`ban: ${why}`);
   const previous = list.bans.find((b) => b.target.text === target.text);
-  // A wider prefix already banned covers it. (The interval sets refuse a prefix inside one of
-  // theirs and the writer says `covered`; a /64 lives in a set of its own, so it is looked up here.)
-  const wider = isHost(target) ? undefined : list.bans.find((b) => b.target.prefixLength < target.prefixLength && cidrContainsCidr(b.target, target));
-  if (wider) {
-    out(`${target.text} is already banned: inside ${wider.target.text}${wider.expiresSeconds === null ? '' : ` (${formatDuration(wider.expiresSeconds)} left)`}`);
-    return await shareWithCluster(config, { type: 'ban', target, seconds, note: typeof reason === 'string' ? reason : '' }, io);
-  }
   const outcome = await writer.ban(target, seconds, {
     rule: 'manual',
     offences: (previous?.offences ?? 0) + 1,
@@ -168,12 +161,8 @@ async function banCommand(argv: string[], config: FsguardConfig, writer: NftSetW
     return await shareWithCluster(config, { type: 'ban', target, seconds, note: typeof reason === 'string' ? reason : '' }, io);
   }
   if (outcome.status !== 'written') throw new Error(`ban ${target.text} failed: ${outcome.status === 'refused' ? outcome.message : outcome.status === 'failed' ? outcome.error.message : outcome.status}`);
+  // The writer replaced the narrower prefixes inside it (in the interval set and the /64 set).
   const replaced = isHost(target) ? [] : list.bans.filter((b) => b.target.text !== target.text && !isHost(b.target) && cidrContainsCidr(target, b.target));
-  // The writer replaced the narrower prefixes of the same interval set; the /64s inside a wider
-  // IPv6 prefix are in their own set.
-  const unbanned = await Promise.all(replaced.filter((b) => b.set === 'set6p64').map((b) => writer.unban(b.target)));
-  const notUnbanned = unbanned.find((o) => o.status === 'failed' || o.status === 'refused');
-  if (notUnbanned) throw new Error(`banned ${target.text}, but the /64s inside it were not removed: ${notUnbanned.status === 'refused' ? notUnbanned.message : notUnbanned.status === 'failed' ? notUnbanned.error.message : ''}`);
   const hosts = isHost(target) ? 0 : list.bans.filter((b) => isHost(b.target) && cidrContainsCidr(target, b.target)).length;
   // A /48 over a rotation attack's /64s replaces hundreds: the line names a few.
   const named = replaced.slice(0, WIDENED_NAMED).map((b) => b.target.text).join(', ');

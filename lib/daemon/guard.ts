@@ -6,7 +6,7 @@
 import type { AuthEvent, LiveRegistration } from '../events/auth-event.js';
 import type { CallEvent } from '../events/call-event.js';
 import type { EslDropReason, EslSourceListener, AuthRejection, EventGap } from '../esl/index.js';
-import { cidrsOverlap, parseCidr, type Cidr } from '../net/ip.js';
+import { cidrContainsCidr, cidrsOverlap, parseCidr, type Cidr } from '../net/ip.js';
 import type { BanComment, ElementOutcome, KernelBan, KernelBanList, NftExecution } from '../nft/index.js';
 import { unredacted, type Logger } from '../obs/logger.js';
 import type { FsguardMetrics } from '../obs/metrics.js';
@@ -525,8 +525,11 @@ export class Guard implements EslSourceListener {
     const inKernel = new Map(list.bans.map((b) => [b.target.text, b]));
     // A write reported failed may have committed after all (a killed nft): it is there.
     for (const key of this.unwritten.keys()) if (inKernel.has(key)) this.unwritten.delete(key);
+    // A prefix replaced by a wider ban (widening deletes the narrower ones) is still banned.
+    const kernelPrefixes = list.bans.filter((b) => !isHost(b.target));
+    const covered = (target: Cidr): boolean => !isHost(target) && kernelPrefixes.some((b) => b.target.prefixLength < target.prefixLength && cidrContainsCidr(b.target, target));
     for (const [key, k] of this.known) {
-      if (inKernel.has(key) || k.confirmedAtMs > listedAtMs) continue;
+      if (inKernel.has(key) || k.confirmedAtMs > listedAtMs || covered(k.target)) continue;
       this.known.delete(key);
       this.policy.manualUnban(k.target, now * 1000);
       this.tell('unbanned', key, k.comment.rule, 'lifted', now);

@@ -14,8 +14,10 @@
 // kernel with add + delete + add (so the timeout is replaced on every kernel); if a
 // presumed-new element turns out to exist, the batch is re-sent the expensive way, so the
 // bookkeeping of what is present is an optimisation, never a source of wrong state. A prefix
-// that overlaps one in the kernel is widened (the narrower prefixes inside it are replaced in
-// the same transaction) or reported as covered by the wider one already there.
+// that nests with one in the kernel is widened (the narrower prefixes inside it are replaced in
+// the same transaction) or reported as covered by the wider one already there — within the
+// interval sets (the kernel refuses the overlap) and across the IPv6 interval set and the /64
+// set (the kernel cannot tell: the writer's index of IPv6 prefixes says when to look).
 // Whole-run failures (nft missing, no permission, transient errors after bounded
 // retries) are reported to the observer and to every affected request, never swallowed.
 import { cidrContainsCidr, type Cidr } from '../net/ip.js';
@@ -25,7 +27,8 @@ import { NftError } from './errors.js';
 import { DEFAULT_RETRY_POLICY, executeNft, type ExecuteOptions, type NftExecution, type RetryPolicy } from './execute.js';
 import { BAN_SET_ROLES, isPrefixRole, setRoleFor, type BanSetRole, type NftLayout } from './layout.js';
 import type { NftRunner } from './libnftables.js';
-import { LISTING_DEADLINE_MS, listKernelBans, parseListOutput, type KernelBanList, type TableInspection } from './readback.js';
+import { Ipv6PrefixIndex } from './nesting.js';
+import { LISTING_DEADLINE_MS, listKernelBans, parseListOutput, type KernelBan, type KernelBanList, type TableInspection } from './readback.js';
 import type { NftCommand, NftElementExpression, NftElementKey } from './schema.js';
 import { systemClock, systemScheduler, type CancelScheduled, type Clock, type Scheduler } from './scheduler.js';
 import { ensureNftTable } from './setup.js';
@@ -156,6 +159,8 @@ export class NftSetWriter {
    */
   private readonly maybePresent = new Map<string, number>();
   private pruneAtSize = 10_000;
+  /** The IPv6 prefixes of maybePresent, by length class: when a ban may nest across sets. */
+  private readonly ipv6Prefixes = new Ipv6PrefixIndex();
 
   constructor(
     private readonly runner: NftRunner,
@@ -186,7 +191,7 @@ export class NftSetWriter {
    */
   async setup(): Promise<TableInspection> {
     const inspection = await ensureNftTable(this.runner, this.layout, this.execute, this.clock);
-    for (const ban of inspection.list.bans) this.maybePresent.set(ban.target.text, ban.expiresAtMs ?? Number.POSITIVE_INFINITY);
+    this.noteListed(inspection.list.bans);
     return inspection;
   }
 
@@ -216,8 +221,15 @@ export class NftSetWriter {
   /** Every ban in the kernel, read back now. Throws NftError; a missing table is empty. */
   async list(): Promise<KernelBanList> {
     const list = await listKernelBans(this.runner, this.layout, this.clock, this.execute);
-    for (const ban of list.bans) this.maybePresent.set(ban.target.text, ban.expiresAtMs ?? Number.POSITIVE_INFINITY);
+    this.noteListed(list.bans);
     return list;
+  }
+
+  private noteListed(bans: readonly KernelBan[]): void {
+    for (const ban of bans) {
+      this.maybePresent.set(ban.target.text, ban.expiresAtMs ?? Number.POSITIVE_INFINITY);
+      this.ipv6Prefixes.add(ban.target);
+    }
   }
 
   /**
@@ -361,7 +373,7 @@ export class NftSetWriter {
       this.running++;
       this.lastStartMs = this.clock.nowMs();
       this.lastBatchSize = batch.length;
-      void this.writeBatch(batch, false, 'fast').finally(() => {
+      void this.writeRequests(batch).finally(() => {
         this.running--;
         for (const request of batch) if (this.inFlight.get(request.target.text) === request) this.inFlight.delete(request.target.text);
         this.pump();
@@ -417,15 +429,38 @@ export class NftSetWriter {
   private remember(batch: readonly PendingRequest[]): void {
     const nowMs = this.clock.nowMs();
     for (const request of batch) {
-      if (request.action === 'ban') this.maybePresent.set(request.target.text, nowMs + request.seconds * 1000);
-      else this.maybePresent.delete(request.target.text);
+      if (request.action === 'ban') {
+        this.maybePresent.set(request.target.text, nowMs + request.seconds * 1000);
+        this.ipv6Prefixes.add(request.target);
+      } else {
+        this.forget(request.target.text);
+      }
     }
     if (this.maybePresent.size >= this.pruneAtSize) {
       for (const [key, expiresAtMs] of this.maybePresent) {
-        if (expiresAtMs + EXPIRY_SLACK_MS <= nowMs) this.maybePresent.delete(key);
+        if (expiresAtMs + EXPIRY_SLACK_MS <= nowMs) this.forget(key);
       }
       this.pruneAtSize = Math.max(10_000, this.maybePresent.size * 2);
     }
+  }
+
+  /** A target the bookkeeping no longer takes to be in the kernel. */
+  private forget(text: string): void {
+    this.maybePresent.delete(text);
+    this.ipv6Prefixes.delete(text);
+  }
+
+  /**
+   * A batch as pump() took it: the IPv6 prefix bans that may nest with a ban in the other
+   * prefix set are settled one by one against the kernel's listing (resolveNesting); the rest
+   * is one transaction.
+   */
+  private async writeRequests(batch: readonly PendingRequest[]): Promise<void> {
+    const nowMs = this.clock.nowMs();
+    const nesting = batch.filter((r) => r.action === 'ban' && this.ipv6Prefixes.acrossSets(r.target).some((c) => this.mayBePresent(c.text, nowMs)));
+    const rest = nesting.length === 0 ? batch : batch.filter((r) => !nesting.includes(r));
+    if (rest.length > 0) await this.writeBatch(rest, false, 'fast');
+    for (const request of nesting) await this.resolveNesting(request, false);
   }
 
   private async writeBatch(batch: readonly PendingRequest[], tableRecreated: boolean, mode: WriteMode): Promise<void> {
@@ -479,7 +514,7 @@ export class NftSetWriter {
 
   private async settleAlone(request: PendingRequest, error: NftError): Promise<void> {
     if (error.kind === 'overlap' && request.action === 'ban' && isPrefixRole(request.role)) {
-      await this.resolveOverlap(request);
+      await this.resolveNesting(request, true);
       return;
     }
     if (request.action === 'unban' && (error.kind === 'missing-element' || error.kind === 'missing-table')) {
@@ -492,38 +527,64 @@ export class NftSetWriter {
   }
 
   /**
-   * A prefix ban the interval set refused as overlapping: prefixes nest or are disjoint, so the
-   * set holds either a wider prefix covering it (the request is covered: that ban stays) or
-   * narrower ones inside it (widening: they are deleted and the wider one added, atomically).
+   * A prefix ban that nests with bans in the kernel: refused by the interval set as overlapping
+   * (`refusedAsOverlap`), or an IPv6 prefix the index says may nest with one in the other
+   * prefix set. Prefixes nest or are disjoint, so the sets hold either a wider prefix covering
+   * it (the request is covered: that ban stays) or narrower ones inside it (widening: they are
+   * deleted and the wider one added, in one transaction).
    */
-  private async resolveOverlap(request: PendingRequest): Promise<void> {
+  private async resolveNesting(request: PendingRequest, refusedAsOverlap: boolean): Promise<void> {
     const { family, table } = this.layout;
-    const set = this.layout[request.role];
-    const listed = await executeNft(this.runner, [listSet(family, table, set)], this.execute, { timeoutMs: LISTING_DEADLINE_MS });
-    if (!listed.ok) {
-      this.observer.elementRefused?.(request.target, listed.error.detail);
-      request.resolve(listed.error.retryable || listed.error.fatal ? { status: 'failed', error: listed.error } : { status: 'refused', message: listed.error.detail });
-      return;
+    const roles: readonly BanSetRole[] = request.target.family === 6 ? ['set6net', 'set6p64'] : [request.role];
+    const bans: KernelBan[] = [];
+    // One set per call: libnftables 1.0.6 fails a JSON batch of two `list set` commands.
+    for (const role of roles) {
+      const listed = await executeNft(this.runner, [listSet(family, table, this.layout[role])], this.execute, { timeoutMs: LISTING_DEADLINE_MS });
+      if (!listed.ok) {
+        if (!refusedAsOverlap && listed.error.kind === 'missing-table') {
+          // The table or a set is gone: the ordinary write recreates it (nothing can nest in it).
+          await this.writeBatch([request], false, 'fast');
+          return;
+        }
+        this.observer.elementRefused?.(request.target, listed.error.detail);
+        request.resolve(listed.error.retryable || listed.error.fatal ? { status: 'failed', error: listed.error } : { status: 'refused', message: listed.error.detail });
+        return;
+      }
+      bans.push(...parseListOutput(listed.output, this.layout, this.clock.nowMs()).bans.filter((b) => b.set === role));
     }
-    const bans = parseListOutput(listed.output, this.layout, this.clock.nowMs()).bans.filter((b) => b.set === request.role);
-    const wider = bans.find((b) => cidrContainsCidr(b.target, request.target) && b.target.text !== request.target.text);
+    const target = request.target;
+    const wider = bans.find((b) => cidrContainsCidr(b.target, target) && b.target.text !== target.text);
     if (wider) {
       request.resolve({ status: 'covered', by: wider.target.text, secondsLeft: wider.expiresSeconds });
       return;
     }
-    const inside = bans.filter((b) => cidrContainsCidr(request.target, b.target));
+    const inside = bans.filter((b) => cidrContainsCidr(target, b.target) && b.target.text !== target.text);
     if (inside.length === 0) {
+      if (!refusedAsOverlap) {
+        // The index's hint was stale (they expired, or were unbanned by someone else): forgotten,
+        // and an ordinary write.
+        const listedTexts = new Set(bans.map((b) => b.target.text));
+        for (const c of this.ipv6Prefixes.acrossSets(target)) if (!listedTexts.has(c.text)) this.forget(c.text);
+        await this.writeBatch([request], false, 'fast');
+        return;
+      }
       this.observer.elementRefused?.(request.target, 'interval overlaps, but no overlapping prefix was found');
       request.resolve({ status: 'refused', message: 'interval overlaps, but no overlapping prefix was found' });
       return;
     }
-    const key = elementKey(request.target, request.role);
-    const result = await executeNft(this.runner, [
-      deleteElements(elements(family, table, set, inside.map((b) => elementKey(b.target, request.role)))),
-      addElements(elements(family, table, set, [element(key, { timeout: request.seconds, comment: request.comment })])),
-    ], this.execute);
+    // The target itself may be there already (written beside the /64s inside it): deleted
+    // first, so the add sets its timeout and comment. (Not the add + delete + add form: in an
+    // interval set, deleting an element added earlier in the same transaction fails.)
+    const same = bans.find((b) => b.target.text === target.text);
+    const deletes = BAN_SET_ROLES.flatMap((role) => {
+      const keys = [...inside, ...(same ? [same] : [])].filter((b) => b.set === role).map((b) => elementKey(b.target, role));
+      return keys.length > 0 ? [deleteElements(elements(family, table, this.layout[role], keys))] : [];
+    });
+    const key = elementKey(target, request.role);
+    const add = addElements(elements(family, table, this.layout[request.role], [element(key, { timeout: request.seconds, comment: request.comment })]));
+    const result = await executeNft(this.runner, [...deletes, add], this.execute);
     if (result.ok) {
-      for (const b of inside) this.maybePresent.delete(b.target.text);
+      for (const b of inside) this.forget(b.target.text);
       this.remember([request]);
       request.resolve({ status: 'written' });
       this.observer.batchWritten?.([request]);
