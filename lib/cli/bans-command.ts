@@ -3,7 +3,7 @@
 // reconcile (and gives an unbanned source a grace period).
 import type { FsguardConfig } from '../config/config.js';
 import { cidrContainsCidr, cidrsOverlap, parseCidr, type Cidr } from '../net/ip.js';
-import { exitWithHungCalls, foreignTableError, resolveNftLayout, type KernelBan, type KernelBanList, type NftSetWriter } from '../nft/index.js';
+import { BannedPrefixes, exitWithHungCalls, foreignTableError, resolveNftLayout, type KernelBan, type KernelBanList, type NftSetWriter } from '../nft/index.js';
 import { parseArgs, parseDuration, UsageError } from './args.js';
 import { formatDuration } from '../text/duration.js';
 import { terminalSafe } from '../text/terminal.js';
@@ -41,32 +41,10 @@ function isHost(c: Cidr): boolean {
  * Prefixes first (widest first), each followed by the bans inside it; then the rest by time left.
  * A host inside a banned prefix is dropped by the prefix whatever its own time left: `within` says so.
  * A ban inside several prefixes (a /64 under a /48, a host in both) is listed under the widest.
- * Linear in the bans (a flood leaves 100,000 of them): each is looked up, per prefix length
- * present, among the prefixes by network.
  */
 function banRows(bans: readonly KernelBan[]): BanRow[] {
-  // Keyed by the network's prefix bits shifted down: V8 hashes a bigint by its lowest 64 bits
-  // only, which are 0 for every /64 (10,000 of them made each lookup a walk of one bucket).
-  const networkKey = (c: Cidr, length: number): bigint => c.value >> BigInt((c.family === 4 ? 32 : 128) - length);
-  /** The banned prefixes of one family and length, by network; widest first once sorted. */
-  const levels: { family: 4 | 6; length: number; byNetwork: Map<bigint, KernelBan> }[] = [];
-  for (const b of bans) {
-    if (isHost(b.target)) continue;
-    const { family, prefixLength: length } = b.target;
-    let level = levels.find((l) => l.family === family && l.length === length);
-    if (!level) levels.push((level = { family, length, byNetwork: new Map() }));
-    const network = networkKey(b.target, length);
-    if (!level.byNetwork.has(network)) level.byNetwork.set(network, b);
-  }
-  levels.sort((a, b) => a.length - b.length);
-  const widestOuter = (b: KernelBan): KernelBan | null => {
-    for (const l of levels) {
-      if (l.family !== b.target.family || l.length > b.target.prefixLength) continue;
-      const outer = l.byNetwork.get(networkKey(b.target, l.length));
-      if (outer !== undefined && outer !== b) return outer;
-    }
-    return null;
-  };
+  const prefixes = new BannedPrefixes(bans);
+  const widestOuter = (b: KernelBan): KernelBan | null => prefixes.widestOver(b.target);
   const hostRow = new Set<BanRow>();
   const rows = bans.map((b): BanRow => {
     const outer = widestOuter(b);

@@ -6,8 +6,8 @@
 import type { AuthEvent, LiveRegistration } from '../events/auth-event.js';
 import type { CallEvent } from '../events/call-event.js';
 import type { EslDropReason, EslSourceListener, AuthRejection, EventGap } from '../esl/index.js';
-import { cidrContainsCidr, cidrsOverlap, parseCidr, type Cidr } from '../net/ip.js';
-import type { BanComment, ElementOutcome, KernelBan, KernelBanList, NftExecution } from '../nft/index.js';
+import { cidrsOverlap, parseCidr, type Cidr } from '../net/ip.js';
+import { BannedPrefixes, type BanComment, type ElementOutcome, type KernelBan, type KernelBanList, type NftExecution } from '../nft/index.js';
 import { unredacted, type Logger } from '../obs/logger.js';
 import type { FsguardMetrics } from '../obs/metrics.js';
 import type { BanDecision, ClockReading, ExistingBan, Policy, PolicyAlert, PolicyOutput } from '../policy/types.js';
@@ -526,8 +526,8 @@ export class Guard implements EslSourceListener {
     // A write reported failed may have committed after all (a killed nft): it is there.
     for (const key of this.unwritten.keys()) if (inKernel.has(key)) this.unwritten.delete(key);
     // A prefix replaced by a wider ban (widening deletes the narrower ones) is still banned.
-    const kernelPrefixes = list.bans.filter((b) => !isHost(b.target));
-    const covered = (target: Cidr): boolean => !isHost(target) && kernelPrefixes.some((b) => b.target.prefixLength < target.prefixLength && cidrContainsCidr(b.target, target));
+    const prefixes = new BannedPrefixes(list.bans);
+    const covered = (target: Cidr): boolean => !isHost(target) && prefixes.widestOver(target) !== null;
     for (const [key, k] of this.known) {
       if (inKernel.has(key) || k.confirmedAtMs > listedAtMs || covered(k.target)) continue;
       this.known.delete(key);

@@ -12,6 +12,7 @@ export type { BanSetRole, KernelTable, LayoutReport, NftLayout, NftLayoutOptions
 export { ensureNftTable, foreignTableError } from './setup.js';
 export { LISTING_DEADLINE_MS, inspectTable, listKernelBans, parseListOutput } from './readback.js';
 export type { KernelBan, KernelBanList, TableInspection } from './readback.js';
+export { BannedPrefixes } from './banned-prefixes.js';
 export { formatBanComment, parseBanComment, sanitizeCommentText, MAX_COMMENT_BYTES } from './comment.js';
 export type { BanComment } from './comment.js';
 export { DEFAULT_RETRY_POLICY, executeNft } from './execute.js';
