@@ -128,7 +128,7 @@ t.test('ban refuses FreeSWITCH\'s own addresses, the allow-list and prefixes wid
   t.equal((await cli('ban', '198.51.0.0/16')).status, 0, 'a /16 is at the limit, not over it');
 });
 
-t.test('the daemon\'s reconcile: a /64 replaced by a wider ban is still banned, not lifted by hand', ns, async (t) => {
+t.test('the daemon\'s reconcile: a /64 replaced by a wider ban stays banned; written again when that expires, lifted when it is lifted', ns, async (t) => {
   const table = uniqueTableName('widened');
   t.teardown(() => deleteTableIfExists('inet', table));
   const cidr = (text: string): Cidr => parseCidr(text)!;
@@ -140,19 +140,37 @@ t.test('the daemon\'s reconcile: a /64 replaced by a wider ban is still banned, 
   await operator.setup();
   t.same(await operator.ban(cidr('2001:db8:77:1::/64'), 3600, { rule: 'ipv6_rotation', offences: 1 }), { status: 'written' });
   const logger = new RecordingLogger();
-  const guard = new Guard(createPolicy(DEFAULT_POLICY_SETTINGS), daemonWriter, logger as never, new FsguardMetrics(false), { allow: [] });
+  // The guard's clock: the kernel's, moved on by hand to stand for a wider ban's expiry.
+  let aheadMs = 0;
+  const guard = new Guard(createPolicy(DEFAULT_POLICY_SETTINGS), daemonWriter, logger as never, new FsguardMetrics(false), { allow: [] }, () => Date.now() + aheadMs);
   await guard.start();
   t.equal(guard.knownBans, 1, 'the /64 read back at start');
   const lifted = (target: string): boolean => logger.records.some((r) => /lifted outside fsguard/.test(r.msg) && (r.obj as { target?: string }).target === target);
+  const slash64 = (): string[] => kernelElements(table, 'banned6p64').map((e) => e.key);
 
-  t.same(await operator.ban(cidr('2001:db8:77::/48'), 3600, { rule: 'manual', offences: 1 }), { status: 'written' });
-  t.same(kernelElements(table, 'banned6p64'), [], 'widening took the /64 out of its set');
+  // The wider ban expires first: the /64 is written again for its time left.
+  t.same(await operator.ban(cidr('2001:db8:77::/48'), 60, { rule: 'manual', offences: 1 }), { status: 'written' });
+  t.same(slash64(), [], 'widening took the /64 out of its set');
   await guard.reconcile();
   t.notOk(lifted('2001:db8:77:1::/64'), 'the /64 is not taken for lifted by hand: the /48 covers it');
-  t.equal(guard.knownBans, 2, 'the /64 still known, the /48 adopted');
+  nftCli(['delete', 'element', 'inet', table, 'banned6net', '{ 2001:db8:77::/48 }']);
+  aheadMs = 61_000;
+  await guard.reconcile();
+  await daemonWriter.flush();
+  t.same(slash64(), ['2001:db8:77:1::'], 'the /64 is back once the /48 over it expired');
+  const left = kernelElement(table, 'banned6p64', '2001:db8:77:1::')?.timeout ?? 0;
+  t.ok(left > 3400 && left <= 3600 - 60, `for its time left (${left} s)`);
+  t.notOk(lifted('2001:db8:77:1::/64'));
 
+  // The wider ban lifted by hand: the /64 is lifted with it. (`fsguard ban` reads the table
+  // before it writes, as here.)
+  await operator.list();
+  t.same(await operator.ban(cidr('2001:db8:77::/48'), 3600, { rule: 'manual', offences: 1 }), { status: 'written' });
+  t.same(slash64(), [], 'widened again');
+  await guard.reconcile();
   t.same(await operator.unban(cidr('2001:db8:77::/48')), { status: 'removed' });
   await guard.reconcile();
   t.ok(lifted('2001:db8:77::/48') && lifted('2001:db8:77:1::/64'), 'lifting the /48 lifts what it covered');
   t.equal(guard.knownBans, 0);
+  t.same(slash64(), [], 'and it is not written again');
 });

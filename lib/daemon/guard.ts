@@ -53,6 +53,19 @@ interface KnownBan {
   readonly confirmedAtMs: number;
 }
 
+/**
+ * A ban in force only through a wider prefix ban over it: written as covered, or replaced when
+ * the wider one was written (widening). Written again for its time left if the wider one
+ * expires first; lifted with it if that one is lifted by hand.
+ */
+interface CoveredBan {
+  readonly target: Cidr;
+  readonly expiresAtMs: number;
+  readonly comment: BanComment;
+  /** When the wider ban over it expires, as last seen (Infinity: no timeout). */
+  coverUntilMs: number;
+}
+
 /** A ban the guard decided (or must restore) that nft failed to write: retried on each reconcile. */
 interface UnwrittenBan {
   readonly target: Cidr;
@@ -80,6 +93,8 @@ export class Guard implements EslSourceListener {
    * reconcile until they land or expire — never silently dropped.
    */
   private readonly unwritten = new Map<string, UnwrittenBan>();
+  /** Bans covered by a wider prefix ban (see CoveredBan), by target. */
+  private readonly covered = new Map<string, CoveredBan>();
   /** Targets of unwritten bans whose retry is in flight. */
   private readonly retrying = new Set<string>();
   private readonly allow: Cidr[];
@@ -333,6 +348,7 @@ export class Guard implements EslSourceListener {
   manualUnban(target: Cidr, atMs: number = this.nowMs()): void {
     this.known.delete(target.text);
     this.unwritten.delete(target.text);
+    this.covered.delete(target.text);
     void this.writer.unban(target).then((outcome) => {
       if (outcome.status === 'failed') this.logger.error({ target: target.text, detail: outcome.error.message }, 'unban from the cluster not written to the kernel');
     });
@@ -410,6 +426,7 @@ export class Guard implements EslSourceListener {
     const key = target.text;
     if (outcome.status === 'written') {
       this.unwritten.delete(key);
+      this.covered.delete(key);
       this.known.set(key, { target, comment, expiresAtMs, confirmedAtMs: this.nowMs() });
     } else if (outcome.status === 'failed') {
       this.known.delete(key);
@@ -418,6 +435,8 @@ export class Guard implements EslSourceListener {
       this.logger.error({ target: key, rule: comment.rule, outcome: outcome.status, detail: outcome.error.message, unwritten: this.unwritten.size }, 'ban not written to the kernel: will retry on the next reconcile');
     } else if (outcome.status === 'covered') {
       this.unwritten.delete(key);
+      const coverUntilMs = outcome.secondsLeft === null ? Number.POSITIVE_INFINITY : this.nowMs() + outcome.secondsLeft * 1000;
+      this.covered.set(key, { target, comment, expiresAtMs, coverUntilMs });
       this.logger.info({ target: key, rule: comment.rule, coveredBy: outcome.by }, 'ban not written: a wider prefix already banned covers it');
     } else if (outcome.status === 'refused') {
       this.logger.error({ target: key, rule: comment.rule, outcome: outcome.status, detail: outcome.message }, 'ban not written to the kernel');
@@ -495,7 +514,10 @@ export class Guard implements EslSourceListener {
 
   private async restoreKnownBans(): Promise<void> {
     const now = this.nowMs();
-    const live = [...this.known.values()].filter((k) => k.expiresAtMs > now + EXPIRY_SLACK_MS);
+    // The covered ones too: the wider bans over them went with the table (each is covered
+    // again, or written beside it, whichever lands first).
+    const live = [...this.known.values(), ...this.covered.values()].filter((k) => k.expiresAtMs > now + EXPIRY_SLACK_MS);
+    this.covered.clear();
     this.logger.warn({ bans: live.length }, 'restoring every ban into the recreated nft table');
     // A restore that fails becomes unwritten (retried), never a "manual unban" at the next reconcile.
     await Promise.all([
@@ -525,20 +547,53 @@ export class Guard implements EslSourceListener {
     const inKernel = new Map(list.bans.map((b) => [b.target.text, b]));
     // A write reported failed may have committed after all (a killed nft): it is there.
     for (const key of this.unwritten.keys()) if (inKernel.has(key)) this.unwritten.delete(key);
-    // A prefix replaced by a wider ban (widening deletes the narrower ones) is still banned.
     const prefixes = new BannedPrefixes(list.bans);
-    const covered = (target: Cidr): boolean => !isHost(target) && prefixes.widestOver(target) !== null;
     for (const [key, k] of this.known) {
-      if (inKernel.has(key) || k.confirmedAtMs > listedAtMs || covered(k.target)) continue;
+      if (inKernel.has(key) || k.confirmedAtMs > listedAtMs) continue;
       this.known.delete(key);
+      // A prefix replaced by a wider ban (widening deletes the narrower ones) is still banned.
+      const cover = isHost(k.target) ? null : prefixes.widestOver(k.target);
+      if (cover !== null) {
+        this.covered.set(key, { target: k.target, expiresAtMs: k.expiresAtMs, comment: k.comment, coverUntilMs: cover.expiresAtMs ?? Number.POSITIVE_INFINITY });
+        continue;
+      }
       this.policy.manualUnban(k.target, now * 1000);
       this.tell('unbanned', key, k.comment.rule, 'lifted', now);
       this.logger.info({ target: key, rule: k.comment.rule }, 'ban lifted outside fsguard (fsguard unban?): grace period before it can be banned again');
     }
+    this.settleCovered(prefixes, now);
     this.adoptKernelBans(list.bans.filter((b) => !this.known.has(b.target.text)), now);
     // Not awaited: the retries go through the writer's own backoff, and the daemon spaces
     // reconciles by how long one took — a slow nft must not push the next retry away.
     void this.retryUnwritten();
+  }
+
+  /**
+   * Covered bans whose wider ban is gone: expired first → written again for their time left
+   * (the policy counts them in force); lifted by hand → lifted with it, as that was.
+   */
+  private settleCovered(prefixes: BannedPrefixes, now: number): void {
+    for (const [key, c] of this.covered) {
+      if (c.expiresAtMs <= now + EXPIRY_SLACK_MS) {
+        this.covered.delete(key);
+        this.tell('unbanned', key, c.comment.rule, 'expired', now);
+        continue;
+      }
+      const cover = prefixes.widestOver(c.target);
+      if (cover !== null) {
+        c.coverUntilMs = cover.expiresAtMs ?? Number.POSITIVE_INFINITY;
+        continue;
+      }
+      this.covered.delete(key);
+      if (c.coverUntilMs <= now + EXPIRY_SLACK_MS) {
+        this.logger.info({ target: key, rule: c.comment.rule }, 'the wider ban over it expired: written again for its time left');
+        void this.writeBan(c.target, Math.ceil((c.expiresAtMs - now) / 1000), c.comment, c.expiresAtMs);
+      } else {
+        this.policy.manualUnban(c.target, now * 1000);
+        this.tell('unbanned', key, c.comment.rule, 'lifted', now);
+        this.logger.info({ target: key, rule: c.comment.rule }, 'ban lifted outside fsguard with the wider ban over it: grace period before it can be banned again');
+      }
+    }
   }
 
   private adoptKernelBans(bans: readonly KernelBan[], now: number): void {
