@@ -2,7 +2,7 @@
 // so these talk to libnftables directly; a running daemon notices the change on its next
 // reconcile (and gives an unbanned source a grace period).
 import type { FsguardConfig } from '../config/config.js';
-import { cidrContainsCidr, cidrsOverlap, parseCidr, type Cidr } from '../net/ip.js';
+import { cidrContainsCidr, cidrsOverlap, isHostCidr, parseCidr, type Cidr } from '../net/ip.js';
 import { BannedPrefixes, exitWithHungCalls, foreignTableError, resolveNftLayout, type KernelBan, type KernelBanList, type NftSetWriter } from '../nft/index.js';
 import { parseArgs, parseDuration, UsageError } from './args.js';
 import { formatDuration } from '../text/duration.js';
@@ -33,10 +33,6 @@ interface BanRow {
   within: string | null;
 }
 
-function isHost(c: Cidr): boolean {
-  return c.prefixLength === (c.family === 4 ? 32 : 128);
-}
-
 /**
  * Prefixes first (widest first), each followed by the bans inside it; then the rest by time left.
  * A host inside a banned prefix is dropped by the prefix whatever its own time left: `within` says so.
@@ -44,15 +40,14 @@ function isHost(c: Cidr): boolean {
  */
 function banRows(bans: readonly KernelBan[]): BanRow[] {
   const prefixes = new BannedPrefixes(bans);
-  const widestOuter = (b: KernelBan): KernelBan | null => prefixes.widestOver(b.target);
   const hostRow = new Set<BanRow>();
   const rows = bans.map((b): BanRow => {
-    const outer = widestOuter(b);
+    const outer = prefixes.widestOver(b.target);
     const row: BanRow = {
       target: b.target.text, seconds_left: b.expiresSeconds, timeout: b.timeoutSeconds, rule: b.rule ?? 'foreign',
       offences: b.offences ?? null, comment: b.comment, within: outer ? outer.target.text : null,
     };
-    if (isHost(b.target)) hostRow.add(row);
+    if (isHostCidr(b.target)) hostRow.add(row);
     return row;
   });
   const byLeft = (a: BanRow, b: BanRow): number => (b.seconds_left ?? Infinity) - (a.seconds_left ?? Infinity);
@@ -86,7 +81,7 @@ function printBans(rows: readonly BanRow[], out: (s: string) => void): void {
     const inside = r.within === null ? '' : ` [inside ${r.within}]`;
     out(`${label(r).padEnd(width)}  ${left.padStart(8)}  ${of.padStart(8)}  ${terminalSafe(r.rule)}${note}${inside}`);
   }
-  const prefixes = rows.filter((r) => !isHost(parseCidr(r.target)!)).length;
+  const prefixes = rows.filter((r) => !isHostCidr(parseCidr(r.target)!)).length;
   out(`${rows.length} ban${rows.length === 1 ? '' : 's'} (${prefixes} prefix${prefixes === 1 ? '' : 'es'}, ${rows.length - prefixes} host${rows.length - prefixes === 1 ? '' : 's'})`);
 }
 
@@ -140,8 +135,8 @@ async function banCommand(argv: string[], config: FsguardConfig, writer: NftSetW
   }
   if (outcome.status !== 'written') throw new Error(`ban ${target.text} failed: ${outcome.status === 'refused' ? outcome.message : outcome.status === 'failed' ? outcome.error.message : outcome.status}`);
   // The writer replaced the narrower prefixes inside it (in the interval set and the /64 set).
-  const replaced = isHost(target) ? [] : list.bans.filter((b) => b.target.text !== target.text && !isHost(b.target) && cidrContainsCidr(target, b.target));
-  const hosts = isHost(target) ? 0 : list.bans.filter((b) => isHost(b.target) && cidrContainsCidr(target, b.target)).length;
+  const replaced = isHostCidr(target) ? [] : list.bans.filter((b) => b.target.text !== target.text && !isHostCidr(b.target) && cidrContainsCidr(target, b.target));
+  const hosts = isHostCidr(target) ? 0 : list.bans.filter((b) => isHostCidr(b.target) && cidrContainsCidr(target, b.target)).length;
   // A /48 over a rotation attack's /64s replaces hundreds: the line names a few.
   const named = replaced.slice(0, WIDENED_NAMED).map((b) => b.target.text).join(', ');
   const widened = replaced.length ? ` (widened: replaces ${named}${replaced.length > WIDENED_NAMED ? ` and ${replaced.length - WIDENED_NAMED} more` : ''})` : '';

@@ -7,7 +7,7 @@
 import type { Writable } from 'node:stream';
 import type { AuthEvent } from '../events/auth-event.js';
 import type { CallEvent } from '../events/call-event.js';
-import { parseCidr, parseIp, cidrContainsIp, type Cidr } from '../net/ip.js';
+import { parseCidr, parseIp, cidrContainsIp, isHostCidr, type Cidr } from '../net/ip.js';
 import { createPolicy, type EvidenceSnapshot, type RatePolicy, type RuleStatus } from '../policy/engine.js';
 import { describeOverrides, describePolicy, policyAsJson } from '../policy/describe.js';
 import type { PolicySettings } from '../policy/settings.js';
@@ -281,7 +281,7 @@ async function explain(p: Parsed, ctx: PolicyCommandContext): Promise<number> {
   const raw = p.positionals[0]!;
   const cidr: Cidr | null = parseCidr(raw);
   if (!cidr) throw new PolicyUsageError(`not an address or prefix: ${JSON.stringify(raw)}`);
-  const isHost = cidr.prefixLength === (cidr.family === 4 ? 32 : 128);
+  const isHost = isHostCidr(cidr);
   const policy = createPolicy(ctx.settings, ctx.profileOverrides);
   // The policy tracks a prefix under its configured length: explain of a /64 follows that key.
   const target = cidr.text;

@@ -40,9 +40,10 @@ export const HEAP_GROWING_PERCENT = 50;
  * operator's choice in the unit file wins):
  * - HEAP_GROWING_PERCENT (above);
  * - the event reader's wasm compiled by the optimizing compiler when it loads, not first by
- *   Liftoff and then again when it is hot: the tier-up stalled the main thread 1.7-4.4 ms, a few
- *   times in a fresh daemon's first seconds of traffic, in the reader of the very event whose
- *   ban was waited for (bench/RESULTS.md, session 5). It costs ~20 ms once, at start.
+ *   Liftoff and then again when it is hot: the tier-up stalled the main thread for
+ *   milliseconds, a few times in a fresh daemon's first seconds of traffic, in the reader of the
+ *   very event whose ban was waited for; compiling it all at once is paid once, at start
+ *   (figures: bench/RESULTS.md, session 5).
  */
 export const DAEMON_V8_FLAGS: readonly { readonly name: string; readonly flag: string }[] = [
   { name: 'heap-growing-percent', flag: `--heap-growing-percent=${HEAP_GROWING_PERCENT}` },

@@ -6,7 +6,7 @@
 import type { AuthEvent, LiveRegistration } from '../events/auth-event.js';
 import type { CallEvent } from '../events/call-event.js';
 import type { EslDropReason, EslSourceListener, AuthRejection, EventGap } from '../esl/index.js';
-import { cidrsOverlap, parseCidr, type Cidr } from '../net/ip.js';
+import { cidrsOverlap, isHostCidr, parseCidr, type Cidr } from '../net/ip.js';
 import { BannedPrefixes, type BanComment, type ElementOutcome, type KernelBan, type KernelBanList, type NftExecution } from '../nft/index.js';
 import { unredacted, type Logger } from '../obs/logger.js';
 import type { FsguardMetrics } from '../obs/metrics.js';
@@ -58,10 +58,7 @@ interface KnownBan {
  * the wider one was written (widening). Written again for its time left if the wider one
  * expires first; lifted with it if that one is lifted by hand.
  */
-interface CoveredBan {
-  readonly target: Cidr;
-  readonly expiresAtMs: number;
-  readonly comment: BanComment;
+interface CoveredBan extends UnwrittenBan {
   /** When the wider ban over it expires, as last seen (Infinity: no timeout). */
   coverUntilMs: number;
 }
@@ -156,7 +153,7 @@ export class Guard implements EslSourceListener {
     const now = this.nowMs();
     for (const k of this.known.values()) {
       if (k.expiresAtMs <= now) continue;
-      const host = k.target.prefixLength === (k.target.family === 4 ? 32 : 128);
+      const host = isHostCidr(k.target);
       if (k.target.family === 4) { if (host) n.ipv4Hosts++; else n.ipv4Prefixes++; } else if (host) n.ipv6Hosts++; else n.ipv6Prefixes++;
     }
     return n;
@@ -552,20 +549,25 @@ export class Guard implements EslSourceListener {
       if (inKernel.has(key) || k.confirmedAtMs > listedAtMs) continue;
       this.known.delete(key);
       // A prefix replaced by a wider ban (widening deletes the narrower ones) is still banned.
-      const cover = isHost(k.target) ? null : prefixes.widestOver(k.target);
+      const cover = isHostCidr(k.target) ? null : prefixes.widestOver(k.target);
       if (cover !== null) {
         this.covered.set(key, { target: k.target, expiresAtMs: k.expiresAtMs, comment: k.comment, coverUntilMs: cover.expiresAtMs ?? Number.POSITIVE_INFINITY });
         continue;
       }
-      this.policy.manualUnban(k.target, now * 1000);
-      this.tell('unbanned', key, k.comment.rule, 'lifted', now);
-      this.logger.info({ target: key, rule: k.comment.rule }, 'ban lifted outside fsguard (fsguard unban?): grace period before it can be banned again');
+      this.noteLifted(k, now, 'ban lifted outside fsguard (fsguard unban?): grace period before it can be banned again');
     }
     this.settleCovered(prefixes, now);
     this.adoptKernelBans(list.bans.filter((b) => !this.known.has(b.target.text)), now);
     // Not awaited: the retries go through the writer's own backoff, and the daemon spaces
     // reconciles by how long one took — a slow nft must not push the next retry away.
     void this.retryUnwritten();
+  }
+
+  /** A ban someone else took out of the kernel: a grace period in the policy, told and logged. */
+  private noteLifted(k: { readonly target: Cidr; readonly comment: BanComment }, now: number, message: string): void {
+    this.policy.manualUnban(k.target, now * 1000);
+    this.tell('unbanned', k.target.text, k.comment.rule, 'lifted', now);
+    this.logger.info({ target: k.target.text, rule: k.comment.rule }, message);
   }
 
   /**
@@ -589,9 +591,7 @@ export class Guard implements EslSourceListener {
         this.logger.info({ target: key, rule: c.comment.rule }, 'the wider ban over it expired: written again for its time left');
         void this.writeBan(c.target, Math.ceil((c.expiresAtMs - now) / 1000), c.comment, c.expiresAtMs);
       } else {
-        this.policy.manualUnban(c.target, now * 1000);
-        this.tell('unbanned', key, c.comment.rule, 'lifted', now);
-        this.logger.info({ target: key, rule: c.comment.rule }, 'ban lifted outside fsguard with the wider ban over it: grace period before it can be banned again');
+        this.noteLifted(c, now, 'ban lifted outside fsguard with the wider ban over it: grace period before it can be banned again');
       }
     }
   }
@@ -639,11 +639,7 @@ export class Guard implements EslSourceListener {
   }
 }
 
-function isHost(c: Cidr): boolean {
-  return c.prefixLength === (c.family === 4 ? 32 : 128);
-}
-
 /** What the policy is told about a ban in (or meant for) the kernel. */
 function existingBan(k: { readonly target: Cidr; readonly expiresAtMs: number; readonly comment: BanComment }): ExistingBan {
-  return { target: { cidr: k.target, host: isHost(k.target) }, expiresAtUs: k.expiresAtMs * 1000, rule: k.comment.rule, offences: k.comment.offences };
+  return { target: { cidr: k.target, host: isHostCidr(k.target) }, expiresAtUs: k.expiresAtMs * 1000, rule: k.comment.rule, offences: k.comment.offences };
 }

@@ -226,10 +226,15 @@ export function makeCidr(family: IpFamily, value: bigint, prefixLength: number):
   };
 }
 
+/** A full-length prefix: one address (/32, /128). */
+export function isHostCidr(c: Cidr): boolean {
+  return c.prefixLength === (c.family === 4 ? 32 : 128);
+}
+
 export function cidrContainsIp(cidr: Cidr, addr: IpAddress): boolean {
   if (cidr.family !== addr.family) return false;
   // Canonical texts: a full-length prefix contains exactly the address with the same text.
-  if (cidr.prefixLength === (cidr.family === 4 ? 32 : 128)) return cidr.network === addr.text;
+  if (isHostCidr(cidr)) return cidr.network === addr.text;
   return (ipValue(addr) & maskOf(cidr.family, cidr.prefixLength)) === cidr.value;
 }
 

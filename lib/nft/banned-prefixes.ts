@@ -2,7 +2,7 @@
 // under the widest prefix that covers it, and the daemon's reconcile takes a prefix replaced
 // by a wider one (widening) for still banned. Linear in the bans (a flood leaves 100,000):
 // each is looked up, per prefix length present, among the prefixes of that length by network.
-import type { Cidr } from '../net/ip.js';
+import { isHostCidr, type Cidr } from '../net/ip.js';
 import type { KernelBan } from './readback.js';
 
 interface Level {
@@ -13,14 +13,10 @@ interface Level {
 
 /**
  * Keyed by the network's prefix bits shifted down: V8 hashes a bigint by its lowest 64 bits
- * only, which are 0 for every /64 (10,000 of them made each lookup a walk of one bucket).
+ * only, which are 0 for every /64 (all of them would share one bucket).
  */
 function networkKey(c: Cidr, length: number): bigint {
   return c.value >> BigInt((c.family === 4 ? 32 : 128) - length);
-}
-
-function isHost(c: Cidr): boolean {
-  return c.prefixLength === (c.family === 4 ? 32 : 128);
 }
 
 export class BannedPrefixes {
@@ -29,7 +25,7 @@ export class BannedPrefixes {
 
   constructor(bans: readonly KernelBan[]) {
     for (const b of bans) {
-      if (isHost(b.target)) continue;
+      if (isHostCidr(b.target)) continue;
       const { family, prefixLength: length } = b.target;
       let level = this.levels.find((l) => l.family === family && l.length === length);
       if (!level) this.levels.push((level = { family, length, byNetwork: new Map() }));

@@ -77,8 +77,8 @@ const NAME = /^[A-Za-z][A-Za-z0-9_]{0,31}$/;
  * from the other prefixes, in a plain hash set of network addresses that the drop rule looks
  * the source's /64 up in. The reason is the library: libnftables 1.0.6 fetches every element
  * of every interval set in the ruleset before each element command (NFT_CACHE_SETELEM_MAYBE in
- * cache.c), so with 5,000 /64s in the interval set each ban, of any kind, cost ~40 ms of CPU
- * (bench/RESULTS.md, session 5); a hash set's elements are never fetched.
+ * cache.c), so every ban, of any kind, paid for every /64 in the interval set (bench/RESULTS.md,
+ * session 5); a hash set's elements are never fetched.
  */
 const SET6_64_MASK = 'ffff:ffff:ffff:ffff::';
 

@@ -171,8 +171,8 @@ const NO_TABLE: KernelBanList = Object.freeze({ bans: [], unrecognized: [], tabl
 
 /**
  * The deadline of a listing of our table. Its time grows with the bans: libnftables fetches and
- * prints every element (~3 s for 100,000 here; 300,000 took over 10 s, and at the 5 s write
- * deadline a daemon could neither start nor read back after a large flood). A kernel that does
+ * prints every element, and after a large flood that took longer than the write deadline: a
+ * daemon could neither start nor read back (bench/RESULTS.md, session 5). A kernel that does
  * not answer at all is caught by the cheap calls (the start probe, the table watch).
  */
 export const LISTING_DEADLINE_MS = 120_000;
