@@ -141,6 +141,9 @@ t.test('Event-Sequence is read from real JSON and plain bodies (not from variabl
   }
   t.equal(readSequence(Buffer.from('{"variable_Event-Sequence":"5","x":"\\"Event-Sequence\\":\\"9"}'), true), null, 'neither a variable nor attacker text');
   t.equal(readSequence(Buffer.from('Event-Name: X\nvariable_Event-Sequence: 5\n'), false), null);
+  // Whitespace JSON allows around the colon (FreeSWITCH writes none), and the key's name as a value first.
+  t.same(readSequence(Buffer.from('{"x":"Event-Sequence","Event-Sequence" :\t"562", "Event-Date-Timestamp":\n"7"}'), true), { seq: 562, timeUs: 7 });
+  t.equal(readSequence(Buffer.from('{"Event-Sequence" "5"}'), true), null, 'no colon: not a key');
 });
 
 t.test('the real captures, full of jumps and run over several threads, hold no gap', async (t) => {

@@ -86,23 +86,37 @@ export class EventSequenceTracker {
   }
 }
 
-const JSON_SEQUENCE = Buffer.from('"Event-Sequence":"', 'latin1');
-const JSON_TIMESTAMP = Buffer.from('"Event-Date-Timestamp":"', 'latin1');
-const JSON_CORE_UUID = Buffer.from('"Core-UUID":"', 'latin1');
+const JSON_SEQUENCE = Buffer.from('"Event-Sequence"', 'latin1');
+const JSON_TIMESTAMP = Buffer.from('"Event-Date-Timestamp"', 'latin1');
+const JSON_CORE_UUID = Buffer.from('"Core-UUID"', 'latin1');
 const PLAIN_SEQUENCE = Buffer.from('Event-Sequence: ', 'latin1');
 const PLAIN_TIMESTAMP = Buffer.from('Event-Date-Timestamp: ', 'latin1');
 const PLAIN_CORE_UUID = Buffer.from('Core-UUID: ', 'latin1');
 
+/** JSON's whitespace between tokens. */
+function isJsonSpace(c: number | undefined): boolean {
+  return c === 0x20 || c === 0x09 || c === 0x0a || c === 0x0d;
+}
+
 /**
  * Where a top-level header's value starts in an event body, or -1. JSON: the key with its
- * quotes (`"variable_Event-Sequence"` of channel variables does not match, and attacker text
- * inside a value has its quotes escaped). Plain: at the start of a line (values are
- * URL-encoded, so no value holds a line break; `variable_Event-Sequence:` does not match).
+ * quotes, then `:` and the value's opening quote, with any whitespace JSON allows between them
+ * (`"variable_Event-Sequence"` of channel variables does not match, attacker text inside a
+ * value has its quotes escaped, and a key's name given as a value is followed by no `:`).
+ * Plain: at the start of a line (values are URL-encoded, so no value holds a line break;
+ * `variable_Event-Sequence:` does not match).
  */
 function valueStart(body: Buffer, json: boolean, key: Buffer): number {
   if (json) {
-    const at = body.indexOf(key);
-    return at < 0 ? -1 : at + key.length;
+    for (let at = body.indexOf(key); at >= 0; at = body.indexOf(key, at + 1)) {
+      let i = at + key.length;
+      while (isJsonSpace(body[i])) i++;
+      if (body[i] !== 0x3a) continue;
+      i++;
+      while (isJsonSpace(body[i])) i++;
+      if (body[i] === 0x22) return i + 1;
+    }
+    return -1;
   }
   let at = body.indexOf(key);
   while (at > 0 && body[at - 1] !== 0x0a) at = body.indexOf(key, at + 1);
