@@ -228,6 +228,79 @@ function stringEnd(p: usize, e: usize): usize {
  */
 function parseLine(s: usize, e: usize, rec: usize): i32 {
   for (let k = 0; k < slots; k++) store<i32>(rec + <usize>((3 + k * 3) * 4), -1);
+  const compact = parseCompact(s, e, rec);
+  if (compact != RETRY) return compact;
+  for (let k = 0; k < slots; k++) store<i32>(rec + <usize>((3 + k * 3) * 4), -1);
+  return parseSpaced(s, e, rec);
+}
+
+/** parseCompact's answer when the line is not in the compact form: parseSpaced reads it. */
+const RETRY: i32 = -1;
+
+/**
+ * FreeSWITCH's own form of a body, `{"key":"value","key":["value",…],…}` with no spaces: the
+ * same answers as parseSpaced in fewer steps (each separator is one load), or RETRY at the
+ * first byte where the form differs.
+ */
+function parseCompact(s: usize, e: usize, rec: usize): i32 {
+  if (load<u16>(s) != 0x227B) return RETRY;
+  let ks = s + 2;
+  for (;;) {
+    const ke = nextQuoteOrBackslash(ks, e);
+    // `":` after the key (a backslash in a key, or anything else: RETRY).
+    if (ke + 3 > e || load<u16>(ke) != 0x3A22) return RETRY;
+    const slot = slotOf(ks, <i32>(ke - ks));
+    // The value's last byte: its closing quote, or the `]` of an array of strings.
+    let last: usize;
+    const open = load<u8>(ke + 2);
+    if (open == QUOTE) {
+      const vs = ke + 3;
+      last = nextQuoteOrBackslash(vs, e);
+      if (last >= e) return RETRY;
+      let escaped = false;
+      if (load<u8>(last) == BACKSLASH) {
+        last = stringEnd(vs, e);
+        if (last >= e) return RETRY;
+        escaped = true;
+      }
+      if (slot >= 0) {
+        // An escape in a wanted value: JSON.parse decodes it.
+        if (escaped) return DECLINED;
+        const at = rec + <usize>((3 + slot * 3) * 4);
+        store<i32>(at, <i32>vs);
+        store<i32>(at + 4, <i32>last);
+      }
+    } else if (open == 91) {
+      // An array of strings (a channel event's `variable_DP_MATCH`): never a wanted value.
+      if (slot >= 0) return DECLINED;
+      last = ke + 3;
+      if (load<u8>(last) != 93) {
+        for (;;) {
+          if (load<u8>(last) != QUOTE) return RETRY;
+          const end = stringEnd(last + 1, e);
+          if (end >= e) return RETRY;
+          const c = load<u8>(end + 1);
+          if (c == 93) { last = end + 1; break; }
+          if (c != 44) return RETRY;
+          last = end + 2;
+        }
+      }
+      if (last >= e) return RETRY;
+    } else {
+      return RETRY;
+    }
+    // `,"` to the next key, or `}` at the end of the line.
+    const next = load<u16>(last + 1);
+    if (next == 0x222C) {
+      ks = last + 3;
+      continue;
+    }
+    return (next & 0xFF) == 125 && last + 2 == e ? EXTRACTED : RETRY;
+  }
+}
+
+/** Any JSON object of string values (and arrays of strings) on one line, spaces anywhere. */
+function parseSpaced(s: usize, e: usize, rec: usize): i32 {
   let i = skipSpaces(s, e);
   if (i >= e || load<u8>(i) != 123) return DECLINED;
   i = skipSpaces(i + 1, e);
