@@ -20,7 +20,7 @@ import { FsguardMetrics } from '../lib/obs/metrics.js';
 import { createPolicy } from '../lib/policy/engine.js';
 import { DEFAULT_POLICY_SETTINGS } from '../lib/policy/settings.js';
 import { EslTestServer } from './support/esl-server.js';
-import { emptyKinds, PROTECTED, randomFrame, Rng } from './support/fault-fuzz.js';
+import { emptyKinds, jsonEventFrame, PROTECTED, randomFrame, Rng } from './support/fault-fuzz.js';
 import { sleep, waitFor, eventBody } from './support/fault-rig.js';
 
 setFlagsFromString('--expose-gc');
@@ -32,7 +32,7 @@ const SEED = Number(process.env.FSGUARD_FUZZ_SEED ?? 0x5eed1234);
 // machine (the whole suite must pass there); FSGUARD_FUZZ_FRAMES=1000000 for a long run.
 const FRAMES = Number(process.env.FSGUARD_FUZZ_FRAMES ?? 200_000);
 const LIMITS: FrameLimits = { maxHeaderBytes: 64 * 1024, maxBodyBytes: 256 * 1024 };
-const POLICY = { ...DEFAULT_POLICY_SETTINGS, maxTrackedSources: 5000, maxLegitimateSources: 2000, maxTrackedPrefixes: 500 };
+const POLICY = { ...DEFAULT_POLICY_SETTINGS, maxTrackedSources: 5000, maxLegitimateSources: 2000, maxTrackedPrefixes: 500, maxTrackedAccounts: 1000 };
 const MB = 1024 * 1024;
 
 /** A BanWriter that keeps bans in memory (the kernel side is covered by the fault tests). */
@@ -191,6 +191,9 @@ t.test(`fuzz: ${FRAMES} random and mutated frames through parser → source → 
     // Now and then FreeSWITCH restarts: the connection closes mid-frame, a new one starts.
     if ((done / BLOCK) % 8 === 7) {
       const before = connected;
+      // The block ended wherever its last frame did: half a frame more, so the close is inside one.
+      const cut = jsonEventFrame(JSON.stringify({ 'Event-Name': 'HEARTBEAT' }));
+      wire.parser!.push(cut.subarray(0, 1 + rng.int(cut.length - 1)));
       wire.drop('fuzz: connection reset');
       await waitFor('reconnected', () => connected > before, 5000, 1);
     } else {
@@ -216,7 +219,10 @@ t.test(`fuzz: ${FRAMES} random and mutated frames through parser → source → 
   t.equal(logs.unterminated, '', 'and every line is terminated');
   t.notOk(logs.messages.has('event source listener threw'), 'no listener threw');
   t.ok(maxBuffered <= LIMITS.maxHeaderBytes + LIMITS.maxBodyBytes + 16 * 1024, `parser buffer bounded (${maxBuffered} bytes)`);
-  t.ok(policy.trackedSources() <= POLICY.maxTrackedSources + POLICY.maxLegitimateSources + POLICY.maxTrackedPrefixes, `policy state within its caps (${policy.trackedSources()})`);
+  // Auth evidence (unproven, proven, prefixes), call evidence (hosts, prefixes) and toll-fraud accounts.
+  const caps = POLICY.maxTrackedSources + POLICY.maxLegitimateSources + POLICY.maxTrackedPrefixes
+    + POLICY.maxTrackedSources + POLICY.maxTrackedPrefixes + POLICY.maxTrackedAccounts;
+  t.ok(policy.trackedSources() <= caps, `policy state within its caps (${policy.trackedSources()} of ${caps})`);
   // Growth from the first checkpoint to the end must be small: state is capped, buffers are freed.
   const first = heapAt[0] ?? baseline;
   t.ok(end - first < 48 * MB, `no unbounded heap growth: ${((end - first) / MB).toFixed(1)} MB after the first 50k frames`);
