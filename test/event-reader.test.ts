@@ -16,7 +16,7 @@ import { Readable } from 'node:stream';
 import { loadLineScannerModule, WasmBodyReader } from '../lib/events/line-scanner.js';
 import { readSequence } from '../lib/esl/event-sequence.js';
 import { normalizeEvent, normalizePreparsed, PreparsedEvent, SwitchAddressMemo, type NormalizeOptions } from '../lib/events/normalize.js';
-import { CALL_EVENT_NAME, normalizeCallEvent, type CallNormalizeResult } from '../lib/events/call-event.js';
+import { CALL_EVENT_NAME, normalizeCallEvent, normalizeCallValues, type CallNormalizeResult } from '../lib/events/call-event.js';
 import type { NormalizeResult } from '../lib/events/auth-event.js';
 import { scanTrace, TraceDecoder, type ReadTraceOptions, type TraceRecord, type TraceVisitor } from '../lib/trace/read-trace.js';
 import { captureEventBodies, ESL_CAPTURES } from './support/esl-test-helpers.js';
@@ -96,7 +96,7 @@ function compareBodies(reader: WasmBodyReader, bodies: readonly Buffer[]): { pro
     if (read === 'other') continue;
     taken++;
     if (read === 'call') calls++;
-    const got = JSON.stringify(read === 'auth' ? normalizePreparsed(p, mine) : normalizeCallEvent(reader.call, mine));
+    const got = JSON.stringify(read === 'auth' ? normalizePreparsed(p, mine) : normalizeCallValues(reader.callValues, mine));
     if (got !== JSON.stringify(want) && problems.length < 5) {
       problems.push(`${got.slice(0, 160)} instead of ${JSON.stringify(want).slice(0, 160)}: ${JSON.stringify(body.toString('utf8')).slice(0, 200)}`);
     }

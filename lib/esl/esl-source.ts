@@ -13,7 +13,7 @@
 // heartbeatTimeoutMs (FreeSWITCH sends HEARTBEAT every 20 s; junk bytes do not count) means a dead or hung peer: the
 // connection is destroyed and made again. Every new connection subscribes again.
 import type { AuthEvent, DropReason, LiveRegistration, NormalizeResult } from '../events/auth-event.js';
-import { CALL_EVENT_NAME, isCallEventName, normalizeCallEvent, type CallDropReason, type CallEvent } from '../events/call-event.js';
+import { CALL_EVENT_NAME, callHeaderValues, callProfileOf, isCallEventName, normalizeCallValues, type CallDropReason, type CallEvent, type CallHeaderValues } from '../events/call-event.js';
 import { createEventBodyReader } from '../events/line-scanner.js';
 import { AddressMemo, AUTH_SUBCLASSES, normalizeEvent, normalizePreparsed, PreparsedEvent, SwitchAddressMemo, type NormalizeOptions } from '../events/normalize.js';
 import { ReconnectBackoff } from './backoff.js';
@@ -365,7 +365,7 @@ export class EslEventSource {
       }
       if (read === 'call') {
         this.alive();
-        this.onCallHeaders(this.bodyReader.call);
+        this.onCallValues(this.bodyReader.callValues);
         return;
       }
       try {
@@ -401,7 +401,7 @@ export class EslEventSource {
       if (typeof name === 'string') this.alive();
       if (name === 'HEARTBEAT') { this.heartbeat(h); return; }
       if (isCallEventName(name)) {
-        this.onCallHeaders(h);
+        this.onCallValues(callHeaderValues(h));
         return;
       }
       const subclass = h['Event-Subclass'];
@@ -427,14 +427,13 @@ export class EslEventSource {
     this.notify(() => this.listener.onHeartbeat?.(info));
   }
 
-  private onCallHeaders(h: Readonly<Record<string, unknown>>): void {
-    const profile = h['variable_sofia_profile_name'];
+  private onCallValues(v: CallHeaderValues): void {
     try {
-      this.listener.onEventReceived(CALL_EVENT_NAME, typeof profile === 'string' ? profile : '');
+      this.listener.onEventReceived(CALL_EVENT_NAME, callProfileOf(v));
     } catch (err) {
       this.listenerThrew(err);
     }
-    const result = normalizeCallEvent(h, this.normalizeOptions);
+    const result = normalizeCallValues(v, this.normalizeOptions);
     if (!result.ok) {
       this.dropped(result.reason, result.detail);
       return;

@@ -36,14 +36,36 @@ export const CALL_EVENT_NAME = 'CHANNEL_HANGUP_COMPLETE';
  * The headers normalizeCallEvent reads (of a body's ~200): the event body reader takes these
  * from a call's bytes without JSON.parse (lib/events/line-scanner.ts).
  */
-export const CALL_HEADER_NAMES: readonly string[] = [
+export const CALL_HEADER_NAMES = [
   'Event-Name', 'Event-Date-Timestamp', 'FreeSWITCH-IPv4', 'FreeSWITCH-IPv6', 'Call-Direction', 'Unique-ID',
   'Hangup-Cause', 'Caller-Network-Addr', 'Caller-Context', 'Caller-Destination-Number',
   'variable_sip_network_ip', 'variable_sip_network_port', 'variable_sofia_profile_name', 'variable_sip_req_user',
   'variable_hangup_cause', 'variable_answer_uepoch', 'variable_billusec', 'variable_sip_authorized',
   'variable_sip_auth_username', 'variable_user_name', 'variable_sip_auth_realm', 'variable_domain_name',
   'variable_sip_user_agent', 'variable_sip_call_id',
-];
+] as const;
+export type CallHeaderName = (typeof CALL_HEADER_NAMES)[number];
+
+/**
+ * A finished call's headers as normalizeCallValues reads them: the value of each of
+ * CALL_HEADER_NAMES, in that order, as `str` gives it (cut to MAX_FIELD_CHARS; '' when absent
+ * or not a string). An array by position rather than an object by name: the body reader fills
+ * one per call without building an object of 24 computed keys.
+ */
+export type CallHeaderValues = readonly string[];
+
+/** Where each header is in CallHeaderValues. */
+const AT = Object.fromEntries(CALL_HEADER_NAMES.map((name, i) => [name, i])) as Readonly<Record<CallHeaderName, number>>;
+
+/** The CallHeaderValues of a decoded body (JSON or plain). */
+export function callHeaderValues(h: Headers): string[] {
+  return CALL_HEADER_NAMES.map((name) => str(h, name));
+}
+
+/** The profile a finished call names (`variable_sofia_profile_name`), '' if none. */
+export function callProfileOf(v: CallHeaderValues): string {
+  return val(v, AT['variable_sofia_profile_name']);
+}
 
 /** How a call ended, as far as the policy cares. */
 export type CallOutcome =
@@ -152,56 +174,65 @@ function switchAddressesOf(v4: string, v6: string, memo: SwitchAddressMemo | und
 /** Turns the decoded headers of a CHANNEL_HANGUP_COMPLETE (JSON or plain) into a CallEvent. */
 export function normalizeCallEvent(h: unknown, opts: CallNormalizeOptions): CallNormalizeResult {
   if (typeof h !== 'object' || h === null || Array.isArray(h)) return fail('not_call_event', 'event body is not an object');
-  const headers = h as Headers;
-  const name = str(headers, 'Event-Name');
+  return normalizeCallValues(callHeaderValues(h as Headers), opts);
+}
+
+/** The value at `i` ('' past the end: a shorter array is headers absent). */
+function val(v: CallHeaderValues, i: number): string {
+  return v[i] ?? '';
+}
+
+/** normalizeCallEvent of the headers whose CallHeaderValues are `v`. */
+export function normalizeCallValues(v: CallHeaderValues, opts: CallNormalizeOptions): CallNormalizeResult {
+  const name = val(v, AT['Event-Name']);
   if (name !== CALL_EVENT_NAME) return fail('not_call_event', `not ${CALL_EVENT_NAME}: ${name}`.slice(0, 120));
-  const tsRaw = str(headers, 'Event-Date-Timestamp');
+  const tsRaw = val(v, AT['Event-Date-Timestamp']);
   const timeUs = digits(tsRaw, 16);
   if (timeUs <= 0 || !Number.isSafeInteger(timeUs)) return fail('bad_timestamp', `bad Event-Date-Timestamp: ${JSON.stringify(tsRaw.slice(0, 32))}`);
-  const ipRaw = str(headers, 'Caller-Network-Addr') || str(headers, 'variable_sip_network_ip');
-  const profile = str(headers, 'variable_sofia_profile_name');
+  const ipRaw = val(v, AT['Caller-Network-Addr']) || val(v, AT['variable_sip_network_ip']);
+  const profile = val(v, AT['variable_sofia_profile_name']);
   if (ipRaw === '') {
     // Refused at the auth step (no CHANNEL_CREATE, no caller profile): see the file comment.
-    if (str(headers, 'Caller-Destination-Number') === '' && profile === '') {
-      return fail('call_refused_at_auth', `call ${str(headers, 'variable_sip_call_id').slice(0, 64)} refused before the dialplan (${str(headers, 'Hangup-Cause')}): counted by its auth events`);
+    if (val(v, AT['Caller-Destination-Number']) === '' && profile === '') {
+      return fail('call_refused_at_auth', `call ${val(v, AT['variable_sip_call_id']).slice(0, 64)} refused before the dialplan (${val(v, AT['Hangup-Cause'])}): counted by its auth events`);
     }
     return fail('missing_address', `${CALL_EVENT_NAME} without Caller-Network-Addr`);
   }
   if (profile === '') return fail('missing_profile', `${CALL_EVENT_NAME} without variable_sofia_profile_name`);
   if (opts.profiles && !opts.profiles.has(profile)) return fail('profile_not_watched', `profile ${profile} is not watched`);
-  if (str(headers, 'Call-Direction') === 'outbound') return fail('outbound_leg', `outbound leg to ${ipRaw.slice(0, 64)}: not a call from it`);
+  if (val(v, AT['Call-Direction']) === 'outbound') return fail('outbound_leg', `outbound leg to ${ipRaw.slice(0, 64)}: not a call from it`);
   const source = opts.addressMemo ? opts.addressMemo.parse(ipRaw) : parseIp(ipRaw);
   if (!source) return fail('bad_address', `Caller-Network-Addr is not an IP address: ${JSON.stringify(ipRaw.slice(0, 64))}`);
-  const destination = str(headers, 'Caller-Destination-Number') || str(headers, 'variable_sip_req_user');
+  const destination = val(v, AT['Caller-Destination-Number']) || val(v, AT['variable_sip_req_user']);
   if (destination === '') return fail('missing_destination', `${CALL_EVENT_NAME} from ${source.text} without Caller-Destination-Number`);
-  const hangupCause = str(headers, 'Hangup-Cause') || str(headers, 'variable_hangup_cause');
-  const answerUs = digits(str(headers, 'variable_answer_uepoch'), 16);
+  const hangupCause = val(v, AT['Hangup-Cause']) || val(v, AT['variable_hangup_cause']);
+  const answerUs = digits(val(v, AT['variable_answer_uepoch']), 16);
   const answered = answerUs > 0;
   let answeredSeconds = 0;
   if (answered) {
-    const billUs = digits(str(headers, 'variable_billusec'), 16);
+    const billUs = digits(val(v, AT['variable_billusec']), 16);
     answeredSeconds = billUs > 0 ? billUs / 1e6 : Math.max(0, (timeUs - answerUs) / 1e6);
   }
-  const authorized = str(headers, 'variable_sip_authorized') === 'true';
-  const account = authorized ? (str(headers, 'variable_sip_auth_username') || str(headers, 'variable_user_name')) : '';
-  const port = digits(str(headers, 'variable_sip_network_port'), 5);
+  const authorized = val(v, AT['variable_sip_authorized']) === 'true';
+  const account = authorized ? (val(v, AT['variable_sip_auth_username']) || val(v, AT['variable_user_name'])) : '';
+  const port = digits(val(v, AT['variable_sip_network_port']), 5);
   const event: CallEvent = {
     kind: 'call',
     profile,
     source,
     port: port >= 1 && port <= 65535 ? port : null,
-    context: str(headers, 'Caller-Context'),
+    context: val(v, AT['Caller-Context']),
     destination,
     hangupCause,
     outcome: answered ? 'answered' : outcomeOfCause(hangupCause),
     answeredSeconds,
     account: authorized && account !== '' ? account : null,
-    realm: authorized ? (str(headers, 'variable_sip_auth_realm') || str(headers, 'variable_domain_name')) : '',
-    userAgent: str(headers, 'variable_sip_user_agent'),
-    callId: str(headers, 'variable_sip_call_id'),
-    uuid: str(headers, 'Unique-ID'),
+    realm: authorized ? (val(v, AT['variable_sip_auth_realm']) || val(v, AT['variable_domain_name'])) : '',
+    userAgent: val(v, AT['variable_sip_user_agent']),
+    callId: val(v, AT['variable_sip_call_id']),
+    uuid: val(v, AT['Unique-ID']),
     timeUs,
-    switchAddresses: switchAddressesOf(str(headers, 'FreeSWITCH-IPv4'), str(headers, 'FreeSWITCH-IPv6'), opts.switchMemo),
+    switchAddresses: switchAddressesOf(val(v, AT['FreeSWITCH-IPv4']), val(v, AT['FreeSWITCH-IPv6']), opts.switchMemo),
   };
   return { ok: true, event };
 }

@@ -14,7 +14,7 @@
 // ≥ 500,000 events/s and the daemon's ≥ 100,000 events/s within one core.
 import { readFileSync } from 'node:fs';
 import { AUTH_RESULT_TABLE, AUTH_SUBCLASSES, FAILURE_METHODS, MAX_FIELD_CHARS, type PreparsedEvent } from './normalize.js';
-import { CALL_EVENT_NAME, CALL_HEADER_NAMES } from './call-event.js';
+import { CALL_EVENT_NAME, CALL_HEADER_NAMES, type CallHeaderValues } from './call-event.js';
 
 /** The headers read from an auth event body (normalizeEvent's), and Event-Sequence (the gap tracker's). */
 const AUTH_HEADER_NAMES = [
@@ -301,8 +301,8 @@ export class LineRecords {
   private base = 0;
   private readonly pool: (string | undefined)[] = new Array<string | undefined>(POOL_SIZE).fill(undefined);
   private readonly values: (string | undefined)[] = new Array<string | undefined>(SLOTS).fill(undefined);
-  /** The call headers of the last record read() answered `call` for. */
-  call: Readonly<Record<string, string>> = {};
+  /** The CallHeaderValues of the last record read() answered `call` for (reused: valid until the next read). */
+  readonly callValues: string[] = new Array<string>(CALL_SLOTS.length).fill('');
 
   /** The records to read next: `bytes` holds the scanner's memory from address `base` on. */
   use(records: Int32Array, bytes: Uint8Array, base: number): void {
@@ -352,9 +352,9 @@ export class LineRecords {
    *   nothing irregular (a profile, an address and a good timestamp, known auth-result or
    *   registration-type, no value cut to MAX_FIELD_CHARS): normalizePreparsed(p) is exactly
    *   normalizeEvent(JSON.parse(line)), without the headers object and the strings it only parses;
-   * - `call`: `call` holds the headers normalizeCallEvent reads of a finished call, each as
-   *   JSON.parse gives it (a repeated key: the last), an absent one absent: normalizeCallEvent
-   *   of them is exactly normalizeCallEvent(JSON.parse(line));
+   * - `call`: `callValues` holds the headers normalizeCallValues reads of a finished call, each
+   *   as JSON.parse gives it (a repeated key: the last) and str() cuts it, an absent one '':
+   *   normalizeCallValues of them is exactly normalizeCallEvent(JSON.parse(line));
    * - `other`: any other event, an irregular one: the caller uses JSON.parse.
    */
   read(k: number, p: PreparsedEvent): RecordRead {
@@ -412,12 +412,11 @@ export class LineRecords {
   }
 
   private readCall(k: number): void {
-    const out: Record<string, string> = {};
-    for (const slot of CALL_SLOTS) {
-      const value = this.value(k, slot);
-      if (value !== undefined) out[EVENT_HEADER_NAMES[slot]!] = value;
+    const out = this.callValues;
+    for (let i = 0; i < CALL_SLOTS.length; i++) {
+      const value = this.value(k, CALL_SLOTS[i]!);
+      out[i] = value === undefined ? '' : value.length > MAX_FIELD_CHARS ? value.slice(0, MAX_FIELD_CHARS) : value;
     }
-    this.call = out;
   }
 
   /**
@@ -453,12 +452,12 @@ export interface EventBodyReader {
   /**
    * `auth`: the body is a regular auth event and `p` was filled (normalizePreparsed(p) is then
    * exactly normalizeEvent(JSON.parse(body))). `call`: a finished call, whose headers are in
-   * `call` (normalizeCallEvent of them is exactly normalizeCallEvent(JSON.parse(body))).
+   * `callValues` (normalizeCallValues of them is exactly normalizeCallEvent(JSON.parse(body))).
    * `other`: the caller parses the body with JSON.parse (any other event, odd bytes, an escape
    * in a wanted value, odd syntax; or no wasm at all).
    */
   read(body: Uint8Array, p: PreparsedEvent): RecordRead;
-  readonly call: Readonly<Record<string, string>>;
+  readonly callValues: CallHeaderValues;
   /** The last body's Event-Sequence (-1: not read here; the caller reads it from the bytes) and its time. */
   readonly sequence: number;
   readonly sequenceTimeUs: number;
@@ -476,8 +475,8 @@ export class WasmBodyReader implements EventBodyReader {
   sequence = -1;
   sequenceTimeUs = 0;
 
-  get call(): Readonly<Record<string, string>> {
-    return this.records.call;
+  get callValues(): CallHeaderValues {
+    return this.records.callValues;
   }
 
   read(body: Uint8Array, p: PreparsedEvent): RecordRead {
@@ -501,7 +500,7 @@ export class WasmBodyReader implements EventBodyReader {
 }
 
 /** The reader of the reference: every body to JSON.parse (when the wasm module does not load). */
-const JSON_PARSE_ONLY: EventBodyReader = { read: () => 'other', call: {}, sequence: -1, sequenceTimeUs: 0 };
+const JSON_PARSE_ONLY: EventBodyReader = { read: () => 'other', callValues: [], sequence: -1, sequenceTimeUs: 0 };
 
 /** The wasm reader when the module loads, else JSON.parse for every body (the same answers, slower). */
 export function createEventBodyReader(): EventBodyReader {

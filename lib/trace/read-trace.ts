@@ -13,7 +13,7 @@ import { Readable } from 'node:stream';
 import { Worker } from 'node:worker_threads';
 import { createGunzip } from 'node:zlib';
 import type { AuthEvent, DropReason, NormalizeResult } from '../events/auth-event.js';
-import { isCallEventName, normalizeCallEvent, type CallDropReason, type CallEvent } from '../events/call-event.js';
+import { isCallEventName, normalizeCallEvent, normalizeCallValues, type CallDropReason, type CallEvent, type CallNormalizeResult } from '../events/call-event.js';
 import { AddressMemo, normalizeEvent, normalizePreparsed, PreparsedEvent, SwitchAddressMemo, type NormalizeOptions } from '../events/normalize.js';
 import { LineRecords, LineStatus, loadLineScannerModule, RECORD_SIZE, WasmLineScanner } from '../events/line-scanner.js';
 import { SlotKind, SlotRing, type ScanWorkerData, type ScanWorkerMessage } from './scan-protocol.js';
@@ -253,8 +253,8 @@ export class TraceDecoder {
       const read = status === LineStatus.extracted ? records.read(k, this.preparsed) : 'other';
       if (read === 'auth') {
         this.result(normalizePreparsed(this.preparsed, this.normalizeOptions), index, visitor);
-      } else if (read === 'call') {
-        this.normalized(records.call, index, visitor);
+      } else if (read === 'call' && visitor.call !== undefined) {
+        this.callResult(normalizeCallValues(records.callValues, this.normalizeOptions), index, visitor);
       } else {
         // Printable ASCII only (the scanner sent anything else to `unusual`): latin1 is UTF-8 here.
         this.parsed(records.latin1(k), index, visitor);
@@ -290,12 +290,16 @@ export class TraceDecoder {
 
   private normalized(headers: object, index: number, visitor: TraceVisitor): void {
     if (visitor.call !== undefined && isCallEventName((headers as { readonly 'Event-Name'?: unknown })['Event-Name'])) {
-      const r = normalizeCallEvent(headers, this.normalizeOptions);
-      if (r.ok) visitor.call(r.event, index, this.line);
-      else visitor.dropped(r.reason, r.detail, index, this.line);
+      this.callResult(normalizeCallEvent(headers, this.normalizeOptions), index, visitor);
       return;
     }
     this.result(normalizeEvent(headers, this.normalizeOptions), index, visitor);
+  }
+
+  /** A finished call, for a visitor that takes calls. */
+  private callResult(r: CallNormalizeResult, index: number, visitor: TraceVisitor): void {
+    if (r.ok) visitor.call?.(r.event, index, this.line);
+    else visitor.dropped(r.reason, r.detail, index, this.line);
   }
 
   private result(r: NormalizeResult, index: number, visitor: TraceVisitor): void {
