@@ -289,6 +289,11 @@ export class WasmLineScanner {
   }
 }
 
+/** A value normalizeEvent would take whole (a longer one is cut: its reading is JSON.parse's). */
+function fits(value: string): boolean {
+  return value.length <= MAX_FIELD_CHARS;
+}
+
 /**
  * Reads the records of one scan — in the scanner's memory, or copies of them sent from the
  * scanning thread — and keeps the strings of the interned values: one per trace, fed every
@@ -300,7 +305,6 @@ export class LineRecords {
   /** Address (in the scanner's memory) of bytes[0]. */
   private base = 0;
   private readonly pool: (string | undefined)[] = new Array<string | undefined>(POOL_SIZE).fill(undefined);
-  private readonly values: (string | undefined)[] = new Array<string | undefined>(SLOTS).fill(undefined);
   /** The CallHeaderValues of the last record read() answered `call` for (reused: valid until the next read). */
   readonly callValues: string[] = new Array<string>(CALL_SLOTS.length).fill('');
 
@@ -380,30 +384,29 @@ export class LineRecords {
       for (const slot of AUTH_STRING_SLOTS) this.forget(k, slot);
       return false;
     }
-    let regular = true;
-    const v = this.values;
-    for (const slot of AUTH_STRING_SLOTS) {
-      const value = this.value(k, slot);
-      if (value !== undefined && value.length > MAX_FIELD_CHARS) regular = false;
-      v[slot] = value;
+    // Straight into p (every slot read, so the pool stays the wasm's mirror): p is only used
+    // when this answers true.
+    const slot = STRING_SLOTS;
+    const profile = this.value(k, slot.profile) ?? '';
+    const networkIp = this.value(k, slot.networkIp) ?? '';
+    p.switchV4 = this.value(k, slot.switchV4) ?? '';
+    p.switchV6 = this.value(k, slot.switchV6) ?? '';
+    p.userAgent = this.value(k, slot.userAgent) ?? '';
+    p.callId = this.value(k, slot.callId) ?? '';
+    p.toUserHeader = this.value(k, slot.toUserHeader) ?? '';
+    p.fromUserHeader = this.value(k, slot.fromUserHeader) ?? '';
+    p.username = this.value(k, slot.username) ?? '';
+    p.realm = this.value(k, slot.realm) ?? '';
+    if (profile === '' || networkIp === '' || !fits(profile) || !fits(networkIp) || !fits(p.switchV4) || !fits(p.switchV6)
+      || !fits(p.userAgent) || !fits(p.callId) || !fits(p.toUserHeader) || !fits(p.fromUserHeader) || !fits(p.username) || !fits(p.realm)) {
+      return false;
     }
-    const profile = v[STRING_SLOTS.profile];
-    const networkIp = v[STRING_SLOTS.networkIp];
-    if (!regular || !profile || !networkIp) return false;
     p.subclass = subclass;
     p.profile = profile;
     p.networkIp = networkIp;
     p.timeUs = timeUs;
     const port = r[f + F_PORT]!;
     p.port = port >= 1 && port <= 65535 ? port : null;
-    p.switchV4 = v[STRING_SLOTS.switchV4] ?? '';
-    p.switchV6 = v[STRING_SLOTS.switchV6] ?? '';
-    p.userAgent = v[STRING_SLOTS.userAgent] ?? '';
-    p.callId = v[STRING_SLOTS.callId] ?? '';
-    p.toUserHeader = v[STRING_SLOTS.toUserHeader] ?? '';
-    p.fromUserHeader = v[STRING_SLOTS.fromUserHeader] ?? '';
-    p.username = v[STRING_SLOTS.username] ?? '';
-    p.realm = v[STRING_SLOTS.realm] ?? '';
     p.result = subclass === ATTEMPT ? AUTH_RESULT_TABLE[result]![1] : null;
     p.method = subclass === FAILURE ? FAILURE_METHODS[method]! : null;
     const expires = r[f + F_EXPIRES]!;
