@@ -107,18 +107,18 @@ export function addKey(slot: i32): void {
 }
 
 @inline function sameBytes(a: usize, b: usize, len: i32): bool {
-  let n = <usize>len;
-  while (n >= 8) {
-    if (load<u64>(a) != load<u64>(b)) return false;
-    a += 8;
-    b += 8;
-    n -= 8;
+  const n = <usize>len;
+  if (n >= 8) {
+    // Whole words, then the last eight bytes (overlapping the words before: no byte loop).
+    const last = n - 8;
+    for (let i: usize = 0; i < last; i += 8) {
+      if (load<u64>(a + i) != load<u64>(b + i)) return false;
+    }
+    return load<u64>(a + last) == load<u64>(b + last);
   }
-  while (n > 0) {
-    if (load<u8>(a) != load<u8>(b)) return false;
-    a++;
-    b++;
-    n--;
+  if (n >= 4) return load<u32>(a) == load<u32>(b) && load<u32>(a + n - 4) == load<u32>(b + n - 4);
+  for (let i: usize = 0; i < n; i++) {
+    if (load<u8>(a + i) != load<u8>(b + i)) return false;
   }
   return true;
 }
