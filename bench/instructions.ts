@@ -9,15 +9,21 @@
 // smaller than that are not shown by one run of each.
 //
 //   node dist/bench/instructions.js [events] [tree ...]
+//   node dist/bench/instructions.js --functions N [events] [tree]
 //
 // `events` (default 100,000) of the bench's mixed traffic with calls (the simulate figure's
 // generator, seed 21); each tree (default: this one) is a checkout with its dist built. Per
 // tree: (instructions for the trace − instructions for its first line) / (events − 1), which
 // leaves out node's start and the module loading; warm-up (compiling the hot code) stays in,
 // so compare equal `events` only. A run of 100,000 events takes 3-6 minutes a tree.
+// `--functions N`: one run with node's `--perf-basic-prof`, and the N functions with the most
+// instructions of their own, JavaScript named through the perf map node writes (callgrind
+// knows only addresses there; the wasm scanner has no names and shows as one `(wasm or
+// unnamed JIT code)` row).
 import { spawn, spawnSync } from 'node:child_process';
-import { createWriteStream, existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { createWriteStream, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { once } from 'node:events';
+import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { EventRenderer, mixedTrace } from './gen.js';
 import { ROOT } from './harness.js';
@@ -44,11 +50,15 @@ async function traceOf(events: number): Promise<{ full: string; first: string }>
   return { full, first };
 }
 
-/** Instructions callgrind counted for one simulate run of `trace` with `tree`'s code. */
-function instructions(tree: string, trace: string): Promise<number> {
+/**
+ * Instructions callgrind counted for one simulate run of `trace` with `tree`'s code; with
+ * `profile`, callgrind's output goes to profile.out and node writes its perf map (in profile.dir).
+ */
+function instructions(tree: string, trace: string, profile?: { readonly dir: string; readonly out: string }): Promise<number> {
   return new Promise((done, fail) => {
-    const child = spawn('valgrind', ['--tool=callgrind', '--callgrind-out-file=/dev/null',
-      process.execPath, '--single-threaded', '--predictable-gc-schedule', join(tree, 'bin/fsguard'), 'policy', 'simulate', trace, '--json'], { stdio: ['ignore', 'ignore', 'pipe'] });
+    const node = [process.execPath, '--single-threaded', '--predictable-gc-schedule', ...(profile ? ['--perf-basic-prof'] : [])];
+    const child = spawn('valgrind', ['--tool=callgrind', `--callgrind-out-file=${profile ? profile.out : '/dev/null'}`,
+      ...node, join(tree, 'bin/fsguard'), 'policy', 'simulate', trace, '--json'], { stdio: ['ignore', 'ignore', 'pipe'], ...(profile ? { cwd: profile.dir } : {}) });
     let err = '';
     child.stderr.setEncoding('utf8');
     child.stderr.on('data', (d: string) => { err += d; });
@@ -61,11 +71,69 @@ function instructions(tree: string, trace: string): Promise<number> {
   });
 }
 
+/** The perf map's code ranges, in the order node wrote them (a later entry at an address wins: code space is reused). */
+function perfMap(path: string): { start: number; end: number; name: string }[] {
+  const out: { start: number; end: number; name: string }[] = [];
+  for (const line of readFileSync(path, 'utf8').split('\n')) {
+    const m = /^([0-9a-f]+) ([0-9a-f]+) (.*)$/.exec(line);
+    if (m) out.push({ start: parseInt(m[1]!, 16), end: parseInt(m[1]!, 16) + parseInt(m[2]!, 16), name: m[3]!.replace(/^JS:/, '') });
+  }
+  return out;
+}
+
+/** The `top` functions by their own instructions in a callgrind output, JIT addresses named through `map`. */
+function topFunctions(out: string, mapPath: string, top: number): string[] {
+  const annotated = spawnSync('callgrind_annotate', ['--threshold=100', out], { encoding: 'utf8', maxBuffer: 1 << 30 });
+  if (annotated.status !== 0) throw new Error(`callgrind_annotate failed: ${annotated.stderr}`);
+  const ranges = perfMap(mapPath);
+  const named = (address: number): string => {
+    let name = '(wasm or unnamed JIT code)';
+    for (const r of ranges) if (r.start <= address && address < r.end) name = r.name;
+    return name;
+  };
+  const self = new Map<string, number>();
+  let total = 0;
+  for (const line of annotated.stdout.split('\n')) {
+    const m = /^\s*([\d,]+) \([ \d.]+%\)\s+(.*)$/.exec(line);
+    if (!m || m[2]!.startsWith('PROGRAM TOTALS')) continue;
+    const n = Number(m[1]!.replace(/,/g, ''));
+    const jit = /^\?\?\?:0x([0-9a-f]+) \[\?\?\?\]/.exec(m[2]!);
+    const name = jit ? named(parseInt(jit[1]!, 16)) : m[2]!.replace(/^\?\?\?:/, '').replace(/\(.*$/, '').slice(0, 100);
+    self.set(name, (self.get(name) ?? 0) + n);
+    total += n;
+  }
+  return [...self].sort((a, b) => b[1] - a[1]).slice(0, top)
+    .map(([name, n]) => `${(n / 1e6).toFixed(1).padStart(9)} M ${((100 * n) / total).toFixed(2).padStart(6)} %  ${name}`);
+}
+
 async function main(): Promise<void> {
   const args = process.argv.slice(2);
+  let functions = 0;
+  if (args[0] === '--functions') {
+    args.shift();
+    functions = Number(args.shift());
+    if (!Number.isInteger(functions) || functions <= 0) throw new Error('--functions takes a count: node dist/bench/instructions.js --functions 40 [events] [tree]');
+  }
   const events = args[0] !== undefined && /^\d+$/.test(args[0]) ? Number(args.shift()) : 100_000;
   const trees = args.length > 0 ? args.map((t) => resolve(t)) : [ROOT];
   const { full, first } = await traceOf(events);
+  if (functions > 0) {
+    const dir = mkdtempSync(join(tmpdir(), 'fsguard-instructions-'));
+    try {
+      const out = join(dir, 'callgrind.out');
+      const all = await instructions(trees[0]!, full, { dir, out });
+      // The profiled node's pid (its perf map's name) is in callgrind's header.
+      const pid = /^pid: (\d+)$/m.exec(readFileSync(out, 'latin1').slice(0, 4096))?.[1];
+      if (pid === undefined) throw new Error(`no pid in ${out}`);
+      const mapPath = `/tmp/perf-${pid}.map`;
+      console.log(`${trees[0]}: ${all.toLocaleString('en-US')} instructions for ${events.toLocaleString('en-US')} events; by function (own instructions):`);
+      for (const line of topFunctions(out, mapPath, functions)) console.log(line);
+      rmSync(mapPath, { force: true });
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+    return;
+  }
   for (const tree of trees) {
     // The two runs of a tree at once: valgrind is one thread, and the machine has two cores.
     const [all, one] = await Promise.all([instructions(tree, full), instructions(tree, first)]);
