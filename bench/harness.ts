@@ -13,6 +13,11 @@ export const ROOT = new URL('../../', import.meta.url).pathname;
 export const FSGUARD = join(ROOT, 'bin/fsguard');
 const SERVER = new URL('./replay-server.js', import.meta.url).pathname;
 
+/** The time of the generated traffic's first event (µs): every trace of the bench starts there. */
+export const START_US = 1_893_456_000_000_000;
+/** Where generated traces and run outputs are kept between runs. */
+export const CACHE = join(process.env.TMPDIR ?? '/tmp', 'fsguard-bench');
+
 export const nowNs = (): number => Number(process.hrtime.bigint());
 export const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 

@@ -26,10 +26,8 @@ import { once } from 'node:events';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { EventRenderer, mixedTrace } from './gen.js';
-import { ROOT } from './harness.js';
+import { CACHE, ROOT, START_US } from './harness.js';
 
-const START_US = 1_893_456_000_000_000;
-const CACHE = join(process.env.TMPDIR ?? '/tmp', 'fsguard-bench');
 
 async function traceOf(events: number): Promise<{ full: string; first: string }> {
   mkdirSync(CACHE, { recursive: true });

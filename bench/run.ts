@@ -17,8 +17,8 @@ import { join } from 'node:path';
 import { once } from 'node:events';
 import { createGunzip, createGzip } from 'node:zlib';
 import {
-  Daemon, deleteTable, DropProbe, FSGUARD, memoryMb, cpuSeconds, threadCpu, nowNs, percentile, ReplayServer,
-  ROOT, setSize, sleep,
+  CACHE, Daemon, deleteTable, DropProbe, FSGUARD, memoryMb, cpuSeconds, threadCpu, nowNs, percentile, ReplayServer,
+  ROOT, setSize, sleep, START_US,
 } from './harness.js';
 import { EventRenderer, logLine, mixedTrace } from './gen.js';
 import { KernelElementWatch } from './kernel-elements.js';
@@ -27,8 +27,6 @@ import { mergedThroughput, propagation } from './cluster.js';
 const TABLE = 'fsguard_bench';
 const METRICS_PORT = 9466;
 /** Event time far ahead of the wall clock: the daemon's wall-clock tick never overtakes it. */
-const START_US = 1_893_456_000_000_000;
-const CACHE = join(process.env.TMPDIR ?? '/tmp', 'fsguard-bench');
 
 const SIZES = {
   throughputEvents: 1_000_000,
