@@ -386,17 +386,17 @@ export class LineRecords {
     }
     // Straight into p (every slot read, so the pool stays the wasm's mirror): p is only used
     // when this answers true.
-    const slot = STRING_SLOTS;
-    const profile = this.value(k, slot.profile) ?? '';
-    const networkIp = this.value(k, slot.networkIp) ?? '';
-    p.switchV4 = this.value(k, slot.switchV4) ?? '';
-    p.switchV6 = this.value(k, slot.switchV6) ?? '';
-    p.userAgent = this.value(k, slot.userAgent) ?? '';
-    p.callId = this.value(k, slot.callId) ?? '';
-    p.toUserHeader = this.value(k, slot.toUserHeader) ?? '';
-    p.fromUserHeader = this.value(k, slot.fromUserHeader) ?? '';
-    p.username = this.value(k, slot.username) ?? '';
-    p.realm = this.value(k, slot.realm) ?? '';
+    const s = STRING_SLOTS;
+    const profile = this.value(k, s.profile) ?? '';
+    const networkIp = this.value(k, s.networkIp) ?? '';
+    p.switchV4 = this.value(k, s.switchV4) ?? '';
+    p.switchV6 = this.value(k, s.switchV6) ?? '';
+    p.userAgent = this.value(k, s.userAgent) ?? '';
+    p.callId = this.value(k, s.callId) ?? '';
+    p.toUserHeader = this.value(k, s.toUserHeader) ?? '';
+    p.fromUserHeader = this.value(k, s.fromUserHeader) ?? '';
+    p.username = this.value(k, s.username) ?? '';
+    p.realm = this.value(k, s.realm) ?? '';
     if (profile === '' || networkIp === '' || !fits(profile) || !fits(networkIp) || !fits(p.switchV4) || !fits(p.switchV6)
       || !fits(p.userAgent) || !fits(p.callId) || !fits(p.toUserHeader) || !fits(p.fromUserHeader) || !fits(p.username) || !fits(p.realm)) {
       return false;

@@ -25,8 +25,7 @@ export class Ipv6PrefixIndex {
     this.mapFor(c)?.set(c.text, c);
   }
 
-  delete(c: Cidr | string): void {
-    const text = typeof c === 'string' ? c : c.text;
+  delete(text: string): void {
     this.wide.delete(text);
     this.slash64.delete(text);
     this.long.delete(text);
@@ -39,6 +38,8 @@ export class Ipv6PrefixIndex {
    */
   acrossSets(target: Cidr): readonly Cidr[] {
     if (target.family !== 6 || target.prefixLength === 128) return NONE;
+    // The common case, a /64 of an address-rotation flood with no other prefix banned: nothing.
+    if (target.prefixLength === 64 && this.wide.size === 0 && this.long.size === 0) return NONE;
     const out: Cidr[] = [];
     const pick = (m: Map<string, Cidr>, test: (c: Cidr) => boolean): void => {
       for (const c of m.values()) if (test(c)) out.push(c);
