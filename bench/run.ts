@@ -485,7 +485,35 @@ async function fail2ban(fsguardRates: { daemon: number | null; simulate: number 
 
 // ---- report -------------------------------------------------------------------------------
 
-function machine(): string[] {
+/**
+ * The machine's speed at the kind of work fsguard does (V8 parsing text and allocating), the
+ * same measure in every run, so that figures from different machines or days can be compared:
+ * µs per `JSON.parse` of the bench's own auth event bodies (~900 bytes), best of five rounds.
+ * The targets were set on a machine where JSON.parse + normalize took 2.5-3.1 µs an event
+ * (issue 10); the same tree's figures scale with this number, not with the CPU's clock.
+ */
+function parseReferenceUs(): number {
+  const renderer = new EventRenderer();
+  const bodies: string[] = [];
+  for (const e of mixedTrace({ events: 4_000, seed: 21, startUs: START_US })) {
+    if (e.subclass !== 'CHANNEL_HANGUP_COMPLETE') bodies.push(renderer.body(e));
+  }
+  const rounds = 25;
+  let best = Infinity;
+  let names = 0;
+  for (let r = 0; r < 5; r++) {
+    const t0 = nowNs();
+    for (let i = 0; i < rounds; i++) {
+      for (const b of bodies) names += String((JSON.parse(b) as Record<string, unknown>)['Event-Name']).length;
+    }
+    best = Math.min(best, (nowNs() - t0) / 1e3 / (rounds * bodies.length));
+  }
+  // Every body has an Event-Name: reading it keeps the parse from being optimized away.
+  if (names < bodies.length) throw new Error('reference bodies without Event-Name');
+  return best;
+}
+
+function machine(reference: { startUs: number; endUs: number }): string[] {
   const cpu = cpus();
   const nftVersion = spawnSync('nft', ['--version'], { encoding: 'utf8' }).stdout.trim();
   return [
@@ -494,6 +522,7 @@ function machine(): string[] {
     `node: ${process.version}`,
     `nft: ${nftVersion}`,
     `memory: ${Math.round(Number(readFileSync('/proc/meminfo', 'utf8').match(/MemTotal:\s+(\d+)/)?.[1] ?? 0) / 1024 / 1024)} GB`,
+    `speed: JSON.parse of the bench's auth event bodies ${fmt(reference.startUs, 2)} µs each before the figures, ${fmt(reference.endUs, 2)} µs after (2.5-3.1 µs with normalize on the machine the targets were set on)`,
   ];
 }
 
@@ -503,13 +532,13 @@ function table(rows: readonly Row[]): string {
   return lines.join('\n');
 }
 
-function report(rows: readonly Row[], started: Date, seconds: number, argv: readonly string[]): string {
+function report(rows: readonly Row[], started: Date, seconds: number, argv: readonly string[], reference: { startUs: number; endUs: number }): string {
   return [
     `Run ${started.toISOString()}, ${fmt(seconds)} s in total.`,
     '',
     '**Machine**',
     '',
-    ...machine().map((l) => `- ${l}`),
+    ...machine(reference).map((l) => `- ${l}`),
     '',
     '**Commands**',
     '',
@@ -569,6 +598,8 @@ async function main(): Promise<number> {
       log(`${name} failed: ${err instanceof Error ? err.stack ?? err.message : String(err)}`);
     }
   };
+  const referenceStartUs = parseReferenceUs();
+  log(`speed: JSON.parse of an auth event body ${fmt(referenceStartUs, 2)} µs`);
   // Latency first: millisecond figures are measured before the heavy ones leave the machine
   // reclaiming gigabytes (a 3 s pause after them was not always enough).
   await run('latency', () => latency(args));
@@ -591,8 +622,9 @@ async function main(): Promise<number> {
   await run('merged', () => mergedThroughput());
   const rows = FIGURES.flatMap((name) => byName.get(name) ?? []);
   const seconds = (nowNs() - t0) / 1e9;
-  const text = report(rows, started, seconds, argv);
-  process.stdout.write(`\n${table(rows)}\n\n${rows.map((r) => `- ${r.figure}: ${r.detail}`).join('\n')}\n\ntotal ${fmt(seconds)} s\n`);
+  const reference = { startUs: referenceStartUs, endUs: parseReferenceUs() };
+  const text = report(rows, started, seconds, argv, reference);
+  process.stdout.write(`\n${table(rows)}\n\n${rows.map((r) => `- ${r.figure}: ${r.detail}`).join('\n')}\n\nspeed: JSON.parse of an auth event body ${fmt(reference.startUs, 2)} µs before, ${fmt(reference.endUs, 2)} µs after\ntotal ${fmt(seconds)} s\n`);
   if (args.write && args.only === null) log(`wrote ${writeResults(text)}`);
   const missed = rows.filter((r) => r.met === false);
   if (missed.length) process.stdout.write(`\nMISSED: ${missed.map((r) => r.figure).join('; ')}\n`);
