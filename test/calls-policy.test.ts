@@ -10,6 +10,11 @@ import { describePolicy } from '../lib/policy/describe.js';
 import { DEFAULT_POLICY_SETTINGS, parsePolicyOverride, policySettingsProblems, type PolicySettings } from '../lib/policy/settings.js';
 import { CallTraceBuilder, carrier, judgeMixed, prober, randomNumber, replayMixed } from './support/call-traces.js';
 import { site } from './support/policy-traces.js';
+import { RecordingLogger } from './support/esl-test-helpers.js';
+import { Guard } from '../lib/daemon/guard.js';
+import { FsguardMetrics } from '../lib/obs/metrics.js';
+import { createPolicy } from '../lib/policy/engine.js';
+import { normalizeEvent } from '../lib/events/normalize.js';
 
 const S = DEFAULT_POLICY_SETTINGS;
 const PROBER = '203.0.113.71';
@@ -198,7 +203,7 @@ t.test('variant: a stolen account making 30 international calls in 5 minutes fro
   }
 });
 
-t.test('maxTrackedAccounts: the least recently used accounts go, an active one keeps its addresses', async (t) => {
+t.test('maxTrackedAccounts: a full table keeps its accounts, newcomers go untracked, an active one keeps its addresses', async (t) => {
   const b = new CallTraceBuilder(51);
   const t0 = 3 * 3600;
   const ua = 'Yealink SIP-T46S';
@@ -207,16 +212,98 @@ t.test('maxTrackedAccounts: the least recently used accounts go, an active one k
   // 40 accounts authenticate once, early; 30 new ones just before t0: 71 accounts, 50 tracked.
   for (let i = 0; i < 40; i++) b.auth.auth({ ip: `198.51.100.${100 + i}`, port: 5060, user: String(5000 + i), ua, atS: 200 + i, answer: 'SUCCESS' });
   for (let i = 0; i < 30; i++) b.auth.auth({ ip: `198.51.100.${150 + i}`, port: 5060, user: String(6000 + i), ua, atS: t0 - 60 + i, answer: 'SUCCESS' });
+  // An untracked newcomer calls: it gets a place, the least recently used account (5000) gives it up.
+  b.call({ ip: '198.51.100.179', atS: t0 - 5, number: '0301234567', outcome: 'answered', seconds: 30, account: '6029' });
   for (let i = 0; i < 10; i++) {
     b.auth.auth({ ip: THIEF, port: 5090, user: '1007', ua: 'Zoiper rv2.10.19.4', atS: t0 + i * 10 - 0.2, answer: 'RENEWED', method: 'INVITE', dialled: '0088213' });
     b.call({ ip: THIEF, atS: t0 + i * 10, number: randomNumber(b, '00882', 9), outcome: 'answered', seconds: 5, account: '1007', ua: 'Zoiper rv2.10.19.4' });
   }
+  // 5001 is still tracked; 5000 gave its place to the caller, so the table is full for it.
+  for (const user of ['5001', '5000']) b.auth.auth({ ip: '198.51.100.100', port: 5060, user, ua, atS: t0 + 300, answer: 'RENEWED' });
   const r = replayMixed(b.build(), { ...S, maxTrackedAccounts: 50 });
-  // The 40 idle accounts went, not 1007: it was used recently, so it keeps its office address
-  // and the thief's is new to it. (Evicting the first inserted would drop 1007 and that with it.)
+  // 1007 kept its place and its office address, so the thief's is new to it. (Evicting the
+  // first inserted would drop 1007 and that with it.)
   const alert = r.alerts.find((a) => a.alert.kind === 'toll_fraud');
   t.match(alert?.alert, { source: THIEF, account: '1007@pbx.example.com' });
   t.match(alert?.alert.message, /an address it never used before/);
+  // All 41 earlier accounts are live (seen within legitimacySeconds): 9 of the 30 newcomers
+  // fill the table, 21 go untracked rather than push out accounts that come back; the caller
+  // took one place for one.
+  t.same(r.policy.accountStats(), { tracked: 50, untracked: 22 });
+  // A day later the early ones are idle: a newcomer takes the place of one of them.
+  const later = new CallTraceBuilder(52);
+  for (let i = 0; i < 70; i++) later.auth.auth({ ip: `198.51.100.${100 + (i % 50)}`, port: 5060, user: String(5000 + i), ua, atS: i < 50 ? 10 + i : S.legitimacySeconds + 100 + i, answer: 'SUCCESS' });
+  const r2 = replayMixed(later.build(), { ...S, maxTrackedAccounts: 50 });
+  t.same(r2.policy.accountStats(), { tracked: 20, untracked: 0 }, 'the 50 idle accounts made room (all at the first sweep), the 20 newcomers are tracked');
+});
+
+t.test('maxTrackedAccounts below the live accounts: an account\'s usual numbers are not forgotten in the churn', async (t) => {
+  // 61 phones re-register every 20 minutes, in turn, with room for 50. Making room for each by
+  // dropping the least recently used would drop the very one coming next: every account's
+  // history gone within the hour, and an export desk's usual calls abroad taken for fraud.
+  const b = new CallTraceBuilder(53);
+  const ua = 'Yealink SIP-T46S 66.86.0.15';
+  const days = 3;
+  for (let at = 0; at < days * 86400; at += 1200) {
+    b.auth.auth({ ip: OFFICE, port: 5062, user: '1001', ua, atS: at, answer: at === 0 ? 'SUCCESS' : 'RENEWED' });
+    for (let i = 0; i < 60; i++) b.auth.auth({ ip: `198.51.100.${100 + (i % 50)}`, port: 5060 + i, user: String(2000 + i), ua, atS: at + 1 + i * 19, answer: at === 0 ? 'SUCCESS' : 'RENEWED' });
+  }
+  const customers = Array.from({ length: 12 }, () => randomNumber(b, '0049', 10));
+  // Two days of calls to its 12 customers, one every ~12 minutes (never many new ones in a
+  // window); on the third, the same 12 in six minutes (a mailing follow-up).
+  for (let d = 0; d < 2; d++) customers.forEach((n, k) => b.call({ ip: OFFICE, atS: d * 86400 + 3600 + k * 700, number: n, outcome: 'answered', seconds: 120, account: '1001' }));
+  customers.forEach((n, k) => b.call({ ip: OFFICE, atS: 2 * 86400 + 3600 + k * 30, number: n, outcome: 'answered', seconds: 20, account: '1001' }));
+  const r = replayMixed(b.build(), { ...S, maxTrackedAccounts: 50 });
+  t.same(r.alerts.filter((a) => a.alert.kind === 'toll_fraud'), [], 'its own customers: no alert');
+  t.ok(r.policy.accountStats().untracked > 0, 'the authentications beyond the table are counted');
+  // The same burst to 12 numbers it never called is still caught.
+  const c = new CallTraceBuilder(54);
+  for (let at = 0; at < 86400; at += 1200) {
+    c.auth.auth({ ip: OFFICE, port: 5062, user: '1001', ua, atS: at, answer: at === 0 ? 'SUCCESS' : 'RENEWED' });
+    for (let i = 0; i < 60; i++) c.auth.auth({ ip: `198.51.100.${100 + (i % 50)}`, port: 5060 + i, user: String(2000 + i), ua, atS: at + 1 + i * 19, answer: at === 0 ? 'SUCCESS' : 'RENEWED' });
+  }
+  for (let k = 0; k < 12; k++) c.call({ ip: OFFICE, atS: 3600 + k * 30, number: randomNumber(c, '00882', 9), outcome: 'answered', seconds: 20, account: '1001' });
+  const fraud = replayMixed(c.build(), { ...S, maxTrackedAccounts: 50 }).alerts.filter((a) => a.alert.kind === 'toll_fraud');
+  t.match(fraud[0]?.alert, { source: OFFICE, account: '1001@pbx.example.com' }, 'new numbers in a burst: the alert');
+});
+
+t.test('a toll-fraud table full of live accounts: a metric, and a warning at most once an hour', async (t) => {
+  const policy = createPolicy({ ...S, maxTrackedAccounts: 10 });
+  const feed = (seed: number, first: number, count: number, atS: number): void => {
+    const b = new CallTraceBuilder(seed);
+    for (let i = 0; i < count; i++) b.auth.auth({ ip: `198.51.100.${10 + i}`, port: 5060, user: String(first + i), ua: 'Yealink SIP-T46S', atS: atS + i, answer: 'SUCCESS' });
+    for (const h of b.build()) {
+      const r = normalizeEvent(h, { profiles: null });
+      if (r.ok) policy.observe(r.event);
+    }
+  };
+  const metrics = new FsguardMetrics(false);
+  const logger = new RecordingLogger();
+  let nowMs = 1_700_000_000_000;
+  const writer = { setup: async () => {}, list: async () => ({ tableExists: true, bans: [], unrecognized: [] }), ban: async () => ({ status: 'written' as const }), flush: async () => {} };
+  const guard = new Guard(policy, writer as never, logger, metrics, { allow: [] }, () => nowMs);
+  const warnings = (): string[] => logger.records.filter((r) => r.level === 'warn' && /toll-fraud table is full/.test(r.msg)).map((r) => r.msg);
+  feed(60, 3000, 10, 0);
+  guard.tick();
+  t.same(warnings(), [], 'room for all ten: nothing to say');
+  feed(61, 4000, 5, 20);
+  guard.tick();
+  t.equal(warnings().length, 1, 'five accounts left untracked: one warning');
+  t.match(warnings()[0], /raise maxTrackedAccounts/);
+  t.match(logger.records.find((r) => /toll-fraud table is full/.test(r.msg))?.obj, { trackedAccounts: 10, untrackedAuthentications: 5 });
+  t.match(await metrics.registry.metrics(), /fsguard_policy_untracked_account_authentications_total 5/);
+  feed(62, 5000, 5, 40);
+  nowMs += 60_000;
+  guard.tick();
+  t.equal(warnings().length, 1, 'more within the hour: counted, not logged again');
+  t.match(await metrics.registry.metrics(), /fsguard_policy_untracked_account_authentications_total 10/);
+  nowMs += 3_600_000;
+  guard.tick();
+  t.equal(warnings().length, 2, 'an hour later: logged again');
+  t.match(logger.records.filter((r) => /toll-fraud table is full/.test(r.msg))[1]?.obj, { untrackedAuthentications: 5 }, 'the ones since the last line');
+  nowMs += 3_600_000;
+  guard.tick();
+  t.equal(warnings().length, 2, 'none since: nothing new to say');
 });
 
 t.test('toll_fraud through a proven multi-phone site: alert, never a ban unless tollFraudBanSites', async (t) => {

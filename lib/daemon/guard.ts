@@ -15,6 +15,9 @@ import type { GuardObserver, SwitchInfo } from './guard-observer.js';
 import type { BanJournal } from './ban-journal.js';
 import { SeedingHold, systemGuardClock, type GuardClock } from './seeding-hold.js';
 
+/** A full toll-fraud account table is logged at most this often. */
+const UNTRACKED_LOG_INTERVAL_MS = 3_600_000;
+
 /** The part of NftSetWriter the guard uses (a narrow seam for tests). */
 export interface BanWriter {
   /** Requests queued or being written (0: everything decided so far has been dealt with). */
@@ -113,6 +116,10 @@ export class Guard implements EslSourceListener {
   private readonly hold: SeedingHold;
   /** Clock events out of bound, as last logged. */
   private clockOutOfBound = 0;
+  /** The policy's untracked account authentications as last counted and last logged, and when (wall ms). */
+  private untrackedCounted = 0;
+  private untrackedLogged = 0;
+  private untrackedLoggedAtMs = -Infinity;
   private readonly banFromEventTime: boolean;
 
   constructor(
@@ -313,6 +320,25 @@ export class Guard implements EslSourceListener {
       this.clockOutOfBound = out;
       this.logger.warn({ ...c }, 'event timestamps out of bound (a FreeSWITCH clock ahead, stepping, or one bad stamp): judged at the policy clock');
     }
+    this.noteAccountTable();
+  }
+
+  /** A toll-fraud table full of live accounts: a metric, and a line at most once an hour. */
+  private noteAccountTable(): void {
+    const a = this.policy.accountStats();
+    if (a.untracked < this.untrackedCounted) {
+      // A new policy (replacePolicy) counts from zero.
+      this.untrackedCounted = 0;
+      this.untrackedLogged = 0;
+    }
+    if (a.untracked > this.untrackedCounted) this.metrics.untrackedAuthentications.inc(a.untracked - this.untrackedCounted);
+    this.untrackedCounted = a.untracked;
+    const now = this.nowMs();
+    if (a.untracked === this.untrackedLogged || now - this.untrackedLoggedAtMs < UNTRACKED_LOG_INTERVAL_MS) return;
+    this.logger.warn({ trackedAccounts: a.tracked, untrackedAuthentications: a.untracked - this.untrackedLogged },
+      `the toll-fraud table is full of live accounts (${a.tracked}, policy.maxTrackedAccounts): other accounts' addresses and usual numbers are not tracked until some go idle (legitimacySeconds) or call; raise maxTrackedAccounts (~330 bytes an account)`);
+    this.untrackedLogged = a.untracked;
+    this.untrackedLoggedAtMs = now;
   }
 
   /** FreeSWITCH's addresses (from events, or other cluster nodes): never banned here. */

@@ -78,6 +78,11 @@ export class FsguardMetrics {
     help: 'Sources and prefixes the policy holds state for',
     registers: [this.registry],
   });
+  readonly untrackedAuthentications = new Counter({
+    name: 'fsguard_policy_untracked_account_authentications_total',
+    help: 'Successful authentications whose account the toll-fraud table left untracked, every tracked account being live (raise policy.maxTrackedAccounts)',
+    registers: [this.registry],
+  });
 
   constructor(withProcessMetrics = true) {
     const counts = this.eventCounts;

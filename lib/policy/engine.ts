@@ -276,6 +276,11 @@ export class RatePolicy implements Policy {
     return this.tracker.size + this.calls.tracked();
   }
 
+  /** The toll-fraud account table (see maxTrackedAccounts). */
+  accountStats(): { readonly tracked: number; readonly untracked: number } {
+    return this.calls.accountStats();
+  }
+
   // ---------------------------------------------------------------- inspection
 
   /** Policy time now (µs). */

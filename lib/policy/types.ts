@@ -130,4 +130,9 @@ export interface Policy {
   trackedSources(): number;
   /** Events the clock held out of bound, and absorbed clock steps (logged by the daemon). */
   clockStats(): Readonly<ClockStats>;
+  /**
+   * The toll-fraud account table: accounts tracked, and authentications of accounts it left
+   * untracked because every tracked account was live (maxTrackedAccounts too small; logged).
+   */
+  accountStats(): { readonly tracked: number; readonly untracked: number };
 }

@@ -37,6 +37,8 @@ const ACCOUNT_ADDRESSES = 32;
 /** Numbers and user agents kept for a ban's log line or an alert. */
 const SAMPLE = 10;
 const EVICT_TO_FRACTION = 0.9;
+/** A full account table looks for accounts gone idle at most this often (event time). */
+const IDLE_SWEEP_US = 60 * US;
 
 /** What the auth evidence says about a call's source (the engine owns it). */
 export interface CallContext {
@@ -290,23 +292,52 @@ function touch<T extends { lruUs: number }>(map: Map<string, T>, key: string, ma
 /**
  * The accounts, by realm then user, each realm's map in use order: the keys are the event's
  * own strings (interned by the reader, their hashes cached), so the lookup made for every
- * successful authentication builds no `user@realm` string. Over `cap`, each realm gives up its
- * least recently used, in proportion to its size. (Measured against one map of `user@realm`
- * keys and against eviction by time from a sampled cut-off: this was the fastest of the three,
- * bench/RESULTS.md "Session 4".)
+ * successful authentication builds no `user@realm` string. (Measured against one map of
+ * `user@realm` keys and against eviction by time from a sampled cut-off: this was the fastest
+ * of the three, bench/RESULTS.md "Session 4".)
+ *
+ * Full, it keeps the accounts it has rather than cycling through more than it can hold. Phones
+ * authenticate in turn, every hour or so: with more live accounts than `cap`, making room for
+ * each newcomer by dropping the least recently used dropped exactly the account that came
+ * next, so every account's history (its addresses, its usual numbers) was lost within the
+ * hour, at the price of an account made and thrown away per authentication. So an
+ * authentication takes the place of an account idle for longer than `liveUs` only, and is
+ * counted as untracked when every account is live (`admit`); a call always gets its account
+ * a place (`touch`), at the least recently used one's expense.
+ * An attacker cannot fill the table: only a successful authentication or call makes an account.
  */
 class AccountTable {
   private readonly byRealm = new Map<string, Map<string, AccountState>>();
   size = 0;
+  /** Authentications of accounts left untracked because every tracked account was live. */
+  untracked = 0;
+  private lastIdleSweepUs = -Infinity;
 
+  /** The state of an account that authenticated, or null when the table is full of live ones. */
+  admit(account: string, realm: string, now: number, cap: number, liveUs: number): AccountState | null {
+    if (this.size >= cap && this.byRealm.get(realm)?.get(account) === undefined) {
+      if (now - this.lastIdleSweepUs >= IDLE_SWEEP_US) {
+        this.lastIdleSweepUs = now;
+        this.dropIdle(now - liveUs);
+      }
+      if (this.size >= cap) {
+        this.untracked++;
+        return null;
+      }
+    }
+    return this.touch(account, realm, now, cap);
+  }
+
+  /** The state of an account that calls: made if new, the least recently used going over `cap`. */
   touch(account: string, realm: string, now: number, cap: number): AccountState {
     let users = this.byRealm.get(realm);
     if (users === undefined) { users = new Map(); this.byRealm.set(realm, users); }
     let a = users.get(account);
     if (a === undefined) {
       a = new AccountState(account, realm);
+      a.lruUs = now; // before dropOldest: a newcomer is never the oldest
       users.set(account, a);
-      if (++this.size > cap) this.trim(cap);
+      if (++this.size > cap) this.dropOldest();
     } else {
       users.delete(account);
       users.set(account, a);
@@ -319,18 +350,37 @@ class AccountTable {
     for (const users of this.byRealm.values()) yield* users.values();
   }
 
-  private trim(cap: number): void {
-    const drop = this.size - Math.floor(cap * EVICT_TO_FRACTION);
-    const total = this.size;
+  /** Drops the accounts last seen before `before` (each realm's map is in use order). */
+  private dropIdle(before: number): void {
     for (const [realm, users] of this.byRealm) {
-      let n = Math.ceil((drop * users.size) / total);
-      for (const account of users.keys()) {
-        if (n-- <= 0) break;
+      for (const [account, a] of users) {
+        if (a.lruUs >= before) break;
         users.delete(account);
         this.size--;
       }
       if (users.size === 0) this.byRealm.delete(realm);
     }
+  }
+
+  /**
+   * Drops the least recently used account of all realms (the oldest of their maps' first
+   * entries). One for one: under the admission rule above only a call from an untracked
+   * account gets here, and a batch cut would take thousands of live histories for it.
+   */
+  private dropOldest(): void {
+    let oldest: Map<string, AccountState> | null = null;
+    let oldestRealm = '';
+    let oldestUs = Infinity;
+    for (const [realm, users] of this.byRealm) {
+      for (const a of users.values()) {
+        if (a.lruUs < oldestUs) { oldestUs = a.lruUs; oldest = users; oldestRealm = realm; }
+        break;
+      }
+    }
+    if (oldest === null) return;
+    for (const account of oldest.keys()) { oldest.delete(account); break; }
+    this.size--;
+    if (oldest.size === 0) this.byRealm.delete(oldestRealm);
   }
 }
 
@@ -363,7 +413,7 @@ export class CallPolicy implements CallEvidenceLookup {
   /** A successful authentication of `account@realm` from `source`: the account uses that address. */
   noteAuthSuccess(account: string, realm: string, source: string, nowUs: number): void {
     if (account === '') return;
-    this.accounts.touch(account, realm, nowUs, this.base.raw.maxTrackedAccounts).noteAddress(source, nowUs);
+    this.accounts.admit(account, realm, nowUs, this.base.raw.maxTrackedAccounts, this.base.legitimacyUs)?.noteAddress(source, nowUs);
   }
 
   /** A ban or a manual unban: its call evidence starts afresh (proof by answered calls is kept). */
@@ -381,6 +431,11 @@ export class CallPolicy implements CallEvidenceLookup {
   /** Hosts, prefixes and accounts with call state. */
   tracked(): number {
     return this.hosts.size + this.prefixes.size + this.accounts.size;
+  }
+
+  /** The toll-fraud account table: accounts tracked, and authentications left untracked (full of live accounts). */
+  accountStats(): { readonly tracked: number; readonly untracked: number } {
+    return { tracked: this.accounts.size, untracked: this.accounts.untracked };
   }
 
   /**
