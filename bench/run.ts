@@ -490,7 +490,7 @@ async function fail2ban(fsguardRates: { daemon: number | null; simulate: number 
  * same measure in every run, so that figures from different machines or days can be compared:
  * µs per `JSON.parse` of the bench's own auth event bodies (~900 bytes), best of five rounds.
  * The targets were set on a machine where JSON.parse + normalize took 2.5-3.1 µs an event
- * (issue 10); the same tree's figures scale with this number, not with the CPU's clock.
+ * (issue 10); the same tree's figures follow this number, not the CPU's model or clock (bench/RESULTS.md, session 8).
  */
 function parseReferenceUs(): number {
   const renderer = new EventRenderer();
