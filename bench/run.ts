@@ -485,6 +485,12 @@ async function fail2ban(fsguardRates: { daemon: number | null; simulate: number 
 
 // ---- report -------------------------------------------------------------------------------
 
+/** parseReferenceUs before the figures and after them. */
+interface SpeedReference {
+  readonly startUs: number;
+  readonly endUs: number;
+}
+
 /**
  * The machine's speed at the kind of work fsguard does (V8 parsing text and allocating), the
  * same measure in every run, so that figures from different machines or days can be compared:
@@ -513,7 +519,7 @@ function parseReferenceUs(): number {
   return best;
 }
 
-function machine(reference: { startUs: number; endUs: number }): string[] {
+function machine(reference: SpeedReference): string[] {
   const cpu = cpus();
   const nftVersion = spawnSync('nft', ['--version'], { encoding: 'utf8' }).stdout.trim();
   return [
@@ -532,7 +538,7 @@ function table(rows: readonly Row[]): string {
   return lines.join('\n');
 }
 
-function report(rows: readonly Row[], started: Date, seconds: number, argv: readonly string[], reference: { startUs: number; endUs: number }): string {
+function report(rows: readonly Row[], started: Date, seconds: number, argv: readonly string[], reference: SpeedReference): string {
   return [
     `Run ${started.toISOString()}, ${fmt(seconds)} s in total.`,
     '',

@@ -45,7 +45,7 @@ import { settingsForProfile, type PolicySettings } from './settings.js';
 import { fewList, fewSize, PrefixState, SourceState, type EvidenceState, type UserRecord } from './source-state.js';
 import { SourceTracker } from './tracking.js';
 import type {
-  BanDecision, BanEvidence, EventGap, ExistingBan, Policy, PolicyAlert, PolicyOutput,
+  AccountTableStats, BanDecision, BanEvidence, EventGap, ExistingBan, Policy, PolicyAlert, PolicyOutput,
 } from './types.js';
 
 export type { EvidenceSnapshot, NearThreshold, RuleStatus } from './inspect.js';
@@ -277,7 +277,7 @@ export class RatePolicy implements Policy {
   }
 
   /** The toll-fraud account table (see maxTrackedAccounts). */
-  accountStats(): { readonly tracked: number; readonly untracked: number } {
+  accountStats(): AccountTableStats {
     return this.calls.accountStats();
   }
 

@@ -95,6 +95,13 @@ export interface ExistingBan {
   readonly offences?: number;
 }
 
+/** The toll-fraud account table: accounts tracked, and authentications of accounts it left
+ * untracked because every tracked account was live (maxTrackedAccounts too small). */
+export interface AccountTableStats {
+  readonly tracked: number;
+  readonly untracked: number;
+}
+
 export interface Policy {
   /** Feed one event; returns what it decided (usually nothing). */
   observe(event: AuthEvent): PolicyOutput;
@@ -130,9 +137,6 @@ export interface Policy {
   trackedSources(): number;
   /** Events the clock held out of bound, and absorbed clock steps (logged by the daemon). */
   clockStats(): Readonly<ClockStats>;
-  /**
-   * The toll-fraud account table: accounts tracked, and authentications of accounts it left
-   * untracked because every tracked account was live (maxTrackedAccounts too small; logged).
-   */
-  accountStats(): { readonly tracked: number; readonly untracked: number };
+  /** The toll-fraud account table (logged by the daemon when it leaves accounts untracked). */
+  accountStats(): AccountTableStats;
 }

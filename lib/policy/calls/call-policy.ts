@@ -25,6 +25,7 @@ import { WindowCounter } from '../counters.js';
 import { matchesScannerPattern } from '../engine.js';
 import type { RuleId } from '../rules.js';
 import { settingsForProfile, type PolicySettings } from '../settings.js';
+import type { AccountTableStats } from '../types.js';
 import { classifyNumber, isCostly, type NumberClass, type NumberPatterns } from './numbers.js';
 
 const US = 1_000_000;
@@ -434,7 +435,7 @@ export class CallPolicy implements CallEvidenceLookup {
   }
 
   /** The toll-fraud account table: accounts tracked, and authentications left untracked (full of live accounts). */
-  accountStats(): { readonly tracked: number; readonly untracked: number } {
+  accountStats(): AccountTableStats {
     return { tracked: this.accounts.size, untracked: this.accounts.untracked };
   }
 
