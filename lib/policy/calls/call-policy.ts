@@ -21,6 +21,7 @@
 import type { CallEvent } from '../../events/call-event.js';
 import { ipv6PrefixText } from '../../net/ip.js';
 import { WindowCounter } from '../counters.js';
+import { LruList, type LruEntry } from '../lru-list.js';
 // engine.js imports this module too: only functions cross the cycle, used after both loaded.
 import { matchesScannerPattern } from '../engine.js';
 import type { RuleId } from '../rules.js';
@@ -200,8 +201,10 @@ export interface CallEvidenceLookup {
  * addresses are two short arrays (an account uses one or a few) and the number history is made
  * at its first costly call.
  */
-class AccountState {
+class AccountState implements LruEntry<AccountState> {
   lruUs = 0;
+  lruPrev: AccountState | null = null;
+  lruNext: AccountState | null = null;
   /**
    * Addresses the account used (oldest first), and when it first used each. Made at their first
    * address as arrays of one (a push onto an empty array reserves 17 slots: 170 bytes more per
@@ -291,9 +294,10 @@ function touch<T extends { lruUs: number }>(map: Map<string, T>, key: string, ma
 }
 
 /**
- * The accounts, by realm then user, each realm's map in use order: the keys are the event's
- * own strings (interned by the reader, their hashes cached), so the lookup made for every
- * successful authentication builds no `user@realm` string. (Measured against one map of
+ * The accounts, by realm then user, in one use order across realms (an LruList: the maps are
+ * only for lookup): the keys are the event's own strings (interned by the reader, their hashes
+ * cached), so the lookup made for every successful authentication builds no `user@realm`
+ * string. (Measured against one map of
  * `user@realm` keys and against eviction by time from a sampled cut-off: this was the fastest
  * of the three, bench/RESULTS.md "Session 4".)
  *
@@ -309,6 +313,8 @@ function touch<T extends { lruUs: number }>(map: Map<string, T>, key: string, ma
  */
 class AccountTable {
   private readonly byRealm = new Map<string, Map<string, AccountState>>();
+  /** All accounts, least recently used first. */
+  private readonly order = new LruList<AccountState>();
   size = 0;
   /** Authentications of accounts left untracked because every tracked account was live. */
   untracked = 0;
@@ -336,52 +342,32 @@ class AccountTable {
     let a = users.get(account);
     if (a === undefined) {
       a = new AccountState(account, realm);
-      a.lruUs = now; // before dropOldest: a newcomer is never the oldest
       users.set(account, a);
-      if (++this.size > cap) this.dropOldest();
+      this.order.push(a, now); // before drop: a newcomer is never the oldest
+      // One for one: under the admission rule above only a call from an untracked account
+      // gets here, and a batch cut would take thousands of live histories for it.
+      if (++this.size > cap) this.drop(this.order.head!);
     } else {
-      users.delete(account);
-      users.set(account, a);
+      this.order.use(a, now);
     }
-    a.lruUs = now;
     return a;
   }
 
   *values(): IterableIterator<AccountState> {
-    for (const users of this.byRealm.values()) yield* users.values();
+    for (let a = this.order.head; a !== null; a = a.lruNext) yield a;
   }
 
-  /** Drops the accounts last seen before `before` (each realm's map is in use order). */
+  /** Drops the accounts last used before `before`. */
   private dropIdle(before: number): void {
-    for (const [realm, users] of this.byRealm) {
-      for (const [account, a] of users) {
-        if (a.lruUs >= before) break;
-        users.delete(account);
-        this.size--;
-      }
-      if (users.size === 0) this.byRealm.delete(realm);
-    }
+    while (this.order.head !== null && this.order.head.lruUs < before) this.drop(this.order.head);
   }
 
-  /**
-   * Drops the least recently used account of all realms (the oldest of their maps' first
-   * entries). One for one: under the admission rule above only a call from an untracked
-   * account gets here, and a batch cut would take thousands of live histories for it.
-   */
-  private dropOldest(): void {
-    let oldest: Map<string, AccountState> | null = null;
-    let oldestRealm = '';
-    let oldestUs = Infinity;
-    for (const [realm, users] of this.byRealm) {
-      for (const a of users.values()) {
-        if (a.lruUs < oldestUs) { oldestUs = a.lruUs; oldest = users; oldestRealm = realm; }
-        break;
-      }
-    }
-    if (oldest === null) return;
-    for (const account of oldest.keys()) { oldest.delete(account); break; }
+  private drop(a: AccountState): void {
+    this.order.remove(a);
+    const users = this.byRealm.get(a.realm)!;
+    users.delete(a.account);
+    if (users.size === 0) this.byRealm.delete(a.realm);
     this.size--;
-    if (oldest.size === 0) this.byRealm.delete(oldestRealm);
   }
 }
 
