@@ -339,16 +339,26 @@ export type PlainEventHeaders = Record<string, string | string[]>;
 export function parsePlainEventBody(body: Buffer): PlainEventHeaders {
   const headers: PlainEventHeaders = Object.create(null) as PlainEventHeaders;
   const blank = body.indexOf('\n\n');
-  const text = body.toString('latin1', 0, blank === -1 ? body.length : blank);
-  for (const line of text.split('\n')) {
-    const colon = line.indexOf(': ');
-    if (colon <= 0) continue;
-    const name = line.slice(0, colon);
-    const value = decodePlainValue(line.slice(colon + 2));
-    const prev = headers[name];
-    if (prev === undefined) headers[name] = value;
-    else if (Array.isArray(prev)) prev.push(value);
-    else headers[name] = [prev, value];
+  const end = blank === -1 ? body.length : blank;
+  // Each name and value is made from the bytes, not cut from one string of the whole block: a
+  // cut would be a slice keeping the block alive as long as the policy keeps the value (a
+  // pending challenge's call-id).
+  let colon = -1;
+  for (let start = 0; start < end;) {
+    let eol = body.indexOf(10, start);
+    if (eol === -1 || eol > end) eol = end;
+    // The next ': ' may lie lines ahead: it is searched for again only once passed, so lines
+    // without one cost one search in all, not one each.
+    if (colon < start) { colon = body.indexOf(': ', start); if (colon === -1) colon = body.length; }
+    if (colon > start && colon < eol) {
+      const name = body.toString('latin1', start, colon);
+      const value = decodePlainValue(body.toString('latin1', colon + 2, eol));
+      const prev = headers[name];
+      if (prev === undefined) headers[name] = value;
+      else if (Array.isArray(prev)) prev.push(value);
+      else headers[name] = [prev, value];
+    }
+    start = eol + 1;
   }
   const innerLength = headers['Content-Length'];
   if (blank !== -1 && typeof innerLength === 'string' && DECIMAL.test(innerLength)) {
