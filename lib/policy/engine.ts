@@ -35,7 +35,7 @@ import { BanLedger } from './ban-ledger.js';
 import { ChallengeQueue } from './challenge-queue.js';
 import { PolicyClock, type ClockReading, type ClockStats } from './clock.js';
 import { compileSettings, US, type RuleSettings } from './compiled-settings.js';
-import { fnv1a32, WindowCounter } from './counters.js';
+import { WindowCounter } from './counters.js';
 import { HostFactsView, PrefixFactsView } from './facts.js';
 import {
   hostSnapshot, nearestHostThreshold, nearestPrefixThreshold, prefixSnapshot, type EvidenceSnapshot, type NearThreshold,
@@ -454,7 +454,7 @@ export class RatePolicy implements Policy {
         // A retransmission (the 401 was lost) or a re-challenge keeps one pending entry, and a
         // challenge event arriving after its own answer (sofia threads reorder) is answered.
         const d = s.detailOrNull;
-        if (s.pendingSeqOf(callId) < 0 && !s.wasCounted(callId) && (d === null || d.lastAnsweredCall !== fnv1a32(callId))) {
+        if (s.pendingSeqOf(callId) < 0 && !s.wasCounted(callId) && (d === null || d.lastAnsweredCall !== callId)) {
           if (e.fromUser === s.runUser && now - s.runLastUs <= this.answerTimeoutUs) s.runCount++;
           else { s.runUser = e.fromUser; s.runCount = 1; }
           s.runLastUs = now;
@@ -541,7 +541,7 @@ export class RatePolicy implements Policy {
       }
     }
     d.lastAnswerUs = now;
-    if (callId !== '') d.lastAnsweredCall = fnv1a32(callId);
+    if (callId !== '') d.lastAnsweredCall = callId;
   }
 
   /** The user side of an answered failure whose count was already taken (a reordered pair). */
