@@ -229,12 +229,12 @@ t.test('maxTrackedAccounts: a full table keeps its accounts, newcomers go untrac
   // All 41 earlier accounts are live (seen within legitimacySeconds): 9 of the 30 newcomers
   // fill the table, 21 go untracked rather than push out accounts that come back; the caller
   // took one place for one.
-  t.same(r.policy.accountStats(), { tracked: 50, untracked: 22 });
+  t.same(r.policy.capacityStats().accounts, { tracked: 50, leftOut: 22 });
   // A day later the early ones are idle: a newcomer takes the place of one of them.
   const later = new CallTraceBuilder(52);
   for (let i = 0; i < 70; i++) later.auth.auth({ ip: `198.51.100.${100 + (i % 50)}`, port: 5060, user: String(5000 + i), ua, atS: i < 50 ? 10 + i : S.legitimacySeconds + 100 + i, answer: 'SUCCESS' });
   const r2 = replayMixed(later.build(), { ...S, maxTrackedAccounts: 50 });
-  t.same(r2.policy.accountStats(), { tracked: 20, untracked: 0 }, 'the 50 idle accounts made room (all at the first sweep), the 20 newcomers are tracked');
+  t.same(r2.policy.capacityStats().accounts, { tracked: 20, leftOut: 0 }, 'the 50 idle accounts made room (all at the first sweep), the 20 newcomers are tracked');
 });
 
 t.test('maxTrackedAccounts below the live accounts: an account\'s usual numbers are not forgotten in the churn', async (t) => {
@@ -255,7 +255,7 @@ t.test('maxTrackedAccounts below the live accounts: an account\'s usual numbers 
   customers.forEach((n, k) => b.call({ ip: OFFICE, atS: 2 * 86400 + 3600 + k * 30, number: n, outcome: 'answered', seconds: 20, account: '1001' }));
   const r = replayMixed(b.build(), { ...S, maxTrackedAccounts: 50 });
   t.same(r.alerts.filter((a) => a.alert.kind === 'toll_fraud'), [], 'its own customers: no alert');
-  t.ok(r.policy.accountStats().untracked > 0, 'the authentications beyond the table are counted');
+  t.ok(r.policy.capacityStats().accounts.leftOut > 0, 'the authentications beyond the table are counted');
   // The same burst to 12 numbers it never called is still caught.
   const c = new CallTraceBuilder(54);
   for (let at = 0; at < 86400; at += 1200) {

@@ -13,10 +13,8 @@ import type { FsguardMetrics } from '../obs/metrics.js';
 import type { BanDecision, ClockReading, ExistingBan, Policy, PolicyAlert, PolicyOutput } from '../policy/types.js';
 import type { GuardObserver, SwitchInfo } from './guard-observer.js';
 import type { BanJournal } from './ban-journal.js';
+import { FullTableNotice } from './full-table-notice.js';
 import { SeedingHold, systemGuardClock, type GuardClock } from './seeding-hold.js';
-
-/** A full toll-fraud account table is logged at most this often. */
-const UNTRACKED_LOG_INTERVAL_MS = 3_600_000;
 
 /** The part of NftSetWriter the guard uses (a narrow seam for tests). */
 export interface BanWriter {
@@ -116,10 +114,9 @@ export class Guard implements EslSourceListener {
   private readonly hold: SeedingHold;
   /** Clock events out of bound, as last logged. */
   private clockOutOfBound = 0;
-  /** The policy's untracked account authentications as last counted and last logged, and when (wall ms). */
-  private untrackedCounted = 0;
-  private untrackedLogged = 0;
-  private untrackedLoggedAtMs = -Infinity;
+  /** The policy's tables full of live entries: counted and logged. */
+  private readonly fullAccounts: FullTableNotice;
+  private readonly fullProven: FullTableNotice;
   private readonly banFromEventTime: boolean;
 
   constructor(
@@ -136,6 +133,14 @@ export class Guard implements EslSourceListener {
     this.banLogger = unredacted(logger);
     this.observers = options.observers ?? [];
     this.banFromEventTime = options.banFromEventTime ?? false;
+    this.fullAccounts = new FullTableNotice(metrics.untrackedAuthentications, logger, (s, since) => ({
+      obj: { trackedAccounts: s.tracked, untrackedAuthentications: since },
+      msg: `the toll-fraud table is full of live accounts (${s.tracked}, policy.maxTrackedAccounts): other accounts' addresses and usual numbers are not tracked until some go idle (legitimacySeconds) or call; raise maxTrackedAccounts (~330 bytes an account)`,
+    }));
+    this.fullProven = new FullTableNotice(metrics.proofsLeftOut, logger, (s, since) => ({
+      obj: { provenSources: s.tracked, proofsLeftOut: since },
+      msg: `the proven sources are all live (${s.tracked}, policy.maxLegitimateSources): newly proven sources stay proven among the unproven ones, where a spray of new addresses can evict them and their proof; raise maxLegitimateSources`,
+    }));
     this.hold = new SeedingHold(clock, (e) => this.judge(e), (why, held) => {
       if (why !== 'registrations') this.logger.warn({ held, reason: why }, 'judging events held at connect without the live registrations');
     });
@@ -320,25 +325,10 @@ export class Guard implements EslSourceListener {
       this.clockOutOfBound = out;
       this.logger.warn({ ...c }, 'event timestamps out of bound (a FreeSWITCH clock ahead, stepping, or one bad stamp): judged at the policy clock');
     }
-    this.noteAccountTable();
-  }
-
-  /** A toll-fraud table full of live accounts: a metric, and a line at most once an hour. */
-  private noteAccountTable(): void {
-    const a = this.policy.accountStats();
-    if (a.untracked < this.untrackedCounted) {
-      // A new policy (replacePolicy) counts from zero.
-      this.untrackedCounted = 0;
-      this.untrackedLogged = 0;
-    }
-    if (a.untracked > this.untrackedCounted) this.metrics.untrackedAuthentications.inc(a.untracked - this.untrackedCounted);
-    this.untrackedCounted = a.untracked;
+    const full = this.policy.capacityStats();
     const now = this.nowMs();
-    if (a.untracked === this.untrackedLogged || now - this.untrackedLoggedAtMs < UNTRACKED_LOG_INTERVAL_MS) return;
-    this.logger.warn({ trackedAccounts: a.tracked, untrackedAuthentications: a.untracked - this.untrackedLogged },
-      `the toll-fraud table is full of live accounts (${a.tracked}, policy.maxTrackedAccounts): other accounts' addresses and usual numbers are not tracked until some go idle (legitimacySeconds) or call; raise maxTrackedAccounts (~330 bytes an account)`);
-    this.untrackedLogged = a.untracked;
-    this.untrackedLoggedAtMs = now;
+    this.fullAccounts.note(full.accounts, now);
+    this.fullProven.note(full.provenSources, now);
   }
 
   /** FreeSWITCH's addresses (from events, or other cluster nodes): never banned here. */

@@ -83,6 +83,11 @@ export class FsguardMetrics {
     help: 'Successful authentications whose account the toll-fraud table left untracked, every tracked account being live (raise policy.maxTrackedAccounts)',
     registers: [this.registry],
   });
+  readonly proofsLeftOut = new Counter({
+    name: 'fsguard_policy_proofs_left_out_total',
+    help: 'Successful authentications whose source stayed among the unproven sources, every proven source being live (raise policy.maxLegitimateSources)',
+    registers: [this.registry],
+  });
 
   constructor(withProcessMetrics = true) {
     const counts = this.eventCounts;

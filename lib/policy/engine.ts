@@ -45,7 +45,7 @@ import { settingsForProfile, type PolicySettings } from './settings.js';
 import { fewList, fewSize, PrefixState, SourceState, type EvidenceState, type UserRecord } from './source-state.js';
 import { SourceTracker } from './tracking.js';
 import type {
-  AccountTableStats, BanDecision, BanEvidence, EventGap, ExistingBan, Policy, PolicyAlert, PolicyOutput,
+  BanDecision, CapacityStats, BanEvidence, EventGap, ExistingBan, Policy, PolicyAlert, PolicyOutput,
 } from './types.js';
 
 export type { EvidenceSnapshot, NearThreshold, RuleStatus } from './inspect.js';
@@ -231,7 +231,8 @@ export class RatePolicy implements Policy {
     // A refresh lost in the gap would have renewed the proof: the gap does not count against it.
     const span = toUs - fromUs;
     if (span <= 0) return;
-    for (const s of this.tracker.proven.values()) if (s.provenUntilUs > fromUs) s.provenUntilUs += span;
+    // Proofs left among the unproven sources (a full proven map) are extended too.
+    for (const map of [this.tracker.proven, this.tracker.unproven]) for (const s of map.values()) if (s.provenUntilUs > fromUs) s.provenUntilUs += span;
     for (const p of this.tracker.prefixes.values()) if (p.provenUntilUs > fromUs) p.provenUntilUs += span;
   }
 
@@ -276,9 +277,12 @@ export class RatePolicy implements Policy {
     return this.tracker.size + this.calls.tracked();
   }
 
-  /** The toll-fraud account table (see maxTrackedAccounts). */
-  accountStats(): AccountTableStats {
-    return this.calls.accountStats();
+  /** The toll-fraud accounts (maxTrackedAccounts) and the proven sources (maxLegitimateSources). */
+  capacityStats(): CapacityStats {
+    return {
+      accounts: this.calls.accountStats(),
+      provenSources: { tracked: this.tracker.proven.size, leftOut: this.tracker.provenLeftOut },
+    };
   }
 
   // ---------------------------------------------------------------- inspection

@@ -16,6 +16,8 @@ import { PrefixState, SourceState, type EvidenceState } from './source-state.js'
 const EVICT_TO_FRACTION = 0.9;
 /** Idle entries are looked for at the old end of each LRU map once per this many inserts. */
 const IDLE_CHECK_INSERTS = 1024;
+/** A full proven map is looked through for lapsed proofs at most this often (event time). */
+const LAPSED_SWEEP_US = 60_000_000;
 
 export class SourceTracker {
   /** Unproven sources, least recently seen first. */
@@ -32,6 +34,9 @@ export class SourceTracker {
   private provenInserts = 0;
   private prefixInserts = 0;
   private prefixSerials = 0;
+  /** Proofs left in the unproven map because the proven map was full of live ones. */
+  provenLeftOut = 0;
+  private lastLapsedSweepUs = -Infinity;
 
   constructor(
     private readonly base: RuleSettings,
@@ -117,16 +122,47 @@ export class SourceTracker {
     return p !== undefined && p.serial === s.prefixSerial ? p : null;
   }
 
-  /** A source just proved itself: it moves to the proven map (a spray cannot evict it there). */
+  /**
+   * A source just proved itself: it moves to the proven map, where a spray cannot evict it. A
+   * full proven map keeps the live proofs it holds: sources whose proof has lapsed go back
+   * among the unproven (looked for at most once per LAPSED_SWEEP_US of event time), and when
+   * every proof there is live the newcomer stays in the unproven map, proven all the same
+   * (its provenUntilUs), and is counted in `provenLeftOut`. Cutting the proven map's least
+   * recently seen 10 % instead made sites that register in turn push each other's proofs out
+   * in a cycle (more live sites than the cap), and let anyone who can make successes (a stolen
+   * password over UDP) push out every real site's proof.
+   */
   promote(s: SourceState, now: number): void {
     if (this.unproven.get(s.key) !== s) return;
+    const cap = this.base.raw.maxLegitimateSources;
+    if (this.proven.size >= cap) {
+      if (now - this.lastLapsedSweepUs >= LAPSED_SWEEP_US) {
+        this.lastLapsedSweepUs = now;
+        this.demoteLapsed(now);
+        this.youngestUnproven = null;
+      }
+      if (this.proven.size >= cap) {
+        this.provenLeftOut++;
+        return;
+      }
+    }
     this.unproven.delete(s.key);
     this.proven.set(s.key, s);
     this.youngestProven = s;
-    if (this.proven.size > this.base.raw.maxLegitimateSources || ++this.provenInserts >= IDLE_CHECK_INSERTS) {
+    if (++this.provenInserts >= IDLE_CHECK_INSERTS) {
       this.provenInserts = 0;
-      this.evict(this.proven, this.base.raw.maxLegitimateSources, now);
+      this.evict(this.proven, cap, now);
     }
+  }
+
+  /** Moves the proven map's sources whose proof has lapsed to the unproven map, their evidence kept. */
+  private demoteLapsed(now: number): void {
+    for (const [k, v] of this.proven) {
+      if (v.isProven(now)) continue;
+      this.proven.delete(k);
+      this.unproven.set(k, v);
+    }
+    if (this.unproven.size > this.base.raw.maxTrackedSources) this.evict(this.unproven, this.base.raw.maxTrackedSources, now);
   }
 
   /**

@@ -95,11 +95,24 @@ export interface ExistingBan {
   readonly offences?: number;
 }
 
-/** The toll-fraud account table: accounts tracked, and authentications of accounts it left
- * untracked because every tracked account was live (maxTrackedAccounts too small). */
-export interface AccountTableStats {
+/**
+ * A table that keeps its live entries when full rather than cycle through more than it holds:
+ * entries in it, and arrivals it left out because every entry was live (its cap too small).
+ */
+export interface FullTableStats {
   readonly tracked: number;
-  readonly untracked: number;
+  readonly leftOut: number;
+}
+
+/** The policy's tables that leave arrivals out when full (the daemon counts and logs them). */
+export interface CapacityStats {
+  /** Toll-fraud accounts (maxTrackedAccounts); left out: authentications of untracked accounts. */
+  readonly accounts: FullTableStats;
+  /**
+   * Proven sources (maxLegitimateSources); left out: proofs kept among the unproven sources,
+   * where a spray of new addresses can evict them.
+   */
+  readonly provenSources: FullTableStats;
 }
 
 export interface Policy {
@@ -137,6 +150,6 @@ export interface Policy {
   trackedSources(): number;
   /** Events the clock held out of bound, and absorbed clock steps (logged by the daemon). */
   clockStats(): Readonly<ClockStats>;
-  /** The toll-fraud account table (logged by the daemon when it leaves accounts untracked). */
-  accountStats(): AccountTableStats;
+  /** The tables that leave arrivals out when full (logged by the daemon when they do). */
+  capacityStats(): CapacityStats;
 }

@@ -26,7 +26,7 @@ import { LruList, type LruEntry } from '../lru-list.js';
 import { matchesScannerPattern } from '../engine.js';
 import type { RuleId } from '../rules.js';
 import { settingsForProfile, type PolicySettings } from '../settings.js';
-import type { AccountTableStats } from '../types.js';
+import type { FullTableStats } from '../types.js';
 import { classifyNumber, isCostly, type NumberClass, type NumberPatterns } from './numbers.js';
 
 const US = 1_000_000;
@@ -421,8 +421,8 @@ export class CallPolicy implements CallEvidenceLookup {
   }
 
   /** The toll-fraud account table: accounts tracked, and authentications left untracked (full of live accounts). */
-  accountStats(): AccountTableStats {
-    return { tracked: this.accounts.size, untracked: this.accounts.untracked };
+  accountStats(): FullTableStats {
+    return { tracked: this.accounts.size, leftOut: this.accounts.untracked };
   }
 
   /**

@@ -1,0 +1,68 @@
+// The proven sources are kept apart (maxLegitimateSources) so a spray cannot evict a site's
+// proof. A full proven map must keep the live proofs it holds: cutting its least recently seen
+// tenth made sites that register in turn push each other out (more live sites than the cap),
+// and every site pushed out lost its proof, so forged challenges "from" it banned it.
+import t from 'tap';
+import { Guard } from '../lib/daemon/guard.js';
+import { normalizeEvent } from '../lib/events/normalize.js';
+import { FsguardMetrics } from '../lib/obs/metrics.js';
+import { createPolicy } from '../lib/policy/engine.js';
+import { DEFAULT_POLICY_SETTINGS } from '../lib/policy/settings.js';
+import { RecordingLogger } from './support/esl-test-helpers.js';
+import { extensionScan, judge, replay, site, TraceBuilder } from './support/policy-traces.js';
+
+const SITES = Array.from({ length: 14 }, (_, i) => `198.51.100.${10 + i}`);
+const S = { ...DEFAULT_POLICY_SETTINGS, maxLegitimateSources: 10 };
+
+t.test('a proven map full of live sites keeps them; the sites beyond it stay proven; forged challenges ban none', async (t) => {
+  const b = new TraceBuilder(7300);
+  // 14 one-phone sites registering every 2 minutes for an hour, against room for 10.
+  for (const ip of SITES) site(b, { ip, phones: 1, bootSpreadS: 60, durationS: 3600 });
+  // Half an hour in, an off-path attacker sends REGISTERs "from" every site that never answer
+  // their 401 (spoofed UDP): an unproven source would be banned for them within seconds.
+  for (const ip of SITES) extensionScan(b, { ip, ratePerS: 5, count: 60, ua: 'Yealink SIP-T46S 66.86.0.15', startS: 1800, port: 5099 });
+  const events = b.build();
+  const r = replay(events, S);
+  t.same(judge(events, r, [], SITES), [], 'no site banned');
+  const full = r.policy.capacityStats().provenSources;
+  t.equal(full.tracked, 10, 'the proven map holds its cap');
+  t.ok(full.leftOut >= 4 * 25, `the four sites beyond it counted at each success (${full.leftOut})`);
+  for (const ip of SITES) t.equal(r.policy.inspect(ip)?.proven, true, `${ip} is proven`);
+});
+
+t.test('proofs that lapsed make room: their sources go back among the unproven, the newcomers are kept apart', async (t) => {
+  const b = new TraceBuilder(7301);
+  for (const ip of SITES.slice(0, 10)) site(b, { ip, phones: 1, bootSpreadS: 60, durationS: 600 });
+  // A day and more later (legitimacySeconds), four other sites prove themselves.
+  for (const ip of SITES.slice(10)) site(b, { ip, phones: 1, bootAtS: 90_000, bootSpreadS: 60, durationS: 600 });
+  const r = replay(b.build(), S);
+  t.same(r.policy.capacityStats().provenSources, { tracked: 4, leftOut: 0 }, 'the ten lapsed proofs left the proven map at the first newcomer');
+  for (const ip of SITES.slice(10)) t.equal(r.policy.inspect(ip)?.proven, true, `${ip} is proven`);
+});
+
+t.test('the daemon counts the proofs left out and warns at most once an hour', async (t) => {
+  const policy = createPolicy(S);
+  const b = new TraceBuilder(7302);
+  for (const ip of SITES) site(b, { ip, phones: 1, bootSpreadS: 60, durationS: 100 });
+  const metrics = new FsguardMetrics(false);
+  const logger = new RecordingLogger();
+  let nowMs = 1_700_000_000_000;
+  const writer = { setup: async () => {}, list: async () => ({ tableExists: true, bans: [], unrecognized: [] }), ban: async () => ({ status: 'written' as const }), flush: async () => {} };
+  const guard = new Guard(policy, writer as never, logger, metrics, { allow: [] }, () => nowMs);
+  const warnings = (): { msg: string; obj: object }[] => logger.records.filter((r) => r.level === 'warn' && /proven sources are all live/.test(r.msg));
+  const events = b.build();
+  for (const h of events) {
+    const n = normalizeEvent(h, { profiles: null });
+    if (n.ok) policy.observe(n.event);
+  }
+  guard.tick();
+  // Each of the four sites beyond the cap proves itself twice (the SUCCESS attempt and its register).
+  t.equal(policy.capacityStats().provenSources.leftOut, 8);
+  t.equal(warnings().length, 1, 'proofs left out: one warning');
+  t.match(warnings()[0]?.msg, /raise maxLegitimateSources/);
+  t.match(warnings()[0]?.obj, { provenSources: 10, proofsLeftOut: 8 });
+  t.match(await metrics.registry.metrics(), /fsguard_policy_proofs_left_out_total 8/);
+  nowMs += 60_000;
+  guard.tick();
+  t.equal(warnings().length, 1, 'nothing new: no second line');
+});
