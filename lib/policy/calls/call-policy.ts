@@ -322,7 +322,13 @@ class AccountTable {
 
   /** The state of an account that authenticated, or null when the table is full of live ones. */
   admit(account: string, realm: string, now: number, cap: number, liveUs: number): AccountState | null {
-    if (this.size >= cap && this.byRealm.get(realm)?.get(account) === undefined) {
+    const users = this.byRealm.get(realm);
+    const a = users?.get(account);
+    if (a !== undefined) {
+      this.order.use(a, now);
+      return a;
+    }
+    if (this.size >= cap) {
       if (now - this.lastIdleSweepUs >= IDLE_SWEEP_US) {
         this.lastIdleSweepUs = now;
         this.dropIdle(now - liveUs);
@@ -331,25 +337,31 @@ class AccountTable {
         this.untracked++;
         return null;
       }
+      // The sweep may have emptied (and deleted) the realm's map.
+      return this.add(account, realm, this.byRealm.get(realm), now, cap);
     }
-    return this.touch(account, realm, now, cap);
+    return this.add(account, realm, users, now, cap);
   }
 
   /** The state of an account that calls: made if new, the least recently used going over `cap`. */
   touch(account: string, realm: string, now: number, cap: number): AccountState {
-    let users = this.byRealm.get(realm);
-    if (users === undefined) { users = new Map(); this.byRealm.set(realm, users); }
-    let a = users.get(account);
-    if (a === undefined) {
-      a = new AccountState(account, realm);
-      users.set(account, a);
-      this.order.push(a, now); // before drop: a newcomer is never the oldest
-      // One for one: under the admission rule above only a call from an untracked account
-      // gets here, and a batch cut would take thousands of live histories for it.
-      if (++this.size > cap) this.drop(this.order.head!);
-    } else {
+    const users = this.byRealm.get(realm);
+    const a = users?.get(account);
+    if (a !== undefined) {
       this.order.use(a, now);
+      return a;
     }
+    return this.add(account, realm, users, now, cap);
+  }
+
+  private add(account: string, realm: string, users: Map<string, AccountState> | undefined, now: number, cap: number): AccountState {
+    if (users === undefined) { users = new Map(); this.byRealm.set(realm, users); }
+    const a = new AccountState(account, realm);
+    users.set(account, a);
+    this.order.push(a, now); // before drop: a newcomer is never the oldest
+    // One for one: under the admission rule above only a call from an untracked account
+    // gets here over the cap, and a batch cut would take thousands of live histories for it.
+    if (++this.size > cap) this.drop(this.order.head!);
     return a;
   }
 
