@@ -156,6 +156,20 @@ t.test('variant: a carrier with 5,000 answered calls and 2 % misdials is never b
   }
 });
 
+t.test('a spray of probing calls from new addresses does not take a carrier\'s proof: its misdials after it never ban it', async (t) => {
+  const b = new CallTraceBuilder(23);
+  // The carrier's answered calls for the first hour: proven.
+  for (let k = 0; k < 60; k++) b.call({ ip: CARRIER[0]!, atS: k * 60, number: `+493012340${String(k % 100).padStart(2, '0')}`, outcome: 'answered', seconds: 60, ua: 'carrier-sbc/4.2' });
+  // Then 500 addresses probe once each (a botnet), twice the room for call sources.
+  for (let i = 0; i < 500; i++) b.call({ ip: `203.0.${113 + (i >> 8)}.${i & 255}`, atS: 3700 + i, number: randomNumber(b, '00972', 9), outcome: 'unrouted', ua: 'Zoiper rv2.10.19.4' });
+  // Then the carrier misdials six numbers within a minute (a burst of wrong DIDs).
+  for (let k = 0; k < 6; k++) b.call({ ip: CARRIER[0]!, atS: 4300 + k * 10, number: randomNumber(b, '+4930123', 5), outcome: 'unrouted', ua: 'carrier-sbc/4.2' });
+  const events = b.build();
+  const r = replayMixed(events, { ...S, maxTrackedSources: 200 });
+  t.same(judgeMixed(events, r, [], [CARRIER[0]!]), [], 'the carrier is not banned');
+  t.ok(r.policy.trackedSources() < 3 * 200 + 2 * S.maxTrackedPrefixes, 'the spray was still evicted (memory bounded)');
+});
+
 t.test('variant: a prober dialling 20 international numbers at one a second is banned within 10 calls', async (t) => {
   for (const [seed, prefix] of [[30, '00'], [31, '011'], [32, '+'], [33, '9011'], [34, '1900']] as const) {
     const b = new CallTraceBuilder(seed);

@@ -269,22 +269,32 @@ class AccountState implements LruEntry<AccountState> {
   }
 }
 
-/** A map kept in use order (oldest first): its oldest entries dropped down to 90 % of `cap` once it is over it. */
-function trim<T>(map: Map<string, T>, cap: number): void {
+/**
+ * A map kept in use order (oldest first), over `cap`: cut to 90 % of it, the oldest first but
+ * those proven by answered calls last. A spray of calls from new addresses (a botnet, an IPv6
+ * range) must not take a carrier's proof with it: its next misdials would count as probing.
+ * When every entry is proven, the oldest go all the same (memory stays bounded). `added`, the
+ * entry just made, stays: dropping it would leave its calls counted nowhere.
+ */
+function trim(map: Map<string, ProbeEvidence>, cap: number, now: number, added: ProbeEvidence): void {
   if (map.size <= cap) return;
   const target = Math.floor(cap * EVICT_TO_FRACTION);
+  for (const [k, v] of map) {
+    if (map.size <= target) return;
+    if (v.provenUntilUs <= now && v !== added) map.delete(k);
+  }
   for (const k of map.keys()) {
-    if (map.size <= target) break;
+    if (map.size <= target) return;
     map.delete(k);
   }
 }
 
-function touch<T extends { lruUs: number }>(map: Map<string, T>, key: string, make: () => T, now: number, cap: number): T {
+function touch(map: Map<string, ProbeEvidence>, key: string, now: number, cap: number): ProbeEvidence {
   let v = map.get(key);
   if (v === undefined) {
-    v = make();
+    v = new ProbeEvidence(key);
     map.set(key, v);
-    trim(map, cap);
+    trim(map, cap, now, v);
   } else {
     map.delete(key);
     map.set(key, v);
@@ -445,10 +455,10 @@ export class CallPolicy implements CallEvidenceLookup {
   observe(e: CallEvent, ctx: CallContext, nowUs: number, prefixOpen: boolean): CallObservation {
     const rs = this.settingsFor(e.profile);
     const key = e.source.text;
-    const host = touch(this.hosts, key, () => new ProbeEvidence(key), nowUs, this.base.raw.maxTrackedSources);
+    const host = touch(this.hosts, key, nowUs, this.base.raw.maxTrackedSources);
     const prefixKey = e.source.family === 6 ? ipv6PrefixText(e.source, this.prefixLength) : null;
     const prefix = prefixKey !== null
-      ? touch(this.prefixes, prefixKey, () => new ProbeEvidence(prefixKey), nowUs, this.base.raw.maxTrackedPrefixes)
+      ? touch(this.prefixes, prefixKey, nowUs, this.base.raw.maxTrackedPrefixes)
       : null;
     host.calls++;
     if (prefix !== null) prefix.calls++;
