@@ -30,6 +30,20 @@ t.test('a proven map full of live sites keeps them; the sites beyond it stay pro
   for (const ip of SITES) t.equal(r.policy.inspect(ip)?.proven, true, `${ip} is proven`);
 });
 
+t.test('the proofs left among the unproven sources survive a spray of new addresses', async (t) => {
+  const b = new TraceBuilder(7303);
+  for (const ip of SITES) site(b, { ip, phones: 1, bootSpreadS: 60, durationS: 3600 });
+  // 20 minutes in, 3,000 new addresses send one challenge each: 30 times the unproven room.
+  for (let i = 0; i < 3000; i++) b.auth({ ip: `203.0.${113 + (i >> 8)}.${i & 255}`, port: 5060, user: String(100 + (i % 50)), ua: 'friendly-scanner', atS: 1200 + i * 0.1, answer: null });
+  // Forged challenges from every site while the spray goes on.
+  for (const ip of SITES) extensionScan(b, { ip, ratePerS: 5, count: 60, ua: 'Yealink SIP-T46S 66.86.0.15', startS: 1300, port: 5099 });
+  const events = b.build();
+  const r = replay(events, { ...S, maxTrackedSources: 100 });
+  t.same(r.bans.map((x) => x.decision.target.cidr.text).filter((ip) => SITES.includes(ip)), [], 'no site banned (the scanners are)');
+  for (const ip of SITES) t.equal(r.policy.inspect(ip)?.proven, true, `${ip} is proven`);
+  t.ok(r.policy.trackedSources() <= 100 + 10 + S.maxTrackedPrefixes, `memory bounded (${r.policy.trackedSources()} tracked)`);
+});
+
 t.test('proofs that lapsed make room: their sources go back among the unproven, the newcomers are kept apart', async (t) => {
   const b = new TraceBuilder(7301);
   for (const ip of SITES.slice(0, 10)) site(b, { ip, phones: 1, bootSpreadS: 60, durationS: 600 });

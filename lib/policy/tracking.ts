@@ -166,19 +166,34 @@ export class SourceTracker {
   }
 
   /**
-   * Over `cap`: drops the least recently seen entries down to EVICT_TO_FRACTION of it. Then (and
-   * every IDLE_CHECK_INSERTS inserts) drops the idle entries at the old end. One pass over the
-   * map's front per call, not per insert (see EVICT_TO_FRACTION).
+   * Over `cap`: drops the least recently seen entries down to EVICT_TO_FRACTION of it, proven
+   * ones last (a proof left out of a full proven map, a prefix holding a proven host: a spray
+   * must not take them), so proven ones only when nothing else is left. Then (and every
+   * IDLE_CHECK_INSERTS inserts) drops the idle entries at the old end. One pass over the map's
+   * front per call, not per insert (see EVICT_TO_FRACTION).
    */
   private evict<T extends EvidenceState>(map: Map<string, T>, cap: number, now: number): void {
-    const idleUs = this.base.longWindowUs;
-    const target = map.size > cap ? cap - Math.max(1, Math.floor(cap * (1 - EVICT_TO_FRACTION))) : Infinity;
-    for (const [k, v] of map) {
-      const over = map.size > target;
-      if (!over && !(now - v.lruUs > idleUs && v.bannedUntilUs <= now && !(v instanceof SourceState && v.isProven(now)))) break;
-      map.delete(k);
-      if (v instanceof SourceState) this.released(v, now);
+    if (map.size > cap) {
+      const target = cap - Math.max(1, Math.floor(cap * (1 - EVICT_TO_FRACTION)));
+      for (const [k, v] of map) {
+        if (map.size <= target) break;
+        if (!provenAt(v, now)) this.drop(map, k, v, now);
+      }
+      for (const [k, v] of map) {
+        if (map.size <= target) break;
+        this.drop(map, k, v, now);
+      }
     }
+    const idleUs = this.base.longWindowUs;
+    for (const [k, v] of map) {
+      if (!(now - v.lruUs > idleUs && v.bannedUntilUs <= now && !(v instanceof SourceState && v.isProven(now)))) break;
+      this.drop(map, k, v, now);
+    }
+  }
+
+  private drop<T extends EvidenceState>(map: Map<string, T>, k: string, v: T, now: number): void {
+    map.delete(k);
+    if (v instanceof SourceState) this.released(v, now);
   }
 
   /** An evicted source's pending challenges become orphans that count for its prefix. */
@@ -188,4 +203,9 @@ export class SourceTracker {
     for (const seq of s.pendingSeqs()) this.queue.orphan(seq, prefixKey);
     s.pendingClear();
   }
+}
+
+/** A proven source, or a prefix holding one. */
+function provenAt(v: EvidenceState, now: number): boolean {
+  return (v instanceof SourceState || v instanceof PrefixState) && v.provenUntilUs > now;
 }

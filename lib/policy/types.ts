@@ -110,7 +110,7 @@ export interface CapacityStats {
   readonly accounts: FullTableStats;
   /**
    * Proven sources (maxLegitimateSources); left out: proofs kept among the unproven sources,
-   * where a spray of new addresses can evict them.
+   * which a spray of new addresses evicts only once every unproven source there is proven.
    */
   readonly provenSources: FullTableStats;
 }
