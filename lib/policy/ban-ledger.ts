@@ -1,7 +1,7 @@
 // The ban ledger: what the policy believes is banned and until when, repeat offences (ban
 // lengths grow), grace periods after manual unbans, and what may never be banned. The one
 // owner of these facts inside the policy (the guard owns what is in the kernel).
-import { cidrContainsIp, cidrsOverlap, parseIp, type Cidr } from '../net/ip.js';
+import { cidrContainsIp, cidrsOverlap, parseIp, type Cidr, type IpAddress } from '../net/ip.js';
 import type { RuleSettings } from './compiled-settings.js';
 import { fnv1a32 } from './counters.js';
 import type { ExistingBan } from './types.js';
@@ -25,17 +25,24 @@ export class BanLedger {
   private trimActiveAt = 1024;
   private readonly graces = new Map<string, { readonly cidr: Cidr; readonly untilUs: number }>();
   private readonly offences = new Map<string, OffenceRecord>();
-  /** FreeSWITCH's own addresses, learnt from events: never banned. */
-  readonly switchAddresses = new Set<string>();
+  /** FreeSWITCH's own addresses, learnt from events (addSwitchAddress): never banned. */
+  private readonly switchSet = new Set<string>();
+  readonly switchAddresses: ReadonlySet<string> = this.switchSet;
+  /** The same, parsed once (every ban is checked against them). */
+  private readonly switchIps: IpAddress[] = [];
 
   constructor(private readonly base: RuleSettings) {}
 
+  addSwitchAddress(address: string): void {
+    if (this.switchSet.has(address)) return;
+    this.switchSet.add(address);
+    const ip = parseIp(address);
+    if (ip !== null) this.switchIps.push(ip);
+  }
+
   /** Allow-listed, FreeSWITCH's own address, or in a grace period: never banned. */
   isProtected(cidr: Cidr, rs: RuleSettings, now: number): boolean {
-    for (const a of this.switchAddresses) {
-      const ip = parseIp(a);
-      if (ip && cidrContainsIp(cidr, ip)) return true;
-    }
+    for (const ip of this.switchIps) if (cidrContainsIp(cidr, ip)) return true;
     for (const c of this.base.allow) if (cidrsOverlap(c, cidr)) return true;
     if (rs !== this.base) for (const c of rs.allow) if (cidrsOverlap(c, cidr)) return true;
     for (const [k, g] of this.graces) {

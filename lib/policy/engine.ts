@@ -147,7 +147,7 @@ export class RatePolicy implements Policy {
     const known = this.ledger.switchAddresses;
     for (let i = 0; i < sw.length; i++) {
       const a = sw[i]!;
-      if (!known.has(a)) known.add(a);
+      if (!known.has(a)) this.ledger.addSwitchAddress(a);
       if (a === source) return this.flush();
     }
     const rs = this.settingsFor(event.profile);
@@ -165,7 +165,7 @@ export class RatePolicy implements Policy {
     const source = event.source.text;
     const known = this.ledger.switchAddresses;
     for (const a of event.switchAddresses) {
-      if (!known.has(a)) known.add(a);
+      if (!known.has(a)) this.ledger.addSwitchAddress(a);
       if (a === source) return this.flush();
     }
     const rs = this.settingsFor(event.profile);
