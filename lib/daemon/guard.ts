@@ -236,7 +236,7 @@ export class Guard implements EslSourceListener {
 
   /** A call this node's FreeSWITCH saw (fsguard_calls_total). */
   countCall(event: CallEvent): void {
-    this.metrics.callsTotal.inc({ profile: event.profile, outcome: event.outcome });
+    this.metrics.callReceived(event.profile, event.outcome);
   }
 
   /** A call to judge: this node's, or one of the cluster's stream. */

@@ -5,12 +5,9 @@ import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
 
 export class FsguardMetrics {
   readonly registry = new Registry();
-  /**
-   * Events counted on the hot path as plain numbers (subclass → profile → count not yet
-   * added), handed to the counter when it is scraped: prom-client's inc() hashes its labels
-   * and walks its own maps on every call (~4% of the daemon at 80k events/s).
-   */
-  private readonly eventCounts = new Map<string, Map<string, { n: number }>>();
+  /** Events and calls counted on the hot path as plain numbers (see LabelTally). */
+  private readonly eventCounts = new LabelTally();
+  private readonly callCounts = new LabelTally();
   readonly eventsTotal: Counter<'subclass' | 'profile'>;
   readonly eventsDropped = new Counter({
     name: 'fsguard_events_dropped_total',
@@ -30,12 +27,7 @@ export class FsguardMetrics {
     labelNames: ['kind'] as const,
     registers: [this.registry],
   });
-  readonly callsTotal = new Counter({
-    name: 'fsguard_calls_total',
-    help: 'Finished inbound calls of watched profiles (CHANNEL_HANGUP_COMPLETE), by profile and outcome (answered, unrouted, refused, unanswered)',
-    labelNames: ['profile', 'outcome'] as const,
-    registers: [this.registry],
-  });
+  readonly callsTotal: Counter<'profile' | 'outcome'>;
   readonly nftBatches = new Counter({
     name: 'fsguard_nft_batches_total',
     help: 'nft transactions that committed',
@@ -90,34 +82,67 @@ export class FsguardMetrics {
   });
 
   constructor(withProcessMetrics = true) {
-    const counts = this.eventCounts;
+    const events = this.eventCounts;
     this.eventsTotal = new Counter({
       name: 'fsguard_events_total',
       help: 'Sofia auth events received, by subclass and profile',
       labelNames: ['subclass', 'profile'] as const,
       registers: [this.registry],
       collect() {
-        for (const [subclass, byProfile] of counts) {
-          for (const [profile, c] of byProfile) {
-            if (c.n > 0) this.inc({ subclass, profile }, c.n);
-            c.n = 0;
-          }
-        }
+        events.drain((subclass, profile, n) => this.inc({ subclass, profile }, n));
+      },
+    });
+    const calls = this.callCounts;
+    this.callsTotal = new Counter({
+      name: 'fsguard_calls_total',
+      help: 'Finished inbound calls of watched profiles (CHANNEL_HANGUP_COMPLETE), by profile and outcome (answered, unrouted, refused, unanswered)',
+      labelNames: ['profile', 'outcome'] as const,
+      registers: [this.registry],
+      collect() {
+        calls.drain((profile, outcome, n) => this.inc({ profile, outcome }, n));
       },
     });
     if (withProcessMetrics) collectDefaultMetrics({ register: this.registry, prefix: 'fsguard_' });
   }
 
-  /** eventsTotal{subclass,profile} += 1 (hot path: two Map lookups and an addition). */
+  /** eventsTotal{subclass,profile} += 1 (hot path). */
   eventReceived(subclass: string, profile: string): void {
-    let byProfile = this.eventCounts.get(subclass);
-    if (!byProfile) {
-      byProfile = new Map();
-      this.eventCounts.set(subclass, byProfile);
+    this.eventCounts.add(subclass, profile);
+  }
+
+  /** callsTotal{profile,outcome} += 1 (hot path). */
+  callReceived(profile: string, outcome: string): void {
+    this.callCounts.add(profile, outcome);
+  }
+}
+
+/**
+ * Counts by two label values as plain numbers, handed to a prom-client counter when it is
+ * scraped: inc() hashes its labels and walks its own maps on every call (~4 % of the daemon at
+ * 80k events/s for the events, 0.7 % for the calls), here it is two Map lookups and an addition.
+ */
+class LabelTally {
+  private readonly counts = new Map<string, Map<string, { n: number }>>();
+
+  add(a: string, b: string): void {
+    let byB = this.counts.get(a);
+    if (!byB) {
+      byB = new Map();
+      this.counts.set(a, byB);
     }
-    const c = byProfile.get(profile);
+    const c = byB.get(b);
     if (c) c.n++;
-    else byProfile.set(profile, { n: 1 });
+    else byB.set(b, { n: 1 });
+  }
+
+  /** Hands over what was counted since the last drain. */
+  drain(to: (a: string, b: string, n: number) => void): void {
+    for (const [a, byB] of this.counts) {
+      for (const [b, c] of byB) {
+        if (c.n > 0) to(a, b, c.n);
+        c.n = 0;
+      }
+    }
   }
 }
 
