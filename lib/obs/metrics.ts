@@ -82,26 +82,9 @@ export class FsguardMetrics {
   });
 
   constructor(withProcessMetrics = true) {
-    const events = this.eventCounts;
-    this.eventsTotal = new Counter({
-      name: 'fsguard_events_total',
-      help: 'Sofia auth events received, by subclass and profile',
-      labelNames: ['subclass', 'profile'] as const,
-      registers: [this.registry],
-      collect() {
-        events.drain((subclass, profile, n) => this.inc({ subclass, profile }, n));
-      },
-    });
-    const calls = this.callCounts;
-    this.callsTotal = new Counter({
-      name: 'fsguard_calls_total',
-      help: 'Finished inbound calls of watched profiles (CHANNEL_HANGUP_COMPLETE), by profile and outcome (answered, unrouted, refused, unanswered)',
-      labelNames: ['profile', 'outcome'] as const,
-      registers: [this.registry],
-      collect() {
-        calls.drain((profile, outcome, n) => this.inc({ profile, outcome }, n));
-      },
-    });
+    this.eventsTotal = this.eventCounts.counter(this.registry, 'fsguard_events_total', 'Sofia auth events received, by subclass and profile', ['subclass', 'profile']);
+    this.callsTotal = this.callCounts.counter(this.registry, 'fsguard_calls_total',
+      'Finished inbound calls of watched profiles (CHANNEL_HANGUP_COMPLETE), by profile and outcome (answered, unrouted, refused, unanswered)', ['profile', 'outcome']);
     if (withProcessMetrics) collectDefaultMetrics({ register: this.registry, prefix: 'fsguard_' });
   }
 
@@ -135,14 +118,20 @@ class LabelTally {
     else byB.set(b, { n: 1 });
   }
 
-  /** Hands over what was counted since the last drain. */
-  drain(to: (a: string, b: string, n: number) => void): void {
-    for (const [a, byB] of this.counts) {
-      for (const [b, c] of byB) {
-        if (c.n > 0) to(a, b, c.n);
-        c.n = 0;
-      }
-    }
+  /** A counter of these counts: what was counted since its last scrape is added to it then. */
+  counter<A extends string, B extends string>(registry: Registry, name: string, help: string, labels: readonly [A, B]): Counter<A | B> {
+    const counts = this.counts;
+    return new Counter<A | B>({
+      name, help, labelNames: labels, registers: [registry],
+      collect() {
+        for (const [a, byB] of counts) {
+          for (const [b, c] of byB) {
+            if (c.n > 0) this.inc({ [labels[0]]: a, [labels[1]]: b } as Record<A | B, string>, c.n);
+            c.n = 0;
+          }
+        }
+      },
+    });
   }
 }
 
