@@ -9,7 +9,7 @@ import { FsguardMetrics } from '../lib/obs/metrics.js';
 import { createPolicy } from '../lib/policy/engine.js';
 import { DEFAULT_POLICY_SETTINGS } from '../lib/policy/settings.js';
 import { RecordingLogger } from './support/esl-test-helpers.js';
-import { extensionScan, judge, replay, site, TraceBuilder } from './support/policy-traces.js';
+import { bruteForce, extensionScan, judge, replay, site, TraceBuilder } from './support/policy-traces.js';
 
 const SITES = Array.from({ length: 14 }, (_, i) => `198.51.100.${10 + i}`);
 const S = { ...DEFAULT_POLICY_SETTINGS, maxLegitimateSources: 10 };
@@ -41,6 +41,18 @@ t.test('the proofs left among the unproven sources survive a spray of new addres
   const r = replay(events, { ...S, maxTrackedSources: 100 });
   t.same(r.bans.map((x) => x.decision.target.cidr.text).filter((ip) => SITES.includes(ip)), [], 'no site banned (the scanners are)');
   for (const ip of SITES) t.equal(r.policy.inspect(ip)?.proven, true, `${ip} is proven`);
+  t.ok(r.policy.trackedSources() <= 100 + 10 + S.maxTrackedPrefixes, `memory bounded (${r.policy.trackedSources()} tracked)`);
+});
+
+t.test('an unproven map full of proofs still tracks a new attacker', async (t) => {
+  const b = new TraceBuilder(7304);
+  // 130 live sites against room for 10 proven and 100 unproven: the unproven map is all proofs.
+  const sites = Array.from({ length: 130 }, (_, i) => `198.51.${100 + (i >> 8)}.${i & 255}`);
+  for (const ip of sites) site(b, { ip, phones: 1, bootSpreadS: 60, durationS: 1200 });
+  bruteForce(b, { ip: '203.0.113.50', ratePerS: 2, count: 40, ua: 'Zoiper rv2.10.19.4', startS: 600 });
+  const events = b.build();
+  const r = replay(events, { ...S, maxTrackedSources: 100 });
+  t.same(judge(events, r, [{ source: '203.0.113.50', withinEvents: 80, withinSeconds: 30 }]).filter((x) => x.includes('203.0.113.50')), [], 'the brute forcer is banned');
   t.ok(r.policy.trackedSources() <= 100 + 10 + S.maxTrackedPrefixes, `memory bounded (${r.policy.trackedSources()} tracked)`);
 });
 

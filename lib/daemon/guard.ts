@@ -139,7 +139,7 @@ export class Guard implements EslSourceListener {
     }));
     this.fullProven = new FullTableNotice(metrics.proofsLeftOut, logger, (s, since) => ({
       obj: { provenSources: s.tracked, proofsLeftOut: since },
-      msg: `the proven sources are all live (${s.tracked}, policy.maxLegitimateSources): newly proven sources stay proven among the unproven ones, which a spray of new addresses evicts last, but evicts once maxTrackedSources are proven; raise maxLegitimateSources`,
+      msg: `the proven sources are all live (${s.tracked}, policy.maxLegitimateSources): newly proven sources stay proven among the unproven ones, where a spray of new addresses evicts them last; raise maxLegitimateSources`,
     }));
     this.hold = new SeedingHold(clock, (e) => this.judge(e), (why, held) => {
       if (why !== 'registrations') this.logger.warn({ held, reason: why }, 'judging events held at connect without the live registrations');

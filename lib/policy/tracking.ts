@@ -83,7 +83,7 @@ export class SourceTracker {
     this.youngestUnproven = s;
     if (this.unproven.size > this.base.raw.maxTrackedSources || ++this.unprovenInserts >= IDLE_CHECK_INSERTS) {
       this.unprovenInserts = 0;
-      this.evict(this.unproven, this.base.raw.maxTrackedSources, now);
+      this.evict(this.unproven, this.base.raw.maxTrackedSources, now, s);
     }
     return s;
   }
@@ -102,7 +102,7 @@ export class SourceTracker {
       this.prefixes.set(key, p);
       if (this.prefixes.size > this.base.raw.maxTrackedPrefixes || ++this.prefixInserts >= IDLE_CHECK_INSERTS) {
         this.prefixInserts = 0;
-        this.evict(this.prefixes, this.base.raw.maxTrackedPrefixes, now);
+        this.evict(this.prefixes, this.base.raw.maxTrackedPrefixes, now, p);
       }
     } else if (this.youngestPrefix !== p) {
       this.prefixes.delete(key);
@@ -151,7 +151,7 @@ export class SourceTracker {
     this.youngestProven = s;
     if (++this.provenInserts >= IDLE_CHECK_INSERTS) {
       this.provenInserts = 0;
-      this.evict(this.proven, cap, now);
+      this.evict(this.proven, cap, now, s);
     }
   }
 
@@ -162,7 +162,7 @@ export class SourceTracker {
       this.proven.delete(k);
       this.unproven.set(k, v);
     }
-    if (this.unproven.size > this.base.raw.maxTrackedSources) this.evict(this.unproven, this.base.raw.maxTrackedSources, now);
+    if (this.unproven.size > this.base.raw.maxTrackedSources) this.evict(this.unproven, this.base.raw.maxTrackedSources, now, null);
   }
 
   /**
@@ -170,18 +170,19 @@ export class SourceTracker {
    * ones last (a proof left out of a full proven map, a prefix holding a proven host: a spray
    * must not take them), so proven ones only when nothing else is left. Then (and every
    * IDLE_CHECK_INSERTS inserts) drops the idle entries at the old end. One pass over the map's
-   * front per call, not per insert (see EVICT_TO_FRACTION).
+   * front per call, not per insert (see EVICT_TO_FRACTION). `added`, the entry just made, stays
+   * (with proven entries ahead of it, the first pass reaches it): its caller goes on with it.
    */
-  private evict<T extends EvidenceState>(map: Map<string, T>, cap: number, now: number): void {
+  private evict<T extends EvidenceState>(map: Map<string, T>, cap: number, now: number, added: T | null): void {
     if (map.size > cap) {
       const target = cap - Math.max(1, Math.floor(cap * (1 - EVICT_TO_FRACTION)));
       for (const [k, v] of map) {
         if (map.size <= target) break;
-        if (!provenAt(v, now)) this.drop(map, k, v, now);
+        if (!provenAt(v, now) && v !== added) this.drop(map, k, v, now);
       }
       for (const [k, v] of map) {
         if (map.size <= target) break;
-        this.drop(map, k, v, now);
+        if (v !== added) this.drop(map, k, v, now);
       }
     }
     const idleUs = this.base.longWindowUs;
