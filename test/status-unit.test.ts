@@ -69,6 +69,28 @@ t.test('events in the last minute come from counter samples on the injected cloc
   t.match(r.eventSocket, { state: 'disconnected', lastProblem: 'connection reset by peer', since: new Date(timers.now - 5000).toISOString() });
 });
 
+t.test('a policy table full of live entries is reported and shown, with what to raise; none otherwise', async (t) => {
+  const metrics = new FsguardMetrics(false);
+  const status = new StatusCollector({
+    metrics, clock: new FakeTimers().clock, pid: 1,
+    configSource: () => 'test', eslEndpoint: () => '127.0.0.1:8021', watchedProfiles: () => [], nftTable: () => 'inet fsguard',
+    bansInForce: () => ({ ipv4Hosts: 0, ipv6Hosts: 0, ipv4Prefixes: 0, ipv6Prefixes: 0, unwritten: 0 }), nftQueued: () => 0,
+    thresholds: { nearestThresholds: () => [] }, notifications: () => [],
+  });
+  let r = await status.report();
+  t.same(r.fullTables, [], 'nothing left out: nothing to report');
+  t.notMatch(renderStatus(r, Date.now()), /TABLE FULL/);
+  metrics.proofsLeftOut.inc(12);
+  r = await status.report();
+  t.same(r.fullTables, [{ table: 'proven sources', setting: 'maxLegitimateSources', leftOut: 12 }]);
+  metrics.untrackedAuthentications.inc(3);
+  r = await status.report();
+  t.equal(r.fullTables.length, 2, 'both tables');
+  const out = renderStatus(r, Date.now());
+  t.match(out, /^TABLE FULL +proven sources \(policy\.maxLegitimateSources\): 12 proofs kept among the unproven sources since start; raise maxLegitimateSources$/m);
+  t.match(out, /^TABLE FULL +toll-fraud accounts \(policy\.maxTrackedAccounts\): 3 authentications of accounts left untracked since start; raise maxTrackedAccounts$/m);
+});
+
 t.test('hostile text in the status screen is escaped; nothing can act on the terminal', async (t) => {
   const evil = '\u001b[2J\u001b]0;pwned\u0007\r\nfsguard is NOT RUNNING\u202eevil\u2066';
   const report: StatusReport = {
@@ -79,6 +101,7 @@ t.test('hostile text in the status screen is escaped; nothing can act on the ter
     events: { windowSeconds: 60, lastMinute: { total: 1, byKind: { 'sofia::pre_register': 1 }, byProfile: { [`internal${evil}`]: { 'sofia::pre_register': 1 } } }, sinceStart: 1 },
     bans: { now: { ipv4Hosts: 0, ipv6Hosts: 0, ipv4Prefixes: 0, ipv6Prefixes: 0, total: 0 }, unwritten: 0, sinceStart: { total: 0, byRule: {} } },
     trackedSources: 1,
+    fullTables: [],
     nearestThresholds: [{ source: '203.0.113.9', profile: `p${evil}`, rule: 'slow_guessing', value: 5, threshold: 10, fraction: 0.5 }],
     alerts: { sinceStart: { misprovisioned_device: 1 }, latest: [{ at: '2026-12-01T09:00:30.000Z', kind: 'misprovisioned_device', source: '198.51.100.10', profile: 'internal', user: `10${evil}`, userAgent: `UA${evil}`, message: `user 10${evil} at 198.51.100.10 (UA${evil}) failed` }] },
     nftWriter: { table: 'inet fsguard', healthy: true, batches: 1, errors: 0, queued: 0, lastError: null, lastErrorAt: null },

@@ -36,6 +36,10 @@ export function renderStatus(r: StatusReport, nowMs: number): string {
   const profiles = Object.entries(ev.byProfile).sort();
   if (profiles.length > 1) for (const [profile, byKind] of profiles) out.push(line('', `  ${terminalSafe(profile || '(no profile)', 64)}: ${counts(byKind)}`));
   out.push(line('', `${n(r.events.sinceStart)} since start; ${count(r.trackedSources, 'source')} tracked`));
+  for (const f of r.fullTables) {
+    const what = f.setting === 'maxTrackedAccounts' ? 'authentications of accounts left untracked' : 'proofs kept among the unproven sources';
+    out.push(line('TABLE FULL', `${f.table} (policy.${f.setting}): ${n(f.leftOut)} ${what} since start; raise ${f.setting}`));
+  }
   const b = r.bans.now;
   const parts = ([[b.ipv4Hosts, 'IPv4 host'], [b.ipv4Prefixes, 'IPv4 prefix'], [b.ipv6Hosts, 'IPv6 host'], [b.ipv6Prefixes, 'IPv6 prefix']] as const).filter(([c]) => c > 0).map(([c, what]) => count(c, what, what.endsWith('x') ? `${what}es` : `${what}s`));
   out.push(line('bans now', `${n(b.total)}${parts.length ? ` (${parts.join(', ')})` : ''}${r.bans.unwritten ? `; ${n(r.bans.unwritten)} NOT YET WRITTEN to the kernel (retrying)` : ''}`));

@@ -12,6 +12,15 @@ import type { ClusterStatus } from '../cluster/cluster-evidence.js';
 
 export const STATUS_FORMAT = 1;
 
+/** A policy table full of live entries (fsguard_policy_untracked_account_authentications_total, …_proofs_left_out_total). */
+export interface FullTable {
+  readonly table: 'toll-fraud accounts' | 'proven sources';
+  /** The policy key that sizes it. */
+  readonly setting: 'maxTrackedAccounts' | 'maxLegitimateSources';
+  /** Arrivals it left out since start: authentications of untracked accounts, proofs kept among the unproven. */
+  readonly leftOut: number;
+}
+
 export interface AlertEntry {
   readonly at: string;
   readonly kind: string;
@@ -51,6 +60,8 @@ export interface StatusReport {
   };
   readonly bans: { readonly now: BanCounts; readonly unwritten: number; readonly sinceStart: { readonly total: number; readonly byRule: Readonly<Record<string, number>> } };
   readonly trackedSources: number;
+  /** Policy tables that were full of live entries and left arrivals out, since start (only those that did). */
+  readonly fullTables: readonly FullTable[];
   readonly nearestThresholds: readonly NearThreshold[];
   readonly alerts: { readonly sinceStart: Readonly<Record<string, number>>; readonly latest: readonly AlertEntry[] };
   readonly nftWriter: {
@@ -209,6 +220,11 @@ export class StatusCollector implements GuardObserver {
     const batches = (await s.metrics.nftBatches.get()).values[0]?.value ?? 0;
     const errors = (await s.metrics.nftErrors.get()).values[0]?.value ?? 0;
     const tracked = (await s.metrics.trackedSources.get()).values[0]?.value ?? 0;
+    const fullTables: FullTable[] = [];
+    const untracked = (await s.metrics.untrackedAuthentications.get()).values[0]?.value ?? 0;
+    if (untracked > 0) fullTables.push({ table: 'toll-fraud accounts', setting: 'maxTrackedAccounts', leftOut: untracked });
+    const leftOut = (await s.metrics.proofsLeftOut.get()).values[0]?.value ?? 0;
+    if (leftOut > 0) fullTables.push({ table: 'proven sources', setting: 'maxLegitimateSources', leftOut });
     const inForce = s.bansInForce();
     const watched = s.watchedProfiles();
     const sw = this.switchInfo;
@@ -231,6 +247,7 @@ export class StatusCollector implements GuardObserver {
         sinceStart: { total: Object.values(bansByRule).reduce((a, b) => a + b, 0), byRule: bansByRule },
       },
       trackedSources: tracked,
+      fullTables,
       nearestThresholds: s.thresholds.nearestThresholds(NEAREST),
       alerts: { sinceStart: alertsByKind, latest: [...this.latestAlerts].reverse() },
       nftWriter: {
