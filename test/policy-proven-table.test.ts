@@ -7,6 +7,11 @@ import { Guard } from '../lib/daemon/guard.js';
 import { normalizeEvent } from '../lib/events/normalize.js';
 import { FsguardMetrics } from '../lib/obs/metrics.js';
 import { createPolicy } from '../lib/policy/engine.js';
+import { BanLedger } from '../lib/policy/ban-ledger.js';
+import { ChallengeQueue } from '../lib/policy/challenge-queue.js';
+import { compileSettings } from '../lib/policy/compiled-settings.js';
+import { SourceTracker } from '../lib/policy/tracking.js';
+import { parseIp } from '../lib/net/ip.js';
 import { DEFAULT_POLICY_SETTINGS } from '../lib/policy/settings.js';
 import { RecordingLogger } from './support/esl-test-helpers.js';
 import { bruteForce, extensionScan, judge, replay, site, TraceBuilder } from './support/policy-traces.js';
@@ -54,6 +59,17 @@ t.test('an unproven map full of proofs still tracks a new attacker', async (t) =
   const r = replay(events, { ...S, maxTrackedSources: 100 });
   t.same(judge(events, r, [{ source: '203.0.113.50', withinEvents: 80, withinSeconds: 30 }]).filter((x) => x.includes('203.0.113.50')), [], 'the brute forcer is banned');
   t.ok(r.policy.trackedSources() <= 100 + 10 + S.maxTrackedPrefixes, `memory bounded (${r.policy.trackedSources()} tracked)`);
+});
+
+t.test('the tracker: a source whose insert starts the cut, among proven entries only, is kept', async (t) => {
+  const rs = compileSettings('', { ...S, maxTrackedSources: 100 });
+  const ledger = new BanLedger(rs);
+  const tracker = new SourceTracker(rs, 64, new ChallengeQueue(), ledger);
+  // 100 unproven-map entries, each proven (as the proofs a full proven map leaves out are).
+  for (let i = 0; i < 100; i++) tracker.source(parseIp(`198.51.100.${i}`)!, 1_000).provenUntilUs = 1e15;
+  const newcomer = tracker.source(parseIp('203.0.113.50')!, 2_000);
+  t.equal(tracker.host('203.0.113.50'), newcomer, 'the newcomer is tracked: its caller records evidence on it');
+  t.ok(tracker.unproven.size <= 100, `the map was cut all the same (${tracker.unproven.size})`);
 });
 
 t.test('proofs that lapsed make room: their sources go back among the unproven, the newcomers are kept apart', async (t) => {
