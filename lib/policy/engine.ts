@@ -144,10 +144,9 @@ export class RatePolicy implements Policy {
     this.expireChallenges(now);
     const source = event.source.text;
     const sw = event.switchAddresses;
-    const known = this.ledger.switchAddresses;
     for (let i = 0; i < sw.length; i++) {
       const a = sw[i]!;
-      if (!known.has(a)) this.ledger.addSwitchAddress(a);
+      this.ledger.addSwitchAddress(a);
       if (a === source) return this.flush();
     }
     const rs = this.settingsFor(event.profile);
@@ -163,9 +162,8 @@ export class RatePolicy implements Policy {
     const now = this.clock.place(event.timeUs);
     this.expireChallenges(now);
     const source = event.source.text;
-    const known = this.ledger.switchAddresses;
     for (const a of event.switchAddresses) {
-      if (!known.has(a)) this.ledger.addSwitchAddress(a);
+      this.ledger.addSwitchAddress(a);
       if (a === source) return this.flush();
     }
     const rs = this.settingsFor(event.profile);

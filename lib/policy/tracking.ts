@@ -5,6 +5,7 @@
 import { cidrContainsIp, ipv6PrefixText, type IpAddress } from '../net/ip.js';
 import type { BanLedger } from './ban-ledger.js';
 import type { ChallengeQueue } from './challenge-queue.js';
+import { cutSparing } from './eviction.js';
 import type { RuleSettings } from './compiled-settings.js';
 import { PrefixState, SourceState, type EvidenceState } from './source-state.js';
 
@@ -174,27 +175,17 @@ export class SourceTracker {
    * (with proven entries ahead of it, the first pass reaches it): its caller goes on with it.
    */
   private evict<T extends EvidenceState>(map: Map<string, T>, cap: number, now: number, added: T | null): void {
+    const dropped = (v: EvidenceState): void => { if (v instanceof SourceState) this.released(v, now); };
     if (map.size > cap) {
       const target = cap - Math.max(1, Math.floor(cap * (1 - EVICT_TO_FRACTION)));
-      for (const [k, v] of map) {
-        if (map.size <= target) break;
-        if (!provenAt(v, now) && v !== added) this.drop(map, k, v, now);
-      }
-      for (const [k, v] of map) {
-        if (map.size <= target) break;
-        if (v !== added) this.drop(map, k, v, now);
-      }
+      cutSparing<EvidenceState>(map, target, (v) => provenAt(v, now), added, dropped);
     }
     const idleUs = this.base.longWindowUs;
     for (const [k, v] of map) {
       if (!(now - v.lruUs > idleUs && v.bannedUntilUs <= now && !(v instanceof SourceState && v.isProven(now)))) break;
-      this.drop(map, k, v, now);
+      map.delete(k);
+      dropped(v);
     }
-  }
-
-  private drop<T extends EvidenceState>(map: Map<string, T>, k: string, v: T, now: number): void {
-    map.delete(k);
-    if (v instanceof SourceState) this.released(v, now);
   }
 
   /** An evicted source's pending challenges become orphans that count for its prefix. */

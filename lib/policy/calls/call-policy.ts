@@ -21,6 +21,7 @@
 import type { CallEvent } from '../../events/call-event.js';
 import { ipv6PrefixText } from '../../net/ip.js';
 import { WindowCounter } from '../counters.js';
+import { cutSparing } from '../eviction.js';
 import { LruList, type LruEntry } from '../lru-list.js';
 // engine.js imports this module too: only functions cross the cycle, used after both loaded.
 import { matchesScannerPattern } from '../engine.js';
@@ -270,31 +271,17 @@ class AccountState implements LruEntry<AccountState> {
 }
 
 /**
- * A map kept in use order (oldest first), over `cap`: cut to 90 % of it, the oldest first but
- * those proven by answered calls last. A spray of calls from new addresses (a botnet, an IPv6
- * range) must not take a carrier's proof with it: its next misdials would count as probing.
- * When every entry is proven, the oldest go all the same (memory stays bounded). `added`, the
- * entry just made, stays: dropping it would leave its calls counted nowhere.
+ * The evidence of `key` in a map kept in use order, made if new. A map over `cap` is cut to 90 %
+ * of it, those proven by answered calls last: a spray of calls from new addresses (a botnet, an
+ * IPv6 range) must not take a carrier's proof with it, or its next misdials would count as
+ * probing.
  */
-function trim(map: Map<string, ProbeEvidence>, cap: number, now: number, added: ProbeEvidence): void {
-  if (map.size <= cap) return;
-  const target = Math.floor(cap * EVICT_TO_FRACTION);
-  for (const [k, v] of map) {
-    if (map.size <= target) return;
-    if (v.provenUntilUs <= now && v !== added) map.delete(k);
-  }
-  for (const k of map.keys()) {
-    if (map.size <= target) return;
-    map.delete(k);
-  }
-}
-
 function touch(map: Map<string, ProbeEvidence>, key: string, now: number, cap: number): ProbeEvidence {
   let v = map.get(key);
   if (v === undefined) {
     v = new ProbeEvidence(key);
     map.set(key, v);
-    trim(map, cap, now, v);
+    if (map.size > cap) cutSparing(map, Math.floor(cap * EVICT_TO_FRACTION), (e) => e.provenUntilUs > now, v);
   } else {
     map.delete(key);
     map.set(key, v);
@@ -307,9 +294,8 @@ function touch(map: Map<string, ProbeEvidence>, key: string, now: number, cap: n
  * The accounts, by realm then user, in one use order across realms (an LruList: the maps are
  * only for lookup): the keys are the event's own strings (interned by the reader, their hashes
  * cached), so the lookup made for every successful authentication builds no `user@realm`
- * string. (Measured against one map of
- * `user@realm` keys and against eviction by time from a sampled cut-off: this was the fastest
- * of the three, bench/RESULTS.md "Session 4".)
+ * string. (Measured against one map of `user@realm` keys and against eviction by time from a
+ * sampled cut-off: this was the fastest of the three, bench/RESULTS.md "Session 4".)
  *
  * Full, it keeps the accounts it has rather than cycling through more than it can hold. Phones
  * authenticate in turn, every hour or so: with more live accounts than `cap`, making room for
@@ -332,12 +318,8 @@ class AccountTable {
 
   /** The state of an account that authenticated, or null when the table is full of live ones. */
   admit(account: string, realm: string, now: number, cap: number, liveUs: number): AccountState | null {
-    const users = this.byRealm.get(realm);
-    const a = users?.get(account);
-    if (a !== undefined) {
-      this.order.use(a, now);
-      return a;
-    }
+    const a = this.used(account, realm, now);
+    if (a !== null) return a;
     if (this.size >= cap) {
       if (now - this.lastIdleSweepUs >= IDLE_SWEEP_US) {
         this.lastIdleSweepUs = now;
@@ -347,24 +329,25 @@ class AccountTable {
         this.untracked++;
         return null;
       }
-      // The sweep may have emptied (and deleted) the realm's map.
-      return this.add(account, realm, this.byRealm.get(realm), now, cap);
     }
-    return this.add(account, realm, users, now, cap);
+    return this.add(account, realm, now, cap);
   }
 
   /** The state of an account that calls: made if new, the least recently used going over `cap`. */
   touch(account: string, realm: string, now: number, cap: number): AccountState {
-    const users = this.byRealm.get(realm);
-    const a = users?.get(account);
-    if (a !== undefined) {
-      this.order.use(a, now);
-      return a;
-    }
-    return this.add(account, realm, users, now, cap);
+    return this.used(account, realm, now) ?? this.add(account, realm, now, cap);
   }
 
-  private add(account: string, realm: string, users: Map<string, AccountState> | undefined, now: number, cap: number): AccountState {
+  /** A tracked account, marked used now; null if untracked. */
+  private used(account: string, realm: string, now: number): AccountState | null {
+    const a = this.byRealm.get(realm)?.get(account);
+    if (a === undefined) return null;
+    this.order.use(a, now);
+    return a;
+  }
+
+  private add(account: string, realm: string, now: number, cap: number): AccountState {
+    let users = this.byRealm.get(realm);
     if (users === undefined) { users = new Map(); this.byRealm.set(realm, users); }
     const a = new AccountState(account, realm);
     users.set(account, a);
