@@ -9,77 +9,32 @@ export class FsguardMetrics {
   private readonly eventCounts = new LabelTally();
   private readonly callCounts = new LabelTally();
   readonly eventsTotal: Counter<'subclass' | 'profile'>;
-  readonly eventsDropped = new Counter({
-    name: 'fsguard_events_dropped_total',
-    help: 'Events or frames not acted on, by reason (malformed, profile not watched, ...)',
-    labelNames: ['reason'] as const,
-    registers: [this.registry],
-  });
-  readonly bansTotal = new Counter({
-    name: 'fsguard_bans_total',
-    help: 'Ban decisions, by rule',
-    labelNames: ['rule'] as const,
-    registers: [this.registry],
-  });
-  readonly alertsTotal = new Counter({
-    name: 'fsguard_alerts_total',
-    help: 'Policy alerts (misprovisioned devices, near misses, spoofed challenges), by kind',
-    labelNames: ['kind'] as const,
-    registers: [this.registry],
-  });
+  readonly eventsDropped = counterBy(this.registry, 'fsguard_events_dropped_total',
+    'Events or frames not acted on, by reason (malformed, profile not watched, ...)', 'reason');
+  readonly bansTotal = counterBy(this.registry, 'fsguard_bans_total', 'Ban decisions, by rule', 'rule');
+  readonly alertsTotal = counterBy(this.registry, 'fsguard_alerts_total',
+    'Policy alerts (misprovisioned devices, near misses, spoofed challenges), by kind', 'kind');
   readonly callsTotal: Counter<'profile' | 'outcome'>;
-  readonly nftBatches = new Counter({
-    name: 'fsguard_nft_batches_total',
-    help: 'nft transactions that committed',
-    registers: [this.registry],
-  });
-  readonly nftErrors = new Counter({
-    name: 'fsguard_nft_errors_total',
-    help: 'nft runs or elements that failed (retried runs count each failure)',
-    registers: [this.registry],
-  });
-  readonly nftHungCalls = new Counter({
-    name: 'fsguard_nft_hung_calls_total',
-    help: 'libnftables calls that passed their deadline (their context was dropped, the work retried)',
-    registers: [this.registry],
-  });
-  readonly eslConnected = new Gauge({
-    name: 'fsguard_esl_connected',
-    help: '1 while authenticated and subscribed to the FreeSWITCH event socket',
-    registers: [this.registry],
-  });
-  readonly eslReconnects = new Counter({
-    name: 'fsguard_esl_reconnects_total',
-    help: 'Event socket connections established after the first one',
-    registers: [this.registry],
-  });
-  readonly eslEventGaps = new Counter({
-    name: 'fsguard_esl_event_gaps_total',
-    help: 'Windows in which FreeSWITCH events may have been lost (Event-Sequence jumped within a connection, or events fired while disconnected), by kind',
-    labelNames: ['kind'] as const,
-    registers: [this.registry],
-  });
-  readonly eslEventsMissing = new Counter({
-    name: 'fsguard_esl_events_missing_total',
-    help: 'Event-Sequence numbers skipped in those windows (an upper bound of the events lost), by kind',
-    labelNames: ['kind'] as const,
-    registers: [this.registry],
-  });
-  readonly trackedSources = new Gauge({
-    name: 'fsguard_policy_tracked_sources',
-    help: 'Sources and prefixes the policy holds state for',
-    registers: [this.registry],
-  });
-  readonly untrackedAuthentications = new Counter({
-    name: 'fsguard_policy_untracked_account_authentications_total',
-    help: 'Successful authentications whose account the toll-fraud table left untracked, every tracked account being live (raise policy.maxTrackedAccounts)',
-    registers: [this.registry],
-  });
-  readonly proofsLeftOut = new Counter({
-    name: 'fsguard_policy_proofs_left_out_total',
-    help: 'Successful authentications whose source stayed among the unproven sources, every proven source being live (raise policy.maxLegitimateSources)',
-    registers: [this.registry],
-  });
+  readonly nftBatches = counter(this.registry, 'fsguard_nft_batches_total',
+    'nft transactions that committed');
+  readonly nftErrors = counter(this.registry, 'fsguard_nft_errors_total',
+    'nft runs or elements that failed (retried runs count each failure)');
+  readonly nftHungCalls = counter(this.registry, 'fsguard_nft_hung_calls_total',
+    'libnftables calls that passed their deadline (their context was dropped, the work retried)');
+  readonly eslConnected = gauge(this.registry, 'fsguard_esl_connected',
+    '1 while authenticated and subscribed to the FreeSWITCH event socket');
+  readonly eslReconnects = counter(this.registry, 'fsguard_esl_reconnects_total',
+    'Event socket connections established after the first one');
+  readonly eslEventGaps = counterBy(this.registry, 'fsguard_esl_event_gaps_total',
+    'Windows in which FreeSWITCH events may have been lost (Event-Sequence jumped within a connection, or events fired while disconnected), by kind', 'kind');
+  readonly eslEventsMissing = counterBy(this.registry, 'fsguard_esl_events_missing_total',
+    'Event-Sequence numbers skipped in those windows (an upper bound of the events lost), by kind', 'kind');
+  readonly trackedSources = gauge(this.registry, 'fsguard_policy_tracked_sources',
+    'Sources and prefixes the policy holds state for');
+  readonly untrackedAuthentications = counter(this.registry, 'fsguard_policy_untracked_account_authentications_total',
+    'Successful authentications whose account the toll-fraud table left untracked, every tracked account being live (raise policy.maxTrackedAccounts)');
+  readonly proofsLeftOut = counter(this.registry, 'fsguard_policy_proofs_left_out_total',
+    'Successful authentications whose source stayed among the unproven sources, every proven source being live (raise policy.maxLegitimateSources)');
 
   constructor(withProcessMetrics = true) {
     this.eventsTotal = this.eventCounts.counter(this.registry, 'fsguard_events_total', 'Sofia auth events received, by subclass and profile', ['subclass', 'profile']);
@@ -133,6 +88,21 @@ class LabelTally {
       },
     });
   }
+}
+
+/** A counter without labels, in `registry`. */
+function counter(registry: Registry, name: string, help: string): Counter {
+  return new Counter({ name, help, registers: [registry] });
+}
+
+/** A gauge without labels, in `registry`. */
+function gauge(registry: Registry, name: string, help: string): Gauge {
+  return new Gauge({ name, help, registers: [registry] });
+}
+
+/** A counter by one label, in `registry`. */
+function counterBy<L extends string>(registry: Registry, name: string, help: string, label: L): Counter<L> {
+  return new Counter<L>({ name, help, labelNames: [label], registers: [registry] });
 }
 
 /** Serves /metrics; resolves with the bound port once listening. */
