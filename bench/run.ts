@@ -23,6 +23,7 @@ import {
 import { EventRenderer, logLine, mixedTrace } from './gen.js';
 import { KernelElementWatch } from './kernel-elements.js';
 import { mergedThroughput, propagation } from './cluster.js';
+import { roundTripFloor, type RoundTrip } from './round-trip.js';
 
 const TABLE = 'fsguard_bench';
 const METRICS_PORT = 9466;
@@ -489,6 +490,8 @@ async function fail2ban(fsguardRates: { daemon: number | null; simulate: number 
 interface SpeedReference {
   readonly startUs: number;
   readonly endUs: number;
+  /** roundTripFloor() right before the latency figure. */
+  readonly roundTrip: RoundTrip;
 }
 
 /**
@@ -529,7 +532,12 @@ function machine(reference: SpeedReference): string[] {
     `nft: ${nftVersion}`,
     `memory: ${Math.round(Number(readFileSync('/proc/meminfo', 'utf8').match(/MemTotal:\s+(\d+)/)?.[1] ?? 0) / 1024 / 1024)} GB`,
     `speed: JSON.parse of the bench's auth event bodies ${fmt(reference.startUs, 2)} µs each before the figures, ${fmt(reference.endUs, 2)} µs after (2.5-3.1 µs with normalize on the machine the targets were set on)`,
+    `wake-up floor: ${roundTripLine(reference.roundTrip)} (the latency figure's path wakes four idle threads: the daemon, the libuv thread calling libnftables, nft monitor, the bench)`,
   ];
+}
+
+function roundTripLine(r: RoundTrip): string {
+  return `a byte to another process over loopback TCP and back, ${fmt(r.count)} one every ${SIZES.latencyGapMs} ms, p50 ${fmt(r.p50Ms, 2)} ms, p99 ${fmt(r.p99Ms, 2)} ms, max ${fmt(r.maxMs, 2)} ms`;
 }
 
 function table(rows: readonly Row[]): string {
@@ -606,6 +614,8 @@ async function main(): Promise<number> {
   };
   const referenceStartUs = parseReferenceUs();
   log(`speed: JSON.parse of an auth event body ${fmt(referenceStartUs, 2)} µs`);
+  const roundTrip = await roundTripFloor(SIZES.latencyBans, SIZES.latencyGapMs);
+  log(`wake-up floor: ${roundTripLine(roundTrip)}`);
   // Latency first: millisecond figures are measured before the heavy ones leave the machine
   // reclaiming gigabytes (a 3 s pause after them was not always enough).
   await run('latency', () => latency(args));
@@ -628,9 +638,9 @@ async function main(): Promise<number> {
   await run('merged', () => mergedThroughput());
   const rows = FIGURES.flatMap((name) => byName.get(name) ?? []);
   const seconds = (nowNs() - t0) / 1e9;
-  const reference = { startUs: referenceStartUs, endUs: parseReferenceUs() };
+  const reference = { startUs: referenceStartUs, endUs: parseReferenceUs(), roundTrip };
   const text = report(rows, started, seconds, argv, reference);
-  process.stdout.write(`\n${table(rows)}\n\n${rows.map((r) => `- ${r.figure}: ${r.detail}`).join('\n')}\n\nspeed: JSON.parse of an auth event body ${fmt(reference.startUs, 2)} µs before, ${fmt(reference.endUs, 2)} µs after\ntotal ${fmt(seconds)} s\n`);
+  process.stdout.write(`\n${table(rows)}\n\n${rows.map((r) => `- ${r.figure}: ${r.detail}`).join('\n')}\n\nspeed: JSON.parse of an auth event body ${fmt(reference.startUs, 2)} µs before, ${fmt(reference.endUs, 2)} µs after\nwake-up floor: ${roundTripLine(roundTrip)}\ntotal ${fmt(seconds)} s\n`);
   if (args.write && args.only === null) log(`wrote ${writeResults(text)}`);
   const missed = rows.filter((r) => r.met === false);
   if (missed.length) process.stdout.write(`\nMISSED: ${missed.map((r) => r.figure).join('; ')}\n`);
