@@ -1,6 +1,7 @@
 import t from 'tap';
 import { formatDuration, parseDurationSeconds, requireDurationSeconds } from '../lib/text/duration.js';
 import { terminalSafe } from '../lib/text/terminal.js';
+import { isoTimeMs, isoTimeUs } from '../lib/text/iso-time.js';
 
 t.test('durations: a number of seconds or a number with a unit', async (t) => {
   const cases: Array<[unknown, number]> = [
@@ -55,4 +56,38 @@ t.test('terminalSafe cuts long values with a marker', async (t) => {
   t.equal(terminalSafe('abcdef', 3), 'abc…[+3 chars]');
   t.equal(terminalSafe('ab😀', 3), 'ab…[+2 chars]', 'never splits a surrogate pair');
   t.equal(terminalSafe('\u001b'.repeat(10), 4), '\\e\\e\\e\\e…[+6 chars]');
+});
+
+t.test('isoTimeMs: the text of toISOString, for every kind of date', async (t) => {
+  const edges = [
+    0, -1, 1, 999, 1000, 86_399_999, 86_400_000, -86_400_000, 951_782_400_000 /* 2000-02-29 */, 951_868_799_999,
+    4_107_542_400_000 /* 2100-03-01 */, 4_107_455_999_999, 1_893_456_000_000, 1_893_455_999_999.9, 1_735_689_599_999.5,
+    -1.5, -999.9, -62_167_219_200_000, -62_167_219_200_001, 253_402_300_799_999, 253_402_300_800_000, 8.64e15, -8.64e15,
+  ];
+  for (const ms of edges) t.equal(isoTimeMs(ms), new Date(ms).toISOString(), String(ms));
+  // A fixed-seed walk over four centuries (every leap-year rule) and the years fsguard sees.
+  let x = 0x2545f491;
+  const next = (): number => { x ^= x << 13; x ^= x >>> 17; x ^= x << 5; return (x >>> 0) / 2 ** 32; };
+  let bad = 0;
+  for (let i = 0; i < 200_000; i++) {
+    const ms = i % 2 === 0 ? Math.floor((next() - 0.3) * 2e13) : 1.7e12 + next() * 4e11;
+    if (isoTimeMs(ms) !== new Date(ms).toISOString() && bad++ < 5) t.fail(`${ms}: ${isoTimeMs(ms)} against ${new Date(ms).toISOString()}`);
+  }
+  t.equal(bad, 0, '200,000 random times');
+  t.throws(() => isoTimeMs(NaN), RangeError, 'NaN is refused as Date refuses it');
+});
+
+t.test('isoTimeUs: event time with its microseconds', async (t) => {
+  t.equal(isoTimeUs(1_893_456_000_019_000), '2030-01-01T00:00:00.019000Z');
+  t.equal(isoTimeUs(1_893_456_000_000_001.7), '2030-01-01T00:00:00.000001Z', 'fractions of a µs are cut');
+  t.equal(isoTimeUs(1_735_689_599_999_999), '2024-12-31T23:59:59.999999Z');
+  t.equal(isoTimeUs(0), '1970-01-01T00:00:00.000000Z');
+  t.equal(isoTimeUs(-1), '1969-12-31T23:59:59.999999Z');
+  t.equal(isoTimeUs(253_402_300_800_000_000), '+010000-01-01T00:00:00.000000Z', 'past year 9999 as Date writes it');
+  let bad = 0;
+  for (let us = 1_700_000_000_000_000; us < 1_700_000_000_000_000 + 5e12; us += 123_456_789) {
+    const want = `${new Date(Math.floor(us / 1000)).toISOString().slice(0, 19)}.${String(us % 1_000_000).padStart(6, '0')}Z`;
+    if (isoTimeUs(us) !== want && bad++ < 5) t.fail(`${us}: ${isoTimeUs(us)} against ${want}`);
+  }
+  t.equal(bad, 0, '40,000 times over two months');
 });

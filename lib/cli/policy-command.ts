@@ -12,7 +12,8 @@ import { createPolicy, type EvidenceSnapshot, type RatePolicy, type RuleStatus }
 import { describeOverrides, describePolicy, policyAsJson } from '../policy/describe.js';
 import type { PolicySettings } from '../policy/settings.js';
 import type { BanDecision, PolicyAlert, PolicyOutput } from '../policy/types.js';
-import { isoTime, scanTrace, STDIN_TRACE, traceLabel, type TraceVisitor } from '../trace/read-trace.js';
+import { isoTimeUs } from '../text/iso-time.js';
+import { scanTrace, STDIN_TRACE, traceLabel, type TraceVisitor } from '../trace/read-trace.js';
 import { terminalSafe } from '../text/terminal.js';
 
 export interface PolicyCommandContext {
@@ -179,7 +180,7 @@ interface AlertRow {
 }
 
 function banRow(b: BanDecision, index: number): BanRow {
-  return { target: b.target.cidr.text, event_index: index, at: isoTime(b.atUs), seconds: b.seconds, rule: b.rule, reason: b.reason };
+  return { target: b.target.cidr.text, event_index: index, at: isoTimeUs(b.atUs), seconds: b.seconds, rule: b.rule, reason: b.reason };
 }
 
 function alertRow(a: PolicyAlert, index: number): AlertRow {
@@ -192,7 +193,7 @@ function alertRow(a: PolicyAlert, index: number): AlertRow {
     ...(a.account !== undefined ? { account: a.account } : {}),
     ...(a.numbers !== undefined ? { numbers: a.numbers } : {}),
     event_index: index,
-    at: isoTime(a.atUs),
+    at: isoTimeUs(a.atUs),
     message: a.message,
   };
 }
@@ -308,7 +309,7 @@ async function explain(p: Parsed, ctx: PolicyCommandContext): Promise<number> {
     for (const b of decided) bans.push(banRow(b, index));
     trail.push({
       event_index: index,
-      at: e ? isoTime(e.timeUs) : '',
+      at: e ? isoTimeUs(e.timeUs) : '',
       source: e ? e.source.text : '',
       event: mine || e === null ? describeEvent(e) : `${describeEvent(e)} (another source; time passed)`,
       counted,

@@ -10,6 +10,7 @@ import { readStatus, StatusUnavailable } from '../status/socket.js';
 import { terminalSafe } from '../status/terminal-safe.js';
 import { parseArgs, UsageError } from './args.js';
 import type { CliIo } from './main.js';
+import { isoTimeMs } from '../text/iso-time.js';
 
 export const EXIT_NOT_RUNNING = 3;
 const UNIT = 'fsguard.service';
@@ -50,7 +51,7 @@ async function lastLogLine(): Promise<string | null> {
   // fsguard logs JSON lines: show the message and, for a fatal one, its reason.
   try {
     const j = JSON.parse(lineText) as { msg?: unknown; time?: unknown };
-    if (typeof j.msg === 'string') return `${typeof j.time === 'number' ? `${new Date(j.time).toISOString()} ` : ''}${j.msg}`;
+    if (typeof j.msg === 'string') return `${typeof j.time === 'number' ? `${isoTimeMs(j.time)} ` : ''}${j.msg}`;
   } catch { /* not one of ours: shown as it is */ }
   return lineText;
 }

@@ -15,6 +15,7 @@ import type { GuardObserver, SwitchInfo } from './guard-observer.js';
 import type { BanJournal } from './ban-journal.js';
 import { FullTableNotice } from './full-table-notice.js';
 import { SeedingHold, systemGuardClock, type GuardClock } from './seeding-hold.js';
+import { isoTimeMs } from '../text/iso-time.js';
 
 /** The part of NftSetWriter the guard uses (a narrow seam for tests). */
 export interface BanWriter {
@@ -424,8 +425,8 @@ export class Guard implements EslSourceListener {
         userAgents: e.userAgents.length > LOG_SAMPLE ? e.userAgents.slice(0, LOG_SAMPLE) : e.userAgents,
         ...(e.addresses !== undefined ? { addresses: e.addresses } : {}),
         ...(e.calls !== undefined ? { calls: { calls: e.calls.calls, probingCalls: e.calls.probingCalls, answeredCalls: e.calls.answeredCalls, distinctNumbers: e.calls.distinctNumbers, numbers: e.calls.numbers.slice(0, LOG_SAMPLE * 2) } } : {}),
-        firstSeen: new Date(e.firstSeenUs / 1000).toISOString(),
-        lastSeen: new Date(e.lastSeenUs / 1000).toISOString(),
+        firstSeen: isoTimeMs(e.firstSeenUs / 1000),
+        lastSeen: isoTimeMs(e.lastSeenUs / 1000),
       },
     }, `ban ${target.text} for ${decision.seconds}s: ${decision.reason}`);
   }

@@ -23,6 +23,7 @@ import {
 import { connectWithModesl, type EslConnector, type EslLink } from './modesl-link.js';
 import { DEFAULT_EVENT_GAP_THRESHOLD, EventSequenceTracker, readCoreUuid, readSequence, type EventGap } from './event-sequence.js';
 import { parseRegistrations, REGISTRATIONS_API_COMMAND } from './registrations.js';
+import { isoTimeMs } from '../text/iso-time.js';
 
 /**
  * The subscription, exactly as sent. Every token after CUSTOM is a subclass to FreeSWITCH, so
@@ -481,7 +482,7 @@ export class EslEventSource {
       this.gapsLogged++;
       this.logger.warn({
         kind: gap.kind, fromSeq: gap.fromSeq, toSeq: gap.toSeq, missing: gap.missing,
-        from: new Date(gap.fromUs / 1000).toISOString(), to: new Date(gap.toUs / 1000).toISOString(),
+        from: isoTimeMs(gap.fromUs / 1000), to: isoTimeMs(gap.toUs / 1000),
         ...(this.gapsLogged === GAP_LOG_LIMIT ? { note: 'further gaps on this connection are only counted' } : {}),
       }, gap.kind === 'reconnect'
         ? 'events fired while fsguard was not connected: evidence of this window may be incomplete'

@@ -5,6 +5,7 @@
 import type { NoticeKind } from './config.js';
 import { terminalSafe } from '../status/terminal-safe.js';
 import { formatDuration } from '../text/duration.js';
+import { isoTimeMs } from '../text/iso-time.js';
 
 /** How many users / user agents a ban notice carries. */
 export const NOTICE_SAMPLE = 5;
@@ -143,7 +144,7 @@ export function batchTitle(b: NoticeBatch, origin: NoticeOrigin): string {
 }
 
 function lines(b: NoticeBatch, q: Quote): string[] {
-  const out = b.first.map((n) => `${new Date(n.atMs).toISOString()} ${noticeLine(n, q)}`);
+  const out = b.first.map((n) => `${isoTimeMs(n.atMs)} ${noticeLine(n, q)}`);
   if (b.total > b.first.length) out.push(`… and ${plural(b.total - b.first.length, 'more notice')} (fsguard bans, journalctl -u fsguard)`);
   return out;
 }

@@ -11,6 +11,7 @@ import type { WebhookConfig } from './config.js';
 import { redactedUrl } from './config.js';
 import { DeliveryError, type Transport } from './channel.js';
 import { chatText, isDigest, type NoticeBatch, type NoticeOrigin } from './notice.js';
+import { isoTimeMs } from '../text/iso-time.js';
 
 export const SIGNATURE_HEADER = 'x-fsguard-signature';
 export const TIMESTAMP_HEADER = 'x-fsguard-timestamp';
@@ -26,8 +27,8 @@ export function webhookBody(batch: NoticeBatch, origin: NoticeOrigin): string {
     fsguard: {
       host: origin.hostname,
       digest: isDigest(batch),
-      from: new Date(batch.fromMs).toISOString(),
-      to: new Date(batch.toMs).toISOString(),
+      from: isoTimeMs(batch.fromMs),
+      to: isoTimeMs(batch.toMs),
       total: batch.total,
       byKind: batch.byKind,
       byRule: batch.byRule,

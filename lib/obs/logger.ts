@@ -2,6 +2,7 @@
 // string value, so attacker text (user agents, users, call-ids with newlines or ANSI
 // escapes) can never break a line or forge another entry.
 import { pino, type Logger as PinoLogger } from 'pino';
+import { isoTimeMs } from '../text/iso-time.js';
 
 /** The logging surface modules depend on; pino satisfies it, tests can pass a recorder. */
 export interface Logger {
@@ -61,7 +62,8 @@ export function createLogger(level: LogLevel, destination: LineSink = process.st
       level,
       base: { name: 'fsguard' },
       redact: { paths: REDACT, censor: '[redacted]' },
-      timestamp: pino.stdTimeFunctions.isoTime,
+      // pino's isoTime is `new Date().toISOString()`: a runtime call per line (iso-time.ts).
+      timestamp: () => `,"time":"${isoTimeMs(Date.now())}"`,
       formatters: { level: (label) => ({ level: label }) },
     },
     new TurnBufferedSink(destination),

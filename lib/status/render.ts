@@ -7,6 +7,7 @@ import { formatDuration } from '../text/duration.js';
 const dur = (seconds: number): string => formatDuration(Math.max(0, Math.round(seconds)), 2);
 import type { StatusReport } from './report.js';
 import { terminalSafe } from './terminal-safe.js';
+import { isoTimeMs } from '../text/iso-time.js';
 
 const n = (x: number): string => x.toLocaleString('en-US');
 /** `1 batch`, `2 batches`: `word` is the singular, `many` the plural when not word+s. */
@@ -62,7 +63,7 @@ export function renderStatus(r: StatusReport, nowMs: number): string {
   out.push(line('nft writer', `${w.healthy ? 'ok' : 'TROUBLE'}: ${count(w.batches, 'batch', 'batches')}, ${count(w.errors, 'error')}, ${n(w.queued)} queued; table ${terminalSafe(w.table)}${w.lastError ? `; last error ${w.lastErrorAt} (${ago(w.lastErrorAt, nowMs)}): ${terminalSafe(w.lastError, 200)}` : ''}`));
   if (r.notifications.length) {
     for (const c of r.notifications) {
-      out.push(line(`notify ${c.channel}`, `${c.kinds.join(', ')}: ${n(c.messages)} sent, ${count(c.failures, 'failed attempt')}, ${count(c.droppedNotices, 'notice')} lost${c.lastError ? `; last error ${ago(c.lastErrorAtMs === null ? null : new Date(c.lastErrorAtMs).toISOString(), nowMs)}: ${terminalSafe(c.lastError, 200)}` : ''}`));
+      out.push(line(`notify ${c.channel}`, `${c.kinds.join(', ')}: ${n(c.messages)} sent, ${count(c.failures, 'failed attempt')}, ${count(c.droppedNotices, 'notice')} lost${c.lastError ? `; last error ${ago(c.lastErrorAtMs === null ? null : isoTimeMs(c.lastErrorAtMs), nowMs)}: ${terminalSafe(c.lastError, 200)}` : ''}`));
     }
   } else {
     out.push(line('notifications', 'off (notify.mail / notify.webhook)'));

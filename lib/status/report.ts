@@ -9,6 +9,7 @@ import type { FsguardMetrics } from '../obs/metrics.js';
 import type { PolicyAlert } from '../policy/types.js';
 import type { NearThreshold, ThresholdInspection } from './thresholds.js';
 import type { ClusterStatus } from '../cluster/cluster-evidence.js';
+import { isoTimeMs } from '../text/iso-time.js';
 
 export const STATUS_FORMAT = 1;
 
@@ -117,7 +118,7 @@ interface Sample {
   readonly values: CounterValues;
 }
 
-const iso = (ms: number | null): string | null => (ms === null ? null : new Date(ms).toISOString());
+const iso = (ms: number | null): string | null => (ms === null ? null : isoTimeMs(ms));
 
 async function counterValues(metric: { get(): Promise<{ values: Array<{ value: number; labels: Record<string, string | number | undefined> }> }> }, labels: readonly string[]): Promise<CounterValues> {
   const out: CounterValues = new Map();
@@ -161,7 +162,7 @@ export class StatusCollector implements GuardObserver {
 
   alerted(alert: PolicyAlert, atMs: number): void {
     this.latestAlerts.push({
-      at: new Date(atMs).toISOString(), kind: alert.kind, source: alert.source, profile: alert.profile, message: alert.message,
+      at: isoTimeMs(atMs), kind: alert.kind, source: alert.source, profile: alert.profile, message: alert.message,
       ...(alert.user !== undefined ? { user: alert.user } : {}),
       ...(alert.userAgent !== undefined ? { userAgent: alert.userAgent } : {}),
     });

@@ -416,10 +416,3 @@ async function scanTraceThreaded(path: string, options: ReadTraceOptions, visito
   return decoder.nextIndex - first;
 }
 
-/** ISO-8601 time of an event timestamp (µs since the epoch), keeping the microseconds. */
-export function isoTime(timeUs: number): string {
-  const ms = Math.floor(timeUs / 1000);
-  const iso = new Date(ms).toISOString();
-  const micros = String(Math.floor(timeUs) % 1_000_000).padStart(6, '0');
-  return `${iso.slice(0, 19)}.${micros}Z`;
-}
