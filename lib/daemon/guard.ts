@@ -102,8 +102,11 @@ export class Guard implements EslSourceListener {
   private readonly switchAddresses = new Map<string, Cidr | null>();
   /** The last switchAddresses array seen (events of one stream share it): skip re-adding. */
   private lastSwitchAddresses: readonly string[] | null = null;
-  /** The ban line (one per ban, fields fixed by fsguard): logged without the redaction pass. */
-  private readonly banLogger: Logger;
+  /**
+   * The ban and alert lines (one per decision, under a flood thousands a second; their keys
+   * fixed here): logged without the redaction pass, which more than doubles a line's cost.
+   */
+  private readonly decisionLogger: Logger;
   private reconciling: Promise<void> | null = null;
   private connections = 0;
   /** Bumped whenever the table is found missing and rebuilt; a reconcile spanning it is void. */
@@ -131,7 +134,7 @@ export class Guard implements EslSourceListener {
   ) {
     this.allow = options.allow.map((a) => parseCidr(a)).filter((c): c is Cidr => c !== null);
     this.journal = options.journal ?? null;
-    this.banLogger = unredacted(logger);
+    this.decisionLogger = unredacted(logger);
     this.observers = options.observers ?? [];
     this.banFromEventTime = options.banFromEventTime ?? false;
     this.fullAccounts = new FullTableNotice(metrics.untrackedAuthentications, logger, (s, since) => ({
@@ -408,7 +411,7 @@ export class Guard implements EslSourceListener {
     this.metrics.bansTotal.inc({ rule: decision.rule });
     if (this.observers.length) this.tell('banned', decision, seconds, requestedAtMs);
     const e = decision.evidence;
-    this.banLogger.info({
+    this.decisionLogger.info({
       event: 'ban',
       target: target.text,
       rule: decision.rule,
@@ -483,7 +486,7 @@ export class Guard implements EslSourceListener {
   private alert(alert: PolicyAlert): void {
     this.metrics.alertsTotal.inc({ kind: alert.kind });
     this.tell('alerted', alert, this.nowMs());
-    this.logger.warn({
+    this.decisionLogger.warn({
       event: 'alert',
       kind: alert.kind,
       source: alert.source,

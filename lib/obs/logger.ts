@@ -80,9 +80,9 @@ function hasChild(logger: Logger): logger is ChildLogger {
 
 /**
  * The same logger without the redaction pass, for hot-path lines whose keys fsguard fixes
- * (the ban line: target, rule, evidence), which can never hold a password. Redacting
- * `*.password` / `*.*.password` walks every key of every line and doubles pino's cost per
- * line (≈ 11 → 5.6 µs for a ban line).
+ * (the ban and alert lines: target, rule, evidence…), which can never hold a password.
+ * Redacting `*.password` / `*.*.password` walks every key of every line and more than
+ * doubles pino's cost per line (bench/RESULTS.md, "Changes" and session 10).
  */
 export function unredacted(logger: Logger): Logger {
   return hasChild(logger) ? logger.child({}, { redact: [] }) : logger;
