@@ -45,6 +45,8 @@ export class BanLedger {
     for (const ip of this.switchIps) if (cidrContainsIp(cidr, ip)) return true;
     for (const c of this.base.allow) if (cidrsOverlap(c, cidr)) return true;
     if (rs !== this.base) for (const c of rs.allow) if (cidrsOverlap(c, cidr)) return true;
+    // Checked at every judgement, and grace periods are rare: no Map iterator when there are none.
+    if (this.graces.size === 0) return false;
     for (const [k, g] of this.graces) {
       if (g.untilUs <= now) { this.graces.delete(k); continue; }
       if (cidrsOverlap(g.cidr, cidr)) return true;
