@@ -8,7 +8,7 @@ import type { Writable } from 'node:stream';
 import type { AuthEvent } from '../events/auth-event.js';
 import type { CallEvent } from '../events/call-event.js';
 import { parseCidr, parseIp, cidrContainsIp, isHostCidr, type Cidr } from '../net/ip.js';
-import { createPolicy, type EvidenceSnapshot, type RatePolicy, type RuleStatus } from '../policy/engine.js';
+import { createPolicy, EMPTY_OUTPUT, type EvidenceSnapshot, type RatePolicy, type RuleStatus } from '../policy/engine.js';
 import { describeOverrides, describePolicy, policyAsJson } from '../policy/describe.js';
 import type { PolicySettings } from '../policy/settings.js';
 import type { BanDecision, PolicyAlert, PolicyOutput } from '../policy/types.js';
@@ -110,8 +110,6 @@ interface ReplayStats {
   dropped: Record<string, number>;
 }
 
-const NOTHING: PolicyOutput = Object.freeze({ bans: Object.freeze([]) as readonly BanDecision[], alerts: Object.freeze([]) as readonly PolicyAlert[] });
-
 /**
  * Feeds every trace through one policy; calls `visit` after each record (non-blank line) with
  * its index, its event (null when it was dropped or malformed) and what the policy decided for
@@ -133,12 +131,12 @@ async function replay(
       call: (event, index) => { visit(index, event, policy.observeCall(event)); },
       dropped: (reason, _detail, index) => {
         stats.dropped[reason] = (stats.dropped[reason] ?? 0) + 1;
-        visit(index, null, NOTHING);
+        visit(index, null, EMPTY_OUTPUT);
       },
       malformed: (detail, index, line) => {
         stats.malformed++;
         stderr.push(`${terminalSafe(traceLabel(path))}:${line}: malformed line (event ${index}) skipped: ${terminalSafe(detail)}\n`);
-        visit(index, null, NOTHING);
+        visit(index, null, EMPTY_OUTPUT);
       },
       chunkDone: async () => {
         if (stderr.length === 0) return;

@@ -166,9 +166,9 @@ function switchAddressesOf(v4: string, v6: string, memo: SwitchAddressMemo | und
   if (a) out.push(a.text);
   const b = v6 ? parseIp(v6) : null;
   if (b) out.push(b.text);
-  const frozen = Object.freeze(out);
-  if (memo) { memo.v4Raw = v4; memo.v6Raw = v6; memo.addresses = frozen; }
-  return frozen;
+  // Shared by the events that follow (readonly), not frozen: see EMPTY_OUTPUT in lib/policy/engine.ts.
+  if (memo) { memo.v4Raw = v4; memo.v6Raw = v6; memo.addresses = out; }
+  return out;
 }
 
 /** Turns the decoded headers of a CHANNEL_HANGUP_COMPLETE (JSON or plain) into a CallEvent. */

@@ -164,7 +164,8 @@ function build(p: PreparsedEvent, source: IpAddress, opts: NormalizeOptions): No
     if (memo.v4Raw !== p.switchV4 || memo.v6Raw !== p.switchV6) {
       memo.v4Raw = p.switchV4;
       memo.v6Raw = p.switchV6;
-      memo.addresses = Object.freeze(switchAddressesOf(p.switchV4, p.switchV6));
+      // Shared by the events that follow (readonly), not frozen: see EMPTY_OUTPUT in lib/policy/engine.ts.
+      memo.addresses = switchAddressesOf(p.switchV4, p.switchV6);
     }
     switchAddresses = memo.addresses;
   } else {

@@ -6,7 +6,8 @@
 // writer's own bookkeeping (written, read back, unbanned, expired).
 import { cidrContainsCidr, type Cidr } from '../net/ip.js';
 
-const NONE: readonly Cidr[] = Object.freeze([]);
+/** Not frozen: see EMPTY_OUTPUT in lib/policy/engine.ts. */
+const NONE: readonly Cidr[] = [];
 
 export class Ipv6PrefixIndex {
   /** Shorter than /64 (banned6net): rare, an operator's ranges or a configured prefix length. */

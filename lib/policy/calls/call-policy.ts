@@ -94,7 +94,8 @@ export interface CallObservation {
   readonly alerts: readonly CallAlert[];
 }
 
-const QUIET: CallObservation = Object.freeze({ judge: false, feedPrefix: false, scanner: false, verdicts: Object.freeze([]) as readonly CallVerdict[], alerts: Object.freeze([]) as readonly CallAlert[] });
+// Arrays not frozen: see EMPTY_OUTPUT in ../engine.ts.
+const QUIET: CallObservation = Object.freeze({ judge: false, feedPrefix: false, scanner: false, verdicts: [] as readonly CallVerdict[], alerts: [] as readonly CallAlert[] });
 
 /** One profile's settings, compiled. */
 interface CallRuleSettings {
