@@ -195,8 +195,7 @@ export class RatePolicy implements Policy {
 
   /**
    * Notes the FreeSWITCH addresses an event carries (never banned); true when the event comes
-   * from one of them. An indexed loop: a for-of here allocated an iterator per call event
-   * wherever the engine was inlined into the trace reader (bench/RESULTS.md, session 10).
+   * from one of them.
    */
   private fromSwitch(event: AuthEvent | CallEvent): boolean {
     const source = event.source.text;
