@@ -63,8 +63,8 @@ const GAP_MEMORY = 16;
  * What most events decide: nothing. Shared, so never changed (readonly in its type), but its
  * arrays are not Object.freeze'd: V8 (Node 20) has no fast path for for-of over a frozen
  * array, and each such loop allocates an iterator — the guard's two loops over every event's
- * output did, twice an event (bench/RESULTS.md, session 10). The same
- * holds for the other shared empty arrays and FreeSWITCH's address lists.
+ * output did, twice an event (bench/RESULTS.md, session 10). The same holds for the other
+ * shared empty arrays and FreeSWITCH's address lists.
  */
 export const EMPTY_OUTPUT: PolicyOutput = Object.freeze({ bans: [] as readonly BanDecision[], alerts: [] as readonly PolicyAlert[] });
 

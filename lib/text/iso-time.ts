@@ -55,10 +55,7 @@ export function isoTimeMs(ms: number): string {
 export function isoTimeUs(timeUs: number): string {
   const us = Math.floor(timeUs);
   const ms = Math.floor(us / 1000);
-  if (!(ms >= FIRST_FOUR_DIGIT_MS && ms <= LAST_FOUR_DIGIT_MS)) {
-    const iso = new Date(ms).toISOString();
-    return `${iso.slice(0, -5)}.${String(us - Math.floor(us / 1_000_000) * 1_000_000).padStart(6, '0')}Z`;
-  }
-  const micros = us - Math.floor(us / 1_000_000) * 1_000_000;
-  return `${dateTime(ms)}.${micros < 100_000 ? String(micros).padStart(6, '0') : String(micros)}Z`;
+  const micros = String(us - Math.floor(us / 1_000_000) * 1_000_000).padStart(6, '0');
+  const upToSeconds = ms >= FIRST_FOUR_DIGIT_MS && ms <= LAST_FOUR_DIGIT_MS ? dateTime(ms) : new Date(ms).toISOString().slice(0, -5);
+  return `${upToSeconds}.${micros}Z`;
 }
