@@ -361,8 +361,10 @@ function parseSpaced(s: usize, e: usize, rec: usize): i32 {
   return skipSpaces(i, e) == e ? EXTRACTED : DECLINED;
 }
 
-@inline function valueHash(p: usize, len: i32, slot: i32): i32 {
-  let h: u32 = (<u32>len) * 0x9e3779b1 ^ (<u32>slot) * 0x7feb352d;
+// The bytes alone, not the slot: a phone's user is in from-user, to-user and username of one
+// event, a call's address in two headers, and each is then one entry and one string.
+@inline function valueHash(p: usize, len: i32): i32 {
+  let h: u32 = (<u32>len) * 0x9e3779b1;
   if (len >= 4) {
     h ^= load<u32>(p) * 0x85ebca6b;
     h = (h ^ (h >>> 13)) ^ load<u32>(p + <usize>(len - 4)) * 0xc2b2ae35;
@@ -385,6 +387,8 @@ export function setSlotKinds(slot: i32, mask: i32): void {
  * good and classified, so every entry changed here is one the caller sees): pool word = entry
  * * 2 + 1 on a hit, entry * 2 on a miss (the caller makes the string and keeps it at that
  * entry), -1 when not pooled (not read for this kind, the timestamp, values over POOL_MAX bytes).
+ * Slots are interned in ascending order, and a later slot may hit the entry an earlier one of
+ * the same record filled: the caller reads them in that order too.
  */
 function intern(rec: usize): void {
   const kind = load<i32>(rec + <usize>(factsAt * 4));
@@ -398,7 +402,7 @@ function intern(rec: usize): void {
       store<i32>(at + 8, -1);
       continue;
     }
-    const entry = valueHash(<usize>vs, len, k);
+    const entry = valueHash(<usize>vs, len);
     const lenAt = poolLens + <usize>(entry * 4);
     const bytesAt = poolBytes + <usize>(entry * POOL_MAX);
     if (load<i32>(lenAt) == len + 1 && sameBytes(bytesAt, <usize>vs, len)) {

@@ -108,6 +108,13 @@ const STRING_SLOTS = {
 const AUTH_STRING_SLOTS: readonly number[] = Object.values(STRING_SLOTS);
 /** The slots of the call headers (all read as strings). */
 const CALL_SLOTS: readonly number[] = CALL_HEADER_NAMES.map((name) => EVENT_HEADER_NAMES.indexOf(name));
+// The wasm interns a record's values slot by slot in ascending order, and a value may hit the
+// pool entry an earlier slot of the same record just filled (a phone's user is its from-user,
+// to-user and username): each kind's strings are read in that order, or a hit would find the
+// entry's previous string. readAuth reads STRING_SLOTS in their order; readCall, CALL_SLOTS.
+for (const slots of [AUTH_STRING_SLOTS, CALL_SLOTS]) {
+  if (slots.some((slot, i) => i > 0 && slot <= slots[i - 1]!)) throw new Error('line-scanner: string slots must be read in ascending order');
+}
 /** Event-Name choices (the first fact's): the record kinds, whose slots read as strings the wasm interns. */
 const EVENT_CUSTOM = 0;
 const EVENT_CALL = 1;
@@ -384,8 +391,8 @@ export class LineRecords {
       for (const slot of AUTH_STRING_SLOTS) this.forget(k, slot);
       return false;
     }
-    // Straight into p (every slot read, so the pool stays the wasm's mirror): p is only used
-    // when this answers true.
+    // Straight into p (every slot read, in STRING_SLOTS order, so the pool stays the wasm's
+    // mirror): p is only used when this answers true.
     const s = STRING_SLOTS;
     const profile = this.value(k, s.profile) ?? '';
     const networkIp = this.value(k, s.networkIp) ?? '';
