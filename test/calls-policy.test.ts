@@ -251,6 +251,25 @@ t.test('maxTrackedAccounts: a full table keeps its accounts, newcomers go untrac
   t.same(r2.policy.capacityStats().accounts, { tracked: 20, leftOut: 0 }, 'the 50 idle accounts made room (all at the first sweep), the 20 newcomers are tracked');
 });
 
+t.test('an account refreshing every 30 s stays live in the toll-fraud table though only some refreshes reach it', async (t) => {
+  // The engine tells the table of the same user at the same address at most once per
+  // ACCOUNT_NOTE_US: the table must still see these accounts as live an hour past their first
+  // success (legitimacySeconds here), and a newcomer then goes untracked; had they stopped
+  // refreshing, it would take an idle one's place.
+  const settings: PolicySettings = { ...S, maxTrackedAccounts: 10, legitimacySeconds: 3600 };
+  const ua = 'Yealink SIP-T46S 66.86.0.15';
+  for (const refreshUntilS of [2 * 3600, 1800]) {
+    const b = new CallTraceBuilder(55);
+    for (let at = 0; at <= refreshUntilS; at += 30) {
+      for (let i = 0; i < 10; i++) b.auth.auth({ ip: OFFICE, port: 5060 + i, user: String(3000 + i), ua, atS: at + i, answer: at === 0 ? 'SUCCESS' : 'RENEWED' });
+    }
+    b.auth.auth({ ip: '198.51.100.99', port: 5060, user: '4000', ua, atS: 2 * 3600 + 60, answer: 'SUCCESS' });
+    const stats = replayMixed(b.build(), settings).policy.capacityStats().accounts;
+    if (refreshUntilS > 3600) t.same(stats, { tracked: 10, leftOut: 1 }, 'refreshing for two hours: all ten live, the newcomer untracked');
+    else t.same(stats, { tracked: 1, leftOut: 0 }, 'silent for 90 minutes: idle, the newcomer takes a place and the sweep drops them');
+  }
+});
+
 t.test('maxTrackedAccounts below the live accounts: an account\'s usual numbers are not forgotten in the churn', async (t) => {
   // 61 phones re-register every 20 minutes, in turn, with room for 50. Making room for each by
   // dropping the least recently used would drop the very one coming next: every account's

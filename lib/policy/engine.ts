@@ -28,7 +28,7 @@
 //   - IPv6 evidence from unproven hosts is also added up per prefix (/64 by default).
 import type { AuthEvent, LiveRegistration } from '../events/auth-event.js';
 import type { CallEvent } from '../events/call-event.js';
-import { CallPolicy } from './calls/call-policy.js';
+import { ACCOUNT_NOTE_US, CallPolicy } from './calls/call-policy.js';
 import { ipv6PrefixText, parseCidr, type Cidr, type IpAddress } from '../net/ip.js';
 import { AlertDesk } from './alerts.js';
 import { BanLedger } from './ban-ledger.js';
@@ -253,8 +253,7 @@ export class RatePolicy implements Policy {
       if (s.allowed) continue;
       const expiresUs = r.expiresAtSec !== null ? r.expiresAtSec * US - this.clock.offset : now;
       this.prove(s, Math.max(expiresUs, now), this.base, now);
-      if (r.user) this.userSucceeded(s, r.user, r.userAgent, now, this.base);
-      if (r.user) this.calls.noteAuthSuccess(r.user, r.realm, s.key, now);
+      if (r.user) this.noteAccount(s, this.userSucceeded(s, r.user, r.userAgent, now, this.base), r.user, r.realm, now);
       s.sampleUser(r.user);
       s.sampleAgent(r.userAgent);
     }
@@ -409,15 +408,29 @@ export class RatePolicy implements Policy {
     }
   }
 
-  private userSucceeded(s: SourceState, user: string, ua: string, now: number, rs: RuleSettings): void {
+  /** A success of `user` at `s`; returns its record here (null: the source has too many users). */
+  private userSucceeded(s: SourceState, user: string, ua: string, now: number, rs: RuleSettings): UserRecord | null {
     const r = this.userRecord(s, user, rs, now);
-    if (r === null) return;
+    if (r === null) return null;
     if (r.countedFailing) { r.countedFailing = false; s.failingUsers--; }
     if (!r.countedSucceeded) { r.countedSucceeded = true; s.succeededUsers++; }
     r.succeededUs = now;
     r.streak = 0;
     r.rate = null;
     if (ua) r.userAgent = ua;
+    return r;
+  }
+
+  /**
+   * Tells the toll-fraud table that `user@realm` authenticated from `s`, at most once per
+   * ACCOUNT_NOTE_US for the same user here (`r`, its record, when the source has room for it).
+   */
+  private noteAccount(s: SourceState, r: UserRecord | null, user: string, realm: string, now: number): void {
+    if (r !== null) {
+      if (now - r.accountNotedUs < ACCOUNT_NOTE_US) return;
+      r.accountNotedUs = now;
+    }
+    this.calls.noteAuthSuccess(user, realm, s.key, now);
   }
 
   private isScannerUa(ua: string, rs: RuleSettings): boolean {
@@ -488,8 +501,7 @@ export class RatePolicy implements Policy {
           s.successes++;
           if (feedPrefix) p.successes++;
           this.prove(s, now, rs, now);
-          this.userSucceeded(s, user, ua, now, rs);
-          this.calls.noteAuthSuccess(user, e.realm, s.key, now);
+          this.noteAccount(s, this.userSucceeded(s, user, ua, now, rs), user, e.realm, now);
         } else if (e.result === 'forbidden') {
           const d = s.detail();
           if (d.unpairedFailures > 0 && now - d.lastUnpairedFailureUs <= FAILURE_PAIR_US) {
@@ -738,7 +750,7 @@ export class RatePolicy implements Policy {
 }
 
 function newUserRecord(): UserRecord {
-  return { streak: 0, lastFailureUs: 0, succeededUs: 0, countedFailing: false, countedSucceeded: false, lastAlertUs: -Infinity, userAgent: '', rate: null };
+  return { streak: 0, lastFailureUs: 0, succeededUs: 0, countedFailing: false, countedSucceeded: false, lastAlertUs: -Infinity, userAgent: '', rate: null, accountNotedUs: -Infinity };
 }
 
 /** The policy the daemon and `fsguard policy simulate` use. */

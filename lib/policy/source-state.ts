@@ -30,6 +30,8 @@ export interface UserRecord {
   userAgent: string;
   /** Rate of this user's failures, for brute force through a proven site. */
   rate: WindowCounter | null;
+  /** When a success of this user here was last told to the toll-fraud table (see ACCOUNT_NOTE_US). */
+  accountNotedUs: number;
 }
 
 /**

@@ -42,6 +42,16 @@ const SAMPLE = 10;
 const EVICT_TO_FRACTION = 0.9;
 /** A full account table looks for accounts gone idle at most this often (event time). */
 const IDLE_SWEEP_US = 60 * US;
+/**
+ * The same account authenticating again from the same address is told to noteAuthSuccess at
+ * most this often (the engine keeps the time per user and source). What a note does is already
+ * done by the first one: the address is known, and the table's use order and liveness are about
+ * hours (legitimacySeconds). A phone refreshes every minute or two, and finding its account among
+ * tens of thousands walks entries gone cold since its last refresh. It can differ only for an
+ * account evicted in between (back at its next note, or made by its next call) or one that used
+ * more than ACCOUNT_ADDRESSES addresses in this time.
+ */
+export const ACCOUNT_NOTE_US = 10 * 60 * US;
 
 /** What the auth evidence says about a call's source (the engine owns it). */
 export interface CallContext {
