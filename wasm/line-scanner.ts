@@ -51,10 +51,13 @@ let lineOdd: i32 = 0;
 /** Wanted headers (slots), set by setup. */
 let slots: i32 = 0;
 /**
- * Ints of a record: line start, line end, status, then per slot value start, value end, pool
- * word, then FACT_COUNT facts parsed out of the values (from `factsAt` on, see classify()).
+ * Ints of a record: line start, line end, status, then FACT_COUNT facts parsed out of the
+ * values (see classify()), then per slot value start, value end, pool word (from `slotsAt` on).
+ * The facts come first: the reader on the other thread looks at them before any slot, and an
+ * auth event's slots are the first ones, so what it reads of a record is one run of cache lines.
  */
-let factsAt: i32 = 0;
+const factsAt: i32 = 3;
+const slotsAt: i32 = factsAt + FACT_COUNT;
 let recordLength: i32 = 0;
 /** Per fact: slot, kind, argument (choices or digits); and each fact's choices. */
 let factTable: usize = 0;
@@ -75,8 +78,7 @@ export function setup(slotCount: i32, keys: usize, lens: usize, hashTable: usize
   slots = slotCount;
   slotKinds = kinds;
   memory.fill(slotKinds, 0, <usize>(slotCount * 4));
-  factsAt = 3 + slotCount * 3;
-  recordLength = factsAt + FACT_COUNT;
+  recordLength = slotsAt + slotCount * 3;
   factTable = facts;
   choiceTable = choices;
   memory.fill(factTable, 0, <usize>(FACT_COUNT * 12));
@@ -227,10 +229,10 @@ function stringEnd(p: usize, e: usize): usize {
  * EXTRACTED, or DECLINED wherever JSON.parse could answer otherwise or refuse the line.
  */
 function parseLine(s: usize, e: usize, rec: usize): i32 {
-  for (let k = 0; k < slots; k++) store<i32>(rec + <usize>((3 + k * 3) * 4), -1);
+  for (let k = 0; k < slots; k++) store<i32>(rec + <usize>((slotsAt + k * 3) * 4), -1);
   const compact = parseCompact(s, e, rec);
   if (compact != RETRY) return compact;
-  for (let k = 0; k < slots; k++) store<i32>(rec + <usize>((3 + k * 3) * 4), -1);
+  for (let k = 0; k < slots; k++) store<i32>(rec + <usize>((slotsAt + k * 3) * 4), -1);
   return parseSpaced(s, e, rec);
 }
 
@@ -266,7 +268,7 @@ function parseCompact(s: usize, e: usize, rec: usize): i32 {
       if (slot >= 0) {
         // An escape in a wanted value: JSON.parse decodes it.
         if (escaped) return DECLINED;
-        const at = rec + <usize>((3 + slot * 3) * 4);
+        const at = rec + <usize>((slotsAt + slot * 3) * 4);
         store<i32>(at, <i32>vs);
         store<i32>(at + 4, <i32>last);
       }
@@ -344,7 +346,7 @@ function parseSpaced(s: usize, e: usize, rec: usize): i32 {
         if (slot >= 0) {
           // An escape in a wanted value: JSON.parse decodes it.
           if (stringEscaped) return DECLINED;
-          const at = rec + <usize>((3 + slot * 3) * 4);
+          const at = rec + <usize>((slotsAt + slot * 3) * 4);
           store<i32>(at, <i32>vs);
           store<i32>(at + 4, <i32>ve);
         }
@@ -394,7 +396,7 @@ function intern(rec: usize): void {
   const kind = load<i32>(rec + <usize>(factsAt * 4));
   const mask = kind >= 0 && kind < 32 ? 1 << kind : 0;
   for (let k = 0; k < slots; k++) {
-    const at = rec + <usize>((3 + k * 3) * 4);
+    const at = rec + <usize>((slotsAt + k * 3) * 4);
     const vs = load<i32>(at);
     if (vs < 0) continue;
     const len = load<i32>(at + 4) - vs;
@@ -430,7 +432,7 @@ export function setFact(fact: i32, slot: i32, kind: i32, arg: i32): void {
 
 /** Index among fact `fact`'s `count` choices of slot k's value, or -1 (also when absent). */
 function choiceOf(rec: usize, k: i32, fact: i32, count: i32): i32 {
-  const at = rec + <usize>((3 + k * 3) * 4);
+  const at = rec + <usize>((slotsAt + k * 3) * 4);
   const vs = load<i32>(at);
   if (vs < 0) return -1;
   const len = load<i32>(at + 4) - vs;
@@ -443,7 +445,7 @@ function choiceOf(rec: usize, k: i32, fact: i32, count: i32): i32 {
 
 /** Slot k's value as a decimal of 1..maxDigits ASCII digits, or -1 (normalize's digits()). */
 function digitsOf(rec: usize, k: i32, maxDigits: i32): f64 {
-  const at = rec + <usize>((3 + k * 3) * 4);
+  const at = rec + <usize>((slotsAt + k * 3) * 4);
   const vs = load<i32>(at);
   if (vs < 0) return -1;
   const len = load<i32>(at + 4) - vs;

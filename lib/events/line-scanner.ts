@@ -58,10 +58,11 @@ interface ScannerExports {
 }
 
 const SLOTS = EVENT_HEADER_NAMES.length;
-/** Where a record's parsed facts start (factsAt in the wasm), and the record's length. */
-const FACTS = 3 + SLOTS * 3;
+/** Where a record's parsed facts and its slots start (factsAt, slotsAt in the wasm), and the record's length. */
+const FACTS = 3;
 const FACT_COUNT = 10;
-const RECORD_INTS = FACTS + FACT_COUNT;
+const SLOTS_AT = FACTS + FACT_COUNT;
+const RECORD_INTS = SLOTS_AT + SLOTS * 3;
 const slot = (name: AuthHeaderName): number => EVENT_HEADER_NAMES.indexOf(name);
 
 /** How the module reads a fact out of a header's value (FACT_* in the wasm). */
@@ -435,7 +436,7 @@ export class LineRecords {
    */
   private value(k: number, slot: number): string | undefined {
     const r = this.records;
-    const at = k * RECORD_INTS + 3 + slot * 3;
+    const at = k * RECORD_INTS + SLOTS_AT + slot * 3;
     const vs = r[at]!;
     if (vs < 0) return undefined;
     const word = r[at + 2]!;
@@ -451,7 +452,7 @@ export class LineRecords {
   /** Slot `slot` of record k is not made into a string: a pool entry the wasm refilled for it is emptied. */
   private forget(k: number, slot: number): void {
     const r = this.records;
-    const at = k * RECORD_INTS + 3 + slot * 3;
+    const at = k * RECORD_INTS + SLOTS_AT + slot * 3;
     const word = r[at + 2]!;
     if (r[at]! >= 0 && word >= 0 && (word & 1) === 0) this.pool[word >> 1] = undefined;
   }
