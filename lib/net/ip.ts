@@ -22,29 +22,37 @@ export interface Cidr {
   readonly value: bigint;
 }
 
-/** Dotted-quad octets, strictly (no leading zeros, 0-255), or null. A char loop: hot path. */
-function parseV4Parts(s: string): number[] | null {
+/**
+ * A dotted quad, strictly (four octets 0-255, no leading zeros): then the text is already the
+ * canonical form, and is kept as it is (no octets, no new string). A char loop: hot path.
+ */
+function isDottedQuad(s: string): boolean {
   const n = s.length;
-  if (n < 7 || n > 15) return null;
-  const out: number[] = [];
+  if (n < 7 || n > 15) return false;
+  let octets = 0;
   let value = 0;
   let width = 0;
   for (let i = 0; i <= n; i++) {
     const c = i < n ? s.charCodeAt(i) : 46; /* '.' ends the last octet */
     if (c === 46) {
-      if (width === 0 || out.length === 4) return null;
-      out.push(value);
+      if (width === 0 || octets === 4) return false;
+      octets++;
       value = 0;
       width = 0;
     } else if (c >= 48 && c <= 57) {
-      if (width > 0 && value === 0) return null; // leading zero: ambiguous (octal in some tools)
+      if (width > 0 && value === 0) return false; // leading zero: ambiguous (octal in some tools)
       value = value * 10 + (c - 48);
-      if (++width > 3 || value > 255) return null;
+      if (++width > 3 || value > 255) return false;
     } else {
-      return null;
+      return false;
     }
   }
-  return out.length === 4 ? out : null;
+  return octets === 4;
+}
+
+/** Dotted-quad octets (see isDottedQuad), or null. */
+function parseV4Parts(s: string): number[] | null {
+  return isDottedQuad(s) ? s.split('.').map(Number) : null;
 }
 
 /** Parses IPv6 text into 8 16-bit groups, or null. Accepts an embedded IPv4 tail. */
@@ -152,10 +160,7 @@ export function parseIp(raw: string): IpAddress | null {
   if (typeof raw !== 'string' || raw.length === 0 || raw.length > 64) return null;
   let s = raw;
   if (s.charCodeAt(0) === 91 /* [ */ && s.endsWith(']')) s = s.slice(1, -1);
-  if (s.indexOf(':') === -1) {
-    const p = parseV4Parts(s);
-    return p ? { family: 4, text: p.join('.') } : null;
-  }
+  if (s.indexOf(':') === -1) return isDottedQuad(s) ? { family: 4, text: s } : null;
   const g = parseV6Groups(s);
   if (!g) return null;
   if (g[0] === 0 && g[1] === 0 && g[2] === 0 && g[3] === 0 && g[4] === 0 && g[5] === 0xffff) {
