@@ -18,7 +18,7 @@ import { once } from 'node:events';
 import { createGunzip, createGzip } from 'node:zlib';
 import {
   CACHE, Daemon, deleteTable, DropProbe, FSGUARD, memoryMb, cpuSeconds, threadCpu, nowNs, percentile, ReplayServer,
-  ROOT, setSize, sleep, START_US,
+  ROOT, setSize, settle, sleep, START_US,
 } from './harness.js';
 import { EventRenderer, logLine, mixedTrace } from './gen.js';
 import { KernelElementWatch } from './kernel-elements.js';
@@ -89,7 +89,8 @@ function reexecInNetns(): number {
     }
   }
   const unshare = process.getuid?.() === 0 ? ['-n'] : ['-r', '-n'];
-  const r = spawnSync('unshare', [...unshare, 'sh', '-c', 'ip link set lo up && exec "$0" "$@"', process.execPath, ...process.execArgv, process.argv[1]!, ...process.argv.slice(2)], {
+  // --expose-gc: settle() collects the bench's own garbage between figures.
+  const r = spawnSync('unshare', [...unshare, 'sh', '-c', 'ip link set lo up && exec "$0" "$@"', process.execPath, '--expose-gc', ...process.execArgv, process.argv[1]!, ...process.argv.slice(2)], {
     stdio: 'inherit',
     env: { ...process.env, FSGUARD_BENCH_NETNS: '1' },
   });
@@ -601,7 +602,8 @@ async function main(): Promise<number> {
   let simulateRate: number | null = null;
   const run = async (name: string, f: () => Promise<Row>): Promise<void> => {
     if (!want(name)) return;
-    log(`${name}…`);
+    const settled = await settle();
+    log(`${name}… (the machine settled in ${fmt(settled.waitedMs / 1000, 1)} s: ${fmt(settled.busy * 100, 0)} % busy)`);
     const s = nowNs();
     try {
       const row = await f();
