@@ -203,9 +203,8 @@ async function throughput(args: Args): Promise<{ row: Row; rate: number }> {
 }
 
 async function latency(args: Args): Promise<Row> {
-  // Run first (see main), but --only may put it after another figure: let that one's
-  // processes finish freeing their gigabytes (in their aftermath the p99 rose ~1 ms).
-  await sleep(3000);
+  // Run first (see main); with --only after another figure, settle() (in main's run) waits for
+  // that one's processes to finish freeing their gigabytes (in their aftermath the p99 rose ~1 ms).
   const r = await rig(args, 'latency');
   const monitor = new KernelElementWatch(TABLE);
   try {

@@ -304,8 +304,8 @@ function touch(map: Map<string, ProbeEvidence>, key: string, now: number, cap: n
 /**
  * The accounts, by realm then user, in one use order across realms (an LruList: the maps are
  * only for lookup): the keys are the event's own strings (interned by the reader, their hashes
- * cached), so the lookup made for every successful authentication builds no `user@realm`
- * string. (Measured against one map of `user@realm` keys and against eviction by time from a
+ * cached), so the lookup made for a successful authentication (at most every ACCOUNT_NOTE_US
+ * per user and address) builds no `user@realm` string. (Measured against one map of `user@realm` keys and against eviction by time from a
  * sampled cut-off: this was the fastest of the three, bench/RESULTS.md "Session 4".)
  *
  * Full, it keeps the accounts it has rather than cycling through more than it can hold. Phones
