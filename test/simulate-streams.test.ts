@@ -3,7 +3,7 @@
 // failed with ESPIPE), a FIFO, standard input as `-`, and gzip recognised by its bytes rather
 // than its name. Each must give exactly the document the same trace gives read from a plain file.
 import t, { type Test } from 'tap';
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { createWriteStream, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -108,4 +108,22 @@ t.test('a cut gzip stream on stdin is an error naming stdin, after the lines it 
   const r = await sh(`exec "$0" policy simulate - --json`, gzipBytes.subarray(0, Math.floor(gzipBytes.length * 0.6)));
   t.equal(r.code, 1);
   t.match(r.err, /^fsguard policy: stdin: unexpected end of file/m);
+});
+
+// The scanning thread makes itself nicer than the process. Setting a fixed nice value broke a
+// process already niced beyond it (cron's `nice -n 15 fsguard policy simulate …`): only root
+// may lower a nice value, the thread died at its first line, and simulate exited 0 with nothing
+// on stdout.
+
+/** Why the test below cannot run here, or false: it needs root (runuser) and a checkout nobody may read. */
+function cannotRunAsNobody(): string | false {
+  if (process.getuid?.() !== 0) return 'needs root (runuser)';
+  const r = spawnSync('runuser', ['-u', 'nobody', '--', 'env', '-u', 'NODE_OPTIONS', FSGUARD, 'policy', '--help'], { encoding: 'utf8' });
+  return r.status === 0 ? false : `nobody cannot run this checkout's fsguard: ${(r.stderr || String(r.error)).trim().slice(0, 120)}`;
+}
+
+t.test('a niced process run by a user who may not lower its nice value gives the whole document', { skip: cannotRunAsNobody() }, async (t) => {
+  // Without the test runner's NODE_OPTIONS: its hook writes under the checkout, which nobody may not.
+  sameDocument(t, await sh(`exec nice -n 15 runuser -u nobody -- env -u NODE_OPTIONS "$0" policy simulate - --json`, plainBytes), 'nice 15, as nobody, plain on stdin');
+  sameDocument(t, await sh(`exec nice -n 19 runuser -u nobody -- env -u NODE_OPTIONS "$0" policy simulate - --json`, gzipBytes), 'nice 19, as nobody, gzip on stdin');
 });

@@ -3,25 +3,28 @@
 // records and the bytes of their lines to the main thread through a SlotRing; the main thread
 // turns them into events and runs the policy. Reading, inflating and scanning then cost the
 // policy's thread nothing.
-import { setPriority } from 'node:os';
+import { getPriority, setPriority } from 'node:os';
 import { parentPort, workerData } from 'node:worker_threads';
 import { loadLineScannerModule, RECORD_SIZE, WasmLineScanner } from '../events/line-scanner.js';
 import { traceChunks } from './read-trace.js';
 import { SlotKind, SlotRing, type ScanWorkerData, type ScanWorkerMessage } from './scan-protocol.js';
 
 /**
- * The nice value of this thread. It reads ahead of the policy's thread (the ring is mostly full
- * and this thread waits on it), so on a machine with two cores it should never take a core the
- * policy's thread could use: on Linux the nice value is per thread (setpriority with pid 0 is
- * the calling thread), and a lower priority cannot be refused.
+ * How much nicer than the thread that started it this thread runs. It reads ahead of the
+ * policy's thread (the ring is mostly full and this thread waits on it), so on a machine with
+ * two cores it should not take a core the policy's thread could use. On Linux the nice value is
+ * per thread (setpriority with pid 0 is the calling thread). Relative, and only ever up: raising
+ * a nice value is never refused, while setting one below what a niced process already has is,
+ * for anyone but root.
  */
-const SCAN_THREAD_NICE = 10;
+const SCAN_THREAD_NICER_BY = 10;
+const NICEST = 19;
 
 async function main(): Promise<void> {
   const port = parentPort;
   if (port === null) throw new Error('scan-worker runs as a worker thread');
   // Elsewhere (macOS, the BSDs) the same call renices the whole process.
-  if (process.platform === 'linux') setPriority(SCAN_THREAD_NICE);
+  if (process.platform === 'linux') setPriority(Math.min(NICEST, getPriority() + SCAN_THREAD_NICER_BY));
   const data = workerData as ScanWorkerData;
   const ring = new SlotRing(data.ring);
   const module = loadLineScannerModule();
