@@ -7,10 +7,12 @@
 // normalizeEvent give, whatever the line ends, blank lines, bytes and chunking, on one thread or
 // with a scanning thread.
 import t from 'tap';
+import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { gzipSync } from 'node:zlib';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { createInterface } from 'node:readline';
 import { Readable } from 'node:stream';
 import { loadLineScannerModule, WasmBodyReader } from '../lib/events/line-scanner.js';
@@ -352,6 +354,19 @@ t.test(`scanTrace on a scanning thread = on one thread = the reference, plain an
   t.equal(firstDifference(await scanFile(gz, { thread: true }), want), null, 'gzip file, scanning thread');
   t.equal(firstDifference(await scanFile(plain, { thread: false }), want), null, 'plain file, this thread');
   t.equal(firstDifference(await scanFile(gz, { thread: false }), want), null, 'gzip file, this thread');
+});
+
+t.test('a scan whose scanning thread dies is rejected with what it said, never a silent exit', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'fsguard-scan-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const script = fileURLToPath(new URL('./support/scan-with-dying-worker.js', import.meta.url));
+  for (const [name, said] of [['throws.jsonl', /throws\.jsonl: the scanning thread failed on purpose/], ['exits.jsonl', /exits\.jsonl: the scanning thread exited \(code 3\) before the end of the trace/]] as const) {
+    const trace = join(dir, name);
+    writeFileSync(trace, `${variantLines().join('\n')}\n`);
+    const r = spawnSync(process.execPath, [script, trace], { encoding: 'utf8', timeout: 60_000 });
+    t.equal(r.status, 1, `${name}: exit status 1 (stderr: ${r.stderr.slice(0, 300)})`);
+    t.match(r.stdout, said, `${name}: the scan was rejected with the thread's reason`);
+  }
 });
 
 t.test('scanTrace reports read errors with the path, on either thread', async (t) => {

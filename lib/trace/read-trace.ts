@@ -310,6 +310,8 @@ export class TraceDecoder {
 
 /** Files this big and more are scanned on a second thread by default (a thread costs ~30 ms to start). */
 const THREAD_MIN_BYTES = 4 << 20;
+/** The scanning thread's script. */
+const SCAN_WORKER = new URL('./scan-worker.js', import.meta.url);
 /** Slots of the ring between the threads, and the bytes of lines a slot holds. */
 const THREAD_WINDOW = 8;
 const SLOT_LINE_BYTES = 2 << 20;
@@ -365,25 +367,32 @@ function statTrace(name: string): Promise<Stats> {
 /**
  * scanTrace with the reading and scanning on a worker thread (scan-worker.ts) that hands each
  * scan's records over through a SlotRing: this thread makes events of them and runs the
- * visitor — the same records, in the same order, as the single-threaded path.
+ * visitor — the same records, in the same order, as the single-threaded path. A thread that
+ * fails or exits early rejects the scan with what it said (`workerScript`: a test's thread).
  */
-async function scanTraceThreaded(path: string, options: ReadTraceOptions, visitor: TraceVisitor): Promise<number> {
+export async function scanTraceThreaded(
+  path: string, options: ReadTraceOptions, visitor: TraceVisitor, workerScript: URL = SCAN_WORKER,
+): Promise<number> {
   // This decoder is never fed bytes: it numbers lines and normalizes what the thread scanned.
   const decoder = new TraceDecoder(options);
   const records = new LineRecords();
   const first = options.firstIndex ?? 0;
   const ring = new SlotRing(SlotRing.create(THREAD_WINDOW, WasmLineScanner.RECORDS * RECORD_SIZE, SLOT_LINE_BYTES));
   const data: ScanWorkerData = { path, ring: ring.shared };
-  const worker = new Worker(new URL('./scan-worker.js', import.meta.url), { workerData: data });
+  const worker = new Worker(workerScript, { workerData: data });
   const messages: ScanWorkerMessage[] = [];
   let failure: Error | null = null;
   let wake: (() => void) | null = null;
   const poke = (): void => {
     if (wake !== null) { const w = wake; wake = null; w(); }
   };
+  /** Settles when the thread has failed or exited (then `failure` is set). */
+  let markStopped: () => void = () => undefined;
+  const stopped = new Promise<void>((resolve) => { markStopped = resolve; });
+  const fail = (err: Error): void => { failure ??= err; markStopped(); poke(); };
   worker.on('message', (m: ScanWorkerMessage) => { messages.push(m); poke(); });
-  worker.on('error', (err) => { failure ??= err; poke(); });
-  worker.on('exit', (code) => { failure ??= new Error(`the scanning thread exited (code ${code}) before the end of the trace`); poke(); });
+  worker.on('error', (err) => fail(err));
+  worker.on('exit', (code) => fail(new Error(`the scanning thread exited (code ${code}) before the end of the trace`)));
   const nextMessage = async (): Promise<ScanWorkerMessage> => {
     while (messages.length === 0) {
       if (failure !== null) throw failure;
@@ -393,8 +402,11 @@ async function scanTraceThreaded(path: string, options: ReadTraceOptions, visito
   };
   try {
     for (let seq = 0; ; seq++) {
-      await ring.waitFull(seq, () => failure === null);
-      if (!ring.isFull(seq)) throw failure ?? new Error('the scanning thread stopped');
+      await ring.waitFull(seq, stopped);
+      if (!ring.isFull(seq)) {
+        const why = failure ?? new Error('the scanning thread stopped');
+        throw new Error(`${traceLabel(path)}: ${why.message}`, { cause: why });
+      }
       const kind = ring.kind(seq);
       if (kind === SlotKind.end) break;
       const slot = ring.slotOf(seq);

@@ -85,14 +85,21 @@ export class SlotRing {
 
   // ---- main thread
 
-  /** Resolves when slot `seq` is full; `alive` is asked between waits (false: stop waiting). */
-  async waitFull(seq: number, alive: () => boolean): Promise<void> {
+  /**
+   * Resolves when slot `seq` is full, or once `stopped` has settled (the scanning thread failed
+   * or exited: the caller then looks at what the slot holds). `stopped` is raced with each wait
+   * because a pending Atomics.waitAsync, timeout and all, does not keep Node's event loop alive:
+   * with the scanning thread gone and nothing else pending, the process would exit with this
+   * promise unsettled, and `policy simulate` end with status 0 and no output.
+   */
+  async waitFull(seq: number, stopped: Promise<unknown>): Promise<void> {
     const at = this.slotOf(seq) * CONTROL_INTS;
     const atomics = Atomics as unknown as AtomicsWithWaitAsync;
-    while (Atomics.load(this.control, at) !== FULL) {
-      if (!alive()) return;
+    let done = false;
+    const stop = stopped.then(() => { done = true; }, () => { done = true; });
+    while (Atomics.load(this.control, at) !== FULL && !done) {
       const w = atomics.waitAsync(this.control, at, EMPTY, WAIT_MS);
-      if (w.async) await w.value;
+      if (w.async) await Promise.race([w.value, stop]);
     }
   }
 
