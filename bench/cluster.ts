@@ -54,6 +54,18 @@ async function startRedis(): Promise<ChildProcess> {
 async function rig(): Promise<ClusterRig> {
   const redis = await startRedis();
   const nodes: ClusterRig['nodes'] = [];
+  try {
+    await startNodes(nodes);
+  } catch (err) {
+    // What was started goes: a daemon left running holds its metrics port for the next figure.
+    await teardown({ redis, nodes });
+    throw err;
+  }
+  return { redis, nodes };
+}
+
+/** The three nodes, each pushed to `nodes` as soon as it runs, all following the stream live. */
+async function startNodes(nodes: ClusterRig['nodes']): Promise<void> {
   for (const [i, name] of NODES.entries()) {
     const table = `fsguard_bench_${name}`;
     deleteTable(table);
@@ -63,9 +75,9 @@ async function rig(): Promise<ClusterRig> {
       ...(process.env.FSGUARD_BENCH_CPU_PROF ? { nodeArgs: ['--cpu-prof', `--cpu-prof-dir=${process.env.FSGUARD_BENCH_CPU_PROF}`, `--cpu-prof-name=cluster-${name}.cpuprofile`] } : {}),
       config: { cluster: { enabled: true, url: `redis://127.0.0.1:${REDIS_PORT}`, stream: STREAM, node: name } },
     });
+    nodes.push({ name, table, server, daemon });
     await server.next('subscribed', 20_000);
     await daemon.ready();
-    nodes.push({ name, table, server, daemon });
   }
   // Each follows the stream live before anything is measured.
   const deadline = Date.now() + 20_000;
@@ -75,7 +87,6 @@ async function rig(): Promise<ClusterRig> {
       await sleep(50);
     }
   }
-  return { redis, nodes };
 }
 
 async function teardown(r: ClusterRig): Promise<void> {

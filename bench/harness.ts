@@ -3,7 +3,7 @@
 // the kernel's view of the ban sets through `nft`.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { createSocket, type Socket as UdpSocket } from 'node:dgram';
-import { closeSync, mkdtempSync, openSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { closeSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { get } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -158,8 +158,8 @@ export interface DaemonOptions {
 export class Daemon {
   readonly logPath: string;
 
-  private constructor(readonly child: ChildProcess, readonly metricsPort: number, logPath: string) {
-    this.logPath = logPath;
+  private constructor(readonly child: ChildProcess, readonly metricsPort: number, private readonly dir: string) {
+    this.logPath = join(dir, 'daemon.log');
   }
 
   static start(o: DaemonOptions): Daemon {
@@ -174,13 +174,12 @@ export class Daemon {
       log: { level: 'info' },
       ...o.config,
     }), { mode: 0o600 });
-    const logPath = join(dir, 'daemon.log');
-    const log = openSync(logPath, 'w');
+    const log = openSync(join(dir, 'daemon.log'), 'w');
     const env = { ...process.env };
     delete env.NODE_OPTIONS;
     const child = spawn(process.execPath, [...(o.nodeArgs ?? []), FSGUARD, 'run', '--config', configPath], { stdio: ['ignore', log, log], env });
     closeSync(log);
-    return new Daemon(child, o.metricsPort, logPath);
+    return new Daemon(child, o.metricsPort, dir);
   }
 
   get pid(): number {
@@ -241,13 +240,20 @@ export class Daemon {
     }
   }
 
+  /**
+   * Stops the daemon and removes its folder (config, journal, log: 20-60 MB a daemon, and a
+   * full run starts a dozen), unless FSGUARD_BENCH_DEBUG is set: then the log stays to be read.
+   */
   async stop(): Promise<void> {
-    if (this.child.exitCode !== null) return;
-    const exited = new Promise((resolve) => this.child.once('exit', resolve));
-    this.child.kill('SIGTERM');
-    const timer = setTimeout(() => this.child.kill('SIGKILL'), 10_000);
-    await exited;
-    clearTimeout(timer);
+    if (this.child.exitCode === null && this.child.signalCode === null) {
+      const exited = new Promise((resolve) => this.child.once('exit', resolve));
+      this.child.kill('SIGTERM');
+      const timer = setTimeout(() => this.child.kill('SIGKILL'), 10_000);
+      await exited;
+      clearTimeout(timer);
+    }
+    if (process.env.FSGUARD_BENCH_DEBUG) process.stderr.write(`[bench] daemon log kept: ${this.logPath}\n`);
+    else rmSync(this.dir, { recursive: true, force: true });
   }
 }
 

@@ -125,8 +125,14 @@ async function rig(args: Args, label: string, policy: Record<string, unknown> = 
   const server = await ReplayServer.start();
   const nodeArgs = [...unitNodeFlags(), ...args.daemonNodeArgs, ...(args.cpuProf ? ['--cpu-prof', `--cpu-prof-dir=${args.cpuProf}`, `--cpu-prof-name=daemon-${label}.cpuprofile`] : [])];
   const daemon = Daemon.start({ table: TABLE, eslPort: server.port, metricsPort: METRICS_PORT, policy, nodeArgs });
-  await server.next('subscribed', 20_000);
-  await daemon.ready();
+  try {
+    await server.next('subscribed', 20_000);
+    await daemon.ready();
+  } catch (err) {
+    // A daemon left running would hold the metrics port of every figure after this one.
+    await teardown({ server, daemon });
+    throw err;
+  }
   return { server, daemon };
 }
 
