@@ -1,7 +1,7 @@
 // Runs the real `bin/fsguard` as a child process for end-to-end tests: writes its config,
 // collects its JSON log lines, and waits for lines or exit.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { chmodSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createServer, type AddressInfo } from 'node:net';
@@ -41,8 +41,13 @@ function privateStatePaths(config: unknown, dir: string): unknown {
   };
 }
 
+/** The folders writeConfig made in this test process: removed when it exits (~90 a full run). */
+const configDirs: string[] = [];
+process.once('exit', () => { for (const dir of configDirs) rmSync(dir, { recursive: true, force: true }); });
+
 export function writeConfig(config: unknown): string {
   const dir = mkdtempSync(join(tmpdir(), 'fsguard-e2e-'));
+  configDirs.push(dir);
   const path = join(dir, 'fsguard.json');
   writeFileSync(path, JSON.stringify(privateStatePaths(config, dir), null, 2));
   chmodSync(path, 0o600);
