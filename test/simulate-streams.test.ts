@@ -127,3 +127,15 @@ t.test('a niced process run by a user who may not lower its nice value gives the
   sameDocument(t, await sh(`exec nice -n 15 runuser -u nobody -- env -u NODE_OPTIONS "$0" policy simulate - --json`, plainBytes), 'nice 15, as nobody, plain on stdin');
   sameDocument(t, await sh(`exec nice -n 19 runuser -u nobody -- env -u NODE_OPTIONS "$0" policy simulate - --json`, gzipBytes), 'nice 19, as nobody, gzip on stdin');
 });
+
+t.test('a command whose work is left pending when nothing else is (a promise nothing settles) exits 70, not 0', async (t) => {
+  // Opening the trace never settles and holds nothing in the event loop: the loop empties with
+  // simulate's work unfinished. That ended with status 0 and no output (a scanning thread that
+  // died did exactly this until b5933cc).
+  const hang = join(dir, 'open-never-settles.mjs');
+  writeFileSync(hang, "import fsp from 'node:fs/promises';\nimport { syncBuiltinESMExports } from 'node:module';\nfsp.open = () => new Promise(() => {});\nsyncBuiltinESMExports();\n");
+  const r = await sh(`exec '${process.execPath}' --import '${hang}' "$0" policy simulate '${plain}' --json`);
+  t.equal(r.code, 70, `exit status 70 (stderr: ${r.err.slice(0, 300)})`);
+  t.equal(r.out, '', 'no document');
+  t.match(r.err, /^fsguard: internal error: the command stopped before it finished/m);
+});
