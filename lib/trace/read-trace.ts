@@ -386,10 +386,7 @@ export async function scanTraceThreaded(
   const poke = (): void => {
     if (wake !== null) { const w = wake; wake = null; w(); }
   };
-  /** Settles when the thread has failed or exited (then `failure` is set). */
-  let markStopped: () => void = () => undefined;
-  const stopped = new Promise<void>((resolve) => { markStopped = resolve; });
-  const fail = (err: Error): void => { failure ??= err; markStopped(); poke(); };
+  const fail = (err: Error): void => { failure ??= err; ring.interrupt(); poke(); };
   worker.on('message', (m: ScanWorkerMessage) => { messages.push(m); poke(); });
   worker.on('error', (err) => fail(err));
   worker.on('exit', (code) => fail(new Error(`the scanning thread exited (code ${code}) before the end of the trace`)));
@@ -402,7 +399,7 @@ export async function scanTraceThreaded(
   };
   try {
     for (let seq = 0; ; seq++) {
-      await ring.waitFull(seq, stopped);
+      await ring.waitFull(seq);
       if (!ring.isFull(seq)) {
         const why = failure ?? new Error('the scanning thread stopped');
         throw new Error(`${traceLabel(path)}: ${why.message}`, { cause: why });

@@ -41,6 +41,9 @@ interface AtomicsWithWaitAsync {
 
 export class SlotRing {
   private readonly control: Int32Array;
+  /** Main thread: set by interrupt(); the resolver of the wait in progress. */
+  private interrupted = false;
+  private wake: (() => void) | null = null;
   /** Per slot: its records and its line bytes (views of the slot's shared memory). */
   readonly records: readonly Int32Array[];
   readonly bytes: readonly Uint8Array[];
@@ -86,21 +89,31 @@ export class SlotRing {
   // ---- main thread
 
   /**
-   * Resolves when slot `seq` is full, or once `stopped` has settled (the scanning thread failed
-   * or exited: the caller then looks at what the slot holds). `stopped` is raced with each wait
+   * Resolves when slot `seq` is full, or once interrupt() was called (the scanning thread failed
+   * or exited: the caller then looks at what the slot holds). interrupt() ends a wait at once
    * because a pending Atomics.waitAsync, timeout and all, does not keep Node's event loop alive:
    * with the scanning thread gone and nothing else pending, the process would exit with this
    * promise unsettled, and `policy simulate` end with status 0 and no output.
    */
-  async waitFull(seq: number, stopped: Promise<unknown>): Promise<void> {
+  async waitFull(seq: number): Promise<void> {
     const at = this.slotOf(seq) * CONTROL_INTS;
     const atomics = Atomics as unknown as AtomicsWithWaitAsync;
-    let done = false;
-    const stop = stopped.then(() => { done = true; }, () => { done = true; });
-    while (Atomics.load(this.control, at) !== FULL && !done) {
+    while (Atomics.load(this.control, at) !== FULL && !this.interrupted) {
       const w = atomics.waitAsync(this.control, at, EMPTY, WAIT_MS);
-      if (w.async) await Promise.race([w.value, stop]);
+      if (!w.async) continue;
+      // One promise a wait, its resolver the only one kept: nothing piles up on a long scan.
+      await new Promise<void>((resolve) => {
+        this.wake = resolve;
+        void w.value.then(() => resolve());
+      });
+      this.wake = null;
     }
+  }
+
+  /** Ends the current and every later waitFull (the scanning thread is gone). */
+  interrupt(): void {
+    this.interrupted = true;
+    this.wake?.();
   }
 
   kind(seq: number): SlotKind {
