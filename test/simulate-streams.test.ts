@@ -110,11 +110,6 @@ t.test('a cut gzip stream on stdin is an error naming stdin, after the lines it 
   t.match(r.err, /^fsguard policy: stdin: unexpected end of file/m);
 });
 
-// The scanning thread makes itself nicer than the process. Setting a fixed nice value broke a
-// process already niced beyond it (cron's `nice -n 15 fsguard policy simulate …`): only root
-// may lower a nice value, the thread died at its first line, and simulate exited 0 with nothing
-// on stdout.
-
 /** Why the test below cannot run here, or false: it needs root (runuser) and a checkout nobody may read. */
 function cannotRunAsNobody(): string | false {
   if (process.getuid?.() !== 0) return 'needs root (runuser)';
@@ -122,6 +117,10 @@ function cannotRunAsNobody(): string | false {
   return r.status === 0 ? false : `nobody cannot run this checkout's fsguard: ${(r.stderr || String(r.error)).trim().slice(0, 120)}`;
 }
 
+// The scanning thread makes itself nicer than the process. Setting a fixed nice value broke a
+// process already niced beyond it (cron's `nice -n 15 fsguard policy simulate …`): only root
+// may lower a nice value, the thread died at its first line, and simulate exited 0 with nothing
+// on stdout.
 t.test('a niced process run by a user who may not lower its nice value gives the whole document', { skip: cannotRunAsNobody() }, async (t) => {
   // Without the test runner's NODE_OPTIONS: its hook writes under the checkout, which nobody may not.
   sameDocument(t, await sh(`exec nice -n 15 runuser -u nobody -- env -u NODE_OPTIONS "$0" policy simulate - --json`, plainBytes), 'nice 15, as nobody, plain on stdin');

@@ -390,9 +390,14 @@ export async function scanTraceThreaded(
   worker.on('message', (m: ScanWorkerMessage) => { messages.push(m); poke(); });
   worker.on('error', (err) => fail(err));
   worker.on('exit', (code) => fail(new Error(`the scanning thread exited (code ${code}) before the end of the trace`)));
+  /** Why the scan stops early, under the trace's name (as the thread's own errors are). */
+  const stoppedEarly = (): Error => {
+    const why = failure ?? new Error('the scanning thread stopped');
+    return new Error(`${traceLabel(path)}: ${why.message}`, { cause: why });
+  };
   const nextMessage = async (): Promise<ScanWorkerMessage> => {
     while (messages.length === 0) {
-      if (failure !== null) throw failure;
+      if (failure !== null) throw stoppedEarly();
       await new Promise<void>((resolve) => { wake = resolve; });
     }
     return messages.shift()!;
@@ -400,10 +405,7 @@ export async function scanTraceThreaded(
   try {
     for (let seq = 0; ; seq++) {
       await ring.waitFull(seq);
-      if (!ring.isFull(seq)) {
-        const why = failure ?? new Error('the scanning thread stopped');
-        throw new Error(`${traceLabel(path)}: ${why.message}`, { cause: why });
-      }
+      if (!ring.isFull(seq)) throw stoppedEarly();
       const kind = ring.kind(seq);
       if (kind === SlotKind.end) break;
       const slot = ring.slotOf(seq);
