@@ -57,6 +57,15 @@ t.test('legitimate phones with odd user agents are not banned', async (t) => {
   site(b, { ip: OFFICE, phones: 30, bootSpreadS: 10, durationS: 900, stale: 1, agents: ODD_AGENTS });
   const events = b.build();
   t.same(judge(events, replay(events), [], [OFFICE]), []);
+  // Each agent alone, so that it is the office's first packet: before the first answer nothing
+  // shields the office, and an agent taken for an attack tool would ban it there.
+  let seed = 210;
+  for (const agent of ODD_AGENTS) {
+    const one = new TraceBuilder(seed++);
+    site(one, { ip: OFFICE, phones: 10, bootSpreadS: 10, durationS: 600, agents: [agent] });
+    const only = one.build();
+    t.same(judge(only, replay(only), [], [OFFICE]), [], `every phone "${agent.slice(0, 40)}"`);
+  }
 });
 
 t.test('brute force at any rate and with a spoofed phone user agent, beside an office', async (t) => {

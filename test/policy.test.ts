@@ -181,7 +181,7 @@ t.test('forged challenges never ban a proven site; they raise one spoofed_challe
   t.equal(r.alerts.filter((a) => a.kind === 'spoofed_challenges').length, 1, 'rate-limited to one');
 });
 
-t.test('scanner_user_agent: unproven at once, proven never, word starts only, case-insensitive', async (t) => {
+t.test('scanner_user_agent: unproven at once, proven never, whole words only, case-insensitive', async (t) => {
   t.equal(feed(policy(), [challenge(ATT, 0, '100', { ua: 'FRIENDLY-SCANNER' })]).bans[0]?.rule, 'scanner_user_agent');
   t.equal(feed(policy(), [attempt(ATT, 0, '100', 'forbidden', { ua: 'sipvicious 0.3.4' })]).bans[0]?.rule, 'scanner_user_agent', 'a real but unproven source too');
   const p = policy();
@@ -189,6 +189,11 @@ t.test('scanner_user_agent: unproven at once, proven never, word starts only, ca
   t.ok(matchesScannerPattern('smap/1.0', ['smap']));
   t.notOk(matchesScannerPattern('asmapp softphone', ['smap']));
   t.ok(matchesScannerPattern('vaxsipuseragent/3.1', ['vaxsipuseragent']));
+  t.ok(matchesScannerPattern('sipcli/v1.8', ['sipcli']), 'followed by punctuation');
+  t.ok(matchesScannerPattern('smap2', ['smap']), 'a version glued to the name');
+  t.ok(matchesScannerPattern('my smap', ['smap']), 'at the end');
+  t.notOk(matchesScannerPattern('pbx-gulpstream/1', ['gulp']), 'the start of a longer word is another name');
+  t.ok(matchesScannerPattern('gulpstream gulp/1', ['gulp']), 'a later whole-word occurrence still counts');
   t.equal(feed(policy({ scannerUserAgents: ['evil-tool'] }), [challenge(ATT, 0, '1', { ua: 'friendly-scanner' })]).bans.length, 0, 'the list is configurable');
 });
 

@@ -73,16 +73,27 @@ export interface PolicyOptions {
   readonly onDecision?: (decision: BanDecision) => void;
 }
 
-function isWordChar(code: number): boolean {
-  return (code >= 97 && code <= 122) || (code >= 48 && code <= 57);
+function isLetter(code: number): boolean {
+  return code >= 97 && code <= 122;
 }
 
-/** True when a pattern occurs in `lowerUa` where a word starts (not inside another word). */
+function isWordChar(code: number): boolean {
+  return isLetter(code) || (code >= 48 && code <= 57);
+}
+
+/**
+ * True when a pattern occurs in `lowerUa` as a word of its own: not inside another word
+ * ("asmapp" is not `smap`) and not the start of a longer one ("pbx-gulpstream" is not `gulp`:
+ * the scanner rule bans an unproven source at its first packet, so a phone whose product name
+ * merely starts with a tool's would lock its whole office out before it could prove itself).
+ * A digit may follow at once: tools glue versions to their names.
+ */
 export function matchesScannerPattern(lowerUa: string, patterns: readonly string[]): boolean {
   for (const p of patterns) {
     let at = lowerUa.indexOf(p);
     while (at !== -1) {
-      if (at === 0 || !isWordChar(lowerUa.charCodeAt(at - 1))) return true;
+      const end = at + p.length;
+      if ((at === 0 || !isWordChar(lowerUa.charCodeAt(at - 1))) && (end === lowerUa.length || !isLetter(lowerUa.charCodeAt(end)))) return true;
       at = lowerUa.indexOf(p, at + 1);
     }
   }

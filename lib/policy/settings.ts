@@ -101,8 +101,8 @@ export interface PolicySettings extends CallPolicySettings {
 }
 
 /**
- * User agents of SIP attack tools. Matched case-insensitively where a word starts (so `smap`
- * matches "smap/1.0" but not "Asmapp"), anywhere after that. Legitimate phones
+ * User agents of SIP attack tools. Matched case-insensitively as a word of its own anywhere in
+ * the user agent (so `smap` matches "smap/1.0" and "smap2" but not "Asmapp" or "smapi"). Legitimate phones
  * never send these; attackers also spoof phone user agents, so this is a hint that bans only
  * sources with no proven legitimacy.
  */
@@ -173,7 +173,7 @@ interface KnobSpec {
 
 const KNOBS: { readonly [K in PolicyKey]: KnobSpec } = {
   allow: { doc: 'CIDRs never banned (FreeSWITCH\'s own addresses are always added)', kind: 'cidrs' },
-  scannerUserAgents: { doc: 'Case-insensitive user-agent substrings of attack tools: ban an unproven source at once', kind: 'patterns' },
+  scannerUserAgents: { doc: 'Case-insensitive names of attack tools, matched as whole words of the user agent (a version may follow): ban an unproven source at once', kind: 'patterns' },
   answerTimeoutSeconds: { doc: 'A challenge not answered within this many seconds counts as unanswered', kind: 'seconds', min: 0.05, max: 60 , baseOnly: true },
   shortWindowSeconds: { doc: 'Short window (s) for bursts: brute force, unanswered challenges', kind: 'seconds', min: 1, max: 86400 },
   longWindowSeconds: { doc: 'Long horizon (s) for slow guessing and distinct failing users', kind: 'seconds', min: 60, max: 7 * 86400 },
