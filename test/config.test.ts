@@ -74,11 +74,11 @@ t.test('a world-readable config warns; the password never appears in errors', as
 });
 
 t.test('durations: a number of seconds or a number with a unit, in the file and the environment', async (t) => {
-  const f = write('dur.json', { policy: { banSeconds: '1h', banMaxSeconds: '7d', answerTimeoutSeconds: '1500ms' }, esl: { heartbeatTimeoutSeconds: '90s' }, profiles: { internal: { banSeconds: '2h' } } });
+  const f = write('dur.json', { policy: { banSeconds: '1h', banMaxSeconds: '7d', answerTimeoutSeconds: '2500ms' }, esl: { heartbeatTimeoutSeconds: '90s' }, profiles: { internal: { banSeconds: '2h' } } });
   const { config } = loadConfig(f, { FSGUARD_POLICY_LONG_WINDOW_SECONDS: '6h', FSGUARD_ESL_AUTH_RETRY_SECONDS: '1m' });
   t.equal(config.policy.banSeconds, 3600, '"1h" is an hour, not 1 s');
   t.equal(config.policy.banMaxSeconds, 604800, '"7d" is a week, not 7 s');
-  t.equal(config.policy.answerTimeoutSeconds, 1.5);
+  t.equal(config.policy.answerTimeoutSeconds, 2.5);
   t.equal(config.esl.heartbeatTimeoutSeconds, 90);
   t.equal(config.profiles.internal?.banSeconds, 7200);
   t.equal(config.policy.longWindowSeconds, 21600);

@@ -165,8 +165,10 @@ t.test('unanswered_challenges: advance() lets time pass without events (the daem
 t.test('challenge_flood: challenges unanswered longer than the slowest link answers', async (t) => {
   const r = feed(policy(), Array.from({ length: 120 }, (_, i) => challenge(ATT, i * 0.02, String(100 + i))));
   t.equal(r.bans[0]?.rule, 'challenge_flood');
-  // The oldest is 1.5 s old at the 76th challenge (every 20 ms): no earlier, whatever the count.
-  t.ok(r.banIndex[0]! >= 75 && r.banIndex[0]! <= 77, `banned at event ${r.banIndex[0]}`);
+  // The oldest is challengeFloodAgeSeconds (2 s) old at the 101st challenge (every 20 ms): no
+  // earlier, whatever the count.
+  const due = DEFAULT_POLICY_SETTINGS.challengeFloodAgeSeconds / 0.02;
+  t.ok(r.banIndex[0]! >= due && r.banIndex[0]! <= due + 2, `banned at event ${r.banIndex[0]}`);
   const slow = feed(policy({ challengeFloodAgeSeconds: 0.4 }), Array.from({ length: 40 }, (_, i) => challenge(ATT, i * 0.02, String(100 + i))));
   t.ok(slow.banIndex[0]! <= 21, `with challengeFloodAgeSeconds 0.4: at event ${slow.banIndex[0]}`);
 });

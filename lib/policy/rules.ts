@@ -227,7 +227,7 @@ export const HOST_RULES: readonly HostRule[] = [
     reason: (f) => `${f.pendingChallenges} challenges outstanding, the oldest unanswered for ${humanSeconds(Math.round(f.oldestPendingAgeUs / 1000) / 1000)}, longer than any answer of its link, from ${who(f)}: a scanner or INVITE flood`,
     explain: (f) => `challenges outstanding, none answered lately, the oldest for ${humanSeconds(Math.round(f.oldestPendingAgeUs / 1000) / 1000)} (counts from ${humanSeconds(Math.round(f.answerWaitUs / 1000) / 1000)})`,
     nearMiss: false, answeredFailures: false,
-    situation: 'scanners and INVITE floods that never answer, banned as soon as an answer over the slowest link (RTT 1.5 s) is overdue; a site on a congested link keeps answering, so it never is',
+    situation: 'scanners and INVITE floods that never answer, banned as soon as an answer over the slowest link (RTT 1.5 s, and one resend of a lost packet) is overdue; a site on a congested link keeps answering, so it never is',
   },
   {
     id: 'unanswered_challenges', scope: 'unproven_source', fact: 'unansweredShort', keys: ['unansweredChallenges', 'shortWindowSeconds', 'answerTimeoutSeconds'],

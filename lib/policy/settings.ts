@@ -116,7 +116,11 @@ export const DEFAULT_SCANNER_USER_AGENTS: readonly string[] = [
 export const DEFAULT_POLICY_SETTINGS: PolicySettings = {
   allow: ['127.0.0.0/8', '::1/128'],
   scannerUserAgents: DEFAULT_SCANNER_USER_AGENTS,
-  answerTimeoutSeconds: 1.5,
+  // The slowest answer of a real link: a 1.5 s round trip (a congested uplink, LTE, satellite)
+  // and SIP's first resend of a lost 401 or answer, 0.5 s later. At 1.5 s, one boot in 50 of a
+  // 35-150-phone office over such a link with 30 % loss was banned before its first answer
+  // (challenge_flood; test/policy-slow-links.test.ts draws such boots).
+  answerTimeoutSeconds: 2,
   shortWindowSeconds: 60,
   longWindowSeconds: 6 * 3600,
   bruteForceFailures: 6,
@@ -126,7 +130,7 @@ export const DEFAULT_POLICY_SETTINGS: PolicySettings = {
   unansweredChallenges: 10,
   slowUnansweredChallenges: 30,
   challengeFloodOutstanding: 20,
-  challengeFloodAgeSeconds: 1.5,
+  challengeFloodAgeSeconds: 2,
   slowLinkFactor: 2,
   sameUserChallenges: 10,
   provenBruteForceFailures: 60,
@@ -184,7 +188,7 @@ const KNOBS: { readonly [K in PolicyKey]: KnobSpec } = {
   unansweredChallenges: { doc: 'Unanswered challenges within the short window that ban an unproven source', kind: 'count', min: 1, max: 1e6, integer: true },
   slowUnansweredChallenges: { doc: 'Unanswered challenges within the long horizon that ban an unproven source', kind: 'count', min: 1, max: 1e6, integer: true },
   challengeFloodOutstanding: { doc: 'Outstanding challenges from an unproven source that ban once the oldest is older than challengeFloodAgeSeconds', kind: 'count', min: 2, max: 1e6, integer: true },
-  challengeFloodAgeSeconds: { doc: 'Age (s) of the oldest outstanding challenge at which challengeFloodOutstanding applies: the slowest answer a real link gives (RTT)', kind: 'seconds', min: 0.05, max: 60 },
+  challengeFloodAgeSeconds: { doc: 'Age (s) of the oldest outstanding challenge at which challengeFloodOutstanding applies: the slowest answer a real link gives (an RTT of 1.5 s and SIP\'s first resend, 0.5 s later)', kind: 'seconds', min: 0.05, max: 60 },
   slowLinkFactor: { doc: 'A source that answered before may take this many times its slowest answer before its outstanding challenges count as a flood', kind: 'factor', min: 1, max: 100 },
   forgedFailureShieldUsers: { doc: 'Users registered from a proven site that shield it from bans on answered failures alone over UDP (0 = never shield)', kind: 'count', min: 0, max: 1e6, integer: true },
   failuresForgeable: { doc: 'Answered failures on this profile can be forged (it accepts UDP); false for a TCP/TLS-only profile', kind: 'boolean' },
