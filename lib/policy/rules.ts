@@ -170,7 +170,7 @@ export const HOST_RULES: readonly HostRule[] = [
   {
     id: 'scanner_user_agent', scope: 'unproven_source', fact: 'scannerUserAgent', keys: ['scannerUserAgents'],
     value: (f) => (f.scannerUserAgent !== '' ? 1 : 0), threshold: () => 1, when: null,
-    summary: (s) => `one request whose user agent contains an attack-tool name (${s.scannerUserAgents.length} patterns, e.g. ${s.scannerUserAgents.slice(0, 4).join(', ')})`,
+    summary: (s) => `one request whose user agent names an attack tool (${s.scannerUserAgents.length} patterns, e.g. ${s.scannerUserAgents.slice(0, 4).join(', ')})`,
     reason: (f) => `user agent ${quoted(f.scannerUserAgent)} is a SIP attack tool, sent from ${who(f)}`,
     explain: (f) => (f.scannerUserAgent !== '' ? `attack-tool user agent ${quoted(f.scannerUserAgent)} seen` : 'no attack-tool user agent seen'),
     nearMiss: false, answeredFailures: false,
@@ -269,7 +269,7 @@ export const HOST_RULES: readonly HostRule[] = [
   {
     id: 'call_scanner_user_agent', scope: 'unproven_source', fact: 'callScannerUserAgent', keys: ['scannerUserAgents'],
     value: (f) => (f.callScannerUserAgent !== '' ? 1 : 0), threshold: () => 1, when: (f) => !f.provenByCalls,
-    summary: () => 'one unauthenticated call whose user agent contains an attack-tool name',
+    summary: () => 'one unauthenticated call whose user agent names an attack tool',
     reason: (f) => `an unauthenticated call from ${f.key} carried the attack-tool user agent ${quoted(f.callScannerUserAgent)}`,
     explain: (f) => (f.callScannerUserAgent !== '' ? `attack-tool user agent ${quoted(f.callScannerUserAgent)} on a call` : 'no attack-tool user agent on its calls'),
     situation: 'a SIP scanner calling the public profile announces itself (friendly-scanner, sipvicious, …): banned at its first call; never a source proven by answered calls',
