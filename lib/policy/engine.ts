@@ -44,6 +44,7 @@ import { hostVerdict, prefixVerdict, shieldedVerdict, type Verdict } from './rul
 import { settingsForProfile, type PolicySettings } from './settings.js';
 import { fewList, fewSize, PrefixState, SourceState, type EvidenceState, type UserRecord } from './source-state.js';
 import { SourceTracker } from './tracking.js';
+import { NamePool } from './name-pool.js';
 import type {
   BanDecision, CapacityStats, BanEvidence, EventGap, ExistingBan, Policy, PolicyAlert, PolicyOutput,
 } from './types.js';
@@ -54,6 +55,8 @@ export type { EvidenceSnapshot, NearThreshold, RuleStatus } from './inspect.js';
 const FAILURE_PAIR_US = 2 * US;
 /** Size of the user-agent → is-scanner memo (cleared when full, so a UA flood cannot grow it). */
 const UA_MEMO_CAP = 4096;
+/** Distinct user names shared at once (see NamePool). */
+const USER_NAME_POOL_CAP = 4096;
 /** Profiles seen without an override of their own get a copy of the base under their name. */
 const PROFILE_CAP = 256;
 /** Event gaps remembered (challenges whose answer may have been lost in one are excused). */
@@ -126,6 +129,8 @@ export class RatePolicy implements Policy {
   /** Call evidence (lib/policy/calls): the call rows of the rule table read it through the facts views. */
   private readonly calls: CallPolicy;
   private readonly uaMemo = new Map<string, boolean>();
+  /** The users a source's challenges name are kept as one copy each (see NamePool). */
+  private readonly userNames = new NamePool(USER_NAME_POOL_CAP);
   /** Recent event gaps, in policy time. */
   private readonly gaps: { fromUs: number; toUs: number }[] = [];
   private bans: BanDecision[] | null = null;
@@ -486,15 +491,16 @@ export class RatePolicy implements Policy {
     switch (e.kind) {
       case 'challenge': {
         s.challenges++;
-        s.sampleUser(e.fromUser);
-        if (feedPrefix) { p.challenges++; p.sampleUser(e.fromUser); }
+        const user = e.fromUser === s.runUser ? s.runUser : e.fromUser === '' ? '' : this.userNames.shared(e.fromUser);
+        s.sampleUser(user);
+        if (feedPrefix) { p.challenges++; p.sampleUser(user); }
         const callId = e.callId !== '' ? e.callId : `\u0000${e.fromUser}\u0000${e.toUser}`;
         // A retransmission (the 401 was lost) or a re-challenge keeps one pending entry, and a
         // challenge event arriving after its own answer (sofia threads reorder) is answered.
         const d = s.detailOrNull;
         if (s.pendingSeqOf(callId) < 0 && !s.wasCounted(callId) && (d === null || d.lastAnsweredCall !== callId)) {
-          if (e.fromUser === s.runUser && now - s.runLastUs <= this.answerTimeoutUs) s.runCount++;
-          else { s.runUser = e.fromUser; s.runCount = 1; }
+          if (user === s.runUser && now - s.runLastUs <= this.answerTimeoutUs) s.runCount++;
+          else { s.runUser = user; s.runCount = 1; }
           s.runLastUs = now;
           if (s.pendingSize() >= rs.raw.maxPendingChallengesPerSource) {
             this.creditUnanswered(s, now, rs);
