@@ -82,6 +82,38 @@ t.test('1,000,000 single-use IPv6 addresses: state within the configured caps, m
   t.ok(rssGrowth < 200 * MB, `RSS growth bounded (+${(rssGrowth / MB).toFixed(0)} MB)`);
 });
 
+t.test('a /64 sprayed faster than a source stays tracked: the challenges of evicted sources still count for their prefix', async (t) => {
+  // 100 tracked sources (the least allowed) at 10,000 new addresses a second: every source is
+  // evicted ~10 ms after its challenge, long before its answer is due, so all the /64's
+  // evidence comes from orphans.
+  const settings = { ...DEFAULT_POLICY_SETTINGS, maxTrackedSources: 100, maxLegitimateSources: 100, maxTrackedPrefixes: 100 };
+  const policy = createPolicy(settings);
+  const rng = new Rng(0x64);
+  const template = eventObject({ ip: '2001:db8::1', userAgent: 'Yealink SIP-T46S 66.86.0.15' });
+  const ATTACKER64 = '2001:db8:bad:2::/64';
+  let t0 = Date.now() * 1000;
+  const start = t0;
+  let banAtUs = -1;
+  let hostBans = 0;
+  for (let i = 0; i < 100_000 && banAtUs < 0; i++) {
+    t0 += 100;
+    template['network-ip'] = `2001:db8:bad:2:${hex(rng.int(65536))}:${hex(rng.int(65536))}:${hex(rng.int(65536))}:${hex(1 + (i & 0xfff))}`;
+    template['call-id'] = `orphan-${i}`;
+    template['Event-Date-Timestamp'] = String(t0);
+    const n = normalizeEvent(template, { profiles: null });
+    if (!n.ok) throw new Error(`event ${i} not normalized: ${n.detail}`);
+    for (const d of policy.observe(n.event).bans) {
+      if (d.target.cidr.text === ATTACKER64) banAtUs = t0;
+      else if (d.target.host) hostBans++;
+    }
+  }
+  t.ok(policy.trackedSources() <= 300, `tracked ${policy.trackedSources()} within the caps`);
+  t.ok(banAtUs >= 0, 'the /64 is banned');
+  const afterS = (banAtUs - start) / 1e6;
+  t.ok(afterS > 0 && afterS < 2 * settings.answerTimeoutSeconds + 1, `within a few seconds of the spray's start (${afterS.toFixed(2)} s)`);
+  t.equal(hostBans, 0, 'no single-use host banned one by one');
+});
+
 function rssOf(pid: number): number {
   const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
   return m ? Number(m[1]) * 1024 : Number.NaN;

@@ -10,10 +10,10 @@ import type { RuleSettings } from './compiled-settings.js';
  * that kept 150,000 evicted sources and their prefixes in memory, beyond every cap). A source
  * that is evicted hands its still-pending challenges over as orphans: they count for its prefix.
  *
- * The queue holds every challenge of the last answerTimeout of event time (150,000 entries
+ * The queue holds every challenge of the last answerTimeout of event time (200,000 entries
  * under the bench's spray), so an entry is kept small: an orphan's call-id is never looked at
  * again, and its slot holds the prefix key instead (a flag tells which); an orphan that counts
- * for no prefix keeps no strings at all.
+ * for no prefix (its prefix is no longer tracked) keeps no strings at all.
  */
 export class ChallengeQueue {
   private keys: string[] = new Array<string>(1024).fill('');

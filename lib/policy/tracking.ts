@@ -188,10 +188,17 @@ export class SourceTracker {
     }
   }
 
-  /** An evicted source's pending challenges become orphans that count for its prefix. */
+  /**
+   * An evicted source's pending challenges become orphans that count for its prefix, if that is
+   * still tracked: the evidence of a prefix already evicted is gone with it, and an orphan that
+   * counts for nothing keeps no strings (under a spray over many /64s most orphans are such, and
+   * their host and prefix keys were ~8 MB of the queue). A tracked prefix's own key is kept, not
+   * the source's copy of it.
+   */
   private released(s: SourceState, now: number): void {
     if (s.pendingSize() === 0) return;
-    const prefixKey = s.prefixKey !== null && !s.isProven(now) ? s.prefixKey : '';
+    const p = s.prefixKey !== null && !s.isProven(now) ? this.prefixes.get(s.prefixKey) : undefined;
+    const prefixKey = p !== undefined ? p.key : '';
     for (const seq of s.pendingSeqs()) this.queue.orphan(seq, prefixKey);
     s.pendingClear();
   }
