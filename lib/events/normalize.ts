@@ -3,6 +3,7 @@
 // judged exactly as live traffic would be. It runs once per event on the hot path: object
 // literals are built whole (no spreads), and regexes are avoided where a char loop will do.
 import { parseIp, type IpAddress } from '../net/ip.js';
+import { BoundedMemo } from '../util/bounded-memo.js';
 import type {
   AttemptResult, AuthEvent, DropReason, FailureMethod, NormalizeResult,
 } from './auth-event.js';
@@ -79,13 +80,12 @@ const ADDRESS_MEMO_CAP = 4096;
 
 /** Owned by one event stream; see NormalizeOptions.addressMemo. */
 export class AddressMemo {
-  private readonly parsed = new Map<string, IpAddress | null>();
+  private readonly parsed = new BoundedMemo<string, IpAddress | null>(ADDRESS_MEMO_CAP);
 
   parse(raw: string): IpAddress | null {
     let a = this.parsed.get(raw);
     if (a === undefined) {
       a = parseIp(raw);
-      if (this.parsed.size >= ADDRESS_MEMO_CAP) this.parsed.clear();
       this.parsed.set(raw, a);
     }
     return a;
