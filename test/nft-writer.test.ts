@@ -7,6 +7,7 @@ import {
   NftSetWriter,
   resolveNftLayout,
   LibnftablesRunner,
+  type ElementOutcome,
   type NftElementWrite,
   type NftSetWriterOptions,
   type NftWriterObserver,
@@ -55,6 +56,15 @@ async function fixture(t: { teardown(fn: () => void): void }, label: string, opt
   return { table, runner, log, writer };
 }
 
+/**
+ * A ban on a quiet writer goes to the kernel inside the ban() call, alone; the requests made
+ * right after it (in the same turn) wait for it and share the next transaction. Tests of what a
+ * batch does open with one, so that the requests after it form the batch.
+ */
+function openBatch(writer: NftSetWriter, ip: string): Promise<ElementOutcome> {
+  return writer.ban(cidr(ip), 600, { rule: 'opener', offences: 1 });
+}
+
 t.test('IPv4, IPv6 and IPv6-prefix bans land in their sets with timeout and comment', nsOptions, async (t) => {
   const { table, writer, log } = await fixture(t, 'land');
   const outcomes = await Promise.all([
@@ -101,6 +111,7 @@ t.test('a ban of an element someone else added replaces it (create, then the ful
   const { table, writer, runner } = await fixture(t, 'foreignreban');
   nftCli(['add', 'element', 'inet', table, 'banned4', '{ 192.0.2.40 timeout 30s comment "by hand" }']);
   nftCli(['add', 'element', 'inet', table, 'banned6p64', '{ 2001:db8:40:: timeout 30s }']);
+  const opener = openBatch(writer, '192.0.2.39');
   const outcomes = await Promise.all([
     writer.ban(cidr('192.0.2.40'), 5000, { rule: 'r', offences: 1 }),
     writer.ban(cidr('2001:db8:40::/64'), 5000, { rule: 'r', offences: 1 }),
@@ -110,9 +121,10 @@ t.test('a ban of an element someone else added replaces it (create, then the ful
   t.same(kernelElement(table, 'banned4', '192.0.2.40') && [kernelElement(table, 'banned4', '192.0.2.40')?.timeout, kernelElement(table, 'banned4', '192.0.2.40')?.comment], [5000, 'fsguard rule=r n=1']);
   t.equal(kernelElement(table, 'banned6p64', '2001:db8:40::')?.timeout, 5000);
   t.equal(kernelElement(table, 'banned4', '192.0.2.41')?.timeout, 5000);
-  t.equal(runner.runs.length, 2, 'the create attempt failed with EEXIST, then one full run');
-  t.ok(runner.runs[0]?.some((c) => 'create' in c), 'first attempt used create');
-  t.ok(runner.runs[1]?.every((c) => !('create' in c)), 'retry used add + delete + add');
+  t.same(await opener, { status: 'written' });
+  t.equal(runner.runs.length, 3, 'after the opener, the create attempt failed with EEXIST, then one full run');
+  t.ok(runner.runs[1]?.some((c) => 'create' in c), 'first attempt used create');
+  t.ok(runner.runs[2]?.every((c) => !('create' in c)), 'retry used add + delete + add');
 
   // Known now (written by us, or read back), a re-ban goes the full way at once.
   runner.runs.length = 0;
@@ -128,7 +140,7 @@ t.test('a ban of an element someone else added replaces it (create, then the ful
 
 t.test('bans within the batch window share one nft process; duplicates coalesce', nsOptions, async (t) => {
   const { table, writer, runner, log } = await fixture(t, 'batch', { batchMs: 20 });
-  const pending = [];
+  const pending = [openBatch(writer, '10.8.8.8')];
   for (let i = 0; i < 300; i++) pending.push(writer.ban(cidr(`10.1.${i >> 8}.${i & 255}`), 600, { rule: 'bulk', offences: 1 }));
   // The same target three times: the longest timeout (and its comment) wins.
   pending.push(writer.ban(cidr('10.9.9.9'), 100, { rule: 'short', offences: 1 }));
@@ -137,10 +149,10 @@ t.test('bans within the batch window share one nft process; duplicates coalesce'
   pending.push(writer.ban(cidr('2001:db8::1'), 600, { rule: 'bulk', offences: 1 }));
   await writer.flush();
   t.ok((await Promise.all(pending)).every((o) => o.status === 'written'));
-  t.equal(runner.runs.length, 1, 'one nft process for the whole batch');
-  t.equal(log.batches.length, 1);
-  t.equal(log.batches[0]?.length, 302, 'duplicates sent once');
-  t.equal(kernelElements(table, 'banned4').length, 301);
+  t.equal(runner.runs.length, 2, 'the opener, then one nft process for the whole batch');
+  t.equal(log.batches.length, 2);
+  t.equal(log.batches[1]?.length, 302, 'duplicates sent once');
+  t.equal(kernelElements(table, 'banned4').length, 302);
   t.equal(kernelElement(table, 'banned4', '10.9.9.9')?.timeout, 900);
   t.equal(kernelElement(table, 'banned4', '10.9.9.9')?.comment, 'fsguard rule=long n=2');
   await writer.close();
@@ -149,14 +161,15 @@ t.test('bans within the batch window share one nft process; duplicates coalesce'
 t.test('the size cap sends full batches at once, two at most side by side, a partial one alone', nsOptions, async (t) => {
   const { table, writer, runner } = await fixture(t, 'cap', { batchMs: 10_000, maxBatch: 100 });
   const pending = [];
+  // The first goes at once, alone (the writer was quiet); then 200 in two full batches and 49 left.
   for (let i = 0; i < 250; i++) pending.push(writer.ban(cidr(`10.2.${i >> 8}.${i & 255}`), 600, { rule: 'bulk', offences: 1 }));
   // The two full batches go without waiting for the (10 s) window...
-  await Promise.all(pending.slice(0, 200));
-  t.ok(kernelElements(table, 'banned4').length >= 200, 'full batches written before the window elapsed');
+  await Promise.all(pending.slice(0, 201));
+  t.ok(kernelElements(table, 'banned4').length >= 201, 'full batches written before the window elapsed');
   // ...and flush() sends the rest now.
   await writer.flush();
   t.equal(kernelElements(table, 'banned4').length, 250);
-  t.equal(runner.runs.length, 3);
+  t.equal(runner.runs.length, 4);
   t.equal(runner.maxConcurrent, 2, 'the two full batches went side by side, never more');
   await writer.close();
 });
@@ -250,17 +263,22 @@ t.test('unban removes; unban of a missing element is "not banned", not a failure
 
 t.test('ban then unban of the same target in one batch leaves it unbanned', nsOptions, async (t) => {
   const { table, writer, runner } = await fixture(t, 'supersede');
+  const opened = openBatch(writer, '192.0.2.29');
   const banned = writer.ban(cidr('192.0.2.30'), 600, { rule: 'r', offences: 1 });
   const unbanned = writer.unban(cidr('192.0.2.30'));
   t.same(await banned, { status: 'superseded' });
   t.same(await unbanned, { status: 'not-banned' });
   t.notOk(kernelElement(table, 'banned4', '192.0.2.30'));
+  t.same(await opened, { status: 'written' });
+  // Whether or not the writer is quiet again by now, an opener makes the next two one batch.
+  const reopened = openBatch(writer, '192.0.2.28');
   const rebanned = writer.unban(cidr('192.0.2.31'));
   const last = writer.ban(cidr('192.0.2.31'), 600, { rule: 'r', offences: 1 });
   t.same(await rebanned, { status: 'superseded' });
   t.same(await last, { status: 'written' });
   t.ok(kernelElement(table, 'banned4', '192.0.2.31'));
-  t.ok(runner.runs.length >= 2);
+  t.same(await reopened, { status: 'written' });
+  t.ok(runner.runs.length >= 3);
   await writer.close();
 });
 

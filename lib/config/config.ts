@@ -94,7 +94,7 @@ const baseSchema = {
     chain: { doc: 'Input chain that drops banned sources', format: String, default: 'input' },
     chainPriority: { doc: 'Priority of the input hook (lower runs earlier)', format: 'int', default: -10, min: -1000, max: 1000 },
     ports: { doc: 'Ports the drop rule covers (udp+tcp); empty = all ports', format: Array, default: [] as number[], items: 'port' },
-    batchMs: { doc: 'Decisions within this many ms share one nft transaction', format: Number, default: 2, min: 0, max: 1000 },
+    batchMs: { doc: 'The first decision after a quiet spell goes at once; those within this many ms after it share the next nft transaction', format: Number, default: 2, min: 0, max: 1000 },
     reconcileSeconds: { doc: 'How often the sets are read back (a flushed table is rebuilt, a ban lifted by hand gets a grace period)', format: Number, default: 2, min: 0.5, max: 3600 },
   },
   profiles: { doc: 'Per-profile policy overrides: { "<profile>": { <policy key>: value } }', format: Object, default: {} },
