@@ -13,6 +13,7 @@
 // It exists for speed only, and pays in two bench figures (bench/RESULTS.md): `policy simulate`
 // ≥ 500,000 events/s and the daemon's ≥ 100,000 events/s within one core.
 import { readFileSync } from 'node:fs';
+import { parseIp, type IpAddress } from '../net/ip.js';
 import { AUTH_RESULT_TABLE, AUTH_SUBCLASSES, FAILURE_METHODS, MAX_FIELD_CHARS, type PreparsedEvent } from './normalize.js';
 import { CALL_EVENT_NAME, CALL_HEADER_NAMES, type CallHeaderValues } from './call-event.js';
 
@@ -313,6 +314,11 @@ export class LineRecords {
   /** Address (in the scanner's memory) of bytes[0]. */
   private base = 0;
   private readonly pool: (string | undefined)[] = new Array<string | undefined>(POOL_SIZE).fill(undefined);
+  /**
+   * parseIp of the pool's string, per entry, once asked (undefined: not yet, or the entry changed):
+   * a source's address is parsed when its value enters the pool, not at every event.
+   */
+  private readonly poolAddresses: (IpAddress | null | undefined)[] = new Array<IpAddress | null | undefined>(POOL_SIZE).fill(undefined);
   /** The CallHeaderValues of the last record read() answered `call` for (reused: valid until the next read). */
   readonly callValues: string[] = new Array<string>(CALL_SLOTS.length).fill('');
 
@@ -397,6 +403,8 @@ export class LineRecords {
     const s = STRING_SLOTS;
     const profile = this.value(k, s.profile) ?? '';
     const networkIp = this.value(k, s.networkIp) ?? '';
+    // Before the later slots are read: one of them may take over the entry.
+    p.networkAddress = networkIp === '' ? undefined : this.addressOf(k, s.networkIp, networkIp);
     p.switchV4 = this.value(k, s.switchV4) ?? '';
     p.switchV6 = this.value(k, s.switchV6) ?? '';
     p.userAgent = this.value(k, s.userAgent) ?? '';
@@ -445,8 +453,27 @@ export class LineRecords {
       if (pooled !== undefined) return pooled;
     }
     const s = this.bytes.latin1Slice(vs - this.base, r[at + 1]! - this.base);
-    if (word >= 0) this.pool[word >> 1] = s;
+    if (word >= 0) {
+      this.pool[word >> 1] = s;
+      this.poolAddresses[word >> 1] = undefined;
+    }
     return s;
+  }
+
+  /**
+   * parseIp(text), where `text` is what value() just returned for slot `slot` of record k: from
+   * the entry's memo when the value is interned (undefined when it is not: the caller parses).
+   */
+  private addressOf(k: number, slot: number, text: string): IpAddress | null | undefined {
+    const word = this.records[k * RECORD_INTS + SLOTS_AT + slot * 3 + 2]!;
+    if (word < 0) return undefined;
+    const entry = word >> 1;
+    let a = this.poolAddresses[entry];
+    if (a === undefined) {
+      a = parseIp(text);
+      this.poolAddresses[entry] = a;
+    }
+    return a;
   }
 
   /** Slot `slot` of record k is not made into a string: a pool entry the wasm refilled for it is emptied. */
@@ -454,7 +481,10 @@ export class LineRecords {
     const r = this.records;
     const at = k * RECORD_INTS + SLOTS_AT + slot * 3;
     const word = r[at + 2]!;
-    if (r[at]! >= 0 && word >= 0 && (word & 1) === 0) this.pool[word >> 1] = undefined;
+    if (r[at]! >= 0 && word >= 0 && (word & 1) === 0) {
+      this.pool[word >> 1] = undefined;
+      this.poolAddresses[word >> 1] = undefined;
+    }
   }
 }
 

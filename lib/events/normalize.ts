@@ -119,6 +119,11 @@ export class PreparsedEvent {
   profile = '';
   /** `network-ip`, not yet parsed (a non-empty string). */
   networkIp = '';
+  /**
+   * `networkIp` parsed by the reader, which keeps the parse of each value it interns (null: not
+   * an address); undefined: not parsed, normalizePreparsed parses it.
+   */
+  networkAddress: IpAddress | null | undefined = undefined;
   timeUs = 0;
   port: number | null = null;
   switchV4 = '';
@@ -144,7 +149,7 @@ export class PreparsedEvent {
  */
 export function normalizePreparsed(p: PreparsedEvent, opts: NormalizeOptions): NormalizeResult {
   if (opts.profiles && !opts.profiles.has(p.profile)) return fail('profile_not_watched', `profile ${p.profile} is not watched`);
-  const source = sourceOf(p.networkIp, opts);
+  const source = p.networkAddress !== undefined ? p.networkAddress : sourceOf(p.networkIp, opts);
   if (!source) return badAddress(p.networkIp);
   return build(p, source, opts);
 }
