@@ -165,16 +165,6 @@ function startDaemon(configFile: string, backend: NftBackend, scheduler: Schedul
   return { lines, fatal, exits, done, signal: (name) => handlers.get(name)?.() };
 }
 
-t.test('a call koffi refuses before it starts is a failed run of its caller, not an unhandled rejection', ns, async (t) => {
-  const context = new LibnftablesBackend().open();
-  t.teardown(() => context.free());
-  // What a wrong argument does: koffi throws on the calling thread, before any worker thread runs.
-  const refused = await context.run(42 as unknown as string);
-  t.equal(refused.rc, -1);
-  t.match(refused.error, /string/i, `koffi's reason: ${refused.error}`);
-  t.match(await context.run(JSON.stringify({ nftables: [{ list: { tables: {} } }] })), { rc: 0 }, 'the context still works');
-});
-
 t.test('at start, libnftables that does not answer is fatal at the 10 s deadline, with one line', ns, async (t) => {
   const scheduler = new ManualScheduler();
   const backend = new HangingBackend();

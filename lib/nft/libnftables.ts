@@ -165,19 +165,13 @@ export class LibnftablesBackend implements NftBackend {
     let freed = false;
     return {
       run: (text) => new Promise((resolve) => {
-        try {
-          s.runCmd.async(ctx, text, (err, rc) => {
-            // The buffers are read (and rewound) on the main thread, after the call is done.
-            const output = s.outputBuffer(ctx) ?? '';
-            const error = s.errorBuffer(ctx) ?? '';
-            if (err) resolve({ rc: -1, output, error: `${error}${err instanceof Error ? err.message : String(err)}` });
-            else resolve({ rc, output, error });
-          });
-        } catch (err) {
-          // koffi refused the call before it started (its arguments): a failed run like any other,
-          // reported through the caller, not a rejection nobody handles.
-          resolve({ rc: -1, output: '', error: err instanceof Error ? err.message : String(err) });
-        }
+        s.runCmd.async(ctx, text, (err, rc) => {
+          // The buffers are read (and rewound) on the main thread, after the call is done.
+          const output = s.outputBuffer(ctx) ?? '';
+          const error = s.errorBuffer(ctx) ?? '';
+          if (err) resolve({ rc: -1, output, error: `${error}${err instanceof Error ? err.message : String(err)}` });
+          else resolve({ rc, output, error });
+        });
       }),
       free: () => {
         if (freed) return;
