@@ -126,6 +126,11 @@ export abstract class EvidenceState {
     if (user !== '') this.userSample = fewAdd(this.userSample, user, SAMPLE_USERS);
   }
 
+  /** The user sample takes no more names: a new name is kept only as the current run's. */
+  get userSampleFull(): boolean {
+    return fewSize(this.userSample) >= SAMPLE_USERS;
+  }
+
   sampleAgent(ua: string): void {
     if (ua !== '') this.agentSample = fewAdd(this.agentSample, ua, SAMPLE_AGENTS);
   }
