@@ -503,8 +503,8 @@ export class RatePolicy implements Policy {
       case 'challenge': {
         s.challenges++;
         // Shared while the source may still keep the name in its sample: once that is full (a
-        // credential scanner's eight names), a new name lives only as the run's and needs no
-        // lookup (the pool then only churned: 87 % of its lookups missed on the bench's trace).
+        // credential scanner's first eight names), a new name lives only as the run's, and
+        // looking it up would only churn the pool with names that never come back.
         const user = e.fromUser === s.runUser ? s.runUser : e.fromUser === '' || s.userSampleFull ? e.fromUser : this.sharedUser(e.fromUser);
         s.sampleUser(user);
         if (feedPrefix) { p.challenges++; p.sampleUser(user); }
