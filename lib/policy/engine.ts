@@ -465,8 +465,14 @@ export class RatePolicy implements Policy {
 
   // ---------------------------------------------------------------- evidence
 
-  /** The shared copy of a user name (see userNames). */
-  private sharedUser(name: string): string {
+  /**
+   * The copy of a challenge's user name to store at `s`: the shared one (see userNames) while
+   * its sample may still keep the name. Once that is full (a credential scanner's first eight
+   * names), a new name lives only as the run's, and looking it up would only churn the pool
+   * with names that never come back.
+   */
+  private storedUser(s: SourceState, name: string): string {
+    if (name === '' || s.userSampleFull) return name;
     const had = this.userNames.get(name);
     if (had !== undefined) return had;
     this.userNames.set(name, name);
@@ -502,10 +508,7 @@ export class RatePolicy implements Policy {
     switch (e.kind) {
       case 'challenge': {
         s.challenges++;
-        // Shared while the source may still keep the name in its sample: once that is full (a
-        // credential scanner's first eight names), a new name lives only as the run's, and
-        // looking it up would only churn the pool with names that never come back.
-        const user = e.fromUser === s.runUser ? s.runUser : e.fromUser === '' || s.userSampleFull ? e.fromUser : this.sharedUser(e.fromUser);
+        const user = e.fromUser === s.runUser ? s.runUser : this.storedUser(s, e.fromUser);
         s.sampleUser(user);
         if (feedPrefix) { p.challenges++; p.sampleUser(user); }
         const callId = e.callId !== '' ? e.callId : `\u0000${e.fromUser}\u0000${e.toUser}`;
