@@ -7,6 +7,7 @@ import modesl from 'modesl';
 import { EslEventSource, SUBSCRIPTION_COMMAND, type EslSourceOptions } from '../lib/esl/index.js';
 import { EslTestServer, type EslTestServerOptions } from './support/esl-server.js';
 import { eventFrame } from './support/esl-wire.js';
+import { FakeTimers } from './support/fake-timers.js';
 import {
   captureEventBodies, readTrace, RecordingListener, RecordingLogger, sleep, waitFor,
 } from './support/esl-test-helpers.js';
@@ -346,8 +347,20 @@ t.test('stop(): says exit, resolves, and never reconnects', async (t) => {
 
   // Stopping while FreeSWITCH is unreachable resolves at once and cancels the retry.
   const port = await freePort();
-  const down = startSource(t, port, { reconnectInitialMs: 10 });
-  await sleep(100);
-  await down.source.stop();
-  t.equal(down.listener.connects, 0);
+  const timers = new FakeTimers(0);
+  const downListener = new RecordingListener();
+  const downLogger = new RecordingLogger();
+  const down = new EslEventSource({ host: '127.0.0.1', port, password: 'ClueCon', profiles: null, reconnectInitialMs: 10 }, downListener, { logger: downLogger, timers, clock: () => timers.now, random: () => 0 });
+  t.teardown(() => down.stop());
+  down.start();
+  await waitFor('the first attempt refused', () => downLogger.records.some((r) => /cannot reach/.test(r.msg)));
+  const attempts = (): number => downLogger.records.filter((r) => /^connecting to/.test(r.msg)).length;
+  t.equal(timers.scheduled, 1, 'a retry is due');
+  timers.advance(1_000);
+  await waitFor('the second attempt refused', () => attempts() === 2 && timers.scheduled === 1);
+  await down.stop();
+  t.equal(timers.scheduled, 0, 'stop() cancelled the retry');
+  timers.advance(60_000);
+  t.equal(attempts(), 2, 'no attempt after stop()');
+  t.equal(downListener.connects, 0, 'never connected');
 });
