@@ -123,7 +123,15 @@ function udpReceives(from: string, to: string, port: number): Promise<boolean> {
     const control: Socket = createSocket(family);
     const client: Socket = createSocket(family);
     let received = false;
+    // Only a bound: the control datagram is never filtered, so this fires only when something broke.
+    const deadline = setTimeout(() => {
+      server.close();
+      control.close();
+      client.close();
+      reject(new Error(`the control datagram from ${from} to ${to}:${OPEN_PORT} never arrived`));
+    }, 10_000);
     const finish = (): void => {
+      clearTimeout(deadline);
       server.close();
       control.close();
       client.close();

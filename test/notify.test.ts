@@ -137,18 +137,24 @@ t.test('a flood of 10,000 bans: one message, then one digest per interval with t
 });
 
 t.test('webhook: 5xx retried with backoff under the same delivery id, 4xx not; failures counted and logged without the URL\'s token', async (t) => {
-  const hook = await receiver(t, (n) => (n <= 2 ? 503 : 200));
+  // The injected time at which each attempt reached the receiver.
+  const attemptsAt: number[] = [];
+  let now = (): number => 0;
+  const hook = await receiver(t, (n) => { attemptsAt.push(now()); return n <= 2 ? 503 : 200; });
   const { notifier, timers, registry, logger } = rig(notifyConfig({ webhook: { kinds: ['ban'], url: hook.url, secret: SECRET } }));
+  now = timers.clock;
   t.teardown(() => notifier.stop(0));
+  const start = timers.now;
   notifier.banned(ban('brute_force'), 3600, timers.now);
   await until('first failure', () => logger.records.length >= 1);
   t.equal(hook.got.length, 0);
-  timers.advance(999);
-  t.equal(logger.records.length, 1, 'not before the backoff');
-  timers.advance(1);
+  t.equal(timers.nextDueIn(), 1000, 'the retry is the next timer, in 1 s');
+  timers.advance(1000);
   await until('second failure', () => logger.records.length >= 2);
+  t.equal(timers.nextDueIn(), 2000, 'the next retry in 2 s');
   timers.advance(2000);
   await until('delivered on the third attempt', () => notifier.channelHealth()[0]!.messages === 1);
+  t.same(attemptsAt.map((at) => at - start), [0, 1000, 3000], 'each attempt made when its retry timer ran');
   t.equal(await metric(registry, 'fsguard_notify_failures_total', { channel: 'webhook' }), 2);
   t.equal(await metric(registry, 'fsguard_notify_messages_total', { channel: 'webhook' }), 1);
   t.match(logger.records[0], { level: 'warn', obj: { channel: 'webhook', attempt: 1, retryInMs: 1000 } });

@@ -27,6 +27,13 @@ export class FakeTimers implements EslTimers {
     return this.pending.size;
   }
 
+  /** How long until the next timer is due (null: none is pending). */
+  nextDueIn(): number | null {
+    let at = Infinity;
+    for (const entry of this.pending.values()) if (entry.at < at) at = entry.at;
+    return at === Infinity ? null : at - this.now;
+  }
+
   /** Runs every timer due within `ms`, in order, moving the clock to each. */
   advance(ms: number): void {
     const until = this.now + ms;
