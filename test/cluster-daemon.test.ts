@@ -60,7 +60,8 @@ t.test('2. a ban decided from events on node A is in the kernel sets of B and C;
   const attacker = '203.0.113.20';
   await sendGuesses(a, attacker, guessTimes(8, 2));
   for (const n of [a, b, c]) t.ok(await eventually(() => hasElement(n, attacker)), `${attacker} in ${n.name}'s kernel set`);
-  t.notOk(b.daemon.lines.some((l) => l.event === 'ban' && l.target === attacker && (l.evidence as { answeredFailures: number }).answeredFailures < 6), 'banned on the same evidence');
+  const bLine = await b.daemon.waitForLog('B: ban line', (l) => l.event === 'ban' && l.target === attacker);
+  t.ok((bLine.evidence as { answeredFailures: number }).answeredFailures >= 6, 'B banned on the same evidence (A\'s guesses)');
 
   // Node B's FreeSWITCH (known to A from B's events) attacks through A: banned nowhere.
   await sendGuesses(b, '198.51.100.5', guessTimes(1, 1));

@@ -60,6 +60,9 @@ t.test('no data leaves the host: no outbound clients besides the event socket an
     t.notMatch(text, /\bfetch\s*\(|\bhttps?\.(request|get)\s*\(|node:https|node:dgram|\bdgram\b|node:tls|\bnet\.connect\b|createConnection\s*\(/, `${f.path}: no outbound client`);
   }
   t.same(files.filter((f) => /nodemailer/.test(f.text)).map((f) => f.path), ['notify/mail.ts'], 'mail only through notify/mail.ts');
+  // The cluster's Redis (off unless configured): clients made in two reviewed places only.
+  t.same(files.filter((f) => /\bnew\s+(Redis|Cluster)\s*\(/.test(f.text)).map((f) => f.path).sort(), ['cluster/cli.ts', 'cluster/redis-link.ts'], 'Redis clients only in the cluster\'s link and its CLI');
+  t.same(files.filter((f) => /from 'ioredis'/.test(f.text) && !f.path.startsWith('cluster/')).map((f) => f.path), [], 'ioredis only under cluster/');
   const servers = files.filter((f) => /\bcreateServer\s*\(/.test(f.text)).map((f) => f.path);
   t.same(servers, ['obs/metrics.ts', 'status/socket.ts'], 'the only listeners: the metrics endpoint and the status Unix socket');
   const unit = readFileSync(new URL('../../systemd/fsguard.service', import.meta.url), 'utf8');

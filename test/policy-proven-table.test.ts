@@ -13,7 +13,10 @@ import { compileSettings } from '../lib/policy/compiled-settings.js';
 import { SourceTracker } from '../lib/policy/tracking.js';
 import { parseIp } from '../lib/net/ip.js';
 import { DEFAULT_POLICY_SETTINGS } from '../lib/policy/settings.js';
+import { LibnftablesRunner, NftSetWriter, resolveNftLayout } from '../lib/nft/index.js';
 import { RecordingLogger } from './support/esl-test-helpers.js';
+import { netnsTestOptions } from './support/netns.js';
+import { deleteTableIfExists, uniqueTableName } from './support/nft-kernel.js';
 import { bruteForce, extensionScan, judge, replay, site, TraceBuilder } from './support/policy-traces.js';
 
 const SITES = Array.from({ length: 14 }, (_, i) => `198.51.100.${10 + i}`);
@@ -82,15 +85,19 @@ t.test('proofs that lapsed make room: their sources go back among the unproven, 
   for (const ip of SITES.slice(10)) t.equal(r.policy.inspect(ip)?.proven, true, `${ip} is proven`);
 });
 
-t.test('the daemon counts the proofs left out and warns at most once an hour', async (t) => {
+t.test('the daemon counts the proofs left out and warns at most once an hour', netnsTestOptions(), async (t) => {
   const policy = createPolicy(S);
   const b = new TraceBuilder(7302);
   for (const ip of SITES) site(b, { ip, phones: 1, bootSpreadS: 60, durationS: 100 });
   const metrics = new FsguardMetrics(false);
   const logger = new RecordingLogger();
   let nowMs = 1_700_000_000_000;
-  const writer = { setup: async () => {}, list: async () => ({ tableExists: true, bans: [], unrecognized: [] }), ban: async () => ({ status: 'written' as const }), flush: async () => {} };
-  const guard = new Guard(policy, writer as never, logger, metrics, { allow: [] }, () => nowMs);
+  const table = uniqueTableName('proven');
+  t.teardown(() => deleteTableIfExists('inet', table));
+  const writer = new NftSetWriter(new LibnftablesRunner(), resolveNftLayout({ table }), { batchMs: 0 });
+  t.teardown(() => writer.close());
+  const guard = new Guard(policy, writer, logger, metrics, { allow: [] }, () => nowMs);
+  await guard.start();
   const warnings = (): { msg: string; obj: object }[] => logger.records.filter((r) => r.level === 'warn' && /proven sources are all live/.test(r.msg));
   const events = b.build();
   for (const h of events) {

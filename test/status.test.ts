@@ -86,6 +86,7 @@ t.test('status shows the figures of a replayed trace; with the daemon stopped, t
   t.match(s.alerts.latest[0], { kind: last.kind, source: last.source, profile: last.profile, message: last.msg, ...(last.user !== undefined ? { user: last.user } : {}), ...(last.userAgent !== undefined ? { userAgent: last.userAgent } : {}) }, 'the latest alert names user, source and user agent');
   t.ok(s.alerts.latest.length <= 10);
 
+  t.ok(s.nearestThresholds.length > 0, 'the stale-password phones are near a threshold');
   for (const n of s.nearestThresholds) {
     t.ok(n.fraction > 0 && n.fraction < 1 && n.value < n.threshold, `${n.source} ${n.rule} ${n.value}/${n.threshold} is below its threshold`);
     t.ok(events.some((e) => e['network-ip'] === n.source), `${n.source} is a source of the trace`);
