@@ -112,10 +112,15 @@ t.test('forged challenges from a registered site\'s address never ban it', netns
   // The same spray from the office (forged: UDP source spoofed) and from an unregistered
   // address (the control: the spray is ban-worthy by itself).
   const CONTROL = '10.47.0.1';
-  const spray = [...scanner(OFFICE, 400), ...scanner(CONTROL, 400)];
+  // A second control: 12 challenges with a phone's user agent, too few for a flood, so only
+  // their timing out unanswered can ban it. Challenges time out in the order they came: once it
+  // is banned, the office's challenges (sent before) have timed out and been judged too.
+  const TIMED = '10.47.0.2';
+  const spray = [...scanner(OFFICE, 400), ...scanner(CONTROL, 400), ...scanner(TIMED, 12, { userAgent: 'Yealink SIP-T46S' })];
   await server.replay(spray, { eventsPerSecond: 400 });
   await waitFor('control banned', () => elementIfAny(table, 'banned4', CONTROL), 15_000);
-  await sleep(3000); // answer timeouts elapse: unanswered challenges are judged too
+  const timed = await daemon.waitForLog('the timed control banned', (l) => l.event === 'ban' && l.target === TIMED, 30_000);
+  t.equal(timed.rule, 'unanswered_challenges', 'banned when its challenges timed out');
   t.notOk(elementIfAny(table, 'banned4', OFFICE), 'the registered office is not in the set');
   t.notOk(daemon.lines.some((l) => l.event === 'ban' && l.target === OFFICE), 'and no ban was decided for it');
   t.ok(daemon.lines.some((l) => l.target === CONTROL && l.event === 'ban'), 'the same spray bans an unregistered address');
@@ -141,9 +146,15 @@ t.test('the allow-list and FreeSWITCH\'s own addresses are never banned, whateve
   // Control: the same from ordinary addresses is banned.
   const controls = ['10.48.0.1', '10.48.0.2'];
   events.push(...scanner(controls[0]!, 30, sw), ...bruteForce(controls[1]!, 30, sw));
+  // Last, a control only the timing out of its challenges can ban (see the forged-challenge
+  // test above): once it is banned, every challenge before it was judged.
+  const TIMED = '10.48.0.3';
+  events.push(...scanner(TIMED, 12, { ...sw, userAgent: 'Yealink SIP-T46S' }));
   await server.replay(events, { eventsPerSecond: 2000 });
   await waitFor('controls banned', () => controls.every((ip) => elementIfAny(table, 'banned4', ip)), 15_000);
-  await sleep(3000);
+  const timed = await daemon.waitForLog('the timed control banned', (l) => l.event === 'ban' && l.target === TIMED, 30_000);
+  t.equal(timed.rule, 'unanswered_challenges', 'banned when its challenges timed out');
+  await waitFor('the timed control in the kernel', () => elementIfAny(table, 'banned4', TIMED), 15_000);
   const keys = allBannedKeys(table);
   t.same(protectedSources.filter((ip) => keys.has(ip)), [], 'no protected address in any set');
   t.notOk([...keys].some((k) => k.startsWith('2001:db8:5::/')), 'the switch\'s /64 is not banned');
