@@ -128,6 +128,7 @@ t.test('unban notices: a ban that expires, and one lifted by hand', netnsTestOpt
   await waitUntil('the lifted notice', () => /ban lifted by hand: 203\.0\.113\.201 \(manual\)/.test(texts()));
   // Long enough to be read back (reconciles are spaced by how long one takes) before it expires.
   t.equal((await fsguardCli(['ban', '203.0.113.200', '--for', '12s', '--config', config])).status, 0);
+  await waitUntil('the short ban adopted by the daemon', async () => (await known()) === 1);
   await waitUntil('the expired notice', () => /ban expired: 203\.0\.113\.200 \(manual\)/.test(texts()), 45_000).catch((err: Error) => {
     throw new Error(`${err.message}; got: ${texts()}; log: ${daemon.lines.filter((l) => JSON.stringify(l).includes('203.0.113.200') || l.channel !== undefined).map((l) => JSON.stringify(l)).join('\n')}`);
   });
