@@ -581,6 +581,7 @@ export class Guard implements EslSourceListener {
     // Not awaited: the retries go through the writer's own backoff, and the daemon spaces
     // reconciles by how long one took — a slow nft must not push the next retry away.
     void this.retryUnwritten();
+    this.logger.debug({ inKernel: list.bans.length, known: this.known.size, unwritten: this.unwritten.size }, 'reconciled with the kernel');
   }
 
   /** A ban someone else took out of the kernel: a grace period in the policy, told and logged. */
