@@ -9,7 +9,7 @@ import { EslTestServer, type EslTestServerOptions } from './support/esl-server.j
 import { eventFrame } from './support/esl-wire.js';
 import { FakeTimers } from './support/fake-timers.js';
 import {
-  captureEventBodies, readTrace, RecordingListener, RecordingLogger, sleep, waitFor,
+  captureEventBodies, readTrace, RecordingListener, RecordingLogger, waitFor,
 } from './support/esl-test-helpers.js';
 
 const CAPTURE = captureEventBodies('esl_json_CUSTOM_sofia.raw');
@@ -335,13 +335,20 @@ t.test('a listener that throws does not stop the source', async (t) => {
 
 t.test('stop(): says exit, resolves, and never reconnects', async (t) => {
   const server = await serverFor(t);
-  const { source, listener } = startSource(t, server.port, { reconnectInitialMs: 10 });
+  const upTimers = new FakeTimers(0);
+  const listener = new RecordingListener();
+  const logger = new RecordingLogger();
+  const source = new EslEventSource({ host: '127.0.0.1', port: server.port, password: 'ClueCon', profiles: null, reconnectInitialMs: 10 }, listener, { logger, timers: upTimers, clock: () => upTimers.now, random: () => 0 });
+  t.teardown(() => source.stop());
+  source.start();
   await waitFor('connected', () => listener.connects === 1);
   await source.stop();
   t.equal(listener.disconnects.at(-1), 'stopped');
-  await sleep(200);
+  await waitFor('exit received', () => /exit\n\n$/.test(server.sessions[0]!.received.toString()));
+  t.equal(upTimers.scheduled, 0, 'no timer left: no retry, no watchdog');
+  upTimers.advance(60_000);
+  t.equal(logger.records.filter((r) => /^connecting to/.test(r.msg)).length, 1, 'no connection attempt after stop()');
   t.equal(server.connectionLog.length, 1);
-  t.match(server.sessions[0]!.received.toString(), /exit\n\n$/);
   t.notOk(source.connected);
   await source.stop();
 
