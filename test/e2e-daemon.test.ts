@@ -237,7 +237,7 @@ t.test('nft flush ruleset by an admin: table, chain and bans are back within 2 s
   const before = await waitForElement(table, 'banned4', ATTACKER);
   t.ok(before, 'banned');
   await daemon.waitForLog('ban confirmed', isBanOf(ATTACKER));
-  await new Promise((r) => setTimeout(r, 700)); // let a reconcile see it in the kernel
+  await daemon.waitForReconciles(daemon.lines.length); // a reconcile saw it in the kernel
   const { nftCli } = await import('./support/nft-kernel.js');
   const flushedAt = Date.now();
   const linesBefore = daemon.lines.length;

@@ -26,15 +26,6 @@ async function banSome(server: EslTestServer, table: string, base: number, n: nu
   return ips;
 }
 
-/**
- * Waits until the daemon has finished two reconciles after its log line `from`: the second
- * listed the kernel after everything before `from` was done (the daemon logs at debug level).
- */
-async function reconciledSince(daemon: DaemonProcess, from: number): Promise<void> {
-  const reconciled = (l: LogLine): boolean => l.msg === 'reconciled with the kernel';
-  await daemon.waitForLog('two reconciles', () => daemon.lines.slice(from).filter(reconciled).length >= 2, 15_000);
-}
-
 /** Every element with its seconds left, across the ban sets. */
 function snapshot(table: string): Map<string, number> {
   const out = new Map<string, number>();
@@ -71,7 +62,7 @@ t.test('nft flush ruleset: table, sets, chain and every ban back within 2 s with
   await server.waitForSubscriptions(1);
   await banSome(server, table, 0x030000, 40);
   t.equal((await fsguardCli(['ban', '2001:db8:bad:1::/64', '--for', '2h', '--config', config])).status, 0, 'manual prefix ban');
-  await reconciledSince(daemon, daemon.lines.length); // the daemon knows every ban, the manual one too
+  await daemon.waitForReconciles(daemon.lines.length); // the daemon knows every ban, the manual one too
   const rulesBefore = chainRules(table, 'input');
   const before = snapshot(table);
   t.ok(before.size >= 42, `${before.size} bans before the flush`);
@@ -87,7 +78,7 @@ t.test('nft flush ruleset: table, sets, chain and every ban back within 2 s with
   t.ok((restoring.bans as number) >= before.size, `the flush removed the table and fsguard restored ${String(restoring.bans)} bans`);
   t.same(chainRules(table, 'input'), rulesBefore, 'the drop rules are back, the same');
   t.match(kernelElements(table, 'banned6p64').find((e) => e.key === '2001:db8:bad:1::')?.comment ?? '', /rule=manual/, 'the manual ban keeps its comment');
-  await reconciledSince(daemon, daemon.lines.indexOf(restoring));
+  await daemon.waitForReconciles(daemon.lines.indexOf(restoring));
   t.notOk(daemon.lines.some((l) => /lifted outside fsguard/.test(l.msg ?? '')), 'a flush is not mistaken for manual unbans');
   t.ok(daemon.running);
 });
@@ -99,7 +90,7 @@ t.test('systemctl restart nftables (flush ruleset + another table from a file): 
   const daemon = startDaemon(t, config);
   await server.waitForSubscriptions(1);
   await banSome(server, table, 0x040000, 30);
-  await reconciledSince(daemon, daemon.lines.length);
+  await daemon.waitForReconciles(daemon.lines.length);
   const before = snapshot(table);
   const dir = mkdtempSync(join(tmpdir(), 'fsguard-nftables-'));
   const conf = join(dir, 'nftables.conf');

@@ -139,6 +139,15 @@ export class DaemonProcess {
     }
   }
 
+  /**
+   * Waits until the daemon has finished two reconciles after its log line `from` (it logs them
+   * at debug level): the second listed the kernel after everything before `from` was done.
+   */
+  async waitForReconciles(from: number): Promise<void> {
+    const reconciled = (l: LogLine): boolean => l.msg === 'reconciled with the kernel';
+    await this.waitForLog('two reconciles', () => this.lines.slice(from).filter(reconciled).length >= 2);
+  }
+
   /** Sends a signal and waits for exit; returns the exit code. */
   async stop(signal: NodeJS.Signals = 'SIGTERM', timeoutMs = 10_000): Promise<number | null> {
     if (!this.running) return this.exitCode ?? null;
