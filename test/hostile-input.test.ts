@@ -8,7 +8,7 @@ import { fsguardCli, type LogLine } from './support/daemon-process.js';
 import { netnsTestOptions } from './support/netns.js';
 import { BAN_SETS, nftCli } from './support/nft-kernel.js';
 import {
-  allBannedKeys, elementIfAny, elementsIfAny, eventBody, rigConfig, sleep, startDaemon, waitFor, type EventSpec,
+  allBannedKeys, elementIfAny, elementsIfAny, eventBody, rigConfig, startDaemon, waitFor, type EventSpec,
 } from './support/fault-rig.js';
 
 const OFFICE = '198.51.100.30';
@@ -70,7 +70,10 @@ t.test('hostile strings in user agent, users and call-id: one JSON line per log 
   const targets = HOSTILE.flatMap((_, i) => [`10.44.0.${i + 1}`, `10.45.0.${i + 1}`]);
   await waitFor('every hostile source banned', () => targets.every((ip) => elementIfAny(table, 'banned4', ip)), 15_000);
   await daemon.waitForLog('an alert naming a hostile user', (l) => l.event === 'alert' && typeof l.user === 'string');
-  await sleep(500);
+  // A plain scanner last: once its ban line is in, every line about the events before it is.
+  const LAST = '10.46.0.99';
+  await server.replay(scanner(LAST, 1));
+  await daemon.waitForLog('the last scanner banned', (l) => l.event === 'ban' && l.target === LAST);
 
   t.same(daemon.strayStdout.slice(0, 3), [], 'every stdout line parsed as JSON (no line was broken or forged)');
   t.notOk(daemon.lines.some((l) => l.forged === true || l.msg === 'forged entry'), 'no forged log entry');
