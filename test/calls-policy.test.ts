@@ -15,6 +15,8 @@ import { Guard } from '../lib/daemon/guard.js';
 import { FsguardMetrics } from '../lib/obs/metrics.js';
 import { createPolicy } from '../lib/policy/engine.js';
 import { normalizeEvent } from '../lib/events/normalize.js';
+import { netnsTestOptions } from './support/netns.js';
+import { kernelWriter } from './support/nft-kernel.js';
 
 const S = DEFAULT_POLICY_SETTINGS;
 const PROBER = '203.0.113.71';
@@ -305,7 +307,7 @@ t.test('maxTrackedAccounts below the live accounts: an account\'s usual numbers 
   t.match(fraud[0]?.alert, { source: OFFICE, account: '1001@pbx.example.com' }, 'new numbers in a burst: the alert');
 });
 
-t.test('a toll-fraud table full of live accounts: a metric, and a warning at most once an hour', async (t) => {
+t.test('a toll-fraud table full of live accounts: a metric, and a warning at most once an hour', netnsTestOptions(), async (t) => {
   const policy = createPolicy({ ...S, maxTrackedAccounts: 10 });
   const feed = (seed: number, first: number, count: number, atS: number): void => {
     const b = new CallTraceBuilder(seed);
@@ -318,8 +320,8 @@ t.test('a toll-fraud table full of live accounts: a metric, and a warning at mos
   const metrics = new FsguardMetrics(false);
   const logger = new RecordingLogger();
   let nowMs = 1_700_000_000_000;
-  const writer = { setup: async () => {}, list: async () => ({ tableExists: true, bans: [], unrecognized: [] }), ban: async () => ({ status: 'written' as const }), flush: async () => {} };
-  const guard = new Guard(policy, writer as never, logger, metrics, { allow: [] }, () => nowMs);
+  const guard = new Guard(policy, kernelWriter(t, 'accounts'), logger, metrics, { allow: [] }, () => nowMs);
+  await guard.start();
   const warnings = (): string[] => logger.records.filter((r) => r.level === 'warn' && /toll-fraud table is full/.test(r.msg)).map((r) => r.msg);
   feed(60, 3000, 10, 0);
   guard.tick();

@@ -8,6 +8,8 @@ import {
 import { EslTestServer } from './support/esl-server.js';
 import { readCapture, RecordingListener, RecordingLogger, splitCapture, waitFor } from './support/esl-test-helpers.js';
 import { FakeSwitch, FakeTimers } from './support/fake-switch.js';
+import { netnsTestOptions } from './support/netns.js';
+import { kernelWriter } from './support/nft-kernel.js';
 
 function setup(opts: Partial<EslSourceOptions> = {}): { timers: FakeTimers; fs: FakeSwitch; listener: RecordingListener; logger: RecordingLogger; source: EslEventSource } {
   const timers = new FakeTimers(0);
@@ -216,7 +218,7 @@ t.test('the source reports a gap to its listener and logs its window once per ga
   t.match(listener.gaps[1], { kind: 'reconnect', fromSeq: 5001, toSeq: 5200, missing: 198 });
 });
 
-t.test('the guard counts each gap and hands its window to the policy', async (t) => {
+t.test('the guard counts each gap and hands its window to the policy', netnsTestOptions(), async (t) => {
   const { Guard } = await import('../lib/daemon/guard.js');
   const { FsguardMetrics } = await import('../lib/obs/metrics.js');
   const { createPolicy } = await import('../lib/policy/engine.js');
@@ -226,8 +228,8 @@ t.test('the guard counts each gap and hands its window to the policy', async (t)
     noteEventGap: (g: unknown) => { noted.push(g); },
   });
   const metrics = new FsguardMetrics(false);
-  const writer = { setup: async () => {}, list: async () => ({ tableExists: true, bans: [], unrecognized: [] }), ban: async () => ({ status: 'written' as const }), flush: async () => {} };
-  const guard = new Guard(policy, writer as never, new RecordingLogger(), metrics, { allow: [] });
+  const guard = new Guard(policy, kernelWriter(t, 'gaps'), new RecordingLogger(), metrics, { allow: [] });
+  await guard.start();
   guard.onEventGap({ kind: 'stream', fromSeq: 10, toSeq: 5000, fromUs: 1_000, toUs: 2_000, missing: 4989 });
   guard.onEventGap({ kind: 'reconnect', fromSeq: 5000, toSeq: 5200, fromUs: 3_000, toUs: 4_000, missing: 199 });
   t.same(noted, [{ fromUs: 1_000, toUs: 2_000, missing: 4989 }, { fromUs: 3_000, toUs: 4_000, missing: 199 }]);

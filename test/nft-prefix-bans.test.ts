@@ -142,7 +142,7 @@ t.test('the daemon\'s reconcile: a /64 replaced by a wider ban stays banned; wri
   const logger = new RecordingLogger();
   // The guard's clock: the kernel's, moved on by hand to stand for a wider ban's expiry.
   let aheadMs = 0;
-  const guard = new Guard(createPolicy(DEFAULT_POLICY_SETTINGS), daemonWriter, logger as never, new FsguardMetrics(false), { allow: [] }, () => Date.now() + aheadMs);
+  const guard = new Guard(createPolicy(DEFAULT_POLICY_SETTINGS), daemonWriter, logger, new FsguardMetrics(false), { allow: [] }, () => Date.now() + aheadMs);
   await guard.start();
   t.equal(guard.knownBans, 1, 'the /64 read back at start');
   const lifted = (target: string): boolean => logger.records.some((r) => /lifted outside fsguard/.test(r.msg) && (r.obj as { target?: string }).target === target);

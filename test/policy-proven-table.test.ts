@@ -13,10 +13,9 @@ import { compileSettings } from '../lib/policy/compiled-settings.js';
 import { SourceTracker } from '../lib/policy/tracking.js';
 import { parseIp } from '../lib/net/ip.js';
 import { DEFAULT_POLICY_SETTINGS } from '../lib/policy/settings.js';
-import { LibnftablesRunner, NftSetWriter, resolveNftLayout } from '../lib/nft/index.js';
 import { RecordingLogger } from './support/esl-test-helpers.js';
 import { netnsTestOptions } from './support/netns.js';
-import { deleteTableIfExists, uniqueTableName } from './support/nft-kernel.js';
+import { kernelWriter } from './support/nft-kernel.js';
 import { bruteForce, extensionScan, judge, replay, site, TraceBuilder } from './support/policy-traces.js';
 
 const SITES = Array.from({ length: 14 }, (_, i) => `198.51.100.${10 + i}`);
@@ -92,11 +91,7 @@ t.test('the daemon counts the proofs left out and warns at most once an hour', n
   const metrics = new FsguardMetrics(false);
   const logger = new RecordingLogger();
   let nowMs = 1_700_000_000_000;
-  const table = uniqueTableName('proven');
-  t.teardown(() => deleteTableIfExists('inet', table));
-  const writer = new NftSetWriter(new LibnftablesRunner(), resolveNftLayout({ table }), { batchMs: 0 });
-  t.teardown(() => writer.close());
-  const guard = new Guard(policy, writer, logger, metrics, { allow: [] }, () => nowMs);
+  const guard = new Guard(policy, kernelWriter(t, 'proven'), logger, metrics, { allow: [] }, () => nowMs);
   await guard.start();
   const warnings = (): { msg: string; obj: object }[] => logger.records.filter((r) => r.level === 'warn' && /proven sources are all live/.test(r.msg));
   const events = b.build();

@@ -2,12 +2,24 @@
 // lib/nft's own read-back, so the writer's tests assert on kernel state rather than on
 // the code under test.
 import { spawnSync } from 'node:child_process';
-import type { NftInput, NftRunner, NftRunResult } from '../../lib/nft/index.js';
+import { LibnftablesRunner, NftSetWriter, resolveNftLayout, type NftInput, type NftRunner, type NftRunResult } from '../../lib/nft/index.js';
 import type { NftCommand } from '../../lib/nft/schema.js';
 
 /** A table name unique to this test process and label, so parallel test files never collide. */
 export function uniqueTableName(label: string): string {
   return `t${process.pid}_${label}`.replace(/[^A-Za-z0-9_]/g, '_').slice(0, 32);
+}
+
+/**
+ * A real writer on a table of its own (in the test's namespace), closed and its table deleted
+ * at teardown: for tests of the guard whose subject is not the kernel, which still write to it.
+ */
+export function kernelWriter(t: { teardown(fn: () => unknown): void }, label: string): NftSetWriter {
+  const table = uniqueTableName(label);
+  t.teardown(() => deleteTableIfExists('inet', table));
+  const writer = new NftSetWriter(new LibnftablesRunner(), resolveNftLayout({ table }), { batchMs: 0 });
+  t.teardown(() => writer.close());
+  return writer;
 }
 
 /** Runs the nft CLI with arguments (no shell); returns stdout, throws on failure. */
