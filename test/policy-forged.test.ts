@@ -68,3 +68,18 @@ t.test('what remains possible: an address that never registered can still be fra
   const r = replay(b.build());
   t.equal(r.bans.find((x) => x.decision.target.cidr.text === NEVER_REGISTERED)?.decision.rule, 'brute_force');
 });
+
+t.test('an IPv6 site registered for hours keeps its /64\'s proof: forged challenges from new addresses in it ban nothing', async (t) => {
+  const b = new TraceBuilder(7401);
+  const SITE = '2001:db8:77:1::10';
+  // Three phones on one IPv6 host, refreshing every hour for eight hours.
+  site(b, { ip: SITE, phones: 3, bootSpreadS: 30, durationS: 8 * 3600, refreshS: 3600 });
+  // After six hours (the long window), a spray over 1,100 other /64s: the prefix table's idle pass runs.
+  const SPRAY_AT = 6 * 3600 + 300;
+  for (let i = 0; i < 1100; i++) b.auth({ ip: `2001:db8:${(0x1000 + i).toString(16)}::1`, port: 5060, user: String(100 + i), ua: 'Zoiper rv2.10.19.4', atS: SPRAY_AT + i * 0.1, answer: null });
+  // Right after it, challenges forged from 30 new addresses inside the site's /64, never answered.
+  for (let i = 0; i < 30; i++) b.auth({ ip: `2001:db8:77:1::${(0x100 + i).toString(16)}`, port: 5060, user: String(2000 + i), ua: 'Zoiper rv2.10.19.4', atS: SPRAY_AT + 120 + i * 0.2, answer: null });
+  const r = replay(b.build());
+  t.same(r.bans.map((x) => x.decision.target.cidr.text).filter((c) => c.startsWith('2001:db8:77:1:')), [], 'neither the site\'s /64 nor its host is banned');
+  t.equal(r.policy.inspect(SITE)?.proven, true, 'the site is still proven');
+});

@@ -173,7 +173,7 @@ export class RatePolicy implements Policy {
     const rs = this.settingsFor(event.profile);
     const s = this.tracker.source(event.source, now);
     if (s.allowed || s.bannedUntilUs > now) return this.flush();
-    const p = s.prefixKey !== null ? (this.tracker.linkedPrefix(s) ?? this.tracker.prefixOf(s, now)) : null;
+    const p = s.prefixKey !== null ? this.tracker.prefixInUse(s, now) : null;
     if (p !== null && p.bannedUntilUs > now) return this.flush();
     this.record(s, p, event, rs, now);
     return this.flush();
@@ -186,7 +186,7 @@ export class RatePolicy implements Policy {
     const rs = this.settingsFor(event.profile);
     const s = this.tracker.source(event.source, now);
     if (s.allowed || s.bannedUntilUs > now) return this.flush();
-    const p = s.prefixKey !== null ? (this.tracker.linkedPrefix(s) ?? this.tracker.prefixOf(s, now)) : null;
+    const p = s.prefixKey !== null ? this.tracker.prefixInUse(s, now) : null;
     if (p !== null && p.bannedUntilUs > now) return this.flush();
     s.lastSeenUs = now;
     s.version++;
@@ -398,7 +398,7 @@ export class RatePolicy implements Policy {
     s.answered = true;
     this.tracker.promote(s, now);
     if (s.prefixKey !== null) {
-      const p = this.tracker.linkedPrefix(s) ?? this.tracker.prefixOf(s, now);
+      const p = this.tracker.prefixInUse(s, now);
       if (s.provenUntilUs > p.provenUntilUs) p.provenUntilUs = s.provenUntilUs;
     }
   }

@@ -116,6 +116,18 @@ export class SourceTracker {
     return p;
   }
 
+  /**
+   * The prefix of an IPv6 host that is used now (an event of the host): the one it is linked to,
+   * marked used, or made anew. Marking it keeps a prefix whose hosts are active from looking idle
+   * (its idle age is its last use, not its making).
+   */
+  prefixInUse(s: SourceState, now: number): PrefixState {
+    const p = this.linkedPrefix(s);
+    if (p === null) return this.prefixOf(s, now);
+    p.lruUs = now;
+    return p;
+  }
+
   /** The tracked prefix this host is linked to (null: IPv4, or its prefix was evicted since). */
   linkedPrefix(s: SourceState): PrefixState | null {
     if (s.prefixSerial === 0) return null;
@@ -182,7 +194,8 @@ export class SourceTracker {
     }
     const idleUs = this.base.longWindowUs;
     for (const [k, v] of map) {
-      if (!(now - v.lruUs > idleUs && v.bannedUntilUs <= now && !(v instanceof SourceState && v.isProven(now)))) break;
+      // A proven host, or a prefix holding one, is never idle: its proof is the site's.
+      if (!(now - v.lruUs > idleUs && v.bannedUntilUs <= now && !provenAt(v, now))) break;
       map.delete(k);
       dropped(v);
     }
