@@ -57,7 +57,7 @@ t.test('every call of the captured bytes and of generated traces survives the st
   const [header, body] = codec.encodeEvent(origin, { kind: 'call', event: first.event }).split('\n') as [string, string];
   const e = (JSON.parse(body) as unknown[])[2] as unknown[];
   const withField = (i: number, v: unknown): string => `${header}\n${JSON.stringify(['e', 'call', e.map((x, j) => (j === i ? v : x))])}`;
-  for (const [what, raw] of [['bad source', withField(1, '10.0.0.256')], ['no destination', withField(4, '')], ['unknown outcome', withField(6, 9)],
+  for (const [what, raw] of [['bad source', withField(1, '10.0.0.256')], ['no destination', withField(4, '')], ['unknown outcome', withField(6, 9)], ['an outcome that is an array property', withField(6, 'length')],
     ['negative answer time', withField(7, -1)], ['bad timestamp', withField(13, 1.5)], ['a long user agent', withField(10, 'x'.repeat(100_000))],
     ['too few fields', `${header}\n${JSON.stringify(['e', 'call', e.slice(0, 14)])}`]] as const) {
     t.notOk(codec.decode(raw).ok, `${what}: refused`);
@@ -90,6 +90,8 @@ t.test('malformed entries and messages are refused with a reason, never trusted'
     ['unknown message type', `${header}\n["x"]`],
     ['unknown event kind', `${header}\n${JSON.stringify(['e', 'fax', e])}`],
     ['unknown auth kind', withEvent(0, 9)],
+    ['an auth kind that is an array property', withEvent(0, 'length')],
+    ['a fractional auth kind', withEvent(0, 1.5)],
     ['bad source', withEvent(2, '999.1.1.1')],
     ['non-canonical source', withEvent(2, '::ffff:1.2.3.4')],
     ['bad port', withEvent(3, 70_000)],

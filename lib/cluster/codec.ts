@@ -70,6 +70,13 @@ const MAX_BAN_SECONDS = 10 * 365 * 86_400;
 const MAX_LINES = 100_000;
 
 const text = (v: unknown, max = MAX_FIELD_CHARS): string | null => (typeof v === 'string' && v.length <= max ? v : null);
+/**
+ * The entry of `table` that the integer `v` indexes, else undefined. Not `table[v]`: a peer's
+ * "length" would index the array's length (a number, not an entry).
+ */
+function entryAt<T>(table: readonly T[], v: unknown): T | undefined {
+  return typeof v === 'number' && Number.isInteger(v) && v >= 0 && v < table.length ? table[v] : undefined;
+}
 
 /** Encodes and decodes the stream's entries for a set of event kinds. */
 export class ClusterCodec<M> {
@@ -212,7 +219,7 @@ export class AuthEventCodec implements EventCodec<AuthEvent> {
 
   decode(v: unknown): AuthEvent | string {
     if (!Array.isArray(v)) return 'not an array';
-    const kind = KINDS[v[0] as number];
+    const kind = entryAt(KINDS, v[0]);
     if (kind === undefined) return `unknown auth event kind ${JSON.stringify(v[0])}`;
     const raw = v[2];
     const source = typeof raw === 'string' ? this.addresses.parse(raw) : null;
@@ -312,7 +319,7 @@ export class CallEventCodec implements EventCodec<CallEvent> {
     if (!profile || context === null || !destination || hangupCause === null || realm === null || userAgent === null || callId === null || uuid === null) return 'bad call fields';
     const port = v[2];
     if (port !== null && !(typeof port === 'number' && Number.isInteger(port) && port >= 1 && port <= 65535)) return 'bad port';
-    const outcome = CALL_OUTCOMES[v[6] as number];
+    const outcome = entryAt(CALL_OUTCOMES, v[6]);
     if (outcome === undefined) return `unknown call outcome ${JSON.stringify(v[6])}`;
     const answeredSeconds = v[7];
     if (typeof answeredSeconds !== 'number' || !Number.isFinite(answeredSeconds) || answeredSeconds < 0) return 'bad answered time';
