@@ -74,3 +74,15 @@ for (const sc of SCENARIOS) {
     t.ok(onProfile.every((d) => !d.startsWith('alert ') || / external /.test(d)), 'alerts carry the profile, timer-driven ones too');
   });
 }
+
+t.test('an address allowed on one profile is banned on none: a ban drops it on every profile', async (t) => {
+  const PARTNER = '198.51.100.77';
+  const scan = (profile: string, ip: string): AuthEvent => ({
+    kind: 'challenge', profile, source: parseIp(ip)!, port: 5060, userAgent: 'friendly-scanner', callId: `a${++ids}`,
+    timeUs: T0 + (++ids) * S, switchAddresses: ['192.0.2.10'], fromUser: '100', toUser: '100',
+  });
+  const overrides = { external: { allow: [...DEFAULT_POLICY_SETTINGS.allow, `${PARTNER}/32`] } };
+  // A scanner user agent on the internal profile, forged with the partner's address (UDP).
+  t.same(decisions(DEFAULT_POLICY_SETTINGS, overrides, [scan('internal', PARTNER), scan('external', PARTNER)]), [], 'the partner is not banned, on either profile');
+  t.match(decisions(DEFAULT_POLICY_SETTINGS, overrides, [scan('internal', ATT)]), [/^ban 203\.0\.113\.66 scanner_user_agent/], 'the same event from another address bans it');
+});

@@ -12,6 +12,7 @@ import { LISTING_DEADLINE_MS, LibnftablesRunner, NftError, NftSetWriter, nftJson
 import type { Logger } from '../obs/logger.js';
 import { FsguardMetrics, serveMetrics } from '../obs/metrics.js';
 import { createPolicy } from '../policy/engine.js';
+import { allowedEverywhere } from '../policy/settings.js';
 import { DaemonOps } from '../status/wiring.js';
 import { BanJournal } from './ban-journal.js';
 import { DaemonCluster } from '../cluster/daemon-cluster.js';
@@ -161,7 +162,7 @@ export async function runDaemon(configFile: string | null, initial: FsguardConfi
   });
   // With a cluster section the policy is fed the shared stream, not this node's events alone.
   const cluster = config.cluster.enabled ? new DaemonCluster(config, logger, metrics.registry) : null;
-  const guard = new Guard(policy, writer, logger, metrics, { allow: config.policy.allow, journal, ...cluster?.guardOptions(), observers: ops.observers });
+  const guard = new Guard(policy, writer, logger, metrics, { allow: allowedEverywhere(config.policy, config.profiles), journal, ...cluster?.guardOptions(), observers: ops.observers });
   guardRef = guard;
   /** Ends the process: normally by returning, with `_exit` when a libnftables call is hung. */
   const finish = (code: number): number => {
@@ -290,7 +291,7 @@ export async function runDaemon(configFile: string | null, initial: FsguardConfi
     if (changed(config.nft, next.nft)) logger.warn({}, 'nft settings changed: they take effect on restart (bans in the old table stay until they expire)');
     if (changed(config.policy, next.policy) || changed(config.profiles, next.profiles)) {
       policy = createPolicy(next.policy, next.profiles);
-      guard.replacePolicy(policy);
+      guard.replacePolicy(policy, allowedEverywhere(next.policy, next.profiles));
       cluster?.policyChanged(next.policy, next.profiles);
       logger.info({}, 'policy reloaded (evidence gathered so far starts afresh; kernel bans are kept)');
     }

@@ -96,7 +96,7 @@ export class Guard implements EslSourceListener {
   private readonly covered = new Map<string, CoveredBan>();
   /** Targets of unwritten bans whose retry is in flight. */
   private readonly retrying = new Set<string>();
-  private readonly allow: Cidr[];
+  private allow: Cidr[];
   private readonly journal: BanJournal | null;
   /** FreeSWITCH's own addresses, learnt from events; never banned. */
   private readonly switchAddresses = new Map<string, Cidr | null>();
@@ -132,7 +132,7 @@ export class Guard implements EslSourceListener {
     private readonly nowMs: () => number = Date.now,
     private readonly clock: GuardClock = systemGuardClock,
   ) {
-    this.allow = options.allow.map((a) => parseCidr(a)).filter((c): c is Cidr => c !== null);
+    this.allow = parseAllow(options.allow);
     this.journal = options.journal ?? null;
     this.decisionLogger = unredacted(logger);
     this.observers = options.observers ?? [];
@@ -197,9 +197,10 @@ export class Guard implements EslSourceListener {
     await Promise.all(missing.map((j) => this.writeBan(j.target, Math.ceil((j.expiresAtMs - now) / 1000), j.comment, j.expiresAtMs)));
   }
 
-  /** Swaps the policy (config reload); kernel bans are handed to the new one. */
-  replacePolicy(policy: Policy): void {
+  /** Swaps the policy and its allow-list (config reload); kernel bans are handed to the new policy. */
+  replacePolicy(policy: Policy, allow: readonly string[]): void {
     this.policy = policy;
+    this.allow = parseAllow(allow);
     this.policy.restoreBans([...this.known.values(), ...this.unwritten.values()].map(existingBan));
   }
 
@@ -663,4 +664,8 @@ export class Guard implements EslSourceListener {
 /** What the policy is told about a ban in (or meant for) the kernel. */
 function existingBan(k: { readonly target: Cidr; readonly expiresAtMs: number; readonly comment: BanComment }): ExistingBan {
   return { target: { cidr: k.target, host: isHostCidr(k.target) }, expiresAtUs: k.expiresAtMs * 1000, rule: k.comment.rule, offences: k.comment.offences };
+}
+
+function parseAllow(allow: readonly string[]): Cidr[] {
+  return allow.map((a) => parseCidr(a)).filter((c): c is Cidr => c !== null);
 }

@@ -1,7 +1,7 @@
 // The ban ledger: what the policy believes is banned and until when, repeat offences (ban
 // lengths grow), grace periods after manual unbans, and what may never be banned. The one
 // owner of these facts inside the policy (the guard owns what is in the kernel).
-import { cidrContainsIp, cidrsOverlap, parseIp, type Cidr, type IpAddress } from '../net/ip.js';
+import { cidrContainsIp, cidrsOverlap, parseCidr, parseIp, type Cidr, type IpAddress } from '../net/ip.js';
 import type { RuleSettings } from './compiled-settings.js';
 import { fnv1a32 } from './counters.js';
 import type { ExistingBan } from './types.js';
@@ -31,7 +31,12 @@ export class BanLedger {
   /** The same, parsed once (every ban is checked against them). */
   private readonly switchIps: IpAddress[] = [];
 
-  constructor(private readonly base: RuleSettings) {}
+  /** allowedEverywhere (settings.ts), parsed: never banned, whichever profile decided. */
+  private readonly allow: readonly Cidr[];
+
+  constructor(private readonly base: RuleSettings, allow: readonly string[] = base.raw.allow) {
+    this.allow = allow.map((a) => parseCidr(a)).filter((c): c is Cidr => c !== null);
+  }
 
   addSwitchAddress(address: string): void {
     if (this.switchSet.has(address)) return;
@@ -41,10 +46,9 @@ export class BanLedger {
   }
 
   /** Allow-listed, FreeSWITCH's own address, or in a grace period: never banned. */
-  isProtected(cidr: Cidr, rs: RuleSettings, now: number): boolean {
+  isProtected(cidr: Cidr, now: number): boolean {
     for (const ip of this.switchIps) if (cidrContainsIp(cidr, ip)) return true;
-    for (const c of this.base.allow) if (cidrsOverlap(c, cidr)) return true;
-    if (rs !== this.base) for (const c of rs.allow) if (cidrsOverlap(c, cidr)) return true;
+    for (const c of this.allow) if (cidrsOverlap(c, cidr)) return true;
     // Checked at every judgement, and grace periods are rare: no Map iterator when there are none.
     if (this.graces.size === 0) return false;
     for (const [k, g] of this.graces) {

@@ -41,7 +41,7 @@ import {
   hostSnapshot, nearestHostThreshold, nearestPrefixThreshold, prefixSnapshot, type EvidenceSnapshot, type NearThreshold,
 } from './inspect.js';
 import { hostVerdict, prefixVerdict, shieldedVerdict, type Verdict } from './rules.js';
-import { settingsForProfile, type PolicySettings } from './settings.js';
+import { allowedEverywhere, settingsForProfile, type PolicySettings } from './settings.js';
 import { fewList, fewSize, PrefixState, SourceState, type EvidenceState, type UserRecord } from './source-state.js';
 import { SourceTracker } from './tracking.js';
 import { BoundedMemo } from '../util/bounded-memo.js';
@@ -157,7 +157,7 @@ export class RatePolicy implements Policy {
       maxSourceSkewUs: settings.maxSourceSkewSeconds * US,
       clockStepUs: settings.clockStepSeconds * US,
     });
-    this.ledger = new BanLedger(this.base);
+    this.ledger = new BanLedger(this.base, allowedEverywhere(settings, overrides));
     this.tracker = new SourceTracker(this.base, this.prefixLength, this.queue, this.ledger);
     this.calls = new CallPolicy(settings, overrides);
     this.hostFacts = new HostFactsView(this.queue, this.calls);
@@ -740,7 +740,7 @@ export class RatePolicy implements Policy {
 
   private ban(st: EvidenceState, v: Verdict, rs: RuleSettings, now: number): void {
     const cidr = st instanceof PrefixState ? st.cidr : parseCidr(st.key)!;
-    if (this.ledger.isProtected(cidr, rs, now)) return;
+    if (this.ledger.isProtected(cidr, now)) return;
     const active = this.ledger.running(cidr.text, now);
     if (active) { st.bannedUntilUs = active.untilUs; return; }
     const { seconds, previous, untilUs } = this.ledger.book(cidr, v.rule, rs, now);

@@ -394,3 +394,14 @@ export function settingsForProfile(
   const o = Object.prototype.hasOwnProperty.call(overrides, profile) ? overrides[profile] : undefined;
   return o ? { ...base, ...o } : base;
 }
+
+/**
+ * The addresses never banned, whatever profile an event came from: the base allow-list and
+ * every profile's. A ban is an element in the kernel, so it drops the address on every profile:
+ * a partner allowed on one profile would lose that profile to a ban decided on another.
+ */
+export function allowedEverywhere(base: PolicySettings, overrides: Readonly<Record<string, Partial<PolicySettings>>>): string[] {
+  const all = new Set(base.allow);
+  for (const o of Object.values(overrides)) for (const a of o.allow ?? []) all.add(a);
+  return [...all];
+}
