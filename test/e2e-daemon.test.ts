@@ -230,6 +230,38 @@ t.test('SIGHUP reloads the config; a broken one is refused and the daemon keeps 
   t.ok(daemon.running, 'still running on the previous config');
 });
 
+t.test('two SIGHUPs in a row move the event socket once; a SIGTERM during a reload stops cleanly', netnsTestOptions(), async (t) => {
+  const { server, table, config, daemon } = await rig(t, 'e2e_hup2');
+  await server.waitForSubscriptions(1);
+  const moved = await EslTestServer.start({ heartbeatIntervalMs: 1000 });
+  t.teardown(() => moved.close());
+  const { writeFileSync } = await import('node:fs');
+  // reconcileSeconds changes too: its warning is logged before the reload stops the old source.
+  const configFor = (port: number, reconcileSeconds: number): string => JSON.stringify({
+    esl: { host: '127.0.0.1', port, authRetrySeconds: 1 },
+    nft: { table, reconcileSeconds },
+    metrics: { enabled: false },
+    log: { level: 'debug' },
+  });
+  writeFileSync(config, configFor(moved.port, 0.6));
+  const from = daemon.lines.length;
+  daemon.child.kill('SIGHUP');
+  // The second while the first is under way (two signals sent at once arrive as one).
+  await daemon.waitForLog('the first reload under way', (l) => daemon.lines.indexOf(l) >= from && /nft settings changed/.test(l.msg ?? ''));
+  daemon.child.kill('SIGHUP');
+  await daemon.waitForLog('both reloads done', () => daemon.lines.slice(from).filter((l) => l.msg === 'config reloaded').length === 2);
+  await moved.waitForSubscriptions(1);
+  // One more reconcile pass of the daemon's loop: a second source would have connected by now.
+  await daemon.waitForReconciles(daemon.lines.length);
+  t.equal(moved.connectionLog.length, 1, 'one event source on the new address, not two');
+
+  // A reload that moves the socket back, and the stop signal while it runs.
+  writeFileSync(config, configFor(server.port, 0.5));
+  daemon.child.kill('SIGHUP');
+  const code = await daemon.stop('SIGTERM');
+  t.equal(code, 0, `stopped with status 0 (got ${String(code)}, signal ${String(daemon.child.signalCode)}): ${daemon.lines.slice(-4).map((l) => l.msg).join(' | ')} ${daemon.stderr.slice(-300)}`);
+});
+
 t.test('nft flush ruleset by an admin: table, chain and bans are back within 2 s with their time left', netnsTestOptions(), async (t) => {
   const { server, table, daemon } = await rig(t, 'e2e_flush');
   await server.waitForSubscriptions(1);

@@ -275,7 +275,16 @@ export async function runDaemon(configFile: string | null, initial: FsguardConfi
   };
   scheduleReconcile(config.nft.reconcileSeconds * 1000);
 
+  /** Set by the stop signal: a reload still running then starts nothing more. */
+  let stopping = false;
+  /**
+   * Reloads run one after another (two SIGHUPs in a row: the second reads the config the first
+   * left, and never starts a second event source beside the first's), and stop() waits for the
+   * one running.
+   */
+  let reloading: Promise<void> = Promise.resolve();
   const reload = async (): Promise<void> => {
+    if (stopping) return;
     let next: FsguardConfig;
     try {
       const loaded = loadConfig(configFile, deps.env);
@@ -297,6 +306,7 @@ export async function runDaemon(configFile: string | null, initial: FsguardConfi
     }
     if (changed(config.esl, next.esl)) {
       await source.stop();
+      if (stopping) return;
       source = new EslEventSource(eslOptions(next), listener, { logger });
       source.start();
       logger.info({ esl: `${next.esl.host}:${next.esl.port}` }, 'event socket settings reloaded: reconnecting');
@@ -305,9 +315,11 @@ export async function runDaemon(configFile: string | null, initial: FsguardConfi
       const old = metricsServer;
       metricsServer = null;
       if (old) await new Promise<void>((resolve) => old.close(() => resolve()));
+      if (stopping) return;
       await startMetrics(next);
     }
     await ops.reload(next);
+    if (stopping) return;
     if (reconcile !== null) clearTimeout(reconcile);
     config = next;
     scheduleReconcile(next.nft.reconcileSeconds * 1000);
@@ -315,11 +327,11 @@ export async function runDaemon(configFile: string | null, initial: FsguardConfi
   };
 
   return await new Promise<number>((resolve) => {
-    let stopping = false;
     const stop = async (signal: string): Promise<void> => {
       if (stopping) return;
       stopping = true;
       logger.info({ signal }, 'stopping: writing pending bans');
+      await reloading;
       clearInterval(tick);
       reconcileStopped = true;
       if (reconcile !== null) clearTimeout(reconcile);
@@ -349,12 +361,20 @@ export async function runDaemon(configFile: string | null, initial: FsguardConfi
       if (server) await new Promise<void>((r) => server.close(() => r()));
       logger.info({}, 'stopped; bans stay in the kernel until they expire');
       if (watchRunner.hungCalls > 0) deps.exitNow?.(0);
+      offHangup();
       resolve(finish(0));
     };
+    // Once stopping, a second SIGTERM or SIGINT gets the default action (it ends the process:
+    // how an operator insists), while a SIGHUP is still taken and ignored until the stop is done:
+    // one sent by log rotation must not kill the daemon before its pending bans are written.
     const unregister = [
       deps.onSignal('SIGTERM', () => void stop('SIGTERM')),
       deps.onSignal('SIGINT', () => void stop('SIGINT')),
-      deps.onSignal('SIGHUP', () => void reload()),
     ];
+    const offHangup = deps.onSignal('SIGHUP', () => {
+      reloading = reloading.then(reload).catch((err: unknown) => {
+        logger.error({ err: err instanceof Error ? err.message : String(err) }, 'config reload failed part way: what it applied before the failure stays');
+      });
+    });
   });
 }
