@@ -110,3 +110,15 @@ t.test('the daemon counts the proofs left out and warns at most once an hour', n
   guard.tick();
   t.equal(warnings().length, 1, 'nothing new: no second line');
 });
+
+t.test('a prefix counts its scanner addresses past what it keeps of them, and keeps a bounded set', async (t) => {
+  const { PrefixState } = await import('../lib/policy/source-state.js');
+  const p = new PrefixState('2001:db8:9::/64');
+  for (let i = 0; i < 5000; i++) p.noteScannerAddress(`2001:db8:9::${i.toString(16)}`);
+  for (let i = 0; i < 10; i++) p.noteScannerAddress('2001:db8:9::1');
+  t.equal(p.scannerAddressCount, 5000, 'each new address counted once, repeats not');
+  const kept = (p as unknown as { scannerAddresses: Set<string> }).scannerAddresses.size;
+  t.ok(kept <= 256, `the set of them stays bounded (${kept} kept)`);
+  p.resetEvidence();
+  t.equal(p.scannerAddressCount, 0, 'a ban starts it afresh');
+});

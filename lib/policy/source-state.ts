@@ -367,6 +367,7 @@ export class PrefixState extends EvidenceState {
   private addresses: Set<string> | null = null;
   addressCount = 0;
   private scannerAddresses: Set<string> | null = null;
+  scannerAddressCount = 0;
   private failingUsers: Set<string> | null = null;
   private cidrValue: Cidr | null = null;
 
@@ -383,12 +384,17 @@ export class PrefixState extends EvidenceState {
     if (a.size < PREFIX_ADDRESS_CAP) a.add(addr);
   }
 
+  /**
+   * Counted as noteAddress counts: past PREFIX_ADDRESS_CAP an address is counted, not kept. A
+   * prefix holding a proven host is never banned, so scanner user agents forged from ever new
+   * addresses inside it would otherwise grow the set without end.
+   */
   noteScannerAddress(addr: string): void {
-    (this.scannerAddresses ??= new Set()).add(addr);
-  }
-
-  get scannerAddressCount(): number {
-    return this.scannerAddresses !== null ? this.scannerAddresses.size : 0;
+    const a = this.scannerAddresses;
+    if (a === null) { this.scannerAddresses = new Set([addr]); this.scannerAddressCount++; return; }
+    if (a.has(addr)) return;
+    this.scannerAddressCount++;
+    if (a.size < PREFIX_ADDRESS_CAP) a.add(addr);
   }
 
   noteFailingUser(user: string): void {
@@ -405,6 +411,7 @@ export class PrefixState extends EvidenceState {
     this.addresses = null;
     this.addressCount = 0;
     this.scannerAddresses = null;
+    this.scannerAddressCount = 0;
     this.failingUsers = null;
   }
 }
