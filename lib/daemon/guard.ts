@@ -6,7 +6,7 @@
 import type { AuthEvent, LiveRegistration } from '../events/auth-event.js';
 import type { CallEvent } from '../events/call-event.js';
 import type { EslDropReason, EslSourceListener, AuthRejection, EventGap } from '../esl/index.js';
-import { cidrsOverlap, isHostCidr, parseCidr, type Cidr } from '../net/ip.js';
+import { cidrsOverlap, isHostCidr, parseCidr, parseCidrs, type Cidr } from '../net/ip.js';
 import { BannedPrefixes, type BanComment, type ElementOutcome, type KernelBan, type KernelBanList, type NftExecution } from '../nft/index.js';
 import { unredacted, type Logger } from '../obs/logger.js';
 import type { FsguardMetrics } from '../obs/metrics.js';
@@ -132,7 +132,7 @@ export class Guard implements EslSourceListener {
     private readonly nowMs: () => number = Date.now,
     private readonly clock: GuardClock = systemGuardClock,
   ) {
-    this.allow = parseAllow(options.allow);
+    this.allow = parseCidrs(options.allow);
     this.journal = options.journal ?? null;
     this.decisionLogger = unredacted(logger);
     this.observers = options.observers ?? [];
@@ -200,7 +200,7 @@ export class Guard implements EslSourceListener {
   /** Swaps the policy and its allow-list (config reload); kernel bans are handed to the new policy. */
   replacePolicy(policy: Policy, allow: readonly string[]): void {
     this.policy = policy;
-    this.allow = parseAllow(allow);
+    this.allow = parseCidrs(allow);
     this.policy.restoreBans([...this.known.values(), ...this.unwritten.values()].map(existingBan));
   }
 
@@ -664,8 +664,4 @@ export class Guard implements EslSourceListener {
 /** What the policy is told about a ban in (or meant for) the kernel. */
 function existingBan(k: { readonly target: Cidr; readonly expiresAtMs: number; readonly comment: BanComment }): ExistingBan {
   return { target: { cidr: k.target, host: isHostCidr(k.target) }, expiresAtUs: k.expiresAtMs * 1000, rule: k.comment.rule, offences: k.comment.offences };
-}
-
-function parseAllow(allow: readonly string[]): Cidr[] {
-  return allow.map((a) => parseCidr(a)).filter((c): c is Cidr => c !== null);
 }

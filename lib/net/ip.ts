@@ -219,6 +219,11 @@ export function parseCidr(raw: string): Cidr | null {
   return makeCidr(addr.family, ipValue(addr) & maskOf(addr.family, len), len);
 }
 
+/** The CIDRs of a list (an allow-list), the invalid ones left out (config validation names them). */
+export function parseCidrs(list: readonly string[]): Cidr[] {
+  return list.map((a) => parseCidr(a)).filter((c): c is Cidr => c !== null);
+}
+
 export function makeCidr(family: IpFamily, value: bigint, prefixLength: number): Cidr {
   const bits = family === 4 ? 32 : 128;
   const network = valueText(family, value & maskOf(family, prefixLength));

@@ -1,7 +1,7 @@
 // The ban ledger: what the policy believes is banned and until when, repeat offences (ban
 // lengths grow), grace periods after manual unbans, and what may never be banned. The one
 // owner of these facts inside the policy (the guard owns what is in the kernel).
-import { cidrContainsIp, cidrsOverlap, parseCidr, parseIp, type Cidr, type IpAddress } from '../net/ip.js';
+import { cidrContainsIp, cidrsOverlap, parseCidrs, parseIp, type Cidr, type IpAddress } from '../net/ip.js';
 import type { RuleSettings } from './compiled-settings.js';
 import { fnv1a32 } from './counters.js';
 import type { ExistingBan } from './types.js';
@@ -35,7 +35,7 @@ export class BanLedger {
   private readonly allow: readonly Cidr[];
 
   constructor(private readonly base: RuleSettings, allow: readonly string[] = base.raw.allow) {
-    this.allow = allow.map((a) => parseCidr(a)).filter((c): c is Cidr => c !== null);
+    this.allow = parseCidrs(allow);
   }
 
   addSwitchAddress(address: string): void {

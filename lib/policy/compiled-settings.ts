@@ -1,7 +1,7 @@
 // One profile's policy settings, checked and pre-computed in µs: what every rule, window and
 // timer of the engine reads. Each profile with an override gets its own, so every key a
 // profile may override reaches every rule and window fed by that profile's events.
-import { parseCidr, type Cidr } from '../net/ip.js';
+import { parseCidrs, type Cidr } from '../net/ip.js';
 import { policySettingsProblems, type PolicySettings } from './settings.js';
 
 export const US = 1_000_000;
@@ -24,11 +24,7 @@ export interface RuleSettings {
 export function compileSettings(profile: string, s: PolicySettings): RuleSettings {
   const problems = policySettingsProblems(s, profile === '' ? 'policy' : `profiles.${profile}`);
   if (problems.length) throw new Error(`invalid policy settings: ${problems.join('; ')}`);
-  const allow: Cidr[] = [];
-  for (const a of s.allow) {
-    const c = parseCidr(a);
-    if (c) allow.push(c);
-  }
+  const allow = parseCidrs(s.allow);
   return {
     profile,
     raw: s,
