@@ -83,6 +83,24 @@ t.test('nft flush ruleset: table, sets, chain and every ban back within 2 s with
   t.ok(daemon.running);
 });
 
+t.test('nft delete chain (the table and its sets left): the drop chain is rebuilt, the bans kept', netnsTestOptions(), async (t) => {
+  const server = await EslTestServer.start({ heartbeatIntervalMs: 1000 });
+  t.teardown(() => server.close());
+  const { table, config } = rigConfig(t, 'f_chain', server.port, { nft: { reconcileSeconds: undefined } });
+  const daemon = startDaemon(t, config);
+  await server.waitForSubscriptions(1);
+  await banSome(server, table, 0x048000, 10);
+  await daemon.waitForReconciles(daemon.lines.length);
+  const rulesBefore = chainRules(table, 'input');
+  const before = snapshot(table);
+  nftCli(['delete', 'chain', 'inet', table, 'input']);
+  await daemon.waitForLog('chain rebuilt', (l) => /drop chain is gone/.test(l.msg ?? ''));
+  await waitFor('the chain back', () => { try { return chainRules(table, 'input').length === rulesBefore.length; } catch { return false; } }, 15_000);
+  t.same(chainRules(table, 'input'), rulesBefore, 'the drop rules are back, the same');
+  t.same([...snapshot(table).keys()].sort(), [...before.keys()].sort(), 'every ban still there');
+  t.notOk(daemon.lines.some((l) => /lifted outside fsguard/.test(l.msg ?? '')), 'nothing taken for a manual unban');
+});
+
 t.test('systemctl restart nftables (flush ruleset + another table from a file): fsguard is back within 2 s', netnsTestOptions(), async (t) => {
   const server = await EslTestServer.start({ heartbeatIntervalMs: 1000 });
   t.teardown(() => server.close());

@@ -521,12 +521,18 @@ export class Guard implements EslSourceListener {
   }
 
   /**
-   * Something changed our table behind our back (`nft monitor` saw it deleted): reconcile
-   * now, after any reconcile already running (its listing may predate the change).
+   * Something changed our table behind our back (the table watch saw no chain of it): reconcile
+   * now, after any reconcile already running (its listing may predate the change). A table
+   * still there lost its chain (`nft delete chain`, its sets left): it drops nothing until the
+   * chain is rebuilt, and the reconcile alone, which sees the sets, would not rebuild it.
    */
   async kernelChanged(): Promise<void> {
     const running = this.reconciling;
     if (running) await running.catch(() => undefined);
+    if ((await this.writer.list()).tableExists) {
+      this.logger.warn({}, 'fsguard\'s drop chain is gone (the table and its sets are there): rebuilding it');
+      await this.writer.setup();
+    }
     await this.reconcile();
   }
 
