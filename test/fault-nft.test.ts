@@ -26,6 +26,20 @@ async function banSome(server: EslTestServer, table: string, base: number, n: nu
   return ips;
 }
 
+/**
+ * A daemon on the shipped reconcile interval (the rebuild promises are for the shipped config)
+ * beside its own event-socket server, with `n` scanner sources banned (see banSome).
+ */
+async function daemonWithBans(t: Test, label: string, base: number, n: number): Promise<{ table: string; config: string; daemon: DaemonProcess }> {
+  const server = await EslTestServer.start({ heartbeatIntervalMs: 1000 });
+  t.teardown(() => server.close());
+  const { table, config } = rigConfig(t, label, server.port, { nft: { reconcileSeconds: undefined } });
+  const daemon = startDaemon(t, config);
+  await server.waitForSubscriptions(1);
+  await banSome(server, table, base, n);
+  return { table, config, daemon };
+}
+
 /** Every element with its seconds left, across the ban sets. */
 function snapshot(table: string): Map<string, number> {
   const out = new Map<string, number>();
@@ -54,13 +68,7 @@ async function restoredWithin2s(t: Test, table: string, before: Map<string, numb
 }
 
 t.test('nft flush ruleset: table, sets, chain and every ban back within 2 s with their time left', netnsTestOptions(), async (t) => {
-  const server = await EslTestServer.start({ heartbeatIntervalMs: 1000 });
-  t.teardown(() => server.close());
-  // The default reconcile interval: the promise is for the shipped config.
-  const { table, config } = rigConfig(t, 'f_flush', server.port, { nft: { reconcileSeconds: undefined } });
-  const daemon = startDaemon(t, config);
-  await server.waitForSubscriptions(1);
-  await banSome(server, table, 0x030000, 40);
+  const { table, config, daemon } = await daemonWithBans(t, 'f_flush', 0x030000, 40);
   t.equal((await fsguardCli(['ban', '2001:db8:bad:1::/64', '--for', '2h', '--config', config])).status, 0, 'manual prefix ban');
   await daemon.waitForReconciles(daemon.lines.length); // the daemon knows every ban, the manual one too
   const rulesBefore = chainRules(table, 'input');
@@ -84,12 +92,7 @@ t.test('nft flush ruleset: table, sets, chain and every ban back within 2 s with
 });
 
 t.test('nft delete chain (the table and its sets left): the drop chain is rebuilt, the bans kept', netnsTestOptions(), async (t) => {
-  const server = await EslTestServer.start({ heartbeatIntervalMs: 1000 });
-  t.teardown(() => server.close());
-  const { table, config } = rigConfig(t, 'f_chain', server.port, { nft: { reconcileSeconds: undefined } });
-  const daemon = startDaemon(t, config);
-  await server.waitForSubscriptions(1);
-  await banSome(server, table, 0x048000, 10);
+  const { table, daemon } = await daemonWithBans(t, 'f_chain', 0x048000, 10);
   await daemon.waitForReconciles(daemon.lines.length);
   const rulesBefore = chainRules(table, 'input');
   const before = snapshot(table);
@@ -102,12 +105,7 @@ t.test('nft delete chain (the table and its sets left): the drop chain is rebuil
 });
 
 t.test('systemctl restart nftables (flush ruleset + another table from a file): fsguard is back within 2 s', netnsTestOptions(), async (t) => {
-  const server = await EslTestServer.start({ heartbeatIntervalMs: 1000 });
-  t.teardown(() => server.close());
-  const { table, config } = rigConfig(t, 'f_reload', server.port, { nft: { reconcileSeconds: undefined } });
-  const daemon = startDaemon(t, config);
-  await server.waitForSubscriptions(1);
-  await banSome(server, table, 0x040000, 30);
+  const { table, daemon } = await daemonWithBans(t, 'f_reload', 0x040000, 30);
   await daemon.waitForReconciles(daemon.lines.length);
   const before = snapshot(table);
   const dir = mkdtempSync(join(tmpdir(), 'fsguard-nftables-'));

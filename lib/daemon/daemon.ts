@@ -327,6 +327,14 @@ export async function runDaemon(configFile: string | null, initial: FsguardConfi
   };
 
   return await new Promise<number>((resolve) => {
+    // Once stopping, a second SIGTERM or SIGINT gets the default action (it ends the process:
+    // how an operator insists), while a SIGHUP is still taken and ignored until the stop is done:
+    // one sent by log rotation must not kill the daemon before its pending bans are written.
+    const offHangup = deps.onSignal('SIGHUP', () => {
+      reloading = reloading.then(reload).catch((err: unknown) => {
+        logger.error({ err: err instanceof Error ? err.message : String(err) }, 'config reload failed part way: what it applied before the failure stays');
+      });
+    });
     const stop = async (signal: string): Promise<void> => {
       if (stopping) return;
       stopping = true;
@@ -364,17 +372,9 @@ export async function runDaemon(configFile: string | null, initial: FsguardConfi
       offHangup();
       resolve(finish(0));
     };
-    // Once stopping, a second SIGTERM or SIGINT gets the default action (it ends the process:
-    // how an operator insists), while a SIGHUP is still taken and ignored until the stop is done:
-    // one sent by log rotation must not kill the daemon before its pending bans are written.
     const unregister = [
       deps.onSignal('SIGTERM', () => void stop('SIGTERM')),
       deps.onSignal('SIGINT', () => void stop('SIGINT')),
     ];
-    const offHangup = deps.onSignal('SIGHUP', () => {
-      reloading = reloading.then(reload).catch((err: unknown) => {
-        logger.error({ err: err instanceof Error ? err.message : String(err) }, 'config reload failed part way: what it applied before the failure stays');
-      });
-    });
   });
 }

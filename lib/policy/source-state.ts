@@ -358,6 +358,16 @@ export class SourceState extends EvidenceState {
   }
 }
 
+/**
+ * Whether `addr` counts as an address new to `seen`, which keeps at most PREFIX_ADDRESS_CAP of
+ * them: past the cap an address not kept is counted (a spray's are all new), not stored.
+ */
+function tally(seen: Set<string>, addr: string): boolean {
+  if (seen.has(addr)) return false;
+  if (seen.size < PREFIX_ADDRESS_CAP) seen.add(addr);
+  return true;
+}
+
 export class PrefixState extends EvidenceState {
   /** Tells this prefix from an earlier one of the same key that was evicted. */
   serial = 0;
@@ -377,24 +387,15 @@ export class PrefixState extends EvidenceState {
   }
 
   noteAddress(addr: string): void {
-    const a = this.addresses;
-    if (a === null) { this.addresses = new Set([addr]); this.addressCount++; return; }
-    if (a.has(addr)) return;
-    this.addressCount++;
-    if (a.size < PREFIX_ADDRESS_CAP) a.add(addr);
+    if (tally(this.addresses ??= new Set(), addr)) this.addressCount++;
   }
 
   /**
-   * Counted as noteAddress counts: past PREFIX_ADDRESS_CAP an address is counted, not kept. A
-   * prefix holding a proven host is never banned, so scanner user agents forged from ever new
-   * addresses inside it would otherwise grow the set without end.
+   * Tallied as addresses are: a prefix holding a proven host is never banned, so scanner user
+   * agents forged from ever new addresses inside it would otherwise grow the set without end.
    */
   noteScannerAddress(addr: string): void {
-    const a = this.scannerAddresses;
-    if (a === null) { this.scannerAddresses = new Set([addr]); this.scannerAddressCount++; return; }
-    if (a.has(addr)) return;
-    this.scannerAddressCount++;
-    if (a.size < PREFIX_ADDRESS_CAP) a.add(addr);
+    if (tally(this.scannerAddresses ??= new Set(), addr)) this.scannerAddressCount++;
   }
 
   noteFailingUser(user: string): void {
