@@ -3,9 +3,9 @@
 import t, { type Test } from 'tap';
 import { EslTestServer, registrationRow } from './support/esl-server.js';
 import {
-  DISCONNECT_NOTICE, fsUrlEncode, orderedEventHeaders, RUDE_REJECTION, serializePlainEvent, Subscription,
+  apiResponse, DISCONNECT_NOTICE, fsUrlEncode, orderedEventHeaders, RUDE_REJECTION, serializePlainEvent, Subscription,
 } from './support/esl-wire.js';
-import { captureEventBodies, RawClient, readCapture, splitCapture, sleep } from './support/esl-test-helpers.js';
+import { captureEventBodies, RawClient, readCapture, splitCapture, waitFor } from './support/esl-test-helpers.js';
 
 async function withServer(t: Test, opts: Parameters<typeof EslTestServer.start>[0] = {}): Promise<EslTestServer> {
   const server = await EslTestServer.start(opts);
@@ -26,10 +26,16 @@ async function diffAgainstCapture(t: Test, capture: string, sent: string): Promi
   const c = await client(t, server);
   c.send(readCapture(sent));
   await server.waitForSubscriptions(1);
-  server.replay(captureEventBodies('esl_json_CUSTOM_sofia.raw'));
-  const got = await c.waitForBytes(expected.length);
-  await sleep(50);
-  const all = c.bytes;
+  const replayed = server.replay(captureEventBodies('esl_json_CUSTOM_sofia.raw'));
+  await c.waitForBytes(expected.length);
+  await replayed;
+  // Nothing more came: the reply to a command sent after the replay was written follows the
+  // capture's bytes directly (one socket keeps the server's writes in order).
+  const sentinel = apiResponse('-ERR fsguard-sentinel Command not found!\n');
+  c.send('api fsguard-sentinel\n\n');
+  const got = await c.waitForBytes(expected.length + sentinel.length);
+  t.ok(got.subarray(expected.length).equals(sentinel), `${capture}: the sentinel's reply right after the capture's bytes`);
+  const all = got.subarray(0, got.length - sentinel.length);
   t.equal(all.length, expected.length, `${capture}: same length`);
   if (!all.equals(expected)) {
     // Show the first differing frame rather than two 20 KB blobs.
@@ -67,13 +73,13 @@ t.test('a command before auth gets -ERR command not found and the socket stays o
   const expected = readCapture('esl_cmd_before_auth.raw');
   c.send('api status\n\n');
   await c.waitForBytes(expected.length);
-  await sleep(30);
-  t.ok(c.bytes.equals(expected), 'byte-identical');
-  t.notOk(c.closed, 'still open');
+  t.ok(c.bytes.subarray(0, expected.length).equals(expected), 'byte-identical');
   c.send('auth ClueCon\n\n');
   const accepted = 'Content-Type: command/reply\nReply-Text: +OK accepted\n\n';
   await c.waitForBytes(expected.length + accepted.length);
+  // The auth reply follows the error directly: nothing else was sent, and the socket stayed open.
   t.equal(c.bytes.subarray(expected.length).toString(), accepted);
+  t.notOk(c.closed, 'still open');
 });
 
 t.test('ACL rejection: text/rude-rejection, then the disconnect notice, then close', async (t) => {
@@ -153,7 +159,9 @@ t.test('test hooks: hung server says nothing and closes nothing; drop resets con
   server.setHung(true);
   const c = await client(t, server);
   c.send('auth ClueCon\n\n');
-  await sleep(150);
+  await waitFor('the auth to reach the hung server', () => server.sessions[0]?.received.toString('latin1').includes('auth ClueCon') === true);
+  const ticks = server.heartbeatTicks;
+  await waitFor('three heartbeat ticks while hung', () => server.heartbeatTicks >= ticks + 3);
   t.equal(c.bytes.length, 0, 'no greeting, no reply, no heartbeat');
   t.notOk(c.closed);
   server.setHung(false);

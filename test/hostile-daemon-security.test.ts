@@ -8,7 +8,7 @@ import { loadConfig } from '../lib/config/config.js';
 import { cliEnv, FSGUARD, fsguardCli, runProcess, writeConfig, type ProcessResult } from './support/daemon-process.js';
 import { EslTestServer } from './support/esl-server.js';
 import { netnsTestOptions } from './support/netns.js';
-import { rigConfig, scannerEvents, sleep, startDaemon, waitFor } from './support/fault-rig.js';
+import { rigConfig, scannerEvents, startDaemon, waitFor } from './support/fault-rig.js';
 
 const SECRET = 'Pw-s3cr3t-XYZ';
 /** The password, and the forms it could leak in (JSON-escaped, URL-encoded, base64). */
@@ -35,7 +35,8 @@ t.test('the ESL password never appears in logs, even at debug level, across reco
   server.password = 'changed';
   server.dropConnections();
   await daemon.waitForLog('password refused', (l) => l.level === 'error' && /password/.test(l.msg ?? ''));
-  await sleep(500);
+  // The last line of the refusal (the link closed, the retry scheduled) is checked too.
+  await daemon.waitForLog('the link closed after the refusal', (l) => l.msg === 'event socket connection closed after a rejection');
   t.equal(await daemon.stop('SIGTERM'), 0);
   const all = daemon.lines.map((l) => JSON.stringify(l)).join('\n') + daemon.strayStdout.join('\n') + daemon.stderr;
   // The lines checked cover every phase: bans, the reconnect, the reload, the refused password

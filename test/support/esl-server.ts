@@ -367,7 +367,11 @@ export class EslTestServer {
     });
   }
 
+  /** Heartbeat timer firings so far, hung or not: a test of silence waits for some of them. */
+  heartbeatTicks = 0;
+
   sendHeartbeat(): number {
+    this.heartbeatTicks++;
     if (this.hung) return 0;
     return this.emitEvent(this.heartbeatBody());
   }
