@@ -6,86 +6,21 @@ import t from 'tap';
 import { Writable } from 'node:stream';
 import { loadConfig } from '../lib/config/config.js';
 import { runDaemon } from '../lib/daemon/daemon.js';
-import {
-  LISTING_DEADLINE_MS, LibnftablesBackend, LibnftablesRunner, classifyRun, nftJson, type NftBackend, type NftCallResult, type NftContext, type Scheduler,
-} from '../lib/nft/index.js';
+import { LISTING_DEADLINE_MS, LibnftablesRunner, classifyRun, nftJson, type NftBackend, type Scheduler } from '../lib/nft/index.js';
 import { createLogger } from '../lib/obs/logger.js';
 import { EslTestServer } from './support/esl-server.js';
 import { elementIfAny, fetchMetrics, ipv4Of, metricValue, rigConfig, scannerEvents, waitFor } from './support/fault-rig.js';
+import { FaultyBackend, ManualScheduler } from './support/faulty-nft.js';
 import { netnsTestOptions } from './support/netns.js';
 import type { LogLine } from './support/daemon-process.js';
 
 const ns = netnsTestOptions();
 
-interface Timer { readonly delayMs: number; readonly callback: () => void; done: boolean }
-
-/** Timers that run only when the test says so. */
-class ManualScheduler implements Scheduler {
-  private readonly pending: Timer[] = [];
-  /** The timer scheduled last (the runner schedules a call's deadline right before making the call). */
-  last: Timer | null = null;
-  schedule(callback: () => void, delayMs: number): () => void {
-    const entry = { delayMs, callback, done: false };
-    this.pending.push(entry);
-    this.last = entry;
-    return () => { entry.done = true; };
-  }
-  /** How many timers of this delay wait. */
-  waiting(delayMs: number): number {
-    return this.pending.filter((e) => !e.done && e.delayMs === delayMs).length;
-  }
-  /** Runs every waiting timer of this delay; returns how many ran. */
-  fire(delayMs: number): number {
-    const due = this.pending.filter((e) => !e.done && e.delayMs === delayMs);
-    for (const e of due) { e.done = true; e.callback(); }
-    return due.length;
-  }
-}
-
-/** The real library; calls for which `hang(text)` is true are held until `release()` (then they run). */
-class HangingBackend implements NftBackend {
-  readonly library = 'libnftables.so.1';
-  private readonly real = new LibnftablesBackend();
-  /** The deadlines of the held calls. */
-  private readonly heldDeadlines: Timer[] = [];
-  constructor(private readonly scheduler: ManualScheduler | null = null) {}
-  hang: (text: string) => boolean = () => false;
-  opened = 0;
-  freed = 0;
-  held = 0;
-  private readonly releases: Array<() => void> = [];
-
-  open(): NftContext {
-    const context = this.real.open();
-    this.opened++;
-    return {
-      run: (text: string): Promise<NftCallResult> => {
-        if (!this.hang(text)) return context.run(text);
-        this.held++;
-        if (this.scheduler?.last) this.heldDeadlines.push(this.scheduler.last);
-        return new Promise((resolve) => { this.releases.push(() => { this.held--; void context.run(text).then(resolve); }); });
-      },
-      free: () => { this.freed++; context.free(); },
-    };
-  }
-
-  /** Lets the deadlines of the held calls pass (and only theirs); returns how many. */
-  passDeadlines(): number {
-    const due = this.heldDeadlines.splice(0).filter((d) => !d.done);
-    for (const d of due) { d.done = true; d.callback(); }
-    return due.length;
-  }
-
-  release(): void {
-    for (const r of this.releases.splice(0)) r();
-  }
-}
-
 const turn = (): Promise<void> => new Promise((r) => setImmediate(r));
 
 t.test('a hung call is reported timed out, its context dropped, the next call gets a new one; bounded', ns, async (t) => {
   const scheduler = new ManualScheduler();
-  const backend = new HangingBackend();
+  const backend = new FaultyBackend();
   const runner = new LibnftablesRunner({ backend, scheduler, timeoutMs: 5000, maxHungCalls: 2, maxContexts: 1 });
   t.teardown(() => backend.release());
   const list = [nftJson.listTables()];
@@ -167,7 +102,7 @@ function startDaemon(configFile: string, backend: NftBackend, scheduler: Schedul
 
 t.test('at start, libnftables that does not answer is fatal at the 10 s deadline, with one line', ns, async (t) => {
   const scheduler = new ManualScheduler();
-  const backend = new HangingBackend();
+  const backend = new FaultyBackend();
   backend.hang = () => true;
   t.teardown(() => backend.release());
   const { config } = rigConfig(t, 'l_starthang', 1);
@@ -182,7 +117,7 @@ t.test('at start, libnftables that does not answer is fatal at the 10 s deadline
 
 t.test('SIGTERM during a hung start exits 0 at once', ns, async (t) => {
   const scheduler = new ManualScheduler();
-  const backend = new HangingBackend();
+  const backend = new FaultyBackend();
   backend.hang = () => true;
   t.teardown(() => backend.release());
   const { config } = rigConfig(t, 'l_termstart', 1);
@@ -198,7 +133,7 @@ t.test('SIGTERM during a hung start exits 0 at once', ns, async (t) => {
 
 t.test('at start, a listing that takes longer than the deadlines (a large table) is waited for, not judged hung', ns, async (t) => {
   const scheduler = new ManualScheduler();
-  const backend = new HangingBackend();
+  const backend = new FaultyBackend();
   // The first listing of the table (with its bans) is held; the cheap probe (list chains) answers.
   let listings = 0;
   backend.hang = (text) => text.includes('"list":{"table"') && listings++ === 0;
@@ -221,7 +156,7 @@ t.test('hung writes: reported and counted, the daemon keeps deciding, the bans w
   const server = await EslTestServer.start({ heartbeatIntervalMs: 1000 });
   t.teardown(() => server.close());
   const scheduler = new ManualScheduler();
-  const backend = new HangingBackend(scheduler);
+  const backend = new FaultyBackend(scheduler);
   t.teardown(() => backend.release());
   const { table, config } = rigConfig(t, 'l_hung', server.port, { metrics: { enabled: true, port: 0 } });
   const d = startDaemon(config, backend, scheduler);
