@@ -81,6 +81,8 @@ const SWITCH_ADDRESS_SECONDS = 7 * 86_400;
 const MAX_UNWRITTEN = 200_000;
 /** A ban is treated as expired this long before the kernel's own expiry (clock skew). */
 const EXPIRY_SLACK_MS = 1500;
+/** A listing prints an element's time left in whole seconds, rounded down. */
+const LISTED_SECONDS_ROUNDING_MS = 1000;
 /** Log at most this many evidence users / user agents on a ban line. */
 const LOG_SAMPLE = 5;
 
@@ -177,19 +179,24 @@ export class Guard implements EslSourceListener {
 
   /** Creates the table (idempotent) and restores state from the sets. Throws NftError. */
   async start(): Promise<void> {
+    const listedAtMs = this.nowMs();
     const { list, earlier } = await this.writer.setup();
     if (earlier) this.logger.warn({ bans: list.bans.length }, 'adopted the table an earlier fsguard made (before its sets carried the mark): added this version\'s sets, rebuilt its chain, kept its bans');
     this.adoptKernelBans(list.bans, this.nowMs());
-    await this.replayJournal(list);
+    await this.replayJournal(list, listedAtMs);
     this.logger.info({ bans: list.bans.length, unrecognized: list.unrecognized.length }, 'nft table ready; bans read back from the kernel');
   }
 
-  /** Bans an earlier run decided and did not get into the kernel (it was killed): written now. */
-  private async replayJournal(list: KernelBanList): Promise<void> {
+  /**
+   * Bans an earlier run decided and did not get into the kernel (it was killed): written now.
+   * An element of the target that expires earlier (left by a shorter ban before it) is not it.
+   */
+  private async replayJournal(list: KernelBanList, listedAtMs: number): Promise<void> {
     if (!this.journal) return;
     const now = this.nowMs();
-    const inKernel = new Set(list.bans.map((b) => b.target.text));
-    const missing = this.journal.readBack().filter((j) => j.expiresAtMs > now + EXPIRY_SLACK_MS && !inKernel.has(j.target.text) && !this.protectedBy(j.target));
+    const inKernel = new Map(list.bans.map((b) => [b.target.text, b]));
+    const missing = this.journal.readBack().filter((j) => j.expiresAtMs > now + EXPIRY_SLACK_MS
+      && !carries(inKernel.get(j.target.text), j.expiresAtMs, listedAtMs, now) && !this.protectedBy(j.target));
     if (missing.length === 0) return;
     this.logger.warn({ bans: missing.length, journal: this.journal.path }, 'writing bans decided before the last exit that were not in the kernel (the daemon was killed?)');
     this.policy.restoreBans(missing.map(existingBan));
@@ -569,8 +576,10 @@ export class Guard implements EslSourceListener {
     // The table was rebuilt while we listed: what is missing was lost with it, not unbanned.
     if (generation !== this.tableGeneration) return;
     const inKernel = new Map(list.bans.map((b) => [b.target.text, b]));
-    // A write reported failed may have committed after all (a killed nft): it is there.
-    for (const key of this.unwritten.keys()) if (inKernel.has(key)) this.unwritten.delete(key);
+    // A write reported failed may have committed after all (a killed nft): it is there. An
+    // element that expires earlier is what a shorter ban before it left (a re-ban's write
+    // failed): still unwritten, and written again below, which raises its timeout.
+    for (const [key, u] of this.unwritten) if (carries(inKernel.get(key), u.expiresAtMs, listedAtMs, now)) this.unwritten.delete(key);
     const prefixes = new BannedPrefixes(list.bans);
     for (const [key, k] of this.known) {
       if (inKernel.has(key) || k.confirmedAtMs > listedAtMs) continue;
@@ -584,7 +593,8 @@ export class Guard implements EslSourceListener {
       this.noteLifted(k, now, 'ban lifted outside fsguard (fsguard unban?): grace period before it can be banned again');
     }
     this.settleCovered(prefixes, now);
-    this.adoptKernelBans(list.bans.filter((b) => !this.known.has(b.target.text)), now);
+    // Not the unwritten ones: the policy counts them in force until their own, later, expiry.
+    this.adoptKernelBans(list.bans.filter((b) => !this.known.has(b.target.text) && !this.unwritten.has(b.target.text)), now);
     // Not awaited: the retries go through the writer's own backoff, and the daemon spaces
     // reconciles by how long one took — a slow nft must not push the next retry away.
     void this.retryUnwritten();
@@ -665,6 +675,18 @@ export class Guard implements EslSourceListener {
       this.logger.error({ bans: this.unwritten.size, targets: [...this.unwritten.keys()].slice(0, LOG_SAMPLE) }, 'bans that nft failed to write are lost at exit');
     }
   }
+}
+
+/**
+ * Whether the kernel's element (from a listing started at `listedAtMs`, over by `nowMs`) is a ban
+ * that runs until `expiresAtMs`: present, and expiring no earlier than that. A listing counts
+ * time left from its start and prints it in whole seconds, so it may show an element that much
+ * earlier than written.
+ */
+function carries(element: KernelBan | undefined, expiresAtMs: number, listedAtMs: number, nowMs: number): boolean {
+  if (!element) return false;
+  if (element.expiresAtMs === null) return true;
+  return element.expiresAtMs + (nowMs - listedAtMs) + LISTED_SECONDS_ROUNDING_MS + EXPIRY_SLACK_MS >= expiresAtMs;
 }
 
 /** What the policy is told about a ban in (or meant for) the kernel. */
