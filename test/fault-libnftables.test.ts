@@ -5,7 +5,7 @@
 import t from 'tap';
 import { Writable } from 'node:stream';
 import { loadConfig } from '../lib/config/config.js';
-import { runDaemon } from '../lib/daemon/daemon.js';
+import { STOP_LIMIT_MS, runDaemon } from '../lib/daemon/daemon.js';
 import { LISTING_DEADLINE_MS, LibnftablesRunner, classifyRun, nftJson, type NftBackend, type Scheduler } from '../lib/nft/index.js';
 import { createLogger } from '../lib/obs/logger.js';
 import { EslTestServer } from './support/esl-server.js';
@@ -150,6 +150,31 @@ t.test('at start, a listing that takes longer than the deadlines (a large table)
   t.notOk(d.lines.some((l) => /did not answer/.test(l.msg ?? '')), 'nothing reported hung');
   d.signal('SIGTERM');
   t.equal(await d.done, 0);
+});
+
+t.test('a stop while a reconcile lists a large table is bounded: the listing is not waited for', ns, async (t) => {
+  const scheduler = new ManualScheduler();
+  const backend = new FaultyBackend();
+  t.teardown(() => backend.release());
+  const { config } = rigConfig(t, 'l_stoplist', 1);
+  const d = startDaemon(config, backend, scheduler);
+  await waitFor('running', () => d.lines.some((l) => l.msg === 'fsguard running'), 15_000, 5);
+  // The next listing of the table (a periodic reconcile) takes as long as its deadline allows.
+  backend.hang = (text) => text.includes('"list":{"table"');
+  await waitFor('a reconcile\'s listing under way', () => backend.held > 0, 15_000, 5);
+  t.equal(scheduler.waiting(LISTING_DEADLINE_MS), 1, `on the listing deadline (${LISTING_DEADLINE_MS / 1000} s)`);
+  d.signal('SIGTERM');
+  await waitFor('the pending bans written (none)', () => d.lines.some((l) => /^pending bans written/.test(l.msg ?? '')), 15_000, 5);
+  t.equal(scheduler.waiting(STOP_LIMIT_MS), 1, 'the stop limit is armed');
+  await turn();
+  t.notOk(d.lines.some((l) => /^stopped/.test(l.msg ?? '')), 'the stop waits for the listing until the limit');
+  t.equal(scheduler.fire(STOP_LIMIT_MS), 1, `the stop limit (${STOP_LIMIT_MS / 1000} s) passes`);
+  t.equal(await d.done, 0, 'exit 0');
+  await turn();
+  t.equal(scheduler.waiting(LISTING_DEADLINE_MS), 1, 'the listing\'s own deadline never came');
+  t.ok(d.lines.some((l) => /still running .* not waited for/.test(l.msg ?? '')), 'says so');
+  t.same(d.exits, [0], 'the exit does not wait for the listing\'s worker thread (_exit)');
+  t.same(d.fatal, []);
 });
 
 t.test('hung writes: reported and counted, the daemon keeps deciding, the bans wait and land once nft answers', ns, async (t) => {

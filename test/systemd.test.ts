@@ -2,6 +2,7 @@
 import t from 'tap';
 import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
+import { STOP_LIMIT_MS } from '../lib/daemon/daemon.js';
 
 const unit = new URL('../../systemd/fsguard.service', import.meta.url).pathname;
 const text = readFileSync(unit, 'utf8');
@@ -20,6 +21,15 @@ t.test('runs unprivileged with CAP_NET_ADMIN only', async (t) => {
   t.same(directive('Restart'), ['on-failure']);
   t.match(directive('ExecStart')[0] ?? '', /fsguard run/);
   t.notMatch(text, /^PrivateNetwork=yes/m, 'must stay in the host netns to firewall it');
+});
+
+t.test('the daemon\'s stop limit ends a stop well within TimeoutStopSec (past it systemd kills it)', async (t) => {
+  const [timeout] = directive('TimeoutStopSec');
+  const m = /^(\d+)s$/.exec(timeout ?? '');
+  t.ok(m, `TimeoutStopSec in seconds: ${timeout}`);
+  // What follows the limit (the status socket, the metrics server, the last log lines) takes
+  // well under a second: 5 s to spare on a loaded machine.
+  t.ok(STOP_LIMIT_MS <= Number(m?.[1]) * 1000 - 5000, `stop limit ${STOP_LIMIT_MS / 1000} s, TimeoutStopSec ${timeout}`);
 });
 
 const haveAnalyze = spawnSync('systemd-analyze', ['--version'], { stdio: 'ignore' }).status === 0;

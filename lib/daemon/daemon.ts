@@ -64,8 +64,13 @@ export function applyDaemonV8Flags(execArgv: readonly string[], setV8Flags: (fla
 export const NFT_START_DEADLINE_MS = 10_000;
 /** Each later call into libnftables gets this long before it is reported hung and its context dropped. */
 const NFT_CALL_DEADLINE_MS = 5000;
-/** After a stop signal, pending bans get this long to reach the kernel. */
-const STOP_FLUSH_LIMIT_MS = 10_000;
+/**
+ * After a stop signal, pending bans get this long to reach the kernel and the library's calls
+ * in flight (a reconcile's listing has a 2 min deadline) this long to end, together: past it
+ * the daemon exits without them, well within systemd's TimeoutStopSec (15 s). The bans in the
+ * kernel stay (timed elements); those not written yet are in the journal for the next start.
+ */
+export const STOP_LIMIT_MS = 10_000;
 
 export interface DaemonDeps {
   readonly logger: Logger & { level: string };
@@ -80,7 +85,7 @@ export interface DaemonDeps {
   readonly execArgv?: readonly string[];
   /** libnftables (tests wrap it to inject faults); default the library named by nft.library. */
   readonly nftBackend?: NftBackend;
-  /** Runs the libnftables deadlines (each call's, and the start's); default real timers. */
+  /** Runs the libnftables deadlines (each call's, the start's and the stop's); default real timers. */
   readonly nftScheduler?: Scheduler;
   /**
    * Called with the exit code instead of returning it when a libnftables call is still hung at
@@ -339,6 +344,11 @@ export async function runDaemon(configFile: string | null, initial: FsguardConfi
       if (stopping) return;
       stopping = true;
       logger.info({ signal }, 'stopping: writing pending bans');
+      // Bounded (TimeoutStopSec is 15 s): with nft hung, or a listing of a large table running,
+      // what is not done by then is left.
+      let cancelStopLimit = (): void => undefined;
+      const stopLimit = new Promise<false>((r) => { cancelStopLimit = (deps.nftScheduler ?? systemScheduler).schedule(() => r(false), STOP_LIMIT_MS); });
+      const withinStopLimit = (work: Promise<unknown>): Promise<boolean> => Promise.race([work.then(() => true), stopLimit]);
       await reloading;
       clearInterval(tick);
       reconcileStopped = true;
@@ -348,27 +358,31 @@ export async function runDaemon(configFile: string | null, initial: FsguardConfi
       try {
         await source.stop();
         await cluster?.stop();
-        // Bounded: with nft hung, the pending bans cannot be written (TimeoutStopSec is 15 s).
-        let cancelFlushLimit = (): void => undefined;
-        const flushed = await Promise.race([
-          guard.flush().then(() => true),
-          new Promise<false>((r) => { cancelFlushLimit = systemScheduler.schedule(() => r(false), STOP_FLUSH_LIMIT_MS); }),
-        ]);
-        cancelFlushLimit();
+        const flushed = await withinStopLimit(guard.flush());
         if (!flushed) {
-          logger.error({ queued: writer.queued }, `pending bans not written within ${STOP_FLUSH_LIMIT_MS / 1000} s of the stop signal (nftables hung?)`);
+          logger.error({ queued: writer.queued }, `pending bans not written within ${STOP_LIMIT_MS / 1000} s of the stop signal (nftables hung?)`);
           deps.exitNow?.(0);
+        } else {
+          logger.info({}, 'pending bans written; closing the libnftables contexts');
+          // A call still running (a reconcile's listing, the table watch's) is not waited for
+          // past the limit: the exit then leaves its worker thread (finish, below).
+          const closed = await withinStopLimit(Promise.all([
+            ...(runner.hungCalls === 0 ? [writer.close()] : []),
+            ...(watchRunner.hungCalls === 0 ? [watchRunner.close()] : []),
+          ]));
+          if (!closed) {
+            logger.warn({ unfinishedCalls: runner.unfinishedCalls + watchRunner.unfinishedCalls }, `a libnftables call (a listing of the table?) still running ${STOP_LIMIT_MS / 1000} s after the stop signal: not waited for (the bans stay in the kernel)`);
+          }
         }
-        if (runner.hungCalls === 0 && flushed) await writer.close();
-        if (watchRunner.hungCalls === 0) await watchRunner.close();
         await ops.stop();
       } catch (err) {
         logger.error({ err: String(err) }, 'error while stopping');
       }
+      cancelStopLimit();
       const server: Server | null = metricsServer;
       if (server) await new Promise<void>((r) => server.close(() => r()));
       logger.info({}, 'stopped; bans stay in the kernel until they expire');
-      if (watchRunner.hungCalls > 0) deps.exitNow?.(0);
+      if (watchRunner.unfinishedCalls > 0) deps.exitNow?.(0);
       offHangup();
       resolve(finish(0));
     };
