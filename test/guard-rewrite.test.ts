@@ -11,30 +11,21 @@ import { BanJournal } from '../lib/daemon/ban-journal.js';
 import { Guard } from '../lib/daemon/guard.js';
 import type { AuthEvent } from '../lib/events/auth-event.js';
 import { parseCidr, parseIp } from '../lib/net/ip.js';
-import { LibnftablesRunner, NftSetWriter, resolveNftLayout } from '../lib/nft/index.js';
+import type { NftSetWriter } from '../lib/nft/index.js';
 import { FsguardMetrics } from '../lib/obs/metrics.js';
 import { createPolicy } from '../lib/policy/engine.js';
 import { DEFAULT_POLICY_SETTINGS } from '../lib/policy/settings.js';
 import { RecordingLogger } from './support/esl-test-helpers.js';
-import { FaultyBackend, KERNEL_BUSY_ERROR } from './support/faulty-nft.js';
+import { FaultyBackend, refuseHostWrites } from './support/faulty-nft.js';
 import { netnsTestOptions } from './support/netns.js';
-import { deleteTableIfExists, ImmediateScheduler, kernelElement, kernelWriter, uniqueTableName } from './support/nft-kernel.js';
+import { ImmediateScheduler, kernelElement, kernelWriter, uniqueTableName } from './support/nft-kernel.js';
 
 const ns = netnsTestOptions();
 const turn = (): Promise<void> => new Promise((r) => setImmediate(r));
 
-/** A writer on the table of `label` whose library is `backend`; its retries run on the next turns. */
+/** A real writer on the table of `label` whose library is `backend`; its retries run on the next turns. */
 function faultyWriter(t: Test, label: string, backend: FaultyBackend): { writer: NftSetWriter; table: string } {
-  const table = uniqueTableName(label);
-  t.teardown(() => deleteTableIfExists('inet', table));
-  const writer = new NftSetWriter(new LibnftablesRunner({ backend }), resolveNftLayout({ table }), { batchMs: 0, scheduler: new ImmediateScheduler() });
-  t.teardown(() => writer.close());
-  return { writer, table };
-}
-
-/** Every write into the host set is refused (EAGAIN) while on; listings still answer. */
-function refuseHostWrites(backend: FaultyBackend, on: boolean): void {
-  backend.fail = (text) => (on && text.includes('"name":"banned4"') ? KERNEL_BUSY_ERROR : null);
+  return { writer: kernelWriter(t, label, { backend, scheduler: new ImmediateScheduler() }), table: uniqueTableName(label) };
 }
 
 let n = 0;

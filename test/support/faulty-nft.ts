@@ -84,3 +84,8 @@ export class FaultyBackend implements NftBackend {
     for (const r of this.releases.splice(0)) r();
   }
 }
+
+/** Every write into the host set is refused (EAGAIN) while on; listings and the other sets still answer. */
+export function refuseHostWrites(backend: FaultyBackend, on: boolean): void {
+  backend.fail = (text) => (on && text.includes('"name":"banned4"') ? KERNEL_BUSY_ERROR : null);
+}

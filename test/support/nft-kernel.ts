@@ -2,7 +2,7 @@
 // lib/nft's own read-back, so the writer's tests assert on kernel state rather than on
 // the code under test.
 import { spawnSync } from 'node:child_process';
-import { LibnftablesRunner, NftSetWriter, resolveNftLayout, type NftInput, type NftRunner, type NftRunResult } from '../../lib/nft/index.js';
+import { LibnftablesRunner, NftSetWriter, resolveNftLayout, type NftBackend, type NftInput, type NftRunner, type NftRunResult, type Scheduler } from '../../lib/nft/index.js';
 import type { NftCommand } from '../../lib/nft/schema.js';
 
 /** A table name unique to this test process and label, so parallel test files never collide. */
@@ -13,11 +13,14 @@ export function uniqueTableName(label: string): string {
 /**
  * A real writer on a table of its own (in the test's namespace), closed and its table deleted
  * at teardown: for tests of the guard whose subject is not the kernel, which still write to it.
+ * `backend`: the library behind it (a fault-injecting one); `scheduler`: its batches' and
+ * retries' timers.
  */
-export function kernelWriter(t: { teardown(fn: () => unknown): void }, label: string): NftSetWriter {
+export function kernelWriter(t: { teardown(fn: () => unknown): void }, label: string, options: { backend?: NftBackend; scheduler?: Scheduler } = {}): NftSetWriter {
   const table = uniqueTableName(label);
   t.teardown(() => deleteTableIfExists('inet', table));
-  const writer = new NftSetWriter(new LibnftablesRunner(), resolveNftLayout({ table }), { batchMs: 0 });
+  const runner = options.backend ? new LibnftablesRunner({ backend: options.backend }) : new LibnftablesRunner();
+  const writer = new NftSetWriter(runner, resolveNftLayout({ table }), { batchMs: 0, ...(options.scheduler ? { scheduler: options.scheduler } : {}) });
   t.teardown(() => writer.close());
   return writer;
 }
