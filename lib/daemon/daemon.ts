@@ -361,6 +361,7 @@ export async function runDaemon(configFile: string | null, initial: FsguardConfi
         const flushed = await withinStopLimit(guard.flush());
         if (!flushed) {
           logger.error({ queued: writer.queued }, `pending bans not written within ${STOP_LIMIT_MS / 1000} s of the stop signal (nftables hung?)`);
+          guard.closeJournal();
           deps.exitNow?.(0);
         } else {
           logger.info({}, 'pending bans written; closing the libnftables contexts');

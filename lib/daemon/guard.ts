@@ -124,6 +124,8 @@ export class Guard implements EslSourceListener {
   private readonly fullAccounts: FullTableNotice;
   private readonly fullProven: FullTableNotice;
   private readonly banFromEventTime: boolean;
+  /** The journal was closed at exit (closeJournal): it is not emptied any more (a late flush, a tick). */
+  private journalClosed = false;
 
   constructor(
     private policy: Policy,
@@ -661,19 +663,32 @@ export class Guard implements EslSourceListener {
 
   /** Everything journaled is in the kernel (or was refused): the journal can start empty. */
   private clearJournalIfDone(): void {
-    if (this.journal && (this.writer.queued ?? 0) === 0 && this.unwritten.size === 0) this.journal.clear();
+    if (this.journal && !this.journalClosed && (this.writer.queued ?? 0) === 0 && this.unwritten.size === 0) this.journal.clear();
   }
 
-  /** Writes everything pending (SIGTERM), and gives the unwritten bans one more try. */
+  /** Writes everything pending (SIGTERM), gives the unwritten bans one more try, and closes the journal. */
   async flush(): Promise<void> {
     this.hold.release('stopping');
     if (this.deadlineTimer !== null) { this.clock.clearTimeout(this.deadlineTimer); this.deadlineTimer = null; }
     await Promise.all([this.retryUnwritten(), this.writer.flush()]);
-    this.clearJournalIfDone();
+    this.closeJournal();
+  }
+
+  /**
+   * At exit, also when the stop gave up waiting for nft: the bans still unwritten are journaled,
+   * so the next start writes them (not all of them were: those restored into a recreated table,
+   * a cluster's manual bans); with none, the journal is emptied. Then it is closed.
+   */
+  closeJournal(): void {
+    if (this.journalClosed) return;
+    if (this.unwritten.size === 0) this.clearJournalIfDone();
+    for (const u of this.unwritten.values()) this.journal?.record(u);
+    this.journalClosed = true;
     this.journal?.close();
-    if (this.unwritten.size > 0) {
-      this.logger.error({ bans: this.unwritten.size, targets: [...this.unwritten.keys()].slice(0, LOG_SAMPLE) }, 'bans that nft failed to write are lost at exit');
-    }
+    if (this.unwritten.size === 0) return;
+    const obj = { bans: this.unwritten.size, targets: [...this.unwritten.keys()].slice(0, LOG_SAMPLE) };
+    if (this.journal) this.logger.warn({ ...obj, journal: this.journal.path }, 'bans that nft failed to write are in the journal: the next start writes them');
+    else this.logger.error(obj, 'bans that nft failed to write are lost at exit');
   }
 }
 
