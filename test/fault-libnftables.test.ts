@@ -1,7 +1,7 @@
 // Faults of libnftables itself, injected through the backend the runner calls (the real
 // library underneath): a call that hangs (it holds a worker thread and cannot be cancelled),
-// a library that never answers at start, a stop signal during start. Deadlines run on a
-// manual scheduler: no test waits for them.
+// a library that never answers at start, a stop signal during start or during a listing,
+// `fsguard ban` with a hung write. Deadlines run on a manual scheduler: no test waits for them.
 import t from 'tap';
 import { Writable } from 'node:stream';
 import { loadConfig } from '../lib/config/config.js';
@@ -12,7 +12,8 @@ import { EslTestServer } from './support/esl-server.js';
 import { elementIfAny, fetchMetrics, ipv4Of, metricValue, rigConfig, scannerEvents, waitFor } from './support/fault-rig.js';
 import { FaultyBackend, ManualScheduler } from './support/faulty-nft.js';
 import { netnsTestOptions } from './support/netns.js';
-import type { LogLine } from './support/daemon-process.js';
+import { cliEnv, runProcess, writeConfig, type LogLine } from './support/daemon-process.js';
+import { deleteTableIfExists, kernelElement, uniqueTableName } from './support/nft-kernel.js';
 
 const ns = netnsTestOptions();
 
@@ -217,4 +218,17 @@ t.test('hung writes: reported and counted, the daemon keeps deciding, the bans w
   d.signal('SIGTERM');
   t.equal(await d.done, 0);
   t.same(d.exits, [], 'a normal exit: nothing hung any more');
+});
+
+t.test('fsguard ban whose write hangs says why it failed (the hung call) and exits non-zero', ns, async (t) => {
+  const table = uniqueTableName('l_banhung');
+  t.teardown(() => deleteTableIfExists('inet', table));
+  const config = writeConfig({ esl: { host: '127.0.0.1', port: 1 }, nft: { table }, metrics: { enabled: false } });
+  const script = new URL('./support/cli-with-faulty-nft.js', import.meta.url).pathname;
+  // The writes into the host set hang; the table's setup and listing answer.
+  const r = await runProcess(process.execPath, [script, `"name":"banned4","elem"`, 'ban', '198.51.100.60', '--config', config], { env: cliEnv() });
+  t.equal(r.status, 1, 'exit 1');
+  t.match(r.stderr, /^fsguard: ban 198\.51\.100\.60 failed: .*libnftables call.* hung/, `says why: ${r.stderr}`);
+  t.equal(r.stdout, '', 'and claims nothing on stdout');
+  t.equal(kernelElement(table, 'banned4', '198.51.100.60'), undefined, 'not banned');
 });

@@ -7,8 +7,8 @@ import { BannedPrefixes, exitWithHungCalls, foreignTableError, resolveNftLayout,
 import { parseArgs, parseDuration, UsageError } from './args.js';
 import { formatDuration } from '../text/duration.js';
 import { terminalSafe } from '../text/terminal.js';
-import type { CliIo } from './main.js';
-import { nftWriterFromConfig } from './nft-writer.js';
+import { reportFailure, type CliIo } from './main.js';
+import { nftRunnerFromConfig, nftWriterFromConfig } from './nft-writer.js';
 import { publishManualAction, type ManualAction } from '../cluster/cli.js';
 
 const DEFAULT_MANUAL_BAN_SECONDS = 3600;
@@ -146,16 +146,25 @@ async function banCommand(argv: string[], config: FsguardConfig, writer: NftSetW
 
 export async function runBansCommand(command: 'bans' | 'ban' | 'unban', argv: string[], config: FsguardConfig, io: CliIo): Promise<number> {
   const out = (s: string): void => { io.stdout.write(`${s}\n`); };
-  const writer = nftWriterFromConfig(config.nft, { batchMs: 0 });
-  let code = 1;
+  const runner = nftRunnerFromConfig(config.nft, {
+    ...(io.nftBackend ? { backend: io.nftBackend } : {}),
+    ...(io.nftScheduler ? { scheduler: io.nftScheduler } : {}),
+  });
+  const writer = nftWriterFromConfig(config.nft, { batchMs: 0 }, runner);
+  let ended: { readonly code: number } | { readonly error: unknown };
   try {
-    code = await bansCommand(command, argv, config, writer, out, io);
-    return code;
-  } finally {
-    // A hung libnftables call holds a worker thread that a normal exit would wait for.
-    if (writer.hungCalls > 0) exitWithHungCalls(code);
-    await writer.close();
+    ended = { code: await bansCommand(command, argv, config, writer, out, io) };
+  } catch (error) {
+    ended = { error };
   }
+  if (writer.hungCalls > 0) {
+    // A hung libnftables call holds a worker thread that a normal exit would wait for: the
+    // process ends at once, so why the command failed is said here (the hung call, mostly).
+    exitWithHungCalls('code' in ended ? ended.code : reportFailure(ended.error, (line) => { io.stderr.write(`${line}\n`); }));
+  }
+  await writer.close();
+  if ('error' in ended) throw ended.error;
+  return ended.code;
 }
 
 async function bansCommand(command: 'bans' | 'ban' | 'unban', argv: string[], config: FsguardConfig, writer: NftSetWriter, out: (s: string) => void, io: CliIo): Promise<number> {

@@ -3,11 +3,16 @@ import { ConfigError, loadConfig, type LoadedConfig } from '../config/config.js'
 import { UsageError } from './args.js';
 
 import type { Writable } from 'node:stream';
+import type { NftBackend, Scheduler } from '../nft/index.js';
 
 export interface CliIo {
   readonly stdout: Writable;
   readonly stderr: Writable;
   readonly env: NodeJS.ProcessEnv;
+  /** libnftables for `bans`, `ban` and `unban` (tests wrap it to inject faults); default the library named by nft.library. */
+  readonly nftBackend?: NftBackend;
+  /** Runs the deadlines of their libnftables calls; default real timers. */
+  readonly nftScheduler?: Scheduler;
 }
 
 const USAGE = `usage: fsguard <command> [--config FILE] ...
@@ -100,9 +105,14 @@ export async function main(argv: readonly string[], io: CliIo = { stdout: proces
         throw new UsageError(`unknown command ${JSON.stringify(command)}\n${USAGE}`);
     }
   } catch (err) {
-    if (err instanceof UsageError) { say(`fsguard: ${err.message}`); return 2; }
-    if (err instanceof ConfigError) { say(`fsguard: ${err.message}`); return 78; /* EX_CONFIG */ }
-    say(`fsguard: ${err instanceof Error ? err.message : String(err)}`);
-    return 1;
+    return reportFailure(err, say);
   }
+}
+
+/** Says why a command failed (one line, for `say` to put on stderr); returns its exit code. */
+export function reportFailure(err: unknown, say: (line: string) => void): number {
+  if (err instanceof UsageError) { say(`fsguard: ${err.message}`); return 2; }
+  if (err instanceof ConfigError) { say(`fsguard: ${err.message}`); return 78; /* EX_CONFIG */ }
+  say(`fsguard: ${err instanceof Error ? err.message : String(err)}`);
+  return 1;
 }

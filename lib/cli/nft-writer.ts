@@ -4,8 +4,9 @@ import {
   LibnftablesBackend, LibnftablesRunner, NftSetWriter, resolveNftLayout, type LibnftablesRunnerOptions, type NftSetWriterOptions,
 } from '../nft/index.js';
 
-export function nftRunnerFromConfig(nft: NftConfig, options: Omit<LibnftablesRunnerOptions, 'backend'> = {}): LibnftablesRunner {
-  return new LibnftablesRunner({ backend: new LibnftablesBackend(nft.library), ...options });
+/** The library named by nft.library, unless `options.backend` says otherwise. */
+export function nftRunnerFromConfig(nft: NftConfig, options: LibnftablesRunnerOptions = {}): LibnftablesRunner {
+  return new LibnftablesRunner({ backend: options.backend ?? new LibnftablesBackend(nft.library), ...options });
 }
 
 export function nftWriterFromConfig(nft: NftConfig, options: NftSetWriterOptions = {}, runner: LibnftablesRunner = nftRunnerFromConfig(nft)): NftSetWriter {
