@@ -1,6 +1,7 @@
 // `fsguard bans`, `fsguard ban`, `fsguard unban`: the kernel sets are the source of truth,
 // so these talk to libnftables directly; a running daemon notices the change on its next
-// reconcile (and gives an unbanned source a grace period).
+// reconcile (and gives an unbanned source a grace period). An unban is also appended to the
+// daemon's ban journal, running or not: its next start must not write the ban back.
 import type { FsguardConfig } from '../config/config.js';
 import { cidrContainsCidr, cidrsOverlap, isHostCidr, parseCidr, type Cidr } from '../net/ip.js';
 import { BannedPrefixes, exitWithHungCalls, foreignTableError, resolveNftLayout, type KernelBan, type KernelBanList, type NftSetWriter } from '../nft/index.js';
@@ -10,6 +11,7 @@ import { terminalSafe } from '../text/terminal.js';
 import { reportFailure, type CliIo } from './main.js';
 import { nftRunnerFromConfig, nftWriterFromConfig } from './nft-writer.js';
 import { publishManualAction, type ManualAction } from '../cluster/cli.js';
+import { appendUnban, banJournalPath } from '../daemon/ban-journal.js';
 
 const DEFAULT_MANUAL_BAN_SECONDS = 3600;
 /** Narrower prefixes a widening ban names on its line; the rest are counted. */
@@ -113,6 +115,20 @@ async function shareWithCluster(config: FsguardConfig, action: ManualAction, io:
   }
 }
 
+/**
+ * A daemon killed with bans not yet in the kernel writes back, at its next start, the journaled
+ * bans the kernel lacks: this one too, unless the journal says it was lifted. Appended the way
+ * the daemon appends (ban-journal.ts); a failure is said, the unban itself stands.
+ */
+function journalUnban(config: FsguardConfig, target: Cidr, io: CliIo): void {
+  const path = banJournalPath(config.nft);
+  try {
+    appendUnban(path, target, Date.now());
+  } catch (err) {
+    io.stderr.write(`fsguard: warning: the unban is not in the ban journal ${path} (${err instanceof Error ? err.message : String(err)}): if the daemon was killed with bans pending, its next start may ban ${target.text} again\n`);
+  }
+}
+
 async function banCommand(argv: string[], config: FsguardConfig, writer: NftSetWriter, out: (s: string) => void, io: CliIo): Promise<number> {
   const { flags, positionals } = parseArgs(argv, { for: true, reason: true, force: false }, 'ban');
   if (positionals.length > 1) throw new UsageError(`ban: one target at a time (got ${positionals.length})`);
@@ -192,7 +208,11 @@ async function bansCommand(command: 'bans' | 'ban' | 'unban', argv: string[], co
   const list = await writer.list();
   if (list.tableExists && !list.owned) throw new Error(foreignTableError(resolveNftLayout(config.nft)).message);
   const outcome = await writer.unban(target);
-  if (outcome.status === 'removed') { out(`unbanned ${target.text}`); return await shareWithCluster(config, { type: 'unban', target }, io); }
+  if (outcome.status === 'removed') {
+    journalUnban(config, target, io);
+    out(`unbanned ${target.text}`);
+    return await shareWithCluster(config, { type: 'unban', target }, io);
+  }
   // In a cluster the ban may be in other nodes' kernels only: the unban goes to them all.
   if (outcome.status === 'not-banned' && config.cluster.enabled) return await shareWithCluster(config, { type: 'unban', target }, io);
   if (outcome.status === 'not-banned') {

@@ -9,8 +9,15 @@
 // (not of the machine: no fsync per ban). At start the daemon writes back every journaled ban
 // that is still live and not in the kernel, then the journal starts empty again; while running it
 // is emptied whenever everything decided has reached the kernel.
-import { closeSync, ftruncateSync, mkdirSync, openSync, readFileSync, writeSync } from 'node:fs';
-import { dirname } from 'node:path';
+//
+// An unban is a line too ({"t": target, "u": Unix ms}): a ban lifted by hand must not come back
+// with the replay. The daemon journals the unbans it notices (a reconcile finds the ban gone) or
+// is sent (a cluster's); `fsguard unban`, which deletes the element itself and may run while the
+// daemon is down, appends its own line to the same file (appendUnban), as the daemon appends:
+// O_APPEND, the line in one write(), so lines of both never interleave. The last line about a
+// target wins, so a ban decided after the unban is replayed again.
+import { closeSync, constants, ftruncateSync, mkdirSync, openSync, readFileSync, writeSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { parseCidr, type Cidr } from '../net/ip.js';
 import type { BanComment } from '../nft/index.js';
 
@@ -31,6 +38,46 @@ export interface BanJournalOptions {
 /** Longest journal line accepted when reading back (a line is ~100 bytes). */
 const MAX_LINE = 4096;
 
+/** The journal of the table nft.table, in nft.journalDir: the daemon's, and where `fsguard unban` records. */
+export function banJournalPath(nft: { readonly journalDir: string; readonly table: string }): string {
+  return join(nft.journalDir, `${nft.table}.bans.jsonl`);
+}
+
+function banLine(ban: JournaledBan): string {
+  return `${JSON.stringify({ t: ban.target.text, e: ban.expiresAtMs, r: ban.comment.rule, n: ban.comment.offences })}\n`;
+}
+
+function unbanLine(target: Cidr, atMs: number): string {
+  return `${JSON.stringify({ t: target.text, u: atMs })}\n`;
+}
+
+function writeAll(fd: number, text: string): void {
+  const bytes = Buffer.from(text, 'utf8');
+  let at = 0;
+  while (at < bytes.length) at += writeSync(fd, bytes, at, bytes.length - at);
+}
+
+/**
+ * Appends an unban to the journal at `path`, from another process than the daemon (`fsguard
+ * unban`). A journal that does not exist holds no ban to honour it against: nothing is created
+ * (a file made by root would shut the daemon out of its own journal). Throws on other errors.
+ */
+export function appendUnban(path: string, target: Cidr, atMs: number): 'recorded' | 'no-journal' {
+  let fd: number;
+  try {
+    fd = openSync(path, constants.O_WRONLY | constants.O_APPEND);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return 'no-journal';
+    throw err;
+  }
+  try {
+    writeAll(fd, unbanLine(target, atMs));
+  } finally {
+    closeSync(fd);
+  }
+  return 'recorded';
+}
+
 export class BanJournal {
   private fd: number | null = null;
   private buffered: string[] = [];
@@ -48,7 +95,7 @@ export class BanJournal {
     return this.options.path;
   }
 
-  /** The bans journaled by an earlier run (malformed lines are skipped: a torn last line after a crash). */
+  /** The bans journaled by an earlier run and not unbanned after (malformed lines are skipped: a torn last line after a crash). */
   readBack(): JournaledBan[] {
     let text: string;
     try {
@@ -63,8 +110,9 @@ export class BanJournal {
       let o: unknown;
       try { o = JSON.parse(line); } catch { continue; }
       if (typeof o !== 'object' || o === null) continue;
-      const r = o as { t?: unknown; e?: unknown; r?: unknown; n?: unknown };
+      const r = o as { t?: unknown; e?: unknown; r?: unknown; n?: unknown; u?: unknown };
       const target = typeof r.t === 'string' ? parseCidr(r.t) : null;
+      if (target && typeof r.u === 'number') { bans.delete(target.text); continue; }
       if (!target || typeof r.e !== 'number' || !Number.isFinite(r.e) || typeof r.r !== 'string' || typeof r.n !== 'number') continue;
       // The last decision about a target wins (a re-ban is longer).
       bans.set(target.text, { target, expiresAtMs: r.e, comment: { rule: r.r, offences: r.n } });
@@ -74,8 +122,17 @@ export class BanJournal {
 
   /** Journals one decision; it reaches the file at the end of this turn. */
   record(ban: JournaledBan): void {
+    this.buffer(banLine(ban));
+  }
+
+  /** Journals that the ban of `target` was lifted (a replay leaves it alone); at the end of this turn. */
+  recordUnban(target: Cidr, atMs: number): void {
+    this.buffer(unbanLine(target, atMs));
+  }
+
+  private buffer(line: string): void {
     if (this.failed) return;
-    this.buffered.push(`${JSON.stringify({ t: ban.target.text, e: ban.expiresAtMs, r: ban.comment.rule, n: ban.comment.offences })}\n`);
+    this.buffered.push(line);
     if (!this.flushQueued) {
       this.flushQueued = true;
       this.defer(() => this.flush());
@@ -89,10 +146,7 @@ export class BanJournal {
     const text = this.buffered.join('');
     this.buffered = [];
     try {
-      const fd = this.open();
-      const bytes = Buffer.from(text, 'utf8');
-      let at = 0;
-      while (at < bytes.length) at += writeSync(fd, bytes, at, bytes.length - at);
+      writeAll(this.open(), text);
       this.written++;
     } catch (err) {
       this.fail(`cannot write the ban journal ${this.options.path}: ${(err as Error).message} (bans decided and not yet written are lost if the daemon is killed)`);

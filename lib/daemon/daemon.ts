@@ -2,7 +2,6 @@
 // and handles the process lifecycle: SIGTERM/SIGINT write the pending batch and exit 0,
 // SIGHUP reloads the config.
 import type { Server } from 'node:http';
-import { join } from 'node:path';
 import { setFlagsFromString } from 'node:v8';
 import { ConfigError, loadConfig, type FsguardConfig } from '../config/config.js';
 import { EslEventSource } from '../esl/index.js';
@@ -14,7 +13,7 @@ import { FsguardMetrics, serveMetrics } from '../obs/metrics.js';
 import { createPolicy } from '../policy/engine.js';
 import { allowedEverywhere } from '../policy/settings.js';
 import { DaemonOps } from '../status/wiring.js';
-import { BanJournal } from './ban-journal.js';
+import { BanJournal, banJournalPath } from './ban-journal.js';
 import { DaemonCluster } from '../cluster/daemon-cluster.js';
 import { Guard } from './guard.js';
 import { NftTableWatch } from './nft-monitor.js';
@@ -162,7 +161,7 @@ export async function runDaemon(configFile: string | null, initial: FsguardConfi
     guardRef?.onTableRecreated().catch((err: unknown) => logger.error({ err: String(err) }, 'restoring bans failed'));
   }, (message) => ops.status.nftFailed(message));
   const journal = new BanJournal({
-    path: join(config.nft.journalDir, `${config.nft.table}.bans.jsonl`),
+    path: banJournalPath(config.nft),
     onError: (message) => logger.error({}, message),
   });
   // With a cluster section the policy is fed the shared stream, not this node's events alone.

@@ -376,6 +376,7 @@ export class Guard implements EslSourceListener {
     this.known.delete(target.text);
     this.unwritten.delete(target.text);
     this.covered.delete(target.text);
+    this.journal?.recordUnban(target, atMs);
     void this.writer.unban(target).then((outcome) => {
       if (outcome.status === 'failed') this.logger.error({ target: target.text, detail: outcome.error.message }, 'unban from the cluster not written to the kernel');
     });
@@ -603,9 +604,10 @@ export class Guard implements EslSourceListener {
     this.logger.debug({ inKernel: list.bans.length, known: this.known.size, unwritten: this.unwritten.size }, 'reconciled with the kernel');
   }
 
-  /** A ban someone else took out of the kernel: a grace period in the policy, told and logged. */
+  /** A ban someone else took out of the kernel: a grace period in the policy, journaled (a restart's replay leaves it out), told and logged. */
   private noteLifted(k: { readonly target: Cidr; readonly comment: BanComment }, now: number, message: string): void {
     this.policy.manualUnban(k.target, now * 1000);
+    this.journal?.recordUnban(k.target, now);
     this.tell('unbanned', k.target.text, k.comment.rule, 'lifted', now);
     this.logger.info({ target: k.target.text, rule: k.comment.rule }, message);
   }
