@@ -111,6 +111,12 @@ t.test('brute force against a working office: attacker in the kernel set, office
   const prefix = kernelElement(table, 'banned6p64', '2001:db8:bad:1::');
   t.ok(prefix && (prefix.timeout ?? 0) >= 7000, 'manual prefix ban with its duration');
   t.match(prefix?.comment ?? '', /rule=manual/);
+  const manualList = await fsguardCli(['bans', '--config', config]);
+  const manualRow = manualList.stdout.split('\n').find((l) => l.startsWith('2001:db8:bad:1::/64'));
+  // The comment holds printable ASCII without quotes (comment.ts): the rest became '?'.
+  t.match(manualRow, /manual: test \?quoted\?\?reason$/, `fsguard bans shows the reason as the kernel keeps it (${manualRow})`);
+  const listedJson = JSON.parse((await fsguardCli(['bans', '--json', '--config', config])).stdout) as { bans: Array<{ target: string; note: string | null }> };
+  t.equal(listedJson.bans.find((b) => b.target === '2001:db8:bad:1::/64')?.note, 'test ?quoted??reason', 'and --json has it as note');
   const refused = await fsguardCli(['ban', '127.0.0.1', '--config', config]);
   t.equal(refused.status, 2, 'banning an allow-listed address is refused');
   t.match(refused.stderr, /allow-list/);

@@ -4,7 +4,7 @@
 // daemon's ban journal, running or not: its next start must not write the ban back.
 import type { FsguardConfig } from '../config/config.js';
 import { cidrContainsCidr, cidrsOverlap, isHostCidr, parseCidr, type Cidr } from '../net/ip.js';
-import { BannedPrefixes, exitWithHungCalls, foreignTableError, resolveNftLayout, type KernelBan, type KernelBanList, type NftSetWriter } from '../nft/index.js';
+import { BannedPrefixes, exitWithHungCalls, foreignTableError, parseBanComment, resolveNftLayout, type KernelBan, type KernelBanList, type NftSetWriter } from '../nft/index.js';
 import { parseArgs, parseDuration, UsageError } from './args.js';
 import { formatDuration } from '../text/duration.js';
 import { terminalSafe } from '../text/terminal.js';
@@ -31,6 +31,8 @@ interface BanRow {
   rule: string;
   offences: number | null;
   comment: string | null;
+  /** The operator's `--reason` of a ban by hand (the comment's note), or null. */
+  note: string | null;
   /** The banned prefix this host or narrower prefix lies in, if any. */
   within: string | null;
 }
@@ -47,7 +49,7 @@ function banRows(bans: readonly KernelBan[]): BanRow[] {
     const outer = prefixes.widestOver(b.target);
     const row: BanRow = {
       target: b.target.text, seconds_left: b.expiresSeconds, timeout: b.timeoutSeconds, rule: b.rule ?? 'foreign',
-      offences: b.offences ?? null, comment: b.comment, within: outer ? outer.target.text : null,
+      offences: b.offences ?? null, comment: b.comment, note: (b.comment === null ? null : parseBanComment(b.comment)?.note) ?? null, within: outer ? outer.target.text : null,
     };
     if (isHostCidr(b.target)) hostRow.add(row);
     return row;
@@ -80,8 +82,9 @@ function printBans(rows: readonly BanRow[], out: (s: string) => void): void {
     const of = r.timeout === null ? '-' : formatDuration(r.timeout, 2);
     // A comment is anyone's text (a foreign element, a --reason): shown escaped, never raw.
     const note = r.rule === 'foreign' ? ` (${r.comment === null ? 'no comment' : terminalSafe(r.comment)})` : r.offences && r.offences > 1 ? ` (offence ${r.offences})` : '';
+    const reason = r.note === null ? '' : `: ${terminalSafe(r.note)}`;
     const inside = r.within === null ? '' : ` [inside ${r.within}]`;
-    out(`${label(r).padEnd(width)}  ${left.padStart(8)}  ${of.padStart(8)}  ${terminalSafe(r.rule)}${note}${inside}`);
+    out(`${label(r).padEnd(width)}  ${left.padStart(8)}  ${of.padStart(8)}  ${terminalSafe(r.rule)}${note}${reason}${inside}`);
   }
   const prefixes = rows.filter((r) => !isHostCidr(parseCidr(r.target)!)).length;
   out(`${rows.length} ban${rows.length === 1 ? '' : 's'} (${prefixes} prefix${prefixes === 1 ? '' : 'es'}, ${rows.length - prefixes} host${rows.length - prefixes === 1 ? '' : 's'})`);

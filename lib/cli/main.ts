@@ -17,7 +17,7 @@ export interface CliIo {
 
 const USAGE = `usage: fsguard <command> [--config FILE] ...
   run                          the daemon (SIGTERM: flush and exit; SIGHUP: reload config)
-  bans [--json]                current bans in the kernel: target, time left, rule
+  bans [--json]                current bans in the kernel: target, time left, rule, reason
   ban ADDR|CIDR [--for 1h] [--reason TEXT]
   unban ADDR|CIDR
   check                        validate config, nft, and the event socket login
