@@ -110,6 +110,32 @@ t.test('a ban lifted by hand is not written back by the replay at the next start
   t.match(kernelElement(table, 'banned4', again)?.comment ?? '', /n=2/, 'the ban decided after an unban is written back');
 });
 
+t.test('`fsguard unban` of a ban only in the journal (the daemon killed before writing it) cancels it', ns, async (t) => {
+  const label = 'jonly';
+  const table = uniqueTableName(label);
+  const journalDir = mkdtempSync(join(tmpdir(), 'fsguard-journal-'));
+  const config = writeConfig({ esl: { host: '127.0.0.1', port: 1 }, nft: { table, journalDir }, metrics: { enabled: false } });
+  const path = banJournalPath({ journalDir, table });
+  const writer = kernelWriter(t, label);
+  const first = guardWith(t, writer, path);
+  await first.guard.start();
+  const [pending, other] = ['198.51.100.81', '198.51.100.82'];
+  const journal = new BanJournal({ path, onError: (m) => t.fail(m), defer: (fn) => fn() });
+  for (const ip of [pending, other]) journal.record({ target: parseCidr(ip)!, expiresAtMs: Date.now() + 3_600_000, comment: { rule: 'scanner_user_agent', offences: 1 } });
+  journal.close();
+  const unban = await fsguardCli(['unban', pending, '--config', config]);
+  t.equal(unban.status, 0, unban.stderr);
+  t.match(unban.stdout, /only in the ban journal/, unban.stdout);
+  const notBanned = await fsguardCli(['unban', '198.51.100.83', '--config', config]);
+  t.equal(notBanned.status, 1, 'a target in neither is still "not banned"');
+  t.match(notBanned.stderr, /not banned/);
+  const second = guardWith(t, kernelWriter(t, label), path);
+  await second.guard.start();
+  await turn();
+  t.equal(kernelElement(table, 'banned4', pending), undefined, 'the next start leaves the cancelled one out');
+  t.ok(kernelElement(table, 'banned4', other), 'and writes the other journaled ban');
+});
+
 t.test('the journal\'s unban lines: the last line about a target wins; `fsguard unban` creates no journal', async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'fsguard-journal-'));
   const path = join(dir, 'fsguard.bans.jsonl');

@@ -11,7 +11,7 @@ import { terminalSafe } from '../text/terminal.js';
 import { reportFailure, type CliIo } from './main.js';
 import { nftRunnerFromConfig, nftWriterFromConfig } from './nft-writer.js';
 import { publishManualAction, type ManualAction } from '../cluster/cli.js';
-import { appendUnban, banJournalPath } from '../daemon/ban-journal.js';
+import { appendUnban, BanJournal, banJournalPath } from '../daemon/ban-journal.js';
 
 const DEFAULT_MANUAL_BAN_SECONDS = 3600;
 /** Narrower prefixes a widening ban names on its line; the rest are counted. */
@@ -132,6 +132,12 @@ function journalUnban(config: FsguardConfig, target: Cidr, io: CliIo): void {
   }
 }
 
+/** Whether the daemon's journal holds a live ban of `target` that the kernel lacks (it was killed before writing it). */
+function pendingInJournal(config: FsguardConfig, target: Cidr): boolean {
+  const journal = new BanJournal({ path: banJournalPath(config.nft), onError: () => undefined });
+  return journal.readBack().some((b) => b.target.text === target.text && b.expiresAtMs > Date.now());
+}
+
 async function banCommand(argv: string[], config: FsguardConfig, writer: NftSetWriter, out: (s: string) => void, io: CliIo): Promise<number> {
   const { flags, positionals } = parseArgs(argv, { for: true, reason: true, force: false }, 'ban');
   if (positionals.length > 1) throw new UsageError(`ban: one target at a time (got ${positionals.length})`);
@@ -218,6 +224,11 @@ async function bansCommand(command: 'bans' | 'ban' | 'unban', argv: string[], co
   }
   // In a cluster the ban may be in other nodes' kernels only: the unban goes to them all.
   if (outcome.status === 'not-banned' && config.cluster.enabled) return await shareWithCluster(config, { type: 'unban', target }, io);
+  if (outcome.status === 'not-banned' && pendingInJournal(config, target)) {
+    journalUnban(config, target, io);
+    out(`unbanned ${target.text}: it was not in the kernel, only in the ban journal (decided before the daemon's last exit, not yet written); the next start leaves it out`);
+    return 0;
+  }
   if (outcome.status === 'not-banned') {
     const covering = list.bans.filter((b) => b.target.text !== target.text && cidrContainsCidr(b.target, target));
     const hint = covering.length ? `; it is covered by ${covering.map((b) => b.target.text).join(', ')} (unban that)` : '';
