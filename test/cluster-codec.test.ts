@@ -15,7 +15,7 @@ import { captureEventBodies, SCENARIOS } from './support/esl-test-helpers.js';
 
 const origin = { node: 'a', incarnation: 'i1', seq: 1 };
 
-t.test('every auth event of the shared traces survives the stream unchanged', async (t) => {
+t.test('every auth event of the shared traces survives the stream unchanged, but for FreeSWITCH\'s addresses', async (t) => {
   const codec = clusterCodec();
   let n = 0;
   const kinds = new Set<string>();
@@ -25,7 +25,7 @@ t.test('every auth event of the shared traces survives the stream unchanged', as
       if (!r.ok) continue;
       const d = codec.decode(codec.encodeEvent({ ...origin, seq: ++n }, { kind: 'auth', event: r.event }));
       if (!d.ok || d.message.type !== 'event') { t.fail(`not decoded: ${d.ok ? d.message.type : d.reason}`); return; }
-      t.same(d.message.event, r.event);
+      t.same(d.message.event, { ...r.event, switchAddresses: [] });
       t.same(d.message.origin, { ...origin, seq: n });
       kinds.add(r.event.kind);
     }
@@ -33,7 +33,7 @@ t.test('every auth event of the shared traces survives the stream unchanged', as
   t.same([...kinds].sort(), ['attempt', 'challenge', 'failure', 'registered'], 'all four kinds seen');
 });
 
-t.test('every call of the captured bytes and of generated traces survives the stream unchanged; a bad one is refused', async (t) => {
+t.test('every call of the captured bytes and of generated traces survives the stream unchanged (but for FreeSWITCH\'s addresses); a bad one is refused', async (t) => {
   const codec = clusterCodec();
   const b = new CallTraceBuilder(3);
   carrier(b, { ips: ['198.51.100.40'], calls: 20, misdialShare: 0.2, durationS: 600 });
@@ -47,7 +47,7 @@ t.test('every call of the captured bytes and of generated traces survives the st
     if (!r.ok) continue;
     const d = codec.decode(codec.encodeEvent({ ...origin, seq: ++n }, { kind: 'call', event: r.event }));
     if (!d.ok || d.message.type !== 'event') { t.fail(`not decoded: ${d.ok ? d.message.type : d.reason}`); return; }
-    t.same(d.message.event, r.event);
+    t.same(d.message.event, { ...r.event, switchAddresses: [] });
     outcomes.add(r.event.outcome);
   }
   t.ok(n >= 30, `${n} calls`);
@@ -97,11 +97,32 @@ t.test('malformed entries and messages are refused with a reason, never trusted'
     ['bad port', withEvent(3, 70_000)],
     ['long user agent', withEvent(4, 'x'.repeat(10_000))],
     ['bad timestamp', withEvent(6, -5)],
-    ['bad switch address', withEvent(7, ['pbx'])],
     ['ban of nothing', `${header}\n["b","me",10,""]`],
     ['ban for ever', `${header}\n["b","192.0.2.1",1e12,""]`],
   ];
   for (const [what, raw] of bad) t.notOk(codec.decode(raw).ok, what);
+});
+
+t.test('FreeSWITCH\'s addresses do not travel: sent empty, and read as none whatever an entry names', async (t) => {
+  const codec = clusterCodec();
+  const auth = normalizeEvent(JSON.parse(readFileSync(`${SCENARIOS}brute-force-one-user.jsonl`, 'utf8').split('\n')[0]!), { profiles: null });
+  if (!auth.ok) throw new Error(auth.detail);
+  t.ok(auth.event.switchAddresses.length > 0, 'the event names its FreeSWITCH');
+  const hangup = captureEventBodies('esl_json_CHANNEL_calls.raw').map((x) => JSON.parse(x) as Record<string, unknown>).find((h) => h['Event-Name'] === CALL_EVENT_NAME)!;
+  const call = normalizeCallEvent(hangup, { profiles: null });
+  if (!call.ok) throw new Error(call.detail);
+  t.ok(call.event.switchAddresses.length > 0, 'the call names its FreeSWITCH');
+  for (const [e, slot] of [[{ kind: 'auth', event: auth.event }, 7], [{ kind: 'call', event: call.event }, 14]] as const) {
+    const [header, body] = codec.encodeEvent(origin, e).split('\n') as [string, string];
+    const fields = (JSON.parse(body) as unknown[])[2] as unknown[];
+    t.same(fields[slot], [], `${e.kind}: sent empty`);
+    // An older node, or any writer of the stream, naming addresses (here: an attacker's).
+    for (const named of [['203.0.113.9', '2001:db8::9'], ['pbx'], 'x']) {
+      const d = codec.decode(`${header}\n${JSON.stringify(['e', e.kind, fields.map((x, i) => (i === slot ? named : x))])}`);
+      if (!d.ok || d.message.type !== 'event') { t.fail(`${e.kind}: not decoded: ${d.ok ? d.message.type : d.reason}`); continue; }
+      t.same(d.message.event.switchAddresses, [], `${e.kind}: ${JSON.stringify(named)} read as none`);
+    }
+  }
 });
 
 t.test('an entry carries consecutive messages of one publisher', async (t) => {

@@ -46,7 +46,9 @@ t.test('1. 2 guesses a minute at each of four nodes: banned on every node as soo
   const decisions = merged.flatMap((e, index) => single.observe(e).bans.map((d) => ({ d, index })));
   t.equal(decisions.length, 1, 'a single policy seeing all 8 guesses bans once');
   const share = createPolicy(DEFAULT_POLICY_SETTINGS);
-  t.same(merged.filter((e) => e.switchAddresses.includes(daemons[0]!.switchIp)).flatMap((e) => share.observe(e).bans), [], 'one node\'s share alone bans nothing');
+  const shareOfA = await streamEvents(redis, daemons[0]!.name);
+  t.equal(shareOfA.length, 2 * 3, 'node a published 2 of the 8 guesses');
+  t.same(shareOfA.flatMap((e) => share.observe(e).bans), [], 'one node\'s share alone bans nothing');
   for (const n of daemons) {
     const line = await n.daemon.waitForLog(`${n.name}: ban line`, (l) => l.event === 'ban' && l.target === attacker);
     t.equal((line.evidence as { answeredFailures: number }).answeredFailures, decisions[0]!.d.evidence.answeredFailures, `${n.name} banned at the same guess as the single policy`);
@@ -63,9 +65,12 @@ t.test('2. a ban decided from events on node A is in the kernel sets of B and C;
   const bLine = await b.daemon.waitForLog('B: ban line', (l) => l.event === 'ban' && l.target === attacker);
   t.ok((bLine.evidence as { answeredFailures: number }).answeredFailures >= 6, 'B banned on the same evidence (A\'s guesses)');
 
-  // Node B's FreeSWITCH (known to A from B's events) attacks through A: banned nowhere.
+  // Node B's FreeSWITCH (B learns it from its events and publishes it in its registry record,
+  // where A and C read it) attacks through A: banned nowhere.
   await sendGuesses(b, '198.51.100.5', guessTimes(1, 1));
-  t.ok(await eventually(async () => ((await judgedByOrigin(a)).b ?? 0) >= 3), 'A judged B\'s events');
+  for (const n of [a, c]) {
+    await n.daemon.waitForLog(`${n.name} knows B's FreeSWITCH`, (l) => /other nodes' FreeSWITCH addresses/.test(l.msg ?? '') && (l.nodes as Record<string, string[]> | undefined)?.b?.includes(b.switchIp) === true);
+  }
   await sendGuesses(a, b.switchIp, guessTimes(10, 1));
   for (const n of [a, b, c]) t.ok(await eventually(async () => ((await judgedByOrigin(n)).a ?? 0) >= a.sent), `${n.name} judged all of A's events`);
   for (const n of [a, b, c]) {

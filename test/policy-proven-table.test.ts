@@ -11,6 +11,7 @@ import { BanLedger } from '../lib/policy/ban-ledger.js';
 import { ChallengeQueue } from '../lib/policy/challenge-queue.js';
 import { compileSettings } from '../lib/policy/compiled-settings.js';
 import { SourceTracker } from '../lib/policy/tracking.js';
+import { SwitchAddresses } from '../lib/policy/switch-addresses.js';
 import { parseIp } from '../lib/net/ip.js';
 import { DEFAULT_POLICY_SETTINGS } from '../lib/policy/settings.js';
 import { RecordingLogger } from './support/esl-test-helpers.js';
@@ -65,7 +66,7 @@ t.test('an unproven map full of proofs still tracks a new attacker', async (t) =
 
 t.test('the tracker: a source whose insert starts the cut, among proven entries only, is kept', async (t) => {
   const rs = compileSettings('', { ...S, maxTrackedSources: 100 });
-  const ledger = new BanLedger(rs);
+  const ledger = new BanLedger(rs, new SwitchAddresses());
   const tracker = new SourceTracker(rs, 64, new ChallengeQueue(), ledger);
   // 100 unproven-map entries, each proven (as the proofs a full proven map leaves out are).
   for (let i = 0; i < 100; i++) tracker.source(parseIp(`198.51.100.${i}`)!, 1_000).provenUntilUs = 1e15;

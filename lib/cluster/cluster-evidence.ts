@@ -16,6 +16,7 @@ import { StreamAppender } from './appender.js';
 import type { ClusterBody, ClusterCodec, KindedEvent, OriginId } from './codec.js';
 import type { ClusterConfig } from './config.js';
 import type { ClusterMetrics } from './metrics.js';
+import { MAX_OTHER_NODES, type SwitchAddresses } from '../policy/switch-addresses.js';
 import { digestMismatches, publishNode, readNodes, type NodeRecord } from './node-registry.js';
 import { OriginLedger } from './origin-ledger.js';
 import { StreamReader } from './reader.js';
@@ -29,8 +30,6 @@ export interface ClusterSink<M> {
   manualBan(target: Cidr, seconds: number, note: string): void;
   /** `atMs`: when it was decided (the stream entry's time), for the policy's grace period. */
   manualUnban(target: Cidr, atMs: number): void;
-  /** FreeSWITCH addresses of other nodes: never to be banned here either. */
-  protectSwitchAddresses(addresses: readonly string[]): void;
 }
 
 export interface ClusterEvidenceOptions<M> {
@@ -50,8 +49,11 @@ export interface ClusterEvidenceOptions<M> {
   readonly metrics: ClusterMetrics;
   /** Wall clock (ms). */
   readonly nowMs?: () => number;
-  /** Switch addresses carried by an event (to publish them). */
-  readonly switchAddressesOf?: (event: KindedEvent<M>) => readonly string[];
+  /**
+   * FreeSWITCH's addresses: this node's are published in its registry record, the other
+   * nodes' records set the others (never banned here either).
+   */
+  readonly switchAddresses: SwitchAddresses;
 }
 
 export type ClusterState = 'starting' | 'replaying' | 'live' | 'down' | 'stopped';
@@ -105,8 +107,7 @@ export class ClusterEvidence<M> {
   private sink: ClusterSink<M> | null = null;
   private downSinceMs: number | null = null;
   private registryTimer: NodeJS.Timeout | null = null;
-  private readonly ownSwitchAddresses = new Set<string>();
-  private lastSwitchArray: readonly string[] | null = null;
+  /** This node's FreeSWITCH addresses changed since its record was last published. */
   private switchAddressesChanged = false;
   private digest: string;
   private mismatchKey = '';
@@ -175,6 +176,7 @@ export class ClusterEvidence<M> {
       reset: (lastRead, lastGenerated) => logger.warn({ lastRead, lastGenerated }, 'cluster: the stream is behind what this node had read (Redis restored or its clock went back): reading it from the start'),
       failed: (message) => logger.warn({ err: message }, 'cluster: reading the stream failed; retrying'),
     });
+    options.switchAddresses.watch(({ own }) => { if (own) this.ownSwitchAddressesChanged(); });
   }
 
   start(sink: ClusterSink<M>): void {
@@ -213,7 +215,6 @@ export class ClusterEvidence<M> {
     if (this.state === 'stopped') return;
     const seq = ++this.seq;
     const origin: OriginId = { node: this.node, incarnation: this.incarnation, seq };
-    this.noteSwitchAddresses(event);
     this.appender.append(seq, this.options.codec.eventBody(event));
     if (this.state === 'down') {
       this.judgeLocally(origin, event, 'outage');
@@ -418,16 +419,19 @@ export class ClusterEvidence<M> {
 
   // ---- node registry: digest and switch addresses ---------------------------------------------
 
-  private noteSwitchAddresses(event: KindedEvent<M>): void {
-    const list = this.options.switchAddressesOf?.(event);
-    if (!list || list === this.lastSwitchArray) return;
-    this.lastSwitchArray = list;
-    for (const a of list) {
-      if (this.ownSwitchAddresses.has(a)) continue;
-      this.ownSwitchAddresses.add(a);
-      this.switchAddressesChanged = true;
-    }
-    if (this.switchAddressesChanged && this.writeLink.state === 'ready') void this.refreshRegistry();
+  /** This node's FreeSWITCH addresses changed (the guard learnt them from its events): published now. */
+  private ownSwitchAddressesChanged(): void {
+    this.switchAddressesChanged = true;
+    if (this.writeLink.state === 'ready') void this.refreshRegistry();
+  }
+
+  /** The other nodes' FreeSWITCH addresses are those of their fresh records: logged when they change. */
+  private protectOthers(others: readonly NodeRecord[]): void {
+    const book = this.options.switchAddresses;
+    const { changed, leftOut } = book.setNodes(others);
+    if (!changed) return;
+    this.options.logger.info({ nodes: Object.fromEntries(book.otherNodes) }, 'cluster: the other nodes\' FreeSWITCH addresses (from the node registry): never banned here');
+    if (leftOut > 0) this.options.logger.warn({ nodes: others.length, leftOut, max: MAX_OTHER_NODES }, `cluster: the node registry holds more than ${MAX_OTHER_NODES} other nodes: the FreeSWITCH addresses of the last by name are not protected`);
   }
 
   private registryBusy = false;
@@ -437,13 +441,12 @@ export class ClusterEvidence<M> {
     this.registryBusy = true;
     try {
       this.switchAddressesChanged = false;
-      const record: NodeRecord = { node: this.node, incarnation: this.incarnation, digest: this.digest, switchAddresses: [...this.ownSwitchAddresses], updatedMs: this.nowMs() };
+      const record: NodeRecord = { node: this.node, incarnation: this.incarnation, digest: this.digest, switchAddresses: this.options.switchAddresses.ownAddresses, updatedMs: this.nowMs() };
       await publishNode(this.writeLink.client, this.options.config.stream, record);
       const nodes = await readNodes(this.writeLink.client, this.options.config.stream);
       const fresh = nodes.filter((n) => Math.abs(this.nowMs() - n.updatedMs) < REGISTRY_STALE_MS);
       this.others = fresh.filter((n) => n.node !== this.node).map((n) => ({ node: n.node, digest: n.digest, updatedMs: n.updatedMs }));
-      const others = fresh.flatMap((n) => (n.node === this.node ? [] : n.switchAddresses));
-      if (others.length) this.sink?.protectSwitchAddresses(others);
+      this.protectOthers(fresh.filter((n) => n.node !== this.node));
       const mismatches = digestMismatches(fresh, this.node, this.digest);
       this.options.metrics.digestMismatches.set(mismatches.length);
       const key = mismatches.map((n) => `${n.node}=${n.digest}`).join(',');

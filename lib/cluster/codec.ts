@@ -11,10 +11,18 @@
 //
 // Entries come from other hosts: everything is validated on the way in, and a malformed entry
 // or message is counted and skipped, never trusted.
+//
+// FreeSWITCH's addresses do not travel: an event's switchAddresses are sent empty and read as
+// empty, whatever an entry holds. A node never bans the addresses its events name; were the
+// stream's events to name them, whoever can write the stream could make any address unbannable
+// on every node (and grow every node's set without bound). The other nodes' addresses come
+// from the node registry instead (node-registry.ts), capped.
+// The fields keep their place: the wire version is the same, and an older node's entries, which
+// fill them, still decode.
 import type { AttemptResult, AuthEvent, FailureMethod } from '../events/auth-event.js';
 import { CALL_OUTCOMES, type CallEvent } from '../events/call-event.js';
 import { AddressMemo, MAX_FIELD_CHARS } from '../events/normalize.js';
-import { parseCidr, parseIp, type Cidr } from '../net/ip.js';
+import { parseCidr, type Cidr } from '../net/ip.js';
 
 /** The stream field holding the entry. */
 export const MESSAGE_FIELD = 'm';
@@ -184,23 +192,21 @@ export class ClusterCodec<M> {
 
 const ATTEMPT_RESULTS: readonly AttemptResult[] = ['success', 'stale', 'forbidden'];
 const FAILURE_METHODS: readonly FailureMethod[] = ['REGISTER', 'INVITE'];
-const MAX_SWITCH_ADDRESSES = 8;
+/** An event's switchAddresses, on the wire and decoded (see the top of this file). */
+const NO_SWITCH_ADDRESSES: readonly string[] = Object.freeze([]);
 
 const KINDS = ['challenge', 'attempt', 'failure', 'registered'] as const;
 
 /**
  * AuthEvents as a JSON array `[kind, profile, source, port, userAgent, callId, timeUs,
- * switchAddresses, …kind's fields]` (arrays parse faster and weigh less than objects with
- * their keys). Decoding shares one switchAddresses array between consecutive events that carry
- * the same addresses (the guard skips re-reading an array it has just seen) and remembers
- * parsed sources, as the event source does.
+ * switchAddresses (always empty), …kind's fields]` (arrays parse faster and weigh less than
+ * objects with their keys). Decoding remembers parsed sources, as the event source does.
  */
 export class AuthEventCodec implements EventCodec<AuthEvent> {
-  private lastSwitch: readonly string[] = [];
   private readonly addresses = new AddressMemo();
 
   encode(e: AuthEvent): unknown {
-    const head = [KINDS.indexOf(e.kind), e.profile, e.source.text, e.port, e.userAgent, e.callId, e.timeUs, e.switchAddresses];
+    const head = [KINDS.indexOf(e.kind), e.profile, e.source.text, e.port, e.userAgent, e.callId, e.timeUs, NO_SWITCH_ADDRESSES];
     switch (e.kind) {
       case 'challenge': return [...head, e.fromUser, e.toUser];
       case 'attempt': return [...head, e.result, e.authUser, e.fromUser, e.toUser, e.realm];
@@ -232,8 +238,7 @@ export class AuthEventCodec implements EventCodec<AuthEvent> {
     if (port !== null && !(typeof port === 'number' && Number.isInteger(port) && port >= 0 && port <= 65535)) return 'bad port';
     const timeUs = v[6];
     if (typeof timeUs !== 'number' || !Number.isSafeInteger(timeUs) || timeUs <= 0) return 'bad timestamp';
-    const switchAddresses = this.switchAddressesOf(v[7]);
-    if (switchAddresses === null) return 'bad switch addresses';
+    const switchAddresses = NO_SWITCH_ADDRESSES;
     switch (kind) {
       case 'challenge': {
         const fromUser = text(v[8]);
@@ -264,42 +269,22 @@ export class AuthEventCodec implements EventCodec<AuthEvent> {
       }
     }
   }
-
-  private switchAddressesOf(v: unknown): readonly string[] | null {
-    const out = switchAddressesOf(v, this.lastSwitch);
-    if (out !== null) this.lastSwitch = out;
-    return out;
-  }
-}
-
-/** FreeSWITCH's addresses of a decoded event; `last` itself when they are the same (see AuthEventCodec). */
-function switchAddressesOf(v: unknown, last: readonly string[]): readonly string[] | null {
-  if (!Array.isArray(v) || v.length > MAX_SWITCH_ADDRESSES) return null;
-  if (v.length === last.length && v.every((a, i) => a === last[i])) return last;
-  const out: string[] = [];
-  for (const a of v) {
-    const ip = typeof a === 'string' ? parseIp(a) : null;
-    if (!ip || ip.text !== a) return null;
-    out.push(ip.text);
-  }
-  return out;
 }
 
 // ---- call events ------------------------------------------------------------------------
 
 /**
  * CallEvents as `[profile, source, port, context, destination, hangupCause, outcome,
- * answeredSeconds, account, realm, userAgent, callId, uuid, timeUs, switchAddresses]`: what the
- * call rules read, never the call's media or SDP (CHANNEL_HANGUP_COMPLETE has ~200 headers,
- * normalizeCallEvent keeps these).
+ * answeredSeconds, account, realm, userAgent, callId, uuid, timeUs, switchAddresses (always
+ * empty)]`: what the call rules read, never the call's media or SDP (CHANNEL_HANGUP_COMPLETE
+ * has ~200 headers, normalizeCallEvent keeps these).
  */
 export class CallEventCodec implements EventCodec<CallEvent> {
-  private lastSwitch: readonly string[] = [];
   private readonly addresses = new AddressMemo();
 
   encode(e: CallEvent): unknown {
     return [e.profile, e.source.text, e.port, e.context, e.destination, e.hangupCause, CALL_OUTCOMES.indexOf(e.outcome), e.answeredSeconds,
-      e.account, e.realm, e.userAgent, e.callId, e.uuid, e.timeUs, e.switchAddresses];
+      e.account, e.realm, e.userAgent, e.callId, e.uuid, e.timeUs, NO_SWITCH_ADDRESSES];
   }
 
   timeUs(e: CallEvent): number {
@@ -327,12 +312,9 @@ export class CallEventCodec implements EventCodec<CallEvent> {
     if (account === null && v[8] !== null) return 'bad account';
     const timeUs = v[13];
     if (typeof timeUs !== 'number' || !Number.isSafeInteger(timeUs) || timeUs <= 0) return 'bad timestamp';
-    const switchAddresses = switchAddressesOf(v[14], this.lastSwitch);
-    if (switchAddresses === null) return 'bad switch addresses';
-    this.lastSwitch = switchAddresses;
     return {
       kind: 'call', profile, source, port, context, destination, hangupCause, outcome, answeredSeconds, account: account === '' ? null : account,
-      realm, userAgent, callId, uuid, timeUs, switchAddresses,
+      realm, userAgent, callId, uuid, timeUs, switchAddresses: NO_SWITCH_ADDRESSES,
     };
   }
 }

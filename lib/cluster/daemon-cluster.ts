@@ -8,6 +8,7 @@ import type { CallEvent } from '../events/call-event.js';
 import type { Cidr } from '../net/ip.js';
 import type { Logger } from '../obs/logger.js';
 import type { PolicySettings } from '../policy/settings.js';
+import type { SwitchAddresses } from '../policy/switch-addresses.js';
 import type { Registry } from 'prom-client';
 import { ClusterEvidence, type ClusterStatus } from './cluster-evidence.js';
 import { clusterCodec, type ClusterEventKinds } from './codec.js';
@@ -21,7 +22,6 @@ export interface ClusterGuard extends EslSourceListener {
   judgeCall(event: CallEvent): void;
   manualBan(target: Cidr, seconds: number, note: string): void;
   manualUnban(target: Cidr, atMs: number): void;
-  addSwitchAddresses(addresses: readonly string[]): void;
 }
 
 /** How much history a starting node replays: cluster.historySeconds, or the policy's longest window. */
@@ -35,7 +35,8 @@ export function clusterHistorySeconds(config: FsguardConfig): number {
 export class DaemonCluster {
   private readonly evidence: ClusterEvidence<ClusterEventKinds>;
 
-  constructor(config: FsguardConfig, logger: Logger, registry: Registry) {
+  /** `switchAddresses`: the daemon's (shared with its guard and policy); the node registry sets the other nodes'. */
+  constructor(config: FsguardConfig, logger: Logger, registry: Registry, switchAddresses: SwitchAddresses) {
     let evidence: ClusterEvidence<ClusterEventKinds> | null = null;
     const metrics = new ClusterMetrics(registry, () => evidence?.queued ?? 0);
     evidence = new ClusterEvidence<ClusterEventKinds>({
@@ -47,7 +48,7 @@ export class DaemonCluster {
       codec: clusterCodec(),
       logger,
       metrics,
-      switchAddressesOf: (e) => e.event.switchAddresses,
+      switchAddresses,
     });
     this.evidence = evidence;
   }
@@ -71,7 +72,6 @@ export class DaemonCluster {
       judge: (e) => (e.kind === 'auth' ? guard.onEvent(e.event) : guard.judgeCall(e.event)),
       manualBan: (target, seconds, note) => guard.manualBan(target, seconds, note),
       manualUnban: (target, atMs) => guard.manualUnban(target, atMs),
-      protectSwitchAddresses: (addresses) => guard.addSwitchAddresses(addresses),
     });
   }
 

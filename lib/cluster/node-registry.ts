@@ -2,17 +2,20 @@
 // (`<stream>:nodes`, field = node name): the digest of its effective policy — nodes that judge
 // the same stream with different policies reach different bans, which is worth a log line and
 // a line in `fsguard check` — and FreeSWITCH's own addresses it has seen, which no node may
-// ever ban. A hash rather than stream messages: it is current state, and a node that starts
-// reads all of it at once whatever its history setting.
+// ever ban (the one place a node learns the other nodes' FreeSWITCH addresses: see
+// policy/switch-addresses.ts). A hash rather than stream messages: it is current state, and a
+// node that starts reads all of it at once whatever its history setting.
 import { createHash } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import { parseIp } from '../net/ip.js';
 import type { PolicySettings } from '../policy/settings.js';
+import { MAX_SWITCH_ADDRESSES } from '../policy/switch-addresses.js';
 
 export interface NodeRecord {
   readonly node: string;
   readonly incarnation: string;
   readonly digest: string;
+  /** At most MAX_SWITCH_ADDRESSES, canonical texts (what a record holds beyond is not read). */
   readonly switchAddresses: readonly string[];
   /** Wall time (ms) of the node's last update, by its clock. */
   readonly updatedMs: number;
@@ -48,7 +51,7 @@ export async function readNodes(client: Redis, stream: string): Promise<NodeReco
     try {
       const o = JSON.parse(text) as Record<string, unknown>;
       if (o.node !== node || typeof o.digest !== 'string' || typeof o.incarnation !== 'string' || typeof o.updatedMs !== 'number' || !Array.isArray(o.switchAddresses)) continue;
-      const switchAddresses = o.switchAddresses.filter((a): a is string => typeof a === 'string' && parseIp(a)?.text === a).slice(0, 16);
+      const switchAddresses = o.switchAddresses.filter((a): a is string => typeof a === 'string' && parseIp(a)?.text === a).slice(0, MAX_SWITCH_ADDRESSES);
       out.push({ node, incarnation: o.incarnation, digest: o.digest.slice(0, 64), switchAddresses, updatedMs: o.updatedMs });
     } catch {
       // A record some other writer left: not ours to judge.

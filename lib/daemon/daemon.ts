@@ -12,6 +12,7 @@ import type { Logger } from '../obs/logger.js';
 import { FsguardMetrics, serveMetrics } from '../obs/metrics.js';
 import { createPolicy } from '../policy/engine.js';
 import { allowedEverywhere } from '../policy/settings.js';
+import { SwitchAddresses } from '../policy/switch-addresses.js';
 import { DaemonOps } from '../status/wiring.js';
 import { BanJournal, banJournalPath } from './ban-journal.js';
 import { DaemonCluster } from '../cluster/daemon-cluster.js';
@@ -147,7 +148,9 @@ export async function runDaemon(configFile: string | null, initial: FsguardConfi
   let guardRef: Guard | null = null;
   // `fsguard status` and notifications (lib/status, lib/notify); the policy is read through
   // a getter because a reload replaces it.
-  let policy = createPolicy(config.policy, config.profiles);
+  // FreeSWITCH's addresses, never banned: one set for the guard, every policy and the cluster.
+  const switchAddresses = new SwitchAddresses();
+  let policy = createPolicy(config.policy, config.profiles, { switchAddresses });
   const ops: DaemonOps = new DaemonOps(config, {
     logger, metrics,
     configSource: configFile ?? deps.env.FSGUARD_CONFIG ?? 'built-in defaults',
@@ -165,8 +168,8 @@ export async function runDaemon(configFile: string | null, initial: FsguardConfi
     onError: (message) => logger.error({}, message),
   });
   // With a cluster section the policy is fed the shared stream, not this node's events alone.
-  const cluster = config.cluster.enabled ? new DaemonCluster(config, logger, metrics.registry) : null;
-  const guard = new Guard(policy, writer, logger, metrics, { allow: allowedEverywhere(config.policy, config.profiles), journal, ...cluster?.guardOptions(), observers: ops.observers });
+  const cluster = config.cluster.enabled ? new DaemonCluster(config, logger, metrics.registry, switchAddresses) : null;
+  const guard = new Guard(policy, writer, logger, metrics, { allow: allowedEverywhere(config.policy, config.profiles), journal, switchAddresses, ...cluster?.guardOptions(), observers: ops.observers });
   guardRef = guard;
   /** Ends the process: normally by returning, with `_exit` when a libnftables call is hung. */
   const finish = (code: number): number => {
@@ -303,7 +306,7 @@ export async function runDaemon(configFile: string | null, initial: FsguardConfi
     if (changed(config.cluster, next.cluster)) logger.warn({}, 'cluster settings changed: they take effect on restart');
     if (changed(config.nft, next.nft)) logger.warn({}, 'nft settings changed: they take effect on restart (bans in the old table stay until they expire)');
     if (changed(config.policy, next.policy) || changed(config.profiles, next.profiles)) {
-      policy = createPolicy(next.policy, next.profiles);
+      policy = createPolicy(next.policy, next.profiles, { switchAddresses });
       guard.replacePolicy(policy, allowedEverywhere(next.policy, next.profiles));
       cluster?.policyChanged(next.policy, next.profiles);
       logger.info({}, 'policy reloaded (evidence gathered so far starts afresh; kernel bans are kept)');

@@ -6,7 +6,7 @@
 import type { AuthEvent, LiveRegistration } from '../events/auth-event.js';
 import type { CallEvent } from '../events/call-event.js';
 import type { EslDropReason, EslSourceListener, AuthRejection, EventGap } from '../esl/index.js';
-import { cidrsOverlap, isHostCidr, parseCidr, parseCidrs, type Cidr } from '../net/ip.js';
+import { cidrsOverlap, isHostCidr, parseCidrs, type Cidr } from '../net/ip.js';
 import { BannedPrefixes, type BanComment, type ElementOutcome, type KernelBan, type KernelBanList, type NftExecution } from '../nft/index.js';
 import { unredacted, type Logger } from '../obs/logger.js';
 import type { FsguardMetrics } from '../obs/metrics.js';
@@ -15,6 +15,7 @@ import type { GuardObserver, SwitchInfo } from './guard-observer.js';
 import type { BanJournal } from './ban-journal.js';
 import { FullTableNotice } from './full-table-notice.js';
 import { SeedingHold, systemGuardClock, type GuardClock } from './seeding-hold.js';
+import { SwitchAddresses } from '../policy/switch-addresses.js';
 import { isoTimeMs } from '../text/iso-time.js';
 
 /** The part of NftSetWriter the guard uses (a narrow seam for tests). */
@@ -44,6 +45,11 @@ export interface GuardOptions {
    * none). Off for a single node, whose events are judged as they happen.
    */
   readonly banFromEventTime?: boolean;
+  /**
+   * FreeSWITCH's addresses: the daemon's, shared with its policy (the guard learns this node's
+   * from its events; the cluster sets the other nodes'). Without: the guard's own.
+   */
+  readonly switchAddresses?: SwitchAddresses;
 }
 
 /** What the guard believes is in the kernel, and since when. */
@@ -100,10 +106,8 @@ export class Guard implements EslSourceListener {
   private readonly retrying = new Set<string>();
   private allow: Cidr[];
   private readonly journal: BanJournal | null;
-  /** FreeSWITCH's own addresses, learnt from events; never banned. */
-  private readonly switchAddresses = new Map<string, Cidr | null>();
-  /** The last switchAddresses array seen (events of one stream share it): skip re-adding. */
-  private lastSwitchAddresses: readonly string[] | null = null;
+  /** FreeSWITCH's own addresses: never banned. */
+  private readonly switchAddresses: SwitchAddresses;
   /**
    * The ban and alert lines (one per decision, under a flood thousands a second; their keys
    * fixed here): logged without the redaction pass, which more than doubles a line's cost.
@@ -141,6 +145,8 @@ export class Guard implements EslSourceListener {
     this.decisionLogger = unredacted(logger);
     this.observers = options.observers ?? [];
     this.banFromEventTime = options.banFromEventTime ?? false;
+    this.switchAddresses = options.switchAddresses ?? new SwitchAddresses();
+    this.switchAddresses.watch(({ added }) => { if (added.length > 0) this.recordSwitchAddresses(added); });
     this.fullAccounts = new FullTableNotice(metrics.untrackedAuthentications, logger, (s, since) => ({
       obj: { trackedAccounts: s.tracked, untrackedAuthentications: since },
       msg: `the toll-fraud table is full of live accounts (${s.tracked}, policy.maxTrackedAccounts): other accounts' addresses and usual numbers are not tracked until some go idle (legitimacySeconds) or call; raise maxTrackedAccounts (~330 bytes an account)`,
@@ -215,8 +221,9 @@ export class Guard implements EslSourceListener {
 
   // ---- source → policy -------------------------------------------------------------------
 
+  /** An event to judge: this node's, or one of the cluster's stream (which carries no FreeSWITCH addresses to learn). */
   onEvent(event: AuthEvent): void {
-    this.onSwitchAddresses(event.switchAddresses);
+    this.switchAddresses.learn(event.switchAddresses);
     // At (re)connect, nothing is judged before the live registrations are known.
     if (this.hold.active) { this.hold.add(event); return; }
     this.judge(event);
@@ -255,17 +262,10 @@ export class Guard implements EslSourceListener {
 
   /** A call to judge: this node's, or one of the cluster's stream. */
   judgeCall(event: CallEvent): void {
-    this.onSwitchAddresses(event.switchAddresses);
+    this.switchAddresses.learn(event.switchAddresses);
     // Held with the auth events at (re)connect: judged in arrival order once registrations are in.
     if (this.hold.active) { this.hold.add(event); return; }
     this.judge(event);
-  }
-
-  /** FreeSWITCH's own addresses, from every event's FreeSWITCH-IPv4/-IPv6 (one array per stream). */
-  private onSwitchAddresses(addresses: readonly string[]): void {
-    if (addresses === this.lastSwitchAddresses) return;
-    this.lastSwitchAddresses = addresses;
-    this.addSwitchAddresses(addresses);
   }
 
   /** The table is where `fsguard ban` learns FreeSWITCH's addresses: the daemon is their one owner. */
@@ -345,18 +345,6 @@ export class Guard implements EslSourceListener {
     this.fullProven.note(full.provenSources, now);
   }
 
-  /** FreeSWITCH's addresses (from events, or other cluster nodes): never banned here. */
-  addSwitchAddresses(addresses: readonly string[]): void {
-    const learnt: Cidr[] = [];
-    for (const a of addresses) {
-      if (this.switchAddresses.has(a)) continue;
-      const cidr = parseCidr(a);
-      this.switchAddresses.set(a, cidr);
-      if (cidr) learnt.push(cidr);
-    }
-    if (learnt.length > 0) this.recordSwitchAddresses(learnt);
-  }
-
   /** A manual ban from a cluster node (`fsguard ban` there): into the kernel, and the policy knows it. */
   manualBan(target: Cidr, seconds: number, note: string): void {
     const guard = this.protectedBy(target);
@@ -392,10 +380,8 @@ export class Guard implements EslSourceListener {
 
   private protectedBy(target: Cidr): string | null {
     for (const a of this.allow) if (cidrsOverlap(a, target)) return `allow-list ${a.text}`;
-    for (const [s, c] of this.switchAddresses) {
-      if (c && cidrsOverlap(c, target)) return `FreeSWITCH's own address ${s}`;
-    }
-    return null;
+    const own = this.switchAddresses.within(target);
+    return own !== null ? `FreeSWITCH's own address ${own}` : null;
   }
 
   private ban(decision: BanDecision): void {

@@ -1,9 +1,11 @@
 // The ban ledger: what the policy believes is banned and until when, repeat offences (ban
 // lengths grow), grace periods after manual unbans, and what may never be banned. The one
-// owner of these facts inside the policy (the guard owns what is in the kernel).
-import { cidrContainsIp, cidrsOverlap, parseCidrs, parseIp, type Cidr, type IpAddress } from '../net/ip.js';
+// owner of these facts inside the policy (the guard owns what is in the kernel), but for
+// FreeSWITCH's own addresses, which it checks and switch-addresses.ts owns.
+import { cidrsOverlap, parseCidrs, type Cidr } from '../net/ip.js';
 import type { RuleSettings } from './compiled-settings.js';
 import { fnv1a32 } from './counters.js';
+import type { SwitchAddresses } from './switch-addresses.js';
 import type { ExistingBan } from './types.js';
 
 const US = 1_000_000;
@@ -25,29 +27,17 @@ export class BanLedger {
   private trimActiveAt = 1024;
   private readonly graces = new Map<string, { readonly cidr: Cidr; readonly untilUs: number }>();
   private readonly offences = new Map<string, OffenceRecord>();
-  /** FreeSWITCH's own addresses, learnt from events (addSwitchAddress): never banned. */
-  private readonly switchSet = new Set<string>();
-  readonly switchAddresses: ReadonlySet<string> = this.switchSet;
-  /** The same, parsed once (every ban is checked against them). */
-  private readonly switchIps: IpAddress[] = [];
-
   /** allowedEverywhere (settings.ts), parsed: never banned, whichever profile decided. */
   private readonly allow: readonly Cidr[];
 
-  constructor(private readonly base: RuleSettings, allow: readonly string[] = base.raw.allow) {
+  /** `switchAddresses`: FreeSWITCH's own addresses (their owner is not the ledger): never banned. */
+  constructor(private readonly base: RuleSettings, readonly switchAddresses: SwitchAddresses, allow: readonly string[] = base.raw.allow) {
     this.allow = parseCidrs(allow);
-  }
-
-  addSwitchAddress(address: string): void {
-    if (this.switchSet.has(address)) return;
-    this.switchSet.add(address);
-    const ip = parseIp(address);
-    if (ip !== null) this.switchIps.push(ip);
   }
 
   /** Allow-listed, FreeSWITCH's own address, or in a grace period: never banned. */
   isProtected(cidr: Cidr, now: number): boolean {
-    for (const ip of this.switchIps) if (cidrContainsIp(cidr, ip)) return true;
+    if (this.switchAddresses.within(cidr) !== null) return true;
     for (const c of this.allow) if (cidrsOverlap(c, cidr)) return true;
     // Checked at every judgement, and grace periods are rare: no Map iterator when there are none.
     if (this.graces.size === 0) return false;

@@ -10,6 +10,7 @@
 //   challenge-queue.ts  challenges awaiting an answer: the deadlines
 //   tracking.ts         which sources are tracked, LRU caps and eviction
 //   ban-ledger.ts       bans, repeat offences, grace periods, what is never banned
+//   switch-addresses.ts FreeSWITCH's own addresses (never judged or banned)
 //   alerts.ts           alerts (stale phones, forged challenges and failures, near misses)
 //   inspect.ts          explain's snapshots and status's nearest thresholds
 //   clock.ts            the one clock, bounded against single events and clock steps
@@ -32,6 +33,7 @@ import { ACCOUNT_NOTE_US, CallPolicy } from './calls/call-policy.js';
 import { ipv6PrefixText, parseCidr, type Cidr, type IpAddress } from '../net/ip.js';
 import { AlertDesk } from './alerts.js';
 import { BanLedger } from './ban-ledger.js';
+import { SwitchAddresses } from './switch-addresses.js';
 import { ChallengeQueue } from './challenge-queue.js';
 import { PolicyClock, type ClockReading, type ClockStats } from './clock.js';
 import { compileSettings, US, type RuleSettings } from './compiled-settings.js';
@@ -74,6 +76,12 @@ export const EMPTY_OUTPUT: PolicyOutput = Object.freeze({ bans: [] as readonly B
 export interface PolicyOptions {
   /** Called for every ban as it is decided (the daemon logs through it). */
   readonly onDecision?: (decision: BanDecision) => void;
+  /**
+   * FreeSWITCH's addresses: the daemon's, which its guard (this node's events) and its cluster
+   * (the node registry) fill and the policy only reads. Without: the policy's own, learnt from
+   * the events it is fed (a replay, a test).
+   */
+  readonly switchAddresses?: SwitchAddresses;
 }
 
 function isLetter(code: number): boolean {
@@ -122,6 +130,9 @@ export class RatePolicy implements Policy {
   private readonly clock: PolicyClock;
   private readonly queue = new ChallengeQueue();
   private readonly ledger: BanLedger;
+  private readonly switchAddresses: SwitchAddresses;
+  /** Whether the policy learns FreeSWITCH's addresses from its events itself (see PolicyOptions). */
+  private readonly learnsSwitchAddresses: boolean;
   private readonly tracker: SourceTracker;
   private readonly alerts = new AlertDesk();
   private readonly hostFacts: HostFactsView;
@@ -157,7 +168,9 @@ export class RatePolicy implements Policy {
       maxSourceSkewUs: settings.maxSourceSkewSeconds * US,
       clockStepUs: settings.clockStepSeconds * US,
     });
-    this.ledger = new BanLedger(this.base, allowedEverywhere(settings, overrides));
+    this.learnsSwitchAddresses = options.switchAddresses === undefined;
+    this.switchAddresses = options.switchAddresses ?? new SwitchAddresses();
+    this.ledger = new BanLedger(this.base, this.switchAddresses, allowedEverywhere(settings, overrides));
     this.tracker = new SourceTracker(this.base, this.prefixLength, this.queue, this.ledger);
     this.calls = new CallPolicy(settings, overrides);
     this.hostFacts = new HostFactsView(this.queue, this.calls);
@@ -213,19 +226,10 @@ export class RatePolicy implements Policy {
     return this.flush();
   }
 
-  /**
-   * Notes the FreeSWITCH addresses an event carries (never banned); true when the event comes
-   * from one of them.
-   */
+  /** True when the event comes from a FreeSWITCH (never judged); learns its addresses if the policy owns them. */
   private fromSwitch(event: AuthEvent | CallEvent): boolean {
-    const source = event.source.text;
-    const sw = event.switchAddresses;
-    for (let i = 0; i < sw.length; i++) {
-      const a = sw[i]!;
-      this.ledger.addSwitchAddress(a);
-      if (a === source) return true;
-    }
-    return false;
+    if (this.learnsSwitchAddresses) this.switchAddresses.learn(event.switchAddresses);
+    return this.switchAddresses.has(event.source.text);
   }
 
   advance(toUs: number): PolicyOutput {

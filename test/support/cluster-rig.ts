@@ -139,8 +139,8 @@ export async function redisFor(t: Test, acl: { user: string; password: string } 
   return redis;
 }
 
-/** The stream's events as every node reads them, decoded, in order. */
-export async function streamEvents(redis: TestRedis): Promise<AuthEvent[]> {
+/** The stream's events as every node reads them, decoded, in order (`from`: those one node published). */
+export async function streamEvents(redis: TestRedis, from: string | null = null): Promise<AuthEvent[]> {
   const client = redis.client();
   try {
     const entries = await client.xrange(STREAM, '-', '+');
@@ -149,6 +149,7 @@ export async function streamEvents(redis: TestRedis): Promise<AuthEvent[]> {
     for (const [, fields] of entries) {
       const entry = codec.decodeEntry(fields[fields.indexOf(MESSAGE_FIELD) + 1]!);
       if (!entry.ok) throw new Error(entry.reason);
+      if (from !== null && entry.publisher.node !== from) continue;
       for (const line of entry.lines) {
         const d = codec.decodeBody(line);
         if (d.ok && d.body.type === 'event' && d.body.kind === 'auth') out.push(d.body.event);
