@@ -4,10 +4,17 @@
 // lost) neither expires a proof nor counts a challenge unanswered because its answer is lost.
 import t from 'tap';
 import type { AttemptResult, AuthEvent } from '../lib/events/auth-event.js';
-import { parseIp } from '../lib/net/ip.js';
+import { parseCidr, parseIp } from '../lib/net/ip.js';
 import { createPolicy, type RatePolicy } from '../lib/policy/engine.js';
 import { DEFAULT_POLICY_SETTINGS, type PolicySettings } from '../lib/policy/settings.js';
 import type { BanDecision, ClockReading, PolicyAlert } from '../lib/policy/types.js';
+import { Guard } from '../lib/daemon/guard.js';
+import type { GuardClock } from '../lib/daemon/seeding-hold.js';
+import { FsguardMetrics } from '../lib/obs/metrics.js';
+import { RecordingLogger } from './support/esl-test-helpers.js';
+import { FakeTimers } from './support/fake-timers.js';
+import { netnsTestOptions } from './support/netns.js';
+import { kernelWriter } from './support/nft-kernel.js';
 
 const S = 1_000_000;
 const T0 = 1_793_610_000_000_000;
@@ -98,6 +105,66 @@ t.test('the host clock steps a day back: timers keep running, probers are still 
   for (let k = 0; k < 10; k++) live(p, r, T0 + (30 + k) * S, []);
   t.ok(bansOf(r, PROBER).length === 1, `the prober is banned by the deadlines (${bansOf(r, PROBER)[0]?.rule})`);
   t.same(bansOf(r, OFFICE), []);
+});
+
+t.test('a ban restored after a clock step keeps the time it has left by the daemon\'s wall clock, whichever clock stepped', async (t) => {
+  // The step at 10 s of real time: of FreeSWITCH's stamps, of the daemon's wall clock, or of both (one host).
+  const models = [
+    { name: 'one host, its clock a day forward', stamps: DAY, wall: DAY },
+    { name: 'one host, its clock a day back', stamps: -DAY, wall: -DAY },
+    { name: 'FreeSWITCH\'s host a day forward, fsguard\'s not', stamps: DAY, wall: 0 },
+    { name: 'fsguard\'s host a day forward, FreeSWITCH\'s not', stamps: 0, wall: DAY },
+  ];
+  for (const m of models) {
+    const p = policy();
+    const r: Run = { bans: [], alerts: [] };
+    const reading = (s: number): ClockReading => ({ wallUs: T0 + s * S + (s >= 10 ? m.wall : 0), monotonicUs: s * S });
+    /** At `s` s of real time: the daemon's clocks, then FreeSWITCH's events stamped by its clock. */
+    const at = (s: number, events: (stampUs: number) => AuthEvent[]): void => {
+      r.bans.push(...p.noteClock(reading(s)).bans);
+      feed(p, events(T0 + s * S + (s >= 10 ? m.stamps : 0)), r);
+    };
+    at(0, (us) => office(us));
+    for (const s of [10, 11, 12]) at(s, (us) => ev('success', OFFICE, us, '1000'));
+    t.equal(p.clockStats().steps, m.stamps === 0 ? 0 : 1, `${m.name}: FreeSWITCH's step absorbed, if any`);
+    // A ban in the kernel with an hour left (fsguard ban, adopted by the reconcile), by the daemon's clocks at 20 s.
+    const now = reading(20);
+    p.restoreBans([{ target: { cidr: parseCidr(ATT)!, host: true }, expiresAtUs: now.wallUs + 3600 * S, rule: 'brute_force' }], now);
+    for (let i = 0; i < 6; i++) at(30 + i, (us) => ev('forbidden', ATT, us, '1000'));
+    t.same(bansOf(r, ATT), [], `${m.name}: within its hour, the ban holds (nothing decided)`);
+    // The office refreshes meanwhile (its events move the clock), past the hour.
+    for (let s = 120; s < 3700; s += 120) at(s, (us) => ev('success', OFFICE, us, '1000'));
+    for (let i = 0; i < 6; i++) at(3700 + i, (us) => ev('forbidden', ATT, us, '1000'));
+    t.equal(bansOf(r, ATT).length, 1, `${m.name}: after its hour, the brute forcer is banned again`);
+    t.equal(bansOf(r, ATT)[0]?.previousOffences, 1, `${m.name}: the restored ban counted as an offence`);
+  }
+});
+
+t.test('the guard hands the policy its bans with its own clocks: after a step of fsguard\'s wall clock, a manual ban lasts its hour', netnsTestOptions(), async (t) => {
+  const timers = new FakeTimers(0);
+  let stepMs = 0;
+  const clock: GuardClock = { monotonicMs: () => timers.now, setTimeout: (fn, ms) => timers.setTimeout(fn, ms), clearTimeout: (h) => timers.clearTimeout(h) };
+  const logger = new RecordingLogger();
+  const guard = new Guard(policy(), kernelWriter(t, 'clockstep'), logger, new FsguardMetrics(false), { allow: [] }, () => T0 / 1000 + timers.now + stepMs, clock);
+  await guard.start();
+  /** At `s` s of real time (FreeSWITCH on another host, its clock right): a tick, then its events. */
+  const at = (s: number, events: AuthEvent[]): void => {
+    timers.advance(s * 1000 - timers.now);
+    guard.tick();
+    for (const e of events) guard.onEvent(e);
+  };
+  at(0, office(T0));
+  stepMs = DAY / 1000; // fsguard's host clock steps a day forward
+  at(10, ev('success', OFFICE, T0 + 10 * S, '1000'));
+  // A manual ban from the cluster (fsguard ban on another node), an hour by this node's clock.
+  guard.manualBan(parseCidr(ATT)!, 3600, 'by hand');
+  const decided = (): number => logger.records.filter((r) => (r.obj as { event?: string; target?: string }).event === 'ban' && (r.obj as { target?: string }).target === ATT).length;
+  for (let i = 0; i < 6; i++) at(30 + i, ev('forbidden', ATT, T0 + (30 + i) * S, '1000'));
+  t.equal(decided(), 0, 'within its hour: banned still, nothing decided');
+  for (let s = 120; s < 3700; s += 120) at(s, ev('success', OFFICE, T0 + s * S, '1000'));
+  for (let i = 0; i < 6; i++) at(3700 + i, ev('forbidden', ATT, T0 + (3700 + i) * S, '1000'));
+  t.equal(decided(), 1, 'after its hour (not a day and an hour): banned again');
+  await guard.flush();
 });
 
 t.test('event time runs at most maxEventLeadSeconds ahead of the wall clock', async (t) => {

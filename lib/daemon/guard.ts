@@ -207,7 +207,7 @@ export class Guard implements EslSourceListener {
       && !carries(inKernel.get(j.target.text), j.expiresAtMs, listedAtMs, now) && !this.protectedBy(j.target));
     if (missing.length === 0) return;
     this.logger.warn({ bans: missing.length, journal: this.journal.path }, 'writing bans decided before the last exit that were not in the kernel (the daemon was killed?)');
-    this.policy.restoreBans(missing.map(existingBan));
+    this.policy.restoreBans(missing.map(existingBan), this.reading());
     for (const j of missing) this.journal.record(j);
     await Promise.all(missing.map((j) => this.writeBan(j.target, Math.ceil((j.expiresAtMs - now) / 1000), j.comment, j.expiresAtMs)));
   }
@@ -216,7 +216,7 @@ export class Guard implements EslSourceListener {
   replacePolicy(policy: Policy, allow: readonly string[]): void {
     this.policy = policy;
     this.allow = parseCidrs(allow);
-    this.policy.restoreBans([...this.known.values(), ...this.unwritten.values()].map(existingBan));
+    this.policy.restoreBans([...this.known.values(), ...this.unwritten.values()].map(existingBan), this.reading());
   }
 
   // ---- source → policy -------------------------------------------------------------------
@@ -356,7 +356,7 @@ export class Guard implements EslSourceListener {
     const comment: BanComment = { rule: 'manual', offences: (running?.comment.offences ?? 0) + 1, ...(note ? { note } : {}) };
     const expiresAtMs = this.nowMs() + seconds * 1000;
     void this.writeBan(target, seconds, comment, expiresAtMs);
-    this.policy.restoreBans([existingBan({ target, expiresAtMs, comment })]);
+    this.policy.restoreBans([existingBan({ target, expiresAtMs, comment })], this.reading());
   }
 
   /** A manual unban from a cluster node: out of the kernel, and a grace period (from `atMs`) in the policy. */
@@ -636,7 +636,7 @@ export class Guard implements EslSourceListener {
       this.known.set(b.target.text, k);
       adopted.push(k);
     }
-    if (adopted.length) this.policy.restoreBans(adopted.map(existingBan));
+    if (adopted.length) this.policy.restoreBans(adopted.map(existingBan), this.reading());
   }
 
   /** Bans the guard believes are in the kernel now (for tests and metrics). */

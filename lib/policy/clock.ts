@@ -140,6 +140,20 @@ export class PolicyClock {
     return Math.max(this.nowUs, this.anchorNowUs + (r.monotonicUs - this.anchorMonoUs));
   }
 
+  /**
+   * The policy time of `wallUs`, a moment by the daemon's wall clock read at `r` (a ban's expiry
+   * in the kernel): policy time now (by the monotonic clock, as the timers take it) plus how far
+   * that moment is from `r`. Not the wall time less the offset: the offset is the steps of
+   * FreeSWITCH's clock, which are the daemon's wall clock's only when they share a host, and a
+   * step of the daemon's wall clock alone is no step of policy time. Before the first event
+   * there is no policy time to go by: the wall time is taken as it (the first event's stamp is
+   * near it when FreeSWITCH's clock agrees with the daemon's).
+   */
+  fromWallUs(wallUs: number, r: ClockReading): number {
+    if (!this.started) return wallUs;
+    return this.estimateNowUs(r) + (wallUs - r.wallUs);
+  }
+
   /** Absorbed steps so far (event time − policy time), µs. */
   get offset(): number {
     return this.offsetUs;

@@ -283,7 +283,8 @@ export class RatePolicy implements Policy {
     }
   }
 
-  restoreBans(bans: readonly ExistingBan[]): void {
+  restoreBans(wallBans: readonly ExistingBan[], reading?: ClockReading): void {
+    const bans = reading === undefined ? wallBans : wallBans.map((b) => ({ ...b, expiresAtUs: this.clock.fromWallUs(b.expiresAtUs, reading) }));
     this.ledger.restore(bans);
     for (const b of bans) {
       const key = b.target.cidr.text;

@@ -85,7 +85,7 @@ export interface EventGap {
 /** A ban already in the kernel (read back at start): the policy must not re-decide it. */
 export interface ExistingBan {
   readonly target: BanTarget;
-  /** Unix µs at which the kernel will expire it. */
+  /** Unix µs at which the kernel will expire it (the daemon's wall clock; see Policy.restoreBans). */
   readonly expiresAtUs: number;
   readonly rule: string;
   /**
@@ -142,8 +142,12 @@ export interface Policy {
   noteEventGap(gap: EventGap): void;
   /** Registrations FreeSWITCH holds right now: their sources are proven legitimate. */
   seedRegistrations(registrations: readonly LiveRegistration[], nowUs: number): void;
-  /** Bans found in the kernel at start, so they are not decided again while active. */
-  restoreBans(bans: readonly ExistingBan[]): void;
+  /**
+   * Bans in the kernel (found at start, adopted, decided elsewhere), so they are not decided
+   * again while active. `reading`: the daemon's clocks when their expiries (by its wall clock)
+   * were taken, to put them on the policy's clock; without it, they are policy time (a replay).
+   */
+  restoreBans(bans: readonly ExistingBan[], reading?: ClockReading): void;
   /** An operator unbanned this: give it a grace period before it can be banned again. */
   manualUnban(target: Cidr, nowUs: number): void;
   /** Number of sources and prefixes currently tracked (for metrics and bounds). */
