@@ -80,6 +80,8 @@ interface UnwrittenBan {
 
 /** FreeSWITCH's addresses stay recorded in the table this long after the daemon last learnt them. */
 const SWITCH_ADDRESS_SECONDS = 7 * 86_400;
+/** They are written again this often, so a daemon that runs for weeks keeps them there. */
+const SWITCH_ADDRESS_RENEW_MS = 86_400_000;
 /**
  * Bans nft failed to write, kept for retry: at most this many (the oldest are dropped, each
  * reported), so a long nft outage in a flood cannot grow the daemon without bound.
@@ -108,6 +110,8 @@ export class Guard implements EslSourceListener {
   private readonly journal: BanJournal | null;
   /** FreeSWITCH's own addresses: never banned. */
   private readonly switchAddresses: SwitchAddresses;
+  /** When they were last written to the table (their elements expire: renewed, see SWITCH_ADDRESS_RENEW_MS). */
+  private switchAddressesRecordedAtMs = 0;
   /**
    * The ban and alert lines (one per decision, under a flood thousands a second; their keys
    * fixed here): logged without the redaction pass, which more than doubles a line's cost.
@@ -270,6 +274,8 @@ export class Guard implements EslSourceListener {
 
   /** The table is where `fsguard ban` learns FreeSWITCH's addresses: the daemon is their one owner. */
   private recordSwitchAddresses(addresses: readonly Cidr[]): void {
+    if (addresses.length === 0) return;
+    this.switchAddressesRecordedAtMs = this.nowMs();
     void this.writer.recordSwitchAddresses?.(addresses, SWITCH_ADDRESS_SECONDS).then((r) => {
       if (!r.ok) this.logger.warn({ addresses: addresses.map((a) => a.text), nft: r.error.message }, 'could not record FreeSWITCH\'s addresses in the nft table (fsguard ban cannot refuse them)');
     });
@@ -539,6 +545,8 @@ export class Guard implements EslSourceListener {
     const live = [...this.known.values(), ...this.covered.values()].filter((k) => k.expiresAtMs > now + EXPIRY_SLACK_MS);
     this.covered.clear();
     this.logger.warn({ bans: live.length }, 'restoring every ban into the recreated nft table');
+    // Their set went with the table: `fsguard ban` would not refuse them any more.
+    this.recordSwitchAddresses(this.switchAddresses.all());
     // A restore that fails becomes unwritten (retried), never a "manual unban" at the next reconcile.
     await Promise.all([
       ...live.map((k) => this.writeBan(k.target, Math.ceil((k.expiresAtMs - now) / 1000), k.comment, k.expiresAtMs)),
@@ -551,6 +559,7 @@ export class Guard implements EslSourceListener {
     const generation = this.tableGeneration;
     const list = await this.writer.list();
     const now = this.nowMs();
+    if (list.tableExists && now - this.switchAddressesRecordedAtMs >= SWITCH_ADDRESS_RENEW_MS) this.recordSwitchAddresses(this.switchAddresses.all());
     for (const [key, k] of this.known) {
       if (k.expiresAtMs > now + EXPIRY_SLACK_MS) continue;
       this.known.delete(key);

@@ -111,6 +111,12 @@ export class SwitchAddresses {
     return this.othersByNode;
   }
 
+  /** All of them, this node's and the other nodes' (each once). */
+  all(): Cidr[] {
+    const texts = new Set([...this.own.keys(), ...this.others.keys()]);
+    return [...texts].map((a) => parseCidr(a)!);
+  }
+
   /** Whether `address` (canonical text) is one of them. */
   has(address: string): boolean {
     return this.own.has(address) || this.others.has(address);
