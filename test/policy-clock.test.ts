@@ -140,6 +140,37 @@ t.test('a ban restored after a clock step keeps the time it has left by the daem
   }
 });
 
+t.test('an unban after a clock step gives its grace period by the daemon\'s clocks, whichever clock stepped', async (t) => {
+  const grace = DEFAULT_POLICY_SETTINGS.unbanGraceSeconds;
+  const models = [
+    { name: 'one host, its clock a day forward', stamps: DAY, wall: DAY },
+    { name: 'one host, its clock a day back', stamps: -DAY, wall: -DAY },
+    { name: 'FreeSWITCH\'s host a day forward, fsguard\'s not', stamps: DAY, wall: 0 },
+    { name: 'fsguard\'s host a day forward, FreeSWITCH\'s not', stamps: 0, wall: DAY },
+  ];
+  for (const m of models) {
+    const p = policy();
+    const r: Run = { bans: [], alerts: [] };
+    const reading = (s: number): ClockReading => ({ wallUs: T0 + s * S + (s >= 10 ? m.wall : 0), monotonicUs: s * S });
+    const at = (s: number, events: (stampUs: number) => AuthEvent[]): void => {
+      r.bans.push(...p.noteClock(reading(s)).bans);
+      feed(p, events(T0 + s * S + (s >= 10 ? m.stamps : 0)), r);
+    };
+    at(0, (us) => office(us));
+    for (const s of [10, 11, 12]) at(s, (us) => ev('success', OFFICE, us, '1000'));
+    for (let i = 0; i < 6; i++) at(20 + i, (us) => ev('forbidden', ATT, us, '1000'));
+    t.equal(bansOf(r, ATT).length, 1, `${m.name}: the brute forcer is banned`);
+    // `fsguard unban` at 40 s, by the daemon's wall clock then.
+    const now = reading(40);
+    p.manualUnban(parseCidr(ATT)!, now.wallUs, now);
+    for (let i = 0; i < 6; i++) at(100 + i, (us) => ev('forbidden', ATT, us, '1000'));
+    t.equal(bansOf(r, ATT).length, 1, `${m.name}: within the grace period, not banned again`);
+    for (let s = 120; s < 40 + grace + 60; s += 120) at(s, (us) => ev('success', OFFICE, us, '1000'));
+    for (let i = 0; i < 6; i++) at(40 + grace + 100 + i, (us) => ev('forbidden', ATT, us, '1000'));
+    t.equal(bansOf(r, ATT).length, 2, `${m.name}: after the grace period (${grace} s, not a day more), banned again`);
+  }
+});
+
 t.test('the guard hands the policy its bans with its own clocks: after a step of fsguard\'s wall clock, a manual ban lasts its hour', netnsTestOptions(), async (t) => {
   const timers = new FakeTimers(0);
   let stepMs = 0;

@@ -291,7 +291,7 @@ export class Guard implements EslSourceListener {
   }
 
   onRegistrations(registrations: LiveRegistration[]): void {
-    this.policy.seedRegistrations(registrations, this.nowMs() * 1000);
+    this.policy.seedRegistrations(registrations, this.nowMs() * 1000, this.reading());
     this.logger.info({ registrations: registrations.length, sources: new Set(registrations.map((r) => r.source.text)).size, held: this.hold.size }, 'live registrations loaded: their sources count as legitimate');
     this.hold.release('registrations');
   }
@@ -374,7 +374,7 @@ export class Guard implements EslSourceListener {
     void this.writer.unban(target).then((outcome) => {
       if (outcome.status === 'failed') this.logger.error({ target: target.text, detail: outcome.error.message }, 'unban from the cluster not written to the kernel');
     });
-    this.policy.manualUnban(target, atMs * 1000);
+    this.policy.manualUnban(target, atMs * 1000, this.reading());
   }
 
   // ---- policy → nft ----------------------------------------------------------------------
@@ -601,7 +601,7 @@ export class Guard implements EslSourceListener {
 
   /** A ban someone else took out of the kernel: a grace period in the policy, journaled (a restart's replay leaves it out), told and logged. */
   private noteLifted(k: { readonly target: Cidr; readonly comment: BanComment }, now: number, message: string): void {
-    this.policy.manualUnban(k.target, now * 1000);
+    this.policy.manualUnban(k.target, now * 1000, this.reading());
     this.journal?.recordUnban(k.target, now);
     this.tell('unbanned', k.target.text, k.comment.rule, 'lifted', now);
     this.logger.info({ target: k.target.text, rule: k.comment.rule }, message);

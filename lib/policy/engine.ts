@@ -270,8 +270,13 @@ export class RatePolicy implements Policy {
     for (const p of this.tracker.prefixes.values()) if (p.provenUntilUs > fromUs) p.provenUntilUs += span;
   }
 
-  seedRegistrations(registrations: readonly LiveRegistration[], nowUs: number): void {
-    const now = Math.max(this.clock.nowUs, nowUs - this.clock.offset);
+  /** Policy time of `nowUs`: the daemon's wall clock at `reading`, or (without one) event time. */
+  private policyTimeOf(nowUs: number, reading: ClockReading | undefined): number {
+    return Math.max(this.clock.nowUs, reading === undefined ? nowUs - this.clock.offset : this.clock.fromWallUs(nowUs, reading));
+  }
+
+  seedRegistrations(registrations: readonly LiveRegistration[], nowUs: number, reading?: ClockReading): void {
+    const now = this.policyTimeOf(nowUs, reading);
     for (const r of registrations) {
       const s = this.tracker.source(r.source, now);
       if (s.allowed) continue;
@@ -293,8 +298,8 @@ export class RatePolicy implements Policy {
     }
   }
 
-  manualUnban(target: Cidr, nowUs: number): void {
-    const now = Math.max(this.clock.nowUs, nowUs - this.clock.offset);
+  manualUnban(target: Cidr, nowUs: number, reading?: ClockReading): void {
+    const now = this.policyTimeOf(nowUs, reading);
     for (const key of this.ledger.unban(target, now)) {
       for (const st of [this.tracker.unproven.get(key), this.tracker.proven.get(key), this.tracker.prefixes.get(key)]) {
         if (!st) continue;

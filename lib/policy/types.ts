@@ -140,16 +140,20 @@ export interface Policy {
    * window is incomplete, so no proof expires and no challenge counts unanswered because of it.
    */
   noteEventGap(gap: EventGap): void;
-  /** Registrations FreeSWITCH holds right now: their sources are proven legitimate. */
-  seedRegistrations(registrations: readonly LiveRegistration[], nowUs: number): void;
+  /**
+   * Registrations FreeSWITCH holds right now: their sources are proven legitimate. `nowUs` is
+   * the daemon's wall clock, read at `reading` (then put on the policy's clock); without a
+   * reading, event time (a replay). Their expiries are FreeSWITCH's, as its events' stamps.
+   */
+  seedRegistrations(registrations: readonly LiveRegistration[], nowUs: number, reading?: ClockReading): void;
   /**
    * Bans in the kernel (found at start, adopted, decided elsewhere), so they are not decided
    * again while active. `reading`: the daemon's clocks when their expiries (by its wall clock)
    * were taken, to put them on the policy's clock; without it, they are policy time (a replay).
    */
   restoreBans(bans: readonly ExistingBan[], reading?: ClockReading): void;
-  /** An operator unbanned this: give it a grace period before it can be banned again. */
-  manualUnban(target: Cidr, nowUs: number): void;
+  /** An operator unbanned this at `nowUs` (as seedRegistrations): a grace period before it can be banned again. */
+  manualUnban(target: Cidr, nowUs: number, reading?: ClockReading): void;
   /** Number of sources and prefixes currently tracked (for metrics and bounds). */
   trackedSources(): number;
   /** Events the clock held out of bound, and absorbed clock steps (logged by the daemon). */
