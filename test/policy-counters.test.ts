@@ -2,7 +2,7 @@
 // counts one event and is evicted). That must not change a single count: it is checked against
 // the always-allocated eight-slot counter it replaced, on seeded random event sequences.
 import t from 'tap';
-import { WindowCounter } from '../lib/policy/counters.js';
+import { counted, counterWindow, countOf, takeBack, WindowCounter, type Counter } from '../lib/policy/counters.js';
 
 /** The counter before the lazy slot array, kept verbatim as the reference. */
 class ReferenceCounter {
@@ -90,4 +90,47 @@ t.test('WindowCounter: one event, then the window passes', async (t) => {
   t.equal(c.add(3_000_000, w), 2, 'a later slot: the first event still counts');
   t.equal(c.value(8_500_000, w), 1, 'the first slot left the window');
   t.equal(c.value(20_000_000, w), 0, 'everything left the window');
+});
+
+t.test('counted: each window length counts every event since its first, as a counter of its own would', async (t) => {
+  const base = counterWindow(60_000_000, null);
+  const windows = [base, counterWindow(600_000_000, base), counterWindow(20_000_000, base)];
+  let mismatches = 0;
+  let compared = 0;
+  for (let seed = 1; seed <= 100; seed++) {
+    const r = prng(seed);
+    let c: Counter | null = null;
+    // One reference counter per length, made at the first event of that length, fed every event after.
+    const refs: (WindowCounter | null)[] = windows.map(() => null);
+    let now = 1_793_610_000_000_000;
+    for (let i = 0; i < 300; i++) {
+      now += Math.floor(r() * 30_000_000);
+      const k = r() < 0.8 ? 0 : r() < 0.5 ? 1 : 2;
+      const w = windows[k]!;
+      if (r() < 0.9) {
+        c = counted(c, now, w);
+        refs[k] ??= new WindowCounter();
+        refs.forEach((ref, j) => ref?.add(now, windows[j]!.us));
+      } else {
+        takeBack(c, now, w);
+        refs.forEach((ref, j) => ref?.take(now, windows[j]!.us));
+      }
+      windows.forEach((x, j) => {
+        compared++;
+        if (countOf(c, now, x) !== (refs[j]?.value(now, x.us) ?? 0)) mismatches++;
+      });
+    }
+  }
+  t.equal(mismatches, 0, `${compared} counts compared`);
+});
+
+t.test('counted: events in the base length only keep the one plain counter', async (t) => {
+  const base = counterWindow(60_000_000, null);
+  const same = counterWindow(60_000_000, base);
+  let c: Counter | null = null;
+  const ref = new WindowCounter();
+  for (let i = 0; i < 100; i++) { c = counted(c, i * 1_000_000, i % 2 === 0 ? base : same); ref.add(i * 1_000_000, base.us); }
+  t.ok(c instanceof WindowCounter, 'a profile that keeps the base length shares its counter');
+  t.equal(countOf(c, 99_000_000, same), ref.value(99_000_000, base.us), 'both profiles\' events, in one count');
+  t.equal(countOf(c, 99_000_000, counterWindow(600_000_000, base)), 0, 'a length no event came in has no count');
 });

@@ -15,9 +15,9 @@ const ATT = '203.0.113.66';
 const OFFICE = '198.51.100.10';
 let ids = 0;
 
-function ev(kind: 'challenge' | 'forbidden' | 'success', ip: string, atS: number, user: string): AuthEvent[] {
+function ev(kind: 'challenge' | 'forbidden' | 'success', ip: string, atS: number, user: string, profile = 'external'): AuthEvent[] {
   const callId = `p${++ids}`;
-  const common = { profile: 'external', source: parseIp(ip)!, port: 5080, userAgent: 'Yealink SIP-T46S', callId, timeUs: T0 + Math.round(atS * S), switchAddresses: ['192.0.2.10'] };
+  const common = { profile, source: parseIp(ip)!, port: 5080, userAgent: 'Yealink SIP-T46S', callId, timeUs: T0 + Math.round(atS * S), switchAddresses: ['192.0.2.10'] };
   if (kind === 'challenge') return [{ ...common, kind: 'challenge', fromUser: user, toUser: user }];
   const result: AttemptResult = kind === 'success' ? 'success' : 'forbidden';
   const at = common.timeUs + 50_000;
@@ -74,6 +74,20 @@ for (const sc of SCENARIOS) {
     t.ok(onProfile.every((d) => !d.startsWith('alert ') || / external /.test(d)), 'alerts carry the profile, timer-driven ones too');
   });
 }
+
+t.test('each window length has its own count: a profile with another window corrupts no other\'s', async (t) => {
+  const bans = (overrides: Record<string, Partial<PolicySettings>>, events: AuthEvent[]): string[] =>
+    decisions(DEFAULT_POLICY_SETTINGS, overrides, events.sort((a, b) => a.timeUs - b.timeUs)).filter((d) => d.startsWith('ban '));
+  // A scanner on external (shortWindowSeconds 600), one unanswered challenge every 30 s, one of
+  // them over internal (the base 60 s) at 125 s: counted in both windows, it is the sixth of
+  // external's ten, and the tenth is the one at 240 s (deadline 242 s).
+  const longer = [...Array.from({ length: 15 }, (_, i) => ev('challenge', ATT, i * 30, String(100 + i))).flat(), ...ev('challenge', ATT, 125, '999', 'internal')];
+  t.match(bans({ external: { shortWindowSeconds: 600 } }, longer), [/^ban 203\.0\.113\.66 unanswered_challenges \d+s at 242 /], 'external\'s count kept past the internal challenge');
+  // Nine unanswered challenges over internal within 40 s, one over external (shortWindowSeconds
+  // 30) at 42 s: counted in both windows, it is internal's tenth, judged at internal's next event (45 s).
+  const shorter = [...Array.from({ length: 12 }, (_, i) => ev('challenge', ATT, i < 9 ? i * 5 : 45 + (i - 9) * 5, String(100 + i), 'internal')).flat(), ...ev('challenge', ATT, 42, '999')];
+  t.match(bans({ external: { shortWindowSeconds: 30 } }, shorter), [/^ban 203\.0\.113\.66 unanswered_challenges \d+s at 45 /], 'internal\'s count kept past the external challenge');
+});
 
 t.test('an address allowed on one profile is banned on none: a ban drops it on every profile', async (t) => {
   const PARTNER = '198.51.100.77';

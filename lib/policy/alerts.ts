@@ -52,7 +52,7 @@ export class AlertDesk {
       }
       if (!proven) return;
       // Unanswered challenges at a proven site: someone forges its address (or phones lose 401s).
-      if (e === null && now - s.lastSpoofAlertUs >= rs.alertIntervalUs && countOf(s.unansShort, now, rs.shortWindowUs) >= r.unansweredChallenges) {
+      if (e === null && now - s.lastSpoofAlertUs >= rs.alertIntervalUs && countOf(s.unansShort, now, rs.shortWindow) >= r.unansweredChallenges) {
         s.lastSpoofAlertUs = now;
         this.raise('spoofed_challenges', s.key, rs.profile,
           `${r.unansweredChallenges}+ challenges to ${s.key} went unanswered within ${humanSeconds(r.shortWindowSeconds)} although it is a proven site: forged requests (last user agent ${quoted(s.lastUa)}); not banned`,
@@ -84,7 +84,7 @@ export class AlertDesk {
     const failing: string[] = [];
     if (s.users !== null) {
       for (const [u, rec] of s.users) {
-        if (rec.streak > 0 && now - rec.lastFailureUs <= rs.longWindowUs) failing.push(u);
+        if (rec.streak > 0 && now - rec.lastFailureUs <= rs.longWindow.us) failing.push(u);
         if (failing.length >= ALERT_USERS) break;
       }
     }

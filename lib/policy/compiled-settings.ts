@@ -2,6 +2,7 @@
 // timer of the engine reads. Each profile with an override gets its own, so every key a
 // profile may override reaches every rule and window fed by that profile's events.
 import { parseCidrs, type Cidr } from '../net/ip.js';
+import { counterWindow, type CounterWindow } from './counters.js';
 import { policySettingsProblems, type PolicySettings } from './settings.js';
 
 export const US = 1_000_000;
@@ -11,8 +12,9 @@ export interface RuleSettings {
   readonly raw: PolicySettings;
   readonly allow: readonly Cidr[];
   readonly scannerPatterns: readonly string[];
-  readonly shortWindowUs: number;
-  readonly longWindowUs: number;
+  /** The windows (each with the base settings' length of it: see CounterWindow). */
+  readonly shortWindow: CounterWindow;
+  readonly longWindow: CounterWindow;
   readonly answerTimeoutUs: number;
   readonly floodAgeUs: number;
   readonly alertIntervalUs: number;
@@ -21,7 +23,8 @@ export interface RuleSettings {
   readonly graceUs: number;
 }
 
-export function compileSettings(profile: string, s: PolicySettings): RuleSettings {
+/** A profile's settings (`base`: the base settings', compiled; null when these are the base). */
+export function compileSettings(profile: string, s: PolicySettings, base: RuleSettings | null = null): RuleSettings {
   const problems = policySettingsProblems(s, profile === '' ? 'policy' : `profiles.${profile}`);
   if (problems.length) throw new Error(`invalid policy settings: ${problems.join('; ')}`);
   const allow = parseCidrs(s.allow);
@@ -30,8 +33,8 @@ export function compileSettings(profile: string, s: PolicySettings): RuleSetting
     raw: s,
     allow,
     scannerPatterns: s.scannerUserAgents.map((p) => p.toLowerCase()),
-    shortWindowUs: s.shortWindowSeconds * US,
-    longWindowUs: s.longWindowSeconds * US,
+    shortWindow: counterWindow(s.shortWindowSeconds * US, base !== null ? base.shortWindow : null),
+    longWindow: counterWindow(s.longWindowSeconds * US, base !== null ? base.longWindow : null),
     answerTimeoutUs: s.answerTimeoutSeconds * US,
     floodAgeUs: s.challengeFloodAgeSeconds * US,
     alertIntervalUs: s.alertIntervalSeconds * US,

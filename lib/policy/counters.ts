@@ -99,7 +99,92 @@ export function fnv1a32(text: string): number {
   return h >>> 0;
 }
 
-/** The count of a counter that may not exist yet (allocated on first use, to keep idle sources small). */
-export function countOf(c: WindowCounter | null, nowUs: number, windowUs: number): number {
-  return c === null ? 0 : c.value(nowUs, windowUs);
+/**
+ * A window as a profile's compiled settings hold it: its length, and the base settings' length
+ * of the same window (the short, long or toll-fraud one), the length a plain WindowCounter
+ * counts in. Profiles may override a window's length, and a counter counts in one length only.
+ */
+export interface CounterWindow {
+  readonly us: number;
+  readonly baseUs: number;
+}
+
+/** A window of `us` whose base length is `base`'s (null: it is the base settings' own). */
+export function counterWindow(us: number, base: CounterWindow | null): CounterWindow {
+  return { us, baseUs: base !== null ? base.us : us };
+}
+
+/**
+ * One kind of evidence at a source that saw events of profiles with different lengths of its
+ * window: a WindowCounter per length, each made at the first event of a profile with that
+ * length and from then on fed by every event of the source, whatever its profile (the evidence
+ * is the source's; each profile judges it over its own window). A source whose profiles share
+ * the base length never has one: its plain WindowCounter is that length's.
+ */
+export class WindowCounters {
+  private readonly lengths: number[] = [];
+  private readonly counters: WindowCounter[] = [];
+
+  /** The counters of a source that so far saw the base length only: `c`, that length's. */
+  static from(c: WindowCounter, baseUs: number): WindowCounters {
+    const m = new WindowCounters();
+    m.lengths.push(baseUs);
+    m.counters.push(c);
+    return m;
+  }
+
+  /** Counts `n` events at `nowUs` in every length, `windowUs`'s made if new; returns its count. */
+  add(nowUs: number, windowUs: number, n = 1): number {
+    if (!this.lengths.includes(windowUs)) {
+      this.lengths.push(windowUs);
+      this.counters.push(new WindowCounter());
+    }
+    let value = 0;
+    for (let i = 0; i < this.lengths.length; i++) {
+      const v = this.counters[i]!.add(nowUs, this.lengths[i]!, n);
+      if (this.lengths[i] === windowUs) value = v;
+    }
+    return value;
+  }
+
+  /** Events within the last `windowUs` (0 if no event of a profile with that length came yet). */
+  value(nowUs: number, windowUs: number): number {
+    const i = this.lengths.indexOf(windowUs);
+    return i < 0 ? 0 : this.counters[i]!.value(nowUs, windowUs);
+  }
+
+  /** Takes back `n` events from every length (see WindowCounter.take). */
+  takeAll(nowUs: number, n = 1): void {
+    for (let i = 0; i < this.lengths.length; i++) this.counters[i]!.take(nowUs, this.lengths[i]!, n);
+  }
+}
+
+/** A counter of one kind of evidence: in the base length, or in several (see WindowCounters). */
+export type Counter = WindowCounter | WindowCounters;
+
+/**
+ * `c` with `n` events counted at `nowUs`, in window `w` and in every other length it counts in;
+ * made if null (allocated on first use, to keep idle sources small). While every event is in
+ * the base length (one profile, or profiles that keep the base windows) it stays a plain
+ * WindowCounter, and this is the `add` it always was.
+ */
+export function counted(c: Counter | null, nowUs: number, w: CounterWindow, n = 1): Counter {
+  if (c === null) c = w.us === w.baseUs ? new WindowCounter() : new WindowCounters();
+  else if (w.us !== w.baseUs && c instanceof WindowCounter) c = WindowCounters.from(c, w.baseUs);
+  c.add(nowUs, w.us, n);
+  return c;
+}
+
+/** The count of a counter that may not exist yet, within window `w`. */
+export function countOf(c: Counter | null, nowUs: number, w: CounterWindow): number {
+  if (c === null) return 0;
+  // A plain counter counts in the base length: no event of a profile with another one came yet.
+  if (w.us !== w.baseUs && c instanceof WindowCounter) return 0;
+  return c.value(nowUs, w.us);
+}
+
+/** Takes back `n` events counted earlier in every length of `c` (an answer that came late). */
+export function takeBack(c: Counter | null, nowUs: number, w: CounterWindow, n = 1): void {
+  if (c instanceof WindowCounter) c.take(nowUs, w.baseUs, n);
+  else if (c !== null) c.takeAll(nowUs, n);
 }

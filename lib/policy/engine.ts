@@ -37,7 +37,7 @@ import { SwitchAddresses } from './switch-addresses.js';
 import { ChallengeQueue } from './challenge-queue.js';
 import { PolicyClock, type ClockReading, type ClockStats } from './clock.js';
 import { compileSettings, US, type RuleSettings } from './compiled-settings.js';
-import { WindowCounter } from './counters.js';
+import { counted, takeBack } from './counters.js';
 import { HostFactsView, PrefixFactsView } from './facts.js';
 import {
   hostSnapshot, nearestHostThreshold, nearestPrefixThreshold, prefixSnapshot, type EvidenceSnapshot, type NearThreshold,
@@ -158,7 +158,7 @@ export class RatePolicy implements Policy {
     private readonly options: PolicyOptions = {},
   ) {
     this.base = compileSettings('', settings);
-    for (const name of Object.keys(overrides)) this.byProfile.set(name, compileSettings(name, settingsForProfile(settings, overrides, name)));
+    for (const name of Object.keys(overrides)) this.byProfile.set(name, compileSettings(name, settingsForProfile(settings, overrides, name), this.base));
     // Shared by every profile (settings.ts refuses them per profile): one queue, one clock.
     this.answerTimeoutUs = settings.answerTimeoutSeconds * US;
     this.timerSlackUs = settings.maxSourceSkewSeconds * US;
@@ -429,12 +429,12 @@ export class RatePolicy implements Policy {
   /** Expires failing users past the long horizon and successes past legitimacy. */
   private sweepUsers(s: SourceState, rs: RuleSettings, now: number, force: boolean): void {
     if (s.users === null) return;
-    if (!force && now - s.lastSweepUs < rs.longWindowUs / 12) return;
+    if (!force && now - s.lastSweepUs < rs.longWindow.us / 12) return;
     s.lastSweepUs = now;
     for (const [u, r] of s.users) {
-      if (r.countedFailing && now - r.lastFailureUs > rs.longWindowUs) { r.countedFailing = false; s.failingUsers--; }
+      if (r.countedFailing && now - r.lastFailureUs > rs.longWindow.us) { r.countedFailing = false; s.failingUsers--; }
       if (r.countedSucceeded && now - r.succeededUs > rs.legitimacyUs) { r.countedSucceeded = false; s.succeededUsers--; }
-      if (!r.countedFailing && !r.countedSucceeded && now - r.lastFailureUs > rs.longWindowUs) s.users.delete(u);
+      if (!r.countedFailing && !r.countedSucceeded && now - r.lastFailureUs > rs.longWindow.us) s.users.delete(u);
     }
   }
 
@@ -603,11 +603,11 @@ export class RatePolicy implements Policy {
     } else if (callId !== '' && s.uncount(callId)) {
       const latency = this.answerTimeoutUs + Math.max(0, now - d.lastCountedUs);
       if (latency > d.slowestAnswerUs) d.slowestAnswerUs = latency;
-      if (s.unansShort !== null) s.unansShort.take(now, rs.shortWindowUs);
-      if (s.unansLong !== null) s.unansLong.take(now, rs.longWindowUs);
+      takeBack(s.unansShort, now, rs.shortWindow);
+      takeBack(s.unansLong, now, rs.longWindow);
       if (p !== null) {
-        if (p.unansShort !== null) p.unansShort.take(now, rs.shortWindowUs);
-        if (p.unansLong !== null) p.unansLong.take(now, rs.longWindowUs);
+        takeBack(p.unansShort, now, rs.shortWindow);
+        takeBack(p.unansLong, now, rs.longWindow);
       }
     }
     d.lastAnswerUs = now;
@@ -624,8 +624,8 @@ export class RatePolicy implements Policy {
   private answeredFailure(s: SourceState, p: PrefixState | null, user: string, ua: string, rs: RuleSettings, now: number): void {
     s.answered = true;
     s.answeredFailures++;
-    (s.failShort ??= new WindowCounter()).add(now, rs.shortWindowUs);
-    (s.failLong ??= new WindowCounter()).add(now, rs.longWindowUs);
+    s.failShort = counted(s.failShort, now, rs.shortWindow);
+    s.failLong = counted(s.failLong, now, rs.longWindow);
     if (user !== '') {
       const r = this.userRecord(s, user, rs, now);
       if (r === null) {
@@ -636,14 +636,14 @@ export class RatePolicy implements Policy {
         if (r.streak > s.maxUserStreak) s.maxUserStreak = r.streak;
         r.lastFailureUs = now;
         if (ua) r.userAgent = ua;
-        (r.rate ??= new WindowCounter()).add(now, rs.shortWindowUs);
+        r.rate = counted(r.rate, now, rs.shortWindow);
         if (r.succeededUs === 0 && !r.countedFailing) { r.countedFailing = true; s.failingUsers++; }
       }
     }
     if (p !== null) {
       p.answeredFailures++;
-      (p.failShort ??= new WindowCounter()).add(now, rs.shortWindowUs);
-      (p.failLong ??= new WindowCounter()).add(now, rs.longWindowUs);
+      p.failShort = counted(p.failShort, now, rs.shortWindow);
+      p.failLong = counted(p.failLong, now, rs.longWindow);
       p.noteAddress(s.key);
       if (user !== '') p.noteFailingUser(user);
       p.sampleUser(user);
@@ -651,13 +651,13 @@ export class RatePolicy implements Policy {
   }
 
   private creditUnanswered(s: SourceState, now: number, rs: RuleSettings): void {
-    (s.unansShort ??= new WindowCounter()).add(now, rs.shortWindowUs);
-    (s.unansLong ??= new WindowCounter()).add(now, rs.longWindowUs);
+    s.unansShort = counted(s.unansShort, now, rs.shortWindow);
+    s.unansLong = counted(s.unansLong, now, rs.longWindow);
     s.version++;
     const p = this.tracker.linkedPrefix(s);
     if (p !== null && !s.isProven(now)) {
-      (p.unansShort ??= new WindowCounter()).add(now, rs.shortWindowUs);
-      (p.unansLong ??= new WindowCounter()).add(now, rs.longWindowUs);
+      p.unansShort = counted(p.unansShort, now, rs.shortWindow);
+      p.unansLong = counted(p.unansLong, now, rs.longWindow);
       p.noteAddress(s.key);
       p.version++;
     }
@@ -712,8 +712,8 @@ export class RatePolicy implements Policy {
   private expireOrphan(key: string, prefixKey: string, rs: RuleSettings, now: number): void {
     const p = this.tracker.prefixes.get(prefixKey);
     if (p === undefined || p.bannedUntilUs > now) return;
-    (p.unansShort ??= new WindowCounter()).add(now, rs.shortWindowUs);
-    (p.unansLong ??= new WindowCounter()).add(now, rs.longWindowUs);
+    p.unansShort = counted(p.unansShort, now, rs.shortWindow);
+    p.unansLong = counted(p.unansLong, now, rs.longWindow);
     p.noteAddress(key);
     p.version++;
     const v = prefixVerdict(this.prefixFacts.bind(p, rs, now), rs.raw);

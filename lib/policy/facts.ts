@@ -44,10 +44,10 @@ export class HostFactsView implements HostFacts {
 
   get provenByCalls(): boolean { const c = this.call; return c !== null && c.provenUntilUs > this.now; }
   get callScannerUserAgent(): string { const c = this.call; return c !== null ? c.scannerUa : ''; }
-  get callNumbersShort(): number { const c = this.call; return c !== null ? countOf(c.distinctShort, this.now, this.rs.shortWindowUs) : 0; }
-  get callNumbersLong(): number { const c = this.call; return c !== null ? countOf(c.distinctLong, this.now, this.rs.longWindowUs) : 0; }
-  get callCostlyNumbersShort(): number { const c = this.call; return c !== null ? countOf(c.intlShort, this.now, this.rs.shortWindowUs) : 0; }
-  get callCostlyNumbersLong(): number { const c = this.call; return c !== null ? countOf(c.intlLong, this.now, this.rs.longWindowUs) : 0; }
+  get callNumbersShort(): number { const c = this.call; return c !== null ? countOf(c.distinctShort, this.now, this.rs.shortWindow) : 0; }
+  get callNumbersLong(): number { const c = this.call; return c !== null ? countOf(c.distinctLong, this.now, this.rs.longWindow) : 0; }
+  get callCostlyNumbersShort(): number { const c = this.call; return c !== null ? countOf(c.intlShort, this.now, this.rs.shortWindow) : 0; }
+  get callCostlyNumbersLong(): number { const c = this.call; return c !== null ? countOf(c.intlLong, this.now, this.rs.longWindow) : 0; }
   get sampleNumbers(): readonly string[] { const c = this.call; return c !== null ? c.numbers : []; }
 
   get key(): string { return this.s.key; }
@@ -55,8 +55,8 @@ export class HostFactsView implements HostFacts {
   get answered(): boolean { return this.s.answered; }
   get inProvenPrefix(): boolean { return this.prefix !== null && this.prefix.provenUntilUs > this.now; }
   get scannerUserAgent(): string { return this.s.scannerUa; }
-  get failuresShort(): number { return countOf(this.s.failShort, this.now, this.rs.shortWindowUs); }
-  get failuresLong(): number { return countOf(this.s.failLong, this.now, this.rs.longWindowUs); }
+  get failuresShort(): number { return countOf(this.s.failShort, this.now, this.rs.shortWindow); }
+  get failuresLong(): number { return countOf(this.s.failLong, this.now, this.rs.longWindow); }
   get failingUsers(): number { return this.s.failingUsers; }
   get workingUsers(): number { return this.s.succeededUsers; }
   get sameUserRun(): number { return this.s.runCount; }
@@ -73,10 +73,10 @@ export class HostFactsView implements HostFacts {
   }
   get answeringNow(): boolean {
     const d = this.s.detailOrNull;
-    return d !== null && this.now - d.lastAnswerUs <= this.rs.shortWindowUs;
+    return d !== null && this.now - d.lastAnswerUs <= this.rs.shortWindow.us;
   }
-  get unansweredShort(): number { return countOf(this.s.unansShort, this.now, this.rs.shortWindowUs); }
-  get unansweredLong(): number { return countOf(this.s.unansLong, this.now, this.rs.longWindowUs); }
+  get unansweredShort(): number { return countOf(this.s.unansShort, this.now, this.rs.shortWindow); }
+  get unansweredLong(): number { return countOf(this.s.unansLong, this.now, this.rs.longWindow); }
   get worstUser(): string { this.findWorst(); return this.worstUserValue; }
   get worstUserFailuresShort(): number { this.findWorst(); return this.worstValue; }
   get sampleUsers(): readonly string[] { return fewList(this.s.userSample); }
@@ -99,7 +99,7 @@ export class HostFactsView implements HostFacts {
     let longest = 0;
     for (const [u, rec] of users) {
       if (rec.streak > longest) longest = rec.streak;
-      const v = Math.min(rec.streak, countOf(rec.rate, this.now, this.rs.shortWindowUs));
+      const v = Math.min(rec.streak, countOf(rec.rate, this.now, this.rs.shortWindow));
       if (v > this.worstValue) { this.worstValue = v; this.worstUserValue = u; }
     }
     s.maxUserStreak = longest;
@@ -128,17 +128,17 @@ export class PrefixFactsView implements PrefixFacts {
   }
 
   get provenByCalls(): boolean { const c = this.call; return c !== null && c.provenUntilUs > this.now; }
-  get callNumbersLong(): number { const c = this.call; return c !== null ? countOf(c.distinctLong, this.now, this.rs.longWindowUs) : 0; }
-  get callCostlyNumbersLong(): number { const c = this.call; return c !== null ? countOf(c.intlLong, this.now, this.rs.longWindowUs) : 0; }
+  get callNumbersLong(): number { const c = this.call; return c !== null ? countOf(c.distinctLong, this.now, this.rs.longWindow) : 0; }
+  get callCostlyNumbersLong(): number { const c = this.call; return c !== null ? countOf(c.intlLong, this.now, this.rs.longWindow) : 0; }
 
   get key(): string { return this.p.key; }
   get proven(): boolean { return this.p.provenUntilUs > this.now; }
   get addresses(): number { return this.p.addressCount; }
   get scannerAddresses(): number { return this.p.scannerAddressCount; }
   get scannerUserAgent(): string { return this.p.scannerUa; }
-  get failuresShort(): number { return countOf(this.p.failShort, this.now, this.rs.shortWindowUs); }
-  get failuresLong(): number { return countOf(this.p.failLong, this.now, this.rs.longWindowUs); }
+  get failuresShort(): number { return countOf(this.p.failShort, this.now, this.rs.shortWindow); }
+  get failuresLong(): number { return countOf(this.p.failLong, this.now, this.rs.longWindow); }
   get failingUsers(): number { return this.p.failingUserCount; }
-  get unansweredShort(): number { return countOf(this.p.unansShort, this.now, this.rs.shortWindowUs); }
-  get unansweredLong(): number { return countOf(this.p.unansLong, this.now, this.rs.longWindowUs); }
+  get unansweredShort(): number { return countOf(this.p.unansShort, this.now, this.rs.shortWindow); }
+  get unansweredLong(): number { return countOf(this.p.unansLong, this.now, this.rs.longWindow); }
 }

@@ -3,7 +3,7 @@
 // client or an attacker that answers needs (users, failure counters, a second pending
 // challenge) lives in side objects allocated on the first write of anything but the default.
 import { parseCidr, type Cidr, type IpAddress } from '../net/ip.js';
-import type { WindowCounter } from './counters.js';
+import type { Counter } from './counters.js';
 
 /** Samples kept for the ban's log line. */
 const SAMPLE_USERS = 8;
@@ -29,7 +29,7 @@ export interface UserRecord {
   lastAlertUs: number;
   userAgent: string;
   /** Rate of this user's failures, for brute force through a proven site. */
-  rate: WindowCounter | null;
+  rate: Counter | null;
   /** When a success of this user here was last told to the toll-fraud table (see ACCOUNT_NOTE_US). */
   accountNotedUs: number;
 }
@@ -73,8 +73,8 @@ export class RareEvidence {
   successes = 0;
   bannedRule = '';
   /** Answered failures: short window (brute force) and long horizon (slow guessing). */
-  failShort: WindowCounter | null = null;
-  failLong: WindowCounter | null = null;
+  failShort: Counter | null = null;
+  failLong: Counter | null = null;
   /** First attack-tool user agent seen (empty if none). */
   scannerUa = '';
   lastNearMissUs = -Infinity;
@@ -89,8 +89,8 @@ export abstract class EvidenceState {
   challenges = 0;
   bannedUntilUs = 0;
   /** Challenges that went unanswered: short window and long horizon (a spray's only evidence). */
-  unansShort: WindowCounter | null = null;
-  unansLong: WindowCounter | null = null;
+  unansShort: Counter | null = null;
+  unansLong: Counter | null = null;
   userSample: Few = null;
   agentSample: Few = null;
   /** The profile of the last event (status judges the target with its settings). */
@@ -113,10 +113,10 @@ export abstract class EvidenceState {
   set successes(v: number) { if (this.rare !== null || v !== 0) this.more().successes = v; }
   get bannedRule(): string { return this.rare !== null ? this.rare.bannedRule : ''; }
   set bannedRule(v: string) { if (this.rare !== null || v !== '') this.more().bannedRule = v; }
-  get failShort(): WindowCounter | null { return this.rare !== null ? this.rare.failShort : null; }
-  set failShort(v: WindowCounter | null) { if (this.rare !== null || v !== null) this.more().failShort = v; }
-  get failLong(): WindowCounter | null { return this.rare !== null ? this.rare.failLong : null; }
-  set failLong(v: WindowCounter | null) { if (this.rare !== null || v !== null) this.more().failLong = v; }
+  get failShort(): Counter | null { return this.rare !== null ? this.rare.failShort : null; }
+  set failShort(v: Counter | null) { if (this.rare !== null || v !== null) this.more().failShort = v; }
+  get failLong(): Counter | null { return this.rare !== null ? this.rare.failLong : null; }
+  set failLong(v: Counter | null) { if (this.rare !== null || v !== null) this.more().failLong = v; }
   get scannerUa(): string { return this.rare !== null ? this.rare.scannerUa : ''; }
   set scannerUa(v: string) { if (this.rare !== null || v !== '') this.more().scannerUa = v; }
   get lastNearMissUs(): number { return this.rare !== null ? this.rare.lastNearMissUs : -Infinity; }

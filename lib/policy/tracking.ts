@@ -192,7 +192,7 @@ export class SourceTracker {
       const target = cap - Math.max(1, Math.floor(cap * (1 - EVICT_TO_FRACTION)));
       cutSparing<EvidenceState>(map, target, (v) => provenAt(v, now), added, dropped);
     }
-    const idleUs = this.base.longWindowUs;
+    const idleUs = this.base.longWindow.us;
     for (const [k, v] of map) {
       // A proven host, or a prefix holding one, is never idle: its proof is the site's.
       if (!(now - v.lruUs > idleUs && v.bannedUntilUs <= now && !provenAt(v, now))) break;

@@ -20,7 +20,7 @@
 //     never hits a proven multi-account site unless asked.
 import type { CallEvent } from '../../events/call-event.js';
 import { ipv6PrefixText } from '../../net/ip.js';
-import { WindowCounter } from '../counters.js';
+import { counted, counterWindow, countOf, type Counter, type CounterWindow } from '../counters.js';
 import { cutSparing } from '../eviction.js';
 import { LruList, type LruEntry } from '../lru-list.js';
 // engine.js imports this module too: only functions cross the cycle, used after both loaded.
@@ -113,23 +113,25 @@ interface CallRuleSettings {
   readonly publicContexts: ReadonlySet<string>;
   readonly patterns: NumberPatterns;
   readonly scannerPatterns: readonly string[];
-  readonly shortUs: number;
-  readonly longUs: number;
-  readonly tollWindowUs: number;
+  /** The windows (each with the base settings' length of it: see CounterWindow). */
+  readonly shortWindow: CounterWindow;
+  readonly longWindow: CounterWindow;
+  readonly tollWindow: CounterWindow;
   readonly historyUs: number;
   readonly legitimacyUs: number;
   readonly alertIntervalUs: number;
 }
 
-function compile(s: PolicySettings): CallRuleSettings {
+/** A profile's settings (`base`: the base settings', compiled; null when these are the base). */
+function compile(s: PolicySettings, base: CallRuleSettings | null): CallRuleSettings {
   return {
     raw: s,
     publicContexts: new Set(s.callPublicContexts),
     patterns: { international: s.callInternationalPrefixes, premium: s.callPremiumPrefixes },
     scannerPatterns: s.scannerUserAgents.map((p) => p.toLowerCase()),
-    shortUs: s.shortWindowSeconds * US,
-    longUs: s.longWindowSeconds * US,
-    tollWindowUs: s.tollFraudWindowSeconds * US,
+    shortWindow: counterWindow(s.shortWindowSeconds * US, base !== null ? base.shortWindow : null),
+    longWindow: counterWindow(s.longWindowSeconds * US, base !== null ? base.longWindow : null),
+    tollWindow: counterWindow(s.tollFraudWindowSeconds * US, base !== null ? base.tollWindow : null),
     historyUs: s.tollFraudHistorySeconds * US,
     legitimacyUs: s.legitimacySeconds * US,
     alertIntervalUs: s.alertIntervalSeconds * US,
@@ -151,10 +153,10 @@ export class ProbeEvidence {
   scannerUa = '';
   /** Number → when it was last counted as distinct. */
   destinations: Map<string, number> | null = null;
-  distinctShort: WindowCounter | null = null;
-  distinctLong: WindowCounter | null = null;
-  intlShort: WindowCounter | null = null;
-  intlLong: WindowCounter | null = null;
+  distinctShort: Counter | null = null;
+  distinctLong: Counter | null = null;
+  intlShort: Counter | null = null;
+  intlLong: Counter | null = null;
   numbers: string[] = [];
   agents: string[] = [];
   lastNearMissUs = -Infinity;
@@ -166,16 +168,16 @@ export class ProbeEvidence {
     this.probingCalls++;
     const d = (this.destinations ??= new Map());
     const last = d.get(number);
-    if (last !== undefined && now - last <= rs.longUs) return;
+    if (last !== undefined && now - last <= rs.longWindow.us) return;
     if (last !== undefined) d.delete(number);
     else if (d.size >= HOST_DESTINATIONS) d.delete(d.keys().next().value!);
     d.set(number, now);
     addSample(this.numbers, number);
-    (this.distinctShort ??= new WindowCounter()).add(now, rs.shortUs);
-    (this.distinctLong ??= new WindowCounter()).add(now, rs.longUs);
+    this.distinctShort = counted(this.distinctShort, now, rs.shortWindow);
+    this.distinctLong = counted(this.distinctLong, now, rs.longWindow);
     if (isCostly(cls)) {
-      (this.intlShort ??= new WindowCounter()).add(now, rs.shortUs);
-      (this.intlLong ??= new WindowCounter()).add(now, rs.longUs);
+      this.intlShort = counted(this.intlShort, now, rs.shortWindow);
+      this.intlLong = counted(this.intlLong, now, rs.longWindow);
     }
   }
 
@@ -227,7 +229,7 @@ class AccountState implements LruEntry<AccountState> {
   /** International/premium number → when it last dialled it (its history); made at the first. */
   numbers: Map<string, number> | null = null;
   /** Costly numbers new to it, in the toll-fraud window. */
-  newCostly: WindowCounter | null = null;
+  newCostly: Counter | null = null;
   /** The most new costly numbers it reached in a window that raised no alert (its usual peak). */
   peak = 0;
   peakUs = 0;
@@ -266,14 +268,14 @@ class AccountState implements LruEntry<AccountState> {
     const at = this.addresses.indexOf(address);
     if (at < 0) return this.addresses.length > 0;
     const first = this.addressFirstUs[at]!;
-    if (now - first >= rs.tollWindowUs) return false;
+    if (now - first >= rs.tollWindow.us) return false;
     for (let i = 0; i < this.addresses.length; i++) if (i !== at && this.addressFirstUs[i]! < first) return true;
     return false;
   }
 
   rollBucket(now: number, rs: CallRuleSettings): void {
     if (this.peakUs > 0 && now - this.peakUs > rs.historyUs) { this.peak = 0; this.peakUs = 0; }
-    if (now - this.bucketStartUs < rs.tollWindowUs) return;
+    if (now - this.bucketStartUs < rs.tollWindow.us) return;
     if (!this.bucketAlerted && this.bucketMax > this.peak) { this.peak = this.bucketMax; this.peakUs = now; }
     this.bucketStartUs = now;
     this.bucketMax = 0;
@@ -396,8 +398,8 @@ export class CallPolicy implements CallEvidenceLookup {
   private readonly prefixLength: number;
 
   constructor(settings: PolicySettings, overrides: Readonly<Record<string, Partial<PolicySettings>>> = {}) {
-    this.base = compile(settings);
-    for (const name of Object.keys(overrides)) this.byProfile.set(name, compile(settingsForProfile(settings, overrides, name)));
+    this.base = compile(settings, null);
+    for (const name of Object.keys(overrides)) this.byProfile.set(name, compile(settingsForProfile(settings, overrides, name), this.base));
     this.prefixLength = settings.ipv6PrefixLength;
   }
 
@@ -500,10 +502,11 @@ export class CallPolicy implements CallEvidenceLookup {
     if (last !== undefined) numbers.delete(e.destination);
     else if (numbers.size >= ACCOUNT_NUMBERS) numbers.delete(numbers.keys().next().value!);
     numbers.set(e.destination, now);
-    if (now - a.recentUs > rs.tollWindowUs) a.recent = [];
+    if (now - a.recentUs > rs.tollWindow.us) a.recent = [];
     a.recentUs = now;
     addSample(a.recent, e.destination);
-    const value = (a.newCostly ??= new WindowCounter()).add(now, rs.tollWindowUs);
+    a.newCostly = counted(a.newCostly, now, rs.tollWindow);
+    const value = countOf(a.newCostly, now, rs.tollWindow);
     if (value > a.bucketMax) a.bucketMax = value;
     const base = newAddress ? Math.min(rs.raw.tollFraudNewAddressDestinations, rs.raw.tollFraudDestinations) : rs.raw.tollFraudDestinations;
     const threshold = base + a.peak;
