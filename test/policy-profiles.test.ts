@@ -89,6 +89,16 @@ t.test('each window length has its own count: a profile with another window corr
   t.match(bans({ external: { shortWindowSeconds: 30 } }, shorter), [/^ban 203\.0\.113\.66 unanswered_challenges \d+s at 45 /], 'internal\'s count kept past the external challenge');
 });
 
+t.test('a source idle for longer than the base long window but not the profile\'s keeps its evidence', async (t) => {
+  // One guess every 5 s in three bursts of five, 7 h apart, on external (longWindowSeconds 24 h):
+  // fifteen within 24 h ban it (slow_guessing). Before the second burst 1,100 new addresses
+  // arrive, so the tracker looks for idle sources (every 1,024 new ones).
+  const guesses = [0, 7, 14].flatMap((h) => Array.from({ length: 5 }, (_, i) => ev('forbidden', ATT, h * 3600 + i * 5, '1000')).flat());
+  const spray = Array.from({ length: 1100 }, (_, i) => ev('challenge', `198.18.${i >> 8}.${i & 255}`, 7 * 3600 - 100 + i * 0.05, String(i))).flat();
+  const bans = decisions(DEFAULT_POLICY_SETTINGS, { external: { longWindowSeconds: 86400 } }, [...guesses, ...spray].sort((a, b) => a.timeUs - b.timeUs)).filter((d) => d.startsWith('ban '));
+  t.match(bans, [/^ban 203\.0\.113\.66 slow_guessing \d+s at 50420\.05 /]);
+});
+
 t.test('an address allowed on one profile is banned on none: a ban drops it on every profile', async (t) => {
   const PARTNER = '198.51.100.77';
   const scan = (profile: string, ip: string): AuthEvent => ({

@@ -67,7 +67,7 @@ t.test('an unproven map full of proofs still tracks a new attacker', async (t) =
 t.test('the tracker: a source whose insert starts the cut, among proven entries only, is kept', async (t) => {
   const rs = compileSettings('', { ...S, maxTrackedSources: 100 });
   const ledger = new BanLedger(rs, new SwitchAddresses());
-  const tracker = new SourceTracker(rs, 64, new ChallengeQueue(), ledger);
+  const tracker = new SourceTracker(rs, rs.longWindow.us, 64, new ChallengeQueue(), ledger);
   // 100 unproven-map entries, each proven (as the proofs a full proven map leaves out are).
   for (let i = 0; i < 100; i++) tracker.source(parseIp(`198.51.100.${i}`)!, 1_000).provenUntilUs = 1e15;
   const newcomer = tracker.source(parseIp('203.0.113.50')!, 2_000);

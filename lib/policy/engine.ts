@@ -43,7 +43,7 @@ import {
   hostSnapshot, nearestHostThreshold, nearestPrefixThreshold, prefixSnapshot, type EvidenceSnapshot, type NearThreshold,
 } from './inspect.js';
 import { hostVerdict, prefixVerdict, shieldedVerdict, type Verdict } from './rules.js';
-import { allowedEverywhere, settingsForProfile, type PolicySettings } from './settings.js';
+import { allowedEverywhere, longestLongWindowSeconds, settingsForProfile, type PolicySettings } from './settings.js';
 import { fewList, fewSize, PrefixState, SourceState, type EvidenceState, type UserRecord } from './source-state.js';
 import { SourceTracker } from './tracking.js';
 import { BoundedMemo } from '../util/bounded-memo.js';
@@ -171,7 +171,7 @@ export class RatePolicy implements Policy {
     this.learnsSwitchAddresses = options.switchAddresses === undefined;
     this.switchAddresses = options.switchAddresses ?? new SwitchAddresses();
     this.ledger = new BanLedger(this.base, this.switchAddresses, allowedEverywhere(settings, overrides));
-    this.tracker = new SourceTracker(this.base, this.prefixLength, this.queue, this.ledger);
+    this.tracker = new SourceTracker(this.base, longestLongWindowSeconds(settings, overrides) * US, this.prefixLength, this.queue, this.ledger);
     this.calls = new CallPolicy(settings, overrides);
     this.hostFacts = new HostFactsView(this.queue, this.calls);
     this.prefixFacts = new PrefixFactsView(this.calls);

@@ -396,6 +396,16 @@ export function settingsForProfile(
 }
 
 /**
+ * The longest long window of the base and of any profile: a source's evidence may count that
+ * long for some profile's rules, so a source idle for less is not forgotten.
+ */
+export function longestLongWindowSeconds(base: PolicySettings, overrides: Readonly<Record<string, Partial<PolicySettings>>>): number {
+  let longest = base.longWindowSeconds;
+  for (const o of Object.values(overrides)) if (o.longWindowSeconds !== undefined && o.longWindowSeconds > longest) longest = o.longWindowSeconds;
+  return longest;
+}
+
+/**
  * The addresses never banned, whatever profile an event came from: the base allow-list and
  * every profile's. A ban is an element in the kernel, so it drops the address on every profile:
  * a partner allowed on one profile would lose that profile to a ban decided on another.

@@ -41,6 +41,8 @@ export class SourceTracker {
 
   constructor(
     private readonly base: RuleSettings,
+    /** A source or prefix unseen this long is idle: the longest long window of any profile. */
+    private readonly idleUs: number,
     private readonly prefixLength: number,
     private readonly queue: ChallengeQueue,
     private readonly ledger: BanLedger,
@@ -192,7 +194,7 @@ export class SourceTracker {
       const target = cap - Math.max(1, Math.floor(cap * (1 - EVICT_TO_FRACTION)));
       cutSparing<EvidenceState>(map, target, (v) => provenAt(v, now), added, dropped);
     }
-    const idleUs = this.base.longWindow.us;
+    const idleUs = this.idleUs;
     for (const [k, v] of map) {
       // A proven host, or a prefix holding one, is never idle: its proof is the site's.
       if (!(now - v.lruUs > idleUs && v.bannedUntilUs <= now && !provenAt(v, now))) break;
