@@ -344,6 +344,13 @@ t.test('IPv6: rotation banned as the /64 once spread over addresses; a proven ho
   t.equal(feed(policy({ ipv6PrefixLength: 96 }), rot('2001:db8:bad:1', 10, 0)).bans.length, 0, 'with /96 aggregation the hosts spread over /96s');
 });
 
+t.test('IPv6: a /64\'s distinct failing users expire with the long window, as a source\'s do', async (t) => {
+  // One failure of a new user from a new address of the /64 every `everyS`.
+  const spread = (everyS: number): AuthEvent[] => Array.from({ length: 8 }, (_, i) => login(`2001:db8:bad:1:${(i + 1).toString(16)}:1:2:3`, i * everyS, String(1000 + i), 'forbidden')).flat();
+  t.same(feed(policy(), spread(2 * 3600)).bans.map((b) => b.rule), [], 'every 2 h: never five users within 6 h');
+  t.same(feed(policy(), spread(3600)).bans.map((b) => b.rule), ['ipv6_prefix_credential_scan'], 'every hour: the fifth within 6 h bans the /64');
+});
+
 t.test('bounded memory: an IPv6 spray evicts instead of growing, the prefix still catches it', async (t) => {
   const caps = { maxTrackedSources: 1000, maxTrackedPrefixes: 100 };
   const p = policy(caps);

@@ -44,7 +44,7 @@ import {
 } from './inspect.js';
 import { hostVerdict, prefixVerdict, shieldedVerdict, type Verdict } from './rules.js';
 import { allowedEverywhere, longestLongWindowSeconds, settingsForProfile, type PolicySettings } from './settings.js';
-import { fewList, fewSize, PrefixState, SourceState, type EvidenceState, type UserRecord } from './source-state.js';
+import { fewList, fewSize, PrefixState, SourceState, userSweepDue, type EvidenceState, type UserRecord } from './source-state.js';
 import { SourceTracker } from './tracking.js';
 import { BoundedMemo } from '../util/bounded-memo.js';
 import type {
@@ -429,7 +429,7 @@ export class RatePolicy implements Policy {
   /** Expires failing users past the long horizon and successes past legitimacy. */
   private sweepUsers(s: SourceState, rs: RuleSettings, now: number, force: boolean): void {
     if (s.users === null) return;
-    if (!force && now - s.lastSweepUs < rs.longWindow.us / 12) return;
+    if (!force && !userSweepDue(s.lastSweepUs, now, rs.longWindow.us)) return;
     s.lastSweepUs = now;
     for (const [u, r] of s.users) {
       if (r.countedFailing && now - r.lastFailureUs > rs.longWindow.us) { r.countedFailing = false; s.failingUsers--; }
@@ -584,6 +584,7 @@ export class RatePolicy implements Policy {
       }
     }
     this.sweepUsers(s, rs, now, false);
+    if (feedPrefix) p.sweepFailingUsers(now, rs.longWindow.us);
     this.judge(s, rs, now, e);
   }
 
@@ -645,7 +646,7 @@ export class RatePolicy implements Policy {
       p.failShort = counted(p.failShort, now, rs.shortWindow);
       p.failLong = counted(p.failLong, now, rs.longWindow);
       p.noteAddress(s.key);
-      if (user !== '') p.noteFailingUser(user);
+      if (user !== '') p.noteFailingUser(user, now);
       p.sampleUser(user);
     }
   }

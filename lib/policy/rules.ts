@@ -336,9 +336,9 @@ export const PREFIX_RULES: readonly PrefixRule[] = [
   {
     id: 'ipv6_prefix_credential_scan', scope: 'ipv6_prefix', fact: 'failingUsers', keys: ['credentialScanUsers', 'longWindowSeconds'],
     value: (f) => f.failingUsers, threshold: (s) => s.credentialScanUsers, when: null,
-    summary: (s) => `${s.credentialScanUsers} distinct failing users`,
+    summary: (s) => `${s.credentialScanUsers} distinct failing users within ${humanSeconds(s.longWindowSeconds)}`,
     reason: (f) => `${f.failingUsers} distinct users failed authentication ${spread(f)}: address rotation`,
-    explain: () => 'distinct failing users',
+    explain: (_f, s) => `distinct failing users, in the last ${humanSeconds(s.longWindowSeconds)}`,
     nearMiss: true, answeredFailures: true,
     situation: 'a credential scan rotating addresses',
   },

@@ -14,6 +14,17 @@ const PREFIX_ADDRESS_CAP = 256;
 const PREFIX_USER_CAP = 256;
 /** Call-ids remembered per source as already counted unanswered (retransmissions count once). */
 const COUNTED_CALL_IDS = 64;
+/** Failing users are looked through for those past the long window once per this part of it. */
+const USER_SWEEP_PARTS = 12;
+
+/**
+ * Whether failing users last looked through at `sweptUs` are due to be again: a user whose last
+ * failure is past the long window stops counting (at a source and at its prefix alike), late by
+ * at most a twelfth of the window.
+ */
+export function userSweepDue(sweptUs: number, now: number, longWindowUs: number): boolean {
+  return now - sweptUs >= longWindowUs / USER_SWEEP_PARTS;
+}
 
 /** What one user did at one source. */
 export interface UserRecord {
@@ -368,6 +379,12 @@ function tally(seen: Set<string>, addr: string): boolean {
   return true;
 }
 
+/** A prefix's failing users, each with its last failure there, and when they were last swept. */
+class PrefixUsers {
+  readonly lastFailureUs = new Map<string, number>();
+  sweptUs = 0;
+}
+
 export class PrefixState extends EvidenceState {
   /** Tells this prefix from an earlier one of the same key that was evicted. */
   serial = 0;
@@ -378,7 +395,7 @@ export class PrefixState extends EvidenceState {
   addressCount = 0;
   private scannerAddresses: Set<string> | null = null;
   scannerAddressCount = 0;
-  private failingUsers: Set<string> | null = null;
+  private failingUsers: PrefixUsers | null = null;
   private cidrValue: Cidr | null = null;
 
   /** Parsed when first needed (a ban, explain): most prefixes are never banned. */
@@ -398,13 +415,21 @@ export class PrefixState extends EvidenceState {
     if (tally(this.scannerAddresses ??= new Set(), addr)) this.scannerAddressCount++;
   }
 
-  noteFailingUser(user: string): void {
-    if (this.failingUsers === null) this.failingUsers = new Set([user]);
-    else if (this.failingUsers.size < PREFIX_USER_CAP) this.failingUsers.add(user);
+  noteFailingUser(user: string, now: number): void {
+    const last = (this.failingUsers ??= new PrefixUsers()).lastFailureUs;
+    if (last.size < PREFIX_USER_CAP || last.has(user)) last.set(user, now);
+  }
+
+  /** Forgets the failing users whose last failure is past the long window (as a source does). */
+  sweepFailingUsers(now: number, longWindowUs: number): void {
+    const u = this.failingUsers;
+    if (u === null || !userSweepDue(u.sweptUs, now, longWindowUs)) return;
+    u.sweptUs = now;
+    for (const [user, at] of u.lastFailureUs) if (now - at > longWindowUs) u.lastFailureUs.delete(user);
   }
 
   get failingUserCount(): number {
-    return this.failingUsers !== null ? this.failingUsers.size : 0;
+    return this.failingUsers !== null ? this.failingUsers.lastFailureUs.size : 0;
   }
 
   override resetEvidence(): void {
