@@ -107,25 +107,35 @@ t.test('the host clock steps a day back: timers keep running, probers are still 
   t.same(bansOf(r, OFFICE), []);
 });
 
+/** The step at 10 s of real time: of FreeSWITCH's stamps, of the daemon's wall clock, or of both (one host). */
+const STEP_MODELS = [
+  { name: 'one host, its clock a day forward', stamps: DAY, wall: DAY },
+  { name: 'one host, its clock a day back', stamps: -DAY, wall: -DAY },
+  { name: 'FreeSWITCH\'s host a day forward, fsguard\'s not', stamps: DAY, wall: 0 },
+  { name: 'fsguard\'s host a day forward, FreeSWITCH\'s not', stamps: 0, wall: DAY },
+] as const;
+
+/**
+ * A policy run by the daemon's clocks under a step model: `reading(s)` at `s` s of real time,
+ * and `at(s, events)`, those clocks then FreeSWITCH's events stamped by its clock. An office is
+ * proven at 0 s and refreshes across the step (10-12 s).
+ */
+function steppedRun(m: (typeof STEP_MODELS)[number]): { p: RatePolicy; r: Run; reading: (s: number) => ClockReading; at: (s: number, events: (stampUs: number) => AuthEvent[]) => void } {
+  const p = policy();
+  const r: Run = { bans: [], alerts: [] };
+  const reading = (s: number): ClockReading => ({ wallUs: T0 + s * S + (s >= 10 ? m.wall : 0), monotonicUs: s * S });
+  const at = (s: number, events: (stampUs: number) => AuthEvent[]): void => {
+    r.bans.push(...p.noteClock(reading(s)).bans);
+    feed(p, events(T0 + s * S + (s >= 10 ? m.stamps : 0)), r);
+  };
+  at(0, (us) => office(us));
+  for (const sec of [10, 11, 12]) at(sec, (us) => ev('success', OFFICE, us, '1000'));
+  return { p, r, reading, at };
+}
+
 t.test('a ban restored after a clock step keeps the time it has left by the daemon\'s wall clock, whichever clock stepped', async (t) => {
-  // The step at 10 s of real time: of FreeSWITCH's stamps, of the daemon's wall clock, or of both (one host).
-  const models = [
-    { name: 'one host, its clock a day forward', stamps: DAY, wall: DAY },
-    { name: 'one host, its clock a day back', stamps: -DAY, wall: -DAY },
-    { name: 'FreeSWITCH\'s host a day forward, fsguard\'s not', stamps: DAY, wall: 0 },
-    { name: 'fsguard\'s host a day forward, FreeSWITCH\'s not', stamps: 0, wall: DAY },
-  ];
-  for (const m of models) {
-    const p = policy();
-    const r: Run = { bans: [], alerts: [] };
-    const reading = (s: number): ClockReading => ({ wallUs: T0 + s * S + (s >= 10 ? m.wall : 0), monotonicUs: s * S });
-    /** At `s` s of real time: the daemon's clocks, then FreeSWITCH's events stamped by its clock. */
-    const at = (s: number, events: (stampUs: number) => AuthEvent[]): void => {
-      r.bans.push(...p.noteClock(reading(s)).bans);
-      feed(p, events(T0 + s * S + (s >= 10 ? m.stamps : 0)), r);
-    };
-    at(0, (us) => office(us));
-    for (const s of [10, 11, 12]) at(s, (us) => ev('success', OFFICE, us, '1000'));
+  for (const m of STEP_MODELS) {
+    const { p, r, reading, at } = steppedRun(m);
     t.equal(p.clockStats().steps, m.stamps === 0 ? 0 : 1, `${m.name}: FreeSWITCH's step absorbed, if any`);
     // A ban in the kernel with an hour left (fsguard ban, adopted by the reconcile), by the daemon's clocks at 20 s.
     const now = reading(20);
@@ -142,22 +152,8 @@ t.test('a ban restored after a clock step keeps the time it has left by the daem
 
 t.test('an unban after a clock step gives its grace period by the daemon\'s clocks, whichever clock stepped', async (t) => {
   const grace = DEFAULT_POLICY_SETTINGS.unbanGraceSeconds;
-  const models = [
-    { name: 'one host, its clock a day forward', stamps: DAY, wall: DAY },
-    { name: 'one host, its clock a day back', stamps: -DAY, wall: -DAY },
-    { name: 'FreeSWITCH\'s host a day forward, fsguard\'s not', stamps: DAY, wall: 0 },
-    { name: 'fsguard\'s host a day forward, FreeSWITCH\'s not', stamps: 0, wall: DAY },
-  ];
-  for (const m of models) {
-    const p = policy();
-    const r: Run = { bans: [], alerts: [] };
-    const reading = (s: number): ClockReading => ({ wallUs: T0 + s * S + (s >= 10 ? m.wall : 0), monotonicUs: s * S });
-    const at = (s: number, events: (stampUs: number) => AuthEvent[]): void => {
-      r.bans.push(...p.noteClock(reading(s)).bans);
-      feed(p, events(T0 + s * S + (s >= 10 ? m.stamps : 0)), r);
-    };
-    at(0, (us) => office(us));
-    for (const s of [10, 11, 12]) at(s, (us) => ev('success', OFFICE, us, '1000'));
+  for (const m of STEP_MODELS) {
+    const { p, r, reading, at } = steppedRun(m);
     for (let i = 0; i < 6; i++) at(20 + i, (us) => ev('forbidden', ATT, us, '1000'));
     t.equal(bansOf(r, ATT).length, 1, `${m.name}: the brute forcer is banned`);
     // `fsguard unban` at 40 s, by the daemon's wall clock then.
