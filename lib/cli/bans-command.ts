@@ -133,8 +133,9 @@ function journalUnban(config: FsguardConfig, target: Cidr, io: CliIo): void {
 }
 
 /** Whether the daemon's journal holds a live ban of `target` that the kernel lacks (it was killed before writing it). */
-function pendingInJournal(config: FsguardConfig, target: Cidr): boolean {
-  const journal = new BanJournal({ path: banJournalPath(config.nft), onError: () => undefined });
+function pendingInJournal(config: FsguardConfig, target: Cidr, io: CliIo): boolean {
+  // A journal that cannot be read is said (the unban of the kernel's element still stands).
+  const journal = new BanJournal({ path: banJournalPath(config.nft), onError: (message) => { io.stderr.write(`fsguard: warning: ${message}\n`); } });
   return journal.readBack().some((b) => b.target.text === target.text && b.expiresAtMs > Date.now());
 }
 
@@ -224,7 +225,7 @@ async function bansCommand(command: 'bans' | 'ban' | 'unban', argv: string[], co
   }
   // In a cluster the ban may be in other nodes' kernels only: the unban goes to them all.
   if (outcome.status === 'not-banned' && config.cluster.enabled) return await shareWithCluster(config, { type: 'unban', target }, io);
-  if (outcome.status === 'not-banned' && pendingInJournal(config, target)) {
+  if (outcome.status === 'not-banned' && pendingInJournal(config, target, io)) {
     journalUnban(config, target, io);
     out(`unbanned ${target.text}: it was not in the kernel, only in the ban journal (decided before the daemon's last exit, not yet written); the next start leaves it out`);
     return 0;
