@@ -29,6 +29,14 @@ function guardWith(t: Test, writer: NftSetWriter, path: string, settings: Policy
   return { guard: new Guard(createPolicy(settings), writer, logger, new FsguardMetrics(false), { allow: [], journal }), logger };
 }
 
+/** The table of `label`, a config naming it and a journal folder of its own, and that journal's path: what `fsguard unban` reads. */
+function journalRig(label: string): { table: string; config: string; path: string } {
+  const table = uniqueTableName(label);
+  const journalDir = mkdtempSync(join(tmpdir(), 'fsguard-journal-'));
+  const config = writeConfig({ esl: { host: '127.0.0.1', port: 1 }, nft: { table, journalDir }, metrics: { enabled: false } });
+  return { table, config, path: banJournalPath({ journalDir, table }) };
+}
+
 let n = 0;
 const scanner = (ip: string): AuthEvent => ({
   kind: 'challenge', profile: 'internal', source: parseIp(ip)!, port: 5060, userAgent: 'friendly-scanner', callId: `jr${++n}`,
@@ -64,10 +72,7 @@ t.test('at stop, a ban nft failed to write stays in the journal and the next sta
 
 t.test('a ban lifted by hand is not written back by the replay at the next start; one decided after the unban is', ns, async (t) => {
   const label = 'junban';
-  const table = uniqueTableName(label);
-  const journalDir = mkdtempSync(join(tmpdir(), 'fsguard-journal-'));
-  const config = writeConfig({ esl: { host: '127.0.0.1', port: 1 }, nft: { table, journalDir }, metrics: { enabled: false } });
-  const path = banJournalPath({ journalDir, table });
+  const { table, config, path } = journalRig(label);
   const backend = new FaultyBackend();
   const writer = kernelWriter(t, label, { backend, scheduler: new ImmediateScheduler() });
   // No grace after an unban: the source that attacks again is banned again at once.
@@ -112,10 +117,7 @@ t.test('a ban lifted by hand is not written back by the replay at the next start
 
 t.test('`fsguard unban` of a ban only in the journal (the daemon killed before writing it) cancels it', ns, async (t) => {
   const label = 'jonly';
-  const table = uniqueTableName(label);
-  const journalDir = mkdtempSync(join(tmpdir(), 'fsguard-journal-'));
-  const config = writeConfig({ esl: { host: '127.0.0.1', port: 1 }, nft: { table, journalDir }, metrics: { enabled: false } });
-  const path = banJournalPath({ journalDir, table });
+  const { table, config, path } = journalRig(label);
   const writer = kernelWriter(t, label);
   const first = guardWith(t, writer, path);
   await first.guard.start();

@@ -150,7 +150,7 @@ export class Guard implements EslSourceListener {
     this.observers = options.observers ?? [];
     this.banFromEventTime = options.banFromEventTime ?? false;
     this.switchAddresses = options.switchAddresses ?? new SwitchAddresses();
-    this.switchAddresses.watch(({ added }) => { if (added.length > 0) this.recordSwitchAddresses(added); });
+    this.switchAddresses.watch(({ added }) => this.recordSwitchAddresses(added));
     this.fullAccounts = new FullTableNotice(metrics.untrackedAuthentications, logger, (s, since) => ({
       obj: { trackedAccounts: s.tracked, untrackedAuthentications: since },
       msg: `the toll-fraud table is full of live accounts (${s.tracked}, policy.maxTrackedAccounts): other accounts' addresses and usual numbers are not tracked until some go idle (legitimacySeconds) or call; raise maxTrackedAccounts (~330 bytes an account)`,
