@@ -37,6 +37,14 @@ function journalRig(label: string): { table: string; config: string; path: strin
   return { table, config, path: banJournalPath({ journalDir, table }) };
 }
 
+/** A table whose host-set writes nft refuses on demand (refuseHostWrites), and a journal path of its own. */
+function refusingRig(t: Test, label: string): { table: string; path: string; backend: FaultyBackend; writer: NftSetWriter } {
+  const table = uniqueTableName(label);
+  const path = join(mkdtempSync(join(tmpdir(), 'fsguard-journal-')), `${table}.bans.jsonl`);
+  const backend = new FaultyBackend();
+  return { table, path, backend, writer: kernelWriter(t, label, { backend, scheduler: new ImmediateScheduler() }) };
+}
+
 let n = 0;
 const scanner = (ip: string): AuthEvent => ({
   kind: 'challenge', profile: 'internal', source: parseIp(ip)!, port: 5060, userAgent: 'friendly-scanner', callId: `jr${++n}`,
@@ -45,10 +53,7 @@ const scanner = (ip: string): AuthEvent => ({
 
 t.test('at stop, a ban nft failed to write stays in the journal and the next start writes it, also one never journaled before', ns, async (t) => {
   const label = 'jstop';
-  const table = uniqueTableName(label);
-  const path = join(mkdtempSync(join(tmpdir(), 'fsguard-journal-')), `${table}.bans.jsonl`);
-  const backend = new FaultyBackend();
-  const writer = kernelWriter(t, label, { backend, scheduler: new ImmediateScheduler() });
+  const { table, path, backend, writer } = refusingRig(t, label);
   const first = guardWith(t, writer, path);
   await first.guard.start();
   refuseHostWrites(backend, true);
@@ -68,6 +73,27 @@ t.test('at stop, a ban nft failed to write stays in the journal and the next sta
   const element = kernelElement(table, 'banned4', target.text);
   t.ok((element?.timeout ?? 0) > 3500, `written at the next start for its time left (${element?.timeout} s)`);
   t.match(element?.comment ?? '', /rule=manual/, 'as the manual ban it was');
+});
+
+t.test('a cluster\'s manual ban is journaled when it is made: a daemon killed before nft wrote it writes it at the next start', ns, async (t) => {
+  const label = 'jkill';
+  const { table, path, backend, writer } = refusingRig(t, label);
+  const first = guardWith(t, writer, path);
+  await first.guard.start();
+  refuseHostWrites(backend, true);
+  const target = parseCidr('198.51.100.52')!;
+  first.guard.manualBan(target, 3600, 'from the cluster');
+  await writer.flush();
+  await turn();
+  t.equal(first.guard.unwrittenBans, 1, 'nft refused it');
+  // kill -9: no flush, no closeJournal; what write() handed the kernel is all the next start has.
+  const second = guardWith(t, kernelWriter(t, label), path);
+  await second.guard.start();
+  await turn();
+  const element = kernelElement(table, 'banned4', target.text);
+  t.ok((element?.timeout ?? 0) > 3500, `written at the next start for its time left (${element?.timeout} s)`);
+  t.match(element?.comment ?? '', /rule=manual/, 'as the manual ban it was');
+  t.ok(second.logger.records.some((r) => /not in the kernel \(the daemon was killed\?\)/.test(r.msg)), 'from the journal\'s replay');
 });
 
 t.test('a ban lifted by hand is not written back by the replay at the next start; one decided after the unban is', ns, async (t) => {

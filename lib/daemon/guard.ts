@@ -362,6 +362,9 @@ export class Guard implements EslSourceListener {
     const comment: BanComment = { rule: 'manual', offences: (running?.comment.offences ?? 0) + 1, ...(note ? { note } : {}) };
     const expiresAtMs = this.nowMs() + seconds * 1000;
     void this.writeBan(target, seconds, comment, expiresAtMs);
+    // Journaled as it is made, as the policy's bans are: a daemon killed before nft wrote it
+    // writes it at its next start (at stop was too late for a kill -9).
+    this.journal?.record({ target, expiresAtMs, comment });
     this.policy.restoreBans([existingBan({ target, expiresAtMs, comment })], this.reading());
   }
 
@@ -673,8 +676,8 @@ export class Guard implements EslSourceListener {
 
   /**
    * At exit, also when the stop gave up waiting for nft: the bans still unwritten are journaled,
-   * so the next start writes them (not all of them were: those restored into a recreated table,
-   * a cluster's manual bans); with none, the journal is emptied. Then it is closed.
+   * so the next start writes them (not all of them were: those restored into a recreated table);
+   * with none, the journal is emptied. Then it is closed.
    */
   closeJournal(): void {
     if (this.journalClosed) return;
