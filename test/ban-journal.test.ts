@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { appendUnban, BanJournal, banJournalPath } from '../lib/daemon/ban-journal.js';
 import { Guard } from '../lib/daemon/guard.js';
 import type { AuthEvent } from '../lib/events/auth-event.js';
-import { parseCidr, parseIp } from '../lib/net/ip.js';
+import { parseCidr, parseIp, type Cidr } from '../lib/net/ip.js';
 import type { NftSetWriter } from '../lib/nft/index.js';
 import { FsguardMetrics } from '../lib/obs/metrics.js';
 import { createPolicy } from '../lib/policy/engine.js';
@@ -37,6 +37,34 @@ function journalRig(label: string): { table: string; config: string; path: strin
   return { table, config, path: banJournalPath({ journalDir, table }) };
 }
 
+/** A guard journaling into a folder of its own whose nft refused a cluster's manual ban of `ip` (it is left unwritten). */
+async function refusedManualBan(t: Test, label: string, ip: string): Promise<{ table: string; path: string; first: ReturnType<typeof guardWith>; target: Cidr }> {
+  const table = uniqueTableName(label);
+  const path = join(mkdtempSync(join(tmpdir(), 'fsguard-journal-')), `${table}.bans.jsonl`);
+  const backend = new FaultyBackend();
+  const writer = kernelWriter(t, label, { backend, scheduler: new ImmediateScheduler() });
+  const first = guardWith(t, writer, path);
+  await first.guard.start();
+  refuseHostWrites(backend, true);
+  const target = parseCidr(ip)!;
+  first.guard.manualBan(target, 3600, 'from the cluster');
+  await writer.flush();
+  await turn();
+  t.equal(first.guard.unwrittenBans, 1, 'nft refused it');
+  return { table, path, first, target };
+}
+
+/** The next start, on the library as it is, journaling into `path`: it must write the manual ban of `target` back. */
+async function nextStartWritesBack(t: Test, label: string, path: string, table: string, target: Cidr): Promise<ReturnType<typeof guardWith>> {
+  const second = guardWith(t, kernelWriter(t, label), path);
+  await second.guard.start();
+  await turn();
+  const element = kernelElement(table, 'banned4', target.text);
+  t.ok((element?.timeout ?? 0) > 3500, `written at the next start for its time left (${element?.timeout} s)`);
+  t.match(element?.comment ?? '', /rule=manual/, 'as the manual ban it was');
+  return second;
+}
+
 let n = 0;
 const scanner = (ip: string): AuthEvent => ({
   kind: 'challenge', profile: 'internal', source: parseIp(ip)!, port: 5060, userAgent: 'friendly-scanner', callId: `jr${++n}`,
@@ -45,29 +73,20 @@ const scanner = (ip: string): AuthEvent => ({
 
 t.test('at stop, a ban nft failed to write stays in the journal and the next start writes it, also one never journaled before', ns, async (t) => {
   const label = 'jstop';
-  const table = uniqueTableName(label);
-  const path = join(mkdtempSync(join(tmpdir(), 'fsguard-journal-')), `${table}.bans.jsonl`);
-  const backend = new FaultyBackend();
-  const writer = kernelWriter(t, label, { backend, scheduler: new ImmediateScheduler() });
-  const first = guardWith(t, writer, path);
-  await first.guard.start();
-  refuseHostWrites(backend, true);
-  // A cluster's manual ban: the cluster brings it, the journal had no line of it.
-  const target = parseCidr('198.51.100.50')!;
-  first.guard.manualBan(target, 3600, 'from the cluster');
-  await writer.flush();
-  await turn();
-  t.equal(first.guard.unwrittenBans, 1, 'nft refused it');
+  // A cluster's manual ban, nft refusing it.
+  const { table, path, first, target } = await refusedManualBan(t, label, '198.51.100.50');
   await first.guard.flush(); // SIGTERM: the last try fails too
   t.equal(kernelElement(table, 'banned4', target.text), undefined, 'not in the kernel at exit');
   t.ok(first.logger.records.some((r) => /in the journal: the next start writes them/.test(r.msg)), 'the stop says where it is');
+  await nextStartWritesBack(t, label, path, table, target);
+});
 
-  const second = guardWith(t, kernelWriter(t, label), path);
-  await second.guard.start();
-  await turn();
-  const element = kernelElement(table, 'banned4', target.text);
-  t.ok((element?.timeout ?? 0) > 3500, `written at the next start for its time left (${element?.timeout} s)`);
-  t.match(element?.comment ?? '', /rule=manual/, 'as the manual ban it was');
+t.test('a cluster\'s manual ban is journaled when it is made: a daemon killed before nft wrote it writes it at the next start', ns, async (t) => {
+  const label = 'jkill';
+  const { table, path, target } = await refusedManualBan(t, label, '198.51.100.52');
+  // kill -9: no flush, no closeJournal; what write() handed the kernel is all the next start has.
+  const second = await nextStartWritesBack(t, label, path, table, target);
+  t.ok(second.logger.records.some((r) => /not in the kernel \(the daemon was killed\?\)/.test(r.msg)), 'from the journal\'s replay');
 });
 
 t.test('a ban lifted by hand is not written back by the replay at the next start; one decided after the unban is', ns, async (t) => {

@@ -11,8 +11,9 @@ import { parseCidr } from '../lib/net/ip.js';
 import { MAX_OTHER_NODES, MAX_SWITCH_ADDRESSES, SwitchAddresses, type SwitchAddressChange } from '../lib/policy/switch-addresses.js';
 import { kernelElements } from './support/nft-kernel.js';
 import {
-  clusterTestOptions, eventually, guessEvents, guessTimes, hasElement, judgedByOrigin, nowUs, redisFor, sendGuesses, startRedisCluster, STREAM, type ClusterNode,
+  clusterTestOptions, eventually, guessEvents, guessTimes, hasElement, judgedByOrigin, nowUs, redisFor, restartNode, sendGuesses, startRedisCluster, STREAM, type ClusterNode,
 } from './support/cluster-rig.js';
+import type { TestRedis } from './support/redis-server.js';
 
 const addressesOf = (n: number, base: string): string[] => Array.from({ length: n }, (_, i) => `${base}${i + 1}`);
 
@@ -55,6 +56,16 @@ t.test('the set: this node\'s FreeSWITCH keeps its last 16, each other node 16, 
   t.same(book.otherNodes.get('c'), ['10.0.0.2'], 'only canonical addresses');
 });
 
+/** Node `node`'s record in the registry as Redis holds it now. */
+async function recordOf(redis: TestRedis, node: string): Promise<{ incarnation: string; digest: string; switchAddresses: string[] }> {
+  const client = redis.client();
+  try {
+    return JSON.parse((await client.hget(nodesKey(STREAM), node)) ?? '{"switchAddresses":[]}') as { incarnation: string; digest: string; switchAddresses: string[] };
+  } finally {
+    client.disconnect();
+  }
+}
+
 /** An entry of node `x` whose event names `named` as its FreeSWITCH: what an older node, or any writer of the stream, can append. */
 function entryNaming(named: readonly string[], source: string, seq: number): string {
   const r = normalizeEvent(JSON.parse(guessEvents({ switchIp: named[0]!, eventSequence: seq }, source, nowUs())[0]!) as Record<string, string>, { profiles: null });
@@ -84,9 +95,8 @@ t.test('an event on the stream naming an address as its FreeSWITCH does not prot
   t.notOk(recorded().some((x) => spray.includes(x)), 'none of the named addresses recorded as FreeSWITCH\'s');
 
   // 2. Node b's registry record: 20 addresses, of which the first 16 count.
-  const recordOfA = async (): Promise<{ digest: string; switchAddresses: string[] }> => JSON.parse((await client.hget(nodesKey(STREAM), 'a'))!) as { digest: string; switchAddresses: string[] };
-  t.ok(await eventually(async () => (await recordOfA()).switchAddresses.length > 0), 'a published its FreeSWITCH\'s addresses');
-  const own = await recordOfA();
+  t.ok(await eventually(async () => (await recordOf(redis, 'a')).switchAddresses.length > 0), 'a published its FreeSWITCH\'s addresses');
+  const own = await recordOf(redis, 'a');
   t.same(own.switchAddresses, [a.switchIp, '::1'], 'those its own events name, only');
   const b = addressesOf(20, '100.64.0.');
   const record = (switchAddresses: readonly string[]): string => JSON.stringify({ node: 'b', incarnation: 't', digest: own.digest, switchAddresses, updatedMs: Date.now() });
@@ -107,4 +117,29 @@ t.test('an event on the stream naming an address as its FreeSWITCH does not prot
   t.ok(await eventually(() => recorded().includes('192.0.2.99')), 'a read b\'s new record');
   await sendGuesses(a, b[0]!, guessTimes(8, 2));
   t.ok(await eventually(() => hasElement(a, b[0]!)), `${b[0]}, no longer in b's record, is banned for its guesses`);
+});
+
+t.test('a node publishes its FreeSWITCH\'s addresses from its HEARTBEATs, before any event: also once restarted with SIGKILL', clusterTestOptions(), async (t) => {
+  const redis = await redisFor(t);
+  const [a, b] = await startRedisCluster(t, redis, ['a', 'b']) as [ClusterNode, ClusterNode];
+  // a's FreeSWITCH sends no auth or call event, only its HEARTBEATs (every second in the rig).
+  t.ok(await eventually(async () => (await recordOf(redis, 'a')).switchAddresses.length > 0), 'a published its FreeSWITCH\'s addresses');
+  t.same((await recordOf(redis, 'a')).switchAddresses, [a.switchIp, '::1'], 'those its HEARTBEATs name');
+  const line = await b.daemon.waitForLog('b reads them', (l) => /other nodes' FreeSWITCH addresses/.test(l.msg ?? ''));
+  t.same(line.nodes, { a: [a.switchIp, '::1'] }, 'b protects them');
+  // Framed: b's FreeSWITCH reports guesses from a's address, then from an attacker's (one stream, in order).
+  const attacker = '203.0.113.80';
+  await sendGuesses(b, a.switchIp, guessTimes(8, 2));
+  await sendGuesses(b, attacker, guessTimes(8, 2));
+  t.ok(await eventually(() => hasElement(b, attacker)), `${attacker} is banned for its guesses`);
+  t.notOk(hasElement(a, a.switchIp) || hasElement(b, a.switchIp), `${a.switchIp}, a's FreeSWITCH, is banned on neither node`);
+
+  const before = await recordOf(redis, 'a');
+  await restartNode(a);
+  t.ok(await eventually(async () => {
+    const r = await recordOf(redis, 'a');
+    return r.incarnation !== before.incarnation && r.switchAddresses.length > 0;
+  }), 'restarted, a published them again');
+  t.same((await recordOf(redis, 'a')).switchAddresses, [a.switchIp, '::1'], 'from its HEARTBEATs');
+  t.equal(a.sent, 0, 'a was sent no event at all');
 });

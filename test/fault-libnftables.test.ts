@@ -12,7 +12,7 @@ import { EslTestServer } from './support/esl-server.js';
 import { elementIfAny, fetchMetrics, ipv4Of, metricValue, rigConfig, scannerEvents, waitFor } from './support/fault-rig.js';
 import { FaultyBackend, ManualScheduler } from './support/faulty-nft.js';
 import { netnsTestOptions } from './support/netns.js';
-import { cliEnv, runProcess, writeConfig, type LogLine } from './support/daemon-process.js';
+import { cliEnv, fsguardCli, runProcess, writeConfig, type LogLine } from './support/daemon-process.js';
 import { deleteTableIfExists, kernelElement, uniqueTableName } from './support/nft-kernel.js';
 
 const ns = netnsTestOptions();
@@ -231,4 +231,24 @@ t.test('fsguard ban whose write hangs says why it failed (the hung call) and exi
   t.match(r.stderr, /^fsguard: ban 198\.51\.100\.60 failed: .*libnftables call.* hung/, `says why: ${r.stderr}`);
   t.equal(r.stdout, '', 'and claims nothing on stdout');
   t.equal(kernelElement(table, 'banned4', '198.51.100.60'), undefined, 'not banned');
+});
+
+t.test('fsguard bans/ban/unban: a library that does not answer is said at the 10 s probe, in one line; a listing that takes long (a huge table) is waited for', ns, async (t) => {
+  const table = uniqueTableName('l_clihung');
+  t.teardown(() => deleteTableIfExists('inet', table));
+  const config = writeConfig({ esl: { host: '127.0.0.1', port: 1 }, nft: { table }, metrics: { enabled: false } });
+  const script = new URL('./support/cli-with-faulty-nft.js', import.meta.url).pathname;
+  for (const command of [['bans'], ['ban', '198.51.100.61'], ['unban', '198.51.100.61']]) {
+    // Every call hangs (each deadline passes at once: the test waits for none).
+    const r = await runProcess(process.execPath, [script, '', ...command, '--config', config], { env: cliEnv() });
+    t.equal(r.status, 1, `${command[0]}: exit 1`);
+    t.equal(r.stderr, 'fsguard: nftables did not answer within 10 s (a libnftables call hung: is the kernel\'s netlink stuck?)\n', `${command[0]}: one clear line, at the probe's deadline`);
+  }
+  const ban = await fsguardCli(['ban', '198.51.100.62', '--config', config]);
+  t.equal(ban.status, 0, ban.stderr);
+  // The table's listing is slow; the probe answered: it is answered late, and listed.
+  const r = await runProcess(process.execPath, [script, '--answer-late', '"list":{"table"', 'bans', '--config', config], { env: cliEnv() });
+  t.equal(r.status, 0, r.stderr);
+  t.match(r.stdout, /198\.51\.100\.62/, 'the ban listed');
+  t.equal(r.stderr, `held a libnftables call: deadline ${LISTING_DEADLINE_MS} ms\n`, `the listing had its own deadline (${LISTING_DEADLINE_MS / 1000} s), not the probe's`);
 });

@@ -4,7 +4,10 @@
 // daemon's ban journal, running or not: its next start must not write the ban back.
 import type { FsguardConfig } from '../config/config.js';
 import { cidrContainsCidr, cidrsOverlap, isHostCidr, parseCidr, type Cidr } from '../net/ip.js';
-import { BannedPrefixes, exitWithHungCalls, foreignTableError, parseBanComment, resolveNftLayout, type KernelBan, type KernelBanList, type NftSetWriter } from '../nft/index.js';
+import {
+  BannedPrefixes, exitWithHungCalls, foreignTableError, NftError, nftJson, parseBanComment, resolveNftLayout, unansweredMessage,
+  type KernelBan, type KernelBanList, type NftRunner, type NftSetWriter,
+} from '../nft/index.js';
 import { parseArgs, parseDuration, UsageError } from './args.js';
 import { formatDuration } from '../text/duration.js';
 import { terminalSafe } from '../text/terminal.js';
@@ -170,6 +173,17 @@ async function banCommand(argv: string[], config: FsguardConfig, writer: NftSetW
   return await shareWithCluster(config, { type: 'ban', target, seconds, note: typeof reason === 'string' ? reason : '' }, io);
 }
 
+/**
+ * One cheap call first (the ruleset's chains, no set element), on the runner's own deadline
+ * (10 s): a library that hangs is said at once, in one line. The listing that follows keeps
+ * its long deadline (LISTING_DEADLINE_MS), which a huge table needs, and which a hung library
+ * would otherwise cost twice (the listing is tried again) before a line about hung calls.
+ */
+async function probeLibrary(runner: NftRunner): Promise<void> {
+  const probe = await runner.run([nftJson.listChains()]);
+  if (probe.kind === 'timed-out') throw new NftError('timeout', unansweredMessage(probe.afterMs / 1000), 'probe');
+}
+
 export async function runBansCommand(command: 'bans' | 'ban' | 'unban', argv: string[], config: FsguardConfig, io: CliIo): Promise<number> {
   const out = (s: string): void => { io.stdout.write(`${s}\n`); };
   const runner = nftRunnerFromConfig(config.nft, {
@@ -179,6 +193,7 @@ export async function runBansCommand(command: 'bans' | 'ban' | 'unban', argv: st
   const writer = nftWriterFromConfig(config.nft, { batchMs: 0 }, runner);
   let ended: { readonly code: number } | { readonly error: unknown };
   try {
+    await probeLibrary(runner);
     ended = { code: await bansCommand(command, argv, config, writer, out, io) };
   } catch (error) {
     ended = { error };

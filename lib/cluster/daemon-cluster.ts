@@ -88,6 +88,8 @@ export class DaemonCluster {
       onConnected: () => guard.onConnected(),
       onDisconnected: (reason) => guard.onDisconnected(reason),
       onAuthRejected: (kind) => guard.onAuthRejected(kind),
+      // FreeSWITCH's addresses (for the node registry) and its host and version (for status).
+      onHeartbeat: (info) => guard.onHeartbeat?.(info),
     };
   }
 

@@ -7,7 +7,7 @@ import { ConfigError, loadConfig, type FsguardConfig } from '../config/config.js
 import { EslEventSource } from '../esl/index.js';
 import { loadLineScannerModule } from '../events/line-scanner.js';
 import { nftRunnerFromConfig } from '../cli/nft-writer.js';
-import { LISTING_DEADLINE_MS, LibnftablesRunner, NftError, NftSetWriter, nftJson, resolveNftLayout, systemScheduler, type NftBackend, type Scheduler } from '../nft/index.js';
+import { LISTING_DEADLINE_MS, LibnftablesRunner, NftError, NftSetWriter, nftJson, resolveNftLayout, systemScheduler, unansweredMessage, type NftBackend, type Scheduler } from '../nft/index.js';
 import type { Logger } from '../obs/logger.js';
 import { FsguardMetrics, serveMetrics } from '../obs/metrics.js';
 import { createPolicy } from '../policy/engine.js';
@@ -184,7 +184,7 @@ export async function runDaemon(configFile: string | null, initial: FsguardConfi
   const startSignals = (['SIGTERM', 'SIGINT'] as const).map((signal) => deps.onSignal(signal, () => stopDuringStart?.(signal)));
   const started = await new Promise<'ok' | 'stopped' | Error>((resolve) => {
     const deadline = (deps.nftScheduler ?? systemScheduler).schedule(() => resolve(new NftError('timeout',
-      `nftables did not answer within ${NFT_START_DEADLINE_MS / 1000} s at start (a libnftables call hung: is the kernel's netlink stuck?)`, 'start deadline')), NFT_START_DEADLINE_MS);
+      unansweredMessage(NFT_START_DEADLINE_MS / 1000, ' at start'), 'start deadline')), NFT_START_DEADLINE_MS);
     stopDuringStart = (signal) => {
       logger.info({ signal }, 'stopping during start');
       deadline();

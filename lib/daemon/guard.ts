@@ -5,13 +5,13 @@
 // a grace period, a ban added by hand is respected by the policy.
 import type { AuthEvent, LiveRegistration } from '../events/auth-event.js';
 import type { CallEvent } from '../events/call-event.js';
-import type { EslDropReason, EslSourceListener, AuthRejection, EventGap } from '../esl/index.js';
+import type { EslDropReason, EslSourceListener, AuthRejection, EventGap, HeartbeatInfo } from '../esl/index.js';
 import { cidrsOverlap, isHostCidr, parseCidrs, type Cidr } from '../net/ip.js';
 import { BannedPrefixes, type BanComment, type ElementOutcome, type KernelBan, type KernelBanList, type NftExecution } from '../nft/index.js';
 import { unredacted, type Logger } from '../obs/logger.js';
 import type { FsguardMetrics } from '../obs/metrics.js';
 import type { BanDecision, ClockReading, ExistingBan, Policy, PolicyAlert, PolicyOutput } from '../policy/types.js';
-import type { GuardObserver, SwitchInfo } from './guard-observer.js';
+import type { GuardObserver } from './guard-observer.js';
 import type { BanJournal } from './ban-journal.js';
 import { FullTableNotice } from './full-table-notice.js';
 import { SeedingHold, systemGuardClock, type GuardClock } from './seeding-hold.js';
@@ -310,7 +310,13 @@ export class Guard implements EslSourceListener {
     this.tell('connection', 'disconnected', reason, this.nowMs());
   }
 
-  onHeartbeat(info: SwitchInfo): void {
+  /**
+   * FreeSWITCH's addresses are on its HEARTBEAT too: a node restarted on a quiet FreeSWITCH knows
+   * them (and a cluster node publishes them) within one heartbeat of connecting, not at its first
+   * auth or call event.
+   */
+  onHeartbeat({ switchAddresses, ...info }: HeartbeatInfo): void {
+    this.switchAddresses.learn(switchAddresses);
     this.tell('heartbeat', info, this.nowMs());
   }
 
@@ -362,6 +368,9 @@ export class Guard implements EslSourceListener {
     const comment: BanComment = { rule: 'manual', offences: (running?.comment.offences ?? 0) + 1, ...(note ? { note } : {}) };
     const expiresAtMs = this.nowMs() + seconds * 1000;
     void this.writeBan(target, seconds, comment, expiresAtMs);
+    // Journaled as it is made, as the policy's bans are: a daemon killed before nft wrote it
+    // writes it at its next start (at stop was too late for a kill -9).
+    this.journal?.record({ target, expiresAtMs, comment });
     this.policy.restoreBans([existingBan({ target, expiresAtMs, comment })], this.reading());
   }
 
@@ -673,8 +682,8 @@ export class Guard implements EslSourceListener {
 
   /**
    * At exit, also when the stop gave up waiting for nft: the bans still unwritten are journaled,
-   * so the next start writes them (not all of them were: those restored into a recreated table,
-   * a cluster's manual bans); with none, the journal is emptied. Then it is closed.
+   * so the next start writes them (not all of them were: those restored into a recreated table);
+   * with none, the journal is emptied. Then it is closed.
    */
   closeJournal(): void {
     if (this.journalClosed) return;

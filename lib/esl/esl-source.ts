@@ -54,10 +54,23 @@ export interface EslSourceListener {
   /** A connection that was up is gone (including on stop()). */
   onDisconnected(reason: string): void;
   onAuthRejected(kind: AuthRejection): void;
-  /** FreeSWITCH's host name, version and uptime, from each HEARTBEAT (for `fsguard status`). */
-  onHeartbeat?(info: { hostname: string; version: string; uptimeMs: number | null }): void;
+  /** What each HEARTBEAT says of FreeSWITCH (every 20 s, on a connection with no other event too). */
+  onHeartbeat?(info: HeartbeatInfo): void;
   /** Events may have been lost in this window (Event-Sequence jumped, or fsguard was away): see event-sequence.ts. */
   onEventGap?(gap: EventGap): void;
+}
+
+/** What a HEARTBEAT says of FreeSWITCH. */
+export interface HeartbeatInfo {
+  /** Host name, version and uptime (for `fsguard status`). */
+  readonly hostname: string;
+  readonly version: string;
+  readonly uptimeMs: number | null;
+  /**
+   * Its own addresses, from the `FreeSWITCH-IPv4`/`-IPv6` that FreeSWITCH puts on every event it
+   * fires, the HEARTBEAT too (canonical text): known without waiting for an auth or call event.
+   */
+  readonly switchAddresses: readonly string[];
 }
 
 /** The logging surface used here; pino's Logger satisfies it. */
@@ -152,6 +165,8 @@ function firstLine(text: string): string {
 export class EslEventSource {
   private readonly opts: Required<Omit<EslSourceOptions, 'profiles'>>;
   private readonly normalizeOptions: NormalizeOptions;
+  /** FreeSWITCH's address headers, shared by its events and its HEARTBEATs. */
+  private readonly switchMemo = new SwitchAddressMemo();
   private readonly logger: EslLogger;
   private readonly timers: EslTimers;
   private readonly now: () => number;
@@ -190,7 +205,7 @@ export class EslEventSource {
     } as Required<Omit<EslSourceOptions, 'profiles'>>;
     this.normalizeOptions = {
       profiles: profiles && profiles.length > 0 ? new Set(profiles) : null,
-      switchMemo: new SwitchAddressMemo(),
+      switchMemo: this.switchMemo,
       addressMemo: new AddressMemo(),
     };
     this.logger = deps.logger;
@@ -424,7 +439,11 @@ export class EslEventSource {
     if (!this.listener.onHeartbeat) return;
     const text = (v: unknown): string => (typeof v === 'string' ? v.slice(0, 200) : '');
     const uptime = Number(h['Uptime-msec']);
-    const info = { hostname: text(h['FreeSWITCH-Hostname']), version: text(h['FreeSWITCH-Version']), uptimeMs: Number.isFinite(uptime) && uptime >= 0 ? uptime : null };
+    const raw = (v: unknown): string => (typeof v === 'string' ? v : '');
+    const info: HeartbeatInfo = {
+      hostname: text(h['FreeSWITCH-Hostname']), version: text(h['FreeSWITCH-Version']), uptimeMs: Number.isFinite(uptime) && uptime >= 0 ? uptime : null,
+      switchAddresses: this.switchMemo.of(raw(h['FreeSWITCH-IPv4']), raw(h['FreeSWITCH-IPv6'])),
+    };
     this.notify(() => this.listener.onHeartbeat?.(info));
   }
 

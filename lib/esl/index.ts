@@ -1,7 +1,7 @@
 // Public surface of the ESL source. Everything else in lib/esl is an implementation detail.
 export {
   EslEventSource, ESL_SOURCE_DEFAULTS, SUBSCRIPTION_COMMAND,
-  type AuthRejection, type EslDropReason, type EslLogger, type EslSourceDeps, type EslSourceListener,
+  type AuthRejection, type EslDropReason, type HeartbeatInfo, type EslLogger, type EslSourceDeps, type EslSourceListener,
   type EslSourceOptions, type EslTimers, type TimerHandle,
 } from './esl-source.js';
 export type { EslConnector, EslLink, EslLinkHandlers } from './modesl-link.js';

@@ -26,7 +26,7 @@
 //     are dropped (reason `outbound_leg`).
 import type { IpAddress } from '../net/ip.js';
 import type { AddressMemo, Headers, SwitchAddressMemo } from './normalize.js';
-import { digits, str } from './normalize.js';
+import { digits, str, switchAddressesOf } from './normalize.js';
 import { parseIp } from '../net/ip.js';
 
 /** The one channel event fsguard subscribes to. */
@@ -159,17 +159,6 @@ function fail(reason: CallDropReason, detail: string): CallNormalizeResult {
   return { ok: false, reason, detail };
 }
 
-function switchAddressesOf(v4: string, v6: string, memo: SwitchAddressMemo | undefined): readonly string[] {
-  if (memo && memo.v4Raw === v4 && memo.v6Raw === v6) return memo.addresses;
-  const out: string[] = [];
-  const a = v4 ? parseIp(v4) : null;
-  if (a) out.push(a.text);
-  const b = v6 ? parseIp(v6) : null;
-  if (b) out.push(b.text);
-  // Shared by the events that follow (readonly), not frozen: see EMPTY_OUTPUT in lib/policy/engine.ts.
-  if (memo) { memo.v4Raw = v4; memo.v6Raw = v6; memo.addresses = out; }
-  return out;
-}
 
 /** Turns the decoded headers of a CHANNEL_HANGUP_COMPLETE (JSON or plain) into a CallEvent. */
 export function normalizeCallEvent(h: unknown, opts: CallNormalizeOptions): CallNormalizeResult {
@@ -216,6 +205,8 @@ export function normalizeCallValues(v: CallHeaderValues, opts: CallNormalizeOpti
   const authorized = val(v, AT['variable_sip_authorized']) === 'true';
   const account = authorized ? (val(v, AT['variable_sip_auth_username']) || val(v, AT['variable_user_name'])) : '';
   const port = digits(val(v, AT['variable_sip_network_port']), 5);
+  const switchV4 = val(v, AT['FreeSWITCH-IPv4']);
+  const switchV6 = val(v, AT['FreeSWITCH-IPv6']);
   const event: CallEvent = {
     kind: 'call',
     profile,
@@ -232,7 +223,7 @@ export function normalizeCallValues(v: CallHeaderValues, opts: CallNormalizeOpti
     callId: val(v, AT['variable_sip_call_id']),
     uuid: val(v, AT['Unique-ID']),
     timeUs,
-    switchAddresses: switchAddressesOf(val(v, AT['FreeSWITCH-IPv4']), val(v, AT['FreeSWITCH-IPv6']), opts.switchMemo),
+    switchAddresses: opts.switchMemo ? opts.switchMemo.of(switchV4, switchV6) : switchAddressesOf(switchV4, switchV6),
   };
   return { ok: true, event };
 }

@@ -97,9 +97,21 @@ export class SwitchAddressMemo {
   v4Raw = '';
   v6Raw = '';
   addresses: readonly string[] = [];
+
+  /** The addresses of these `FreeSWITCH-IPv4`/`-IPv6` values: the same array as last time while they repeat. */
+  of(v4: string, v6: string): readonly string[] {
+    if (this.v4Raw !== v4 || this.v6Raw !== v6) {
+      this.v4Raw = v4;
+      this.v6Raw = v6;
+      // Shared by the events that follow (readonly), not frozen: see EMPTY_OUTPUT in lib/policy/engine.ts.
+      this.addresses = switchAddressesOf(v4, v6);
+    }
+    return this.addresses;
+  }
 }
 
-function switchAddressesOf(v4: string, v6: string): string[] {
+/** FreeSWITCH's addresses as an event's `FreeSWITCH-IPv4`/`-IPv6` name them, canonical text (bad or empty ones left out). */
+export function switchAddressesOf(v4: string, v6: string): string[] {
   const out: string[] = [];
   const a = v4 ? parseIp(v4) : null;
   if (a) out.push(a.text);
@@ -164,18 +176,7 @@ function badAddress(ipRaw: string): NormalizeResult {
 
 function build(p: PreparsedEvent, source: IpAddress, opts: NormalizeOptions): NormalizeResult {
   const memo = opts.switchMemo;
-  let switchAddresses: readonly string[];
-  if (memo) {
-    if (memo.v4Raw !== p.switchV4 || memo.v6Raw !== p.switchV6) {
-      memo.v4Raw = p.switchV4;
-      memo.v6Raw = p.switchV6;
-      // Shared by the events that follow (readonly), not frozen: see EMPTY_OUTPUT in lib/policy/engine.ts.
-      memo.addresses = switchAddressesOf(p.switchV4, p.switchV6);
-    }
-    switchAddresses = memo.addresses;
-  } else {
-    switchAddresses = switchAddressesOf(p.switchV4, p.switchV6);
-  }
+  const switchAddresses = memo ? memo.of(p.switchV4, p.switchV6) : switchAddressesOf(p.switchV4, p.switchV6);
   const { profile, port, userAgent, callId, timeUs } = p;
   let event: AuthEvent;
   switch (AUTH_SUBCLASSES[p.subclass]) {

@@ -57,6 +57,11 @@ export class NftError extends Error {
   }
 }
 
+/** What to tell a user when a cheap libnftables call did not come back within `seconds` (`when`: e.g. " at start"). */
+export function unansweredMessage(seconds: number, when = ''): string {
+  return `nftables did not answer within ${seconds} s${when} (a libnftables call hung: is the kernel's netlink stuck?)`;
+}
+
 const TRANSIENT_TEXT = /Resource temporarily unavailable|No buffer space available|Interrupted system call|Cannot allocate memory/;
 const PERMISSION_TEXT = /Operation not permitted|Permission denied/;
 

@@ -3,7 +3,7 @@ export { NftSetWriter } from './writer.js';
 export type { ElementOutcome, NftElementWrite, NftSetWriterOptions, NftWriteAction, NftWriterObserver } from './writer.js';
 export { LibnftablesBackend, LibnftablesRunner, exitWithHungCalls } from './libnftables.js';
 export type { LibnftablesRunnerOptions, NftBackend, NftCallResult, NftContext, NftInput, NftRunner, NftRunResult } from './libnftables.js';
-export { NftError, classifyRun } from './errors.js';
+export { NftError, classifyRun, unansweredMessage } from './errors.js';
 export type { NftErrorKind } from './errors.js';
 export {
   BAN_SET_ROLES, NftLayoutError, OWNER_MARK, compareLayout, createTableScript, isPrefixRole, resolveNftLayout, setRoleFor,

@@ -33,7 +33,8 @@ export interface NodeOptions {
 
 /** Starts one node and waits until it follows the stream live (or until `ready` says so). */
 export async function startNode(t: Test, name: string, index: number, o: NodeOptions, ready: (l: LogLine) => boolean = isLive): Promise<ClusterNode> {
-  const server = await EslTestServer.start({ heartbeatIntervalMs: 1000 });
+  const switchIp = `192.0.2.${11 + index}`;
+  const server = await EslTestServer.start({ heartbeatIntervalMs: 1000, switchIp });
   const table = uniqueTableName(`cl_${name}`);
   const config = writeConfig({
     esl: { host: '127.0.0.1', port: server.port, password: 'ClueCon', authRetrySeconds: 1 },
@@ -44,18 +45,31 @@ export async function startNode(t: Test, name: string, index: number, o: NodeOpt
     cluster: { enabled: true, url: o.redisUrl, stream: STREAM, node: name, reconnectMaxSeconds: 0.2, authRetrySeconds: 1, ...o.cluster },
   });
   const daemon = DaemonProcess.start(config);
-  const node: ClusterNode = { name, switchIp: `192.0.2.${11 + index}`, server, table, config, daemon, metricsPort: 0, sent: 0, eventSequence: 1 };
+  const node: ClusterNode = { name, switchIp, server, table, config, daemon, metricsPort: 0, sent: 0, eventSequence: 1 };
   t.teardown(async () => {
     await node.daemon.stop('SIGKILL');
     await server.close();
     deleteTableIfExists('inet', table);
   });
-  // Generous deadlines: on a loaded 2-core machine a daemon can take many seconds to start.
-  const metricsLine = await daemon.waitForLog(`${name}: metrics port`, (l) => l.msg === 'metrics at /metrics', 60_000);
-  node.metricsPort = Number(metricsLine.port);
-  await server.waitForSubscriptions(1, 60_000);
-  await daemon.waitForLog(`${name}: ready`, ready, 60_000);
+  await untilReady(node, 1, ready);
   return node;
+}
+
+/** Waits for a node's daemon to serve metrics, to make subscription `subscriptions` of its event socket, and for `ready`. */
+async function untilReady(node: ClusterNode, subscriptions: number, ready: (l: LogLine) => boolean): Promise<void> {
+  // Generous deadlines: on a loaded 2-core machine a daemon can take many seconds to start.
+  const metricsLine = await node.daemon.waitForLog(`${node.name}: metrics port`, (l) => l.msg === 'metrics at /metrics', 60_000);
+  node.metricsPort = Number(metricsLine.port);
+  await node.server.waitForSubscriptions(subscriptions, 60_000);
+  await node.daemon.waitForLog(`${node.name}: ready`, ready, 60_000);
+}
+
+/** Kills a node's daemon with SIGKILL (it says and writes nothing at exit) and starts it again: same config, table and event socket. */
+export async function restartNode(node: ClusterNode, ready: (l: LogLine) => boolean = isLive): Promise<void> {
+  await node.daemon.stop('SIGKILL');
+  const subscriptions = node.server.subscriptions + 1;
+  node.daemon = DaemonProcess.start(node.config);
+  await untilReady(node, subscriptions, ready);
 }
 
 export const isLive = (l: LogLine): boolean => /following the stream live|following it live/.test(l.msg ?? '');

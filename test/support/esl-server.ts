@@ -54,6 +54,8 @@ export interface EslTestServerOptions {
   readonly password?: string;
   /** HEARTBEAT every this many ms to subscribers; null = never. */
   readonly heartbeatIntervalMs?: number | null;
+  /** FreeSWITCH's IPv4 address on its HEARTBEATs (FreeSWITCH-IPv4, as on every event it fires); default 192.0.2.2. */
+  readonly switchIp?: string;
   /** Send every event in this format whatever the client asked for (tests a client's plain parser). */
   readonly forceFormat?: 'json' | 'plain' | null;
   readonly registrations?: readonly RegistrationSpec[];
@@ -231,6 +233,7 @@ export class EslTestServer {
   readonly authLog: AuthAttempt[] = [];
   readonly apiLog: string[] = [];
   private readonly now: () => number;
+  private readonly switchIp: string;
   private heartbeatTimer: NodeJS.Timeout | null = null;
   private heartbeatSequence = 1;
   private subscribedWaiters: Array<{ count: number; resolve: () => void }> = [];
@@ -242,6 +245,7 @@ export class EslTestServer {
     this.registrations = [...(opts.registrations ?? [])];
     this.apiHandler = opts.apiHandler ?? null;
     this.now = opts.now ?? Date.now;
+    this.switchIp = opts.switchIp ?? '192.0.2.2';
     server.on('connection', (socket) => this.accept(socket));
     const interval = opts.heartbeatIntervalMs ?? null;
     if (interval !== null) {
@@ -303,6 +307,11 @@ export class EslTestServer {
     for (const w of ready) w.resolve();
   }
 
+  /** Successful `event` commands received in total (since start). */
+  get subscriptions(): number {
+    return this.subscribedCount;
+  }
+
   /** Resolves once `count` successful `event` commands were received in total (since start). */
   waitForSubscriptions(count: number, timeoutMs = 30_000): Promise<void> {
     if (this.subscribedCount >= count) return Promise.resolve();
@@ -351,7 +360,7 @@ export class EslTestServer {
       'Core-UUID': '138c01d7-9876-4521-bb8a-ae44dc42ab14',
       'FreeSWITCH-Hostname': 'test',
       'FreeSWITCH-Switchname': 'test',
-      'FreeSWITCH-IPv4': '192.0.2.2',
+      'FreeSWITCH-IPv4': this.switchIp,
       'FreeSWITCH-IPv6': '::1',
       'Event-Date-Local': d.toISOString().slice(0, 19).replace('T', ' '),
       'Event-Date-GMT': d.toUTCString(),
