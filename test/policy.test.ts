@@ -268,10 +268,53 @@ t.test('slow_guessing: one guess every 90 s is caught on the long horizon', asyn
   t.ok(guesses >= 15 && guesses <= 20, `after ${guesses} guesses`);
 });
 
-t.test('near_miss: a source that comes close without crossing is reported', async (t) => {
-  const r = feed(policy(), Array.from({ length: 5 }, (_, i) => login(ATT, i * 2, '1000', 'forbidden')).flat());
+t.test('near_miss: a source that comes close without crossing is reported once the hold has passed without a ban', async (t) => {
+  const p = policy();
+  const r = feed(p, Array.from({ length: 5 }, (_, i) => login(ATT, i * 2, '1000', 'forbidden')).flat());
   t.equal(r.bans.length, 0);
-  t.equal(r.alerts.filter((a) => a.kind === 'near_miss').length, 1);
+  t.equal(r.alerts.filter((a) => a.kind === 'near_miss').length, 0, 'not yet: it may still cross');
+  // At 4 of 6 failures (8 s in) it came close; the hold (60 s) ends at 68 s.
+  t.same(p.advance(T0 + 67.9 * S).alerts, [], 'not before the hold ends');
+  const near = p.advance(T0 + 68.1 * S).alerts.filter((a) => a.kind === 'near_miss');
+  t.equal(near.length, 1);
+  t.equal(near[0]!.source, ATT);
+  t.equal(near[0]!.atUs, T0 + 68.05 * S, 'stamped at the end of its hold, in event time');
+  t.match(near[0]!.message, /came close to a ban and was not banned 1m later: brute_force at 5 of 6/);
+});
+
+t.test('near_miss: an attacker that crosses the threshold within the hold gets the ban only', async (t) => {
+  const p = policy();
+  const r = feed(p, Array.from({ length: 6 }, (_, i) => login(ATT, i * 2, '1000', 'forbidden')).flat());
+  t.equal(r.bans.length, 1, 'banned at its 6th failure');
+  t.same([...r.alerts, ...p.drain().alerts].filter((a) => a.kind === 'near_miss'), [], 'and no near_miss for it, ever');
+  // The same with no hold: the near miss is said at once, then the ban (the old behaviour).
+  const q = policy({ nearMissHoldSeconds: 0 });
+  const r0 = feed(q, Array.from({ length: 6 }, (_, i) => login(ATT, i * 2, '1000', 'forbidden')).flat());
+  t.equal(r0.alerts.filter((a) => a.kind === 'near_miss').length, 1, 'nearMissHoldSeconds 0: at once');
+  t.equal(r0.bans.length, 1);
+});
+
+t.test('near_miss: a held one that would be raised after a ban of its /64 is not', async (t) => {
+  const p = policy();
+  // One host near brute_force, then its /64 banned as a scanner range (sipvicious from many hosts).
+  const host = '2001:db8:77:1::5';
+  const r = feed(p, [
+    ...Array.from({ length: 5 }, (_, i) => login(host, i * 2, '1000', 'forbidden')).flat(),
+    ...Array.from({ length: 40 }, (_, i) => challenge(`2001:db8:77:1::${(0x100 + i).toString(16)}`, 10 + i * 0.1, String(i), { ua: 'sipvicious' })),
+  ]);
+  t.ok(r.bans.some((b) => !b.target.host && b.target.cidr.text === '2001:db8:77:1::/64'), 'the /64 is banned');
+  t.same([...r.alerts, ...p.drain().alerts].filter((a) => a.kind === 'near_miss' && a.source === host), [], 'its host\'s near miss is not raised');
+});
+
+t.test('alerts are stamped in event time after a step of the event clock, as bans are', async (t) => {
+  const p = policy({ nearMissHoldSeconds: 0 });
+  const DAY = 86_400;
+  // FreeSWITCH's clock steps a day back (two events in a row say so): the policy clock absorbs it.
+  feed(p, [challenge(OFFICE, DAY, '1'), challenge(OFFICE, 0, '1'), challenge(OFFICE, 0.1, '1')]);
+  const r = feed(p, Array.from({ length: 5 }, (_, i) => login(ATT, 1 + i * 2, '1000', 'forbidden')).flat());
+  const near = r.alerts.find((a) => a.kind === 'near_miss');
+  t.ok(near, 'a near miss');
+  t.equal(near!.atUs, T0 + (1 + 8.05) * S, 'at the time of the event that raised it');
 });
 
 t.test('per-profile thresholds', async (t) => {

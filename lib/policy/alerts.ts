@@ -12,9 +12,33 @@ import { fmt, humanSeconds, quoted } from './words.js';
 
 /** Users named in a forged_failures alert. */
 const ALERT_USERS = 8;
+/** Near misses held at once; past it the oldest is raised early (said, never lost). */
+const HELD_NEAR_MISSES_MAX = 20_000;
+
+/** A near miss waiting to see whether its source is banned before the hold passes. */
+interface HeldNearMiss {
+  /** The target (host or prefix) and, for a host, the prefix a ban of which covers it. */
+  readonly key: string;
+  readonly prefixKey: string | null;
+  readonly profile: string;
+  /** What came close: rule, count and threshold, as they were when it did. */
+  readonly what: string;
+  readonly userAgent: string | undefined;
+  readonly notedUs: number;
+  readonly dueUs: number;
+}
+
+/** Whether `key` was banned after `sinceUs` (its ban, running or over, ends later). */
+export type BannedSince = (key: string, sinceUs: number) => boolean;
 
 export class AlertDesk {
   private out: PolicyAlert[] | null = null;
+  /** Near misses in due order (the hold is policy-wide), from `heldHead` on. */
+  private held: HeldNearMiss[] = [];
+  private heldHead = 0;
+
+  /** `holdUs`: nearMissHoldSeconds; `bannedSince`: the ban ledger's answer. */
+  constructor(private readonly holdUs: number, private readonly bannedSince: BannedSince) {}
 
   /** The alerts raised since the last take (null: none). */
   take(): PolicyAlert[] | null {
@@ -64,13 +88,13 @@ export class AlertDesk {
     if (now - s.lastNearMissUs < rs.alertIntervalUs) return;
     if (s.failShort === null && s.failLong === null && s.unansShort === null && s.unansLong === null && s.failingUsers === 0) return;
     const near = hostNearMiss(f, r);
-    if (near !== null) this.nearMiss(s, rs, now, `${s.key} came close to a ban: ${nearMissText(near)} (${near.description})`);
+    if (near !== null) this.nearMiss(s, s.prefixKey, rs, now, `${nearMissText(near)} (${near.description})`);
   }
 
   prefix(p: PrefixState, f: PrefixFactsView, rs: RuleSettings, now: number): void {
     if (now - p.lastNearMissUs < rs.alertIntervalUs) return;
     const near = prefixNearMiss(f, rs.raw);
-    if (near !== null) this.nearMiss(p, rs, now, `${p.key} came close to a ban: ${nearMissText(near)} (${near.description})`);
+    if (near !== null) this.nearMiss(p, null, rs, now, `${nearMissText(near)} (${near.description})`);
   }
 
   /**
@@ -96,9 +120,40 @@ export class AlertDesk {
       now, users[0], s.lastUa || undefined);
   }
 
-  private nearMiss(st: EvidenceState, rs: RuleSettings, now: number, message: string): void {
+  private nearMiss(st: EvidenceState, prefixKey: string | null, rs: RuleSettings, now: number, what: string): void {
     if (now - st.lastNearMissUs < rs.alertIntervalUs) return;
     st.lastNearMissUs = now;
-    this.raise('near_miss', st.key, rs.profile, message, now, undefined, fewFirst(st.agentSample));
+    const ua = fewFirst(st.agentSample);
+    if (this.holdUs === 0) {
+      this.raise('near_miss', st.key, rs.profile, `${st.key} came close to a ban: ${what}`, now, undefined, ua);
+      return;
+    }
+    if (this.held.length - this.heldHead >= HELD_NEAR_MISSES_MAX) this.releaseOne(now);
+    this.held.push({ key: st.key, prefixKey, profile: rs.profile, what, userAgent: ua, notedUs: now, dueUs: now + this.holdUs });
+  }
+
+  /**
+   * Raises the held near misses whose hold ends before `untilUs` and whose source was not banned
+   * meanwhile, each at the end of its hold (the engine calls it in time order with the
+   * challenges' deadlines, so the result does not depend on when it runs).
+   */
+  releaseDue(untilUs: number): void {
+    const held = this.held;
+    while (this.heldHead < held.length && held[this.heldHead]!.dueUs < untilUs) this.releaseOne(untilUs);
+    if (this.heldHead === held.length) { if (this.heldHead > 0) { this.held = []; this.heldHead = 0; } }
+    else if (this.heldHead > 1024 && this.heldHead * 2 > held.length) { this.held = held.slice(this.heldHead); this.heldHead = 0; }
+  }
+
+  /** True when a held near miss's hold ends before `untilUs` (the cheap test before releaseDue). */
+  hasDue(untilUs: number): boolean {
+    return this.heldHead < this.held.length && this.held[this.heldHead]!.dueUs < untilUs;
+  }
+
+  private releaseOne(now: number): void {
+    const h = this.held[this.heldHead++]!;
+    if (this.bannedSince(h.key, h.notedUs) || (h.prefixKey !== null && this.bannedSince(h.prefixKey, h.notedUs))) return;
+    const at = Math.min(h.dueUs, now);
+    this.raise('near_miss', h.key, h.profile,
+      `${h.key} came close to a ban and was not banned ${humanSeconds((at - h.notedUs) / 1e6)} later: ${h.what}`, at, undefined, h.userAgent);
   }
 }

@@ -59,6 +59,12 @@ export class BanLedger {
     return b !== undefined && b.untilUs > now ? b : undefined;
   }
 
+  /** Whether a ban of exactly this target was running at some time after `sinceUs`. */
+  bannedAfter(key: string, sinceUs: number): boolean {
+    const b = this.active.get(key);
+    return b !== undefined && b.untilUs > sinceUs;
+  }
+
   /**
    * Books a new ban; returns its length (s) and how many offences came before. The length
    * grows per repeat offence, with deterministic jitter (a replay gives the same lengths).

@@ -42,7 +42,7 @@ export function describePolicy(s: PolicySettings): string[] {
   const ladder = banLadder(s).map((seconds) => dur(seconds));
   say(`Ban length: ${dur(s.banSeconds)}, times ${s.banIncrementFactor} per repeat offence (${ladder.join(', ')}, …) up to ${dur(s.banMaxSeconds)}, plus up to ${Math.round(s.banJitterFraction * 100)}% deterministic jitter; offences are remembered ${dur(s.offenceMemorySeconds)}.`);
   say(`After a manual unban the target cannot be banned again for ${dur(s.unbanGraceSeconds)}.`);
-  say(`Alerts: near_miss at ${Math.round(s.nearMissFraction * 100)}% of a threshold; at most one per kind, source and user every ${dur(s.alertIntervalSeconds)}.`);
+  say(`Alerts: near_miss at ${Math.round(s.nearMissFraction * 100)}% of a threshold, once ${dur(s.nearMissHoldSeconds)} passed without a ban; at most one per kind, source and user every ${dur(s.alertIntervalSeconds)}.`);
   say(`Memory: at most ${s.maxTrackedSources} unproven sources, ${s.maxLegitimateSources} proven sources, ${s.maxTrackedPrefixes} prefixes, ${s.maxUsersPerSource} users and ${s.maxPendingChallengesPerSource} pending challenges per source; idle sources expire after ${dur(s.longWindowSeconds)}.`);
   return lines;
 }

@@ -134,7 +134,7 @@ export class RatePolicy implements Policy {
   /** Whether the policy learns FreeSWITCH's addresses from its events itself (see PolicyOptions). */
   private readonly learnsSwitchAddresses: boolean;
   private readonly tracker: SourceTracker;
-  private readonly alerts = new AlertDesk();
+  private readonly alerts: AlertDesk;
   private readonly hostFacts: HostFactsView;
   private readonly prefixFacts: PrefixFactsView;
   /** Call evidence (lib/policy/calls): the call rows of the rule table read it through the facts views. */
@@ -171,6 +171,7 @@ export class RatePolicy implements Policy {
     this.learnsSwitchAddresses = options.switchAddresses === undefined;
     this.switchAddresses = options.switchAddresses ?? new SwitchAddresses();
     this.ledger = new BanLedger(this.base, this.switchAddresses, allowedEverywhere(settings, overrides));
+    this.alerts = new AlertDesk(settings.nearMissHoldSeconds * US, (key, sinceUs) => this.ledger.bannedAfter(key, sinceUs));
     this.tracker = new SourceTracker(this.base, longestLongWindowSeconds(settings, overrides) * US, this.prefixLength, this.queue, this.ledger);
     this.calls = new CallPolicy(settings, overrides);
     this.hostFacts = new HostFactsView(this.queue, this.calls);
@@ -396,9 +397,12 @@ export class RatePolicy implements Policy {
 
   private flush(): PolicyOutput {
     const bans = this.bans;
-    const alerts = this.alerts.take();
+    let alerts = this.alerts.take();
     if (bans === null && alerts === null) return EMPTY_OUTPUT;
     this.bans = null;
+    // Alerts are raised at policy time; like bans they are reported in event time.
+    const off = this.clock.offset;
+    if (alerts !== null && off !== 0) alerts = alerts.map((a) => ({ ...a, atUs: a.atUs + off }));
     return { bans: bans ?? [], alerts: alerts ?? [] };
   }
 
@@ -671,9 +675,12 @@ export class RatePolicy implements Policy {
   private expireChallenges(untilUs: number): void {
     const q = this.queue;
     const timeout = this.answerTimeoutUs;
+    const alerts = this.alerts;
     while (q.length > 0) {
       const deadline = q.oldestTime() + timeout;
       if (!(deadline < untilUs)) break;
+      // Held near misses whose hold ends first are decided first (nothing after it counts).
+      if (alerts.hasDue(deadline)) alerts.releaseDue(deadline);
       const key = q.oldestKey();
       const callId = q.oldestCallId();
       const seq = q.oldestSeq();
@@ -689,6 +696,7 @@ export class RatePolicy implements Policy {
         this.expireOrphan(key, orphan, rs, deadline);
       }
     }
+    if (alerts.hasDue(untilUs)) alerts.releaseDue(untilUs);
   }
 
   /** Whether a challenge's answer may have been among the events lost in a gap. */

@@ -63,6 +63,12 @@ export interface PolicySettings extends CallPolicySettings {
   readonly misprovisionedFailures: number;
   /** A source reaching this fraction of a ban threshold raises a near-miss alert. */
   readonly nearMissFraction: number;
+  /**
+   * A near miss is reported only once this long has passed without a ban of its source (one
+   * policy-wide hold, so the held alerts are in due order): an attacker that crosses the
+   * threshold a moment later is a ban, not a near miss and a ban.
+   */
+  readonly nearMissHoldSeconds: number;
   /** Minimum interval between two alerts of one kind about one source (and user). */
   readonly alertIntervalSeconds: number;
   /** A proven source stays proven this long after its last success. */
@@ -141,6 +147,7 @@ export const DEFAULT_POLICY_SETTINGS: PolicySettings = {
   clockStepSeconds: 300,
   misprovisionedFailures: 3,
   nearMissFraction: 0.7,
+  nearMissHoldSeconds: 60,
   alertIntervalSeconds: 3600,
   legitimacySeconds: 24 * 3600,
   banSeconds: 3600,
@@ -199,6 +206,7 @@ const KNOBS: { readonly [K in PolicyKey]: KnobSpec } = {
   provenBruteForceFailures: { doc: 'Failures of one user within the short window that ban even a proven source (0 = never)', kind: 'count', min: 0, max: 1e6, integer: true },
   misprovisionedFailures: { doc: 'Failures of one user at a proven source, no success since, that raise a misprovisioned_device alert', kind: 'count', min: 1, max: 1e6, integer: true },
   nearMissFraction: { doc: 'Fraction of a ban threshold that raises a near_miss alert', kind: 'fraction', min: 0.1, max: 1 },
+  nearMissHoldSeconds: { doc: 'A near_miss alert is raised only after this many seconds without a ban of its source (0 = at once)', kind: 'seconds', min: 0, max: 86400, baseOnly: true },
   alertIntervalSeconds: { doc: 'Minimum seconds between alerts of one kind about one source and user', kind: 'seconds', min: 0, max: 30 * 86400 },
   legitimacySeconds: { doc: 'A source stays proven legitimate this long after its last success', kind: 'seconds', min: 60, max: 365 * 86400 },
   banSeconds: { doc: 'First ban length (s)', kind: 'seconds', min: 1, max: 365 * 86400 },

@@ -64,6 +64,7 @@ export interface PolicyAlert {
   readonly account?: string;
   readonly numbers?: readonly string[];
   readonly message: string;
+  /** When it was raised, in event time (µs) as a ban's atUs (a held near_miss: its hold's end). */
   readonly atUs: number;
 }
 
