@@ -347,15 +347,23 @@ export class RatePolicy implements Policy {
     return addr.family === 6 ? ipv6PrefixText(addr, this.prefixLength) : null;
   }
 
-  /** Evidence and distance to every rule for a host or prefix, judged with a profile's settings. */
-  inspect(target: string, profile = ''): EvidenceSnapshot | null {
-    const rs = this.settingsFor(profile);
+  /**
+   * Evidence and distance to every rule for a host or prefix, judged with a profile's settings:
+   * by default the profile the verdict last judged it with (its lastProfile), so what explain
+   * shows is what the verdict read.
+   */
+  inspect(target: string, profile?: string): EvidenceSnapshot | null {
     const now = this.clock.nowUs;
     const grace = this.ledger.graceUntil(target);
     const host = this.tracker.host(target);
-    if (host) return hostSnapshot(host, this.hostFacts.bind(host, rs, now, this.tracker.linkedPrefix(host), true), rs, grace);
+    if (host) {
+      const rs = this.settingsFor(profile ?? host.lastProfile);
+      return hostSnapshot(host, this.hostFacts.bind(host, rs, now, this.tracker.linkedPrefix(host), true), rs, grace);
+    }
     const p = this.tracker.prefixes.get(target);
-    return p ? prefixSnapshot(p, this.prefixFacts.bind(p, rs, now), rs, grace) : null;
+    if (p === undefined) return null;
+    const rs = this.settingsFor(profile ?? p.lastProfile);
+    return prefixSnapshot(p, this.prefixFacts.bind(p, rs, now), rs, grace);
   }
 
   /**
@@ -493,9 +501,6 @@ export class RatePolicy implements Policy {
     s.events++;
     s.version++;
     s.lastSeenUs = now;
-    // The profile's own settings object holds one copy of its name: a source keeps that, not
-    // the event's string (a slice of the event's body would keep the whole body alive).
-    if (s.lastProfile !== rs.profile) s.lastProfile = rs.profile;
     const proven = s.isProven(now);
     // Evidence from a proven host never counts against its prefix (it is part of a live site).
     const feedPrefix = p !== null && !proven;
@@ -717,6 +722,7 @@ export class RatePolicy implements Policy {
     p.unansLong = counted(p.unansLong, now, rs.longWindow);
     p.noteAddress(key);
     p.version++;
+    if (p.lastProfile !== rs.profile) p.lastProfile = rs.profile;
     const v = prefixVerdict(this.prefixFacts.bind(p, rs, now), rs.raw);
     if (v !== null) this.ban(p, v, rs, now);
   }
@@ -725,6 +731,10 @@ export class RatePolicy implements Policy {
 
   private judge(s: SourceState, rs: RuleSettings, now: number, e: AuthEvent | null): void {
     const p = this.tracker.linkedPrefix(s);
+    // Explain and status judge a target with the profile it was last judged with. The profile's
+    // own settings object holds one copy of its name: a target keeps that, not the event's
+    // string (a slice of the event's body would keep the whole body alive).
+    if (s.lastProfile !== rs.profile) s.lastProfile = rs.profile;
     if (s.bannedUntilUs <= now) {
       const f = this.hostFacts.bind(s, rs, now, p, false);
       const r = rs.raw;
@@ -742,6 +752,7 @@ export class RatePolicy implements Policy {
       }
     }
     if (p !== null && p.bannedUntilUs <= now && !s.isProven(now)) {
+      if (p.lastProfile !== rs.profile) p.lastProfile = rs.profile;
       const pf = this.prefixFacts.bind(p, rs, now);
       const v = prefixVerdict(pf, rs.raw);
       if (v !== null) this.ban(p, v, rs, now);

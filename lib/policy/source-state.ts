@@ -104,7 +104,7 @@ export abstract class EvidenceState {
   unansLong: Counter | null = null;
   userSample: Few = null;
   agentSample: Few = null;
-  /** The profile of the last event (status judges the target with its settings). */
+  /** The profile it was last judged with, or of its last event (status and explain judge it with its settings). */
   lastProfile = '';
   /** Bumped on every change (explain prints the state after each change). */
   version = 0;
