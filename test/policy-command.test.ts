@@ -86,7 +86,7 @@ function traceOf(name: string, ...builders: TraceBuilder[]): string {
   return path;
 }
 
-interface ExplainRule { rule: string; value: number; threshold: number }
+interface ExplainRule { rule: string; value: number; threshold: number; uncounted?: boolean }
 
 t.test('explain reads each step with the profile the verdict judged it with, not the first event\'s', async (t) => {
   // One challenge over external (shortWindowSeconds 600), then a password cracker over internal
@@ -115,7 +115,27 @@ t.test('explain reads a target after a challenge timed out with the profile of t
   bruteForce(int, { ip: '203.0.113.68', ratePerS: 1 / 161, count: 2, ua: 'Yealink SIP-T46S 66.86.0.15' });
   const j = await run(['explain', '203.0.113.68', '--trace', traceOf('timed-out.jsonl', ext, int), '--json'], { external: { shortWindowSeconds: 600 } });
   const doc = JSON.parse(j.out) as { final: { rules: ExplainRule[] } };
-  t.match(doc.final.rules.find((x) => x.rule === 'unanswered_challenges'), { value: 9, threshold: 10 });
+  t.match(doc.final.rules.find((x) => x.rule === 'unanswered_challenges'), { value: 9, threshold: 10, uncounted: false });
+});
+
+t.test('explain says when a window has no count in a profile\'s length, rather than showing a count of 0', async (t) => {
+  // Three failures over internal, then one unanswered challenge over external (shortWindowSeconds
+  // 600), judged last (its deadline) with external's windows: the failures were counted in 60 s
+  // only, so the verdict reads no count in 600 s. Explain must say so, not show 0 as a count.
+  const int = new TraceBuilder(13, 'internal');
+  bruteForce(int, { ip: '203.0.113.67', ratePerS: 1, count: 3, ua: 'Yealink SIP-T46S 66.86.0.15' });
+  const ext = new TraceBuilder(14, 'external');
+  extensionScan(ext, { ip: '203.0.113.67', ratePerS: 1, count: 1, startS: 10, ua: 'Yealink SIP-T46S 66.86.0.15' });
+  const trace = traceOf('no-count.jsonl', int, ext);
+  const overrides = { external: { shortWindowSeconds: 600 } };
+  const j = await run(['explain', '203.0.113.67', '--trace', trace, '--json'], overrides);
+  const doc = JSON.parse(j.out) as { final: { rules: ExplainRule[] } };
+  const rule = (id: string): ExplainRule | undefined => doc.final.rules.find((x) => x.rule === id);
+  t.match(rule('brute_force'), { value: 0, uncounted: true }, 'brute_force: no count in 600 s, and said');
+  t.match(rule('slow_guessing'), { value: 3, uncounted: false }, 'slow_guessing: external keeps the base long window, where the three are counted');
+  t.match(rule('unanswered_challenges'), { value: 1, uncounted: false }, 'unanswered_challenges: counted in 600 s from its first challenge over external');
+  const text = await run(['explain', '203.0.113.67', '--trace', trace], overrides);
+  t.match(text.out, /brute_force +0\/6 +\(no count kept in this window's length\b/);
 });
 
 t.test('usage errors exit 2', async (t) => {

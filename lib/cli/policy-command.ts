@@ -266,11 +266,14 @@ function ruleValue(r: RuleStatus): string {
   return `${v}/${r.threshold}`;
 }
 
+/** What a rule whose window has no count kept in the profile's length shows (RuleStatus.uncounted). */
+const UNCOUNTED = "(no count kept in this window's length: none of this evidence came over a profile with it yet, so the verdict reads 0) ";
+
 function stateSummary(s: EvidenceSnapshot): Record<string, string> {
   const out: Record<string, string> = {
     proven: s.proven ? 'yes' : s.answered ? 'no (but real: answered a challenge)' : 'no',
   };
-  for (const r of s.rules) if (r.applies || r.value > 0) out[r.rule] = `${ruleValue(r)}${r.applies ? '' : ' (does not apply)'}`;
+  for (const r of s.rules) if (r.applies || r.value > 0) out[r.rule] = `${ruleValue(r)}${r.applies ? '' : ' (does not apply)'}${r.uncounted ? ' (no count kept in this window\'s length)' : ''}`;
   return out;
 }
 
@@ -347,7 +350,7 @@ async function explain(p: Parsed, ctx: PolicyCommandContext): Promise<number> {
   if (final) {
     out.push('');
     out.push('Distance to each rule at the end of the trace:');
-    for (const r of final.rules) out.push(`  ${r.rule.padEnd(40)} ${ruleValue(r).padStart(12)}  ${r.applies ? '' : '(does not apply) '}${terminalSafe(r.description, REASON_CHARS)}`);
+    for (const r of final.rules) out.push(`  ${r.rule.padEnd(40)} ${ruleValue(r).padStart(12)}  ${r.applies ? '' : '(does not apply) '}${r.uncounted ? UNCOUNTED : ''}${terminalSafe(r.description, REASON_CHARS)}`);
   }
   if (prefixFinal) {
     out.push('');

@@ -363,7 +363,7 @@ export class RatePolicy implements Policy {
     const p = this.tracker.prefixes.get(target);
     if (p === undefined) return null;
     const rs = this.settingsFor(profile ?? p.lastProfile);
-    return prefixSnapshot(p, this.prefixFacts.bind(p, rs, now), rs, grace);
+    return prefixSnapshot(p, this.prefixFacts.bind(p, rs, now, true), rs, grace);
   }
 
   /**
@@ -384,7 +384,7 @@ export class RatePolicy implements Policy {
     for (const p of this.tracker.prefixes.values()) {
       if (p.bannedUntilUs > now) continue;
       const rs = this.settingsFor(p.lastProfile);
-      consider(nearestPrefixThreshold(p, this.prefixFacts.bind(p, rs, now), rs, p.lastProfile));
+      consider(nearestPrefixThreshold(p, this.prefixFacts.bind(p, rs, now, true), rs, p.lastProfile));
     }
     out.sort((a, b) => b.fraction - a.fraction || (a.source < b.source ? -1 : 1));
     return out.slice(0, Math.max(0, limit));
@@ -723,7 +723,7 @@ export class RatePolicy implements Policy {
     p.noteAddress(key);
     p.version++;
     if (p.lastProfile !== rs.profile) p.lastProfile = rs.profile;
-    const v = prefixVerdict(this.prefixFacts.bind(p, rs, now), rs.raw);
+    const v = prefixVerdict(this.prefixFacts.bind(p, rs, now, false), rs.raw);
     if (v !== null) this.ban(p, v, rs, now);
   }
 
@@ -753,7 +753,7 @@ export class RatePolicy implements Policy {
     }
     if (p !== null && p.bannedUntilUs <= now && !s.isProven(now)) {
       if (p.lastProfile !== rs.profile) p.lastProfile = rs.profile;
-      const pf = this.prefixFacts.bind(p, rs, now);
+      const pf = this.prefixFacts.bind(p, rs, now, false);
       const v = prefixVerdict(pf, rs.raw);
       if (v !== null) this.ban(p, v, rs, now);
       else this.alerts.prefix(p, pf, rs, now);
