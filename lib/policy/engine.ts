@@ -282,7 +282,7 @@ export class RatePolicy implements Policy {
       if (s.allowed) continue;
       const expiresUs = r.expiresAtSec !== null ? r.expiresAtSec * US - this.clock.offset : now;
       this.prove(s, Math.max(expiresUs, now), this.base, now);
-      if (r.user) this.noteAccount(s, this.userSucceeded(s, r.user, r.userAgent, now, this.base), r.user, r.realm, now);
+      if (r.user) this.noteAccount(s, this.userSucceeded(s, r.user, r.userAgent, now, this.base), r.user, r.realm, this.base, now);
       s.sampleUser(r.user);
       s.sampleAgent(r.userAgent);
     }
@@ -460,15 +460,16 @@ export class RatePolicy implements Policy {
   }
 
   /**
-   * Tells the toll-fraud table that `user@realm` authenticated from `s`, at most once per
-   * ACCOUNT_NOTE_US for the same user here (`r`, its record, when the source has room for it).
+   * Tells the toll-fraud table that `user@realm` authenticated from `s` over the profile of `rs`,
+   * at most once per ACCOUNT_NOTE_US for the same user here (`r`, its record, when the source
+   * has room for it).
    */
-  private noteAccount(s: SourceState, r: UserRecord | null, user: string, realm: string, now: number): void {
+  private noteAccount(s: SourceState, r: UserRecord | null, user: string, realm: string, rs: RuleSettings, now: number): void {
     if (r !== null) {
       if (now - r.accountNotedUs < ACCOUNT_NOTE_US) return;
       r.accountNotedUs = now;
     }
-    this.calls.noteAuthSuccess(user, realm, s.key, now);
+    this.calls.noteAuthSuccess(user, realm, s.key, rs.profile, now);
   }
 
   private isScannerUa(ua: string, rs: RuleSettings): boolean {
@@ -550,7 +551,7 @@ export class RatePolicy implements Policy {
           s.successes++;
           if (feedPrefix) p.successes++;
           this.prove(s, now, rs, now);
-          this.noteAccount(s, this.userSucceeded(s, user, ua, now, rs), user, e.realm, now);
+          this.noteAccount(s, this.userSucceeded(s, user, ua, now, rs), user, e.realm, rs, now);
         } else if (e.result === 'forbidden') {
           const d = s.detail();
           if (d.unpairedFailures > 0 && now - d.lastUnpairedFailureUs <= FAILURE_PAIR_US) {
