@@ -44,7 +44,7 @@ import {
 } from './inspect.js';
 import { hostVerdict, prefixVerdict, shieldedVerdict, type Verdict } from './rules.js';
 import { allowedEverywhere, longestLongWindowSeconds, settingsForProfile, type PolicySettings } from './settings.js';
-import { fewList, fewSize, PrefixState, SourceState, userSweepDue, type EvidenceState, type UserRecord } from './source-state.js';
+import { fewList, fewSize, PrefixState, SourceState, userSweepDue, userSweepPoint, type EvidenceState, type UserRecord } from './source-state.js';
 import { SourceTracker } from './tracking.js';
 import { BoundedMemo } from '../util/bounded-memo.js';
 import type {
@@ -63,6 +63,8 @@ const USER_NAME_POOL_CAP = 4096;
 const PROFILE_CAP = 256;
 /** Event gaps remembered (challenges whose answer may have been lost in one are excused). */
 const GAP_MEMORY = 16;
+/** The timer looks through every tracked source's and prefix's users at most this often (policy time). */
+const USER_TIMER_SWEEP_US = 60 * US;
 
 /**
  * What most events decide: nothing. Shared, so never changed (readonly in its type), but its
@@ -149,6 +151,8 @@ export class RatePolicy implements Policy {
   /** Recent event gaps, in policy time. */
   private readonly gaps: { fromUs: number; toUs: number }[] = [];
   private bans: BanDecision[] | null = null;
+  /** When the timer last looked through every tracked source's and prefix's users (sweepAllUsers). */
+  private lastTimerSweepUs = -Infinity;
   /** Gaps noted and events they lacked, since the start. */
   readonly gapStats = { gaps: 0, missing: 0, excusedChallenges: 0 };
 
@@ -204,6 +208,7 @@ export class RatePolicy implements Policy {
     s.lastSeenUs = now;
     s.version++;
     if (s.lastProfile !== event.profile) s.lastProfile = event.profile;
+    this.sweepUsersOf(s, p, rs, now);
     const proven = s.isProven(now);
     const o = this.calls.observe(event, {
       provenByAuth: proven,
@@ -234,6 +239,7 @@ export class RatePolicy implements Policy {
 
   advance(toUs: number): PolicyOutput {
     this.expireChallenges(toUs);
+    this.sweepAllUsers(toUs);
     return this.flush();
   }
 
@@ -434,16 +440,44 @@ export class RatePolicy implements Policy {
     return r;
   }
 
-  /** Expires failing users past the long horizon and successes past legitimacy. */
+  /**
+   * Expires failing users past the long horizon and successes past legitimacy, when due, as of
+   * userSweepPoint (`force`: now, for room in a full map).
+   */
   private sweepUsers(s: SourceState, rs: RuleSettings, now: number, force: boolean): void {
     if (s.users === null) return;
     if (!force && !userSweepDue(s.lastSweepUs, now, rs.longWindow.us)) return;
-    s.lastSweepUs = now;
+    const asOf = force ? now : userSweepPoint(now, rs.longWindow.us);
+    s.lastSweepUs = asOf;
     for (const [u, r] of s.users) {
-      if (r.countedFailing && now - r.lastFailureUs > rs.longWindow.us) { r.countedFailing = false; s.failingUsers--; }
-      if (r.countedSucceeded && now - r.succeededUs > rs.legitimacyUs) { r.countedSucceeded = false; s.succeededUsers--; }
-      if (!r.countedFailing && !r.countedSucceeded && now - r.lastFailureUs > rs.longWindow.us) s.users.delete(u);
+      if (r.countedFailing && asOf - r.lastFailureUs > rs.longWindow.us) { r.countedFailing = false; s.failingUsers--; }
+      if (r.countedSucceeded && asOf - r.succeededUs > rs.legitimacyUs) { r.countedSucceeded = false; s.succeededUsers--; }
+      if (!r.countedFailing && !r.countedSucceeded && asOf - r.lastFailureUs > rs.longWindow.us) s.users.delete(u);
     }
+  }
+
+  /**
+   * The users of `s` and the failing users of its prefix `p`, looked through when due: before an
+   * event's evidence is added and before a verdict reads them, on every path (auth event, call,
+   * challenge timeout) and on the timer, so what they count is bounded by time whatever comes.
+   */
+  private sweepUsersOf(s: SourceState, p: PrefixState | null, rs: RuleSettings, now: number): void {
+    this.sweepUsers(s, rs, now, false);
+    if (p !== null) p.sweepFailingUsers(now, rs.longWindow.us);
+  }
+
+  /**
+   * The timer's look through every tracked source and prefix (at most once per
+   * USER_TIMER_SWEEP_US of policy time), each with the settings it was last judged with: with
+   * no event at all, users past the long window are still forgotten.
+   */
+  private sweepAllUsers(now: number): void {
+    if (now - this.lastTimerSweepUs < USER_TIMER_SWEEP_US) return;
+    this.lastTimerSweepUs = now;
+    for (const map of [this.tracker.unproven, this.tracker.proven]) {
+      for (const s of map.values()) if (s.users !== null) this.sweepUsers(s, this.settingsFor(s.lastProfile), now, false);
+    }
+    for (const p of this.tracker.prefixes.values()) p.sweepFailingUsers(now, this.settingsFor(p.lastProfile).longWindow.us);
   }
 
   /** A success of `user` at `s`; returns its record here (null: the source has too many users). */
@@ -505,6 +539,7 @@ export class RatePolicy implements Policy {
     const proven = s.isProven(now);
     // Evidence from a proven host never counts against its prefix (it is part of a live site).
     const feedPrefix = p !== null && !proven;
+    this.sweepUsersOf(s, p, rs, now);
     if (feedPrefix) { p.events++; p.version++; p.lastSeenUs = now; if (p.lastProfile !== rs.profile) p.lastProfile = rs.profile; }
     const ua = e.userAgent;
     if (ua !== s.lastUa) {
@@ -589,8 +624,6 @@ export class RatePolicy implements Policy {
         break;
       }
     }
-    this.sweepUsers(s, rs, now, false);
-    if (feedPrefix) p.sweepFailingUsers(now, rs.longWindow.us);
     this.judge(s, rs, now, e);
   }
 
@@ -711,6 +744,7 @@ export class RatePolicy implements Policy {
     if (p !== null && p.bannedUntilUs > now) return;
     if (this.gaps.length > 0 && this.inGap(challengedUs, now)) { this.gapStats.excusedChallenges++; return; }
     s.detail().lastCountedUs = now;
+    this.sweepUsersOf(s, p, rs, now);
     this.creditUnanswered(s, now, rs);
     this.judge(s, rs, now, null);
   }
@@ -719,6 +753,7 @@ export class RatePolicy implements Policy {
   private expireOrphan(key: string, prefixKey: string, rs: RuleSettings, now: number): void {
     const p = this.tracker.prefixes.get(prefixKey);
     if (p === undefined || p.bannedUntilUs > now) return;
+    p.sweepFailingUsers(now, rs.longWindow.us);
     p.unansShort = counted(p.unansShort, now, rs.shortWindow);
     p.unansLong = counted(p.unansLong, now, rs.longWindow);
     p.noteAddress(key);
