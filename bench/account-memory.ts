@@ -17,7 +17,7 @@ function main(): void {
   gc();
   const before = process.memoryUsage().heapUsed;
   const calls = new CallPolicy(DEFAULT_POLICY_SETTINGS);
-  for (let i = 0; i < ACCOUNTS; i++) calls.noteAuthSuccess(users[i]!, realms[i]!, addresses[Math.floor(i / PER_REALM)]!, 1_893_456_000_000_000 + i);
+  for (let i = 0; i < ACCOUNTS; i++) calls.noteAuthSuccess(users[i]!, realms[i]!, addresses[Math.floor(i / PER_REALM)]!, '', 1_893_456_000_000_000 + i);
   gc();
   const after = process.memoryUsage().heapUsed;
   console.log(`${ACCOUNTS.toLocaleString('en-US')} accounts: ${((after - before) / ACCOUNTS).toFixed(0)} bytes of heap each`);

@@ -7,17 +7,17 @@ import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { gzipSync } from 'node:zlib';
 import { runPolicyCommand } from '../lib/cli/policy-command.js';
-import { DEFAULT_POLICY_SETTINGS } from '../lib/policy/settings.js';
-import { bruteForce, site, TraceBuilder } from './support/policy-traces.js';
+import { DEFAULT_POLICY_SETTINGS, type PolicySettings } from '../lib/policy/settings.js';
+import { bruteForce, extensionScan, site, TraceBuilder, type RawEvent } from './support/policy-traces.js';
 
-async function run(argv: string[]): Promise<{ code: number; out: string; err: string }> {
+async function run(argv: string[], profileOverrides: Record<string, Partial<PolicySettings>> = { external: { bruteForceFailures: 3 } }): Promise<{ code: number; out: string; err: string }> {
   const stdout = new PassThrough();
   const stderr = new PassThrough();
   let out = '';
   let err = '';
   stdout.on('data', (d: Buffer) => { out += d.toString(); });
   stderr.on('data', (d: Buffer) => { err += d.toString(); });
-  const code = await runPolicyCommand(argv, { stdout, stderr, settings: DEFAULT_POLICY_SETTINGS, profileOverrides: { external: { bruteForceFailures: 3 } }, watchedProfiles: null });
+  const code = await runPolicyCommand(argv, { stdout, stderr, settings: DEFAULT_POLICY_SETTINGS, profileOverrides, watchedProfiles: null });
   return { code, out, err };
 }
 
@@ -76,6 +76,66 @@ t.test('explain: the trail of the attacker and why the office was not banned', a
   const doc = JSON.parse(o.out) as { verdict: string[]; final: { proven: boolean } };
   t.equal(doc.final.proven, true);
   t.match(doc.verdict[0], /^NOT BANNED: 198\.51\.100\.30: it is proven legitimate/);
+});
+
+/** A trace file of the events of several builders (one per profile), in time order. */
+function traceOf(name: string, ...builders: TraceBuilder[]): string {
+  const events: RawEvent[] = builders.flatMap((b) => b.build()).sort((a, b) => Number(a['Event-Date-Timestamp']) - Number(b['Event-Date-Timestamp']));
+  const path = join(dir, name);
+  writeFileSync(path, `${events.map((e) => JSON.stringify(e)).join('\n')}\n`);
+  return path;
+}
+
+interface ExplainRule { rule: string; value: number; threshold: number; uncounted?: boolean }
+
+t.test('explain reads each step with the profile the verdict judged it with, not the first event\'s', async (t) => {
+  // One challenge over external (shortWindowSeconds 600), then a password cracker over internal
+  // (the base 60 s): brute_force counts its failures in internal's window and bans at the sixth.
+  // Explain judged every step with external's windows (the first event's), where the failures
+  // have no count: brute_force stayed at 0 until the ban it had never counted toward.
+  const ext = new TraceBuilder(11, 'external');
+  extensionScan(ext, { ip: '203.0.113.66', ratePerS: 1, count: 1, ua: 'Yealink SIP-T46S 66.86.0.15' });
+  const int = new TraceBuilder(12, 'internal');
+  bruteForce(int, { ip: '203.0.113.66', ratePerS: 1, count: 8, startS: 5, ua: 'Yealink SIP-T46S 66.86.0.15' });
+  const r = await run(['explain', '203.0.113.66', '--trace', traceOf('two-profiles.jsonl', ext, int)], { external: { shortWindowSeconds: 600 } });
+  t.equal(r.code, 0);
+  for (let n = 1; n <= 5; n++) t.match(r.out, new RegExp(`counted toward: .*brute_force ${n}/6`), `the ${n}. failure counts toward brute_force`);
+  t.match(r.out, /BANNED: 203\.0\.113\.66 at event \d+ .* by brute_force/);
+});
+
+t.test('explain reads a target after a challenge timed out with the profile of that challenge', async (t) => {
+  // A scanner's unanswered challenges over external (shortWindowSeconds 600), one every 20 s,
+  // between two answered failures over internal (the base 60 s). The last challenge times out
+  // after the second and is judged, as every challenge is, with its own profile's windows: nine
+  // unanswered within 600 s. Explain read the end with internal's windows (the first event's,
+  // or the last event's), where the unanswered challenges have no count at all.
+  const ext = new TraceBuilder(15, 'external');
+  extensionScan(ext, { ip: '203.0.113.68', ratePerS: 1 / 20, count: 9, startS: 0.5, ua: 'Yealink SIP-T46S 66.86.0.15' });
+  const int = new TraceBuilder(16, 'internal');
+  bruteForce(int, { ip: '203.0.113.68', ratePerS: 1 / 161, count: 2, ua: 'Yealink SIP-T46S 66.86.0.15' });
+  const j = await run(['explain', '203.0.113.68', '--trace', traceOf('timed-out.jsonl', ext, int), '--json'], { external: { shortWindowSeconds: 600 } });
+  const doc = JSON.parse(j.out) as { final: { rules: ExplainRule[] } };
+  t.match(doc.final.rules.find((x) => x.rule === 'unanswered_challenges'), { value: 9, threshold: 10, uncounted: false });
+});
+
+t.test('explain says when a window has no count in a profile\'s length, rather than showing a count of 0', async (t) => {
+  // Three failures over internal, then one unanswered challenge over external (shortWindowSeconds
+  // 600), judged last (its deadline) with external's windows: the failures were counted in 60 s
+  // only, so the verdict reads no count in 600 s. Explain must say so, not show 0 as a count.
+  const int = new TraceBuilder(13, 'internal');
+  bruteForce(int, { ip: '203.0.113.67', ratePerS: 1, count: 3, ua: 'Yealink SIP-T46S 66.86.0.15' });
+  const ext = new TraceBuilder(14, 'external');
+  extensionScan(ext, { ip: '203.0.113.67', ratePerS: 1, count: 1, startS: 10, ua: 'Yealink SIP-T46S 66.86.0.15' });
+  const trace = traceOf('no-count.jsonl', int, ext);
+  const overrides = { external: { shortWindowSeconds: 600 } };
+  const j = await run(['explain', '203.0.113.67', '--trace', trace, '--json'], overrides);
+  const doc = JSON.parse(j.out) as { final: { rules: ExplainRule[] } };
+  const rule = (id: string): ExplainRule | undefined => doc.final.rules.find((x) => x.rule === id);
+  t.match(rule('brute_force'), { value: 0, uncounted: true }, 'brute_force: no count in 600 s, and said');
+  t.match(rule('slow_guessing'), { value: 3, uncounted: false }, 'slow_guessing: external keeps the base long window, where the three are counted');
+  t.match(rule('unanswered_challenges'), { value: 1, uncounted: false }, 'unanswered_challenges: counted in 600 s from its first challenge over external');
+  const text = await run(['explain', '203.0.113.67', '--trace', trace], overrides);
+  t.match(text.out, /brute_force +0\/6 +\(no count kept in this window's length\b/);
 });
 
 t.test('usage errors exit 2', async (t) => {

@@ -2,7 +2,7 @@
 // counts one event and is evicted). That must not change a single count: it is checked against
 // the always-allocated eight-slot counter it replaced, on seeded random event sequences.
 import t from 'tap';
-import { counted, counterWindow, countOf, takeBack, WindowCounter, type Counter } from '../lib/policy/counters.js';
+import { counted, counterWindow, countOf, countsIn, takeBack, WindowCounter, type Counter } from '../lib/policy/counters.js';
 
 /** The counter before the lazy slot array, kept verbatim as the reference. */
 class ReferenceCounter {
@@ -92,7 +92,7 @@ t.test('WindowCounter: one event, then the window passes', async (t) => {
   t.equal(c.value(20_000_000, w), 0, 'everything left the window');
 });
 
-t.test('counted: each window length counts every event since its first, as a counter of its own would', async (t) => {
+t.test('counted: each window length counts every event since its first, as a counter of its own would, and countsIn tells which lengths count', async (t) => {
   const base = counterWindow(60_000_000, null);
   const windows = [base, counterWindow(600_000_000, base), counterWindow(20_000_000, base)];
   let mismatches = 0;
@@ -118,6 +118,8 @@ t.test('counted: each window length counts every event since its first, as a cou
       windows.forEach((x, j) => {
         compared++;
         if (countOf(c, now, x) !== (refs[j]?.value(now, x.us) ?? 0)) mismatches++;
+        // A length counts (explain says so) exactly when its reference was made, or nothing was counted yet.
+        if (countsIn(c, x) !== (c === null || refs[j] !== null)) mismatches++;
       });
     }
   }

@@ -5,6 +5,7 @@
 import t from 'tap';
 import convict from 'convict';
 import type { AuthEvent, AttemptResult } from '../lib/events/auth-event.js';
+import type { CallEvent } from '../lib/events/call-event.js';
 import { parseCidr, parseIp } from '../lib/net/ip.js';
 import { createPolicy, matchesScannerPattern, type RatePolicy } from '../lib/policy/engine.js';
 import {
@@ -392,6 +393,83 @@ t.test('IPv6: a /64\'s distinct failing users expire with the long window, as a 
   const spread = (everyS: number): AuthEvent[] => Array.from({ length: 8 }, (_, i) => login(`2001:db8:bad:1:${(i + 1).toString(16)}:1:2:3`, i * everyS, String(1000 + i), 'forbidden')).flat();
   t.same(feed(policy(), spread(2 * 3600)).bans.map((b) => b.rule), [], 'every 2 h: never five users within 6 h');
   t.same(feed(policy(), spread(3600)).bans.map((b) => b.rule), ['ipv6_prefix_credential_scan'], 'every hour: the fifth within 6 h bans the /64');
+});
+
+/** An unauthenticated call to `number` in the public context that ended unrouted (probing evidence). */
+function probeCall(ip: string, atS: number, number: string): CallEvent {
+  return {
+    kind: 'call', profile: 'internal', source: parseIp(ip)!, port: 5060, context: 'public', destination: number,
+    hangupCause: 'NO_ROUTE_DESTINATION', outcome: 'unrouted', answeredSeconds: 0, account: null, realm: '',
+    userAgent: 'Yealink SIP-T46S 66.86.0.15', callId: `k${++ids}`, uuid: `u${ids}`, timeUs: T0 + Math.round(atS * S), switchAddresses: ['192.0.2.10', '::1'],
+  };
+}
+
+/** Four users failing at 0-3 s from three addresses of 2001:db8:bad:1::/64, two of them at the first. */
+const FIRST = '2001:db8:bad:1::1';
+const fourFailing = (): AuthEvent[] => [
+  ...login(FIRST, 0, '1000', 'forbidden'), ...login(FIRST, 1, '1001', 'forbidden'),
+  ...login('2001:db8:bad:1::2', 2, '1002', 'forbidden'), ...login('2001:db8:bad:1::3', 3, '1003', 'forbidden'),
+];
+
+t.test('IPv6: failing users expire with the long window when only calls come, as when auth events do', async (t) => {
+  const p = policy();
+  const before = feed(p, fourFailing());
+  t.ok(before.alerts.some((a) => a.kind === 'near_miss' && a.source === '2001:db8:bad:1::/64'), 'four of five: a near miss of the /64');
+  // Seven hours later (the long window is 6 h) only calls come: probes from the first address
+  // (the second confirms the clock's jump ahead).
+  const alerts = [p.observeCall(probeCall(FIRST, 7 * 3600, '1001')), p.observeCall(probeCall(FIRST, 7 * 3600 + 10, '1002'))].flatMap((o) => o.alerts);
+  t.same(alerts.filter((a) => a.kind === 'near_miss'), [], 'no near miss on users that failed 7 h ago');
+  t.equal(p.inspect('2001:db8:bad:1::/64')?.failingUsers, 0, 'the /64 forgot them');
+  t.equal(p.inspect(FIRST)?.failingUsers, 0, 'so did the source');
+});
+
+t.test('IPv6: failing users expire with the long window when only the timer ticks', async (t) => {
+  const p = policy();
+  feed(p, fourFailing());
+  // The daemon's timer: policy time advanced every minute for 7 h, no event at all.
+  for (let m = 1; m <= 7 * 60; m++) p.advance(T0 + m * 60 * S);
+  t.equal(p.inspect('2001:db8:bad:1::/64')?.failingUsers, 0, 'the /64 forgot them');
+  t.equal(p.inspect(FIRST)?.failingUsers, 0, 'so did the source');
+});
+
+t.test('the timer expiring failing users changes no decision: a replay without it decides the same', async (t) => {
+  // One new user failing an hour from a new address (a host's users: from one address), a
+  // repeat at 5 h 50, and a fifth user at 6 h 15, just after the first one's failure left the
+  // long window. Whether its failure still counts at 6 h 15 depends only on event time (the
+  // twelfth of the window it falls in), so the daemon, whose timer looks through the users
+  // every minute, and simulate, which has no timer, decide alike.
+  const at = [0, 3600, 7200, 3 * 3600 + 420];
+  const trace = (ip: (i: number) => string): AuthEvent[] => [
+    ...at.flatMap((s, i) => login(ip(i), s, String(1000 + i), 'forbidden')),
+    ...login(ip(3), 5 * 3600 + 3000, '1003', 'forbidden'),
+    ...login(ip(4), 6 * 3600 + 900, '1004', 'forbidden'),
+  ];
+  const run = (events: readonly AuthEvent[], ticks: boolean): string[] => {
+    const p = policy();
+    const out: string[] = [];
+    const take = (o: ReturnType<typeof p.advance>): void => {
+      for (const b of o.bans) out.push(`ban ${b.target.cidr.text} ${b.rule} at ${(b.atUs - T0) / S}`);
+      for (const a of o.alerts) out.push(`alert ${a.kind} ${a.source} at ${(a.atUs - T0) / S}`);
+    };
+    let last = events[0]!.timeUs;
+    for (const e of events) {
+      // The timer every minute, out of step with the events (17 s after the last).
+      if (ticks) for (let tick = last + 17 * S; tick < e.timeUs; tick += 60 * S) take(p.advance(tick));
+      last = e.timeUs;
+      take(p.observe(e));
+    }
+    take(p.drain());
+    return out;
+  };
+  for (const [what, ip, banned] of [
+    ['the /64', (i: number) => `2001:db8:bad:1::${i + 1}`, /^ban 2001:db8:bad:1::\/64 ipv6_prefix_credential_scan at 22500\.05$/],
+    ['a source', () => ATT, /^ban 203\.0\.113\.66 credential_scan at 22500\.05$/],
+  ] as const) {
+    const events = trace(ip);
+    const plain = run(events, false);
+    t.match(plain.filter((d) => d.startsWith('ban ')), [banned], `${what}: the first user still counts at 6 h 15`);
+    t.same(run(events, true), plain, `${what}: the same with the timer`);
+  }
 });
 
 t.test('bounded memory: an IPv6 spray evicts instead of growing, the prefix still catches it', async (t) => {

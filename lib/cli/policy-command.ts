@@ -266,11 +266,14 @@ function ruleValue(r: RuleStatus): string {
   return `${v}/${r.threshold}`;
 }
 
+/** What a rule whose window has no count kept in the profile's length shows (RuleStatus.uncounted). */
+const UNCOUNTED = "(no count kept in this window's length: none of this evidence came over a profile with it yet, so the verdict reads 0) ";
+
 function stateSummary(s: EvidenceSnapshot): Record<string, string> {
   const out: Record<string, string> = {
     proven: s.proven ? 'yes' : s.answered ? 'no (but real: answered a challenge)' : 'no',
   };
-  for (const r of s.rules) if (r.applies || r.value > 0) out[r.rule] = `${ruleValue(r)}${r.applies ? '' : ' (does not apply)'}`;
+  for (const r of s.rules) if (r.applies || r.value > 0) out[r.rule] = `${ruleValue(r)}${r.applies ? '' : ' (does not apply)'}${r.uncounted ? ' (no count kept in this window\'s length)' : ''}`;
   return out;
 }
 
@@ -286,17 +289,17 @@ async function explain(p: Parsed, ctx: PolicyCommandContext): Promise<number> {
   const target = cidr.text;
   const trail: TrailEntry[] = [];
   const bans: BanRow[] = [];
-  let profile = '';
   let version = 0;
   let before: EvidenceSnapshot | null = null;
+  // Each step is inspected with the profile the verdict judged the target with at it (its
+  // events may come over several profiles, each with windows of its own).
   const stats = await replay(p.traces, ctx, policy, (index, e, out) => {
     const mine = e !== null && (isHost ? e.source.text === target : cidrContainsIp(cidr, e.source));
-    if (mine && profile === '') profile = e!.profile;
     const v = policy.stateVersion(target);
     const decided = out.bans.filter((b) => b.target.cidr.text === target || (cidrContainsIp(b.target.cidr, parseIp(cidr.network)!) && b.target.cidr.prefixLength <= cidr.prefixLength));
     if (!mine && v === version && decided.length === 0) return;
     version = v;
-    const after = policy.inspect(target, profile);
+    const after = policy.inspect(target);
     const counted: string[] = [];
     if (after) {
       for (const r of after.rules) {
@@ -316,10 +319,10 @@ async function explain(p: Parsed, ctx: PolicyCommandContext): Promise<number> {
     });
     before = after;
   });
-  const final = policy.inspect(target, profile);
+  const final = policy.inspect(target);
   const verdict = verdictText(target, final, bans);
   const prefixNote = isHost && cidr.family === 6 ? policy.prefixOf(parseIp(cidr.network)!) : null;
-  const prefixFinal = prefixNote ? policy.inspect(prefixNote, profile) : null;
+  const prefixFinal = prefixNote ? policy.inspect(prefixNote) : null;
   if (p.json) {
     await write(ctx.stdout, `${JSON.stringify({ target, events: stats.lines, trail, bans, final, verdict, prefix: prefixFinal })}\n`);
     return 0;
@@ -347,7 +350,7 @@ async function explain(p: Parsed, ctx: PolicyCommandContext): Promise<number> {
   if (final) {
     out.push('');
     out.push('Distance to each rule at the end of the trace:');
-    for (const r of final.rules) out.push(`  ${r.rule.padEnd(40)} ${ruleValue(r).padStart(12)}  ${r.applies ? '' : '(does not apply) '}${terminalSafe(r.description, REASON_CHARS)}`);
+    for (const r of final.rules) out.push(`  ${r.rule.padEnd(40)} ${ruleValue(r).padStart(12)}  ${r.applies ? '' : '(does not apply) '}${r.uncounted ? UNCOUNTED : ''}${terminalSafe(r.description, REASON_CHARS)}`);
   }
   if (prefixFinal) {
     out.push('');

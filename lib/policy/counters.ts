@@ -147,6 +147,11 @@ export class WindowCounters {
     return value;
   }
 
+  /** Whether it counts in `windowUs` (an event of a profile with that length came). */
+  has(windowUs: number): boolean {
+    return this.lengths.includes(windowUs);
+  }
+
   /** Events within the last `windowUs` (0 if no event of a profile with that length came yet). */
   value(nowUs: number, windowUs: number): number {
     const i = this.lengths.indexOf(windowUs);
@@ -181,6 +186,16 @@ export function countOf(c: Counter | null, nowUs: number, w: CounterWindow): num
   // A plain counter counts in the base length: no event of a profile with another one came yet.
   if (w.us !== w.baseUs && c instanceof WindowCounter) return 0;
   return c.value(nowUs, w.us);
+}
+
+/**
+ * Whether `c` keeps a count in `w`'s length, so that countOf is a count: false for a length no
+ * event of a profile with it came with yet (countOf reads 0 there, and so does the verdict). A
+ * counter not made yet counts nothing in every length.
+ */
+export function countsIn(c: Counter | null, w: CounterWindow): boolean {
+  if (c === null) return true;
+  return c instanceof WindowCounter ? w.us === w.baseUs : c.has(w.us);
 }
 
 /** Takes back `n` events counted earlier in every length of `c` (an answer that came late). */

@@ -44,7 +44,7 @@ import {
 } from './inspect.js';
 import { hostVerdict, prefixVerdict, shieldedVerdict, type Verdict } from './rules.js';
 import { allowedEverywhere, longestLongWindowSeconds, settingsForProfile, type PolicySettings } from './settings.js';
-import { fewList, fewSize, PrefixState, SourceState, userSweepDue, type EvidenceState, type UserRecord } from './source-state.js';
+import { fewList, fewSize, PrefixState, SourceState, userSweepDue, userSweepPoint, type EvidenceState, type UserRecord } from './source-state.js';
 import { SourceTracker } from './tracking.js';
 import { BoundedMemo } from '../util/bounded-memo.js';
 import type {
@@ -63,6 +63,8 @@ const USER_NAME_POOL_CAP = 4096;
 const PROFILE_CAP = 256;
 /** Event gaps remembered (challenges whose answer may have been lost in one are excused). */
 const GAP_MEMORY = 16;
+/** The timer looks through every tracked source's and prefix's users at most this often (policy time). */
+const USER_TIMER_SWEEP_US = 60 * US;
 
 /**
  * What most events decide: nothing. Shared, so never changed (readonly in its type), but its
@@ -149,6 +151,8 @@ export class RatePolicy implements Policy {
   /** Recent event gaps, in policy time. */
   private readonly gaps: { fromUs: number; toUs: number }[] = [];
   private bans: BanDecision[] | null = null;
+  /** When the timer last looked through every tracked source's and prefix's users (sweepAllUsers). */
+  private lastTimerSweepUs = -Infinity;
   /** Gaps noted and events they lacked, since the start. */
   readonly gapStats = { gaps: 0, missing: 0, excusedChallenges: 0 };
 
@@ -205,6 +209,7 @@ export class RatePolicy implements Policy {
     s.lastSeenUs = now;
     s.version++;
     if (s.lastProfile !== event.profile) s.lastProfile = event.profile;
+    this.sweepUsersOf(s, p, rs, now);
     const proven = s.isProven(now);
     const o = this.calls.observe(event, {
       provenByAuth: proven,
@@ -235,6 +240,7 @@ export class RatePolicy implements Policy {
 
   advance(toUs: number): PolicyOutput {
     this.expireChallenges(toUs);
+    this.sweepAllUsers(toUs);
     return this.flush();
   }
 
@@ -283,7 +289,7 @@ export class RatePolicy implements Policy {
       if (s.allowed) continue;
       const expiresUs = r.expiresAtSec !== null ? r.expiresAtSec * US - this.clock.offset : now;
       this.prove(s, Math.max(expiresUs, now), this.base, now);
-      if (r.user) this.noteAccount(s, this.userSucceeded(s, r.user, r.userAgent, now, this.base), r.user, r.realm, now);
+      if (r.user) this.noteAccount(s, this.userSucceeded(s, r.user, r.userAgent, now, this.base), r.user, r.realm, this.base, now);
       s.sampleUser(r.user);
       s.sampleAgent(r.userAgent);
     }
@@ -348,15 +354,23 @@ export class RatePolicy implements Policy {
     return addr.family === 6 ? ipv6PrefixText(addr, this.prefixLength) : null;
   }
 
-  /** Evidence and distance to every rule for a host or prefix, judged with a profile's settings. */
-  inspect(target: string, profile = ''): EvidenceSnapshot | null {
-    const rs = this.settingsFor(profile);
+  /**
+   * Evidence and distance to every rule for a host or prefix, judged with a profile's settings:
+   * by default the profile the verdict last judged it with (its lastProfile), so what explain
+   * shows is what the verdict read.
+   */
+  inspect(target: string, profile?: string): EvidenceSnapshot | null {
     const now = this.clock.nowUs;
     const grace = this.ledger.graceUntil(target);
     const host = this.tracker.host(target);
-    if (host) return hostSnapshot(host, this.hostFacts.bind(host, rs, now, this.tracker.linkedPrefix(host), true), rs, grace);
+    if (host) {
+      const rs = this.settingsFor(profile ?? host.lastProfile);
+      return hostSnapshot(host, this.hostFacts.bind(host, rs, now, this.tracker.linkedPrefix(host), true), rs, grace);
+    }
     const p = this.tracker.prefixes.get(target);
-    return p ? prefixSnapshot(p, this.prefixFacts.bind(p, rs, now), rs, grace) : null;
+    if (p === undefined) return null;
+    const rs = this.settingsFor(profile ?? p.lastProfile);
+    return prefixSnapshot(p, this.prefixFacts.bind(p, rs, now, true), rs, grace);
   }
 
   /**
@@ -377,7 +391,7 @@ export class RatePolicy implements Policy {
     for (const p of this.tracker.prefixes.values()) {
       if (p.bannedUntilUs > now) continue;
       const rs = this.settingsFor(p.lastProfile);
-      consider(nearestPrefixThreshold(p, this.prefixFacts.bind(p, rs, now), rs, p.lastProfile));
+      consider(nearestPrefixThreshold(p, this.prefixFacts.bind(p, rs, now, true), rs, p.lastProfile));
     }
     out.sort((a, b) => b.fraction - a.fraction || (a.source < b.source ? -1 : 1));
     return out.slice(0, Math.max(0, limit));
@@ -430,16 +444,44 @@ export class RatePolicy implements Policy {
     return r;
   }
 
-  /** Expires failing users past the long horizon and successes past legitimacy. */
+  /**
+   * Expires failing users past the long horizon and successes past legitimacy, when due, as of
+   * userSweepPoint (`force`: now, for room in a full map).
+   */
   private sweepUsers(s: SourceState, rs: RuleSettings, now: number, force: boolean): void {
     if (s.users === null) return;
     if (!force && !userSweepDue(s.lastSweepUs, now, rs.longWindow.us)) return;
-    s.lastSweepUs = now;
+    const asOf = force ? now : userSweepPoint(now, rs.longWindow.us);
+    s.lastSweepUs = asOf;
     for (const [u, r] of s.users) {
-      if (r.countedFailing && now - r.lastFailureUs > rs.longWindow.us) { r.countedFailing = false; s.failingUsers--; }
-      if (r.countedSucceeded && now - r.succeededUs > rs.legitimacyUs) { r.countedSucceeded = false; s.succeededUsers--; }
-      if (!r.countedFailing && !r.countedSucceeded && now - r.lastFailureUs > rs.longWindow.us) s.users.delete(u);
+      if (r.countedFailing && asOf - r.lastFailureUs > rs.longWindow.us) { r.countedFailing = false; s.failingUsers--; }
+      if (r.countedSucceeded && asOf - r.succeededUs > rs.legitimacyUs) { r.countedSucceeded = false; s.succeededUsers--; }
+      if (!r.countedFailing && !r.countedSucceeded && asOf - r.lastFailureUs > rs.longWindow.us) s.users.delete(u);
     }
+  }
+
+  /**
+   * The users of `s` and the failing users of its prefix `p`, looked through when due: before an
+   * event's evidence is added and before a verdict reads them, on every path (auth event, call,
+   * challenge timeout) and on the timer, so what they count is bounded by time whatever comes.
+   */
+  private sweepUsersOf(s: SourceState, p: PrefixState | null, rs: RuleSettings, now: number): void {
+    this.sweepUsers(s, rs, now, false);
+    if (p !== null) p.sweepFailingUsers(now, rs.longWindow.us);
+  }
+
+  /**
+   * The timer's look through every tracked source and prefix (at most once per
+   * USER_TIMER_SWEEP_US of policy time), each with the settings it was last judged with: with
+   * no event at all, users past the long window are still forgotten.
+   */
+  private sweepAllUsers(now: number): void {
+    if (now - this.lastTimerSweepUs < USER_TIMER_SWEEP_US) return;
+    this.lastTimerSweepUs = now;
+    for (const map of [this.tracker.unproven, this.tracker.proven]) {
+      for (const s of map.values()) if (s.users !== null) this.sweepUsers(s, this.settingsFor(s.lastProfile), now, false);
+    }
+    for (const p of this.tracker.prefixes.values()) p.sweepFailingUsers(now, this.settingsFor(p.lastProfile).longWindow.us);
   }
 
   /** A success of `user` at `s`; returns its record here (null: the source has too many users). */
@@ -456,15 +498,16 @@ export class RatePolicy implements Policy {
   }
 
   /**
-   * Tells the toll-fraud table that `user@realm` authenticated from `s`, at most once per
-   * ACCOUNT_NOTE_US for the same user here (`r`, its record, when the source has room for it).
+   * Tells the toll-fraud table that `user@realm` authenticated from `s` over the profile of `rs`,
+   * at most once per ACCOUNT_NOTE_US for the same user here (`r`, its record, when the source
+   * has room for it).
    */
-  private noteAccount(s: SourceState, r: UserRecord | null, user: string, realm: string, now: number): void {
+  private noteAccount(s: SourceState, r: UserRecord | null, user: string, realm: string, rs: RuleSettings, now: number): void {
     if (r !== null) {
       if (now - r.accountNotedUs < ACCOUNT_NOTE_US) return;
       r.accountNotedUs = now;
     }
-    this.calls.noteAuthSuccess(user, realm, s.key, now);
+    this.calls.noteAuthSuccess(user, realm, s.key, rs.profile, now);
   }
 
   private isScannerUa(ua: string, rs: RuleSettings): boolean {
@@ -497,12 +540,10 @@ export class RatePolicy implements Policy {
     s.events++;
     s.version++;
     s.lastSeenUs = now;
-    // The profile's own settings object holds one copy of its name: a source keeps that, not
-    // the event's string (a slice of the event's body would keep the whole body alive).
-    if (s.lastProfile !== rs.profile) s.lastProfile = rs.profile;
     const proven = s.isProven(now);
     // Evidence from a proven host never counts against its prefix (it is part of a live site).
     const feedPrefix = p !== null && !proven;
+    this.sweepUsersOf(s, p, rs, now);
     if (feedPrefix) { p.events++; p.version++; p.lastSeenUs = now; if (p.lastProfile !== rs.profile) p.lastProfile = rs.profile; }
     const ua = e.userAgent;
     if (ua !== s.lastUa) {
@@ -549,7 +590,7 @@ export class RatePolicy implements Policy {
           s.successes++;
           if (feedPrefix) p.successes++;
           this.prove(s, now, rs, now);
-          this.noteAccount(s, this.userSucceeded(s, user, ua, now, rs), user, e.realm, now);
+          this.noteAccount(s, this.userSucceeded(s, user, ua, now, rs), user, e.realm, rs, now);
         } else if (e.result === 'forbidden') {
           const d = s.detail();
           if (d.unpairedFailures > 0 && now - d.lastUnpairedFailureUs <= FAILURE_PAIR_US) {
@@ -587,8 +628,6 @@ export class RatePolicy implements Policy {
         break;
       }
     }
-    this.sweepUsers(s, rs, now, false);
-    if (feedPrefix) p.sweepFailingUsers(now, rs.longWindow.us);
     this.judge(s, rs, now, e);
   }
 
@@ -713,6 +752,7 @@ export class RatePolicy implements Policy {
     if (p !== null && p.bannedUntilUs > now) return;
     if (this.gaps.length > 0 && this.inGap(challengedUs, now)) { this.gapStats.excusedChallenges++; return; }
     s.detail().lastCountedUs = now;
+    this.sweepUsersOf(s, p, rs, now);
     this.creditUnanswered(s, now, rs);
     this.judge(s, rs, now, null);
   }
@@ -721,11 +761,13 @@ export class RatePolicy implements Policy {
   private expireOrphan(key: string, prefixKey: string, rs: RuleSettings, now: number): void {
     const p = this.tracker.prefixes.get(prefixKey);
     if (p === undefined || p.bannedUntilUs > now) return;
+    p.sweepFailingUsers(now, rs.longWindow.us);
     p.unansShort = counted(p.unansShort, now, rs.shortWindow);
     p.unansLong = counted(p.unansLong, now, rs.longWindow);
     p.noteAddress(key);
     p.version++;
-    const v = prefixVerdict(this.prefixFacts.bind(p, rs, now), rs.raw);
+    if (p.lastProfile !== rs.profile) p.lastProfile = rs.profile;
+    const v = prefixVerdict(this.prefixFacts.bind(p, rs, now, false), rs.raw);
     if (v !== null) this.ban(p, v, rs, now);
   }
 
@@ -733,6 +775,10 @@ export class RatePolicy implements Policy {
 
   private judge(s: SourceState, rs: RuleSettings, now: number, e: AuthEvent | null): void {
     const p = this.tracker.linkedPrefix(s);
+    // Explain and status judge a target with the profile it was last judged with. The profile's
+    // own settings object holds one copy of its name: a target keeps that, not the event's
+    // string (a slice of the event's body would keep the whole body alive).
+    if (s.lastProfile !== rs.profile) s.lastProfile = rs.profile;
     if (s.bannedUntilUs <= now) {
       const f = this.hostFacts.bind(s, rs, now, p, false);
       const r = rs.raw;
@@ -750,7 +796,8 @@ export class RatePolicy implements Policy {
       }
     }
     if (p !== null && p.bannedUntilUs <= now && !s.isProven(now)) {
-      const pf = this.prefixFacts.bind(p, rs, now);
+      if (p.lastProfile !== rs.profile) p.lastProfile = rs.profile;
+      const pf = this.prefixFacts.bind(p, rs, now, false);
       const v = prefixVerdict(pf, rs.raw);
       if (v !== null) this.ban(p, v, rs, now);
       else this.alerts.prefix(p, pf, rs, now);

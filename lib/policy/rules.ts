@@ -95,6 +95,13 @@ export interface HostFacts {
   readonly callCostlyNumbersLong: number;
   /** A few of the numbers, for the reason sentence. */
   readonly sampleNumbers: readonly string[];
+  /**
+   * Whether a rule's `value` reads a window with no count kept here in its length: the profile
+   * judged with gives the window another length than the base, and none of the evidence it
+   * counts came over a profile with that length yet (docs/policy.md, "Per-profile policy"). The
+   * value reads 0, for the verdict too, and that 0 is no count. Explain asks; judging never does.
+   */
+  uncounted(value: (f: HostFacts) => number): boolean;
 }
 
 /** What the evidence says about one IPv6 prefix now (only unproven hosts feed it). */
@@ -113,6 +120,8 @@ export interface PrefixFacts {
   readonly provenByCalls: boolean;
   readonly callNumbersLong: number;
   readonly callCostlyNumbersLong: number;
+  /** Whether a rule's `value` reads a window with no count kept here in its length (see HostFacts). */
+  uncounted(value: (f: PrefixFacts) => number): boolean;
 }
 
 interface RuleBase<F> {
@@ -415,6 +424,8 @@ export interface RuleStatus {
   /** Whether the rule can ban this target now (its scope and condition hold). */
   readonly applies: boolean;
   readonly value: number;
+  /** Its window has no count kept in this profile's length: `value` (0) is no count (HostFacts.uncounted). */
+  readonly uncounted: boolean;
   readonly threshold: number;
   readonly description: string;
 }
@@ -472,8 +483,9 @@ export function hostNearMiss(f: HostFacts, s: PolicySettings): RuleStatus | null
     if (!r.nearMiss) continue;
     const v = r.value(f);
     const t = r.threshold(s, f);
+    // A near miss is a count of 2 or more: counted.
     if (v >= 2 && v >= s.nearMissFraction * t && v < t && (r.when === null || r.when(f, s))) {
-      return { rule: r.id, scope: r.scope, applies: true, value: v, threshold: t, description: r.explain(f, s) };
+      return { rule: r.id, scope: r.scope, applies: true, value: v, uncounted: false, threshold: t, description: r.explain(f, s) };
     }
   }
   return null;
@@ -485,7 +497,7 @@ export function prefixNearMiss(f: PrefixFacts, s: PolicySettings): RuleStatus | 
     if (!r.nearMiss) continue;
     const v = r.value(f);
     const t = r.threshold(s, f);
-    if (v >= 2 && v >= s.nearMissFraction * t && v < t) return { rule: r.id, scope: r.scope, applies: true, value: v, threshold: t, description: r.explain(f, s) };
+    if (v >= 2 && v >= s.nearMissFraction * t && v < t) return { rule: r.id, scope: r.scope, applies: true, value: v, uncounted: false, threshold: t, description: r.explain(f, s) };
   }
   return null;
 }
@@ -495,7 +507,7 @@ export function hostRuleStatus(f: HostFacts, s: PolicySettings): RuleStatus[] {
   return HOST_RULES.map((r) => ({
     rule: r.id, scope: r.scope,
     applies: hostScopeHolds(r, f) && (r.when === null || r.when(f, s)),
-    value: r.value(f), threshold: r.threshold(s, f), description: r.explain(f, s),
+    value: r.value(f), uncounted: f.uncounted(r.value), threshold: r.threshold(s, f), description: r.explain(f, s),
   }));
 }
 
@@ -504,7 +516,7 @@ export function prefixRuleStatus(f: PrefixFacts, s: PolicySettings): RuleStatus[
   return PREFIX_RULES.map((r) => ({
     rule: r.id, scope: r.scope,
     applies: judged && (r.when === null || r.when(f, s)),
-    value: r.value(f), threshold: r.threshold(s, f), description: r.explain(f, s),
+    value: r.value(f), uncounted: f.uncounted(r.value), threshold: r.threshold(s, f), description: r.explain(f, s),
   }));
 }
 

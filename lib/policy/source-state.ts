@@ -18,12 +18,21 @@ const COUNTED_CALL_IDS = 64;
 const USER_SWEEP_PARTS = 12;
 
 /**
- * Whether failing users last looked through at `sweptUs` are due to be again: a user whose last
- * failure is past the long window stops counting (at a source and at its prefix alike), late by
- * at most a twelfth of the window.
+ * The moment users are looked through as of at `now`: the start of the twelfth of the long
+ * window (counted from the epoch) that `now` falls in. A user whose last failure is past the
+ * long window at that moment stops counting (at a source and at its prefix alike), late by at
+ * most a twelfth of the window. The moment depends on `now` only, not on when the users were
+ * last looked through: the timer's look (without events) and an event's find the same users
+ * past it, so the timer changes no decision (simulate, which has no timer, decides alike).
  */
+export function userSweepPoint(now: number, longWindowUs: number): number {
+  const part = longWindowUs / USER_SWEEP_PARTS;
+  return Math.floor(now / part) * part;
+}
+
+/** Whether users last looked through as of `sweptUs` are due to be again at `now` (see userSweepPoint). */
 export function userSweepDue(sweptUs: number, now: number, longWindowUs: number): boolean {
-  return now - sweptUs >= longWindowUs / USER_SWEEP_PARTS;
+  return userSweepPoint(now, longWindowUs) > sweptUs;
 }
 
 /** What one user did at one source. */
@@ -104,7 +113,7 @@ export abstract class EvidenceState {
   unansLong: Counter | null = null;
   userSample: Few = null;
   agentSample: Few = null;
-  /** The profile of the last event (status judges the target with its settings). */
+  /** The profile it was last judged with, or of its last event (status and explain judge it with its settings). */
   lastProfile = '';
   /** Bumped on every change (explain prints the state after each change). */
   version = 0;
@@ -379,7 +388,7 @@ function tally(seen: Set<string>, addr: string): boolean {
   return true;
 }
 
-/** A prefix's failing users, each with its last failure there, and when they were last swept. */
+/** A prefix's failing users, each with its last failure there, and as of when they were last swept. */
 class PrefixUsers {
   readonly lastFailureUs = new Map<string, number>();
   sweptUs = 0;
@@ -420,12 +429,13 @@ export class PrefixState extends EvidenceState {
     if (last.size < PREFIX_USER_CAP || last.has(user)) last.set(user, now);
   }
 
-  /** Forgets the failing users whose last failure is past the long window (as a source does). */
+  /** Forgets the failing users whose last failure is past the long window (as a source does), when due. */
   sweepFailingUsers(now: number, longWindowUs: number): void {
     const u = this.failingUsers;
     if (u === null || !userSweepDue(u.sweptUs, now, longWindowUs)) return;
-    u.sweptUs = now;
-    for (const [user, at] of u.lastFailureUs) if (now - at > longWindowUs) u.lastFailureUs.delete(user);
+    const asOf = userSweepPoint(now, longWindowUs);
+    u.sweptUs = asOf;
+    for (const [user, at] of u.lastFailureUs) if (asOf - at > longWindowUs) u.lastFailureUs.delete(user);
   }
 
   get failingUserCount(): number {

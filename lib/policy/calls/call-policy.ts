@@ -243,7 +243,23 @@ class AccountState implements LruEntry<AccountState> {
   lastAlertUs = -Infinity;
   lastNearMissUs = -Infinity;
 
-  constructor(readonly account: string, readonly realm: string) {}
+  /**
+   * @param liveFor The settings of the profile with the longest legitimacySeconds of those it
+   *   authenticated or called over: in a full table it stays live (keeps its place and its
+   *   history) that long after its last use. One reference, not a time: the same for every
+   *   account while the profiles keep the base legitimacySeconds.
+   */
+  constructor(readonly account: string, readonly realm: string, private liveFor: CallRuleSettings) {}
+
+  /** Used over a profile with settings `rs` (see liveFor). */
+  usedOver(rs: CallRuleSettings): void {
+    if (rs.legitimacyUs > this.liveFor.legitimacyUs) this.liveFor = rs;
+  }
+
+  /** Unused for longer than it stays live. */
+  idleAt(now: number): boolean {
+    return now - this.lruUs > this.liveFor.legitimacyUs;
+  }
 
   /** `user@realm` (as the alerts name it). */
   get key(): string {
@@ -315,7 +331,8 @@ function touch(map: Map<string, ProbeEvidence>, key: string, now: number, cap: n
  * each newcomer by dropping the least recently used dropped exactly the account that came
  * next, so every account's history (its addresses, its usual numbers) was lost within the
  * hour, at the price of an account made and thrown away per authentication. So an
- * authentication takes the place of an account idle for longer than `liveUs` only, and is
+ * authentication takes the place of an idle account only (one unused for longer than the
+ * legitimacySeconds of the profiles it was used over: AccountState.liveFor), and is
  * counted as untracked when every account is live (`admit`); a call always gets its account
  * a place (`touch`), at the least recently used one's expense.
  * An attacker cannot fill the table: only a successful authentication or call makes an account.
@@ -329,40 +346,50 @@ class AccountTable {
   untracked = 0;
   private lastIdleSweepUs = -Infinity;
 
-  /** The state of an account that authenticated, or null when the table is full of live ones. */
-  admit(account: string, realm: string, now: number, cap: number, liveUs: number): AccountState | null {
-    const a = this.used(account, realm, now);
+  /** `shortestLiveUs`: the shortest legitimacySeconds of the base and every profile (µs). */
+  constructor(private readonly shortestLiveUs: number) {}
+
+  /**
+   * The state of an account that authenticated over a profile with settings `rs`, or null when
+   * the table is full of live ones.
+   */
+  admit(account: string, realm: string, now: number, cap: number, rs: CallRuleSettings): AccountState | null {
+    const a = this.used(account, realm, now, rs);
     if (a !== null) return a;
     if (this.size >= cap) {
       if (now - this.lastIdleSweepUs >= IDLE_SWEEP_US) {
         this.lastIdleSweepUs = now;
-        this.dropIdle(now - liveUs);
+        this.dropIdle(now);
       }
       if (this.size >= cap) {
         this.untracked++;
         return null;
       }
     }
-    return this.add(account, realm, now, cap);
+    return this.add(account, realm, now, cap, rs);
   }
 
-  /** The state of an account that calls: made if new, the least recently used going over `cap`. */
-  touch(account: string, realm: string, now: number, cap: number): AccountState {
-    return this.used(account, realm, now) ?? this.add(account, realm, now, cap);
+  /**
+   * The state of an account that calls over a profile with settings `rs`: made if new, the
+   * least recently used going over `cap`.
+   */
+  touch(account: string, realm: string, now: number, cap: number, rs: CallRuleSettings): AccountState {
+    return this.used(account, realm, now, rs) ?? this.add(account, realm, now, cap, rs);
   }
 
-  /** A tracked account, marked used now; null if untracked. */
-  private used(account: string, realm: string, now: number): AccountState | null {
+  /** A tracked account, marked used now over a profile with settings `rs`; null if untracked. */
+  private used(account: string, realm: string, now: number, rs: CallRuleSettings): AccountState | null {
     const a = this.byRealm.get(realm)?.get(account);
     if (a === undefined) return null;
     this.order.use(a, now);
+    a.usedOver(rs);
     return a;
   }
 
-  private add(account: string, realm: string, now: number, cap: number): AccountState {
+  private add(account: string, realm: string, now: number, cap: number, rs: CallRuleSettings): AccountState {
     let users = this.byRealm.get(realm);
     if (users === undefined) { users = new Map(); this.byRealm.set(realm, users); }
-    const a = new AccountState(account, realm);
+    const a = new AccountState(account, realm, rs);
     users.set(account, a);
     this.order.push(a, now); // before drop: a newcomer is never the oldest
     // One for one: under the admission rule above only a call from an untracked account
@@ -375,9 +402,17 @@ class AccountTable {
     for (let a = this.order.head; a !== null; a = a.lruNext) yield a;
   }
 
-  /** Drops the accounts last used before `before`. */
-  private dropIdle(before: number): void {
-    while (this.order.head !== null && this.order.head.lruUs < before) this.drop(this.order.head);
+  /**
+   * Drops the accounts idle at `now`. Each stays live for at least the shortest legitimacy, so
+   * the walk from the least recently used stops at the first account used since then: with one
+   * legitimacySeconds for every profile, at the first live one.
+   */
+  private dropIdle(now: number): void {
+    for (let a = this.order.head; a !== null && now - a.lruUs > this.shortestLiveUs;) {
+      const next = a.lruNext;
+      if (a.idleAt(now)) this.drop(a);
+      a = next;
+    }
   }
 
   private drop(a: AccountState): void {
@@ -394,12 +429,15 @@ export class CallPolicy implements CallEvidenceLookup {
   private readonly byProfile = new Map<string, CallRuleSettings>();
   private readonly hosts = new Map<string, ProbeEvidence>();
   private readonly prefixes = new Map<string, ProbeEvidence>();
-  private readonly accounts = new AccountTable();
+  private readonly accounts: AccountTable;
   private readonly prefixLength: number;
 
   constructor(settings: PolicySettings, overrides: Readonly<Record<string, Partial<PolicySettings>>> = {}) {
     this.base = compile(settings, null);
     for (const name of Object.keys(overrides)) this.byProfile.set(name, compile(settingsForProfile(settings, overrides, name), this.base));
+    let shortestLiveUs = this.base.legitimacyUs;
+    for (const rs of this.byProfile.values()) if (rs.legitimacyUs < shortestLiveUs) shortestLiveUs = rs.legitimacyUs;
+    this.accounts = new AccountTable(shortestLiveUs);
     this.prefixLength = settings.ipv6PrefixLength;
   }
 
@@ -415,10 +453,13 @@ export class CallPolicy implements CallEvidenceLookup {
     return this.prefixes.size === 0 ? null : this.prefixes.get(key) ?? null;
   }
 
-  /** A successful authentication of `account@realm` from `source`: the account uses that address. */
-  noteAuthSuccess(account: string, realm: string, source: string, nowUs: number): void {
+  /**
+   * A successful authentication of `account@realm` from `source` over `profile` ('' for the
+   * base settings): the account uses that address.
+   */
+  noteAuthSuccess(account: string, realm: string, source: string, profile: string, nowUs: number): void {
     if (account === '') return;
-    this.accounts.admit(account, realm, nowUs, this.base.raw.maxTrackedAccounts, this.base.legitimacyUs)?.noteAddress(source, nowUs);
+    this.accounts.admit(account, realm, nowUs, this.base.raw.maxTrackedAccounts, this.settingsFor(profile))?.noteAddress(source, nowUs);
   }
 
   /** A ban or a manual unban: its call evidence starts afresh (proof by answered calls is kept). */
@@ -483,7 +524,7 @@ export class CallPolicy implements CallEvidenceLookup {
   }
 
   private accountCall(e: CallEvent, ctx: CallContext, rs: CallRuleSettings, now: number): CallObservation {
-    const a = this.accounts.touch(e.account!, e.realm, now, this.base.raw.maxTrackedAccounts);
+    const a = this.accounts.touch(e.account!, e.realm, now, this.base.raw.maxTrackedAccounts, rs);
     const key = a.key;
     const source = e.source.text;
     const newAddress = a.isNewAddress(source, now, rs);
